@@ -1,0 +1,65 @@
+package core
+
+import "time"
+
+// RefundRule says when a policy pays the refund of an approved request of
+// one kind, and whether that payment is an advance (before the goods are
+// back).
+type RefundRule struct {
+	// Trigger is TriggerNone (no refund), TriggerApproval, TriggerTracking
+	// (first logistics.tracking or pickup.done) or TriggerInspection (an ok
+	// inspection). TriggerPreShipment is not a rule of its own: see
+	// Policy.PreShipmentRefund.
+	Trigger Trigger
+	Advance bool
+}
+
+// Policy is a platform policy: every parameter of the preset table in
+// shared/domain.md. The presets are values of this type; files decode into
+// it. A Policy is read-only once built (see Finish); it is safe to share
+// between goroutines.
+type Policy struct {
+	Name string
+	// Version is the hex digest of the policy's canonical content, set by
+	// Finish.
+	Version string
+
+	Kinds           KindSet   // kinds that can be fast-tracked
+	MinStars        int       // minimum credit stars
+	Reasons         ReasonSet // eligible reasons
+	RequireSevenDay bool      // product must support 7-day returns
+	WindowDays      int       // the law window in days after the sign-off day
+	// AmountCapFen caps the order's paid_fen (inclusive); 0 means no cap.
+	AmountCapFen int64
+	// ExcludedCategories lists categories that are never fast-tracked.
+	ExcludedCategories []string
+	// RequireSingleAddress: the merchant must have exactly one return
+	// address equal to its one ship address.
+	RequireSingleAddress bool
+	// Cities lists covered cities; empty means all.
+	Cities []string
+
+	// Refunds by kind (indexed by Kind).
+	Refunds [numKinds]RefundRule
+	// PreShipmentRefund: a return_refund for an order not yet shipped is
+	// exempt from the window rule and refunded at once (pre_shipment, not
+	// advance) when approved.
+	PreShipmentRefund bool
+	// ExchangePickup: exchanges always get a pickup with replace=true.
+	ExchangePickup bool
+
+	// Pickup service hours, minutes after local midnight; [start, end).
+	ServiceStartMin int
+	ServiceEndMin   int
+	SmallWindow     time.Duration
+	LargeWindow     time.Duration
+	CompensationFen int64
+
+	// Safety rules; merchant rules cannot override them.
+	ExposureCapFen int64
+	VelocityMax    int
+	VelocityWindow time.Duration
+	TrustWindow    time.Duration
+	// Penalties by inspection outcome (indexed by Outcome).
+	Penalties [numOutcomes]int
+}

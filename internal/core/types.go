@@ -1,0 +1,253 @@
+package core
+
+import "time"
+
+// EventType identifies an inbound event type of the wire contract.
+type EventType uint8
+
+// Inbound event types. The zero value is invalid.
+const (
+	EventInvalid EventType = iota
+	EventOrderPaid
+	EventOrderShipped
+	EventOrderDelivered
+	EventCreditUpdated
+	EventReturnRequested
+	EventReturnCancelled
+	EventLogisticsTracking
+	EventPickupDone
+	EventInspectionResult
+	// EventClock is the partition clock tick the daemon publishes so that
+	// idle partitions still advance event time. It carries no user data.
+	EventClock
+	numEventTypes
+)
+
+var eventTypeNames = [numEventTypes]string{
+	"", "order.paid", "order.shipped", "order.delivered", "credit.updated",
+	"return.requested", "return.cancelled", "logistics.tracking", "pickup.done",
+	"inspection.result", "clock.tick",
+}
+
+// String returns the contract name of the type ("order.paid").
+func (t EventType) String() string {
+	if t < numEventTypes {
+		return eventTypeNames[t]
+	}
+	return ""
+}
+
+// ParseEventType maps a contract type name to its EventType; ok is false for
+// unknown names.
+func ParseEventType(s string) (EventType, bool) {
+	for i := EventOrderPaid; i < numEventTypes; i++ {
+		if eventTypeNames[i] == s {
+			return i, true
+		}
+	}
+	return EventInvalid, false
+}
+
+// Kind is the kind of an after-sales request.
+type Kind uint8
+
+// Request kinds. The zero value is invalid.
+const (
+	KindInvalid Kind = iota
+	KindReturnRefund
+	KindRefundOnly
+	KindExchange
+	numKinds
+)
+
+var kindNames = [numKinds]string{"", "return_refund", "refund_only", "exchange"}
+
+// String returns the contract name of the kind.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return ""
+}
+
+// ParseKind maps a contract name to a Kind.
+func ParseKind(s string) (Kind, bool) { return parseEnum(s, kindNames[:], KindInvalid) }
+
+// NeedsReturnAddress reports whether goods travel back to the merchant.
+func (k Kind) NeedsReturnAddress() bool { return k == KindReturnRefund || k == KindExchange }
+
+// KindSet is a bit set of kinds (bit k set = Kind k included).
+type KindSet uint8
+
+// Has reports whether k is in the set.
+func (s KindSet) Has(k Kind) bool { return s&(1<<k) != 0 }
+
+// Reason is the shopper's stated reason for a request.
+type Reason uint8
+
+// Request reasons. The zero value is invalid.
+const (
+	ReasonInvalid Reason = iota
+	ReasonNoReason
+	ReasonDislike
+	ReasonWrongOrder
+	ReasonQuality
+	ReasonDamaged
+	ReasonNotAsDescribed
+	ReasonOther
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"", "no_reason", "dislike", "wrong_order", "quality", "damaged", "not_as_described", "other"}
+
+// String returns the contract name of the reason.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return ""
+}
+
+// ParseReason maps a contract name to a Reason.
+func ParseReason(s string) (Reason, bool) { return parseEnum(s, reasonNames[:], ReasonInvalid) }
+
+// ReasonSet is a bit set of request reasons (bit r set = Reason r included).
+type ReasonSet uint16
+
+// Has reports whether r is in the set.
+func (s ReasonSet) Has(r Reason) bool { return s&(1<<r) != 0 }
+
+// Size is the parcel size of an order, which sets the pickup window length.
+type Size uint8
+
+// Sizes. The zero value is invalid.
+const (
+	SizeInvalid Size = iota
+	SizeSmall
+	SizeLarge
+	numSizes
+)
+
+var sizeNames = [numSizes]string{"", "small", "large"}
+
+// String returns the contract name of the size.
+func (s Size) String() string {
+	if s < numSizes {
+		return sizeNames[s]
+	}
+	return ""
+}
+
+// ParseSize maps a contract name to a Size.
+func ParseSize(s string) (Size, bool) { return parseEnum(s, sizeNames[:], SizeInvalid) }
+
+// Outcome is the result of the merchant's inspection of returned goods.
+type Outcome uint8
+
+// Inspection outcomes. The zero value means "no inspection yet".
+const (
+	OutcomeNone Outcome = iota
+	OutcomeOK
+	OutcomeDamaged
+	OutcomeUsed
+	OutcomeEmptyBox
+	OutcomeWrongItem
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"", "ok", "damaged", "used", "empty_box", "wrong_item"}
+
+// String returns the contract name of the outcome.
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return ""
+}
+
+// ParseOutcome maps a contract name to an Outcome.
+func ParseOutcome(s string) (Outcome, bool) { return parseEnum(s, outcomeNames[:], OutcomeNone) }
+
+// Bad reports whether the outcome is a bad inspection (abuse signal).
+func (o Outcome) Bad() bool { return o > OutcomeOK && o < numOutcomes }
+
+func parseEnum[T ~uint8](s string, names []string, invalid T) (T, bool) {
+	for i := 1; i < len(names); i++ {
+		if names[i] == s {
+			return T(i), true
+		}
+	}
+	return invalid, false
+}
+
+// Event is one decoded, validated inbound user event (or a clock tick). It is
+// a flat struct so that decoding and applying it allocate nothing; only the
+// fields of its Type are meaningful.
+type Event struct {
+	Type    EventType
+	EventID string
+	// At is the event time in Unix nanoseconds; AtRaw is the original RFC 3339
+	// text, echoed in decisions as request_at.
+	At     int64
+	AtRaw  string
+	UserID string
+
+	OrderID          string // order.*, return.requested
+	MerchantID       string // order.paid
+	Category         string // order.paid
+	Size             Size   // order.paid
+	PaidFen          int64  // order.paid
+	SevenDay         bool   // order.paid
+	FreightInsurance bool   // order.paid
+	City             string // order.paid
+
+	Stars int // credit.updated, 1..5
+
+	RequestID  string // return.*, logistics.*, pickup.done, inspection.result
+	Kind       Kind   // return.requested
+	Reason     Reason // return.requested
+	Pickup     bool   // return.requested
+	AmountFen  int64  // return.requested; valid when HasAmount
+	HasAmount  bool   // return.requested: amount_fen was given
+	TrackingNo string // logistics.tracking
+
+	Outcome Outcome // inspection.result
+}
+
+// Merchant is a merchant profile from merchant.updated: reference data that
+// every partition reads. Revision is the FR_MERCHANT stream sequence of the
+// profile, recorded in decisions that used it.
+type Merchant struct {
+	ID              string
+	ReturnAddresses []string
+	ShipAddresses   []string
+	Rules           []MerchantRule
+	Revision        uint64
+}
+
+// MerchantRule is one after-sales-assistant rule: a conjunction of
+// conditions; a zero or empty condition matches anything.
+type MerchantRule struct {
+	Name         string
+	Kinds        KindSet   // 0: any kind
+	Reasons      ReasonSet // 0: any reason
+	MinStars     int       // 0: any
+	MaxAmountFen int64     // 0 with HasMaxAmount false: any
+	HasMaxAmount bool
+	MaxDays      int // days since the sign-off day; valid when HasMaxDays
+	HasMaxDays   bool
+	Categories   []string // empty: any
+}
+
+// Env is what Apply needs besides the user's state and the event: the
+// policy in force, the shoppers' time zone and the merchant view. The
+// caller owns it; Apply only reads it.
+type Env struct {
+	Policy *Policy
+	// Loc is the shoppers' zone for calendar rules; nil means UTC (callers
+	// normally pass Asia/Shanghai).
+	Loc *time.Location
+	// Merchant returns the latest profile of a merchant, or nil when unknown.
+	// It must be safe to call from the worker goroutine.
+	Merchant func(id string) *Merchant
+}
