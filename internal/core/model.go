@@ -222,6 +222,9 @@ type Check struct {
 	Pass  bool
 	Got   int64
 	Limit int64
+	// Text is the compared value when it is a string (the order's category
+	// or city); empty otherwise. It shares the order's string (no copy).
+	Text string
 }
 
 // MaxChecks bounds the trace of one decision.

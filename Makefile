@@ -1,0 +1,45 @@
+# flashreturn: see README.md.
+GO ?= go
+BIN := bin
+PKGS := ./...
+
+.PHONY: all build run test test-short lint bench bench-micro clean fmt
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/flashreturnd ./cmd/flashreturnd
+	$(GO) build -o $(BIN)/loadgen ./cmd/loadgen
+
+## run: build and start the whole system (embedded NATS + JetStream, Badger
+## state under ./data, HTTP on 127.0.0.1:8080, NATS on 127.0.0.1:4222).
+run: build
+	./$(BIN)/flashreturnd --data-dir ./data
+
+## test: every test, with the race detector (CI runs this).
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## bench-micro: the Go microbenchmarks only.
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./state/...
+
+## bench: microbenchmarks, relay ceiling vs flashreturnd, loadgen double11;
+## appends a dated section to bench/RESULTS.md (about 15 minutes).
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BIN)

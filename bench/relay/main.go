@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	inboundWildcard = "fr.in.*.*"
+	dupWindow       = 2 * time.Minute
+)
+
+func partitionedDest(p int) string {
+	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+}
+
+func partitionFilter(p int) string { return "fr.p." + strconv.Itoa(p) + ".>" }
+
+// options are the relay's settings; see the flags in main for defaults.
+type options struct {
+	natsURL    string
+	listen     string
+	dataDir    string
+	layout     string
+	partitions int
+	batch      int
+	syncAlways bool
+	stats      io.Writer // one line per second when not nil
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.StringVar(&o.natsURL, "nats-url", "", "join this NATS server instead of embedding one")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "client address of the embedded server (port -1: any free port)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "JetStream store of the embedded server (default: a temporary directory, removed at exit)")
+	fs.StringVar(&o.layout, "layout", "streams", "inbound storage: shared (one FR_IN, filtered consumers) or streams (FR_IN_<p> fed by a server mapping)")
+	fs.IntVar(&o.partitions, "partitions", 64, "number of partitions P")
+	fs.IntVar(&o.batch, "batch", 1024, "largest batch a partition worker takes")
+	fs.BoolVar(&o.syncAlways, "sync-always", false, "embedded server fsyncs every write (JetStream sync_interval: always)")
+	stats := fs.Bool("stats", false, "print relayed events/s on stderr every second")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: relay [flags]\n\nNo-op relay: consume inbound events per partition, publish one output each to fr.out.relay.<user>, AckAll per batch.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	if *stats {
+		o.stats = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, o, func(url string) {
+		fmt.Printf("relay ready url=%s layout=%s partitions=%d batch=%d\n", url, o.layout, o.partitions, o.batch)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		os.Exit(1)
+	}
+}
+
+// run sets up the server, streams and consumers, calls ready with the
+// client URL once every partition is consuming, and relays until ctx ends.
+func run(ctx context.Context, o options, ready func(url string)) error {
+	if o.layout != "shared" && o.layout != "streams" {
+		return fmt.Errorf("unknown layout %q (want shared or streams)", o.layout)
+	}
+	if o.partitions < 1 || o.batch < 1 {
+		return fmt.Errorf("partitions (%d) and batch (%d) must be positive", o.partitions, o.batch)
+	}
+	url := o.natsURL
+	if url == "" {
+		srv, cleanup, err := embed(o)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		url = srv.ClientURL()
+	}
+	nc, err := nats.Connect(url, nats.Name("flashreturn-relay"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(10*time.Second))
+	if err != nil {
+		return err
+	}
+	if err := ensureStreams(ctx, js, o); err != nil {
+		return err
+	}
+	var relayed atomic.Int64
+	var wg sync.WaitGroup
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, o.partitions)
+	for p := 0; p < o.partitions; p++ {
+		w, err := newWorker(wctx, js, o, p, &relayed)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.run(wctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if ready != nil {
+		ready(url)
+	}
+	if o.stats != nil {
+		go printStats(wctx, o.stats, &relayed)
+	}
+	<-wctx.Done()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func embed(o options) (*server.Server, func(), error) {
+	host, port := "127.0.0.1", 4222
+	if o.listen != "" {
+		h, p, err := net.SplitHostPort(o.listen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen address %q: %w", o.listen, err)
+		}
+		if port, err = strconv.Atoi(p); err != nil {
+			return nil, nil, fmt.Errorf("listen port %q: %w", p, err)
+		}
+		host = h
+	}
+	dir, rm := o.dataDir, func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "relay-js-")
+		if err != nil {
+			return nil, nil, err
+		}
+		dir, rm = d, func() { os.RemoveAll(d) }
+	}
+	srv, err := server.NewServer(&server.Options{ServerName: "flashreturn-relay", Host: host, Port: port, JetStream: true,
+		StoreDir: dir, SyncAlways: o.syncAlways, NoSigs: true, NoLog: true, MaxPayload: 1 << 20})
+	if err != nil {
+		rm()
+		return nil, nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.layout == "streams" {
+		if err := srv.GlobalAccount().AddMapping(inboundWildcard, partitionedDest(o.partitions)); err != nil {
+			rm()
+			return nil, nil, fmt.Errorf("embedded nats: partition mapping: %w", err)
+		}
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		rm()
+		return nil, nil, errors.New("embedded nats: not ready within 10s")
+	}
+	return srv, func() { srv.Shutdown(); srv.WaitForShutdown(); rm() }, nil
+}
+
+func inStream(layout string, p int) string {
+	if layout == "shared" {
+		return "FR_IN"
+	}
+	return "FR_IN_" + strconv.Itoa(p)
+}
+
+func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error {
+	cfgs := []jetstream.StreamConfig{
+		{Name: "FR_OUT", Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
+		{Name: "FR_DLQ", Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
+		{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage},
+	}
+	if o.layout == "shared" {
+		cfgs = append(cfgs, jetstream.StreamConfig{Name: "FR_IN", Subjects: []string{inboundWildcard}, Duplicates: dupWindow,
+			Storage: jetstream.FileStorage,
+			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.partitions)}})
+	} else {
+		for p := 0; p < o.partitions; p++ {
+			cfgs = append(cfgs, jetstream.StreamConfig{Name: inStream(o.layout, p), Subjects: []string{partitionFilter(p)},
+				Duplicates: dupWindow, Storage: jetstream.FileStorage})
+		}
+	}
+	for _, c := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+			return fmt.Errorf("create stream %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// worker relays one partition.
+type worker struct {
+	js      jetstream.JetStream
+	p       int
+	stream  string
+	batch   int
+	cc      jetstream.ConsumeContext
+	msgs    chan jetstream.Msg
+	relayed *atomic.Int64
+	futs    []jetstream.PubAckFuture
+	outs    []*nats.Msg
+}
+
+func newWorker(ctx context.Context, js jetstream.JetStream, o options, p int, relayed *atomic.Int64) (*worker, error) {
+	w := &worker{js: js, p: p, stream: inStream(o.layout, p), batch: o.batch, msgs: make(chan jetstream.Msg, 2*o.batch),
+		relayed: relayed}
+	cfg := jetstream.ConsumerConfig{Durable: "relay-" + strconv.Itoa(p), AckPolicy: jetstream.AckAllPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 4 * o.batch}
+	if o.layout == "shared" {
+		cfg.FilterSubject = partitionFilter(p)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, w.stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: consumer: %w", p, err)
+	}
+	w.cc, err = cons.Consume(func(m jetstream.Msg) {
+		select {
+		case w.msgs <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(2*o.batch))
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: consume: %w", p, err)
+	}
+	return w, nil
+}
+
+// run relays batches until ctx ends, then finishes the batch in hand.
+func (w *worker) run(ctx context.Context) error {
+	defer func() {
+		w.cc.Stop()
+		<-w.cc.Closed()
+	}()
+	batch := make([]jetstream.Msg, 0, w.batch)
+	for {
+		batch = batch[:0]
+		select {
+		case m := <-w.msgs:
+			batch = append(batch, m)
+		case <-ctx.Done():
+			return nil
+		}
+	fill:
+		for len(batch) < w.batch {
+			select {
+			case m := <-w.msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := w.relay(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// relay publishes one output per message of the batch, waits for all the
+// publish acks, then acknowledges the batch with one AckAll.
+func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
+	w.futs, w.outs = w.futs[:0], w.outs[:0]
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("partition %d: metadata: %w", w.p, err)
+		}
+		subj := m.Subject()
+		user := subj[strings.LastIndexByte(subj, '.')+1:]
+		out := &nats.Msg{Subject: "fr.out.relay." + user, Data: m.Data(),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{w.stream + "-" + strconv.FormatUint(md.Sequence.Stream, 10)}}}
+		f, err := w.publish(ctx, out)
+		if err != nil {
+			return err
+		}
+		w.futs = append(w.futs, f)
+		w.outs = append(w.outs, out)
+	}
+	for i, f := range w.futs {
+		select {
+		case <-f.Ok():
+		case <-f.Err():
+			if err := w.resend(ctx, w.outs[i]); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := batch[len(batch)-1].Ack(); err != nil {
+		return fmt.Errorf("partition %d: ack: %w", w.p, err)
+	}
+	w.relayed.Add(int64(len(batch)))
+	return nil
+}
+
+// publish sends asynchronously, waiting while the in-flight bound is hit.
+func (w *worker) publish(ctx context.Context, m *nats.Msg) (jetstream.PubAckFuture, error) {
+	for {
+		f, err := w.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Second))
+		if err == nil {
+			return f, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return nil, fmt.Errorf("partition %d: publish: %w", w.p, err)
+		}
+	}
+}
+
+// resend publishes synchronously until acknowledged or ctx ends: an input
+// is never acknowledged while its output is not stored.
+func (w *worker) resend(ctx context.Context, m *nats.Msg) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := w.js.PublishMsg(actx, m)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func printStats(ctx context.Context, w io.Writer, relayed *atomic.Int64) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var prev int64
+	start := time.Now()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		n := relayed.Load()
+		fmt.Fprintf(w, "[%5.0fs] relayed %d (%d/s)\n", time.Since(start).Seconds(), n, n-prev)
+		prev = n
+	}
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/run.sh: what `make bench` runs. Within about 15 minutes on a
+# 2-core machine it measures, in one run:
+#   1. the Go microbenchmarks (core, codec, state);
+#   2. the no-op relay ceiling (bench/relay) for each inbound layout;
+#   3. flashreturnd's maximum sustainable rate, measured the same way
+#      (loadgen --mode throughput over BENCH_EVENTS events), and its ratio
+#      to the relay;
+#   4. loadgen double11 with its peak at 80% of flashreturnd's maximum
+#      (p99 request-to-decision, backlog drained, audit);
+# and appends a dated section with machine, commands and figures to
+# bench/RESULTS.md. Raw reports (JSON, HTML, logs) stay in $BENCH_OUT.
+#
+# Knobs (environment): BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
+# BENCH_RELAY_LAYOUTS ("streams shared"), BENCH_D11_DURATION (60s),
+# BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_OUT (a new temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVENTS=${BENCH_EVENTS:-1000000}
+PARTS=${BENCH_PARTITIONS:-64}
+LAYOUTS=${BENCH_RELAY_LAYOUTS:-"streams shared"}
+D11_DURATION=${BENCH_D11_DURATION:-60s}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/flashreturn-bench.XXXXXX)}
+mkdir -p "$OUT" bin
+RELAY_PORT=14322
+FR_PORT=14323
+FR_HTTP=127.0.0.1:18323
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+T0=$(date +%s)
+PIDS=()
+
+log() { echo "bench: $*" >&2; }
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+
+# json_num FILE KEY: the first number stored under "KEY" in an indented
+# loadgen JSON report.
+json_num() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+json_bool() { sed -n "s/.*\"$2\": *\(true\|false\).*/\1/p" "$1" | head -1; }
+
+# wait_for FILE PATTERN SECONDS: poll a log for a line (the process
+# prints it when ready).
+wait_for() {
+	local deadline=$(($(date +%s) + $3))
+	until grep -q "$2" "$1" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for '$2' in $1"; return 1; }
+		sleep 0.2
+	done
+}
+
+# wait_http URL SECONDS: poll until URL answers 200.
+wait_http() {
+	local deadline=$(($(date +%s) + $2))
+	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for $1"; return 1; }
+		sleep 0.2
+	done
+}
+
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	PIDS=("${PIDS[@]/$1/}")
+}
+
+log "building (output in $OUT)"
+go build -o bin/loadgen ./cmd/loadgen
+go build -o bin/relay ./bench/relay
+HAVE_DAEMON=1
+if [ "${BENCH_SKIP_DAEMON:-0}" = 1 ]; then
+	HAVE_DAEMON=0
+elif ! go build -o bin/flashreturnd ./cmd/flashreturnd 2>"$OUT/build-flashreturnd.log"; then
+	log "flashreturnd does not build (see $OUT/build-flashreturnd.log): skipping its measurements"
+	HAVE_DAEMON=0
+fi
+
+# 1. microbenchmarks
+MICRO_CMD="go test -run '^\$' -bench . -benchmem ./internal/... ./state/..."
+if [ "${BENCH_SKIP_MICRO:-0}" != 1 ]; then
+	log "microbenchmarks"
+	go test -run '^$' -bench . -benchmem ./internal/... ./state/... >"$OUT/micro.txt" 2>&1 || log "microbenchmarks failed (see $OUT/micro.txt)"
+else
+	echo "(skipped)" >"$OUT/micro.txt"
+fi
+
+# 2. relay ceiling per layout
+declare -A RELAY
+for layout in $LAYOUTS; do
+	log "relay $layout P=$PARTS: $EVENTS events"
+	bin/relay --listen 127.0.0.1:$RELAY_PORT --data-dir "$OUT/relay-$layout-data" --layout "$layout" --partitions "$PARTS" \
+		>"$OUT/relay-$layout.log" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait_for "$OUT/relay-$layout.log" "relay ready" 60
+	bin/loadgen --nats-url nats://127.0.0.1:$RELAY_PORT --mode throughput --expect outputs --events "$EVENTS" --rate 0 \
+		--progress never --json "$OUT/relay-$layout.json" >"$OUT/relay-$layout.txt" || log "relay $layout: loadgen reported a failure"
+	stop_pid "$pid"
+	rm -rf "$OUT/relay-$layout-data"
+	RELAY[$layout]=$(json_num "$OUT/relay-$layout.json" processed_per_sec)
+	log "relay $layout: ${RELAY[$layout]} events/s"
+done
+
+# 3. flashreturnd maximum, measured like the relay
+FR_MAX="" FR_MAX_OK="" D11=""
+start_daemon() { # start_daemon NAME
+	bin/flashreturnd --data-dir "$OUT/$1-data" --nats-listen 127.0.0.1:$FR_PORT --http $FR_HTTP --partitions "$PARTS" \
+		>"$OUT/$1.log" 2>&1 &
+	DAEMON_PID=$!
+	PIDS+=("$DAEMON_PID")
+	if command -v curl >/dev/null; then
+		wait_http "http://$FR_HTTP/readyz" 60
+	fi # else loadgen itself waits up to 30s for the streams
+}
+if [ "$HAVE_DAEMON" = 1 ]; then
+	log "flashreturnd P=$PARTS: $EVENTS events"
+	start_daemon flashreturnd-max
+	if bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
+		--progress never --json "$OUT/flashreturnd-max.json" >"$OUT/flashreturnd-max.txt"; then FR_MAX_OK=pass; else FR_MAX_OK=FAIL; fi
+	stop_pid "$DAEMON_PID"
+	rm -rf "$OUT/flashreturnd-max-data"
+	FR_MAX=$(json_num "$OUT/flashreturnd-max.json" processed_per_sec || true)
+	log "flashreturnd: ${FR_MAX:-?} events/s (audit $FR_MAX_OK)"
+
+	# 4. double11 at 80% of the maximum
+	if [ -n "$FR_MAX" ] && [ "${FR_MAX%.*}" -gt 0 ] 2>/dev/null; then
+		PEAK=$(awk -v m="$FR_MAX" 'BEGIN{printf "%d", m*0.8}')
+		BASE=$(awk -v p="$PEAK" 'BEGIN{printf "%d", p/8}')
+		log "double11: base $BASE/s, peak $PEAK/s for $D11_DURATION"
+		start_daemon flashreturnd-d11
+		D11_CMD="bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --shape double11 --rate $BASE --peak $PEAK --duration $D11_DURATION --bad-fraction 0.001 --json $OUT/double11.json --html $OUT/double11.html"
+		if $D11_CMD --progress never >"$OUT/double11.txt"; then D11=pass; else D11=FAIL; fi
+		stop_pid "$DAEMON_PID"
+		rm -rf "$OUT/flashreturnd-d11-data"
+		log "double11: audit $D11"
+	fi
+fi
+
+# 5. RESULTS.md
+fmt() { [ -n "${1:-}" ] && awk -v x="$1" 'BEGIN{printf "%.0f", x}' || echo "n/a"; }
+ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a"}' || echo "n/a"; }
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+{
+	echo
+	echo "## $STARTED: make bench"
+	echo
+	echo "Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; $(go version | cut -d' ' -f3); nats-server embedded (go.mod). Everything (server, target, loadgen) shares the machine."
+	echo "Settings: BENCH_EVENTS=$EVENTS BENCH_PARTITIONS=$PARTS BENCH_RELAY_LAYOUTS=\"$LAYOUTS\" BENCH_D11_DURATION=$D11_DURATION BENCH_SKIP_MICRO=${BENCH_SKIP_MICRO:-0} BENCH_SKIP_DAEMON=${BENCH_SKIP_DAEMON:-0}."
+	echo "Raw reports: \`$OUT\` (not kept). Wall time: $(($(date +%s) - T0)) s."
+	echo
+	echo "| measurement | P | events | sustained events/s | notes |"
+	echo "| --- | --- | --- | --- | --- |"
+	for layout in $LAYOUTS; do
+		echo "| relay, layout \`$layout\` | $PARTS | $EVENTS | $(fmt "${RELAY[$layout]:-}") | \`bin/relay --layout $layout --partitions $PARTS\` + \`bin/loadgen --mode throughput --expect outputs --events $EVENTS --rate 0\` |"
+	done
+	if [ "$HAVE_DAEMON" = 1 ]; then
+		echo "| flashreturnd | $PARTS | $EVENTS | $(fmt "$FR_MAX") | \`bin/flashreturnd --partitions $PARTS\` + \`bin/loadgen --mode throughput --expect decisions --events $EVENTS --rate 0\`; audit $FR_MAX_OK |"
+	else
+		echo "| flashreturnd | | | n/a | not measured (does not build or BENCH_SKIP_DAEMON=1) |"
+	fi
+	echo
+	for layout in $LAYOUTS; do
+		echo "- ratio flashreturnd / relay \`$layout\`: $(ratio "$FR_MAX" "${RELAY[$layout]:-}") (goal >= 0.85)"
+	done
+	if [ -n "$D11" ]; then
+		J="$OUT/double11.json"
+		echo "- double11 at 80% of max (base $BASE/s, peak $PEAK/s, $D11_DURATION): \`$D11_CMD\`"
+		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms (goal < 10), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
+		echo "  - drained: $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
+	fi
+	echo
+	echo "Microbenchmarks (\`$MICRO_CMD\`):"
+	echo
+	echo '```'
+	grep -E '^(Benchmark|ok|FAIL|---)' "$OUT/micro.txt" || cat "$OUT/micro.txt"
+	echo '```'
+} >>bench/RESULTS.md
+log "appended to bench/RESULTS.md"

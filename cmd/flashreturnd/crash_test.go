@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestMain lets the test binary stand in for flashreturnd: with
+// FLASHRETURND_CHILD set it runs the daemon with the arguments it holds.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("FLASHRETURND_CHILD"); args != "" {
+		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type child struct {
+	cmd      *exec.Cmd
+	natsURL  string
+	httpAddr string
+}
+
+func startChild(t *testing.T, dataDir string, natsPort, httpPort int, extra ...string) *child {
+	t.Helper()
+	args := []string{"--data-dir", dataDir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
+		"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--partitions", "8", "--clock-interval", "0", "--log-level", "warn"}
+	args = append(args, extra...)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FLASHRETURND_CHILD="+strings.Join(args, " "))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("child daemon not ready within 30s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+func (c *child) kill9(t *testing.T) {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
+}
+
+// publishAll publishes events with acks, retrying each (same Nats-Msg-Id)
+// until stored; it gives up only when the deadline passes.
+func publishAll(t *testing.T, url string, evs []event) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for _, e := range evs {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := js.Publish(ctx, e.subject, e.data, jetstream.WithMsgID(e.id))
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish %s: %v", e.id, err)
+			}
+		}
+	}
+}
+
+type event struct {
+	subject, id string
+	data        []byte
+}
+
+func mkEvent(kind, user, typ, at string, fields map[string]any) event {
+	id := user + "-" + strings.ReplaceAll(typ, ".", "_")
+	for _, k := range []string{"order_id", "request_id"} {
+		if v, ok := fields[k]; ok {
+			id += fmt.Sprintf("-%v", v)
+		}
+	}
+	m := map[string]any{"event_id": id, "type": typ, "at": at, "user_id": user}
+	for k, v := range fields {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return event{subject: "fr.in." + kind + "." + user, id: id, data: b}
+}
+
+// world builds n users, each with an order and a request that tmall
+// approves and refunds on tracking.
+func world(from, to int) []event {
+	var evs []event
+	for i := from; i < to; i++ {
+		u := fmt.Sprintf("k%d", i)
+		evs = append(evs,
+			mkEvent("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5}),
+			mkEvent("order", u, "order.paid", "2026-11-10T10:00:00+08:00", map[string]any{"order_id": "o", "merchant_id": "m1", "category": "apparel", "size": "small", "paid_fen": 1000 + i, "seven_day": true}),
+			mkEvent("order", u, "order.delivered", "2026-11-11T10:00:00+08:00", map[string]any{"order_id": "o"}),
+			mkEvent("return", u, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{"request_id": "r", "order_id": "o", "kind": "return_refund", "reason": "no_reason", "pickup": false}),
+			mkEvent("logistics", u, "logistics.tracking", "2026-11-12T11:00:00+08:00", map[string]any{"request_id": "r", "tracking_no": "T"}),
+		)
+	}
+	return evs
+}
+
+// TestKill9AndRestart kills the daemon with SIGKILL several times while it
+// works through a backlog, restarts it on the same data dir, and checks
+// that every request got exactly one decision and exactly one refund.
+func TestKill9AndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	dir := t.TempDir()
+	natsPort, httpPort := freePort(t), freePort(t)
+	c := startChild(t, dir, natsPort, httpPort)
+	merchant, _ := json.Marshal(map[string]any{"event_id": "m1", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00", "merchant_id": "m1", "return_addresses": []string{"addr"}, "ship_addresses": []string{"addr"}})
+	publishAll(t, c.natsURL, []event{{subject: "fr.merchant.m1", id: "m1", data: merchant}})
+	const users, rounds = 600, 5
+	per := users / rounds
+	for r := 0; r < rounds; r++ {
+		publishAll(t, c.natsURL, world(r*per, (r+1)*per))
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond) // a random moment to crash at, not synchronisation
+		c.kill9(t)
+		c = startChild(t, dir, natsPort, httpPort)
+	}
+	defer c.kill9(t)
+
+	nc, err := nats.Connect(c.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	decisions, refunds := map[string]int{}, map[string]int{}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		decisions, refunds = map[string]int{}, map[string]int{}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cons, err := js.OrderedConsumer(ctx, "FR_OUT", jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := js.Stream(ctx, "FR_OUT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := info.CachedInfo().State.Msgs
+		for i := uint64(0); i < total; i++ {
+			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				t.Fatalf("read FR_OUT: %v", err)
+			}
+			var v struct {
+				UserID    string `json:"user_id"`
+				RequestID string `json:"request_id"`
+			}
+			_ = json.Unmarshal(m.Data(), &v)
+			key := v.UserID + "/" + v.RequestID
+			switch {
+			case strings.HasPrefix(m.Subject(), "fr.out.decision."):
+				decisions[key]++
+			case strings.HasPrefix(m.Subject(), "fr.out.refund."):
+				refunds[key]++
+			}
+		}
+		cancel()
+		if len(refunds) == users || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
+	if len(decisions) != users || len(refunds) != users {
+		t.Fatalf("%d requests decided and %d refunded, want %d each", len(decisions), len(refunds), users)
+	}
+	for k, n := range decisions {
+		if n != 1 {
+			t.Errorf("request %s: %d decisions", k, n)
+		}
+	}
+	for k, n := range refunds {
+		if n != 1 {
+			t.Errorf("request %s: %d refunds", k, n)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+// Command flashreturnd is the flashreturn daemon: with no flags it runs a
+// complete system on one machine (an embedded NATS server with JetStream,
+// one worker per partition with Badger state, the HTTP endpoint). See
+// README.md and `flashreturnd --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/policyfile"
+	"github.com/flashreturn/flashreturn/pipeline"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "policy" {
+		return policyCmd(args[1:], stdout, stderr)
+	}
+	cfg, logger, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "flashreturnd:", err)
+		return 2
+	}
+	d, err := pipeline.New(*cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "flashreturnd:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		logger.Error("flashreturnd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// loadPolicy resolves --policy: a preset name or a policy file.
+func loadPolicy(arg string) (*core.Policy, error) {
+	if p, ok := core.Preset(arg); ok {
+		return p, nil
+	}
+	if _, err := os.Stat(arg); err != nil {
+		return nil, fmt.Errorf("policy %q is neither a preset (%s) nor a readable file: %w", arg, strings.Join(core.PresetNames(), ", "), err)
+	}
+	return policyfile.Load(arg)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger, error) {
+	fs := flag.NewFlagSet("flashreturnd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		dataDir    = fs.String("data-dir", "./data", "Badger state and the embedded NATS server's store")
+		natsURL    = fs.String("nats-url", "", "join an existing NATS server or cluster instead of embedding one")
+		natsCreds  = fs.String("nats-creds", "", "credentials file for --nats-url")
+		tlsCA      = fs.String("nats-tls-ca", "", "CA certificate to verify the NATS server")
+		tlsCert    = fs.String("nats-tls-cert", "", "client certificate for NATS (with --nats-tls-key)")
+		tlsKey     = fs.String("nats-tls-key", "", "client key for NATS (with --nats-tls-cert)")
+		natsListen = fs.String("nats-listen", "127.0.0.1:4222", "the embedded server's client address")
+		httpAddr   = fs.String("http", "127.0.0.1:8080", "metrics, health and the query API (\"off\" disables)")
+		policyArg  = fs.String("policy", "tmall-fast-return", "a preset name ("+strings.Join(core.PresetNames(), ", ")+") or a policy file (JSON or YAML)")
+		partitions = fs.Int("partitions", 64, "P, the number of partitions, fixed for the life of the streams")
+		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone for calendar rules")
+		layout     = fs.String("layout", "", "inbound storage: streams (one stream per partition, needs the server mapping; default when embedded) or shared (one FR_IN stream; default with --nats-url)")
+		jsSync     = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
+		stateSync  = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
+		cacheMB    = fs.Int("cache-mb", 256, "state cache budget in MiB")
+		batchMax   = fs.Int("batch-max", 512, "largest batch a partition worker applies and commits at once")
+		clockEvery = fs.Duration("clock-interval", time.Second, "how often clock events advance idle partitions (0 disables)")
+		logFormat  = fs.String("log-format", "text", "text or json")
+		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `flashreturnd: instant decisions on after-sales return requests.
+
+Usage:
+  flashreturnd [flags]                 run the daemon
+  flashreturnd policy show <preset>    print a preset as a policy file
+  flashreturnd policy check <file>     validate a policy file
+
+Every flag may also come from the environment: --data-dir from
+FLASHRETURN_DATA_DIR, --nats-url from FLASHRETURN_NATS_URL, and so on.
+Flags on the command line win over the environment.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	// Environment first, so that the command line overrides it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "FLASHRETURN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	logger, err := newLogger(*logFormat, *logLevel, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := loadPolicy(*policyArg)
+	if err != nil {
+		return nil, nil, err
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tz %q: %w", *tz, err)
+	}
+	cfg := &pipeline.Config{
+		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr,
+		Policy: pol, Partitions: *partitions, Loc: loc, Layout: pipeline.Layout(*layout),
+		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
+		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(),
+	}
+	if *clockEvery == 0 {
+		cfg.ClockInterval = -1
+	}
+	switch *jsSync {
+	case "default", "":
+	case "always":
+		cfg.JetStreamSyncAlways = true
+	default:
+		d, err := time.ParseDuration(*jsSync)
+		if err != nil || d <= 0 {
+			return nil, nil, fmt.Errorf("--js-sync %q: want default, always or a positive duration", *jsSync)
+		}
+		cfg.JetStreamSync = d
+	}
+	if *natsCreds != "" {
+		cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(*natsCreds))
+	}
+	if *tlsCA != "" {
+		cfg.NATSOptions = append(cfg.NATSOptions, nats.RootCAs(*tlsCA))
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return nil, nil, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	}
+	if *tlsCert != "" {
+		cfg.NATSOptions = append(cfg.NATSOptions, nats.ClientCert(*tlsCert, *tlsKey))
+	}
+	return cfg, logger, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// policyCmd implements `flashreturnd policy show|check`.
+func policyCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || (args[0] != "show" && args[0] != "check") {
+		fmt.Fprintln(stderr, "usage: flashreturnd policy show <preset> | policy check <file>")
+		return 2
+	}
+	switch args[0] {
+	case "show":
+		p, ok := core.Preset(args[1])
+		if !ok {
+			fmt.Fprintf(stderr, "flashreturnd: unknown preset %q (presets: %s)\n", args[1], strings.Join(core.PresetNames(), ", "))
+			return 2
+		}
+		b, err := policyfile.Marshal(p)
+		if err != nil {
+			fmt.Fprintln(stderr, "flashreturnd:", err)
+			return 1
+		}
+		_, _ = stdout.Write(b)
+	case "check":
+		p, err := policyfile.Load(args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "flashreturnd:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "ok: policy %s version %s\n", p.Name, p.Version)
+	}
+	return 0
+}

@@ -1,0 +1,405 @@
+package core
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names of the shipped presets (see shared/domain.md, "The presets,
+// exactly").
+const (
+	PresetTmall  = "tmall-fast-return"
+	PresetDouyin = "douyin-lightning"
+	PresetJD     = "jd-lightning-refund"
+)
+
+// Defaults shared by the three presets; a policy file that omits the
+// parameter gets the same value (see internal/policyfile).
+const (
+	DefaultWindowDays      = 7
+	DefaultServiceStartMin = 9 * 60  // 09:00
+	DefaultServiceEndMin   = 20 * 60 // 20:00
+	DefaultSmallWindow     = 2 * time.Hour
+	DefaultLargeWindow     = 4 * time.Hour
+	DefaultCompensationFen = 500
+	DefaultExposureCapFen  = 500000
+	DefaultVelocityMax     = 5
+	DefaultVelocityWindow  = 24 * time.Hour
+	DefaultTrustWindow     = 90 * 24 * time.Hour
+)
+
+// DefaultPenalties are the trust penalties (points) by inspection outcome:
+// damaged 20, used 30, wrong_item 50, empty_box 100, ok 0.
+var DefaultPenalties = [numOutcomes]int{
+	OutcomeDamaged:   20,
+	OutcomeUsed:      30,
+	OutcomeWrongItem: 50,
+	OutcomeEmptyBox:  100,
+}
+
+// allReasons is the set of every valid reason.
+const allReasons = ReasonSet(1)<<numReasons - 1 - 1<<ReasonInvalid
+
+// NumOutcomes is the length of Policy.Penalties (OutcomeNone included).
+const NumOutcomes = int(numOutcomes)
+
+// NumKinds is the length of Policy.Refunds (KindInvalid included).
+const NumKinds = int(numKinds)
+
+// ErrInvalidPolicy is wrapped by every error of [Policy.Finish].
+var ErrInvalidPolicy = errors.New("core: invalid policy")
+
+// KindSetOf returns the set holding the given kinds.
+func KindSetOf(kinds ...Kind) KindSet {
+	var s KindSet
+	for _, k := range kinds {
+		s |= 1 << k
+	}
+	return s
+}
+
+// ReasonSetOf returns the set holding the given reasons.
+func ReasonSetOf(reasons ...Reason) ReasonSet {
+	var s ReasonSet
+	for _, r := range reasons {
+		s |= 1 << r
+	}
+	return s
+}
+
+// Kinds returns the kinds in the set, in ascending order.
+func (s KindSet) Kinds() []Kind {
+	var out []Kind
+	for k := KindReturnRefund; k < numKinds; k++ {
+		if s.Has(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Reasons returns the reasons in the set, in ascending order.
+func (s ReasonSet) Reasons() []Reason {
+	var out []Reason
+	for r := ReasonNoReason; r < numReasons; r++ {
+		if s.Has(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ParseTrigger maps a contract trigger name ("tracking") to a Trigger; ""
+// and "none" map to TriggerNone.
+func ParseTrigger(s string) (Trigger, bool) {
+	if s == "" || s == "none" {
+		return TriggerNone, true
+	}
+	for i := 1; i < len(triggerNames); i++ {
+		if triggerNames[i] == s {
+			return Trigger(i), true
+		}
+	}
+	return TriggerNone, false
+}
+
+// PresetNames returns the names of the shipped presets in the order of the
+// preset table.
+func PresetNames() []string {
+	return []string{PresetTmall, PresetDouyin, PresetJD}
+}
+
+// Preset returns a fresh, finished copy of the named preset; ok is false for
+// an unknown name. The caller may modify the copy (and must call Finish
+// again if it does).
+func Preset(name string) (*Policy, bool) {
+	var p *Policy
+	switch name {
+	case PresetTmall:
+		p = basePreset(name)
+		p.Kinds = KindSetOf(KindReturnRefund)
+		p.MinStars = 3
+		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
+		p.RequireSevenDay = true
+		p.ExcludedCategories = []string{"fresh", "large_appliance"}
+		p.Refunds[KindReturnRefund] = RefundRule{Trigger: TriggerTracking, Advance: true}
+		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
+	case PresetDouyin:
+		p = basePreset(name)
+		p.Kinds = KindSetOf(KindReturnRefund)
+		p.MinStars = 3
+		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
+		p.RequireSevenDay = true
+		p.AmountCapFen = 30000
+		p.RequireSingleAddress = true
+		p.Refunds[KindReturnRefund] = RefundRule{Trigger: TriggerTracking, Advance: true}
+		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
+		p.PreShipmentRefund = true
+	case PresetJD:
+		p = basePreset(name)
+		p.Kinds = KindSetOf(KindReturnRefund, KindRefundOnly, KindExchange)
+		p.MinStars = 2
+		p.Reasons = ReasonSetOf(ReasonQuality, ReasonDamaged, ReasonNotAsDescribed)
+		p.AmountCapFen = 20000
+		p.Refunds[KindReturnRefund] = RefundRule{Trigger: TriggerApproval, Advance: true}
+		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
+		p.ExchangePickup = true
+	default:
+		return nil, false
+	}
+	if err := p.Finish(); err != nil {
+		panic("core: preset " + name + ": " + err.Error()) // a bug in this file
+	}
+	return p, true
+}
+
+// basePreset returns a policy with every parameter the presets share.
+func basePreset(name string) *Policy {
+	return &Policy{
+		Name:            name,
+		WindowDays:      DefaultWindowDays,
+		ServiceStartMin: DefaultServiceStartMin,
+		ServiceEndMin:   DefaultServiceEndMin,
+		SmallWindow:     DefaultSmallWindow,
+		LargeWindow:     DefaultLargeWindow,
+		CompensationFen: DefaultCompensationFen,
+		ExposureCapFen:  DefaultExposureCapFen,
+		VelocityMax:     DefaultVelocityMax,
+		VelocityWindow:  DefaultVelocityWindow,
+		TrustWindow:     DefaultTrustWindow,
+		Penalties:       DefaultPenalties,
+	}
+}
+
+// Retention is how long closed history is kept: the longest rule window of
+// the policy, at least [MinRetention]. Closed requests, orders no request
+// refers to, velocity and trust entries older than this (relative to the
+// user's MaxAt) are pruned.
+func (p *Policy) Retention() time.Duration {
+	r := MinRetention
+	r = max(r, p.TrustWindow, p.VelocityWindow, time.Duration(p.WindowDays+1)*24*time.Hour)
+	return r
+}
+
+// PolicyError is the error of [Policy.Finish]: the field (its policy-file
+// key, dotted for nested keys, e.g. "refunds.exchange.advance", with an
+// index for list items, e.g. "cities[2]") and what is wrong with it. It
+// wraps [ErrInvalidPolicy].
+type PolicyError struct {
+	Field string
+	Msg   string
+}
+
+// Error returns "core: invalid policy: <field>: <msg>".
+func (e *PolicyError) Error() string {
+	return ErrInvalidPolicy.Error() + ": " + e.Field + ": " + e.Msg
+}
+
+// Unwrap returns ErrInvalidPolicy.
+func (e *PolicyError) Unwrap() error { return ErrInvalidPolicy }
+
+// policyError builds a *PolicyError naming field.
+func policyError(field, format string, args ...any) error {
+	return &PolicyError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// maxDuration bounds the durations of a policy (10 years), so that event
+// time arithmetic never overflows.
+const maxDuration = 10 * 365 * 24 * time.Hour
+
+// Finish validates the policy and sets Version to the first 16 hex digits
+// of the SHA-256 of its canonical encoding (every field but Version, sets
+// in ascending order, lists sorted). The error wraps [ErrInvalidPolicy] and
+// names the bad field with the policy file's key (e.g. "min_stars").
+// Finish does not modify anything but Version.
+func (p *Policy) Finish() error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(p.canonical())
+	p.Version = hex.EncodeToString(sum[:8])
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validList(field string, list []string) error {
+	for i, s := range list {
+		if s == "" {
+			return policyError(fmt.Sprintf("%s[%d]", field, i), "empty string")
+		}
+		if slices.Contains(list[:i], s) {
+			return policyError(fmt.Sprintf("%s[%d]", field, i), "%q listed twice", s)
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validate() error {
+	switch {
+	case !validName(p.Name):
+		return policyError("name", "%q must match [A-Za-z0-9_.-]{1,64}", p.Name)
+	case p.Kinds == 0:
+		return policyError("kinds", "empty: no kind can be fast-tracked (list at least one)")
+	case p.Kinds&^KindSetOf(KindReturnRefund, KindRefundOnly, KindExchange) != 0:
+		return policyError("kinds", "unknown kind bits %#x", uint8(p.Kinds))
+	case p.MinStars < 0 || p.MinStars > 5:
+		return policyError("min_stars", "%d outside 0..5", p.MinStars)
+	case p.Reasons == 0:
+		return policyError("reasons", "empty: no reason can be fast-tracked (list at least one)")
+	case p.Reasons&^allReasons != 0:
+		return policyError("reasons", "unknown reason bits %#x", uint16(p.Reasons))
+	case p.WindowDays < 0 || p.WindowDays > 3650:
+		return policyError("window_days", "%d outside 0..3650", p.WindowDays)
+	case p.AmountCapFen < 0:
+		return policyError("amount_cap_fen", "%d is negative (0 means no cap)", p.AmountCapFen)
+	}
+	if err := validList("excluded_categories", p.ExcludedCategories); err != nil {
+		return err
+	}
+	if err := validList("cities", p.Cities); err != nil {
+		return err
+	}
+	if r := p.Refunds[KindInvalid]; r != (RefundRule{}) {
+		return policyError("refunds", "rule set for the invalid kind")
+	}
+	for k := KindReturnRefund; k < numKinds; k++ {
+		r := p.Refunds[k]
+		field := "refunds." + k.String()
+		switch {
+		case r.Trigger > TriggerInspection:
+			return policyError(field+".trigger", "unknown trigger %d", r.Trigger)
+		case r.Trigger == TriggerPreShipment:
+			return policyError(field+".trigger", "pre_shipment is not a per-kind trigger (use pre_shipment_refund)")
+		case r.Trigger == TriggerNone && r.Advance:
+			return policyError(field+".advance", "set, but the trigger is none (no refund)")
+		case r.Trigger == TriggerInspection && r.Advance:
+			return policyError(field+".advance", "an inspection refund is paid after the goods are back, so it cannot be an advance")
+		case !k.NeedsReturnAddress() && r.Trigger != TriggerNone && r.Trigger != TriggerApproval:
+			return policyError(field+".trigger", "%s: no goods come back for %s, so only approval or none can pay it", r.Trigger, k)
+		}
+	}
+	switch {
+	case p.ServiceStartMin < 0 || p.ServiceStartMin >= 24*60:
+		return policyError("service_hours.start", "%d minutes outside 00:00..23:59", p.ServiceStartMin)
+	case p.ServiceEndMin <= p.ServiceStartMin || p.ServiceEndMin > 24*60:
+		return policyError("service_hours.end", "%s must be after the start %s and at most 24:00", FormatClock(p.ServiceEndMin), FormatClock(p.ServiceStartMin))
+	case p.SmallWindow <= 0 || p.SmallWindow > maxDuration:
+		return policyError("small_window", "%s must be positive and at most 10 years", p.SmallWindow)
+	case p.LargeWindow <= 0 || p.LargeWindow > maxDuration:
+		return policyError("large_window", "%s must be positive and at most 10 years", p.LargeWindow)
+	case p.CompensationFen < 0:
+		return policyError("compensation_fen", "%d is negative", p.CompensationFen)
+	case p.ExposureCapFen <= 0:
+		return policyError("exposure_cap_fen", "%d must be positive", p.ExposureCapFen)
+	case p.VelocityMax <= 0:
+		return policyError("velocity_max", "%d must be positive", p.VelocityMax)
+	case p.VelocityWindow <= 0 || p.VelocityWindow > maxDuration:
+		return policyError("velocity_window", "%s must be positive and at most 10 years", p.VelocityWindow)
+	case p.TrustWindow <= 0 || p.TrustWindow > maxDuration:
+		return policyError("trust_window", "%s must be positive and at most 10 years", p.TrustWindow)
+	case p.Penalties[OutcomeNone] != 0:
+		return policyError("penalties", "penalty set for the empty outcome")
+	case p.Penalties[OutcomeOK] != 0:
+		return policyError("penalties.ok", "%d: an ok inspection carries penalty 0", p.Penalties[OutcomeOK])
+	}
+	for o := OutcomeDamaged; o < numOutcomes; o++ {
+		if p.Penalties[o] < 0 {
+			return policyError("penalties."+o.String(), "%d is negative", p.Penalties[o])
+		}
+	}
+	return nil
+}
+
+// canonical is the content Version hashes: one "key=value" line per field,
+// in a fixed order, with sets in ascending order and lists sorted.
+func (p *Policy) canonical() []byte {
+	var b strings.Builder
+	line := func(k, v string) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	list := func(l []string) string {
+		s := slices.Clone(l)
+		slices.Sort(s)
+		q := make([]string, len(s))
+		for i, v := range s {
+			q[i] = strconv.Quote(v)
+		}
+		return "[" + strings.Join(q, ",") + "]"
+	}
+	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
+	line("format", "flashreturn-policy/1")
+	line("name", strconv.Quote(p.Name))
+	var ks []string
+	for _, k := range p.Kinds.Kinds() {
+		ks = append(ks, k.String())
+	}
+	line("kinds", strings.Join(ks, ","))
+	line("min_stars", itoa(int64(p.MinStars)))
+	var rs []string
+	for _, r := range p.Reasons.Reasons() {
+		rs = append(rs, r.String())
+	}
+	line("reasons", strings.Join(rs, ","))
+	line("require_seven_day", strconv.FormatBool(p.RequireSevenDay))
+	line("window_days", itoa(int64(p.WindowDays)))
+	line("amount_cap_fen", itoa(p.AmountCapFen))
+	line("excluded_categories", list(p.ExcludedCategories))
+	line("require_single_address", strconv.FormatBool(p.RequireSingleAddress))
+	line("cities", list(p.Cities))
+	for k := KindReturnRefund; k < numKinds; k++ {
+		line("refunds."+k.String(), p.Refunds[k].Trigger.String()+","+strconv.FormatBool(p.Refunds[k].Advance))
+	}
+	line("pre_shipment_refund", strconv.FormatBool(p.PreShipmentRefund))
+	line("exchange_pickup", strconv.FormatBool(p.ExchangePickup))
+	line("service_hours", itoa(int64(p.ServiceStartMin))+"-"+itoa(int64(p.ServiceEndMin)))
+	line("small_window", itoa(int64(p.SmallWindow)))
+	line("large_window", itoa(int64(p.LargeWindow)))
+	line("compensation_fen", itoa(p.CompensationFen))
+	line("exposure_cap_fen", itoa(p.ExposureCapFen))
+	line("velocity_max", itoa(int64(p.VelocityMax)))
+	line("velocity_window", itoa(int64(p.VelocityWindow)))
+	line("trust_window", itoa(int64(p.TrustWindow)))
+	for o := OutcomeOK; o < numOutcomes; o++ {
+		line("penalties."+o.String(), itoa(int64(p.Penalties[o])))
+	}
+	return []byte(b.String())
+}
+
+// FormatClock renders minutes after midnight as "HH:MM" (1440 is "24:00").
+func FormatClock(min int) string {
+	return fmt.Sprintf("%02d:%02d", min/60, min%60)
+}
+
+// ParseClock parses "HH:MM" (00:00 to 24:00) into minutes after midnight.
+func ParseClock(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(s[:2])
+	m, err2 := strconv.Atoi(s[3:])
+	if err1 != nil || err2 != nil || h < 0 || m < 0 || m > 59 || h > 24 || (h == 24 && m != 0) {
+		return 0, false
+	}
+	return h*60 + m, true
+}

@@ -1,0 +1,493 @@
+package core
+
+// A small datadriven runner in the format of cockroachdb/datadriven (and
+// etcd raft's interaction tests): each file in testdata/ is a list of
+//
+//	command arg=value ...
+//	input lines
+//	----
+//	expected output
+//
+// blocks separated by blank lines. `go test -run TestScripts -rewrite`
+// regenerates the expected outputs; review the diff.
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata scripts")
+
+type scriptCase struct {
+	pos    string // file:line of the command
+	cmd    string
+	args   []string
+	input  []string
+	output string
+}
+
+// parseScript splits a script file into cases.
+func parseScript(t *testing.T, path string) []scriptCase {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	var cases []scriptCase
+	for i := 0; i < len(lines); {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "#") {
+			i++
+			continue
+		}
+		c := scriptCase{pos: fmt.Sprintf("%s:%d", path, i+1)}
+		f := strings.Fields(l)
+		c.cmd, c.args = f[0], f[1:]
+		i++
+		for ; i < len(lines) && lines[i] != "----"; i++ {
+			c.input = append(c.input, lines[i])
+		}
+		if i == len(lines) {
+			t.Fatalf("%s: no ---- separator", c.pos)
+		}
+		i++
+		var out []string
+		for ; i < len(lines) && lines[i] != ""; i++ {
+			out = append(out, lines[i])
+		}
+		if len(out) > 0 {
+			c.output = strings.Join(out, "\n") + "\n"
+		}
+		cases = append(cases, c)
+	}
+	return cases
+}
+
+// writeScript renders cases back into the file format (comments between
+// cases are kept by rewriting only what follows each ----).
+func rewriteScript(t *testing.T, path string, actual []string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	var b strings.Builder
+	k := 0
+	for i := 0; i < len(lines); i++ {
+		b.WriteString(lines[i])
+		if i < len(lines)-1 {
+			b.WriteByte('\n')
+		}
+		if lines[i] == "----" {
+			for i+1 < len(lines) && lines[i+1] != "" {
+				i++ // skip the old output
+			}
+			b.WriteString(actual[k])
+			k++
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, path := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			cases := parseScript(t, path)
+			w := newWorld(t)
+			var actual []string
+			for _, c := range cases {
+				got := w.run(t, c)
+				actual = append(actual, got)
+				if !*rewrite && got != c.output {
+					t.Errorf("%s: %s %s\n--- want\n%s--- got\n%s", c.pos, c.cmd, strings.Join(c.args, " "), c.output, got)
+				}
+			}
+			if *rewrite {
+				rewriteScript(t, path, actual)
+			}
+		})
+	}
+}
+
+// world is the scripted environment: users, merchants, policy, zone and
+// the partition clock (which fires timers as pipeline does).
+type world struct {
+	users     map[string]*User
+	order     []string // user IDs in first-seen order
+	merchants map[string]*Merchant
+	env       Env
+	clock     int64
+	out       []Effect
+}
+
+func newWorld(t *testing.T) *world {
+	p, _ := Preset(PresetTmall)
+	w := &world{users: map[string]*User{}, merchants: map[string]*Merchant{}}
+	w.env = Env{Policy: p, Loc: shanghai(t), Merchant: func(id string) *Merchant { return w.merchants[id] }}
+	return w
+}
+
+func shanghai(t testing.TB) *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func kv(arg string) (string, string) {
+	k, v, _ := strings.Cut(arg, "=")
+	return k, v
+}
+
+func (w *world) user(id string) *User {
+	u, ok := w.users[id]
+	if !ok {
+		u = &User{ID: id}
+		w.users[id] = u
+		w.order = append(w.order, id)
+	}
+	return u
+}
+
+func (w *world) run(t *testing.T, c scriptCase) string {
+	var b strings.Builder
+	switch c.cmd {
+	case "policy":
+		p, ok := Preset(c.args[0])
+		if !ok {
+			t.Fatalf("%s: unknown preset %s", c.pos, c.args[0])
+		}
+		for _, l := range c.input {
+			if l = strings.TrimSpace(l); l != "" {
+				setPolicy(t, c.pos, p, l)
+			}
+		}
+		if err := p.Finish(); err != nil {
+			fmt.Fprintf(&b, "error: %v\n", err)
+			return b.String()
+		}
+		w.env.Policy = p
+	case "merchant":
+		m := &Merchant{}
+		for _, a := range c.args {
+			switch k, v := kv(a); k {
+			case "id":
+				m.ID = v
+			case "rev":
+				n, _ := strconv.ParseUint(v, 10, 64)
+				m.Revision = n
+			}
+		}
+		for _, l := range c.input {
+			l = strings.TrimSpace(l)
+			switch k, v, _ := strings.Cut(l, ":"); k {
+			case "return":
+				m.ReturnAddresses = append(m.ReturnAddresses, strings.TrimSpace(v))
+			case "ship":
+				m.ShipAddresses = append(m.ShipAddresses, strings.TrimSpace(v))
+			case "rule":
+				m.Rules = append(m.Rules, parseRule(t, c.pos, strings.Fields(v)))
+			}
+		}
+		w.merchants[m.ID] = m
+	case "events":
+		trace := slices.Contains(c.args, "trace")
+		for _, l := range c.input {
+			if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			ev := parseEvent(t, c.pos, l)
+			w.advance(&b, ev.At)
+			if ev.Type == EventClock {
+				continue
+			}
+			u := w.user(ev.UserID)
+			w.out = Apply(u, &ev, &w.env, w.out[:0])
+			for i := range w.out {
+				b.WriteString(formatEffect(&w.out[i], w.env.Loc, trace))
+			}
+		}
+	case "fire":
+		_, v := kv(c.args[0])
+		w.advance(&b, parseTime(t, c.pos, v))
+	case "state":
+		id := "u1"
+		if len(c.args) > 0 {
+			_, id = kv(c.args[0])
+		}
+		b.WriteString(formatUser(w.user(id), w.env.Loc))
+	default:
+		t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
+	}
+	return b.String()
+}
+
+// advance moves the partition clock to at and fires due timers, in
+// first-seen user order.
+func (w *world) advance(b *strings.Builder, at int64) {
+	if at <= w.clock {
+		return
+	}
+	w.clock = at
+	for _, id := range w.order {
+		u := w.users[id]
+		if dl, ok := NextDeadline(u); ok && dl < w.clock {
+			w.out = Fire(u, w.clock, &w.env, w.out[:0])
+			for i := range w.out {
+				b.WriteString(formatEffect(&w.out[i], w.env.Loc, false))
+			}
+		}
+	}
+}
+
+func setPolicy(t *testing.T, pos string, p *Policy, l string) {
+	k, v := kv(l)
+	list := func() []string {
+		if v == "" {
+			return nil
+		}
+		return strings.Split(v, ",")
+	}
+	atoi := func() int {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", pos, l, err)
+		}
+		return n
+	}
+	switch k {
+	case "cities":
+		p.Cities = list()
+	case "excluded_categories":
+		p.ExcludedCategories = list()
+	case "min_stars":
+		p.MinStars = atoi()
+	case "amount_cap_fen":
+		p.AmountCapFen = int64(atoi())
+	case "velocity_max":
+		p.VelocityMax = atoi()
+	case "exposure_cap_fen":
+		p.ExposureCapFen = int64(atoi())
+	case "window_days":
+		p.WindowDays = atoi()
+	default:
+		t.Fatalf("%s: unknown policy key %q", pos, k)
+	}
+}
+
+func parseRule(t *testing.T, pos string, args []string) MerchantRule {
+	var r MerchantRule
+	for _, a := range args {
+		k, v := kv(a)
+		switch k {
+		case "name":
+			r.Name = v
+		case "kinds":
+			for s := range strings.SplitSeq(v, ",") {
+				kd, ok := ParseKind(s)
+				if !ok {
+					t.Fatalf("%s: kind %q", pos, s)
+				}
+				r.Kinds |= KindSetOf(kd)
+			}
+		case "reasons":
+			for s := range strings.SplitSeq(v, ",") {
+				rs, ok := ParseReason(s)
+				if !ok {
+					t.Fatalf("%s: reason %q", pos, s)
+				}
+				r.Reasons |= ReasonSetOf(rs)
+			}
+		case "min_stars":
+			r.MinStars, _ = strconv.Atoi(v)
+		case "max_amount":
+			r.MaxAmountFen, _ = strconv.ParseInt(v, 10, 64)
+			r.HasMaxAmount = true
+		case "max_days":
+			r.MaxDays, _ = strconv.Atoi(v)
+			r.HasMaxDays = true
+		case "categories":
+			r.Categories = strings.Split(v, ",")
+		default:
+			t.Fatalf("%s: unknown rule key %q", pos, k)
+		}
+	}
+	return r
+}
+
+func parseTime(t testing.TB, pos, s string) int64 {
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("%s: time %q: %v", pos, s, err)
+	}
+	return tm.UnixNano()
+}
+
+// parseEvent reads "<RFC 3339 time> <type> key=value ... flag ...".
+func parseEvent(t testing.TB, pos, line string) Event {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		t.Fatalf("%s: event %q: want <time> <type> ...", pos, line)
+	}
+	ev := Event{AtRaw: f[0], At: parseTime(t, pos, f[0]), UserID: "u1"}
+	ev.EventID = "e" + strconv.FormatInt(ev.At, 36)
+	ev.Size = SizeSmall
+	ok := true
+	for _, a := range f[1:] {
+		if ev.Type == EventInvalid && !strings.Contains(a, "=") {
+			if ev.Type, ok = ParseEventType(a); !ok {
+				t.Fatalf("%s: event type %q", pos, a)
+			}
+			continue
+		}
+		k, v := kv(a)
+		var err error
+		switch k {
+		case "user":
+			ev.UserID = v
+		case "order":
+			ev.OrderID = v
+		case "merchant":
+			ev.MerchantID = v
+		case "category":
+			ev.Category = v
+		case "city":
+			ev.City = v
+		case "size":
+			ev.Size, ok = ParseSize(v)
+		case "paid":
+			ev.PaidFen, err = strconv.ParseInt(v, 10, 64)
+		case "seven_day":
+			ev.SevenDay = true
+		case "insurance":
+			ev.FreightInsurance = true
+		case "stars":
+			ev.Stars, err = strconv.Atoi(v)
+		case "req":
+			ev.RequestID = v
+		case "kind":
+			ev.Kind, ok = ParseKind(v)
+		case "reason":
+			ev.Reason, ok = ParseReason(v)
+		case "pickup":
+			ev.Pickup = true
+		case "amount":
+			ev.AmountFen, err = strconv.ParseInt(v, 10, 64)
+			ev.HasAmount = true
+		case "no":
+			ev.TrackingNo = v
+		case "outcome":
+			ev.Outcome, ok = ParseOutcome(v)
+		default:
+			t.Fatalf("%s: unknown event key %q", pos, k)
+		}
+		if err != nil || !ok {
+			t.Fatalf("%s: bad %s=%q", pos, k, v)
+		}
+	}
+	return ev
+}
+
+func fmtTime(ns int64, loc *time.Location) string {
+	return time.Unix(0, ns).In(loc).Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// formatEffect renders one effect as a line (plus its trace when asked).
+func formatEffect(e *Effect, loc *time.Location, trace bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s.%s", e.Kind, e.UserID, e.RequestID)
+	if e.OrderID != "" {
+		fmt.Fprintf(&b, " order=%s", e.OrderID)
+	}
+	switch e.Kind {
+	case EffectDecision:
+		fmt.Fprintf(&b, " %s reasons=%v", e.Verdict, e.Reasons.AppendStrings(nil))
+		if e.ReturnAddress != "" {
+			fmt.Fprintf(&b, " address=%q", e.ReturnAddress)
+		}
+		if e.MerchantRule != "" {
+			fmt.Fprintf(&b, " rule=%s", e.MerchantRule)
+		}
+		if e.MerchantRevision != 0 {
+			fmt.Fprintf(&b, " rev=%d", e.MerchantRevision)
+		}
+	case EffectRefund:
+		fmt.Fprintf(&b, " amount=%d trigger=%s advance=%t", e.AmountFen, e.Trigger, e.Advance)
+	case EffectPickup:
+		fmt.Fprintf(&b, " size=%s window=%s..%s replace=%t", e.Size, fmtTime(e.WindowStart, loc), fmtTime(e.WindowEnd, loc), e.Replace)
+	case EffectCompensation:
+		fmt.Fprintf(&b, " amount=%d reason=%s", e.AmountFen, CompensationReason)
+	case EffectClawback:
+		fmt.Fprintf(&b, " amount=%d outcome=%s", e.AmountFen, e.Outcome)
+	case EffectTrust:
+		fmt.Fprintf(&b, " outcome=%s penalty=%d", e.Outcome, e.Penalty)
+	}
+	b.WriteByte('\n')
+	if trace && e.Kind == EffectDecision {
+		for _, c := range e.Trace.List() {
+			mark := "pass"
+			if !c.Pass {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(&b, "  %s %s: %s\n", mark, c.Name(), c)
+		}
+	}
+	return b.String()
+}
+
+func formatUser(u *User, loc *time.Location) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "user %s stars=%d outstanding=%d max_at=%s\n", u.ID, u.Stars, u.OutstandingFen, fmtTime(u.MaxAt, loc))
+	for _, o := range u.Orders {
+		fmt.Fprintf(&b, "order %s paid=%d", o.ID, o.PaidFen)
+		if o.ShippedAt != 0 {
+			fmt.Fprintf(&b, " shipped")
+		}
+		if o.DeliveredAt != 0 {
+			fmt.Fprintf(&b, " delivered=%s", fmtTime(o.DeliveredAt, loc))
+		}
+		b.WriteByte('\n')
+	}
+	status := [...]string{"", "open", "rejected", "cancelled", "finished"}
+	for _, r := range u.Requests {
+		fmt.Fprintf(&b, "request %s order=%s %s %s amount=%d", r.ID, r.OrderID, status[r.Status], r.Verdict, r.AmountFen)
+		if r.RefundSent {
+			fmt.Fprintf(&b, " refund=%s", r.RefundTrigger)
+		}
+		if r.Pickup {
+			fmt.Fprintf(&b, " pickup_end=%s", fmtTime(r.WindowEnd, loc))
+		}
+		if r.PickupDone {
+			b.WriteString(" picked_up")
+		}
+		if r.CompensationSent {
+			b.WriteString(" compensated")
+		}
+		if r.Inspection != OutcomeNone {
+			fmt.Fprintf(&b, " inspection=%s", r.Inspection)
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "velocity=%d bad_inspections=%d", len(u.RecentRequests), len(u.BadInspections))
+	if dl, ok := NextDeadline(u); ok {
+		fmt.Fprintf(&b, " deadline=%s", fmtTime(dl, loc))
+	}
+	b.WriteByte('\n')
+	return b.String()
+}

@@ -1,0 +1,167 @@
+package core
+
+import (
+	"strconv"
+	"strings"
+)
+
+var ruleNames = [NumCodes]string{
+	CodeCreditLow:               "credit",
+	CodeOutsideWindow:           "window",
+	CodeReasonNotEligible:       "reason",
+	CodeAmountOverCap:           "amount_cap",
+	CodeNotSevenDay:             "seven_day",
+	CodeMerchantAddressMismatch: "single_address",
+	CodeCategoryExcluded:        "category",
+	CodeCityNotCovered:          "city",
+	CodeKindNotEligible:         "kind",
+	CodeOrderUnknown:            "order",
+	CodeNotDelivered:            "delivered",
+	CodeExposureCap:             "exposure",
+	CodeVelocityCap:             "velocity",
+	CodeTrustFlagged:            "trust",
+	CodeDuplicateRequest:        "duplicate",
+	CodeAmountExceedsPaid:       "amount_paid",
+	CodeMerchantUnknown:         "merchant",
+}
+
+// Name returns the stable name of the rule the check evaluated ("credit",
+// "window", "amount_cap", ...): one rule per reason code.
+func (c Check) Name() string {
+	if c.Code < NumCodes {
+		return ruleNames[c.Code]
+	}
+	return ""
+}
+
+// List returns the checks recorded in the trace (a view of its array).
+func (t *Trace) List() []Check { return t.Checks[:t.N] }
+
+// String renders the check for people, with the values compared, e.g.
+// "amount 30001 > cap 30000", "stars 2 < min 3", "days 8 > window 7". It
+// allocates; it is meant for the query API and tests, not the hot path.
+func (c Check) String() string {
+	cmp := func(what string, got int64, op, limitName string, limit int64) string {
+		return what + " " + strconv.FormatInt(got, 10) + " " + op + " " + limitName + " " + strconv.FormatInt(limit, 10)
+	}
+	le := func(pass bool) string {
+		if pass {
+			return "<="
+		}
+		return ">"
+	}
+	switch c.Code {
+	case CodeCreditLow:
+		op := ">="
+		if !c.Pass {
+			op = "<"
+		}
+		return cmp("stars", c.Got, op, "min", c.Limit)
+	case CodeOutsideWindow:
+		return cmp("days", c.Got, le(c.Pass), "window", c.Limit)
+	case CodeAmountOverCap:
+		return cmp("amount", c.Got, le(c.Pass), "cap", c.Limit)
+	case CodeAmountExceedsPaid:
+		return cmp("amount", c.Got, le(c.Pass), "paid", c.Limit)
+	case CodeExposureCap:
+		return cmp("exposure", c.Got, le(c.Pass), "cap", c.Limit)
+	case CodeVelocityCap:
+		return cmp("requests in window", c.Got, le(c.Pass), "max", c.Limit)
+	case CodeTrustFlagged:
+		return cmp("bad inspections in window", c.Got, le(c.Pass), "max", c.Limit)
+	case CodeKindNotEligible:
+		return "kind " + Kind(c.Got).String() + in(c.Pass) + kindList(KindSet(c.Limit))
+	case CodeReasonNotEligible:
+		return "reason " + Reason(c.Got).String() + in(c.Pass) + reasonList(ReasonSet(c.Limit))
+	case CodeNotSevenDay:
+		if c.Pass {
+			return "product supports 7-day returns"
+		}
+		return "product does not support 7-day returns"
+	case CodeNotDelivered:
+		switch {
+		case c.Got == DeliveryDelivered:
+			return "order delivered"
+		case c.Pass:
+			return "order not shipped: pre-shipment, no window"
+		case c.Got == DeliveryShipped:
+			return "order shipped, not delivered"
+		default:
+			return "order not shipped"
+		}
+	case CodeCategoryExcluded:
+		if c.Pass {
+			return "category " + strconv.Quote(c.Text) + " not excluded"
+		}
+		return "category " + strconv.Quote(c.Text) + " excluded"
+	case CodeCityNotCovered:
+		if c.Pass {
+			return "city " + strconv.Quote(c.Text) + " covered"
+		}
+		return "city " + strconv.Quote(c.Text) + " not among " + strconv.FormatInt(c.Limit, 10) + " covered cities"
+	case CodeMerchantAddressMismatch:
+		switch {
+		case c.Pass:
+			return "one return address, equal to the one ship address"
+		case c.Got < 0:
+			return "merchant unknown: addresses cannot be compared"
+		case c.Got == 1 && c.Limit == 1:
+			return "return address differs from ship address"
+		default:
+			return "return addresses " + strconv.FormatInt(c.Got, 10) + ", ship addresses " + strconv.FormatInt(c.Limit, 10) + ": want one each, equal"
+		}
+	case CodeMerchantUnknown:
+		switch {
+		case c.Got < 0:
+			return "merchant unknown"
+		case c.Got == 0:
+			return "merchant has no return address"
+		default:
+			return "merchant has " + strconv.FormatInt(c.Got, 10) + " return address(es)"
+		}
+	case CodeOrderUnknown:
+		if c.Pass {
+			return "order known"
+		}
+		return "order unknown"
+	case CodeDuplicateRequest:
+		if c.Pass {
+			return "no open request on the order"
+		}
+		return "order already has an open request"
+	}
+	return c.Name()
+}
+
+func in(pass bool) string {
+	if pass {
+		return " in "
+	}
+	return " not in "
+}
+
+func kindList(s KindSet) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, k := range s.Kinds() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k.String())
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+func reasonList(s ReasonSet) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, r := range s.Reasons() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(r.String())
+	}
+	b.WriteByte(']')
+	return b.String()
+}

@@ -1,0 +1,327 @@
+package wire
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// AppendEffect appends the contract JSON of e to dst and returns the
+// extended buffer. Fields come in a fixed order, so the same effect, policy,
+// zone and decidedAt always give the same bytes:
+//
+//	decision:     request_id, order_id, user_id, decision, reasons, policy
+//	              {name, version}, return_address (approved with an
+//	              address only), merchant_rule (when set), merchant_revision,
+//	              request_at, decided_at
+//	refund:       refund_id, request_id, order_id, user_id, amount_fen,
+//	              trigger, advance
+//	pickup:       pickup_id, request_id, user_id, order_id, size,
+//	              window_start, window_end, replace
+//	compensation: request_id, user_id, reason ("pickup_missed"), amount_fen
+//	clawback:     request_id, user_id, amount_fen, outcome
+//	trust:        user_id, request_id, outcome, penalty
+//
+// pol names the policy of a decision (only decisions read it; it must then
+// be non-nil). Times (window_start, window_end, decided_at) are written in
+// loc (UTC when nil) in [TimeLayout]; decidedAt is the wall-clock time of
+// the decision, the one field replay does not reproduce. AppendEffect does
+// not allocate when dst has room, and panics on an effect kind it does not
+// know (a bug in the caller).
+func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Location, decidedAt time.Time) []byte {
+	switch e.Kind {
+	case core.EffectDecision:
+		dst = append(dst, `{"request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"order_id":`...)
+		dst = appendString(dst, e.OrderID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"decision":`...)
+		dst = appendString(dst, e.Verdict.String())
+		dst = append(dst, `,"reasons":[`...)
+		n := 0
+		for c := core.Code(0); c < core.NumCodes; c++ {
+			if e.Reasons.Has(c) {
+				if n > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendString(dst, c.String())
+				n++
+			}
+		}
+		dst = append(dst, `],"policy":{"name":`...)
+		dst = appendString(dst, pol.Name)
+		dst = append(dst, `,"version":`...)
+		dst = appendString(dst, pol.Version)
+		dst = append(dst, '}')
+		if e.Verdict == core.VerdictApproved && e.ReturnAddress != "" {
+			dst = append(dst, `,"return_address":`...)
+			dst = appendString(dst, e.ReturnAddress)
+		}
+		if e.MerchantRule != "" {
+			dst = append(dst, `,"merchant_rule":`...)
+			dst = appendString(dst, e.MerchantRule)
+		}
+		dst = append(dst, `,"merchant_revision":`...)
+		dst = strconv.AppendUint(dst, e.MerchantRevision, 10)
+		dst = append(dst, `,"request_at":`...)
+		dst = appendString(dst, e.RequestAt)
+		dst = append(dst, `,"decided_at":"`...)
+		dst = appendTime(dst, decidedAt, loc)
+		return append(dst, `"}`...)
+
+	case core.EffectRefund:
+		dst = append(dst, `{"refund_id":`...)
+		dst = append(dst, '"')
+		dst = appendIDBody(dst, "rf.", e)
+		dst = append(dst, `","request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"order_id":`...)
+		dst = appendString(dst, e.OrderID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"amount_fen":`...)
+		dst = strconv.AppendInt(dst, e.AmountFen, 10)
+		dst = append(dst, `,"trigger":`...)
+		dst = appendString(dst, e.Trigger.String())
+		dst = append(dst, `,"advance":`...)
+		dst = strconv.AppendBool(dst, e.Advance)
+		return append(dst, '}')
+
+	case core.EffectPickup:
+		dst = append(dst, `{"pickup_id":`...)
+		dst = append(dst, '"')
+		dst = appendIDBody(dst, "pk.", e)
+		dst = append(dst, `","request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"order_id":`...)
+		dst = appendString(dst, e.OrderID)
+		dst = append(dst, `,"size":`...)
+		dst = appendString(dst, e.Size.String())
+		dst = append(dst, `,"window_start":"`...)
+		dst = appendTime(dst, time.Unix(0, e.WindowStart), loc)
+		dst = append(dst, `","window_end":"`...)
+		dst = appendTime(dst, time.Unix(0, e.WindowEnd), loc)
+		dst = append(dst, `","replace":`...)
+		dst = strconv.AppendBool(dst, e.Replace)
+		return append(dst, '}')
+
+	case core.EffectCompensation:
+		dst = append(dst, `{"request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"reason":"pickup_missed","amount_fen":`...)
+		dst = strconv.AppendInt(dst, e.AmountFen, 10)
+		return append(dst, '}')
+
+	case core.EffectClawback:
+		dst = append(dst, `{"request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"amount_fen":`...)
+		dst = strconv.AppendInt(dst, e.AmountFen, 10)
+		dst = append(dst, `,"outcome":`...)
+		dst = appendString(dst, e.Outcome.String())
+		return append(dst, '}')
+
+	case core.EffectTrust:
+		dst = append(dst, `{"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"outcome":`...)
+		dst = appendString(dst, e.Outcome.String())
+		dst = append(dst, `,"penalty":`...)
+		dst = strconv.AppendInt(dst, int64(e.Penalty), 10)
+		return append(dst, '}')
+	}
+	panic("wire: AppendEffect: unknown effect kind " + strconv.Itoa(int(e.Kind)))
+}
+
+// appendIDBody appends prefix + user + "." + request, escaped for a JSON
+// string body (IDs are plain ASCII after Decode, so this is a copy).
+func appendIDBody(dst []byte, prefix string, e *core.Effect) []byte {
+	dst = append(dst, prefix...)
+	dst = appendStringBody(dst, e.UserID)
+	dst = append(dst, '.')
+	return appendStringBody(dst, e.RequestID)
+}
+
+// MsgID returns the effect's Nats-Msg-Id, "<kind>.<user_id>.<request_id>"
+// ("decision.u1.r1"): one message of each kind per request, derived from
+// no time or counter, so re-publishing after a crash is deduplicated.
+func MsgID(e *core.Effect) string {
+	return e.Kind.String() + "." + e.UserID + "." + e.RequestID
+}
+
+// AppendMsgID appends [MsgID](e) to dst.
+func AppendMsgID(dst []byte, e *core.Effect) []byte {
+	dst = append(dst, e.Kind.String()...)
+	dst = append(dst, '.')
+	dst = append(dst, e.UserID...)
+	dst = append(dst, '.')
+	return append(dst, e.RequestID...)
+}
+
+// RefundID returns a refund's refund_id, "rf.<user_id>.<request_id>" (at
+// most one refund per request).
+func RefundID(e *core.Effect) string { return "rf." + e.UserID + "." + e.RequestID }
+
+// PickupID returns a pickup's pickup_id, "pk.<user_id>.<request_id>".
+func PickupID(e *core.Effect) string { return "pk." + e.UserID + "." + e.RequestID }
+
+// AppendDLQ appends a dead-letter message: {"reason", "error", "subject",
+// "stream_seq", "payload_b64"} where error is a sentence naming the field
+// (see [Error]) and payload_b64 the original bytes in standard base64 with
+// padding. It does not allocate when dst has room.
+func AppendDLQ(dst []byte, reason, errMsg, subject string, streamSeq uint64, payload []byte) []byte {
+	dst = append(dst, `{"reason":`...)
+	dst = appendString(dst, reason)
+	dst = append(dst, `,"error":`...)
+	dst = appendString(dst, errMsg)
+	dst = append(dst, `,"subject":`...)
+	dst = appendString(dst, subject)
+	dst = append(dst, `,"stream_seq":`...)
+	dst = strconv.AppendUint(dst, streamSeq, 10)
+	dst = append(dst, `,"payload_b64":"`...)
+	dst = base64.StdEncoding.AppendEncode(dst, payload)
+	return append(dst, `"}`...)
+}
+
+// DLQMsgID returns the Nats-Msg-Id of the dead letter for message seq of
+// stream: "dlq.<stream>.<seq>", so that dead-lettering the same stored
+// message twice (after a crash) yields one DLQ entry.
+func DLQMsgID(stream string, seq uint64) string {
+	return "dlq." + stream + "." + strconv.FormatUint(seq, 10)
+}
+
+// TypeClockTick is the type of the daemon's clock events.
+const TypeClockTick = "clock.tick"
+
+// ClockMsgID returns the event_id and Nats-Msg-Id of partition p's clock
+// tick for the second of at: "clock-<p>-<unix seconds>". It is a valid ID
+// ([ValidID]), and two daemons ticking partition p in the same second
+// produce the same ID, so the stream keeps one of them.
+func ClockMsgID(p int, at time.Time) string {
+	return string(appendClockID(nil, p, at))
+}
+
+func appendClockID(dst []byte, p int, at time.Time) []byte {
+	dst = append(dst, "clock-"...)
+	dst = strconv.AppendInt(dst, int64(p), 10)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, at.Unix(), 10)
+}
+
+// AppendClock appends partition p's clock tick for the second of at:
+// {"type":"clock.tick","event_id":ClockMsgID(p, at),"at":...} with at
+// truncated to the second and written in UTC. Every field depends only on
+// p and that second, so two publishers produce identical messages. Publish
+// it on fr.in.clock.<ClockToken(p, P)>.
+func AppendClock(dst []byte, p int, at time.Time) []byte {
+	at = time.Unix(at.Unix(), 0)
+	dst = append(dst, `{"type":"clock.tick","event_id":"`...)
+	dst = appendClockID(dst, p, at)
+	dst = append(dst, `","at":"`...)
+	dst = appendTime(dst, at, time.UTC)
+	return append(dst, `"}`...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// plainASCII[c]: c needs no escaping inside a JSON string.
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plainPrefix returns the length of the longest prefix of s that needs no
+// escaping (ASCII 0x20..0x7f except '"' and '\\'), eight bytes at a time.
+func plainPrefix(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q := w ^ (lsb * '"')
+		b := w ^ (lsb * '\\')
+		// A byte < 0x20, == '"', == '\\' or >= 0x80 sets its high bit here.
+		if ((w-lsb*0x20)|(q-lsb)|(b-lsb)|w)&msb != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && plainASCII[s[i]] {
+		i++
+	}
+	return i
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendStringBody(dst, s)
+	return append(dst, '"')
+}
+
+// appendStringBody appends s escaped for the inside of a JSON string: '"',
+// '\\' and control characters are escaped, invalid UTF-8 becomes \ufffd,
+// and U+2028/U+2029 are escaped (as encoding/json does, minus HTML
+// escaping).
+func appendStringBody(dst []byte, s string) []byte {
+	start := 0
+	i := plainPrefix(s)
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if plainASCII[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(dst, s[start:]...)
+}

@@ -1,0 +1,203 @@
+package loadgen
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Check is one audit rule and how the run fared against it.
+type Check struct {
+	// Name is a stable identifier, e.g. "decision_exactly_once".
+	Name string `json:"name"`
+	// Rule says in a sentence what must hold.
+	Rule string `json:"rule"`
+	// Checked is how many items the rule was applied to.
+	Checked int64 `json:"checked"`
+	// Failed is how many broke it; the check passes when it is 0.
+	Failed int64 `json:"failed"`
+	// Examples names up to five offending items.
+	Examples []string `json:"examples,omitempty"`
+	// Skipped says why the rule could not be applied, if it could not.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// OK reports whether the check passed (or was skipped).
+func (c Check) OK() bool { return c.Failed == 0 }
+
+func (c *Check) fail(example string) {
+	c.Failed++
+	if len(c.Examples) < 5 {
+		c.Examples = append(c.Examples, example)
+	}
+}
+
+// presetMinStars are the minimum stars of the shipped presets
+// (shared/domain.md).
+var presetMinStars = map[string]int{"tmall-fast-return": 3, "douyin-lightning": 3, "jd-lightning-refund": 2}
+
+// auditInput is what the audit reads: the world, what the run saw, and
+// the publish outcome.
+type auditInput struct {
+	gen        *Generator
+	tr         *tracker
+	failedPubs int64
+	// policy is the name of the platform policy to judge expectations by;
+	// empty means: the one the decisions name.
+	policy string
+	// expectDecisions is false when the target does not decide (the relay).
+	expectDecisions bool
+}
+
+// audit checks the invariants of the contract and the simple expectations
+// the world implies. It must run after the run's outputs have drained.
+func audit(in auditInput) []Check {
+	g, t := in.gen, in.tr
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	accepted := Check{Name: "events_accepted", Rule: "every event was accepted by the server (publish acked)"}
+	accepted.Checked = t.sentReqs + t.badSent
+	accepted.Failed = in.failedPubs
+	checks := []Check{accepted}
+
+	once := Check{Name: "decision_exactly_once", Rule: "every return.requested gets exactly one decision"}
+	refundOnce := Check{Name: "refund_at_most_once", Rule: "no request gets two refunds"}
+	refundPaid := Check{Name: "refund_not_over_paid", Rule: "no refund exceeds the order's paid amount"}
+	refundApproved := Check{Name: "refund_only_if_approved", Rule: "no refund for a request whose decision was not approved"}
+	for i := range t.reqs {
+		r := &t.reqs[i]
+		id := g.RequestID(int32(i))
+		if r.sent && !r.failed {
+			once.Checked++
+			if r.decisions != 1 {
+				once.fail(fmt.Sprintf("%s: %d decisions", id, r.decisions))
+			}
+		}
+		if r.refunds == 0 {
+			continue
+		}
+		refundOnce.Checked++
+		refundPaid.Checked++
+		refundApproved.Checked++
+		if r.refunds > 1 {
+			refundOnce.fail(fmt.Sprintf("%s: %d refunds", id, r.refunds))
+		}
+		var paid int64
+		if i < len(g.Requests) && g.Requests[i].Order >= 0 {
+			paid = g.Orders[g.Requests[i].Order].PaidFen
+		}
+		if r.refundFen > paid {
+			refundPaid.fail(fmt.Sprintf("%s: refund %d fen > paid %d fen", id, r.refundFen, paid))
+		}
+		if r.decision != decisionApproved {
+			refundApproved.fail(fmt.Sprintf("%s: refund after decision %q", id, r.decision))
+		}
+	}
+	if !in.expectDecisions {
+		once.Skipped = "the target does not decide (relay)"
+		once.Failed, once.Examples = 0, nil
+	}
+	checks = append(checks, once, refundOnce, refundPaid, refundApproved)
+
+	dlq := Check{Name: "malformed_dead_lettered", Rule: "every malformed event reaches the dead-letter stream"}
+	dlqReason := Check{Name: "dead_letter_reason", Rule: "every malformed event is dead-lettered with the contract's reason"}
+	for i, b := range t.badRecs {
+		if !b.sent || b.failed {
+			continue
+		}
+		dlq.Checked++
+		want := g.Bads[i].Reason
+		if b.seen == 0 {
+			dlq.fail(fmt.Sprintf("%s (%s) never dead-lettered", g.Bads[i].Subject, want))
+			continue
+		}
+		dlqReason.Checked++
+		if b.reason != want {
+			dlqReason.fail(fmt.Sprintf("%s: reason %q, want %q", g.Bads[i].Subject, b.reason, want))
+		}
+	}
+	valid := Check{Name: "valid_not_dead_lettered", Rule: "no valid event is dead-lettered", Checked: t.dlqTotal, Failed: t.validDLQN,
+		Examples: slices.Clone(t.validDLQ)}
+	checks = append(checks, dlq, dlqReason, valid)
+	if in.expectDecisions {
+		checks = append(checks, expectations(in, t)...)
+	}
+	return checks
+}
+
+// expectations are the decisions the world implies for simple cases.
+// Called with t.mu held.
+func expectations(in auditInput, t *tracker) []Check {
+	g := in.gen
+	policy := in.policy
+	if policy == "" {
+		var most int64
+		for name, n := range t.policies {
+			if n > most {
+				policy, most = name, n
+			}
+		}
+	}
+	minStars, preset := presetMinStars[policy]
+
+	low := Check{Name: "low_stars_not_approved", Rule: "a shopper below the policy's minimum stars is never approved (unless a merchant rule admits the stars)"}
+	over := Check{Name: "amount_over_paid_rejected", Rule: "a request for more than was paid is rejected with amount_exceeds_paid"}
+	ghost := Check{Name: "unknown_order_rejected", Rule: "a request for an order never paid is rejected with order_unknown"}
+	window := Check{Name: "outside_window_not_approved", Rule: "a request 10 days after sign-off, or before delivery, is not approved (merchants without rules)"}
+	if !preset {
+		low.Skipped = fmt.Sprintf("policy %q is not a shipped preset: minimum stars unknown", policy)
+	}
+	for i := range t.reqs {
+		rec := &t.reqs[i]
+		if !rec.sent || rec.failed || rec.decisions == 0 || i >= len(g.Requests) {
+			continue
+		}
+		req := g.Requests[i]
+		id := g.RequestID(int32(i))
+		var rules []MerchantRule
+		var paid int64
+		if req.Order >= 0 {
+			o := g.Orders[req.Order]
+			paid = o.PaidFen
+			rules = g.Merchants[o.Merchant].Rules
+		}
+		if req.Order < 0 {
+			ghost.Checked++
+			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonOrderUnknown) {
+				ghost.fail(fmt.Sprintf("%s: %s %v", id, rec.decision, rec.reasons))
+			}
+			continue
+		}
+		if req.AmountFen > paid {
+			over.Checked++
+			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonAmountExceedsPaid) {
+				over.fail(fmt.Sprintf("%s: %s %v (amount %d > paid %d)", id, rec.decision, rec.reasons, req.AmountFen, paid))
+			}
+			continue
+		}
+		if preset && req.Stars < minStars && !rulesAdmitStars(rules, req.Stars) {
+			low.Checked++
+			if rec.decision == decisionApproved {
+				low.fail(fmt.Sprintf("%s: %d stars approved under %s", id, req.Stars, policy))
+			}
+		}
+		if (req.Stale || req.Early) && len(rules) == 0 {
+			window.Checked++
+			if rec.decision == decisionApproved {
+				window.fail(fmt.Sprintf("%s: approved (stale=%v early=%v)", id, req.Stale, req.Early))
+			}
+		}
+	}
+	return []Check{low, over, ghost, window}
+}
+
+// rulesAdmitStars reports whether some merchant rule could approve a
+// shopper with the given stars.
+func rulesAdmitStars(rules []MerchantRule, stars int) bool {
+	for _, r := range rules {
+		if r.MinStars == 0 || r.MinStars <= stars {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,450 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names of the contract that loadgen reads or needs.
+const (
+	streamOut      = "FR_OUT"
+	streamDLQ      = "FR_DLQ"
+	streamMerchant = "FR_MERCHANT"
+)
+
+// Run executes one load run against the target at cfg.NATSURL and returns
+// its report. The run publishes the world's merchant profiles (awaiting
+// their acks), starts ordered consumers on FR_OUT and FR_DLQ at the
+// streams' current ends, sends the events open loop, waits for the outputs
+// to drain (cfg.DrainTimeout), and audits what came back. A run whose audit
+// fails still returns its report with Passed false and a nil error; the
+// error is for runs that could not be carried out (no server, no streams,
+// ctx cancelled).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	gen, err := NewGenerator(cfg.World)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("flashreturn-loadgen"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: connect %s: %w", cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: jetstream: %w", err)
+	}
+	if err := waitStreams(ctx, js, cfg.ReadyTimeout, streamOut, streamDLQ, streamMerchant); err != nil {
+		return nil, err
+	}
+
+	r := &runner{cfg: cfg, gen: gen, js: js}
+	r.inbound.Store(-1)
+	if cfg.Mode == ModeThroughput {
+		r.pregenerate()
+	}
+	if err := r.publishMerchants(ctx); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type preEvent struct {
+	subject, id string
+	payload     []byte
+	req, bad    int32
+}
+
+type runner struct {
+	cfg  Config
+	gen  *Generator
+	js   jetstream.JetStream
+	tr   *tracker
+	pub  *publisher
+	base time.Time
+
+	pre      []preEvent // throughput mode
+	stop     atomic.Bool
+	inbound  atomic.Int64 // inbound backlog, -1 unknown
+	sendEnd  atomic.Int64 // ns after base when sending ended, 0 while sending
+	series   []Sample
+	steps    []StepResult
+	maxRate  float64
+	seriesMu sync.Mutex
+}
+
+func waitStreams(ctx context.Context, js jetstream.JetStream, timeout time.Duration, names ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, n := range names {
+		for {
+			_, err := js.Stream(ctx, n)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("loadgen: stream %s not found within %v (is the target running?): %w", n, timeout, err)
+			}
+			if sleepCtx(ctx, 100*time.Millisecond) != nil {
+				return fmt.Errorf("loadgen: stream %s not found within %v (is the target running?): %w", n, timeout, err)
+			}
+		}
+	}
+	return nil
+}
+
+// publishMerchants sends every merchant profile and waits for all acks:
+// the contract wants profiles before the orders that need them.
+func (r *runner) publishMerchants(ctx context.Context) error {
+	now := time.Now()
+	futs := make([]jetstream.PubAckFuture, 0, len(r.gen.Merchants))
+	for i := range r.gen.Merchants {
+		subj, id, payload, err := r.gen.MerchantEvent(int32(i), now)
+		if err != nil {
+			return err
+		}
+		msg := &nats.Msg{Subject: subj, Data: payload, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+		for {
+			f, err := r.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("loadgen: publish merchant %s: %w", subj, err)
+			}
+			futs = append(futs, f)
+			break
+		}
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err2 := r.js.PublishMsg(actx, f.Msg())
+			cancel()
+			if err2 != nil {
+				return fmt.Errorf("loadgen: publish merchant %s: %w (retry: %v)", f.Msg().Subject, err, err2)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// pregenerate builds the events of a throughput run, with event times laid
+// out at the offered rate (100k/s when unlimited).
+func (r *runner) pregenerate() {
+	r.gen.opts.BadFraction = 0
+	rate := r.cfg.Rate
+	if rate == 0 {
+		rate = 100000
+	}
+	start := time.Now()
+	r.pre = make([]preEvent, r.cfg.Events)
+	for n := range r.pre {
+		e := r.gen.Next()
+		at := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+		payload, err := r.gen.Encode(e, at)
+		if err != nil {
+			panic(err) // the generator only plans types Encode knows
+		}
+		r.pre[n] = preEvent{subject: e.Subject, id: e.ID, payload: payload, req: e.Request, bad: -1}
+		if e.Type != typeReturnRequested {
+			r.pre[n].req = -1
+		}
+	}
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	outStart, err := streamEnd(ctx, r.js, streamOut)
+	if err != nil {
+		return nil, err
+	}
+	dlqStart, err := streamEnd(ctx, r.js, streamDLQ)
+	if err != nil {
+		return nil, err
+	}
+	// The base is fixed before the consumers start so that every arrival
+	// time is after it; the first send is scheduled at base.
+	r.base = time.Now()
+	r.tr = newTracker(r.gen, r.base)
+	stopOut, err := r.consume(ctx, streamOut, outStart, r.tr.output)
+	if err != nil {
+		return nil, err
+	}
+	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.deadLetter(data) })
+	if err != nil {
+		stopOut()
+		return nil, err
+	}
+	r.pub = newPublisher(r.js, r.tr, r.cfg)
+
+	bgCtx, bgCancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Add(3)
+	go func() { defer bg.Done(); r.pub.settle(bgCtx) }()
+	go func() { defer bg.Done(); r.pollInbound(bgCtx) }()
+	samplerDone := make(chan struct{})
+	go func() { defer bg.Done(); r.sample(bgCtx, samplerDone) }()
+
+	var sendErr error
+	if r.cfg.Mode == ModeThroughput {
+		sendErr = r.sendThroughput(ctx)
+	} else {
+		sendErr = r.sendScenario(ctx)
+	}
+	sendEnd := time.Since(r.base)
+	r.sendEnd.Store(int64(sendEnd))
+	r.pub.finish()
+	completedAt, drained := r.drain(ctx, sendEnd)
+	drainEnd := time.Since(r.base)
+	r.waitQuiet(ctx, r.base.Add(sendEnd).Add(r.cfg.DrainTimeout))
+	stopOut()
+	stopDLQ()
+	close(samplerDone)
+	bgCancel()
+	bg.Wait()
+	if sendErr != nil {
+		return nil, sendErr
+	}
+	return r.report(sendEnd, drainEnd, completedAt, drained), nil
+}
+
+func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: stream %s: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: stream %s info: %w", name, err)
+	}
+	return info.State.LastSeq + 1, nil
+}
+
+// consume reads a stream from sequence start with an ordered consumer (so
+// no message is missed or doubled) and calls handle for each message with
+// its arrival time. The returned stop waits until the handler is done.
+func (r *runner) consume(ctx context.Context, stream string, start uint64, handle func(subject string, data []byte, at time.Time)) (func(), error) {
+	c, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: start})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: ordered consumer on %s: %w", stream, err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) { handle(m.Subject(), m.Data(), time.Now()) }, jetstream.PullMaxMessages(2048))
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: consume %s: %w", stream, err)
+	}
+	return func() {
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}, nil
+}
+
+// sendScenario sends the generator's events on the shape's schedule.
+func (r *runner) sendScenario(ctx context.Context) error {
+	sch := schedule{shape: r.cfg.Shape}
+	for !r.stop.Load() {
+		off, ok := sch.next()
+		if !ok {
+			return nil
+		}
+		sendOff, err := r.waitUntil(ctx, off)
+		if err != nil {
+			return err
+		}
+		e := r.gen.Next()
+		payload, err := r.gen.Encode(e, r.base.Add(off))
+		if err != nil {
+			return err
+		}
+		req := int32(-1)
+		if e.Type == typeReturnRequested {
+			req = e.Request
+			r.tr.requestSent(req, max(off, sendOff))
+		}
+		if e.Bad >= 0 {
+			r.tr.badSentRec(e.Bad, payload)
+		}
+		if err := r.pub.publish(ctx, e.Subject, e.ID, payload, req, e.Bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendThroughput sends the pre-generated events at cfg.Rate, or as fast as
+// the in-flight bound allows.
+func (r *runner) sendThroughput(ctx context.Context) error {
+	for n := range r.pre {
+		if r.stop.Load() {
+			return nil
+		}
+		off := time.Duration(0)
+		var sendOff time.Duration
+		if r.cfg.Rate > 0 {
+			off = time.Duration(float64(n) / r.cfg.Rate * float64(time.Second))
+			var err error
+			if sendOff, err = r.waitUntil(ctx, off); err != nil {
+				return err
+			}
+		} else {
+			sendOff = time.Since(r.base)
+		}
+		e := &r.pre[n]
+		if e.req >= 0 {
+			r.tr.requestSent(e.req, max(off, sendOff))
+		}
+		if err := r.pub.publish(ctx, e.subject, e.id, e.payload, e.req, e.bad); err != nil {
+			return err
+		}
+		e.payload = nil // let the GC have it once sent
+	}
+	return nil
+}
+
+// waitUntil sleeps until offset off after base and returns the actual
+// offset. Sends less than 100 µs early are let go at once (sleeping that
+// short costs more than it is worth); the latency of such a request is
+// then measured from its actual send. A late send is recorded as lag.
+func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duration, error) {
+	now := time.Since(r.base)
+	if d := off - now; d > 100*time.Microsecond {
+		if err := sleepCtx(ctx, d); err != nil {
+			return 0, err
+		}
+		now = time.Since(r.base)
+	}
+	r.pub.noteLag(now - off)
+	return now, nil
+}
+
+// outstanding says what is still expected: requests without a decision,
+// malformed events not yet dead-lettered, outputs not yet seen (relay).
+func (r *runner) complete() bool {
+	c := r.tr.snapshot()
+	if c.badSeen < c.badSent-c.failedBads {
+		return false
+	}
+	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
+		return c.outTotal >= r.pub.acked.Load()-r.pub.dups.Load()
+	}
+	if c.decided < c.sentReqs-c.failedReqs {
+		return false
+	}
+	return r.inbound.Load() <= 0
+}
+
+// drain waits, until the drain deadline, for everything expected to arrive.
+// It returns the arrival time of the last output and whether it all came.
+func (r *runner) drain(ctx context.Context, sendEnd time.Duration) (time.Time, bool) {
+	deadline := r.base.Add(sendEnd).Add(r.cfg.DrainTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r.complete() {
+			return r.tr.snapshot().lastOutput, true
+		}
+		if time.Now().After(deadline) {
+			return r.tr.snapshot().lastOutput, false
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return r.tr.snapshot().lastOutput, false
+		}
+	}
+}
+
+// waitQuiet keeps listening until no output has arrived for QuietPeriod,
+// so that late duplicates and trailing effects are seen by the audit.
+func (r *runner) waitQuiet(ctx context.Context, deadline time.Time) {
+	if q := time.Now().Add(r.cfg.QuietPeriod); deadline.Before(q) {
+		deadline = q
+	}
+	for {
+		quietFrom := r.base.Add(time.Duration(r.sendEnd.Load()))
+		if last := r.tr.snapshot().lastOutput; last.After(quietFrom) {
+			quietFrom = last
+		}
+		quietUntil := quietFrom.Add(r.cfg.QuietPeriod)
+		now := time.Now()
+		if !now.Before(quietUntil) || now.After(deadline) {
+			return
+		}
+		if sleepCtx(ctx, min(quietUntil.Sub(now), deadline.Sub(now))+time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// pollInbound keeps r.inbound at the sum of pending and unacknowledged
+// messages of the consumers on the target's inbound streams (-1 when it
+// has none that loadgen can see).
+func (r *runner) pollInbound(ctx context.Context) {
+	var streams []jetstream.Stream
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if len(streams) == 0 {
+			streams = inboundStreams(ctx, r.js, r.cfg.InboundPrefix)
+		}
+		total, ok := int64(0), len(streams) > 0
+		for _, s := range streams {
+			l := s.ListConsumers(ctx)
+			n := 0
+			for ci := range l.Info() {
+				total += int64(ci.NumPending) + int64(ci.NumAckPending)
+				n++
+			}
+			if l.Err() != nil || n == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			r.inbound.Store(total)
+		} else {
+			r.inbound.Store(-1)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func inboundStreams(ctx context.Context, js jetstream.JetStream, prefix string) []jetstream.Stream {
+	var out []jetstream.Stream
+	l := js.StreamNames(ctx)
+	var names []string
+	for n := range l.Name() {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		if s, err := js.Stream(ctx, n); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package loadgen
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func smallWorld(seed uint64) WorldOptions {
+	return WorldOptions{Seed: seed, RunID: "t", Shoppers: 2000, Merchants: 50, ReturnFraction: 0.3}
+}
+
+func runAgainst(t *testing.T, f *fakeDaemon, cfg Config) *Report {
+	t.Helper()
+	srv, js := startServer(t)
+	f.start(t, js)
+	cfg.NATSURL = srv.ClientURL()
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 5 * time.Second
+	}
+	if cfg.QuietPeriod == 0 {
+		cfg.QuietPeriod = 200 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("seed %d: run: %v", cfg.World.Seed, err)
+	}
+	return rep
+}
+
+func failures(rep *Report) string {
+	var b strings.Builder
+	_ = rep.WriteText(&b)
+	return b.String()
+}
+
+func TestRunPassesAuditAgainstCorrectTarget(t *testing.T) {
+	w := smallWorld(1)
+	w.BadFraction = 0.02
+	rep := runAgainst(t, &fakeDaemon{}, Config{Shape: Steady{EventsPerSec: 600, Duration: 2 * time.Second}, World: w})
+	if !rep.Passed || !rep.Drained {
+		t.Fatalf("seed 1: audit failed against a correct target:\n%s", failures(rep))
+	}
+	if rep.Requests < 20 || rep.Decided != rep.Requests {
+		t.Fatalf("seed 1: requests %d decided %d", rep.Requests, rep.Decided)
+	}
+	if rep.MalformedSent == 0 || rep.DeadLetters != rep.MalformedSent {
+		t.Fatalf("seed 1: malformed sent %d, dead letters %d", rep.MalformedSent, rep.DeadLetters)
+	}
+	if rep.Decisions[decisionRejected] == 0 && rep.Decisions[decisionReview] == 0 {
+		t.Fatalf("seed 1: every request approved: the world has no hard cases: %v", rep.Decisions)
+	}
+	var page strings.Builder
+	if err := rep.WriteHTML(&page); err != nil || !strings.Contains(page.String(), "<svg") && !strings.Contains(page.String(), "createElementNS") {
+		t.Fatalf("html report: %v", err)
+	}
+	if strings.Contains(page.String(), "http://") && !strings.Contains(page.String(), "http://www.w3.org/2000/svg") {
+		t.Fatalf("html report references external assets")
+	}
+}
+
+func TestLatencyShowsInjectedDelay(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	rep := runAgainst(t, &fakeDaemon{delay: delay}, Config{Shape: Steady{EventsPerSec: 400, Duration: 2 * time.Second}, World: smallWorld(2)})
+	if !rep.Passed {
+		t.Fatalf("seed 2:\n%s", failures(rep))
+	}
+	l := rep.Latency
+	if l.Count != rep.Requests || l.Count < 10 {
+		t.Fatalf("seed 2: %d latencies for %d requests", l.Count, rep.Requests)
+	}
+	// Every decision waited at least the injected delay, and most of them
+	// little more (loopback NATS, race detector).
+	if min := l.Distribution[0].Ms; min < ms(delay) {
+		t.Fatalf("seed 2: fastest decision %.2fms, below the injected %v", min, delay)
+	}
+	if l.P50Ms > ms(delay)+50 {
+		t.Fatalf("seed 2: p50 %.2fms, want about %v", l.P50Ms, delay)
+	}
+}
+
+// A receiver that takes 20 ms per request, offered ~95 requests/s, falls
+// behind; the sender must keep its schedule anyway and the latencies
+// must show the queue (coordinated omission corrected), not the 20 ms
+// service time.
+func TestOpenLoopWithSlowReceiver(t *testing.T) {
+	const dur = 2 * time.Second
+	rep := runAgainst(t, &fakeDaemon{delay: 20 * time.Millisecond, serial: true},
+		Config{Shape: Steady{EventsPerSec: 1000, Duration: dur}, World: smallWorld(3)})
+	if !rep.Passed {
+		t.Fatalf("seed 3:\n%s", failures(rep))
+	}
+	if rep.SendSec < dur.Seconds()-0.05 || rep.SendSec > dur.Seconds()+0.5 {
+		t.Fatalf("seed 3: sending took %.2fs for a %v schedule: the sender waited for the receiver", rep.SendSec, dur)
+	}
+	if rep.Publish.Sent < 1900 {
+		t.Fatalf("seed 3: sent %d events, want ~2000", rep.Publish.Sent)
+	}
+	if rep.Latency.P99Ms < 500 || rep.Latency.P50Ms < 100 {
+		t.Fatalf("seed 3: p50 %.1fms p99 %.1fms max %.1fms: the queue behind a slow receiver does not show", rep.Latency.P50Ms, rep.Latency.P99Ms, rep.Latency.MaxMs)
+	}
+	if rep.DrainSec < 0.2 {
+		t.Fatalf("seed 3: drained in %.2fs: the receiver was not behind", rep.DrainSec)
+	}
+}
+
+func TestAuditCatchesPlantedViolations(t *testing.T) {
+	f := &fakeDaemon{skipDecision: map[string]bool{"rt-0": true, "rt-3": true}, doubleRefund: map[string]bool{}}
+	g, _ := NewGenerator(smallWorld(4))
+	for i := range 2000 {
+		f.doubleRefund[g.RequestID(int32(i))] = true
+	}
+	rep := runAgainst(t, f, Config{Shape: Steady{EventsPerSec: 600, Duration: 2 * time.Second}, World: smallWorld(4),
+		DrainTimeout: 2 * time.Second})
+	if rep.Passed {
+		t.Fatalf("seed 4: planted faults passed the audit:\n%s", failures(rep))
+	}
+	failed := map[string]Check{}
+	for _, c := range rep.Failed() {
+		failed[c.Name] = c
+	}
+	if c, ok := failed["decision_exactly_once"]; !ok || c.Failed != 2 {
+		t.Errorf("seed 4: missing decisions: %+v", c)
+	}
+	if _, ok := failed["refund_at_most_once"]; !ok {
+		t.Errorf("seed 4: double refunds not caught")
+	}
+	if _, ok := failed["drained"]; !ok {
+		t.Errorf("seed 4: undrained run not reported")
+	}
+}
+
+// The audit's rules, fed planted outputs directly.
+func TestAuditRules(t *testing.T) {
+	g, err := NewGenerator(WorldOptions{Seed: 5, RunID: "a", Shoppers: 10, Merchants: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Orders = []Order{{Shopper: 0, Merchant: 0, PaidFen: 1000}}
+	g.Merchants[0].Rules = nil
+	g.Requests = []Request{
+		{Order: 0, Stars: 5},                  // r0: two decisions
+		{Order: 0, Stars: 5},                  // r1: no decision
+		{Order: 0, Stars: 5},                  // r2: refund after review
+		{Order: 0, Stars: 5},                  // r3: approved, refund over paid, twice
+		{Order: 0, Stars: 1},                  // r4: 1 star approved
+		{Order: 0, Stars: 5, AmountFen: 2000}, // r5: over paid, approved
+		{Order: -1, Stars: 5},                 // r6: unknown order, review
+		{Order: 0, Stars: 5},                  // r7: fine
+	}
+	g.Bads = []Bad{{Reason: "bad_json", Subject: "fr.in.order.x"}, {Reason: "bad_value", Subject: "fr.in.credit.x"}}
+	tr := newTracker(g, time.Now())
+	for i := range g.Requests {
+		tr.requestSent(int32(i), 0)
+	}
+	tr.badSentRec(0, []byte("{"))
+	tr.badSentRec(1, []byte(`{"stars":9}`))
+	dec := func(i int, d string) {
+		tr.output("fr.out.decision.u", []byte(`{"request_id":"`+g.RequestID(int32(i))+`","decision":"`+d+`","reasons":[],"policy":{"name":"tmall-fast-return"}}`), time.Now())
+	}
+	ref := func(i int, fen string) {
+		tr.output("fr.out.refund.u", []byte(`{"request_id":"`+g.RequestID(int32(i))+`","amount_fen":`+fen+`}`), time.Now())
+	}
+	dec(0, decisionApproved)
+	dec(0, decisionApproved)
+	dec(2, decisionReview)
+	ref(2, "500")
+	dec(3, decisionApproved)
+	ref(3, "1500")
+	ref(3, "1500")
+	dec(4, decisionApproved)
+	dec(5, decisionApproved)
+	dec(6, decisionReview)
+	dec(7, decisionApproved)
+	ref(7, "1000")
+	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"ew=="}`))                         // "{"
+	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"eyJldmVudF9pZCI6ImVhLTEyIn0="}`)) // {"event_id":"ea-12"}
+
+	got := map[string]int64{}
+	for _, c := range audit(auditInput{gen: g, tr: tr, expectDecisions: true}) {
+		got[c.Name] = c.Failed
+	}
+	want := map[string]int64{"events_accepted": 0, "decision_exactly_once": 2, "refund_at_most_once": 1, "refund_not_over_paid": 1,
+		"refund_only_if_approved": 1, "malformed_dead_lettered": 1, "dead_letter_reason": 0, "valid_not_dead_lettered": 1,
+		"low_stars_not_approved": 1, "amount_over_paid_rejected": 1, "unknown_order_rejected": 1, "outside_window_not_approved": 0}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("%s: %d failures, want %d", name, got[name], n)
+		}
+	}
+}
+
+// A step run against a receiver with a fixed capacity (10 ms per request,
+// about 100 requests/s, about 1250 events/s of this world) finds a limit
+// below it and stops at the first step it cannot sustain.
+func TestStepFindsTheLimit(t *testing.T) {
+	rep := runAgainst(t, &fakeDaemon{delay: 10 * time.Millisecond, serial: true},
+		Config{Shape: Step{Start: 300, Increment: 600, StepDuration: 2 * time.Second, MaxSteps: 5}, World: smallWorld(6),
+			P99Target: 200 * time.Millisecond})
+	if len(rep.Steps) == 0 {
+		t.Fatalf("seed 6: no step judged:\n%s", failures(rep))
+	}
+	t.Log(failures(rep))
+	last := rep.Steps[len(rep.Steps)-1]
+	if last.Sustained || len(rep.Steps) == 5 {
+		t.Fatalf("seed 6: the step run never hit the receiver's limit:\n%s", failures(rep))
+	}
+	if rep.MaxSustainableRate >= 1500 {
+		t.Fatalf("seed 6: max sustainable %.0f events/s is above the receiver's capacity (~1250):\n%s", rep.MaxSustainableRate, failures(rep))
+	}
+	if !rep.Passed {
+		t.Fatalf("seed 6:\n%s", failures(rep))
+	}
+}

@@ -1,0 +1,195 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+)
+
+// sampler state between two ticks.
+type sampleState struct {
+	t                          time.Duration
+	sent, acked, failed        int64
+	decided, outputs, dlq      int64
+	stepIdx                    int
+	stepT                      time.Duration
+	stepSent, stepDecided      int64
+	stepBacklog                int64
+	stepBacklogInbound         bool
+	lastProgress, progressSent int64
+}
+
+// backlog is what a step watches: the inbound consumers' pending count
+// when the target exposes it, else the requests still without a decision.
+func (r *runner) backlog(c counts) (int64, bool) {
+	if in := r.inbound.Load(); in >= 0 {
+		return in, true
+	}
+	return c.sentReqs - c.decided - c.failedReqs, false
+}
+
+// sample records one Sample per second, prints progress and, for a step
+// run, judges each finished step. It returns when done is closed.
+func (r *runner) sample(ctx context.Context, done <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var prev sampleState
+	prev.stepBacklog = -1
+	for {
+		select {
+		case <-tick.C:
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		}
+		now := time.Since(r.base)
+		c := r.tr.snapshot()
+		p50, p99, mx, nlat := r.tr.window()
+		cur := sampleState{t: now, sent: r.pub.sent.Load(), acked: r.pub.acked.Load(), failed: r.pub.failed.Load(),
+			decided: c.decided, outputs: c.outTotal, dlq: c.dlqTotal}
+		dt := (now - prev.t).Seconds()
+		rate := func(a, b int64) float64 { return float64(a-b) / dt }
+		offered := r.cfg.Rate
+		if r.cfg.Mode == ModeScenario {
+			offered = r.cfg.Shape.Rate(now)
+		}
+		if r.sendEnd.Load() != 0 {
+			offered = 0
+		}
+		s := Sample{T: now.Seconds(), Offered: offered, Sent: rate(cur.sent, prev.sent), Acked: rate(cur.acked, prev.acked),
+			Decided: rate(cur.decided, prev.decided), Outputs: rate(cur.outputs, prev.outputs), DLQ: rate(cur.dlq, prev.dlq),
+			P50Ms: ms(p50), P99Ms: ms(p99), MaxMs: ms(mx), Latency: nlat, Pending: c.sentReqs - c.decided - c.failedReqs,
+			Inbound: r.inbound.Load(), Failures: cur.failed}
+		r.seriesMu.Lock()
+		r.series = append(r.series, s)
+		r.seriesMu.Unlock()
+		if r.cfg.Progress != nil {
+			in := "n/a"
+			if s.Inbound >= 0 {
+				in = fmt.Sprint(s.Inbound)
+			}
+			fmt.Fprintf(r.cfg.Progress, "[%5.0fs] sent %7.0f/s  decided %6.0f/s  outputs %7.0f/s  backlog %d req, %s inbound  p99 %.2fms (so far %.2fms)  dlq %d  failed %d\n",
+				now.Seconds(), s.Sent, s.Decided, s.Outputs, s.Pending, in, s.P99Ms, ms(r.tr.p99SoFar()), c.dlqTotal, cur.failed)
+		}
+		cur.stepIdx, cur.stepT, cur.stepSent, cur.stepDecided, cur.stepBacklog, cur.stepBacklogInbound =
+			prev.stepIdx, prev.stepT, prev.stepSent, prev.stepDecided, prev.stepBacklog, prev.stepBacklogInbound
+		if st, ok := r.cfg.Shape.(Step); ok && r.cfg.Mode == ModeScenario && r.sendEnd.Load() == 0 {
+			r.judgeStep(st, now, c, &cur)
+		}
+		prev = cur
+	}
+}
+
+// judgeStep closes a step once its time is up: it was sustained if the
+// sender kept to the schedule, the backlog did not grow and the p99 of the
+// decisions that arrived during it stayed under the target.
+func (r *runner) judgeStep(st Step, now time.Duration, c counts, cur *sampleState) {
+	bl, inbound := r.backlog(c)
+	if cur.stepBacklog < 0 {
+		cur.stepBacklog, cur.stepBacklogInbound = bl, inbound
+	}
+	k := int(now / st.StepDuration)
+	if k == cur.stepIdx {
+		return
+	}
+	dt := (now - cur.stepT).Seconds()
+	p99, n := r.tr.stepWindow()
+	rate := st.Rate(cur.stepT)
+	res := StepResult{Step: cur.stepIdx + 1, Rate: rate, SentPerSec: float64(cur.sent-cur.stepSent) / dt,
+		DecidedPerSec: float64(c.decided-cur.stepDecided) / dt, P99Ms: ms(p99), Decisions: n, BacklogStart: cur.stepBacklog,
+		BacklogEnd: bl, Sustained: true}
+	allowed := max(int64(rate/4), 50) // a quarter second of traffic
+	if !inbound {
+		allowed = max(int64(rate*r.cfg.World.ReturnFraction/12), 10)
+	}
+	switch {
+	case res.SentPerSec < 0.9*rate:
+		res.Sustained, res.Why = false, fmt.Sprintf("sender reached only %.0f/s: loadgen or the publish path is the limit", res.SentPerSec)
+	case bl-cur.stepBacklog > allowed:
+		res.Sustained, res.Why = false, fmt.Sprintf("backlog grew by %d (> %d)", bl-cur.stepBacklog, allowed)
+	case n > 0 && p99 > r.cfg.P99Target:
+		res.Sustained, res.Why = false, fmt.Sprintf("p99 %.2fms > target %.2fms", ms(p99), ms(r.cfg.P99Target))
+	}
+	r.seriesMu.Lock()
+	r.steps = append(r.steps, res)
+	if res.Sustained {
+		r.maxRate = rate
+	}
+	r.seriesMu.Unlock()
+	if !res.Sustained {
+		r.stop.Store(true)
+	}
+	cur.stepIdx, cur.stepT, cur.stepSent, cur.stepDecided, cur.stepBacklog, cur.stepBacklogInbound = k, now, cur.sent, c.decided, bl, inbound
+}
+
+// report assembles the Report once the run has drained.
+func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, drained bool) *Report {
+	cfg := r.cfg
+	t := r.tr
+	rep := &Report{
+		Params: Params{NATSURL: cfg.NATSURL, Mode: cfg.Mode, Seed: cfg.World.Seed, RunID: cfg.World.RunID,
+			Shoppers: cfg.World.Shoppers, Merchants: cfg.World.Merchants, ReturnFraction: cfg.World.ReturnFraction,
+			BadFraction: r.gen.opts.BadFraction, P99TargetMs: ms(cfg.P99Target), MaxInFlight: cfg.MaxInFlight, Policy: cfg.Policy},
+		StartedAt:  r.base,
+		ElapsedSec: drainEnd.Seconds(),
+		SendSec:    sendEnd.Seconds(),
+		Publish:    r.pub.stats(),
+		Drained:    drained,
+		DrainSec:   (drainEnd - sendEnd).Seconds(),
+	}
+	if cfg.Mode == ModeScenario {
+		rep.Params.Shape = cfg.Shape.Name()
+		rep.Params.ShapeParams = shapeParams(cfg.Shape)
+	} else {
+		rep.Params.Events, rep.Params.Rate, rep.Params.Expect = cfg.Events, cfg.Rate, cfg.Expect
+	}
+	r.seriesMu.Lock()
+	rep.Series, rep.Steps, rep.MaxSustainableRate = r.series, r.steps, r.maxRate
+	r.seriesMu.Unlock()
+
+	t.mu.Lock()
+	rep.Requests, rep.Decided = t.sentReqs, t.decided
+	rep.Decisions, rep.Reasons, rep.Policies, rep.Outputs = maps.Clone(t.decisions), maps.Clone(t.reasons), maps.Clone(t.policies), maps.Clone(t.outputs)
+	rep.OutputsTotal, rep.DeadLetters, rep.MalformedSent = t.outTotal, t.dlqTotal, t.badSent
+	rep.Latency = latencyOf(t.hist)
+	t.mu.Unlock()
+	if cfg.Mode == ModeThroughput && cfg.Rate == 0 {
+		rep.Latency.MeasuredFrom = "actual send time (unlimited rate: no schedule)"
+	}
+	if cfg.Mode == ModeThroughput {
+		tp := &Throughput{Events: len(r.pre), Requests: rep.Requests, Expect: cfg.Expect, SendSec: sendEnd.Seconds(), Completed: drained}
+		if tp.SendSec > 0 {
+			tp.SendRate = float64(rep.Publish.Sent) / tp.SendSec
+		}
+		if drained && !completedAt.IsZero() {
+			tp.ProcessSec = max(completedAt.Sub(r.base), sendEnd).Seconds()
+			tp.ProcessedPerSec = float64(rep.Publish.Acked-rep.Publish.Duplicates) / tp.ProcessSec
+		}
+		rep.Throughput = tp
+	}
+	rep.Audit = audit(auditInput{gen: r.gen, tr: t, failedPubs: rep.Publish.Failed, policy: cfg.Policy,
+		expectDecisions: !(cfg.Mode == ModeThroughput && cfg.Expect == ExpectOutputs)})
+	if !drained {
+		c := t.snapshot()
+		rep.Audit = append(rep.Audit, Check{Name: "drained", Rule: fmt.Sprintf("every expected output arrives within %v after the last send", cfg.DrainTimeout),
+			Checked: 1, Failed: 1, Examples: []string{fmt.Sprintf("requests %d decided %d, malformed %d dead-lettered %d, inbound backlog %d",
+				c.sentReqs-c.failedReqs, c.decided, c.badSent-c.failedBads, c.badSeen, r.inbound.Load())}})
+	}
+	rep.Passed = len(rep.Failed()) == 0
+	return rep
+}
+
+func shapeParams(s Shape) map[string]float64 {
+	switch v := s.(type) {
+	case Steady:
+		return map[string]float64{"rate": v.EventsPerSec, "duration_sec": v.Duration.Seconds()}
+	case Double11:
+		return map[string]float64{"base": v.Base, "peak": v.Peak, "duration_sec": v.Duration.Seconds(), "ramp_sec": v.Ramp.Seconds(),
+			"hold_sec": v.Hold.Seconds(), "decay_sec": v.Decay.Seconds()}
+	case Step:
+		return map[string]float64{"start": v.Start, "increment": v.Increment, "step_sec": v.StepDuration.Seconds(), "max_steps": float64(v.MaxSteps)}
+	}
+	return nil
+}

@@ -1,0 +1,459 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/state"
+)
+
+// Config configures a Daemon. The zero value of each field means the
+// default it documents; Validate fills them in.
+type Config struct {
+	// DataDir holds Badger state (DataDir/state) and the embedded server's
+	// store (DataDir/nats). Default "./data".
+	DataDir string
+	// NATSURL joins an existing server or cluster; empty embeds one.
+	NATSURL string
+	// NATSOptions are extra client options (credentials, TLS) for NATSURL.
+	NATSOptions []nats.Option
+	// NATSListen is the embedded server's client address. Default
+	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port.
+	NATSListen string
+	// HTTPAddr serves metrics, health and the query API. Default
+	// 127.0.0.1:8080; empty string after Validate never happens; "off"
+	// disables it.
+	HTTPAddr string
+	// Policy is the platform policy in force (required).
+	Policy *core.Policy
+	// Partitions is P, fixed for the life of the streams. Default 64.
+	Partitions int
+	// Loc is the shoppers' zone. Default Asia/Shanghai.
+	Loc *time.Location
+	// Layout of inbound storage. Default LayoutStreams when embedded,
+	// LayoutShared with NATSURL (it needs no server configuration).
+	Layout Layout
+	// JetStreamSync is the embedded server's fsync interval (0: server
+	// default, 2 min); JetStreamSyncAlways fsyncs every write.
+	JetStreamSync       time.Duration
+	JetStreamSyncAlways bool
+	// StateSyncWrites makes every Badger commit fsync (see state docs).
+	StateSyncWrites bool
+	// CacheBytes is the state cache budget. Default 256 MiB.
+	CacheBytes int64
+	// BatchMax bounds a batch. Default 512.
+	BatchMax int
+	// MaxTxnBytes cuts a batch when its staged state grows past it.
+	// Default 4 MiB (Badger's limit is far larger).
+	MaxTxnBytes int
+	// ClockInterval is how often the daemon publishes a clock event into
+	// each partition. Default 1s; negative disables (tests drive time with
+	// their own events).
+	ClockInterval time.Duration
+	// DrainTimeout bounds the drain on shutdown. Default 8s.
+	DrainTimeout time.Duration
+	// InMaxAge is how long inbound events are kept. Default 7 days.
+	InMaxAge time.Duration
+	// OutMaxAge is how long outputs and dead letters are kept. Default 7 days.
+	OutMaxAge time.Duration
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
+	// Metrics defaults to a new set.
+	Metrics *metrics.Set
+}
+
+// Validate fills in defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Policy == nil {
+		return errors.New("pipeline: config: Policy is required")
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 64
+	}
+	if c.Partitions < 1 || c.Partitions > 4096 {
+		return fmt.Errorf("pipeline: config: Partitions %d out of 1..4096", c.Partitions)
+	}
+	if c.Loc == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return fmt.Errorf("pipeline: config: load Asia/Shanghai: %w", err)
+		}
+		c.Loc = loc
+	}
+	if c.Layout == "" {
+		c.Layout = LayoutStreams
+		if c.NATSURL != "" {
+			c.Layout = LayoutShared
+		}
+	}
+	if c.Layout != LayoutStreams && c.Layout != LayoutShared {
+		return fmt.Errorf("pipeline: config: unknown Layout %q", c.Layout)
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 512
+	}
+	if c.MaxTxnBytes == 0 {
+		c.MaxTxnBytes = 4 << 20
+	}
+	if c.ClockInterval == 0 {
+		c.ClockInterval = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 8 * time.Second
+	}
+	if c.InMaxAge == 0 {
+		c.InMaxAge = 7 * 24 * time.Hour
+	}
+	if c.OutMaxAge == 0 {
+		c.OutMaxAge = 7 * 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+	return nil
+}
+
+// Daemon is flashreturnd: the embedded (or joined) NATS, the streams, the
+// merchant view, one worker per partition, the clock publisher and the
+// HTTP endpoint. Create it with New, run it with Run.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *pipelineMetrics
+	policy atomic.Pointer[core.Policy]
+
+	srv       *server.Server
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	store     *state.Store
+	merchants *MerchantView
+	workers   []*worker
+	streamsOK atomic.Bool
+	hard      context.Context // cancelled DrainTimeout after shutdown starts
+	httpAddr  atomic.Value    // string: the bound HTTP address
+	started   chan struct{}
+}
+
+// New validates cfg and builds a Daemon; nothing starts until Run.
+func New(cfg Config) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, m: newPipelineMetrics(cfg.Metrics), started: make(chan struct{})}
+	d.policy.Store(cfg.Policy)
+	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
+	d.merchants.deadLetter = d.deadLetterSync
+	return d, nil
+}
+
+// env returns the decision environment for one batch: the policy is read
+// once per batch, so a policy swap lands between batches.
+func (d *Daemon) env() *core.Env {
+	return &core.Env{Policy: d.policy.Load(), Loc: d.cfg.Loc, Merchant: d.merchants.Lookup}
+}
+
+// Policy returns the policy in force.
+func (d *Daemon) Policy() *core.Policy { return d.policy.Load() }
+
+// SetPolicy swaps the policy in force; batches started after the call use it.
+func (d *Daemon) SetPolicy(p *core.Policy) {
+	d.policy.Store(p)
+	d.log.Info("policy in force", "policy", p.Name, "version", p.Version)
+}
+
+// Started is closed once Run has connected, created the streams and bound
+// the HTTP listener (ClientURL and HTTPAddr are valid from then on).
+func (d *Daemon) Started() <-chan struct{} { return d.started }
+
+// ClientURL is the NATS URL publishers use (the embedded server's, or the
+// configured one).
+func (d *Daemon) ClientURL() string {
+	if d.srv != nil {
+		return d.srv.ClientURL()
+	}
+	return d.cfg.NATSURL
+}
+
+// HTTPAddr is the bound HTTP address, empty when HTTP is off.
+func (d *Daemon) HTTPAddr() string {
+	s, _ := d.httpAddr.Load().(string)
+	return s
+}
+
+// Ready reports whether the streams exist, the merchant view has caught up
+// and every partition is consuming.
+func (d *Daemon) Ready() bool {
+	if !d.streamsOK.Load() || !d.merchants.CaughtUp() || len(d.workers) == 0 {
+		return false
+	}
+	for _, w := range d.workers {
+		if !w.ready.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Run starts everything and blocks until ctx is done, then drains: stop
+// pulling, finish and commit the batch in hand, publish its outputs, ack,
+// close the store and the connection, shut the embedded server down. It
+// returns nil after a clean drain.
+func (d *Daemon) Run(ctx context.Context) error {
+	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardCancel()
+	d.hard = hard
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(d.cfg.DrainTimeout)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-hard.Done():
+			}
+			hardCancel()
+		case <-hard.Done():
+		}
+	}()
+
+	if err := os.MkdirAll(d.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := d.connect(); err != nil {
+		return err
+	}
+	defer d.closeNATS()
+
+	store, err := state.Open(state.Options{
+		Dir:        filepath.Join(d.cfg.DataDir, "state"),
+		SyncWrites: d.cfg.StateSyncWrites,
+		CacheBytes: d.cfg.CacheBytes,
+		Logger:     d.log.With("component", "state"),
+		Metrics:    d.cfg.Metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	d.store = store
+	defer func() {
+		if err := store.Close(); err != nil {
+			d.log.Error("close state", "err", err)
+		}
+	}()
+
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = EnsureStreams(sctx, d.js, StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge})
+	cancel()
+	if err != nil {
+		return err
+	}
+	d.streamsOK.Store(true)
+
+	var httpSrv *http.Server
+	if d.cfg.HTTPAddr != "off" {
+		ln, err := net.Listen("tcp", d.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("http listen %s: %w", d.cfg.HTTPAddr, err)
+		}
+		d.httpAddr.Store(ln.Addr().String())
+		httpSrv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("http serve", "err", err)
+			}
+		}()
+	}
+
+	pol := d.policy.Load()
+	d.log.Info("flashreturnd started",
+		"nats", d.ClientURL(), "embedded", d.srv != nil, "layout", d.cfg.Layout,
+		"partitions", d.cfg.Partitions, "policy", pol.Name, "policy_version", pol.Version,
+		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath())
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.merchants.run(ctx, d.js); err != nil {
+			d.log.Error("merchant view stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := store.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("state housekeeping stopped", "err", err)
+		}
+	})
+	d.workers = make([]*worker, d.cfg.Partitions)
+	for p := range d.workers {
+		w := newWorker(d, p)
+		d.workers[p] = w
+		d.m.set.NewGauge(`flashreturn_consumer_pending_events`+partitionLabel(p), func() float64 { return float64(w.pending.Load()) })
+		d.m.set.NewGauge(`flashreturn_partition_ready`+partitionLabel(p), func() float64 { return b2f(w.ready.Load()) })
+		d.m.set.NewGauge(`flashreturn_partition_outbox_messages`+partitionLabel(p), func() float64 { return float64(len(w.outbox)) })
+	}
+	d.m.set.NewGauge(`flashreturn_ready`, func() float64 { return b2f(d.Ready()) })
+	close(d.started)
+	// Wait for the merchant view to catch up before deciding anything, so
+	// a restart never decides with a half-loaded view.
+	for !d.merchants.CaughtUp() && ctx.Err() == nil {
+		sleepCtx(ctx, 10*time.Millisecond)
+	}
+	for _, w := range d.workers {
+		wg.Go(func() {
+			if err := w.run(ctx); err != nil {
+				d.log.Error("partition worker stopped", "partition", w.p, "err", err)
+			}
+		})
+	}
+	if d.cfg.ClockInterval > 0 {
+		wg.Go(func() { d.runClock(ctx) })
+	}
+	<-ctx.Done()
+	d.log.Info("draining")
+	wg.Wait()
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	d.log.Info("drained")
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (d *Daemon) drainContext(context.Context) (context.Context, context.CancelFunc) {
+	return d.hard, func() {}
+}
+
+func (d *Daemon) connect() error {
+	url := d.cfg.NATSURL
+	opts := append([]nats.Option{
+		nats.Name("flashreturnd"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { d.log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	}, d.cfg.NATSOptions...)
+	if url == "" {
+		srv, err := StartEmbedded(EmbeddedOptions{
+			Listen: d.cfg.NATSListen, StoreDir: filepath.Join(d.cfg.DataDir, "nats"),
+			SyncInterval: d.cfg.JetStreamSync, SyncAlways: d.cfg.JetStreamSyncAlways,
+			Layout: d.cfg.Layout, Partitions: d.cfg.Partitions,
+		})
+		if err != nil {
+			return err
+		}
+		d.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		d.shutdownServer()
+		return fmt.Errorf("nats connect %q: %w", url, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		nc.Close()
+		d.shutdownServer()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	d.nc, d.js = nc, js
+	return nil
+}
+
+func (d *Daemon) closeNATS() {
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	d.shutdownServer()
+}
+
+func (d *Daemon) shutdownServer() {
+	if d.srv != nil {
+		d.srv.Shutdown()
+		d.srv.WaitForShutdown()
+	}
+}
+
+// resetConsumer (re)creates partition p's durable pull consumer so that it
+// delivers from cursor+1: the cursor in Badger is the truth, the
+// consumer's ack floor only tells JetStream what it may discard.
+func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetstream.Consumer, error) {
+	stream := InStream(d.cfg.Layout, p)
+	name := fmt.Sprintf("flashreturn_p%d", p)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := d.js.DeleteConsumer(cctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("partition %d: delete consumer: %w", p, err)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: PartitionFilter(p),
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       5 * time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * d.cfg.BatchMax,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if cursor > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = cursor + 1
+	}
+	c, err := d.js.CreateOrUpdateConsumer(cctx, stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: create consumer: %w", p, err)
+	}
+	return c, nil
+}
+
+// deadLetterSync publishes one dead letter outside a partition batch (the
+// merchant view's), retrying until it is stored or ctx ends.
+func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject string, seq uint64, data []byte) {
+	d.m.deadLetter(reason)
+	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
+	for attempt := 0; ; attempt++ {
+		_, err := d.js.Publish(ctx, "fr.dlq."+reason, out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))
+		if err == nil {
+			return
+		}
+		d.log.Warn("dead letter publish failed; retrying", "err", err)
+		if !sleepCtx(ctx, backoff(attempt)) {
+			return
+		}
+	}
+}

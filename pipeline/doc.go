@@ -1,0 +1,33 @@
+// Package pipeline is flashreturn's IO shell around the decision core: the
+// embedded (or joined) NATS server, the streams of the contract, one
+// durable pull consumer and one worker goroutine per partition, the
+// merchant view, the clock that advances idle partitions, and the HTTP
+// endpoint (metrics, health, readiness, query API).
+//
+// # Effectively-once
+//
+// A partition worker pulls a batch (one message when idle, up to
+// Config.BatchMax under load), applies it to the shoppers' state in
+// memory through [core.Apply], then commits in one Badger transaction the
+// changed states, the partition's cursor (last stream sequence applied),
+// its event-time clock, the decision traces and the batch's outputs (the
+// outbox). Only then does it publish the outbox with deterministic
+// Nats-Msg-Id headers, wait for every publish ack, and ack the batch with
+// one AckAll. On start it republishes the outbox left by the last run and
+// recreates its consumer at cursor+1: the cursor in Badger is the truth.
+// A crash at any point therefore yields neither a lost nor a doubled
+// effect within FR_OUT's duplicate window (2 minutes).
+//
+// # Invariants
+//
+//   - Exactly one goroutine owns a partition: its consumer, state and
+//     outbox; events of one user are applied in stream order.
+//   - A message is acknowledged only after its outputs are stored in FR_OUT.
+//   - Malformed input goes to fr.dlq.<reason> (in the same outbox, so it is
+//     effectively-once too) and processing goes on; an event that panics the
+//     core is dead-lettered as poison and the batch re-applied without it.
+//   - Failures to commit or publish are retried with backoff, never skipped;
+//     the partition reports not-ready meanwhile.
+//   - Timers fire from the partition's event time (the largest at seen,
+//     clock events included), before the event that moved it is applied.
+package pipeline

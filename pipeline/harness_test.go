@@ -1,0 +1,202 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// harness runs a real Daemon (embedded NATS with JetStream, Badger in a
+// temp dir) and a client that publishes inbound events and collects every
+// output from FR_OUT and FR_DLQ.
+type harness struct {
+	t      *testing.T
+	d      *Daemon
+	cancel context.CancelFunc
+	done   chan error
+	nc     *nats.Conn
+	js     jetstream.JetStream
+
+	mu   sync.Mutex
+	outs []outMsg
+	seen map[string]bool
+}
+
+type outMsg struct {
+	Subject string
+	Data    map[string]any
+	Raw     []byte
+}
+
+func startHarness(t *testing.T, policy string, mutate func(*Config)) *harness {
+	t.Helper()
+	pol, ok := core.Preset(policy)
+	if !ok {
+		t.Fatalf("unknown preset %s", policy)
+	}
+	cfg := Config{
+		DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPAddr: "127.0.0.1:0",
+		Policy: pol, Partitions: 8, ClockInterval: -1,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return runHarness(t, cfg)
+}
+
+func runHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, d: d, cancel: cancel, done: make(chan error, 1), seen: map[string]bool{}}
+	go func() { h.done <- d.Run(ctx) }()
+	select {
+	case <-d.Started():
+	case err := <-h.done:
+		t.Fatalf("daemon stopped before starting: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not start within 30s")
+	}
+	h.waitFor("daemon ready", d.Ready)
+	nc, err := nats.Connect(d.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.nc = nc
+	h.js, _ = jetstream.New(nc)
+	for _, stream := range []string{StreamOut, StreamDLQ} {
+		c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			var v map[string]any
+			_ = json.Unmarshal(m.Data(), &v)
+			h.mu.Lock()
+			h.outs = append(h.outs, outMsg{Subject: m.Subject(), Data: v, Raw: append([]byte(nil), m.Data()...)})
+			h.mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cc.Stop)
+	}
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// stop drains the daemon and checks that Run returned nil.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("daemon Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		h.t.Error("daemon did not drain within 15s")
+	}
+}
+
+// waitFor polls cond until it holds or 20 s pass.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// pub publishes one inbound event with a JetStream ack. fields are merged
+// into {"event_id","type","at","user_id"}.
+func (h *harness) pub(kind, user, typ, at string, fields map[string]any) {
+	h.t.Helper()
+	id := fmt.Sprintf("e%d", time.Now().UnixNano())
+	ev := map[string]any{"event_id": id, "type": typ, "at": at, "user_id": user}
+	for k, v := range fields {
+		ev[k] = v
+	}
+	b, _ := json.Marshal(ev)
+	h.pubRaw("fr.in."+kind+"."+user, id, b)
+}
+
+func (h *harness) pubRaw(subject, msgID string, data []byte) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := []jetstream.PublishOpt{}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if _, err := h.js.Publish(ctx, subject, data, opts...); err != nil {
+		h.t.Fatalf("publish %s: %v", subject, err)
+	}
+}
+
+func (h *harness) merchant(id string, ret, ship []string, rules []map[string]any) {
+	h.t.Helper()
+	ev := map[string]any{"event_id": "m-" + id + fmt.Sprint(time.Now().UnixNano()), "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00",
+		"merchant_id": id, "return_addresses": ret, "ship_addresses": ship}
+	if rules != nil {
+		ev["rules"] = rules
+	}
+	b, _ := json.Marshal(ev)
+	h.pubRaw("fr.merchant."+id, "", b)
+	h.waitFor("merchant "+id+" in view", func() bool { return h.d.merchants.Lookup(id) != nil })
+}
+
+// out returns the outputs on subjects with the given prefix.
+func (h *harness) out(prefix string) []outMsg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var r []outMsg
+	for _, o := range h.outs {
+		if strings.HasPrefix(o.Subject, prefix) {
+			r = append(r, o)
+		}
+	}
+	return r
+}
+
+// waitOut waits until at least n outputs with the prefix exist and returns them.
+func (h *harness) waitOut(prefix string, n int) []outMsg {
+	h.t.Helper()
+	h.waitFor(fmt.Sprintf("%d outputs on %s", n, prefix), func() bool { return len(h.out(prefix)) >= n })
+	return h.out(prefix)
+}
+
+// order publishes a paid, shipped and delivered order.
+func (h *harness) order(user, order, merchant string, paid int, deliveredAt string, extra map[string]any) {
+	f := map[string]any{"order_id": order, "merchant_id": merchant, "category": "apparel", "size": "small",
+		"paid_fen": paid, "seven_day": true, "city": "shanghai"}
+	for k, v := range extra {
+		f[k] = v
+	}
+	h.pub("order", user, "order.paid", "2026-11-10T10:00:00+08:00", f)
+	if deliveredAt != "" {
+		h.pub("order", user, "order.shipped", "2026-11-10T12:00:00+08:00", map[string]any{"order_id": order})
+		h.pub("order", user, "order.delivered", deliveredAt, map[string]any{"order_id": order})
+	}
+}

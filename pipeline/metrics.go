@@ -1,0 +1,123 @@
+package pipeline
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+)
+
+// latencyBuckets are the upper bounds (seconds) of the latency histograms:
+// 50 µs to ~26 s, factor 2, readable by histogram_quantile.
+var latencyBuckets = metrics.ExponentialBuckets(50e-6, 2, 20)
+
+// batchBuckets are the upper bounds of the batch size histogram.
+var batchBuckets = metrics.ExponentialBuckets(1, 2, 13)
+
+// pipelineMetrics holds every metric of the pipeline, registered once at
+// start-up on the daemon's own set. Label values are bounded: event types,
+// verdicts, reason codes, effect kinds, DLQ reasons, partitions.
+type pipelineMetrics struct {
+	set *metrics.Set
+
+	eventsIn      [core.EventClock + 1]*metrics.Counter
+	redelivered   *metrics.Counter
+	dlq           map[string]*metrics.Counter
+	effectsOut    [core.EffectTrust + 1]*metrics.Counter
+	reasons       [core.NumCodes]*metrics.Counter
+	refundFen     *metrics.Counter
+	advanceFen    *metrics.Counter
+	clawbackFen   *metrics.Counter
+	compensFen    *metrics.Counter
+	applyLatency  *metrics.PrometheusHistogram
+	batchSize     *metrics.PrometheusHistogram
+	commitLat     *metrics.PrometheusHistogram
+	publishLat    *metrics.PrometheusHistogram
+	lag           *metrics.PrometheusHistogram
+	commitErrors  *metrics.Counter
+	publishErrs   *metrics.Counter
+	consumerReset *metrics.Counter
+	timersFired   *metrics.Counter
+	panics        *metrics.Counter
+	// decisions maps a policy name to its counters by verdict.
+	decisions sync.Map
+}
+
+func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
+	m := &pipelineMetrics{set: set, dlq: make(map[string]*metrics.Counter)}
+	for t := core.EventOrderPaid; t <= core.EventClock; t++ {
+		m.eventsIn[t] = set.NewCounter(`flashreturn_events_in_total{type="` + t.String() + `"}`)
+	}
+	for _, r := range wire.Reasons {
+		m.dlq[r] = set.NewCounter(`flashreturn_dead_letters_total{reason="` + r + `"}`)
+	}
+	for k := core.EffectDecision; k <= core.EffectTrust; k++ {
+		m.effectsOut[k] = set.NewCounter(`flashreturn_effects_out_total{kind="` + k.String() + `"}`)
+	}
+	for c := core.Code(0); c < core.NumCodes; c++ {
+		m.reasons[c] = set.NewCounter(`flashreturn_decision_reasons_total{reason="` + c.String() + `"}`)
+	}
+	m.redelivered = set.NewCounter(`flashreturn_events_skipped_total`)
+	m.refundFen = set.NewCounter(`flashreturn_refunds_fen_total`)
+	m.advanceFen = set.NewCounter(`flashreturn_advanced_fen_total`)
+	m.clawbackFen = set.NewCounter(`flashreturn_clawbacks_fen_total`)
+	m.compensFen = set.NewCounter(`flashreturn_compensation_fen_total`)
+	m.applyLatency = set.NewPrometheusHistogramExt(`flashreturn_apply_duration_seconds`, latencyBuckets)
+	m.batchSize = set.NewPrometheusHistogramExt(`flashreturn_batch_size_events`, batchBuckets)
+	m.commitLat = set.NewPrometheusHistogramExt(`flashreturn_commit_duration_seconds`, latencyBuckets)
+	m.publishLat = set.NewPrometheusHistogramExt(`flashreturn_publish_ack_duration_seconds`, latencyBuckets)
+	m.lag = set.NewPrometheusHistogramExt(`flashreturn_event_lag_seconds`, latencyBuckets)
+	m.commitErrors = set.NewCounter(`flashreturn_commit_errors_total`)
+	m.publishErrs = set.NewCounter(`flashreturn_publish_errors_total`)
+	m.consumerReset = set.NewCounter(`flashreturn_consumer_resets_total`)
+	m.timersFired = set.NewCounter(`flashreturn_timers_fired_total`)
+	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
+	return m
+}
+
+// decision counts one decision by verdict and policy.
+func (m *pipelineMetrics) decision(e *core.Effect, policy string) {
+	byVerdict, ok := m.decisions.Load(policy)
+	if !ok {
+		var cs [core.VerdictRejected + 1]*metrics.Counter
+		for v := core.VerdictApproved; v <= core.VerdictRejected; v++ {
+			cs[v] = m.set.GetOrCreateCounter(`flashreturn_decisions_total{decision="` + v.String() + `",policy="` + policy + `"}`)
+		}
+		byVerdict, _ = m.decisions.LoadOrStore(policy, &cs)
+	}
+	byVerdict.(*[core.VerdictRejected + 1]*metrics.Counter)[e.Verdict].Inc()
+	for c := core.Code(0); c < core.NumCodes; c++ {
+		if e.Reasons.Has(c) {
+			m.reasons[c].Inc()
+		}
+	}
+}
+
+// effect counts one output effect and the money it moves.
+func (m *pipelineMetrics) effect(e *core.Effect) {
+	m.effectsOut[e.Kind].Inc()
+	switch e.Kind {
+	case core.EffectRefund:
+		m.refundFen.Add(int(e.AmountFen))
+		if e.Advance {
+			m.advanceFen.Add(int(e.AmountFen))
+		}
+	case core.EffectClawback:
+		m.clawbackFen.Add(int(e.AmountFen))
+	case core.EffectCompensation:
+		m.compensFen.Add(int(e.AmountFen))
+	}
+}
+
+func (m *pipelineMetrics) deadLetter(reason string) {
+	c, ok := m.dlq[reason]
+	if !ok {
+		c = m.set.GetOrCreateCounter(`flashreturn_dead_letters_total{reason="` + reason + `"}`)
+	}
+	c.Inc()
+}
+
+func partitionLabel(p int) string { return `{partition="` + strconv.Itoa(p) + `"}` }

@@ -1,0 +1,58 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/bytedance/sonic"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// traceRecord is what the query API shows of a decision: the policy that
+// made it and every rule evaluated with the values compared. It is stored
+// beside the user's state, not in it, so the hot state stays small.
+type traceRecord struct {
+	Policy           policyRef    `json:"policy"`
+	Decision         string       `json:"decision"`
+	Reasons          []string     `json:"reasons"`
+	MerchantRule     string       `json:"merchant_rule,omitempty"`
+	MerchantRevision uint64       `json:"merchant_revision"`
+	RequestAt        string       `json:"request_at"`
+	DecidedAt        string       `json:"decided_at"`
+	Trace            []traceCheck `json:"trace"`
+}
+
+type policyRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type traceCheck struct {
+	Rule   string `json:"rule"`
+	Pass   bool   `json:"pass"`
+	Got    int64  `json:"got"`
+	Limit  int64  `json:"limit"`
+	Detail string `json:"detail"`
+}
+
+func encodeTrace(e *core.Effect, p *core.Policy, now time.Time) []byte {
+	r := traceRecord{
+		Policy:           policyRef{Name: p.Name, Version: p.Version},
+		Decision:         e.Verdict.String(),
+		Reasons:          e.Reasons.AppendStrings(make([]string, 0, 4)),
+		MerchantRule:     e.MerchantRule,
+		MerchantRevision: e.MerchantRevision,
+		RequestAt:        e.RequestAt,
+		DecidedAt:        now.Format(time.RFC3339Nano),
+		Trace:            make([]traceCheck, 0, e.Trace.N),
+	}
+	for _, c := range e.Trace.Checks[:e.Trace.N] {
+		r.Trace = append(r.Trace, traceCheck{Rule: c.Name(), Pass: c.Pass, Got: c.Got, Limit: c.Limit, Detail: c.String()})
+	}
+	b, err := sonic.Marshal(&r)
+	if err != nil {
+		// A plain struct of strings and numbers always encodes.
+		panic("pipeline: encode trace: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,451 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/state"
+)
+
+// errConsumerGap means a delivery went missing (consumer sequence jumped);
+// the worker recreates its consumer from cursor+1.
+var errConsumerGap = errors.New("pipeline: consumer sequence gap")
+
+// worker owns one partition: its consumer, its state and its outbox. Exactly
+// one goroutine runs a worker; nothing in it is shared except the atomics
+// read by metrics and readiness.
+type worker struct {
+	p   int
+	d   *Daemon
+	log *slog.Logger
+	pt  *state.Partition
+
+	cursor  uint64 // last stream sequence applied (committed or staged)
+	clock   int64  // partition event time, Unix ns
+	lastCon uint64 // last consumer sequence seen
+
+	in      chan jetstream.Msg
+	carry   []jetstream.Msg // messages pulled but left for the next batch
+	batch   []jetstream.Msg
+	ev      core.Event
+	effects []core.Effect
+	outbox  []state.OutMsg
+	arena   []byte
+	due     []string
+	futures []jetstream.PubAckFuture
+
+	ready   atomic.Bool
+	pending atomic.Int64
+	applied atomic.Uint64
+}
+
+func newWorker(d *Daemon, p int) *worker {
+	return &worker{
+		p:   p,
+		d:   d,
+		log: d.log.With("partition", p),
+		in:  make(chan jetstream.Msg, 2*d.cfg.BatchMax),
+	}
+}
+
+// run consumes the partition until ctx is done, then drains the batch in
+// hand. It returns nil on a clean drain.
+func (w *worker) run(ctx context.Context) error {
+	pt, err := w.d.store.Partition(w.p)
+	if err != nil {
+		return fmt.Errorf("partition %d: open state: %w", w.p, err)
+	}
+	w.pt = pt
+	w.cursor, w.clock = pt.Cursor(), pt.Clock()
+	if left := pt.Outbox(); len(left) > 0 {
+		w.log.Info("republishing outbox left by the last run", "messages", len(left))
+		w.outbox = append(w.outbox[:0], left...)
+		if err := w.publishRetry(ctx); err != nil {
+			return nil // shutting down
+		}
+		w.outbox = w.outbox[:0]
+	}
+	for ctx.Err() == nil {
+		err := w.consume(ctx)
+		w.ready.Store(false)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("consumer restarting", "err", err)
+		w.d.m.consumerReset.Inc()
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// consume runs one consumer subscription from cursor+1 until ctx is done
+// (nil) or the subscription must be rebuilt (error).
+func (w *worker) consume(ctx context.Context) error {
+	cons, err := w.d.resetConsumer(ctx, w.p, w.cursor)
+	if err != nil {
+		return err
+	}
+	w.lastCon = 0
+	w.carry = w.carry[:0]
+	in := make(chan jetstream.Msg, 2*w.d.cfg.BatchMax)
+	stop := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case in <- m:
+		case <-stop:
+		}
+	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		w.log.Debug("consume", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("partition %d: consume: %w", w.p, err)
+	}
+	defer func() {
+		cc.Stop()
+		close(stop)
+	}()
+	w.in = in
+	w.ready.Store(true)
+	for {
+		w.batch = w.collect(ctx, w.batch[:0])
+		if len(w.batch) == 0 {
+			return nil // ctx done, nothing in hand
+		}
+		// Past this point the batch in hand is finished even when ctx is
+		// cancelled: drain with a bounded context of its own.
+		dctx, cancel := w.d.drainContext(ctx)
+		err := w.step(dctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// collect blocks for the first message (or takes what was carried over),
+// then takes whatever else is already buffered, up to BatchMax.
+func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream.Msg {
+	if len(w.carry) > 0 {
+		batch = append(batch, w.carry...)
+		w.carry = w.carry[:0]
+	} else {
+		select {
+		case m := <-w.in:
+			batch = append(batch, m)
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	for len(batch) < w.d.cfg.BatchMax {
+		select {
+		case m := <-w.in:
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// step applies, commits, publishes and acknowledges one batch.
+func (w *worker) step(ctx context.Context) error {
+	n, err := w.applyBatch()
+	if err != nil {
+		return err
+	}
+	if n < len(w.batch) {
+		w.carry = append(w.carry, w.batch[n:]...)
+	}
+	w.d.m.batchSize.Update(float64(n))
+	if err := w.commitRetry(ctx); err != nil {
+		return err
+	}
+	if err := w.publishRetry(ctx); err != nil {
+		return err
+	}
+	if n > 0 {
+		// AckAll: one ack covers the whole batch. A lost ack only means a
+		// redelivery, which the cursor skips.
+		_ = w.batch[n-1].Ack()
+	}
+	w.applied.Add(uint64(n))
+	return nil
+}
+
+// applyBatch applies the batch to the partition's state and stages the
+// commit. It returns how many messages it consumed (it stops early when
+// the staged transaction grows too large). Events that panic the core are
+// dead-lettered as poison and the batch is re-applied without them.
+func (w *worker) applyBatch() (int, error) {
+	startCursor, startClock := w.cursor, w.clock
+	var poison map[int]string
+	for {
+		n, bad, msg, err := w.tryApply(poison)
+		if err != nil {
+			return 0, err
+		}
+		if bad < 0 {
+			return n, nil
+		}
+		// A panic left the state half-mutated: drop everything staged and
+		// re-apply the batch with the poison event dead-lettered.
+		w.d.m.panics.Inc()
+		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
+		w.pt.Discard()
+		w.cursor, w.clock = startCursor, startClock
+		if poison == nil {
+			poison = make(map[int]string)
+		}
+		poison[bad] = msg
+	}
+}
+
+func (w *worker) seqOf(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}
+
+// tryApply applies the batch once. bad is the index of a message whose
+// processing panicked (-1 if none).
+func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, err error) {
+	w.outbox = w.outbox[:0]
+	w.arena = w.arena[:0]
+	env := w.d.env()
+	now := time.Now()
+	for i, m := range w.batch {
+		if w.pt.StagedBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
+			return i, -1, "", nil
+		}
+		meta, merr := m.Metadata()
+		if merr != nil {
+			return 0, -1, "", fmt.Errorf("partition %d: message metadata: %w", w.p, merr)
+		}
+		if meta.Sequence.Consumer != w.lastCon+1 && w.lastCon != 0 {
+			if i == 0 {
+				return 0, -1, "", fmt.Errorf("%w: got %d after %d", errConsumerGap, meta.Sequence.Consumer, w.lastCon)
+			}
+			// Keep what is before the gap; the next batch reports it.
+			return i, -1, "", nil
+		}
+		w.lastCon = meta.Sequence.Consumer
+		w.pending.Store(int64(meta.NumPending))
+		seq := meta.Sequence.Stream
+		if seq <= w.cursor {
+			w.d.m.redelivered.Inc()
+			continue
+		}
+		if msg, ok := poison[i]; ok {
+			w.deadLetter(wire.ReasonPoison, "event could not be processed: "+msg, m.Subject(), seq, m.Data(), now)
+			w.cursor = seq
+			continue
+		}
+		if msg := w.applyOne(m, seq, env, now); msg != "" {
+			return 0, i, msg, nil
+		}
+		w.cursor = seq
+		w.d.m.lag.Update(now.Sub(meta.Timestamp).Seconds())
+	}
+	return len(w.batch), -1, "", nil
+}
+
+// applyOne decodes and applies one message; it returns a non-empty panic
+// message when the core (or the codec) panicked.
+func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.Time) (panicMsg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicMsg = fmt.Sprint(r)
+		}
+	}()
+	start := time.Now()
+	_, kind, user, ok := wire.ParseSubject(m.Subject())
+	if !ok {
+		w.deadLetter(wire.ReasonSubjectMismatch, "subject "+strconv.Quote(m.Subject())+" is not fr.p.<p>.<kind>.<user_id>", m.Subject(), seq, m.Data(), now)
+		return ""
+	}
+	ev := &w.ev
+	*ev = core.Event{}
+	if err := wire.Decode(kind, user, m.Data(), ev); err != nil {
+		reason, text := dlqReason(err)
+		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
+		return ""
+	}
+	w.d.m.eventsIn[ev.Type].Inc()
+	w.advance(ev.At, env, now)
+	if ev.Type == core.EventClock {
+		return ""
+	}
+	u, err := w.pt.User(ev.UserID)
+	if err != nil {
+		w.deadLetter(wire.ReasonPoison, fmt.Sprintf("state of user %s cannot be read: %v", ev.UserID, err), m.Subject(), seq, m.Data(), now)
+		return ""
+	}
+	w.effects = core.Apply(u, ev, env, w.effects[:0])
+	w.pt.MarkDirty(u)
+	w.updateDeadline(u)
+	for i := range w.effects {
+		w.emit(&w.effects[i], env, now)
+	}
+	w.d.m.applyLatency.UpdateDuration(start)
+	return ""
+}
+
+// advance moves the partition clock to at and fires every timer that is
+// now due, in (deadline, user) order, so that replay fires them at the same
+// point of the stream.
+func (w *worker) advance(at int64, env *core.Env, now time.Time) {
+	if at <= w.clock {
+		return
+	}
+	w.clock = at
+	w.due = w.pt.Due(w.clock, w.due[:0])
+	for _, id := range w.due {
+		u, err := w.pt.User(id)
+		if err != nil {
+			w.log.Error("timer: state cannot be read; timer dropped", "user", id, "err", err)
+			w.pt.SetDeadline(id, 0)
+			continue
+		}
+		w.effects = core.Fire(u, w.clock, env, w.effects[:0])
+		w.d.m.timersFired.Inc()
+		w.pt.MarkDirty(u)
+		w.updateDeadline(u)
+		for i := range w.effects {
+			w.emit(&w.effects[i], env, now)
+		}
+	}
+}
+
+func (w *worker) updateDeadline(u *core.User) {
+	dl, ok := core.NextDeadline(u)
+	if !ok {
+		dl = 0
+	}
+	w.pt.SetDeadline(u.ID, dl)
+}
+
+// emit encodes one effect into the outbox (and its trace into state).
+func (w *worker) emit(e *core.Effect, env *core.Env, now time.Time) {
+	start := len(w.arena)
+	w.arena = wire.AppendEffect(w.arena, e, env.Policy, env.Loc, now)
+	data := w.arena[start:len(w.arena):len(w.arena)]
+	w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data})
+	w.d.m.effect(e)
+	if e.Kind == core.EffectDecision {
+		w.d.m.decision(e, env.Policy.Name)
+		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, env.Policy, now))
+	}
+}
+
+func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byte, _ time.Time) {
+	w.d.m.deadLetter(reason)
+	start := len(w.arena)
+	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)
+	out := w.arena[start:len(w.arena):len(w.arena)]
+	w.outbox = append(w.outbox, state.OutMsg{
+		Subject: "fr.dlq." + reason,
+		MsgID:   wire.DLQMsgID(InStream(w.d.cfg.Layout, w.p), seq),
+		Data:    out,
+	})
+}
+
+// commitRetry commits the staged batch, retrying with backoff while the
+// store fails (disk full...). The worker reports not-ready meanwhile.
+func (w *worker) commitRetry(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := w.pt.Commit(w.cursor, w.clock, w.outbox)
+		if err == nil {
+			w.d.m.commitLat.UpdateDuration(start)
+			w.ready.Store(true)
+			return nil
+		}
+		w.d.m.commitErrors.Inc()
+		w.ready.Store(false)
+		w.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
+		if !sleepCtx(ctx, backoff(attempt)) {
+			return fmt.Errorf("partition %d: commit: %w", w.p, err)
+		}
+	}
+}
+
+// publishRetry publishes the outbox with deterministic message IDs and
+// waits for every ack, republishing the whole outbox (deduplicated by the
+// server) until it succeeds or ctx ends.
+func (w *worker) publishRetry(ctx context.Context) error {
+	if len(w.outbox) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := w.publishOnce(ctx)
+		if err == nil {
+			w.d.m.publishLat.UpdateDuration(start)
+			w.ready.Store(true)
+			return nil
+		}
+		w.d.m.publishErrs.Inc()
+		w.ready.Store(false)
+		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(w.outbox), "err", err)
+		if !sleepCtx(ctx, backoff(attempt)) {
+			return fmt.Errorf("partition %d: publish: %w", w.p, err)
+		}
+	}
+}
+
+func (w *worker) publishOnce(ctx context.Context) error {
+	w.futures = w.futures[:0]
+	for i := range w.outbox {
+		o := &w.outbox[i]
+		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
+		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", o.Subject, err)
+		}
+		w.futures = append(w.futures, f)
+	}
+	for _, f := range w.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 5)
+	return min(d, 2*time.Second)
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

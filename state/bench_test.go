@@ -1,0 +1,193 @@
+package state
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+const benchBatch = 256
+
+// benchOutbox is a batch's outbox: one 120-byte message per user.
+func benchOutbox() []OutMsg {
+	out := make([]OutMsg, benchBatch)
+	for i := range out {
+		out[i] = OutMsg{Subject: fmt.Sprintf("fr.out.decision.u%08d", i), MsgID: fmt.Sprintf("r%08d-0:decision", i), Data: make([]byte, 120)}
+	}
+	return out
+}
+
+func benchPartition(b *testing.B, sync bool) (*Store, *Partition, []string) {
+	s := openStore(b, Options{SyncWrites: sync})
+	pt := mustPartition(b, s, 0)
+	ids := make([]string, benchBatch)
+	for i := range ids {
+		u := mustUser(b, pt, fmt.Sprintf("u%08d", i))
+		*u = *typicalUser(i)
+		pt.MarkDirty(u)
+		ids[i] = u.ID
+	}
+	if err := pt.Commit(1, 1, nil); err != nil {
+		b.Fatal(err)
+	}
+	return s, pt, ids
+}
+
+// BenchmarkCommit256 commits batches of 256 dirty typical users (read from
+// the cache, one field changed) with a 256-message outbox.
+func BenchmarkCommit256(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			_, pt, ids := benchPartition(b, sync)
+			out := benchOutbox()
+			cursor := uint64(1)
+			b.ReportAllocs()
+			for b.Loop() {
+				cursor++
+				for _, id := range ids {
+					u, _ := pt.User(id)
+					u.OutstandingFen++
+					pt.MarkDirty(u)
+				}
+				if err := pt.Commit(cursor, int64(cursor), out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		})
+	}
+}
+
+// BenchmarkRawTxn256 is the baseline of BenchmarkCommit256: one Badger
+// transaction setting the same keys and values (pre-encoded), with the
+// same TTLs.
+func BenchmarkRawTxn256(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s, pt, ids := benchPartition(b, sync)
+			var keys, vals [][]byte
+			for _, id := range ids {
+				u, _ := pt.User(id)
+				keys = append(keys, userKey(0, id))
+				vals = append(vals, appendUser(nil, u))
+			}
+			keys = append(keys, pt.metaKey, pt.outboxKey)
+			vals = append(vals, appendMeta(nil, 1, 1), appendOutbox(nil, benchOutbox()))
+			b.ReportAllocs()
+			for b.Loop() {
+				txn := s.db.NewTransaction(true)
+				for i := range keys {
+					e := badger.NewEntry(keys[i], vals[i])
+					if i < len(ids) {
+						e.ExpiresAt = 1 << 40
+					}
+					if err := txn.SetEntry(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := txn.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		})
+	}
+}
+
+func BenchmarkUserCacheHit(b *testing.B) {
+	_, pt, ids := benchPartition(b, false)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := pt.User(ids[i%benchBatch]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkEncodeUser(b *testing.B) {
+	u := typicalUser(12345)
+	buf := appendUser(nil, u)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendUser(buf[:0], u)
+	}
+	b.ReportMetric(float64(len(buf)), "bytes/user")
+	b.ReportMetric(float64(memSize(u)), "cachebytes/user")
+}
+
+func BenchmarkDecodeUser(b *testing.B) {
+	rec := appendUser(nil, typicalUser(12345))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeUser(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUserMiss reads users that are not cached (Badger point reads).
+func BenchmarkUserMiss(b *testing.B) {
+	s, pt, ids := benchPartition(b, false)
+	pt.Release()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%benchBatch == 0 {
+			b.StopTimer()
+			pt.Release()
+			pt = mustPartition(b, s, 0)
+			b.StartTimer()
+		}
+		if _, err := pt.User(ids[i%benchBatch]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// TestMemSizeEstimate checks memSize, the cache's accounting, against the
+// heap that users cached by Partition.User really hold (freed by Release).
+func TestMemSizeEstimate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation sizes")
+	}
+	const n = 20000
+	s := openStore(t, Options{})
+	pt := mustPartition(t, s, 0)
+	for b := 0; b < n; b += 1000 {
+		for i := b; i < b+1000; i++ {
+			u := mustUser(t, pt, fmt.Sprintf("u%08d", i))
+			*u = *typicalUser(i)
+			pt.MarkDirty(u)
+		}
+		if err := pt.Commit(uint64(b+1), 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pt.Release()
+	pt = mustPartition(t, s, 0)
+	for i := range n {
+		mustUser(t, pt, fmt.Sprintf("u%08d", i))
+	}
+	if pt.CachedUsers() != n {
+		t.Fatalf("%d users cached, want %d", pt.CachedUsers(), n)
+	}
+	est := pt.CacheBytes()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	with := ms.HeapAlloc
+	pt.Release()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	real := int64(with - ms.HeapAlloc)
+	ratio := float64(est) / float64(real)
+	t.Logf("%d users: estimated %d B/user, heap %d B/user (ratio %.2f)", n, est/n, real/n, ratio)
+	if ratio < 0.85 || ratio > 1.2 {
+		t.Fatalf("memSize is off: estimate/heap = %.2f", ratio)
+	}
+}

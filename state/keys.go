@@ -1,0 +1,71 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Key layout. Every key a partition owns starts with its prefix
+// "p/" + uint16 big-endian partition + "/", so one prefix scan yields all of
+// it (export, import, drop):
+//
+//	p/<pp>/meta                       cursor and clock (metaV1)
+//	p/<pp>/outbox                     outbox of the last commit (outboxV1)
+//	p/<pp>/importing                  present while an import is under way
+//	p/<pp>/u/<user>                   user state (userV1), TTL = retention
+//	p/<pp>/t/<user>                   timer: deadline, 8 bytes big-endian, TTL = retention
+//	p/<pp>/tr/<uvarint len(user)><user>/<request>   rule trace, TTL = retention
+//
+// The trace key length-prefixes the user ID so that IDs containing "/"
+// cannot collide.
+const (
+	prefixLen = 5 // "p/" + 2 bytes + "/"
+
+	// MaxPartitions is the number of partitions a store can hold: partition
+	// numbers are 0..MaxPartitions-1 (two bytes in the key).
+	MaxPartitions = 1 << 16
+)
+
+var (
+	sufMeta      = []byte("meta")
+	sufOutbox    = []byte("outbox")
+	sufImporting = []byte("importing")
+	sufUser      = []byte("u/")
+	sufTimer     = []byte("t/")
+	sufTrace     = []byte("tr/")
+)
+
+func checkPartition(p int) error {
+	if p < 0 || p >= MaxPartitions {
+		return fmt.Errorf("%w: partition %d out of range [0,%d)", ErrInvalidOption, p, MaxPartitions)
+	}
+	return nil
+}
+
+// appendPrefix appends the partition prefix p/<pp>/ to dst.
+func appendPrefix(dst []byte, p int) []byte {
+	dst = append(dst, 'p', '/')
+	dst = binary.BigEndian.AppendUint16(dst, uint16(p))
+	return append(dst, '/')
+}
+
+func partitionPrefix(p int) []byte { return appendPrefix(make([]byte, 0, prefixLen), p) }
+
+func appendKey(dst []byte, p int, suffix []byte, id string) []byte {
+	dst = appendPrefix(dst, p)
+	dst = append(dst, suffix...)
+	return append(dst, id...)
+}
+
+func userKey(p int, id string) []byte {
+	return appendKey(make([]byte, 0, prefixLen+len(sufUser)+len(id)), p, sufUser, id)
+}
+
+func appendTraceKey(dst []byte, p int, userID, requestID string) []byte {
+	dst = appendPrefix(dst, p)
+	dst = append(dst, sufTrace...)
+	dst = binary.AppendUvarint(dst, uint64(len(userID)))
+	dst = append(dst, userID...)
+	dst = append(dst, '/')
+	return append(dst, requestID...)
+}

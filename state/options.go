@@ -1,0 +1,115 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Defaults applied by [Open] to zero fields of [Options].
+const (
+	DefaultCacheBytes = 256 << 20
+	DefaultRetention  = 180 * 24 * time.Hour
+	DefaultGCInterval = 5 * time.Minute
+
+	// defaultMemTableBytes is Badger's memtable size. Badger allows one
+	// transaction up to 15% of it (so 9.6 MiB, see [Store.MaxBatchBytes]).
+	defaultMemTableBytes = 64 << 20
+	// numMemtables bounds Badger's memtables (active + flushing). Each costs
+	// up to ~2x MemTableBytes of RSS (skiplist arena on the Go heap plus the
+	// mmapped write-ahead log); Badger's default of 5 would cost 600 MiB.
+	numMemtables = 2
+)
+
+// ErrInvalidOption is wrapped by the errors of [Options.Validate] and of
+// calls given an out-of-range argument (such as a partition number).
+var ErrInvalidOption = errors.New("state: invalid option")
+
+// Options configures a [Store]. The zero value of every field except Dir
+// means its documented default.
+type Options struct {
+	// Dir is the directory of the Badger database. Required.
+	Dir string
+
+	// SyncWrites makes every commit fsync Badger's write-ahead log before it
+	// returns. Off (the default), a commit survives a crash of the process
+	// (the data is in the kernel's page cache) but not a power loss or kernel
+	// crash, after which Badger recovers a prefix of the commits: the cursor
+	// rolls back with the states and the pipeline replays the events. On, a
+	// commit also survives power loss, at the cost measured in doc.go.
+	SyncWrites bool
+
+	// CacheBytes is the memory budget of the write-back user cache of the
+	// whole store, shared equally among the partitions currently open. It
+	// bounds the estimated size of cached users; users with uncommitted
+	// changes are never evicted and may take a partition over its share
+	// until its next Commit. 0 means DefaultCacheBytes (256 MiB); negative
+	// is invalid.
+	CacheBytes int64
+
+	// Retention is the time-to-live of user records, timers and traces: a
+	// shopper not written for Retention (wall-clock time, Badger TTL)
+	// disappears. 0 means DefaultRetention (180 days); negative is invalid.
+	Retention time.Duration
+
+	// Logger receives the store's logs and Badger's. nil discards them.
+	Logger *slog.Logger
+
+	// Metrics is the set the store registers its flashreturn_state_* and
+	// flashreturn_badger_* metrics in. nil means a private set nobody reads.
+	// A set can hold the metrics of only one Store.
+	Metrics *metrics.Set
+
+	// GCInterval is how often [Store.Run] runs Badger's value-log garbage
+	// collection. 0 means DefaultGCInterval (5 minutes); negative is invalid.
+	GCInterval time.Duration
+
+	// memTableBytes overrides defaultMemTableBytes (tests use small
+	// memtables to make flushes happen during the crash test).
+	memTableBytes int64
+}
+
+// Validate reports whether the options are usable, wrapping ErrInvalidOption.
+func (o *Options) Validate() error {
+	switch {
+	case o.Dir == "":
+		return fmt.Errorf("%w: Dir is required", ErrInvalidOption)
+	case o.CacheBytes < 0:
+		return fmt.Errorf("%w: CacheBytes %d is negative", ErrInvalidOption, o.CacheBytes)
+	case o.Retention < 0:
+		return fmt.Errorf("%w: Retention %v is negative", ErrInvalidOption, o.Retention)
+	case o.Retention > 0 && o.Retention < time.Second:
+		return fmt.Errorf("%w: Retention %v is under Badger's TTL resolution of 1s", ErrInvalidOption, o.Retention)
+	case o.GCInterval < 0:
+		return fmt.Errorf("%w: GCInterval %v is negative", ErrInvalidOption, o.GCInterval)
+	case o.memTableBytes < 0:
+		return fmt.Errorf("%w: memtable size %d is negative", ErrInvalidOption, o.memTableBytes)
+	}
+	return nil
+}
+
+// withDefaults returns a copy with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
+	if o.memTableBytes == 0 {
+		o.memTableBytes = defaultMemTableBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	return o
+}

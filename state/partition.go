@@ -1,0 +1,532 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// OutMsg is one output message of a batch, kept in the outbox until the
+// batch's next commit replaces it.
+type OutMsg struct {
+	Subject string // NATS subject, e.g. fr.out.refund.<user>
+	MsgID   string // deterministic Nats-Msg-Id for JetStream deduplication
+	Data    []byte // payload
+}
+
+// entryOverhead is what Badger adds to key and value lengths when it sizes
+// a transaction entry (metas and version).
+const entryOverhead = 12
+
+// Partition is the write side of one partition: a write-back user cache,
+// the staged changes of the current batch, the timer index and the recovery
+// info (cursor, clock, outbox). Exactly one goroutine owns a Partition; its
+// methods are not safe for concurrent use. Use [Store.ReadUser] to read from
+// other goroutines.
+//
+// A batch goes: User (read through the cache, mutate in place), MarkDirty
+// after every change, SetDeadline and PutTrace as needed, then Commit, or
+// Discard to abandon it.
+type Partition struct {
+	s   *Store
+	p   int
+	log *slog.Logger
+
+	cursor    uint64
+	clock     int64
+	outboxRec []byte // encoded outbox of the last commit; nil when empty
+	outboxN   int    // messages in outboxRec
+
+	c      *cache
+	t      *timers
+	dirty  []*centry
+	staged int // StagedBytes of dirty users and timers
+
+	// Staged traces: keys and values packed in two buffers.
+	trKeys, trVals []byte
+	trSpans        []span
+
+	// Scratch reused by every commit.
+	keyBuf, valBuf, nextOutbox []byte
+	spans                      []span
+	metaKey, outboxKey         []byte
+
+	hits, misses, evictions uint64 // not yet added to the store counters
+
+	outboxGauge, timersGauge *metrics.Gauge
+	gaugeNames               []string
+	released                 bool
+}
+
+type span struct{ k0, k1, v0, v1 int }
+
+func loadPartition(s *Store, p int) (*Partition, error) {
+	pt := &Partition{
+		s:         s,
+		p:         p,
+		log:       s.log.With("partition", p),
+		c:         newCache(),
+		t:         newTimers(),
+		metaKey:   appendKey(nil, p, sufMeta, ""),
+		outboxKey: appendKey(nil, p, sufOutbox, ""),
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(appendKey(nil, p, sufImporting, "")); err == nil {
+			return fmt.Errorf("partition %d: %w", p, ErrImportIncomplete)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := getValue(txn, pt.metaKey, func(v []byte) (err error) {
+			pt.cursor, pt.clock, err = decodeMeta(v)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := getValue(txn, pt.outboxKey, func(v []byte) error {
+			msgs, err := decodeOutbox(v)
+			pt.outboxRec, pt.outboxN = append([]byte(nil), v...), len(msgs)
+			return err
+		}); err != nil {
+			return err
+		}
+		prefix := appendKey(nil, p, sufTimer, "")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			user := string(item.Key()[len(prefix):])
+			err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("timer value of %d bytes", len(v))
+				}
+				if d := int64(binary.BigEndian.Uint64(v)); d != 0 {
+					pt.t.committed[user] = d
+					pt.t.h = append(pt.t.h, timerItem{d, user})
+				}
+				return nil
+			})
+			if err != nil {
+				return &CorruptError{Key: string(item.Key()), Err: err}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			s.m.corrupt.Inc()
+		}
+		return nil, fmt.Errorf("state: load partition %d: %w", p, err)
+	}
+	for i := len(pt.t.h)/2 - 1; i >= 0; i-- {
+		pt.t.down(i)
+	}
+	name := func(n string) string {
+		full := fmt.Sprintf("%s{partition=%q}", n, fmt.Sprint(p))
+		pt.gaugeNames = append(pt.gaugeNames, full)
+		return full
+	}
+	pt.outboxGauge = s.m.set.GetOrCreateGauge(name("flashreturn_state_outbox_messages"), nil)
+	pt.timersGauge = s.m.set.GetOrCreateGauge(name("flashreturn_state_timers"), nil)
+	pt.outboxGauge.Set(float64(pt.outboxN))
+	pt.timersGauge.Set(float64(len(pt.t.committed)))
+	pt.log.Info("partition loaded", "cursor", pt.cursor, "clock", pt.clock,
+		"outbox_messages", pt.outboxN, "timers", len(pt.t.committed))
+	return pt, nil
+}
+
+// getValue calls f with the value of key, if the key exists. A value f
+// rejects is reported as a *CorruptError.
+func getValue(txn *badger.Txn, key []byte, f func([]byte) error) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := item.Value(f); err != nil {
+		return &CorruptError{Key: string(key), Err: err}
+	}
+	return nil
+}
+
+// ID returns the partition number.
+func (pt *Partition) ID() int { return pt.p }
+
+// Cursor returns the last stream sequence applied, as of the last commit
+// (0: none). The consumer resumes at Cursor()+1.
+func (pt *Partition) Cursor() uint64 { return pt.cursor }
+
+// Clock returns the partition's event-time clock (Unix ns) as of the last
+// commit (0: none).
+func (pt *Partition) Clock() int64 { return pt.clock }
+
+// Outbox returns the messages of the last commit, which may not have been
+// published yet: a worker republishes them on start (their MsgIDs make that
+// idempotent). Data slices alias the partition's storage and stay valid
+// until the next Commit. nil when the outbox is empty.
+func (pt *Partition) Outbox() []OutMsg {
+	if pt.outboxN == 0 {
+		return nil
+	}
+	msgs, err := decodeOutbox(pt.outboxRec)
+	if err != nil {
+		// Checked at load and written by Commit: cannot happen.
+		panic(fmt.Sprintf("state: outbox of partition %d: %v", pt.p, err))
+	}
+	return msgs
+}
+
+// User returns the state of user id: from the cache, else from Badger, else
+// a fresh &core.User{ID: id}. The returned User is the cached one: the
+// caller mutates it in place and must call MarkDirty after every change
+// (otherwise the change is neither committed nor undone by Discard). A
+// record that cannot be decoded yields a *CorruptError and is not cached.
+func (pt *Partition) User(id string) (*core.User, error) {
+	if e := pt.c.m[id]; e != nil {
+		pt.hits++
+		pt.c.touch(e)
+		return e.u, nil
+	}
+	pt.misses++
+	if pt.s.closed.Load() {
+		return nil, ErrClosed
+	}
+	start := time.Now()
+	key := appendKey(pt.keyBuf[:0], pt.p, sufUser, id)
+	pt.keyBuf = key
+	var u *core.User
+	err := pt.s.db.View(func(txn *badger.Txn) error {
+		return getValue(txn, key, func(v []byte) (err error) {
+			u, err = decodeUser(v)
+			if err == nil && u.ID != id {
+				err = fmt.Errorf("record holds user %q", u.ID)
+			}
+			return err
+		})
+	})
+	pt.s.m.readSeconds.UpdateDuration(start)
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			pt.s.m.corrupt.Inc()
+			return nil, ce
+		}
+		return nil, fmt.Errorf("state: read user of partition %d: %w", pt.p, err)
+	}
+	if u == nil {
+		u = &core.User{ID: id}
+	}
+	e := &centry{u: u, size: memSize(u)}
+	pt.c.m[u.ID] = e // u.ID, not id: keep no caller string alive
+	pt.c.pushFront(e)
+	pt.addCacheBytes(e.size, 1)
+	pt.evict(e)
+	return u, nil
+}
+
+func (pt *Partition) addCacheBytes(delta int64, users int64) {
+	pt.c.bytes += delta
+	pt.s.cacheBytes.Add(delta)
+	if users != 0 {
+		pt.s.cacheUsers.Add(users)
+	}
+}
+
+// evict drops least recently used clean users, except keep, while the
+// cache is over the partition's share of the budget.
+func (pt *Partition) evict(keep *centry) {
+	budget := pt.s.cacheShare.Load()
+	var freed, n int64
+	for pt.c.bytes-freed > budget && pt.c.lru.prev != &pt.c.lru && pt.c.lru.prev != keep {
+		e := pt.c.lru.prev
+		pt.c.unlink(e)
+		delete(pt.c.m, e.u.ID)
+		freed += e.size
+		n++
+	}
+	if n > 0 {
+		pt.evictions += uint64(n)
+		pt.addCacheBytes(-freed, -n)
+	}
+}
+
+// MarkDirty records that u changed in this batch: the next Commit writes it.
+// Call it after every change to a user (it is cheap); StagedBytes accounts
+// the user's size as of the last call. Dirty users are never evicted. u
+// normally comes from User; a User not obtained from User replaces the
+// cached one of its ID.
+func (pt *Partition) MarkDirty(u *core.User) {
+	e := pt.c.m[u.ID]
+	switch {
+	case e == nil:
+		e = &centry{u: u, size: memSize(u)}
+		pt.c.m[u.ID] = e
+		pt.addCacheBytes(e.size, 1)
+	case e.u != u:
+		e.u = u
+	}
+	if !e.dirty {
+		if e.prev != nil {
+			pt.c.unlink(e)
+		}
+		e.dirty = true
+		pt.dirty = append(pt.dirty, e)
+	}
+	est := encodedSizeBound(u) + prefixLen + len(sufUser) + len(u.ID) + entryOverhead
+	pt.staged += est - e.est
+	e.est = est
+}
+
+// SetDeadline stages user's next timer deadline (Unix ns; 0 clears it). Due
+// sees it at once; Commit persists it in the partition's timer index.
+func (pt *Partition) SetDeadline(userID string, deadline int64) {
+	if _, ok := pt.t.staged[userID]; !ok {
+		pt.staged += prefixLen + len(sufTimer) + len(userID) + 8 + entryOverhead
+	}
+	pt.t.set(userID, deadline)
+}
+
+// Due appends to dst the users whose deadline is before now (Unix ns),
+// ordered by (deadline, user ID), and returns it. Deadlines stay until
+// changed with SetDeadline: a caller that fires a timer sets the user's next
+// deadline (or 0). Staged deadlines count.
+func (pt *Partition) Due(now int64, dst []string) []string { return pt.t.due(now, dst) }
+
+// Deadline returns user's deadline (staged or committed; 0: none).
+func (pt *Partition) Deadline(userID string) int64 { return pt.t.effective(userID) }
+
+// PutTrace stages a rule trace for (user, request), stored under its own
+// key with the retention TTL at Commit. data is copied.
+func (pt *Partition) PutTrace(userID, requestID string, data []byte) {
+	k0, v0 := len(pt.trKeys), len(pt.trVals)
+	pt.trKeys = appendTraceKey(pt.trKeys, pt.p, userID, requestID)
+	pt.trVals = append(pt.trVals, data...)
+	pt.trSpans = append(pt.trSpans, span{k0, len(pt.trKeys), v0, len(pt.trVals)})
+}
+
+// StagedBytes estimates (from above) the transaction size of the staged
+// changes plus the cursor and clock, in Badger's units. A caller cuts its
+// batch before StagedBytes() + OutboxBytes(outbox) reaches
+// [Store.MaxBatchBytes].
+func (pt *Partition) StagedBytes() int {
+	return pt.staged + len(pt.trKeys) + len(pt.trVals) + len(pt.trSpans)*entryOverhead +
+		len(pt.metaKey) + 1 + 2*maxVarint + entryOverhead
+}
+
+// DirtyUsers returns the number of users staged for the next Commit.
+func (pt *Partition) DirtyUsers() int { return len(pt.dirty) }
+
+// Commit writes, in one Badger transaction, the dirty users, the timer
+// changes, the traces, the cursor and clock, and outbox, which replaces the
+// previous outbox (an empty one deletes it). Either all of it is stored or
+// none. On success the staged set is cleared; on error it stays staged and
+// Commit may be retried, except for ErrBatchTooBig (Discard and redo the
+// batch smaller), ErrCursorRegress and ErrClosed. Commit copies outbox.
+func (pt *Partition) Commit(cursor uint64, clock int64, outbox []OutMsg) error {
+	if err := pt.commit(cursor, clock, outbox); err != nil {
+		pt.s.m.commitErrors.Inc()
+		return fmt.Errorf("state: commit partition %d: %w", pt.p, err)
+	}
+	return nil
+}
+
+func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
+	switch {
+	case pt.released:
+		return errors.New("partition released")
+	case pt.s.closed.Load():
+		return ErrClosed
+	case cursor < pt.cursor:
+		return fmt.Errorf("%w: %d after %d", ErrCursorRegress, cursor, pt.cursor)
+	}
+	start := time.Now()
+
+	// Encode everything first: the transaction keeps references to the
+	// buffers, which must not move while it is open.
+	kb, vb, spans := pt.keyBuf[:0], pt.valBuf[:0], pt.spans[:0]
+	for _, e := range pt.dirty {
+		k0, v0 := len(kb), len(vb)
+		kb = appendKey(kb, pt.p, sufUser, e.u.ID)
+		vb = appendUser(vb, e.u)
+		spans = append(spans, span{k0, len(kb), v0, len(vb)})
+	}
+	nUsers := len(spans)
+	for u, d := range pt.t.staged {
+		k0, v0 := len(kb), len(vb)
+		kb = appendKey(kb, pt.p, sufTimer, u)
+		if d != 0 {
+			vb = binary.BigEndian.AppendUint64(vb, uint64(d))
+		}
+		spans = append(spans, span{k0, len(kb), v0, len(vb)}) // empty value: delete
+	}
+	m0 := len(vb)
+	vb = appendMeta(vb, cursor, clock)
+	var ob []byte
+	if len(outbox) > 0 {
+		ob = appendOutbox(pt.nextOutbox[:0], outbox)
+	}
+	pt.keyBuf, pt.valBuf, pt.spans = kb, vb, spans
+
+	expires := uint64(time.Now().Unix()) + pt.s.ttl
+	n := len(spans) + len(pt.trSpans) + 2
+	entries := make([]badger.Entry, 0, n)
+	txn := pt.s.db.NewTransaction(true)
+	defer txn.Discard()
+	set := func(k, v []byte, ttl bool) error {
+		entries = append(entries, badger.Entry{Key: k, Value: v})
+		e := &entries[len(entries)-1]
+		if ttl {
+			e.ExpiresAt = expires
+		}
+		return txn.SetEntry(e)
+	}
+	var bytes int
+	for i, sp := range spans {
+		k, v := kb[sp.k0:sp.k1], vb[sp.v0:sp.v1]
+		bytes += len(k) + len(v)
+		var err error
+		if i >= nUsers && len(v) == 0 {
+			err = txn.Delete(k)
+		} else {
+			err = set(k, v, true)
+		}
+		if err != nil {
+			return txnError(err)
+		}
+	}
+	for _, sp := range pt.trSpans {
+		k, v := pt.trKeys[sp.k0:sp.k1], pt.trVals[sp.v0:sp.v1]
+		bytes += len(k) + len(v)
+		if err := set(k, v, true); err != nil {
+			return txnError(err)
+		}
+	}
+	if err := set(pt.metaKey, vb[m0:], false); err != nil {
+		return txnError(err)
+	}
+	var err error
+	switch {
+	case len(ob) > 0:
+		err = set(pt.outboxKey, ob, false)
+	case pt.outboxN > 0:
+		err = txn.Delete(pt.outboxKey)
+	}
+	if err != nil {
+		return txnError(err)
+	}
+	bytes += len(pt.metaKey) + len(vb) - m0 + len(ob)
+	if err := txn.Commit(); err != nil {
+		return txnError(err)
+	}
+
+	// Committed: make it the partition's state.
+	pt.cursor, pt.clock = cursor, clock
+	pt.nextOutbox, pt.outboxRec, pt.outboxN = pt.outboxRec, ob, len(outbox)
+	if len(ob) == 0 {
+		pt.outboxRec = nil
+	}
+	var delta int64
+	for i, e := range pt.dirty {
+		e.dirty, e.est = false, 0
+		sz := memSize(e.u)
+		delta += sz - e.size
+		e.size = sz
+		pt.c.pushFront(e)
+		pt.dirty[i] = nil
+	}
+	pt.dirty = pt.dirty[:0]
+	pt.addCacheBytes(delta, 0)
+	pt.t.commit()
+	pt.clearStaged()
+	pt.evict(nil)
+
+	m := pt.s.m
+	m.commitSeconds.UpdateDuration(start)
+	m.commits.Inc()
+	m.commitUsers.Add(nUsers)
+	m.commitBytes.Add(bytes)
+	pt.flushCounters()
+	pt.outboxGauge.Set(float64(pt.outboxN))
+	pt.timersGauge.Set(float64(len(pt.t.committed)))
+	return nil
+}
+
+func txnError(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %w", ErrBatchTooBig, err)
+	}
+	return err
+}
+
+func (pt *Partition) clearStaged() {
+	pt.staged = 0
+	pt.trKeys, pt.trVals, pt.trSpans = pt.trKeys[:0], pt.trVals[:0], pt.trSpans[:0]
+}
+
+func (pt *Partition) flushCounters() {
+	m := pt.s.m
+	if pt.hits > 0 {
+		m.cacheHits.AddInt64(int64(pt.hits))
+	}
+	if pt.misses > 0 {
+		m.cacheMisses.AddInt64(int64(pt.misses))
+	}
+	if pt.evictions > 0 {
+		m.cacheEvicted.AddInt64(int64(pt.evictions))
+	}
+	pt.hits, pt.misses, pt.evictions = 0, 0, 0
+}
+
+// Discard abandons the batch: it drops the staged timer changes and traces,
+// and drops the dirty users from the cache, since the caller mutated them in
+// place; the next User reads their committed state from Badger. Cursor,
+// clock and outbox are unchanged.
+func (pt *Partition) Discard() {
+	var freed int64
+	for i, e := range pt.dirty {
+		if pt.c.m[e.u.ID] == e {
+			delete(pt.c.m, e.u.ID)
+		}
+		freed += e.size
+		pt.dirty[i] = nil
+	}
+	if n := int64(len(pt.dirty)); n > 0 {
+		pt.addCacheBytes(-freed, -n)
+	}
+	pt.dirty = pt.dirty[:0]
+	pt.t.discard()
+	pt.clearStaged()
+	pt.flushCounters()
+}
+
+// Release discards staged changes, drops the cache and gives the partition
+// back to the store, which can then open it again (or import or drop it).
+// The Partition must not be used afterwards.
+func (pt *Partition) Release() {
+	if pt.released {
+		return
+	}
+	pt.Discard()
+	pt.released = true
+	pt.addCacheBytes(-pt.c.bytes, -int64(len(pt.c.m)))
+	pt.c = newCache()
+	for _, n := range pt.gaugeNames {
+		pt.s.m.set.UnregisterMetric(n)
+	}
+	pt.s.unreserve(pt.p)
+}
+
+// CacheBytes returns the estimated bytes of the partition's cached users.
+func (pt *Partition) CacheBytes() int64 { return pt.c.bytes }
+
+// CachedUsers returns the number of users in the partition's cache.
+func (pt *Partition) CachedUsers() int { return len(pt.c.m) }
