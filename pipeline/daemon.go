@@ -42,6 +42,17 @@ type Config struct {
 	HTTPAddr string
 	// Policy is the platform policy in force (required).
 	Policy *core.Policy
+	// Shadow, when set, decides every request a second time with this
+	// policy on a copy of the state; only the live decision is published.
+	Shadow *core.Policy
+	// PolicyPath, when set, is the file Policy was loaded from: the daemon
+	// reloads it when it changes (checked every PolicyReload, default 1s)
+	// or on Reload, atomically between batches; a bad file is refused and
+	// the old policy stays.
+	PolicyPath   string
+	PolicyReload time.Duration
+	// LoadPolicy loads a policy file (required with PolicyPath).
+	LoadPolicy func(path string) (*core.Policy, error)
 	// Partitions is P, fixed for the life of the streams. Default 64.
 	Partitions int
 	// Loc is the shoppers' zone. Default Asia/Shanghai.
@@ -126,6 +137,12 @@ func (c *Config) Validate() error {
 	if c.ClockInterval == 0 {
 		c.ClockInterval = time.Second
 	}
+	if c.PolicyPath != "" && c.LoadPolicy == nil {
+		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
+	}
+	if c.PolicyReload == 0 {
+		c.PolicyReload = time.Second
+	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 8 * time.Second
 	}
@@ -158,6 +175,8 @@ type Daemon struct {
 	js        jetstream.JetStream
 	store     *state.Store
 	merchants *MerchantView
+	shadow    *Shadow
+	reload    chan struct{}
 	workers   []*worker
 	streamsOK atomic.Bool
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
@@ -172,6 +191,10 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, m: newPipelineMetrics(cfg.Metrics), started: make(chan struct{})}
 	d.policy.Store(cfg.Policy)
+	d.reload = make(chan struct{}, 1)
+	if cfg.Shadow != nil {
+		d.shadow = newShadow(cfg.Shadow, cfg.Metrics)
+	}
 	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
 	d.merchants.deadLetter = d.deadLetterSync
 	return d, nil
@@ -336,6 +359,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.cfg.ClockInterval > 0 {
 		wg.Go(func() { d.runClock(ctx) })
+	}
+	if d.cfg.PolicyPath != "" {
+		wg.Go(func() { d.runPolicyReload(ctx) })
 	}
 	<-ctx.Done()
 	d.log.Info("draining")

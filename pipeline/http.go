@@ -32,6 +32,18 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	mux.HandleFunc("GET /v1/shadow", func(w http.ResponseWriter, _ *http.Request) {
+		if d.shadow == nil {
+			http.Error(w, "no shadow policy (start flashreturnd with --shadow)", http.StatusNotFound)
+			return
+		}
+		s := d.shadow.Summary()
+		writeJSON(w, &s)
+	})
+	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, _ *http.Request) {
+		p := d.policy.Load()
+		writeJSON(w, &policyRef{Name: p.Name, Version: p.Version})
+	})
 	mux.HandleFunc("GET /v1/users/{user}", d.serveUser)
 	mux.HandleFunc("GET /v1/users/{user}/requests/{request}", d.serveRequest)
 	return mux

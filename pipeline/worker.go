@@ -39,10 +39,12 @@ type worker struct {
 	batch   []jetstream.Msg
 	ev      core.Event
 	effects []core.Effect
-	outbox  []state.OutMsg
-	arena   []byte
-	due     []string
-	futures []jetstream.PubAckFuture
+	// shadowFx holds the shadow policy's effects for the current event.
+	shadowFx []core.Effect
+	outbox   []state.OutMsg
+	arena    []byte
+	due      []string
+	futures  []jetstream.PubAckFuture
 
 	ready   atomic.Bool
 	pending atomic.Int64
@@ -297,7 +299,17 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(wire.ReasonPoison, fmt.Sprintf("state of user %s cannot be read: %v", ev.UserID, err), m.Subject(), seq, m.Data(), now)
 		return ""
 	}
+	var shadowFx []core.Effect
+	if sh := w.d.shadow; sh != nil && ev.Type == core.EventReturnRequested {
+		senv := *env
+		senv.Policy = sh.policy
+		w.shadowFx = core.Apply(u.Clone(), ev, &senv, w.shadowFx[:0])
+		shadowFx = w.shadowFx
+	}
 	w.effects = core.Apply(u, ev, env, w.effects[:0])
+	if shadowFx != nil {
+		w.d.shadow.observe(w.effects, shadowFx)
+	}
 	w.pt.MarkDirty(u)
 	w.updateDeadline(u)
 	for i := range w.effects {

@@ -75,7 +75,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 0))
-	for range 5000 {
+	n := 5000
+	if raceEnabled {
+		n = 500
+	}
+	for range n {
 		roundTrip(t, randomUser(r))
 	}
 }

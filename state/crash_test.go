@@ -26,7 +26,7 @@ const (
 	crashDirEnv     = "FLASHRETURN_STATE_CRASH_DIR"
 	crashSeedEnv    = "FLASHRETURN_STATE_CRASH_SEED"
 	crashPartitions = 2
-	crashUsers      = 100 // users per partition, all written by every batch
+	crashUsers      = 64 // users per partition, all written by every batch
 	crashTimerUsers = 5   // users whose deadline is the batch number
 	crashKills      = 20
 )
@@ -36,7 +36,7 @@ func crashUserID(p, i int) string { return fmt.Sprintf("p%d-user-%03d", p, i) }
 // crashOpts are the store options of parent and child: small memtables so
 // that flushes to L0 happen during the run.
 func crashOpts(dir string) Options {
-	return Options{Dir: dir, memTableBytes: 2 << 20}
+	return Options{Dir: dir, memTableBytes: 1 << 20}
 }
 
 // crashBatch stages batch b on pt: every user gets OutstandingFen = b and
@@ -208,7 +208,8 @@ func TestCrashRecovery(t *testing.T) {
 		}()
 		// Wait for a random number of commits, then kill at a random moment
 		// inside the commit loop.
-		target := 1 + r.IntN(150)
+		t1 := time.Now()
+		target := 1 + r.IntN(80)
 		commits := 0
 		timeout := time.After(60 * time.Second)
 	wait:
@@ -238,10 +239,12 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("kill %d: child made %d commits in 60s: %s", kill, commits, stderr.String())
 		}
 
+		t2 := time.Now()
 		s, err := Open(crashOpts(dir))
 		if err != nil {
 			t.Fatalf("kill %d: reopen: %v", kill, err)
 		}
+
 		for p := range crashPartitions {
 			pt, err := s.Partition(p)
 			if err != nil {
@@ -258,9 +261,11 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			acked[p] = pt.Cursor()
 		}
+		t3 := time.Now()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("kill %d: child %v, open+verify %v close %v", kill, t2.Sub(t1), t3.Sub(t2), time.Since(t3))
 	}
 	t.Logf("%d kills; cursors %v; %d partition restarts found a commit newer than the last printed", crashKills, acked, mid)
 }

@@ -502,7 +502,7 @@ func TestExportImport(t *testing.T) {
 	src := openStore(t, Options{})
 	pt := mustPartition(t, src, 3)
 	var ids []string
-	for i := range 3000 {
+	for i := range 1500 {
 		ids = append(ids, fmt.Sprintf("u%05d", i))
 	}
 	for b := 0; b < len(ids); b += 500 {

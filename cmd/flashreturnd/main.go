@@ -48,6 +48,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() {
+		signal.Stop(hup)
+		close(hup)
+	}()
+	go func() {
+		for range hup {
+			d.Reload()
+		}
+	}()
 	if err := d.Run(ctx); err != nil {
 		logger.Error("flashreturnd stopped", "err", err)
 		return 1
@@ -79,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		natsListen = fs.String("nats-listen", "127.0.0.1:4222", "the embedded server's client address")
 		httpAddr   = fs.String("http", "127.0.0.1:8080", "metrics, health and the query API (\"off\" disables)")
 		policyArg  = fs.String("policy", "tmall-fast-return", "a preset name ("+strings.Join(core.PresetNames(), ", ")+") or a policy file (JSON or YAML)")
+		shadowArg  = fs.String("shadow", "", "a second policy (preset or file) that decides every request on a copy of the state; only counted and shown at /v1/shadow, never published")
 		partitions = fs.Int("partitions", 64, "P, the number of partitions, fixed for the life of the streams")
 		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone for calendar rules")
 		layout     = fs.String("layout", "", "inbound storage: streams (one stream per partition, needs the server mapping; default when embedded) or shared (one FR_IN stream; default with --nats-url)")
@@ -133,6 +145,12 @@ Flags:
 	if err != nil {
 		return nil, nil, err
 	}
+	var shadow *core.Policy
+	if *shadowArg != "" {
+		if shadow, err = loadPolicy(*shadowArg); err != nil {
+			return nil, nil, fmt.Errorf("--shadow: %w", err)
+		}
+	}
 	loc, err := time.LoadLocation(*tz)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--tz %q: %w", *tz, err)
@@ -141,7 +159,10 @@ Flags:
 		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr,
 		Policy: pol, Partitions: *partitions, Loc: loc, Layout: pipeline.Layout(*layout),
 		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
-		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(),
+		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
+	}
+	if _, preset := core.Preset(*policyArg); !preset {
+		cfg.PolicyPath, cfg.LoadPolicy = *policyArg, policyfile.Load
 	}
 	if *clockEvery == 0 {
 		cfg.ClockInterval = -1

@@ -62,6 +62,17 @@ func invMerchants() map[string]*Merchant {
 func generate(t *testing.T, seed uint64, steps int) ([]Event, string) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	policy := PresetNames()[r.IntN(3)]
+	pol, _ := Preset(policy)
+	// Even seeds are friendly worlds (good shoppers, eligible orders), so
+	// that approvals, advances, pickups and clawbacks are common; odd seeds
+	// spread over every rule.
+	friendly := seed%2 == 0
+	chance := func(friendlyPct, otherPct int) bool {
+		if friendly {
+			return r.IntN(100) < friendlyPct
+		}
+		return r.IntN(100) < otherPct
+	}
 	type gen struct {
 		orders, requests int
 		reqIDs           []string
@@ -86,7 +97,7 @@ func generate(t *testing.T, seed uint64, steps int) ([]Event, string) {
 		default:
 			at -= r.Int64N(int64(time.Hour)) // event time may step back
 		}
-		u := users[r.IntN(len(users))]
+		u := users[[]int{0, 0, 0, 0, 0, 0, 1, 1, 1, 2}[r.IntN(10)]] // one hot shopper
 		st := g[u]
 		ev := Event{At: at, UserID: u}
 		ev.AtRaw = time.Unix(0, at).UTC().Format(time.RFC3339Nano)
@@ -94,13 +105,13 @@ func generate(t *testing.T, seed uint64, steps int) ([]Event, string) {
 			if st.orders == 0 || r.IntN(20) == 0 {
 				return "ox" // never paid
 			}
-			return "o" + strconv.Itoa(st.orders-1-pick(min(st.orders, 4)))
+			return "o" + strconv.Itoa(st.orders-1-pick(min(st.orders, 3)))
 		}
 		request := func() string {
 			if len(st.reqIDs) == 0 || r.IntN(20) == 0 {
 				return "rx"
 			}
-			return st.reqIDs[len(st.reqIDs)-1-pick(min(len(st.reqIDs), 4))]
+			return st.reqIDs[len(st.reqIDs)-1-pick(min(len(st.reqIDs), 3))]
 		}
 		switch x := r.IntN(100); {
 		case x < 18:
@@ -108,17 +119,26 @@ func generate(t *testing.T, seed uint64, steps int) ([]Event, string) {
 			ev.OrderID = "o" + strconv.Itoa(st.orders)
 			st.orders++
 			ev.MerchantID = []string{"m0", "m1", "m2", "m3", "mx"}[r.IntN(5)]
-			ev.Category = []string{"shoes", "fresh", "large_appliance", "phone"}[r.IntN(4)]
+			if chance(80, 0) {
+				ev.MerchantID = "m0"
+			}
+			ev.Category = []string{"shoes", "shoes", "shoes", "fresh", "large_appliance", "phone"}[r.IntN(6)]
 			ev.Size = Size(1 + r.IntN(2))
 			ev.PaidFen = []int64{100, 5000, 20000, 20001, 30000, 30001, 250000, 500000}[r.IntN(8)]
-			ev.SevenDay = r.IntN(4) != 0
+			if chance(70, 0) {
+				ev.PaidFen = []int64{100, 5000, 20000, 250000}[r.IntN(4)]
+			}
+			ev.SevenDay = chance(95, 75)
 			ev.City = []string{"", "Hangzhou", "Beijing"}[r.IntN(3)]
 		case x < 26:
 			ev.Type, ev.OrderID = EventOrderShipped, order()
 		case x < 36:
 			ev.Type, ev.OrderID = EventOrderDelivered, order()
 		case x < 40:
-			ev.Type, ev.Stars = EventCreditUpdated, 1+r.IntN(5)
+			ev.Type, ev.Stars = EventCreditUpdated, []int{1, 2, 3, 4, 5, 5, 5}[r.IntN(7)]
+			if chance(90, 0) {
+				ev.Stars = 5
+			}
 		case x < 64:
 			ev.Type = EventReturnRequested
 			// A redelivery comes within a day (in production within the
@@ -135,6 +155,13 @@ func generate(t *testing.T, seed uint64, steps int) ([]Event, string) {
 			ev.OrderID = order()
 			ev.Kind = Kind(1 + r.IntN(3))
 			ev.Reason = Reason(1 + r.IntN(7))
+			if chance(90, 50) { // a reason the policy fast-tracks
+				rs := pol.Reasons.Reasons()
+				ev.Reason = rs[r.IntN(len(rs))]
+			}
+			if chance(70, 0) {
+				ev.Kind = KindReturnRefund
+			}
 			ev.Pickup = r.IntN(2) == 0
 			if r.IntN(4) == 0 {
 				ev.HasAmount = true

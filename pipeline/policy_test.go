@@ -1,0 +1,110 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/policyfile"
+)
+
+// TestPolicyHotReload: a changed policy file is picked up without a
+// restart and named in decisions from then on; a bad file is refused and
+// the old policy stays.
+func TestPolicyHotReload(t *testing.T) {
+	preset, _ := core.Preset("tmall-fast-return")
+	body, err := policyfile.Marshal(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, err := policyfile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarness(t, "tmall-fast-return", func(c *Config) {
+		c.Policy, c.PolicyPath, c.LoadPolicy = first, path, policyfile.Load
+	})
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	h.pub("credit", "uh", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 3})
+	h.order("uh", "o1", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
+	h.order("uh", "o2", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
+	req := func(id, order string) {
+		h.pub("return", "uh", "return.requested", "2026-11-12T10:00:00+08:00",
+			map[string]any{"request_id": id, "order_id": order, "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	}
+	req("r1", "o1")
+	d1 := h.waitOut("fr.out.decision.uh", 1)[0].Data
+	if d1["decision"] != "approved" {
+		t.Fatalf("r1 = %v", d1)
+	}
+
+	// A bad file is refused.
+	refused := h.d.m.set.GetOrCreateCounter(`flashreturn_policy_reloads_total{result="error"}`)
+	if err := os.WriteFile(path, []byte("name: broken\nmin_stars: eleven\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.d.Reload()
+	h.waitFor("bad file refused", func() bool { return refused.Get() >= 1 })
+	if h.d.Policy().Version != first.Version {
+		t.Fatal("a bad file replaced the policy")
+	}
+
+	// A good change (min stars 4) lands between batches.
+	changed := strings.Replace(string(body), "min_stars: 3", "min_stars: 4", 1)
+	if changed == string(body) {
+		t.Fatalf("policy file has no 'min_stars: 3' line:\n%s", body)
+	}
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.d.Reload()
+	h.waitFor("new policy in force", func() bool { return h.d.Policy().Version != first.Version })
+	req("r2", "o2")
+	d2 := h.waitOut("fr.out.decision.uh", 2)[1].Data
+	pol := d2["policy"].(map[string]any)
+	if d2["decision"] != "review" || pol["version"] == first.Version || pol["version"] != h.d.Policy().Version {
+		t.Fatalf("r2 under the reloaded policy = %v", d2)
+	}
+}
+
+// TestShadowPolicy: the shadow decides every request on a copy of the
+// state; only live decisions are published; disagreements are counted.
+func TestShadowPolicy(t *testing.T) {
+	jd, _ := core.Preset("jd-lightning-refund")
+	h := startHarness(t, "tmall-fast-return", func(c *Config) { c.Shadow = jd })
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	h.pub("credit", "us", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	for _, o := range []string{"o1", "o2", "o3"} {
+		h.order("us", o, "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	}
+	// tmall approves no_reason, jd does not; jd approves quality, tmall does not.
+	h.pub("return", "us", "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h.pub("return", "us", "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{"request_id": "r2", "order_id": "o2", "kind": "return_refund", "reason": "quality", "pickup": false})
+	h.pub("return", "us", "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{"request_id": "r3", "order_id": "o3", "kind": "refund_only", "reason": "damaged", "pickup": false})
+	decs := h.waitOut("fr.out.decision.us", 3)
+	if len(decs) != 3 {
+		t.Fatalf("%d decisions published, want 3 (live only)", len(decs))
+	}
+	for _, d := range decs {
+		if d.Data["policy"].(map[string]any)["name"] != "tmall-fast-return" {
+			t.Fatalf("a shadow decision was published: %v", d.Data)
+		}
+	}
+	s := h.d.shadow.Summary()
+	if s.Requests != 3 || s.LiveApproved != 1 || s.ShadowApproved != 2 || s.Disagreements != 3 {
+		t.Fatalf("shadow summary = %+v", s)
+	}
+	// jd advances return_refund money at approval: r2's 10000 fen.
+	if s.ShadowAdvancedFen != 10000 || s.LiveAdvancedFen != 0 {
+		t.Fatalf("advanced money live %d shadow %d", s.LiveAdvancedFen, s.ShadowAdvancedFen)
+	}
+	if len(h.out("fr.out.refund.")) != 0 {
+		t.Fatal("shadow refunds must never be published")
+	}
+}
