@@ -80,7 +80,9 @@ type Params struct {
 // PublishStats counts what happened to the publishes.
 type PublishStats struct {
 	// Sent is the number of events handed to the server; Acked how many
-	// it acknowledged; Duplicates the acks that said "duplicate".
+	// of them it acknowledged (each event once); Duplicates the acks that
+	// said "duplicate": a re-send after a lost ack whose first copy had
+	// been stored, still one event.
 	Sent       int64 `json:"sent"`
 	Acked      int64 `json:"acked"`
 	Duplicates int64 `json:"duplicates"`

@@ -345,7 +345,7 @@ func (r *runner) complete() bool {
 		return false
 	}
 	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
-		return c.outTotal >= r.pub.acked.Load()-r.pub.dups.Load()
+		return c.outTotal >= r.pub.acked.Load()
 	}
 	if c.decided < c.sentReqs-c.failedReqs {
 		return false

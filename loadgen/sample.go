@@ -165,7 +165,7 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 		}
 		if drained && !completedAt.IsZero() {
 			tp.ProcessSec = max(completedAt.Sub(r.base), sendEnd).Seconds()
-			tp.ProcessedPerSec = float64(rep.Publish.Acked-rep.Publish.Duplicates) / tp.ProcessSec
+			tp.ProcessedPerSec = float64(rep.Publish.Acked) / tp.ProcessSec
 		}
 		rep.Throughput = tp
 	}

@@ -31,20 +31,17 @@ type worker struct {
 	pt  *state.Partition
 
 	cursor  uint64 // last stream sequence applied (committed or staged)
-	clock   int64  // partition event time, Unix ns
-	lastCon uint64 // last consumer sequence seen
+	s       stepper
+	now     time.Time // wall clock of the batch in hand (decided_at)
+	lastCon uint64    // last consumer sequence seen
 
 	in      chan jetstream.Msg
 	carry   []jetstream.Msg // messages pulled but left for the next batch
 	batch   []jetstream.Msg
 	ev      core.Event
-	effects []core.Effect
-	// shadowFx holds the shadow policy's effects for the current event.
-	shadowFx []core.Effect
-	outbox   []state.OutMsg
-	arena    []byte
-	due      []string
-	futures  []jetstream.PubAckFuture
+	outbox  []state.OutMsg
+	arena   []byte
+	futures []jetstream.PubAckFuture
 
 	ready   atomic.Bool
 	pending atomic.Int64
@@ -68,7 +65,8 @@ func (w *worker) run(ctx context.Context) error {
 		return fmt.Errorf("partition %d: open state: %w", w.p, err)
 	}
 	w.pt = pt
-	w.cursor, w.clock = pt.Cursor(), pt.Clock()
+	w.cursor = pt.Cursor()
+	w.s = stepper{st: pt, clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outbox = append(w.outbox[:0], left...)
@@ -194,7 +192,7 @@ func (w *worker) step(ctx context.Context) error {
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
 func (w *worker) applyBatch() (int, error) {
-	startCursor, startClock := w.cursor, w.clock
+	startCursor, startClock := w.cursor, w.s.clock
 	var poison map[int]string
 	for {
 		n, bad, msg, err := w.tryApply(poison)
@@ -209,7 +207,7 @@ func (w *worker) applyBatch() (int, error) {
 		w.d.m.panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
 		w.pt.Discard()
-		w.cursor, w.clock = startCursor, startClock
+		w.cursor, w.s.clock = startCursor, startClock
 		if poison == nil {
 			poison = make(map[int]string)
 		}
@@ -290,71 +288,18 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		return ""
 	}
 	w.d.m.eventsIn[ev.Type].Inc()
-	w.advance(ev.At, env, now)
-	if ev.Type == core.EventClock {
+	w.now = now
+	if err := w.s.step(ev, env); err != nil {
+		w.deadLetter(wire.ReasonPoison, err.Error(), m.Subject(), seq, m.Data(), now)
 		return ""
-	}
-	u, err := w.pt.User(ev.UserID)
-	if err != nil {
-		w.deadLetter(wire.ReasonPoison, fmt.Sprintf("state of user %s cannot be read: %v", ev.UserID, err), m.Subject(), seq, m.Data(), now)
-		return ""
-	}
-	var shadowFx []core.Effect
-	if sh := w.d.shadow; sh != nil && ev.Type == core.EventReturnRequested {
-		senv := *env
-		senv.Policy = sh.policy
-		w.shadowFx = core.Apply(u.Clone(), ev, &senv, w.shadowFx[:0])
-		shadowFx = w.shadowFx
-	}
-	w.effects = core.Apply(u, ev, env, w.effects[:0])
-	if shadowFx != nil {
-		w.d.shadow.observe(w.effects, shadowFx)
-	}
-	w.pt.MarkDirty(u)
-	w.updateDeadline(u)
-	for i := range w.effects {
-		w.emit(&w.effects[i], env, now)
 	}
 	w.d.m.applyLatency.UpdateDuration(start)
 	return ""
 }
 
-// advance moves the partition clock to at and fires every timer that is
-// now due, in (deadline, user) order, so that replay fires them at the same
-// point of the stream.
-func (w *worker) advance(at int64, env *core.Env, now time.Time) {
-	if at <= w.clock {
-		return
-	}
-	w.clock = at
-	w.due = w.pt.Due(w.clock, w.due[:0])
-	for _, id := range w.due {
-		u, err := w.pt.User(id)
-		if err != nil {
-			w.log.Error("timer: state cannot be read; timer dropped", "user", id, "err", err)
-			w.pt.SetDeadline(id, 0)
-			continue
-		}
-		w.effects = core.Fire(u, w.clock, env, w.effects[:0])
-		w.d.m.timersFired.Inc()
-		w.pt.MarkDirty(u)
-		w.updateDeadline(u)
-		for i := range w.effects {
-			w.emit(&w.effects[i], env, now)
-		}
-	}
-}
-
-func (w *worker) updateDeadline(u *core.User) {
-	dl, ok := core.NextDeadline(u)
-	if !ok {
-		dl = 0
-	}
-	w.pt.SetDeadline(u.ID, dl)
-}
-
 // emit encodes one effect into the outbox (and its trace into state).
-func (w *worker) emit(e *core.Effect, env *core.Env, now time.Time) {
+func (w *worker) emit(e *core.Effect, env *core.Env) {
+	now := w.now
 	start := len(w.arena)
 	w.arena = wire.AppendEffect(w.arena, e, env.Policy, env.Loc, now)
 	data := w.arena[start:len(w.arena):len(w.arena)]
@@ -383,7 +328,7 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 func (w *worker) commitRetry(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		err := w.pt.Commit(w.cursor, w.clock, w.outbox)
+		err := w.pt.Commit(w.cursor, w.s.clock, w.outbox)
 		if err == nil {
 			w.d.m.commitLat.UpdateDuration(start)
 			w.ready.Store(true)

@@ -60,7 +60,8 @@ type Options struct {
 
 	// Metrics is the set the store registers its flashreturn_state_* and
 	// flashreturn_badger_* metrics in. nil means a private set nobody reads.
-	// A set can hold the metrics of only one Store.
+	// A set holds the metrics of one open Store at a time (Close removes
+	// them, so a Store reopened later can use the same set).
 	Metrics *metrics.Set
 
 	// GCInterval is how often [Store.Run] runs Badger's value-log garbage

@@ -519,10 +519,14 @@ func (pt *Partition) Release() {
 	pt.released = true
 	pt.addCacheBytes(-pt.c.bytes, -int64(len(pt.c.m)))
 	pt.c = newCache()
+	pt.unregisterGauges()
+	pt.s.unreserve(pt.p)
+}
+
+func (pt *Partition) unregisterGauges() {
 	for _, n := range pt.gaugeNames {
 		pt.s.m.set.UnregisterMetric(n)
 	}
-	pt.s.unreserve(pt.p)
 }
 
 // CacheBytes returns the estimated bytes of the partition's cached users.

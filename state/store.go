@@ -137,6 +137,14 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	s.mu.Lock()
+	for _, pt := range s.owned {
+		if pt != nil {
+			pt.unregisterGauges()
+		}
+	}
+	s.mu.Unlock()
+	s.m.unregister()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
@@ -305,6 +313,7 @@ func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a
 // storeMetrics are the metrics of one Store.
 type storeMetrics struct {
 	set           *metrics.Set
+	names         []string
 	commits       *metrics.Counter
 	commitErrors  *metrics.Counter
 	commitSeconds *metrics.PrometheusHistogram
@@ -321,41 +330,63 @@ type storeMetrics struct {
 }
 
 func newStoreMetrics(set *metrics.Set, s *Store) *storeMetrics {
-	m := &storeMetrics{
-		set:           set,
-		commits:       set.NewCounter("flashreturn_state_commits_total"),
-		commitErrors:  set.NewCounter("flashreturn_state_commit_errors_total"),
-		commitSeconds: set.NewPrometheusHistogram("flashreturn_state_commit_seconds"),
-		commitUsers:   set.NewCounter("flashreturn_state_commit_users_total"),
-		commitBytes:   set.NewCounter("flashreturn_state_commit_bytes_total"),
-		cacheHits:     set.NewCounter("flashreturn_state_cache_hits_total"),
-		cacheMisses:   set.NewCounter("flashreturn_state_cache_misses_total"),
-		cacheEvicted:  set.NewCounter("flashreturn_state_cache_evictions_total"),
-		readSeconds:   set.NewPrometheusHistogram("flashreturn_state_read_seconds"),
-		corrupt:       set.NewCounter("flashreturn_state_corrupt_records_total"),
-		gcRuns:        set.NewCounter("flashreturn_state_vlog_gc_runs_total"),
-		gcRewrites:    set.NewCounter("flashreturn_state_vlog_gc_rewrites_total"),
-		gcErrors:      set.NewCounter("flashreturn_state_vlog_gc_errors_total"),
+	m := &storeMetrics{set: set}
+	counter := func(name string) *metrics.Counter {
+		m.names = append(m.names, name)
+		return set.NewCounter(name)
 	}
-	set.NewGauge("flashreturn_state_cache_bytes", func() float64 { return float64(s.cacheBytes.Load()) })
-	set.NewGauge("flashreturn_state_cache_users", func() float64 { return float64(s.cacheUsers.Load()) })
-	set.NewGauge("flashreturn_state_cache_budget_bytes", func() float64 { return float64(s.opts.CacheBytes) })
-	set.NewGauge("flashreturn_state_lsm_bytes", func() float64 {
+	histogram := func(name string) *metrics.PrometheusHistogram {
+		m.names = append(m.names, name)
+		return set.NewPrometheusHistogram(name)
+	}
+	gauge := func(name string, f func() float64) {
+		m.names = append(m.names, name)
+		set.NewGauge(name, f)
+	}
+	m.commits = counter("flashreturn_state_commits_total")
+	m.commitErrors = counter("flashreturn_state_commit_errors_total")
+	m.commitSeconds = histogram("flashreturn_state_commit_seconds")
+	m.commitUsers = counter("flashreturn_state_commit_users_total")
+	m.commitBytes = counter("flashreturn_state_commit_bytes_total")
+	m.cacheHits = counter("flashreturn_state_cache_hits_total")
+	m.cacheMisses = counter("flashreturn_state_cache_misses_total")
+	m.cacheEvicted = counter("flashreturn_state_cache_evictions_total")
+	m.readSeconds = histogram("flashreturn_state_read_seconds")
+	m.corrupt = counter("flashreturn_state_corrupt_records_total")
+	m.gcRuns = counter("flashreturn_state_vlog_gc_runs_total")
+	m.gcRewrites = counter("flashreturn_state_vlog_gc_rewrites_total")
+	m.gcErrors = counter("flashreturn_state_vlog_gc_errors_total")
+	gauge("flashreturn_state_cache_bytes", func() float64 { return float64(s.cacheBytes.Load()) })
+	gauge("flashreturn_state_cache_users", func() float64 { return float64(s.cacheUsers.Load()) })
+	gauge("flashreturn_state_cache_budget_bytes", func() float64 { return float64(s.opts.CacheBytes) })
+	gauge("flashreturn_state_lsm_bytes", func() float64 {
 		if s.closed.Load() {
 			return 0
 		}
 		lsm, _ := s.db.Size()
 		return float64(lsm)
 	})
-	set.NewGauge("flashreturn_state_vlog_bytes", func() float64 {
+	gauge("flashreturn_state_vlog_bytes", func() float64 {
 		if s.closed.Load() {
 			return 0
 		}
 		_, vlog := s.db.Size()
 		return float64(vlog)
 	})
-	set.RegisterMetricsWriter(func(w io.Writer) { writeBadgerMetrics(w, s.opts.Dir) })
+	set.RegisterMetricsWriter(func(w io.Writer) {
+		if !s.closed.Load() {
+			writeBadgerMetrics(w, s.opts.Dir)
+		}
+	})
 	return m
+}
+
+// unregister removes the store's metrics from the set (at Close), so that a
+// Store opened later can register them again.
+func (m *storeMetrics) unregister() {
+	for _, n := range m.names {
+		m.set.UnregisterMetric(n)
+	}
 }
 
 // badgerCounters maps Badger's expvar counters (process-wide: the sum over

@@ -666,6 +666,23 @@ func TestRunGCAndMetrics(t *testing.T) {
 	if strings.Contains(b.String(), `partition="9"`) {
 		t.Error("released partition's gauges still exported")
 	}
+	// Close removes the metrics: the same set serves a reopened store.
+	mustPartition(t, s, 9)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	set.WritePrometheus(&b)
+	if b.Len() != 0 {
+		t.Errorf("metrics left after Close:\n%s", b.String())
+	}
+	s2 := openStore(t, Options{Dir: s.opts.Dir, Metrics: set})
+	mustPartition(t, s2, 9)
+	b.Reset()
+	set.WritePrometheus(&b)
+	if n := strings.Count(b.String(), "flashreturn_badger_puts_total "); n != 1 {
+		t.Errorf("flashreturn_badger_puts_total written %d times", n)
+	}
 }
 
 func TestBadgerLogsGoToSlog(t *testing.T) {

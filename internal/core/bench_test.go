@@ -25,7 +25,7 @@ func warmUser(tb testing.TB, env *Env) *User {
 	}
 	for i := range 8 {
 		id := "r" + strconv.Itoa(i)
-		ev(Event{Type: EventReturnRequested, At: step(5 * time.Hour), RequestID: id, OrderID: "o" + strconv.Itoa(i), Kind: KindReturnRefund, Reason: ReasonDislike, Pickup: i%2 == 0})
+		ev(Event{Type: EventReturnRequested, At: step(9 * time.Hour), RequestID: id, OrderID: "o" + strconv.Itoa(i), Kind: KindReturnRefund, Reason: ReasonDislike, Pickup: i%2 == 0})
 		if i < 5 {
 			ev(Event{Type: EventLogisticsTracking, At: step(time.Hour), RequestID: id, TrackingNo: "T"})
 		}
@@ -140,6 +140,9 @@ func TestApplyZeroAllocs(t *testing.T) {
 		restore(u, tmpl)
 		out = Apply(u, &ev, env, out[:0])
 	})
+	if len(out) != 2 || out[0].Verdict != VerdictApproved {
+		t.Fatalf("warm decision: %d effects, %v %v", len(out), out[0].Verdict, out[0].Reasons.AppendStrings(nil))
+	}
 	if n != 0 {
 		t.Fatalf("Apply(return.requested) allocates %.1f times per call on a warm user", n)
 	}

@@ -1,5 +1,7 @@
 package core
 
+import "slices"
+
 // SafetyCodes are the codes of the safety rules, which merchant rules
 // cannot override.
 const SafetyCodes = CodeSet(1<<CodeExposureCap | 1<<CodeVelocityCap | 1<<CodeTrustFlagged)
@@ -67,14 +69,16 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	p := env.Policy
 	at := ev.At
-	out = append(out, Effect{
-		Kind:      EffectDecision,
-		UserID:    u.ID,
-		RequestID: ev.RequestID,
-		OrderID:   ev.OrderID,
-		RequestAt: ev.AtRaw,
-	})
+	// Grow out in place and fill the decision there: an Effect with its
+	// trace is over a kilobyte, so it is not built on the stack and copied.
+	out = slices.Grow(out, 1)[:len(out)+1]
 	e := &out[len(out)-1]
+	*e = Effect{}
+	e.Kind = EffectDecision
+	e.UserID = u.ID
+	e.RequestID = ev.RequestID
+	e.OrderID = ev.OrderID
+	e.RequestAt = ev.AtRaw
 	c := checker{tr: &e.Trace}
 	rq := Request{
 		ID:      ev.RequestID,

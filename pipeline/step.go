@@ -1,0 +1,103 @@
+package pipeline
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// userStore is the per-partition state a stepper reads and writes: the
+// Badger-backed *state.Partition in the daemon, an in-memory map in
+// replay.
+type userStore interface {
+	User(id string) (*core.User, error)
+	MarkDirty(u *core.User)
+	SetDeadline(userID string, deadline int64)
+	Due(now int64, dst []string) []string
+}
+
+// stepper applies the decoded events of one partition in stream order. It
+// keeps the partition's event-time clock (the largest at seen, clock events
+// included), fires the timers that the clock has passed before applying
+// the event that moved it, applies the event, and re-arms the user's timer.
+// The daemon's workers and replay share it, which is what makes a replay
+// fire timers at the same points as the live run.
+type stepper struct {
+	st     userStore
+	clock  int64
+	log    *slog.Logger
+	emit   func(e *core.Effect, env *core.Env)
+	shadow *Shadow
+	// onFire counts fired timers (may be nil).
+	onFire func()
+
+	effects  []core.Effect
+	shadowFx []core.Effect
+	due      []string
+}
+
+// step applies one decoded event. It returns an error only when the
+// user's state cannot be read (the event is then poison).
+func (s *stepper) step(ev *core.Event, env *core.Env) error {
+	s.advance(ev.At, env)
+	if ev.Type == core.EventClock {
+		return nil
+	}
+	u, err := s.st.User(ev.UserID)
+	if err != nil {
+		return fmt.Errorf("state of user %s cannot be read: %w", ev.UserID, err)
+	}
+	var shadowFx []core.Effect
+	if s.shadow != nil && ev.Type == core.EventReturnRequested {
+		senv := *env
+		senv.Policy = s.shadow.policy
+		s.shadowFx = core.Apply(u.Clone(), ev, &senv, s.shadowFx[:0])
+		shadowFx = s.shadowFx
+	}
+	s.effects = core.Apply(u, ev, env, s.effects[:0])
+	if shadowFx != nil {
+		s.shadow.observe(s.effects, shadowFx)
+	}
+	s.st.MarkDirty(u)
+	s.rearm(u)
+	for i := range s.effects {
+		s.emit(&s.effects[i], env)
+	}
+	return nil
+}
+
+// advance moves the clock to at and fires every timer now due, in
+// (deadline, user) order.
+func (s *stepper) advance(at int64, env *core.Env) {
+	if at <= s.clock {
+		return
+	}
+	s.clock = at
+	s.due = s.st.Due(s.clock, s.due[:0])
+	for _, id := range s.due {
+		u, err := s.st.User(id)
+		if err != nil {
+			s.log.Error("timer: state cannot be read; timer dropped", "user", id, "err", err)
+			s.st.SetDeadline(id, 0)
+			continue
+		}
+		s.effects = core.Fire(u, s.clock, env, s.effects[:0])
+		if s.onFire != nil {
+			s.onFire()
+		}
+		s.st.MarkDirty(u)
+		s.rearm(u)
+		for i := range s.effects {
+			s.emit(&s.effects[i], env)
+		}
+	}
+}
+
+func (s *stepper) rearm(u *core.User) {
+	dl, ok := core.NextDeadline(u)
+	if !ok {
+		dl = 0
+	}
+	s.st.SetDeadline(u.ID, dl)
+}
