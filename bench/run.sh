@@ -27,6 +27,7 @@ RELAY_PORT=14322
 FR_PORT=14323
 FR_HTTP=127.0.0.1:18323
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 PIDS=()
 
@@ -150,6 +151,7 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo
 	echo "Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; $(go version | cut -d' ' -f3); nats-server embedded (go.mod). Everything (server, target, loadgen) shares the machine."
 	echo "Settings: BENCH_EVENTS=$EVENTS BENCH_PARTITIONS=$PARTS BENCH_RELAY_LAYOUTS=\"$LAYOUTS\" BENCH_D11_DURATION=$D11_DURATION BENCH_SKIP_MICRO=${BENCH_SKIP_MICRO:-0} BENCH_SKIP_DAEMON=${BENCH_SKIP_DAEMON:-0}."
+	echo "Load average (1/5/15 min) at start: $LOAD_BEFORE; at end: $(cut -d' ' -f1-3 /proc/loadavg). A load well above the CPU count at the start means other work shared the machine and the figures are low."
 	echo "Raw reports: \`$OUT\` (not kept). Wall time: $(($(date +%s) - T0)) s."
 	echo
 	echo "| measurement | P | events | sustained events/s | notes |"

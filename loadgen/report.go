@@ -163,8 +163,8 @@ type Throughput struct {
 	SendSec  float64 `json:"send_sec"`
 	SendRate float64 `json:"send_per_sec"`
 	// ProcessSec runs from the first send to the last output that
-	// completed the run; ProcessedPerSec = Events / ProcessSec is the
-	// sustained processing rate.
+	// completed the run; ProcessedPerSec = acknowledged events /
+	// ProcessSec is the sustained processing rate.
 	ProcessSec      float64 `json:"process_sec"`
 	ProcessedPerSec float64 `json:"processed_per_sec"`
 	Completed       bool    `json:"completed"`

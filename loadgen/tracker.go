@@ -276,3 +276,14 @@ func (t *tracker) p99SoFar() time.Duration {
 func pct(h *hdrhistogram.Histogram, q float64) time.Duration {
 	return time.Duration(h.ValueAtQuantile(q)) * time.Microsecond
 }
+
+// counted records that total outputs have been stored, as counted from
+// the output stream's sequence rather than read.
+func (t *tracker) counted(total int64, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if total > t.outTotal {
+		t.outputs["counted"] = total
+		t.outTotal, t.lastOutput = total, now
+	}
+}

@@ -289,7 +289,9 @@ func (g *Generator) Options() WorldOptions { return g.opts }
 func (g *Generator) ShopperID(i int32) string { return "u" + g.opts.RunID + "-" + strconv.Itoa(int(i)) }
 
 // MerchantID is the merchant_id of merchant i.
-func (g *Generator) MerchantID(i int32) string { return "m" + g.opts.RunID + "-" + strconv.Itoa(int(i)) }
+func (g *Generator) MerchantID(i int32) string {
+	return "m" + g.opts.RunID + "-" + strconv.Itoa(int(i))
+}
 
 // OrderID is the order_id of order i; a negative i names a ghost order
 // that was never paid.
@@ -317,7 +319,9 @@ func (g *Generator) requestIndex(id string) (int32, bool) {
 	return int32(n), true
 }
 
-func (g *Generator) eventID(n int64) string { return "e" + g.opts.RunID + "-" + strconv.FormatInt(n, 10) }
+func (g *Generator) eventID(n int64) string {
+	return "e" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
+}
 
 // isOwnEventID reports whether id is the event_id of one of this
 // generator's valid events or merchant profiles.

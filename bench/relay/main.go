@@ -200,7 +200,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error
 	}
 	if o.layout == "shared" {
 		cfgs = append(cfgs, jetstream.StreamConfig{Name: "FR_IN", Subjects: []string{inboundWildcard}, Duplicates: dupWindow,
-			Storage: jetstream.FileStorage,
+			Storage:          jetstream.FileStorage,
 			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.partitions)}})
 	} else {
 		for p := 0; p < o.partitions; p++ {

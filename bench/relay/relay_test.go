@@ -40,8 +40,8 @@ func TestRelayLayouts(t *testing.T) {
 			if !rep.Passed || !rep.Throughput.Completed {
 				t.Fatalf("layout %s: relay run failed: passed=%v completed=%v failed=%+v", layout, rep.Passed, rep.Throughput.Completed, rep.Failed())
 			}
-			if rep.Outputs["relay"] != events {
-				t.Fatalf("layout %s: %d relay outputs for %d events (duplicates or losses)", layout, rep.Outputs["relay"], events)
+			if rep.OutputsTotal != events {
+				t.Fatalf("layout %s: %d relay outputs for %d events (duplicates or losses)", layout, rep.OutputsTotal, events)
 			}
 			if rep.Throughput.ProcessedPerSec <= 0 {
 				t.Fatalf("layout %s: no processing rate: %+v", layout, rep.Throughput)

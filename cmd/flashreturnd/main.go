@@ -33,6 +33,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "policy" {
 		return policyCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "replay" {
+		return replayCmd(args[1:], stdout, stderr)
+	}
 	cfg, logger, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -109,6 +112,7 @@ Usage:
   flashreturnd [flags]                 run the daemon
   flashreturnd policy show <preset>    print a preset as a policy file
   flashreturnd policy check <file>     validate a policy file
+  flashreturnd replay --policy B ...   what would B have decided (see replay --help)
 
 Every flag may also come from the environment: --data-dir from
 FLASHRETURN_DATA_DIR, --nats-url from FLASHRETURN_NATS_URL, and so on.

@@ -491,3 +491,44 @@ func formatUser(u *User, loc *time.Location) string {
 	b.WriteByte('\n')
 	return b.String()
 }
+
+// TestScriptsCoverEveryCode checks that the scripts exercise every reason
+// code in a decision and every preset.
+func TestScriptsCoverEveryCode(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.txt")
+	var all strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	text := all.String()
+	seen := map[string]bool{}
+	for _, l := range strings.Split(text, "\n") {
+		_, rest, ok := strings.Cut(l, " reasons=[")
+		if !strings.HasPrefix(l, "decision ") || !ok {
+			continue
+		}
+		list, _, _ := strings.Cut(rest, "]")
+		for _, c := range strings.Fields(list) {
+			seen[c] = true
+		}
+	}
+	for c := Code(0); c < NumCodes; c++ {
+		if !seen[c.String()] {
+			t.Errorf("no script decision lists %s", c)
+		}
+	}
+	for _, p := range PresetNames() {
+		if !strings.Contains(text, "\npolicy "+p+"\n") {
+			t.Errorf("no script runs %s", p)
+		}
+	}
+	for _, k := range []string{"\nrefund ", "\npickup ", "\ncompensation ", "\nclawback ", "\ntrust ", "trigger=pre_shipment", "trigger=approval", "trigger=tracking", "trigger=inspection", "replace=true", " rule="} {
+		if !strings.Contains(text, k) {
+			t.Errorf("no script output contains %q", k)
+		}
+	}
+}

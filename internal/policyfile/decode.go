@@ -57,11 +57,6 @@ func decode(root *node) (*core.Policy, error) {
 		}
 		d.p = p
 	} else {
-		for _, k := range required {
-			if _, ok := fields[k]; !ok {
-				return nil, &Error{Line: root.line, Field: k, Msg: "missing (required unless the file names a base preset)"}
-			}
-		}
 		d.p = defaults()
 	}
 	d.p.Version = ""
@@ -73,6 +68,13 @@ func decode(root *node) (*core.Policy, error) {
 		d.lines[k] = n.line
 		if err := d.field(k, n); err != nil {
 			return nil, err
+		}
+	}
+	if _, ok := fields["base"]; !ok {
+		for _, k := range required {
+			if _, ok := fields[k]; !ok {
+				return nil, &Error{Line: root.line, Field: k, Msg: "missing (required unless the file names a base preset)"}
+			}
 		}
 	}
 	if err := d.p.Finish(); err != nil {

@@ -85,12 +85,12 @@ func BenchmarkAppendDecision(b *testing.B) {
 
 // decisionJSON mirrors the decision shape for BenchmarkSonicMarshalDecision.
 type decisionJSON struct {
-	RequestID        string   `json:"request_id"`
-	OrderID          string   `json:"order_id"`
-	UserID           string   `json:"user_id"`
-	Decision         string   `json:"decision"`
-	Reasons          []string `json:"reasons"`
-	Policy           struct {
+	RequestID string   `json:"request_id"`
+	OrderID   string   `json:"order_id"`
+	UserID    string   `json:"user_id"`
+	Decision  string   `json:"decision"`
+	Reasons   []string `json:"reasons"`
+	Policy    struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`
 	} `json:"policy"`

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,10 @@ const TypeMerchantUpdated = "merchant.updated"
 // characters in strings (as RFC 8259 and encoding/json do) and replaces
 // invalid UTF-8 with U+FFFD (as encoding/json does).
 const decodeOpts = decoder.OptionCaseSensitive | decoder.OptionValidateString
+
+// fallback is true where sonic wraps encoding/json (see [FastPath]). Decode
+// then still rejects trailing data but matches keys case-insensitively.
+const fallback = sonic.APIKind != sonic.UseSonicJSON
 
 // genericAPI decodes whole payloads into map[string]any: merchant profiles
 // and the slow path that classifies a wrongly typed field.
@@ -182,6 +187,10 @@ func Decode(kindToken, userToken string, data []byte, ev *core.Event) error {
 	if err := checkObject(data); err != nil {
 		return err
 	}
+	if fallback && !json.Valid(data) {
+		// sonic's encoding/json fallback ignores trailing data.
+		return errBadJSON("payload is not valid JSON")
+	}
 	st := statePool.Get().(*decodeState)
 	st.raw = rawEventUnset
 	// string(data) is the payload copy that decoded strings point into.
@@ -224,11 +233,15 @@ func checkObject(data []byte) error {
 
 // isMismatch reports a value of the wrong JSON type for its field, after
 // which sonic (like encoding/json) has still decoded every other field.
+// sonic returns it unwrapped; the encoding/json fallback returns
+// *json.UnmarshalTypeError. (In the fallback *decoder.MismatchTypeError is
+// not an error type, hence the comparison of types rather than errors.As.)
 func isMismatch(err error) bool {
-	var mt *decoder.MismatchTypeError
-	var ut *json.UnmarshalTypeError // the encoding/json fallback's error
-	return errors.As(err, &mt) || errors.As(err, &ut)
+	var ut *json.UnmarshalTypeError
+	return reflect.TypeOf(err) == sonicMismatch || errors.As(err, &ut)
 }
+
+var sonicMismatch = reflect.TypeFor[*decoder.MismatchTypeError]()
 
 // sonicMsg shortens a decoder error to its first line, without the quoted
 // payload excerpt that sonic appends.
@@ -373,14 +386,14 @@ func (c *checker) event(kindToken, userToken string, r *rawEvent, ev *core.Event
 	if !ok {
 		if r.Type == TypeMerchantUpdated {
 			return &Error{Reason: ReasonSubjectMismatch, Field: "type",
-				Msg: fmt.Sprintf("field \"type\" is %s, which belongs on %s<merchant_id> subjects, not %s%s", TypeMerchantUpdated, MerchantPrefix, InPrefix, kindToken)}
+				Msg: fmt.Sprintf("field \"type\" is %q, which belongs on %s<merchant_id> subjects, not on %s%s.<user_id>", TypeMerchantUpdated, MerchantPrefix, InPrefix, token(kindToken))}
 		}
 		return &Error{Reason: ReasonUnknownType, Field: "type",
 			Msg: fmt.Sprintf("field \"type\" is %s, which is no event type of the contract", quote(r.Type))}
 	}
 	if want := KindOf(t); kindToken != want {
 		return &Error{Reason: ReasonSubjectMismatch, Field: "type",
-			Msg: fmt.Sprintf("field \"type\" is %s, which belongs on %s%s subjects, not %s%s", t, InPrefix, want, InPrefix, quote(kindToken))}
+			Msg: fmt.Sprintf("field \"type\" is %q, which belongs on %s%s.<user_id> subjects, not on %s%s.<user_id>", t, InPrefix, want, InPrefix, token(kindToken))}
 	}
 	c.typ = t.String()
 	*ev = core.Event{Type: t}
@@ -520,6 +533,15 @@ func quote(s string) string {
 		return strconv.Quote(s[:64]) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// token returns a subject token for a message: as is when it is a plain
+// ID, else quoted.
+func token(s string) string {
+	if ValidID(s) {
+		return s
+	}
+	return quote(s)
 }
 
 // jsonKind names the JSON type of a generically decoded value.

@@ -6,10 +6,11 @@
 // Callers: the pipeline decodes each stored message with [Decode] or
 // [DecodeMerchant], dead-letters rejections with [AppendDLQ] on
 // [DLQSubject]([ReasonOf](err)), and publishes each [core.Effect] as
-// [AppendEffect] on [OutSubject] with [MsgID] as Nats-Msg-Id; the clock
-// publisher uses [AppendClock], [ClockMsgID] and [ClockToken]; the loader
-// uses [InSubject] and [KindOf]. The package does no IO and reads no clock:
-// times come from payloads or from the caller.
+// [AppendEffect] on [OutSubject] with [core.Effect.MsgID] as Nats-Msg-Id;
+// the clock publisher uses [AppendClock], [ClockMsgID] and [ClockToken];
+// publishers and the load generator use [InSubject], [KindOf],
+// [AppendEvent] and [AppendMerchant]. The package does no IO and reads no
+// clock: times come from payloads or from the caller.
 //
 // # Subjects
 //
@@ -39,11 +40,12 @@
 //
 // null counts as absent. Unknown fields are ignored, and so are fields
 // that the type does not list, whatever their value. Keys match exactly
-// (case-sensitive). IDs match [A-Za-z0-9_-]{1,64}; "at" is RFC 3339 with
-// an offset ("Z" or ±hh:mm) and any fraction; money is a non-negative
-// JSON integer (no fraction or exponent); stars are 1..5. Strings holding
-// raw control characters are bad_json; invalid UTF-8 is replaced by
-// U+FFFD, as encoding/json does.
+// (case-sensitive; case-insensitive only where sonic falls back to
+// encoding/json, which [FastPath] reports). IDs match
+// [A-Za-z0-9_-]{1,64}; "at" is RFC 3339 with an offset ("Z" or ±hh:mm)
+// and any fraction; money is a non-negative JSON integer (no fraction or
+// exponent); stars are 1..5. Strings holding raw control characters are
+// bad_json; invalid UTF-8 is replaced by U+FFFD, as encoding/json does.
 //
 // # Invariants
 //
@@ -53,10 +55,10 @@
 //     do not allocate; Decode allocates once, for its copy of the payload,
 //     so decoded strings never alias the caller's buffer.
 //   - Encoded outputs depend only on their arguments: the same effect gives
-//     the same bytes, with fields in a fixed order; IDs (MsgID, refund_id,
-//     pickup_id, ClockMsgID, DLQMsgID) derive from user, request, kind,
-//     partition, second or stream sequence, never from a counter or the
-//     wall clock.
+//     the same bytes, with fields in a fixed order; IDs (refund_id,
+//     pickup_id, ClockMsgID, DLQMsgID, and core's Effect.MsgID) derive from
+//     user, request, kind, partition, second or stream sequence, never from
+//     a counter or the wall clock.
 //   - Decoding runs on sonic's JIT on supported platforms; [FastPath]
 //     verifies it at run time.
 //

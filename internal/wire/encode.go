@@ -147,36 +147,15 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 }
 
 // appendIDBody appends prefix + user + "." + request, escaped for a JSON
-// string body (IDs are plain ASCII after Decode, so this is a copy).
+// string body (IDs are plain ASCII after Decode, so this is a copy): the
+// bytes of core's Effect.RefundID ("rf.") and Effect.PickupID ("pk.")
+// without their allocation.
 func appendIDBody(dst []byte, prefix string, e *core.Effect) []byte {
 	dst = append(dst, prefix...)
 	dst = appendStringBody(dst, e.UserID)
 	dst = append(dst, '.')
 	return appendStringBody(dst, e.RequestID)
 }
-
-// MsgID returns the effect's Nats-Msg-Id, "<kind>.<user_id>.<request_id>"
-// ("decision.u1.r1"): one message of each kind per request, derived from
-// no time or counter, so re-publishing after a crash is deduplicated.
-func MsgID(e *core.Effect) string {
-	return e.Kind.String() + "." + e.UserID + "." + e.RequestID
-}
-
-// AppendMsgID appends [MsgID](e) to dst.
-func AppendMsgID(dst []byte, e *core.Effect) []byte {
-	dst = append(dst, e.Kind.String()...)
-	dst = append(dst, '.')
-	dst = append(dst, e.UserID...)
-	dst = append(dst, '.')
-	return append(dst, e.RequestID...)
-}
-
-// RefundID returns a refund's refund_id, "rf.<user_id>.<request_id>" (at
-// most one refund per request).
-func RefundID(e *core.Effect) string { return "rf." + e.UserID + "." + e.RequestID }
-
-// PickupID returns a pickup's pickup_id, "pk.<user_id>.<request_id>".
-func PickupID(e *core.Effect) string { return "pk." + e.UserID + "." + e.RequestID }
 
 // AppendDLQ appends a dead-letter message: {"reason", "error", "subject",
 // "stream_seq", "payload_b64"} where error is a sentence naming the field

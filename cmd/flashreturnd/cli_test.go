@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPolicyShowAndCheck(t *testing.T) {
+	for _, name := range []string{"tmall-fast-return", "douyin-lightning", "jd-lightning-refund"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"policy", "show", name}, &out, &errb); code != 0 {
+			t.Fatalf("policy show %s: exit %d: %s", name, code, errb.String())
+		}
+		path := filepath.Join(t.TempDir(), name+".yaml")
+		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var chk bytes.Buffer
+		if code := run([]string{"policy", "check", path}, &chk, &errb); code != 0 || !strings.Contains(chk.String(), "ok: policy "+name) {
+			t.Fatalf("policy check %s: exit %d: %s %s", name, code, chk.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"policy", "show", "tmall-fast-return"}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(out.String(), "min_stars: 3", "min_stars: 9", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"policy", "check", bad}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "min_stars") {
+		t.Fatalf("bad policy accepted or error does not name the field: exit %d: %s", code, errb.String())
+	}
+	if code := run([]string{"policy", "show", "nope"}, &out, &errb); code == 0 {
+		t.Fatal("unknown preset accepted")
+	}
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("FLASHRETURN_PARTITIONS", "16")
+	t.Setenv("FLASHRETURN_POLICY", "douyin-lightning")
+	var errb bytes.Buffer
+	cfg, _, err := parseFlags([]string{"--partitions", "32"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Partitions != 32 || cfg.Policy.Name != "douyin-lightning" {
+		t.Fatalf("flags over env: partitions %d policy %s", cfg.Partitions, cfg.Policy.Name)
+	}
+	if _, _, err := parseFlags([]string{"--js-sync", "sometimes"}, &errb); err == nil {
+		t.Fatal("bad --js-sync accepted")
+	}
+	if _, _, err := parseFlags([]string{"--policy", "/no/such/file"}, &errb); err == nil {
+		t.Fatal("missing policy file accepted")
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bytedance/sonic"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline"
+)
+
+// replayCmd implements `flashreturnd replay`: what would policy B have
+// decided over the stored inbound log, side by side with the baseline.
+func replayCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("flashreturnd replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		policyArg  = fs.String("policy", "", "the policy to try (preset or file); required")
+		baseline   = fs.String("baseline", "tmall-fast-return", "the policy to compare with (normally the live one)")
+		natsURL    = fs.String("nats-url", "nats://127.0.0.1:4222", "the NATS server holding FR_IN")
+		partitions = fs.Int("partitions", 64, "P, as the daemon was run")
+		layout     = fs.String("layout", "streams", "inbound layout, as the daemon was run: streams or shared")
+		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone")
+		from       = fs.String("from", "", "start: an RFC 3339 time (stream ingest time) or a stream sequence")
+		to         = fs.String("to", "", "end: an RFC 3339 time or a stream sequence")
+		asJSON     = fs.Bool("json", false, "print the report as JSON")
+		show       = fs.Int("show", 20, "how many changed requests to list")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: flashreturnd replay --policy B [--baseline A] [--from T|SEQ] [--to T|SEQ] [flags]\n\nReplays the stored inbound events with a fresh in-memory state under both\npolicies and reports them side by side. Publishes nothing.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "flashreturnd replay:", err); return 1 }
+	if *policyArg == "" {
+		fs.Usage()
+		return 2
+	}
+	b, err := loadPolicy(*policyArg)
+	if err != nil {
+		return fail(err)
+	}
+	a, err := loadPolicy(*baseline)
+	if err != nil {
+		return fail(err)
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fail(err)
+	}
+	o := pipeline.ReplayOptions{Policies: []*core.Policy{a, b}, Loc: loc, Layout: pipeline.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1)}
+	if err := parseBound(*from, &o.From, &o.FromSeq); err != nil {
+		return fail(fmt.Errorf("--from: %w", err))
+	}
+	if err := parseBound(*to, &o.To, &o.ToSeq); err != nil {
+		return fail(fmt.Errorf("--to: %w", err))
+	}
+	nc, err := nats.Connect(*natsURL)
+	if err != nil {
+		return fail(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fail(err)
+	}
+	res, err := pipeline.Replay(context.Background(), js, o)
+	if err != nil {
+		return fail(err)
+	}
+	if *asJSON {
+		out, _ := sonic.ConfigStd.MarshalIndent(res, "", "  ")
+		_, _ = stdout.Write(append(out, '\n'))
+		return 0
+	}
+	printReplay(stdout, res, *show)
+	return 0
+}
+
+func parseBound(s string, t *time.Time, seq *uint64) error {
+	if s == "" {
+		return nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		*seq = n
+		return nil
+	}
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("%q is neither a sequence nor an RFC 3339 time", s)
+	}
+	*t = ts
+	return nil
+}
+
+func printReplay(w io.Writer, r *pipeline.ReplayResult, show int) {
+	fmt.Fprintf(w, "replayed %d events (%d dead letters) in %.2fs: %.0f events/s per policy pair\n\n", r.Events, r.DeadLetters, r.Seconds, r.EventsPerSec)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	a, b := r.Policies[0], r.Policies[1]
+	row := func(name string, f func(p *pipeline.PolicyStats) string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, f(a), f(b))
+	}
+	row("policy", func(p *pipeline.PolicyStats) string { return p.Name + " " + p.Version })
+	row("requests", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Requests) })
+	row("approved", func(p *pipeline.PolicyStats) string {
+		return fmt.Sprintf("%d (%.1f%%)", p.Approved, 100*p.ApprovalRate)
+	})
+	row("review", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Review) })
+	row("rejected", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Rejected) })
+	row("refunded (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.RefundFen) })
+	row("advanced (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.AdvancedFen) })
+	row("outstanding at end (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.OutstandingFen) })
+	row("max outstanding, one shopper (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.MaxUserExposed) })
+	row("clawbacks (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.ClawbackFen) })
+	row("compensations", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Compensations) })
+	codes := map[string]bool{}
+	for _, p := range r.Policies {
+		for c := range p.Reasons {
+			codes[c] = true
+		}
+	}
+	for c := core.Code(0); c < core.NumCodes; c++ {
+		if codes[c.String()] {
+			row("  "+c.String(), func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Reasons[c.String()]) })
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\n%d requests change outcome", r.ChangedCount)
+	if r.ChangedCount > 0 {
+		fmt.Fprintf(w, "; the first %d:\n", min(show, len(r.Changed)))
+		for _, c := range r.Changed[:min(show, len(r.Changed))] {
+			fmt.Fprintf(w, "  %s/%s: %s\n", c.UserID, c.RequestID, strings.Join(pair(c.Decisions, c.Reasons), " -> "))
+		}
+	} else {
+		fmt.Fprintln(w)
+	}
+}
+
+func pair(ds, rs []string) []string {
+	out := make([]string, len(ds))
+	for i := range ds {
+		out[i] = ds[i]
+		if rs[i] != "" {
+			out[i] += " [" + rs[i] + "]"
+		}
+	}
+	return out
+}
+
+func yuan(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%100) }

@@ -1,0 +1,418 @@
+package pipeline
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+)
+
+// ReplayOptions configures Replay. Zero values mean the documented defaults.
+type ReplayOptions struct {
+	// Policies to compare; the first is the baseline (normally the live
+	// policy). At least one.
+	Policies []*core.Policy
+	// Loc is the shoppers' zone. Default Asia/Shanghai.
+	Loc *time.Location
+	// Layout and Partitions of the inbound streams (as the daemon was run).
+	Layout     Layout
+	Partitions int
+	// From and To bound the replay by stream ingest time (zero: the whole
+	// stream). FromSeq/ToSeq bound it by stream sequence instead (per
+	// stream: with LayoutStreams each partition has its own sequence).
+	From, To       time.Time
+	FromSeq, ToSeq uint64
+	// Record keeps every effect's encoded bytes by message ID (with
+	// decided_at set to RecordTime), for determinism checks.
+	Record     bool
+	RecordTime time.Time
+	// MaxChanged bounds the list of requests whose outcome changes
+	// (default 1000; every change is counted).
+	MaxChanged int
+	Logger     *slog.Logger
+}
+
+// PolicyStats is what one policy did over the replayed events.
+type PolicyStats struct {
+	Name           string         `json:"name"`
+	Version        string         `json:"version"`
+	Requests       int            `json:"requests"`
+	Approved       int            `json:"approved"`
+	Review         int            `json:"review"`
+	Rejected       int            `json:"rejected"`
+	ApprovalRate   float64        `json:"approval_rate"`
+	RefundFen      int64          `json:"refund_fen"`
+	AdvancedFen    int64          `json:"advanced_fen"`
+	ClawbackFen    int64          `json:"clawback_fen"`
+	Compensations  int            `json:"compensations"`
+	OutstandingFen int64          `json:"outstanding_fen_at_end"`
+	MaxUserExposed int64          `json:"max_user_outstanding_fen"`
+	Reasons        map[string]int `json:"reasons"`
+	// Effects holds encoded effects by message ID when Record is set.
+	Effects map[string][]byte `json:"-"`
+}
+
+// ChangedRequest is a request whose decision differs between the baseline
+// and another policy.
+type ChangedRequest struct {
+	UserID    string   `json:"user_id"`
+	RequestID string   `json:"request_id"`
+	Decisions []string `json:"decisions"`
+	Reasons   []string `json:"reasons"`
+}
+
+// ReplayResult is the side-by-side report of a replay.
+type ReplayResult struct {
+	Events        int              `json:"events"`
+	DeadLetters   int              `json:"dead_letters"`
+	Seconds       float64          `json:"seconds"`
+	EventsPerSec  float64          `json:"events_per_second"`
+	Policies      []*PolicyStats   `json:"policies"`
+	ChangedCount  int              `json:"changed_count"`
+	Changed       []ChangedRequest `json:"changed"`
+	MerchantsUsed int              `json:"merchants"`
+}
+
+// Replay reads the stored inbound events (FR_IN) partition by partition,
+// in stream order, and applies each policy to a fresh in-memory state with
+// the same stepper the daemon uses (clock, timers, apply). It publishes
+// nothing. Merchant profiles are the latest in FR_MERCHANT (the view a
+// restarted daemon would have). A replay that starts mid-stream starts
+// from empty state, so its decisions can differ from the live ones for
+// shoppers with earlier history.
+func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*ReplayResult, error) {
+	if len(o.Policies) == 0 {
+		return nil, errors.New("replay: no policy")
+	}
+	if o.Loc == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		o.Loc = loc
+	}
+	if o.Layout == "" {
+		o.Layout = LayoutStreams
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 64
+	}
+	if o.MaxChanged == 0 {
+		o.MaxChanged = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	merchants, err := loadMerchants(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	lookup := func(id string) *core.Merchant { return merchants[id] }
+	res := &ReplayResult{MerchantsUsed: len(merchants)}
+	engines := make([]*replayEngine, len(o.Policies))
+	for i, p := range o.Policies {
+		st := &PolicyStats{Name: p.Name, Version: p.Version, Reasons: map[string]int{}}
+		if o.Record {
+			st.Effects = map[string][]byte{}
+		}
+		res.Policies = append(res.Policies, st)
+		engines[i] = &replayEngine{env: core.Env{Policy: p, Loc: o.Loc, Merchant: lookup}, stats: st, rec: o.Record, recTime: o.RecordTime,
+			verdicts: map[string]core.CodeSet{}, verdictOf: map[string]core.Verdict{}}
+	}
+	start := time.Now()
+	var ev core.Event
+	for p := 0; p < o.Partitions; p++ {
+		for _, e := range engines {
+			e.reset(o.Logger)
+		}
+		err := readPartition(ctx, js, o, p, func(subject string, data []byte) {
+			res.Events++
+			_, kind, user, ok := wire.ParseSubject(subject)
+			ev = core.Event{}
+			if !ok || wire.Decode(kind, user, data, &ev) != nil {
+				res.DeadLetters++
+				return
+			}
+			for _, e := range engines {
+				if err := e.s.step(&ev, &e.env); err != nil {
+					res.DeadLetters++
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range engines {
+			e.finishPartition()
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.EventsPerSec = float64(res.Events) / res.Seconds
+	}
+	for _, st := range res.Policies {
+		if st.Requests > 0 {
+			st.ApprovalRate = float64(st.Approved) / float64(st.Requests)
+		}
+	}
+	compareEngines(engines, res, o.MaxChanged)
+	return res, nil
+}
+
+func compareEngines(engines []*replayEngine, res *ReplayResult, max int) {
+	base := engines[0]
+	keys := make([]string, 0, len(base.verdictOf))
+	for k := range base.verdictOf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		changed := false
+		for _, e := range engines[1:] {
+			if e.verdictOf[k] != base.verdictOf[k] || e.verdicts[k] != base.verdicts[k] {
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		res.ChangedCount++
+		if len(res.Changed) >= max {
+			continue
+		}
+		user, req, _ := strings.Cut(k, "/")
+		c := ChangedRequest{UserID: user, RequestID: req}
+		for _, e := range engines {
+			c.Decisions = append(c.Decisions, e.verdictOf[k].String())
+			c.Reasons = append(c.Reasons, strings.Join(e.verdicts[k].AppendStrings(nil), ","))
+		}
+		res.Changed = append(res.Changed, c)
+	}
+}
+
+// replayEngine is one policy's replay: an in-memory partition and a stepper.
+type replayEngine struct {
+	env       core.Env
+	s         stepper
+	mem       *memStore
+	stats     *PolicyStats
+	rec       bool
+	recTime   time.Time
+	buf       []byte
+	verdicts  map[string]core.CodeSet
+	verdictOf map[string]core.Verdict
+}
+
+func (e *replayEngine) reset(log *slog.Logger) {
+	e.mem = newMemStore()
+	e.s = stepper{st: e.mem, log: log, emit: e.emit}
+}
+
+func (e *replayEngine) finishPartition() {
+	for _, u := range e.mem.users {
+		e.stats.OutstandingFen += u.OutstandingFen
+		e.stats.MaxUserExposed = max(e.stats.MaxUserExposed, u.OutstandingFen)
+	}
+}
+
+func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
+	st := e.stats
+	switch ef.Kind {
+	case core.EffectDecision:
+		st.Requests++
+		switch ef.Verdict {
+		case core.VerdictApproved:
+			st.Approved++
+		case core.VerdictReview:
+			st.Review++
+		case core.VerdictRejected:
+			st.Rejected++
+		}
+		for c := core.Code(0); c < core.NumCodes; c++ {
+			if ef.Reasons.Has(c) {
+				st.Reasons[c.String()]++
+			}
+		}
+		k := ef.UserID + "/" + ef.RequestID
+		e.verdicts[k] = ef.Reasons
+		e.verdictOf[k] = ef.Verdict
+	case core.EffectRefund:
+		st.RefundFen += ef.AmountFen
+		if ef.Advance {
+			st.AdvancedFen += ef.AmountFen
+		}
+	case core.EffectClawback:
+		st.ClawbackFen += ef.AmountFen
+	case core.EffectCompensation:
+		st.Compensations++
+	}
+	if e.rec {
+		e.buf = wire.AppendEffect(e.buf[:0], ef, env.Policy, env.Loc, e.recTime)
+		st.Effects[ef.MsgID()] = append([]byte(nil), e.buf...)
+	}
+}
+
+// readPartition delivers partition p's stored events in stream order.
+func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions, p int, f func(subject string, data []byte)) error {
+	s, err := js.Stream(ctx, InStream(o.Layout, p))
+	if err != nil {
+		return fmt.Errorf("replay: partition %d: %w", p, err)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch {
+	case o.FromSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
+	case !o.From.IsZero():
+		from := o.From
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	c, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("replay: partition %d: consumer: %w", p, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("replay: partition %d: consumer info: %w", p, err)
+	}
+	if info.NumPending == 0 {
+		return nil
+	}
+	for {
+		batch, err := c.Fetch(1024, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("replay: partition %d: fetch: %w", p, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("replay: partition %d: metadata: %w", p, err)
+			}
+			if (o.ToSeq > 0 && meta.Sequence.Stream > o.ToSeq) || (!o.To.IsZero() && meta.Timestamp.After(o.To)) {
+				return nil
+			}
+			f(m.Subject(), m.Data())
+			if meta.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("replay: partition %d: fetch: %w", p, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("replay: partition %d: no messages within 5s although some are pending", p)
+		}
+	}
+}
+
+// loadMerchants reads every profile in FR_MERCHANT.
+func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string]*core.Merchant, error) {
+	out := map[string]*core.Merchant{}
+	s, err := js.Stream(ctx, StreamMerchant)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: merchants: %w", err)
+	}
+	if s.CachedInfo().State.Msgs == 0 {
+		return out, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("replay: merchants: %w", err)
+	}
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("replay: merchants: %w", err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("replay: merchants: %w", err)
+		}
+		if mc, err := wire.DecodeMerchant(strings.TrimPrefix(m.Subject(), "fr.merchant."), m.Data(), meta.Sequence.Stream); err == nil {
+			out[mc.ID] = mc
+		}
+		if meta.NumPending == 0 {
+			return out, nil
+		}
+	}
+}
+
+// memStore is an in-memory userStore for replay.
+type memStore struct {
+	users     map[string]*core.User
+	deadlines map[string]int64
+	h         timerHeap
+}
+
+func newMemStore() *memStore {
+	return &memStore{users: map[string]*core.User{}, deadlines: map[string]int64{}}
+}
+
+func (m *memStore) User(id string) (*core.User, error) {
+	u, ok := m.users[id]
+	if !ok {
+		u = &core.User{ID: id}
+		m.users[id] = u
+	}
+	return u, nil
+}
+
+func (m *memStore) MarkDirty(*core.User) {}
+
+func (m *memStore) SetDeadline(id string, d int64) {
+	if d == 0 {
+		delete(m.deadlines, id)
+		return
+	}
+	if m.deadlines[id] == d {
+		return
+	}
+	m.deadlines[id] = d
+	heap.Push(&m.h, timerEntry{d, id})
+}
+
+// Due pops every live timer with deadline < now, in (deadline, user) order.
+func (m *memStore) Due(now int64, dst []string) []string {
+	for m.h.Len() > 0 && m.h[0].d < now {
+		t := heap.Pop(&m.h).(timerEntry)
+		if m.deadlines[t.u] != t.d {
+			continue // stale entry
+		}
+		delete(m.deadlines, t.u)
+		dst = append(dst, t.u)
+	}
+	return dst
+}
+
+type timerEntry struct {
+	d int64
+	u string
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	return h[i].d < h[j].d || h[i].d == h[j].d && h[i].u < h[j].u
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
