@@ -59,6 +59,7 @@ type Report struct {
 
 // Params are a run's parameters, as reported.
 type Params struct {
+	// The fields mirror Config and WorldOptions after defaults.
 	NATSURL        string             `json:"nats_url"`
 	Mode           string             `json:"mode"`
 	Shape          string             `json:"shape,omitempty"`
@@ -125,24 +126,35 @@ type Percentile struct {
 
 // Sample is one second of a run. Rates are per second over that second.
 type Sample struct {
-	T        float64 `json:"t"`
-	Offered  float64 `json:"offered"`
-	Sent     float64 `json:"sent"`
-	Acked    float64 `json:"acked"`
-	Decided  float64 `json:"decided"`
-	Outputs  float64 `json:"outputs"`
-	DLQ      float64 `json:"dlq"`
-	P50Ms    float64 `json:"p50_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
-	Latency  int64   `json:"latency_samples"`
-	Pending  int64   `json:"pending_requests"`
-	Inbound  int64   `json:"inbound_backlog"`
-	Failures int64   `json:"publish_failures"`
+	// T is the end of the second, in seconds since the first send.
+	T float64 `json:"t"`
+	// Offered is the shape's rate; Sent, Acked, Decided (requests), Outputs
+	// and DLQ are per-second rates.
+	Offered float64 `json:"offered"`
+	Sent    float64 `json:"sent"`
+	Acked   float64 `json:"acked"`
+	Decided float64 `json:"decided"`
+	Outputs float64 `json:"outputs"`
+	DLQ     float64 `json:"dlq"`
+	// P50Ms, P99Ms and MaxMs are over the Latency decisions that arrived
+	// during the second.
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	MaxMs   float64 `json:"max_ms"`
+	Latency int64   `json:"latency_samples"`
+	// Pending is requests sent without a decision yet; Inbound the
+	// target's inbound consumers' pending messages (-1: not visible).
+	Pending int64 `json:"pending_requests"`
+	Inbound int64 `json:"inbound_backlog"`
+	// Failures is the running count of events given up on.
+	Failures int64 `json:"publish_failures"`
 }
 
 // StepResult is one step of a step run.
 type StepResult struct {
+	// Step counts from 1; Rate is the offered rate; the per-second rates,
+	// p99 and backlog (inbound pending, or requests without a decision)
+	// are what the step showed; Sustained and Why are its verdict.
 	Step          int     `json:"step"`
 	Rate          float64 `json:"rate"`
 	SentPerSec    float64 `json:"sent_per_sec"`
@@ -157,6 +169,8 @@ type StepResult struct {
 
 // Throughput is the result of a throughput run.
 type Throughput struct {
+	// Events were sent, Requests of them return.requested; Expect says what
+	// completed the run; SendSec and SendRate describe the sending.
 	Events   int     `json:"events"`
 	Requests int64   `json:"requests"`
 	Expect   string  `json:"expect"`

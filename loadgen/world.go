@@ -30,9 +30,11 @@ type WorldOptions struct {
 	// BadFraction is the share of events that are malformed and must be
 	// dead-lettered; 0 means none, 1 is the maximum.
 	BadFraction float64
-	// ZipfS is the skew of shopper activity (s of a Zipf law over shopper
-	// ranks, > 1); 0 means 1.1.
-	ZipfS float64
+	// ZipfS and ZipfV shape shopper activity: the shopper of rank k is
+	// picked with probability proportional to (ZipfV + k)^-ZipfS. 0 means
+	// 1.1 and 50: with 200000 shoppers the hottest makes ~0.35% of the
+	// traffic and the top 1% about half of it.
+	ZipfS, ZipfV float64
 }
 
 func (o WorldOptions) withDefaults() WorldOptions {
@@ -51,6 +53,9 @@ func (o WorldOptions) withDefaults() WorldOptions {
 	if o.ZipfS == 0 {
 		o.ZipfS = 1.1
 	}
+	if o.ZipfV == 0 {
+		o.ZipfV = 50
+	}
 	return o
 }
 
@@ -67,8 +72,8 @@ func (o WorldOptions) validate() error {
 	if o.BadFraction < 0 || o.BadFraction > 1 {
 		return fmt.Errorf("loadgen: bad fraction %v outside [0, 1]", o.BadFraction)
 	}
-	if o.ZipfS <= 1 {
-		return fmt.Errorf("loadgen: zipf s %v must be > 1", o.ZipfS)
+	if o.ZipfS <= 1 || o.ZipfV < 1 {
+		return fmt.Errorf("loadgen: zipf s %v must be > 1 and v %v >= 1", o.ZipfS, o.ZipfV)
 	}
 	return nil
 }
@@ -97,15 +102,21 @@ type Shopper struct {
 // Merchant is one simulated shop, published as merchant.updated before any
 // order that names it.
 type Merchant struct {
+	// ReturnAddresses and ShipAddresses are sent as merchant.updated has
+	// them (possibly empty).
 	ReturnAddresses []string
 	ShipAddresses   []string
-	Rules           []MerchantRule
+	// Rules are the merchant's own auto-approval rules, often none.
+	Rules []MerchantRule
 }
 
 // Order is one paid order of the world.
 type Order struct {
+	// Shopper and Merchant index the generator's slices.
 	Shopper  int32
 	Merchant int32
+	// Category, Size, PaidFen, SevenDay, Insured (freight insurance) and
+	// City are sent in order.paid.
 	Category string
 	Size     string
 	PaidFen  int64
@@ -120,13 +131,15 @@ type Order struct {
 
 // Request is one after-sales request of the world.
 type Request struct {
-	// Order indexes World.Orders, or is -1 for a request about an order
-	// that was never paid (expected: rejected, order_unknown).
-	Order   int32
+	// Order indexes Generator.Orders, or is negative for a request about
+	// an order that was never paid (expected: rejected, order_unknown).
+	Order int32
+	// Shopper indexes Generator.Shoppers.
 	Shopper int32
-	Kind    string
-	Reason  string
-	Pickup  bool
+	// Kind, Reason and Pickup are sent in return.requested.
+	Kind   string
+	Reason string
+	Pickup bool
 	// AmountFen is the requested amount; 0 means omitted (the paid amount).
 	AmountFen int64
 	// Stars is the shopper's rating when the request was sent.
@@ -140,7 +153,9 @@ type Request struct {
 
 // Bad is one malformed event and the dead-letter reason it must get.
 type Bad struct {
-	Reason  string
+	// Reason is the contract's DLQ reason the event must get.
+	Reason string
+	// Subject is where it is published.
 	Subject string
 	// Payload is the exact bytes sent, set when the event is encoded.
 	Payload []byte
@@ -150,15 +165,19 @@ type Bad struct {
 // [Generator.Encode] once its event time is known.
 type Event struct {
 	// N is the event's position in the sequence, from 0.
-	N       int64
-	Type    string
+	N int64
+	// Type is the contract's event type ("bad.<reason>" for a malformed
+	// event).
+	Type string
+	// Subject is the inbound subject it is published to.
 	Subject string
 	// ID is the event_id and the Nats-Msg-Id.
-	ID      string
-	Shopper int32
-	Order   int32
-	Request int32
-	Bad     int32
+	ID string
+	// Shopper, Order, Request and Bad index the generator's slices; -1
+	// when the event has none, except that the Order of a request event
+	// about a ghost order (never paid) is negative, see Generator.OrderID.
+	Shopper, Order, Request, Bad int32
+	// Outcome is an inspection.result's outcome.
 	Outcome string
 	// Shift is added to the event's send time to get its `at`.
 	Shift time.Duration
@@ -169,20 +188,23 @@ type Event struct {
 // produce them. It is not safe for concurrent use; the exported slices may
 // be read once generation has stopped or under the caller's own ordering.
 type Generator struct {
-	opts      WorldOptions
-	rng       *rand.Rand
-	zipf      *rand.Zipf
-	rank      []int32 // zipf rank -> shopper index
-	credited  []bool
+	opts     WorldOptions
+	rng      *rand.Rand
+	zipf     *rand.Zipf
+	rank     []int32 // zipf rank -> shopper index
+	credited []bool
+	// Shoppers and Merchants are fixed at construction.
 	Shoppers  []Shopper
 	Merchants []Merchant
-	Orders    []Order
-	Requests  []Request
-	Bads      []Bad
-	pending   planHeap
-	seq       uint64
-	n         int64
-	ghosts    int
+	// Orders, Requests and Bads grow as Next plans events; an Event's
+	// indices point into them.
+	Orders   []Order
+	Requests []Request
+	Bads     []Bad
+	pending  planHeap
+	seq      uint64
+	n        int64
+	ghosts   int
 }
 
 var (
@@ -235,7 +257,7 @@ func NewGenerator(o WorldOptions) (*Generator, error) {
 	}
 	rng.Shuffle(len(g.rank), func(i, j int) { g.rank[i], g.rank[j] = g.rank[j], g.rank[i] })
 	g.credited = make([]bool, o.Shoppers)
-	g.zipf = rand.NewZipf(rng, o.ZipfS, 1, uint64(o.Shoppers-1))
+	g.zipf = rand.NewZipf(rng, o.ZipfS, o.ZipfV, uint64(o.Shoppers-1))
 	g.Merchants = make([]Merchant, o.Merchants)
 	for i := range g.Merchants {
 		g.Merchants[i] = g.newMerchant(i)

@@ -109,8 +109,11 @@ func TestGeneratorDistributions(t *testing.T) {
 	for _, n := range counts[:max(len(counts)/100, 1)] {
 		top += n
 	}
-	if share := float64(top) / float64(paid); share < 0.25 {
-		t.Errorf("seed %d: top 1%% of shoppers place %.2f of orders, want a Zipf-skewed >= 0.25", seed, share)
+	if share := float64(top) / float64(paid); share < 0.25 || share > 0.6 {
+		t.Errorf("seed %d: top 1%% of shoppers place %.2f of orders, want a Zipf-skewed 0.25..0.6", seed, share)
+	}
+	if hottest := float64(counts[0]) / float64(paid); hottest > 0.02 {
+		t.Errorf("seed %d: the hottest shopper places %.3f of orders, want < 0.02", seed, hottest)
 	}
 
 	kinds := map[string]int{}

@@ -11,14 +11,16 @@ import (
 	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
-// Handler serves the daemon's HTTP endpoint: /metrics, /healthz, /readyz
-// and the read-only query API (/v1/users/<user_id>[/requests/<request_id>]).
+// Handler serves the daemon's HTTP endpoint: /metrics, /healthz, /readyz,
+// the read-only query API (/v1/users/<user_id>[/requests/<request_id>]) and
+// the operator's status page (/ and its JSON, /api/status).
 // The query API reads committed state, so it may lag the stream by one
 // batch.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		d.observePolicies()
 		d.cfg.Metrics.WritePrometheus(w)
 		metrics.WriteProcessMetrics(w)
 	})
@@ -44,6 +46,10 @@ func (d *Daemon) Handler() http.Handler {
 		p := d.policy.Load()
 		writeJSON(w, &policyRef{Name: p.Name, Version: p.Version})
 	})
+	index, assets := statusPage() // status.go: the operator's page and its JSON
+	mux.Handle("GET /{$}", index)
+	mux.Handle("GET /static/", assets)
+	mux.HandleFunc("GET /api/status", d.serveStatus)
 	mux.HandleFunc("GET /v1/users/{user}", d.serveUser)
 	mux.HandleFunc("GET /v1/users/{user}/requests/{request}", d.serveRequest)
 	return mux

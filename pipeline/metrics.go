@@ -44,6 +44,9 @@ type pipelineMetrics struct {
 	panics        *metrics.Counter
 	// decisions maps a policy name to its counters by verdict.
 	decisions sync.Map
+	// ops are the operator's metrics and the status page's state
+	// (metrics_ops.go).
+	ops *opsMetrics
 }
 
 func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
@@ -75,6 +78,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.consumerReset = set.NewCounter(`flashreturn_consumer_resets_total`)
 	m.timersFired = set.NewCounter(`flashreturn_timers_fired_total`)
 	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
+	m.ops = newOpsMetrics(set)
 	return m
 }
 

@@ -42,6 +42,7 @@ type worker struct {
 	outbox  []state.OutMsg
 	arena   []byte
 	futures []jetstream.PubAckFuture
+	ops     batchOps // operator metrics staged until the batch is published (metrics_ops.go)
 
 	ready   atomic.Bool
 	pending atomic.Int64
@@ -54,6 +55,7 @@ func newWorker(d *Daemon, p int) *worker {
 		d:   d,
 		log: d.log.With("partition", p),
 		in:  make(chan jetstream.Msg, 2*d.cfg.BatchMax),
+		ops: newBatchOps(d, p),
 	}
 }
 
@@ -66,7 +68,7 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	w.pt = pt
 	w.cursor = pt.Cursor()
-	w.s = stepper{st: pt, clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
+	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outbox = append(w.outbox[:0], left...)
@@ -184,6 +186,7 @@ func (w *worker) step(ctx context.Context) error {
 		_ = w.batch[n-1].Ack()
 	}
 	w.applied.Add(uint64(n))
+	w.ops.published()
 	return nil
 }
 
@@ -228,6 +231,7 @@ func (w *worker) seqOf(m jetstream.Msg) uint64 {
 func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, err error) {
 	w.outbox = w.outbox[:0]
 	w.arena = w.arena[:0]
+	w.ops.reset()
 	env := w.d.env()
 	now := time.Now()
 	for i, m := range w.batch {
@@ -252,6 +256,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			w.d.m.redelivered.Inc()
 			continue
 		}
+		w.ops.message(meta.Timestamp, m.Subject())
 		if msg, ok := poison[i]; ok {
 			w.deadLetter(wire.ReasonPoison, "event could not be processed: "+msg, m.Subject(), seq, m.Data(), now)
 			w.cursor = seq
@@ -305,6 +310,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 	data := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data})
 	w.d.m.effect(e)
+	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
 		w.d.m.decision(e, env.Policy.Name)
 		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, env.Policy, now))
@@ -313,6 +319,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 
 func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byte, _ time.Time) {
 	w.d.m.deadLetter(reason)
+	w.ops.deadLetter(reason, text, subject, seq)
 	start := len(w.arena)
 	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)
 	out := w.arena[start:len(w.arena):len(w.arena)]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -189,5 +190,58 @@ func TestMemSizeEstimate(t *testing.T) {
 	t.Logf("%d users: estimated %d B/user, heap %d B/user (ratio %.2f)", n, est/n, real/n, ratio)
 	if ratio < 0.85 || ratio > 1.2 {
 		t.Fatalf("memSize is off: estimate/heap = %.2f", ratio)
+	}
+}
+
+// BenchmarkCommitVsRaw256 alternates a Commit of 256 dirty users with a raw
+// Badger transaction setting the same bytes, so that noise from other
+// processes hits both alike, and reports the ratio of their mean times.
+func BenchmarkCommitVsRaw256(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			s, pt, ids := benchPartition(b, sync)
+			out := benchOutbox()
+			var keys, vals [][]byte
+			for _, id := range ids {
+				u, _ := pt.User(id)
+				keys = append(keys, userKey(1, id)) // another partition: same sizes, no interference
+				vals = append(vals, appendUser(nil, u))
+			}
+			keys = append(keys, appendKey(nil, 1, sufMeta, ""), appendKey(nil, 1, sufOutbox, ""))
+			vals = append(vals, appendMeta(nil, 1, 1), appendOutbox(nil, out))
+			var commitNs, rawNs time.Duration
+			cursor := uint64(1)
+			for b.Loop() {
+				t0 := time.Now()
+				cursor++
+				for _, id := range ids {
+					u, _ := pt.User(id)
+					u.OutstandingFen++
+					pt.MarkDirty(u)
+				}
+				if err := pt.Commit(cursor, int64(cursor), out); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				txn := s.db.NewTransaction(true)
+				for i := range keys {
+					e := badger.NewEntry(keys[i], vals[i])
+					if i < len(ids) {
+						e.ExpiresAt = 1 << 40
+					}
+					if err := txn.SetEntry(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := txn.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				commitNs += t1.Sub(t0)
+				rawNs += time.Since(t1)
+			}
+			b.ReportMetric(float64(commitNs.Nanoseconds())/float64(b.N), "commit-ns/op")
+			b.ReportMetric(float64(rawNs.Nanoseconds())/float64(b.N), "raw-ns/op")
+			b.ReportMetric(float64(commitNs)/float64(rawNs), "ratio")
+		})
 	}
 }

@@ -100,11 +100,14 @@
 // rolls back with the states, and the pipeline re-applies the events, which
 // the deterministic core turns into the same effects and message IDs. On,
 // every Commit waits for an fsync. Measured on the development VM (2 vCPU,
-// virtual disk) for a 256-user commit with a 256-message outbox: 0.76 ms
-// off, 1.38 ms on (1.8x; ~1300 vs ~720 commits/s, i.e. 340 k vs 185 k user
-// writes/s); a raw Badger transaction setting the same bytes takes 0.74 ms
-// and 1.14 ms, so Commit costs 1.03x (off) and 1.2x (on) of it. The fsync
-// cost depends on the disk: measure on the target with BenchmarkCommit256.
+// virtual disk, quiet) for a 256-user commit with a 256-message outbox:
+// 0.76 ms off, 1.38 ms on (1.8x; ~1300 vs ~720 commits/s, i.e. 340 k vs
+// 185 k user writes/s). A raw Badger transaction setting the same bytes
+// takes 0.74 ms and 1.14 ms; BenchmarkCommitVsRaw256, which alternates the
+// two so that noise hits both, puts Commit at 0.9-1.1x of it either way.
+// With other processes loading the VM, sync=on went to 3-13 ms a commit:
+// the fsync cost depends on the disk and its neighbours, so measure on the
+// target with BenchmarkCommit256.
 // Off is the default because JetStream's own default (fsync every 2
 // minutes) already bounds what a power loss keeps; turn both on together.
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ func main() {
 	fs.IntVar(&o.batch, "batch", 1024, "largest batch a partition worker takes")
 	fs.BoolVar(&o.syncAlways, "sync-always", false, "embedded server fsyncs every write (JetStream sync_interval: always)")
 	stats := fs.Bool("stats", false, "print relayed events/s on stderr every second")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole process (relay and embedded server) to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: relay [flags]\n\nNo-op relay: consume inbound events per partition, publish one output each to fr.out.relay.<user>, AckAll per batch.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -68,6 +70,18 @@ func main() {
 	if *stats {
 		o.stats = os.Stderr
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, o, func(url string) {
@@ -75,6 +89,8 @@ func main() {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relay:", err)
+		stop()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -164,6 +165,12 @@ Flags:
 		Policy: pol, Partitions: *partitions, Loc: loc, Layout: pipeline.Layout(*layout),
 		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
+	}
+	// A soft memory limit keeps RSS near the state cache budget (Go
+	// otherwise lets the heap grow to twice the live set); GOMEMLIMIT in
+	// the environment wins.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(3*cfg.CacheBytes + 128<<20)
 	}
 	if _, preset := core.Preset(*policyArg); !preset {
 		cfg.PolicyPath, cfg.LoadPolicy = *policyArg, policyfile.Load

@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		url        = fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server of the target")
 		mode       = fs.String("mode", loadgen.ModeScenario, "scenario (a traffic shape, audited) or throughput (blast pre-generated events, measure events/s)")
 		shape      = fs.String("shape", "steady", "traffic shape of a scenario: steady, double11 or step")
-		rate       = fs.Float64("rate", 1000, "events/s: steady rate, double11 base, step start; throughput: offered rate (0 = unlimited)")
+		rate       = fs.Float64("rate", 1000, "events/s: steady rate, double11 base, step start; throughput: offered rate (unset or 0 = unlimited)")
 		peak       = fs.Float64("peak", 0, "double11 peak rate in events/s (default 10 x --rate)")
 		duration   = fs.Duration("duration", 30*time.Second, "length of a steady or double11 run")
 		ramp       = fs.Duration("ramp", 0, "double11: time to reach the peak (default 5% of --duration, at least 1s)")
@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"Exit status: 0 audit passed, 1 audit failed, 2 bad flags, 3 run failed.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	fs.StringVar(policy, "policy-hint", "", "alias of --policy")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -88,7 +89,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.World.RunID = strconv.FormatInt(time.Now().Unix(), 36)
 	}
 	if *mode == loadgen.ModeThroughput {
-		cfg.Rate = *rate
+		// Unlimited unless --rate is given.
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "rate" {
+				cfg.Rate = *rate
+			}
+		})
 	}
 	switch *shape {
 	case "steady":

@@ -202,7 +202,7 @@ func tracked(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if r.Verdict != VerdictApproved || r.RefundSent {
 		return out
 	}
-	if rule := env.Policy.Refunds[r.Kind]; rule.Trigger == TriggerTracking {
+	if rule := env.Policy.RefundRule(r.Kind); rule.Trigger == TriggerTracking {
 		out = sendRefund(u, r, TriggerTracking, rule.Advance, ev.At, out)
 	}
 	return out
@@ -227,7 +227,7 @@ func inspected(u *User, ev *Event, env *Env, out []Effect) []Effect {
 			u.BadInspections = append(u.BadInspections, ev.At)
 		}
 	} else if r.Verdict == VerdictApproved && !r.RefundSent && r.GoodsComeBack() &&
-		p.Refunds[r.Kind].Trigger != TriggerNone {
+		p.RefundRule(r.Kind).Trigger != TriggerNone {
 		out = sendRefund(u, r, TriggerInspection, false, ev.At, out)
 	}
 	out = append(out, Effect{

@@ -155,3 +155,16 @@ func TestApplyZeroAllocs(t *testing.T) {
 		t.Fatalf("Fire allocates %.1f times per call", n)
 	}
 }
+
+// BenchmarkRestoreOnly is the cost of restoring the warm state alone, which
+// the Apply benchmarks include: subtract it to get the decision itself.
+func BenchmarkRestoreOnly(b *testing.B) {
+	env := benchEnv(b)
+	tmpl := warmUser(b, env)
+	u := &User{}
+	restore(u, tmpl)
+	b.ReportAllocs()
+	for b.Loop() {
+		restore(u, tmpl)
+	}
+}

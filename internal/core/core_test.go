@@ -474,3 +474,71 @@ func TestClockAndInvalidEventsIgnored(t *testing.T) {
 		}
 	}
 }
+
+// FuzzApply feeds arbitrary event sequences, enum values out of range
+// included, to Apply and Fire: no panic, one decision per new request,
+// refunds within the paid amount and OutstandingFen never negative.
+func FuzzApply(f *testing.F) {
+	f.Add([]byte{1, 0, 1, 2, 5, 0, 1, 1, 1, 7, 0, 9, 1})
+	f.Add([]byte("\x01\x00\x05\x03\x05\x00\x01\x01\x01\x07\x00\x09\x01\x08\x00\x01\x05\x05\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, _ := Preset(PresetNames()[len(data)%3])
+		ms := invMerchants()
+		env := Env{Policy: p, Merchant: func(id string) *Merchant { return ms[id] }}
+		u := &User{ID: "u"}
+		at := int64(1_800_000_000_000_000_000)
+		var out []Effect
+		paid := map[string]int64{}
+		for len(data) >= 6 {
+			b := data[:6]
+			data = data[6:]
+			at += int64(b[5]) * int64(time.Hour)
+			ev := Event{Type: EventType(b[0] % 12), At: at, UserID: "u"}
+			ev.OrderID = "o" + strconv.Itoa(int(b[1]%4))
+			ev.RequestID = "r" + strconv.Itoa(int(b[2]%6))
+			ev.Kind, ev.Reason, ev.Outcome, ev.Size = Kind(b[3]%5), Reason(b[3]%9), Outcome(b[4]%7), Size(b[4]%4)
+			ev.MerchantID = []string{"m0", "m1", "m2", "m3", "mx"}[b[1]%5]
+			ev.PaidFen = int64(b[4]) * 1000
+			ev.Stars = int(b[4] % 7)
+			ev.Pickup = b[3]&0x80 != 0
+			ev.HasAmount = b[2]&0x80 != 0
+			ev.AmountFen = int64(b[1]) * 100
+			ev.SevenDay = b[2]&0x40 != 0
+			// A request the user has is a redelivery, unless this event's
+			// time prunes it first (closed past retention, or abandoned).
+			had := false
+			if r := u.Request(ev.RequestID); r != nil {
+				maxAt := max(u.MaxAt, ev.At)
+				pruned := (r.Status != StatusOpen && r.ClosedAt < maxAt-int64(p.Retention())) ||
+					(r.Status == StatusOpen && r.At < maxAt-int64(AbandonAfter))
+				had = !pruned
+			}
+			if ev.Type == EventOrderPaid && u.Order(ev.OrderID) == nil {
+				paid[ev.OrderID] = ev.PaidFen
+			}
+			out = Fire(u, at, &env, out[:0])
+			out = Apply(u, &ev, &env, out)
+			n := 0
+			for _, e := range out {
+				switch e.Kind {
+				case EffectDecision:
+					n++
+				case EffectRefund:
+					if e.AmountFen > paid[e.OrderID] {
+						t.Fatalf("refund %d > paid %d", e.AmountFen, paid[e.OrderID])
+					}
+				}
+			}
+			want := 0
+			if ev.Type == EventReturnRequested && !had {
+				want = 1
+			}
+			if n != want {
+				t.Fatalf("%d decisions for %+v, want %d", n, ev, want)
+			}
+			if u.OutstandingFen < 0 {
+				t.Fatalf("OutstandingFen %d", u.OutstandingFen)
+			}
+		}
+	})
+}

@@ -206,11 +206,15 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	// e is not used past this point: the appends below may move out.
 
 	r := &u.Requests[len(u.Requests)-1]
-	switch rule := p.Refunds[r.Kind]; {
+	switch rule := p.RefundRule(r.Kind); {
 	case preShipment:
 		out = sendRefund(u, r, TriggerPreShipment, false, at, out)
 	case rule.Trigger == TriggerApproval:
 		out = sendRefund(u, r, TriggerApproval, rule.Advance, at, out)
+	case !r.GoodsComeBack() && rule.Trigger == TriggerNone:
+		// Nothing comes back and nothing is paid (a policy file may say
+		// so): there is nothing left to wait for.
+		closeRequest(r, StatusFinished, at)
 	}
 	if r.Status == StatusOpen && r.Kind.NeedsReturnAddress() &&
 		(ev.Pickup || (r.Kind == KindExchange && p.ExchangePickup)) {

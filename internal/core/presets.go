@@ -204,6 +204,15 @@ func (e *PolicyError) Error() string {
 // Unwrap returns ErrInvalidPolicy.
 func (e *PolicyError) Unwrap() error { return ErrInvalidPolicy }
 
+// RefundRule returns the policy's refund rule for kind k; the zero rule (no
+// refund) for an invalid kind.
+func (p *Policy) RefundRule(k Kind) RefundRule {
+	if k >= numKinds {
+		return RefundRule{}
+	}
+	return p.Refunds[k]
+}
+
 // policyError builds a *PolicyError naming field.
 func policyError(field, format string, args ...any) error {
 	return &PolicyError{Field: field, Msg: fmt.Sprintf(format, args...)}

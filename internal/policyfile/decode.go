@@ -333,10 +333,10 @@ func parseDuration(s string) (time.Duration, bool) {
 }
 
 // formatDuration renders d the way parseDuration reads it, in the largest
-// whole unit.
+// whole unit (days from two days up, so a day reads "24h").
 func formatDuration(d time.Duration) string {
 	switch {
-	case d != 0 && d%(24*time.Hour) == 0:
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	case d != 0 && d%time.Hour == 0:
 		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"

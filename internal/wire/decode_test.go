@@ -350,6 +350,7 @@ func TestDecodeLenient(t *testing.T) {
 		{"leading and trailing space", " \n{\"type\":\"order.shipped\"," + ship + "}\n "},
 		{"escaped strings", `{"type":"order.shipp\u0065d",` + ship + `}`},
 		{"mistyped unknown before", `{"zzz":{"a":[true]},"type":"order.shipped",` + ship + `}`},
+		{"mistyped irrelevant before", `{"city":5,"kind":[1],"outcome":{"a":1},"seven_day":"x","type":"order.shipped",` + ship + `}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,7 +26,8 @@ const (
 	ReasonPoison = "poison"
 )
 
-// Reasons lists every DLQ reason, in the contract's order.
+// Reasons lists every DLQ reason, in the contract's order (for metrics
+// registered at start-up). Callers must not modify it.
 var Reasons = [...]string{
 	ReasonBadJSON, ReasonMissingField, ReasonBadValue,
 	ReasonUnknownType, ReasonSubjectMismatch, ReasonPoison,

@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +67,7 @@ func FuzzDecode(f *testing.F) {
 		if ev.PaidFen < 0 || ev.AmountFen < 0 || (ev.Type == core.EventCreditUpdated && (ev.Stars < 1 || ev.Stars > 5)) {
 			t.Fatalf("bad numbers %+v", ev)
 		}
+		checkOracle(t, data, &ev)
 		var ev2 core.Event
 		b := AppendEvent(nil, &ev)
 		if err := Decode(kind, user, b, &ev2); err != nil {
@@ -108,3 +111,72 @@ func FuzzDecodeMerchant(f *testing.F) {
 }
 
 func merchantEqual(a, b *core.Merchant) bool { return reflect.DeepEqual(a, b) }
+
+// checkOracle compares an accepted event with encoding/json's reading of
+// the same payload.
+func checkOracle(t *testing.T, data []byte, ev *core.Event) {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	str := func(name, got string) {
+		if v, ok := m[name].(string); !ok || v != got {
+			t.Fatalf("%s: Decode says %q, encoding/json %#v", name, got, m[name])
+		}
+	}
+	num := func(name string, got int64) {
+		if v, ok := m[name].(json.Number); !ok || v.String() != strconv.FormatInt(got, 10) {
+			t.Fatalf("%s: Decode says %d, encoding/json %#v", name, got, m[name])
+		}
+	}
+	boolean := func(name string, got bool) {
+		if v, ok := m[name].(bool); !ok || v != got {
+			t.Fatalf("%s: Decode says %v, encoding/json %#v", name, got, m[name])
+		}
+	}
+	str("type", ev.Type.String())
+	str("event_id", ev.EventID)
+	str("at", ev.AtRaw)
+	if ev.Type != core.EventClock {
+		str("user_id", ev.UserID)
+	}
+	switch ev.Type {
+	case core.EventOrderPaid:
+		str("order_id", ev.OrderID)
+		str("merchant_id", ev.MerchantID)
+		str("category", ev.Category)
+		str("size", ev.Size.String())
+		num("paid_fen", ev.PaidFen)
+		boolean("seven_day", ev.SevenDay)
+		if m["freight_insurance"] != nil {
+			boolean("freight_insurance", ev.FreightInsurance)
+		}
+		if m["city"] != nil {
+			str("city", ev.City)
+		}
+	case core.EventOrderShipped, core.EventOrderDelivered:
+		str("order_id", ev.OrderID)
+	case core.EventCreditUpdated:
+		num("stars", int64(ev.Stars))
+	case core.EventReturnRequested:
+		str("request_id", ev.RequestID)
+		str("order_id", ev.OrderID)
+		str("kind", ev.Kind.String())
+		str("reason", ev.Reason.String())
+		boolean("pickup", ev.Pickup)
+		if m["amount_fen"] != nil {
+			num("amount_fen", ev.AmountFen)
+		}
+	case core.EventReturnCancelled, core.EventPickupDone:
+		str("request_id", ev.RequestID)
+	case core.EventLogisticsTracking:
+		str("request_id", ev.RequestID)
+		str("tracking_no", ev.TrackingNo)
+	case core.EventInspectionResult:
+		str("request_id", ev.RequestID)
+		str("outcome", ev.Outcome.String())
+	}
+}

@@ -1,0 +1,363 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+var statusScreenshot = flag.String("status-screenshot", "", "TestStatusPageChromium also saves a screenshot of the status page to this file (e.g. ../docs/status.png)")
+
+// statusTraffic drives a small, known mix into a harness: with
+// tmall-fast-return, "ua" is approved and refunded in advance on tracking
+// (12900 fen stays outstanding), "ub" the same but its inspection is ok
+// (9900 fen advanced then released), "uc" is rejected (order unknown), and
+// two malformed events are dead-lettered.
+func statusTraffic(h *harness) {
+	h.t.Helper()
+	h.merchant("m1", []string{"Hangzhou return desk"}, []string{"Hangzhou warehouse"}, nil)
+	for _, u := range []struct {
+		user  string
+		paid  int
+		inspt string
+	}{{"ua", 12900, ""}, {"ub", 9900, "ok"}} {
+		h.pub("credit", u.user, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 4})
+		h.order(u.user, "o1", "m1", u.paid, "2026-11-11T15:00:00+08:00", nil)
+		h.pub("return", u.user, "return.requested", "2026-11-12T10:00:00+08:00",
+			map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": true})
+		h.pub("logistics", u.user, "logistics.tracking", "2026-11-12T10:30:00+08:00", map[string]any{"request_id": "r1", "tracking_no": "SF1"})
+		if u.inspt != "" {
+			h.pub("inspection", u.user, "inspection.result", "2026-11-14T11:00:00+08:00", map[string]any{"request_id": "r1", "outcome": u.inspt})
+		}
+	}
+	h.pub("return", "uc", "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r9", "order_id": "nope", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h.pubRaw("fr.in.return.ud", "bad-json-1", []byte(`{"event_id":`))
+	h.pubRaw("fr.in.credit.ud", "bad-value-1", []byte(`{"event_id":"bv1","type":"credit.updated","at":"2026-11-12T10:00:00+08:00","user_id":"ud","stars":9}`))
+	h.waitOut("fr.out.decision.", 3)
+	h.waitOut("fr.dlq.", 2)
+	h.waitOut("fr.out.trust.ub", 1)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, b)
+	}
+}
+
+// TestStatusAPI checks /api/status and the operator metrics against a
+// known mix of traffic.
+func TestStatusAPI(t *testing.T) {
+	shadow, _ := core.Preset("jd-lightning-refund")
+	h := startHarness(t, "tmall-fast-return", func(c *Config) { c.Shadow = shadow })
+	statusTraffic(h)
+	base := "http://" + h.d.HTTPAddr()
+	// Everything is folded in after the publish ack, and the harness saw the
+	// outputs, but the worker may not have returned from step yet: poll.
+	var st Status
+	h.waitFor("status counts the traffic", func() bool {
+		getJSON(t, base+"/api/status", &st)
+		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2 && st.Latency.Decisions == 3
+	})
+	if st.Policy.Name != "tmall-fast-return" || st.Shadow == nil || st.Shadow.Policy.Name != "jd-lightning-refund" {
+		t.Fatalf("policy %v shadow %v", st.Policy, st.Shadow)
+	}
+	if st.Decisions["approved"] != 2 || st.Decisions["rejected"] != 1 {
+		t.Fatalf("decisions %v", st.Decisions)
+	}
+	if !st.Ready || st.Partitions != 8 || st.PartitionsReady != 8 || len(st.Backlog) != 8 {
+		t.Fatalf("ready %v partitions %d/%d backlog %d", st.Ready, st.PartitionsReady, st.Partitions, len(st.Backlog))
+	}
+	if st.Totals.AdvancedFen != 12900+9900 || st.Totals.AdvancedOutstandingFen != 12900 {
+		t.Fatalf("advanced %d outstanding %d, want 22800 and 12900", st.Totals.AdvancedFen, st.Totals.AdvancedOutstandingFen)
+	}
+	if st.Latency.P99Seconds <= 0 || st.Latency.P99Seconds > 60 || st.Latency.P50Seconds > st.Latency.P99Seconds {
+		t.Fatalf("latency %+v", st.Latency)
+	}
+	reasons := map[string]bool{}
+	for _, d := range st.DeadLetters {
+		reasons[d.Reason] = true
+		if d.Subject == "" || d.Error == "" || d.StreamSeq == 0 || d.At == "" {
+			t.Fatalf("dead letter %+v", d)
+		}
+	}
+	if !reasons["bad_json"] || !reasons["bad_value"] || st.DeadByReason["bad_json"] != 1 {
+		t.Fatalf("dead letters %+v by reason %v", st.DeadLetters, st.DeadByReason)
+	}
+	var events uint64
+	for _, p := range st.Backlog {
+		events += p.Events
+	}
+	// 2 × (credit, paid, shipped, delivered, request, tracking) + 1
+	// inspection + uc's request + 2 malformed.
+	if want := uint64(2*6 + 1 + 1 + 2); events != want {
+		t.Fatalf("partition events %d, want %d", events, want)
+	}
+
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"flashreturn_advanced_outstanding_fen 12900\n",
+		"flashreturn_advance_released_fen_total 9900\n",
+		"flashreturn_decision_latency_seconds_count 3\n",
+		`flashreturn_decision_latency_seconds_bucket{le="1"} `,
+		`flashreturn_policy_info{role="live",policy="tmall-fast-return",version="` + st.Policy.Version + `"} 1` + "\n",
+		`flashreturn_policy_info{role="shadow",policy="jd-lightning-refund",version="` + st.Shadow.Policy.Version + `"} 1` + "\n",
+		`flashreturn_partition_events_total{partition="0"} `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestStatusWindow checks the rate window and the quantile estimate.
+func TestStatusWindow(t *testing.T) {
+	var a, b latencySnapshot
+	if q, n := quantile(0.99, a, b); n != 0 || q == q {
+		t.Fatalf("empty: %v %d", q, n)
+	}
+	b[0] = 99 // ≤ 0.5 ms
+	b[10] = 1 // (0.5 s, 1 s]
+	if q, n := quantile(0.5, a, b); n != 100 || q <= 0 || q > 0.0005 {
+		t.Fatalf("p50 = %v (%d)", q, n)
+	}
+	if q, _ := quantile(0.995, a, b); q <= 0.5 || q > 1 {
+		t.Fatalf("p99.5 = %v", q)
+	}
+	b[len(b)-1] = 1000 // +Inf
+	if q, _ := quantile(0.99, a, b); q != decisionBuckets[len(decisionBuckets)-1] {
+		t.Fatalf("p99 in +Inf = %v", q)
+	}
+
+	o := newOpsMetrics(metrics.NewSet())
+	t0 := o.start
+	if base := o.window(statusSample{at: t0.Add(100 * time.Millisecond)}); !base.at.Equal(t0) {
+		t.Fatalf("first window base %v, want start", base.at)
+	}
+	o.window(statusSample{at: t0.Add(2 * time.Second), events: 10})
+	if base := o.window(statusSample{at: t0.Add(4 * time.Second), events: 30}); base.events != 0 || !base.at.Equal(t0.Add(100*time.Millisecond)) {
+		t.Fatalf("base %+v", base)
+	}
+	if base := o.window(statusSample{at: t0.Add(18 * time.Second), events: 90}); base.events != 30 {
+		t.Fatalf("after 18s base %+v, want the 4s sample", base)
+	}
+}
+
+// TestDeadLetterRing checks the recent dead letters order and bound.
+func TestDeadLetterRing(t *testing.T) {
+	o := newOpsMetrics(metrics.NewSet())
+	for i := range deadLetterKeep + 7 {
+		o.addDeadLetters([]DeadLetterInfo{{StreamSeq: uint64(i)}})
+		got := o.recentDeadLetters()
+		if len(got) != min(i+1, deadLetterKeep) || got[0].StreamSeq != uint64(i) || got[len(got)-1].StreamSeq != uint64(max(0, i+1-deadLetterKeep)) {
+			t.Fatalf("after %d: %d entries, newest %d, oldest %d", i, len(got), got[0].StreamSeq, got[len(got)-1].StreamSeq)
+		}
+	}
+}
+
+// TestStatusPageServed checks that / and its assets are served.
+func TestStatusPageServed(t *testing.T) {
+	h := startHarness(t, "tmall-fast-return", nil)
+	base := "http://" + h.d.HTTPAddr()
+	for path, want := range map[string]string{
+		"/":                 `id="decisions-total"`,
+		"/static/app.js":    "/api/status",
+		"/static/style.css": ".cards",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(base + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /nope: %d, want 404", resp.StatusCode)
+	}
+}
+
+// findChromium returns a headless-capable Chromium on PATH, or "".
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// runChromium runs headless Chromium with the flags that keep it quiet
+// and self-contained, plus args, and returns its stdout.
+func runChromium(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--disable-extensions", "--hide-scrollbars", "--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return string(out)
+}
+
+// TestStatusPageChromium renders the status page in headless Chromium
+// against a daemon with traffic and checks that the daemon's numbers and a
+// request's rule trace appear in the DOM. With -status-screenshot it also
+// saves a screenshot.
+func TestStatusPageChromium(t *testing.T) {
+	bin := findChromium()
+	if bin == "" {
+		t.Skip("no chromium on PATH: install it (deploy/install-tools.sh, or apt-get install -y chromium) to run the status page in a browser")
+	}
+	shadow, _ := core.Preset("jd-lightning-refund")
+	h := startHarness(t, "tmall-fast-return", func(c *Config) { c.Shadow = shadow })
+	statusTraffic(h)
+	base := "http://" + h.d.HTTPAddr()
+	h.waitFor("status counts the traffic", func() bool {
+		var st Status
+		getJSON(t, base+"/api/status", &st)
+		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2
+	})
+	page := base + "/?user=ua&request=r1"
+	// The virtual-time budget lets the page's fetches and its first polls
+	// finish before the DOM is dumped; Chromium waits for network while
+	// virtual time is paused, so this is not a wall-clock sleep.
+	dom := runChromium(t, bin, "--virtual-time-budget=5000", "--dump-dom", page)
+	text := func(id string) string {
+		m := regexp.MustCompile(`id="` + id + `"[^>]*>([^<]*)<`).FindStringSubmatch(dom)
+		if m == nil {
+			t.Fatalf("no #%s in the rendered DOM:\n%s", id, dom)
+		}
+		return m[1]
+	}
+	if !strings.Contains(dom, `data-rendered="`) || strings.Contains(dom, `data-rendered="0"`) {
+		t.Fatalf("the page never rendered a status:\n%s", dom)
+	}
+	if n, err := strconv.Atoi(strings.ReplaceAll(text("decisions-total"), ",", "")); err != nil || n != 3 {
+		t.Fatalf("decisions-total %q, want 3", text("decisions-total"))
+	}
+	if got := text("policy-name"); got != "tmall-fast-return" {
+		t.Fatalf("policy-name %q", got)
+	}
+	if got := text("partitions-ready"); got != "8/8 ready" {
+		t.Fatalf("partitions-ready %q", got)
+	}
+	if got := text("lookup-decision"); got != "approved" {
+		t.Fatalf("lookup-decision %q", got)
+	}
+	if got := text("latency-p99"); got == "–" || !regexp.MustCompile(`^[0-9.]+ (µs|ms|s)$`).MatchString(got) {
+		t.Fatalf("latency-p99 %q", got)
+	}
+	for _, want := range []string{`id="lookup-trace"`, "<td>credit</td>", "bad_json", "bad_value", "jd-lightning-refund", "¥129.00"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q", want)
+		}
+	}
+	if *statusScreenshot != "" {
+		// Keep requests flowing so that the screenshot shows live rates.
+		stop := startTrickle(h)
+		defer stop()
+		h.waitFor("trickle traffic decided", func() bool {
+			var st Status
+			getJSON(t, base+"/api/status", &st)
+			return st.Totals.Decisions >= 150
+		})
+		out, err := filepath.Abs(*statusScreenshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runChromium(t, bin, "--virtual-time-budget=5000", "--window-size=1280,1500", "--screenshot="+out, page)
+		if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+			t.Fatalf("screenshot %s: %v", out, err)
+		}
+		t.Logf("screenshot saved to %s", out)
+	}
+}
+
+// startTrickle publishes a steady mix of requests (approved, rejected,
+// malformed) from a goroutine until the returned stop is called.
+func startTrickle(h *harness) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pub := func(subject, id string, ev map[string]any) {
+			b, _ := json.Marshal(ev)
+			_, _ = h.js.Publish(ctx, subject, b, jetstream.WithMsgID(id))
+		}
+		for i := 0; ctx.Err() == nil; i++ {
+			u := fmt.Sprintf("t%d", i)
+			at := "2026-11-12T10:00:00+08:00"
+			ev := func(typ string, f map[string]any) map[string]any {
+				m := map[string]any{"event_id": u + typ, "type": typ, "at": at, "user_id": u}
+				for k, v := range f {
+					m[k] = v
+				}
+				return m
+			}
+			switch {
+			case i%17 == 16:
+				_, _ = h.js.Publish(ctx, "fr.in.order."+u, []byte(`{"event_id":"x`+u+`","type":"order.paid"}`), jetstream.WithMsgID("x"+u))
+				continue
+			case i%4 != 3:
+				pub("fr.in.credit."+u, u+"c", ev("credit.updated", map[string]any{"stars": 2 + i%4}))
+				pub("fr.in.order."+u, u+"p", ev("order.paid", map[string]any{"order_id": "o1", "merchant_id": "m1", "category": "apparel",
+					"size": "small", "paid_fen": 2000 + 137*(i%50), "seven_day": true, "city": "shanghai"}))
+				pub("fr.in.order."+u, u+"d", ev("order.delivered", map[string]any{"order_id": "o1"}))
+			}
+			pub("fr.in.return."+u, u+"r", ev("return.requested", map[string]any{"request_id": "r1", "order_id": "o1",
+				"kind": "return_refund", "reason": "no_reason", "pickup": i%2 == 0}))
+			if i%4 == 0 {
+				pub("fr.in.logistics."+u, u+"t", ev("logistics.tracking", map[string]any{"request_id": "r1", "tracking_no": "SF" + u}))
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
