@@ -333,7 +333,8 @@ func startTrickle(h *harness) (stop func()) {
 			u := fmt.Sprintf("t%d", i)
 			at := "2026-11-12T10:00:00+08:00"
 			ev := func(typ string, f map[string]any) map[string]any {
-				m := map[string]any{"event_id": u + typ, "type": typ, "at": at, "user_id": u}
+				id := u + "-" + strings.ReplaceAll(typ, ".", "-")
+				m := map[string]any{"event_id": id, "type": typ, "at": at, "user_id": u}
 				for k, v := range f {
 					m[k] = v
 				}

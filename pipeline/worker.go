@@ -324,7 +324,7 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)
 	out := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{
-		Subject: "fr.dlq." + reason,
+		Subject: wire.DLQSubject(reason),
 		MsgID:   wire.DLQMsgID(InStream(w.d.cfg.Layout, w.p), seq),
 		Data:    out,
 	})
