@@ -78,7 +78,8 @@ type runner struct {
 
 	pre      []preEvent // throughput mode
 	stop     atomic.Bool
-	inbound  atomic.Int64 // inbound backlog, -1 unknown
+	inbound   atomic.Int64 // inbound backlog, -1 unknown
+	inboundAt atomic.Int64 // ns after base when the poll that measured it began
 	sendEnd  atomic.Int64 // ns after base when sending ended, 0 while sending
 	series   []Sample
 	steps    []StepResult
@@ -360,7 +361,12 @@ func (r *runner) complete() bool {
 	if c.decided < c.sentReqs-c.failedReqs {
 		return false
 	}
-	return r.inbound.Load() <= 0
+	// An empty inbound backlog counts only if it was measured after the
+	// last send.
+	if r.inbound.Load() < 0 {
+		return true
+	}
+	return r.inbound.Load() == 0 && r.inboundAt.Load() > r.sendEnd.Load()
 }
 
 // drain waits, until the drain deadline, for everything expected to arrive.
@@ -417,6 +423,7 @@ func (r *runner) pollInbound(ctx context.Context) {
 		if len(streams) == 0 {
 			streams = inboundStreams(ctx, r.js, r.cfg.InboundPrefix)
 		}
+		started := int64(time.Since(r.base))
 		total, ok := int64(0), len(streams) > 0
 		for _, s := range streams {
 			l := s.ListConsumers(ctx)
@@ -430,6 +437,7 @@ func (r *runner) pollInbound(ctx context.Context) {
 			}
 		}
 		if ok {
+			r.inboundAt.Store(started)
 			r.inbound.Store(total)
 		} else {
 			r.inbound.Store(-1)

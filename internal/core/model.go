@@ -123,63 +123,63 @@ const (
 // Order is what the core keeps of one order. Times are Unix nanoseconds;
 // 0 means "not yet".
 type Order struct {
-	ID               string
-	MerchantID       string
-	Category         string
-	City             string
-	Size             Size
-	PaidFen          int64
-	SevenDay         bool
-	FreightInsurance bool
-	PaidAt           int64
-	ShippedAt        int64
-	DeliveredAt      int64
+	ID               string // order_id
+	MerchantID       string // merchant_id of order.paid
+	Category         string // free text; presets exclude "fresh", "large_appliance"
+	City             string // "" when not given
+	Size             Size   // parcel size, sets the pickup window length
+	PaidFen          int64  // actually paid amount, fen
+	SevenDay         bool   // the product supports 7-day no-reason returns
+	FreightInsurance bool   // return-shipping insurance bought
+	PaidAt           int64  // order.paid event time
+	ShippedAt        int64  // first order.shipped (or the sign-off, if no shipped event came)
+	DeliveredAt      int64  // first order.delivered: the logistics sign-off
 }
 
 // Request is what the core keeps of one after-sales request.
 type Request struct {
-	ID        string
-	OrderID   string
-	Kind      Kind
-	Reason    Reason
-	At        int64 // request event time, Unix ns
-	AmountFen int64
-	Status    Status
-	Verdict   Verdict
-	Reasons   CodeSet
+	ID        string  // request_id
+	OrderID   string  // order_id as requested (the order may be unknown)
+	Kind      Kind    // as requested
+	Reason    Reason  // as requested
+	At        int64   // request event time, Unix ns
+	AmountFen int64   // amount to refund: amount_fen, default the order's paid_fen
+	Status    Status  // where the request stands
+	Verdict   Verdict // the decision
+	Reasons   CodeSet // the decision's reasons (empty when approved)
 	// MerchantRule names the merchant rule that approved it, if any.
 	MerchantRule     string
-	MerchantRevision uint64
+	MerchantRevision uint64 // revision of the merchant profile the decision read; 0 if none
 
 	// Refund state. RefundAt is the event time the refund was sent.
-	RefundTrigger Trigger
-	RefundSent    bool
-	RefundAdvance bool
-	RefundAt      int64
+	RefundTrigger Trigger // what released the refund (TriggerNone until sent)
+	RefundSent    bool    // the refund effect was emitted (at most once)
+	RefundAdvance bool    // it was paid before the goods were back
+	RefundAt      int64   // event time the refund was sent
 
 	// Pickup state. WindowStart/End are Unix ns; 0 when no pickup.
-	Pickup           bool
-	PickupSize       Size
-	Replace          bool
-	WindowStart      int64
-	WindowEnd        int64
-	PickupDone       bool
-	CompensationSent bool
+	Pickup           bool  // a pickup effect was emitted
+	PickupSize       Size  // the size the window was computed for
+	Replace          bool  // pickup-and-replace (exchange)
+	WindowStart      int64 // pickup window start
+	WindowEnd        int64 // pickup window end: the compensation deadline
+	PickupDone       bool  // pickup.done arrived
+	CompensationSent bool  // the missed-window compensation was emitted
 
-	Tracked    bool
-	Inspection Outcome
-	ClosedAt   int64 // event time the request left StatusOpen, 0 while open
+	Tracked    bool    // logistics.tracking arrived
+	Inspection Outcome // inspection.result, OutcomeNone until then
+	ClosedAt   int64   // event time the request left StatusOpen, 0 while open
 }
 
 // User is one shopper's state: everything a decision reads. The caller owns
 // it; Apply and Fire mutate it in place. Slices are kept in a deterministic
 // order (insertion order), and pruned as event time advances.
 type User struct {
-	ID    string
-	Stars int // 0: never rated
+	ID    string // user_id
+	Stars int    // 0: never rated
 	// Orders and Requests in arrival order.
 	Orders   []Order
-	Requests []Request
+	Requests []Request // every kept request, open or closed
 	// OutstandingFen is advanced money not yet covered by an inspection.
 	OutstandingFen int64
 	// RecentRequests holds the event times of decided requests within the
@@ -218,10 +218,10 @@ func (k EffectKind) String() string {
 // Check is one rule evaluated for a decision, with the values compared, for
 // the rule trace (e.g. Rule "amount_cap", Got 30001, Limit 30000, Pass false).
 type Check struct {
-	Code  Code // the code reported when the check fails
-	Pass  bool
-	Got   int64
-	Limit int64
+	Code  Code  // the code reported when the check fails
+	Pass  bool  // the rule held
+	Got   int64 // the shopper's or order's value (see Check.String per rule)
+	Limit int64 // the policy's limit it was compared with
 	// Text is the compared value when it is a string (the order's category
 	// or city); empty otherwise. It shares the order's string (no copy).
 	Text string
@@ -232,40 +232,40 @@ const MaxChecks = 24
 
 // Trace is the fixed-size rule trace of one decision (no allocation).
 type Trace struct {
-	N      int
-	Checks [MaxChecks]Check
+	N      int              // number of checks recorded
+	Checks [MaxChecks]Check // Checks[:N] in evaluation order; the rest zero
 }
 
 // Effect is one output of Apply or Fire. Only the fields of its Kind are
 // meaningful. IDs (MsgID, RefundID, PickupID) are derived from the user, the
 // request and the kind, never from time or counters.
 type Effect struct {
-	Kind      EffectKind
-	UserID    string
-	RequestID string
-	OrderID   string
+	Kind      EffectKind // which output, and which fields are meaningful
+	UserID    string     // user_id
+	RequestID string     // request_id
+	OrderID   string     // order_id (as requested, even when unknown)
 
 	// Decision.
 	Verdict          Verdict
-	Reasons          CodeSet
-	ReturnAddress    string
-	RequestAt        string // the request's at, as received
-	MerchantRule     string
-	MerchantRevision uint64
-	Trace            Trace // the rules evaluated (decisions only)
+	Reasons          CodeSet // failed codes; empty when approved
+	ReturnAddress    string  // the merchant's first return address, when approved and goods come back
+	RequestAt        string  // the request's at, as received
+	MerchantRule     string  // name of the merchant rule that approved, if any
+	MerchantRevision uint64  // revision of the merchant profile read; 0 if none
+	Trace            Trace   // the rules evaluated (decisions only)
 
 	// Refund, compensation, clawback.
-	AmountFen int64
-	Trigger   Trigger
-	Advance   bool
+	AmountFen int64   // fen
+	Trigger   Trigger // refunds: what released it
+	Advance   bool    // refunds: paid before the goods are back
 
 	// Pickup.
 	Size        Size
-	WindowStart int64
-	WindowEnd   int64
-	Replace     bool
+	WindowStart int64 // Unix ns
+	WindowEnd   int64 // Unix ns
+	Replace     bool  // the courier brings the new item (exchange)
 
 	// Clawback and trust feedback.
 	Outcome Outcome
-	Penalty int
+	Penalty int // trust points; 0 for ok
 }

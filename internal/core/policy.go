@@ -11,7 +11,7 @@ type RefundRule struct {
 	// inspection). TriggerPreShipment is not a rule of its own: see
 	// Policy.PreShipmentRefund.
 	Trigger Trigger
-	Advance bool
+	Advance bool // the refund is paid before the goods are back (counted in exposure)
 }
 
 // Policy is a platform policy: every parameter of the preset table in
@@ -19,7 +19,7 @@ type RefundRule struct {
 // it. A Policy is read-only once built (see Finish); it is safe to share
 // between goroutines.
 type Policy struct {
-	Name string
+	Name string // preset or file name, [A-Za-z0-9_.-]{1,64}
 	// Version is the hex digest of the policy's canonical content, set by
 	// Finish.
 	Version string
@@ -49,17 +49,17 @@ type Policy struct {
 	ExchangePickup bool
 
 	// Pickup service hours, minutes after local midnight; [start, end).
-	ServiceStartMin int
-	ServiceEndMin   int
-	SmallWindow     time.Duration
-	LargeWindow     time.Duration
-	CompensationFen int64
+	ServiceStartMin int           // 540 (09:00) in the presets
+	ServiceEndMin   int           // 1200 (20:00) in the presets; 20:00 itself is outside
+	SmallWindow     time.Duration // pickup window for small parcels (2h)
+	LargeWindow     time.Duration // pickup window for large parcels (4h)
+	CompensationFen int64         // paid once per missed pickup window (500)
 
 	// Safety rules; merchant rules cannot override them.
-	ExposureCapFen int64
-	VelocityMax    int
-	VelocityWindow time.Duration
-	TrustWindow    time.Duration
+	ExposureCapFen int64         // outstanding advances + this amount, inclusive (500000)
+	VelocityMax    int           // requests allowed in VelocityWindow, this one included (5)
+	VelocityWindow time.Duration // (24h)
+	TrustWindow    time.Duration // how long a bad inspection after an advance flags (90 days)
 	// Penalties by inspection outcome (indexed by Outcome).
 	Penalties [numOutcomes]int
 }

@@ -34,13 +34,16 @@ const (
 	DefaultTrustWindow     = 90 * 24 * time.Hour
 )
 
-// DefaultPenalties are the trust penalties (points) by inspection outcome:
-// damaged 20, used 30, wrong_item 50, empty_box 100, ok 0.
-var DefaultPenalties = [numOutcomes]int{
-	OutcomeDamaged:   20,
-	OutcomeUsed:      30,
-	OutcomeWrongItem: 50,
-	OutcomeEmptyBox:  100,
+// DefaultPenalties returns the trust penalties (points) by inspection
+// outcome that the presets use: damaged 20, used 30, wrong_item 50,
+// empty_box 100, ok 0.
+func DefaultPenalties() [NumOutcomes]int {
+	return [NumOutcomes]int{
+		OutcomeDamaged:   20,
+		OutcomeUsed:      30,
+		OutcomeWrongItem: 50,
+		OutcomeEmptyBox:  100,
+	}
 }
 
 // allReasons is the set of every valid reason.
@@ -173,7 +176,7 @@ func basePreset(name string) *Policy {
 		VelocityMax:     DefaultVelocityMax,
 		VelocityWindow:  DefaultVelocityWindow,
 		TrustWindow:     DefaultTrustWindow,
-		Penalties:       DefaultPenalties,
+		Penalties:       DefaultPenalties(),
 	}
 }
 
@@ -192,8 +195,8 @@ func (p *Policy) Retention() time.Duration {
 // index for list items, e.g. "cities[2]") and what is wrong with it. It
 // wraps [ErrInvalidPolicy].
 type PolicyError struct {
-	Field string
-	Msg   string
+	Field string // policy-file key of the bad parameter
+	Msg   string // what is wrong with it
 }
 
 // Error returns "core: invalid policy: <field>: <msg>".

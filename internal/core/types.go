@@ -184,13 +184,13 @@ func parseEnum[T ~uint8](s string, names []string, invalid T) (T, bool) {
 // a flat struct so that decoding and applying it allocate nothing; only the
 // fields of its Type are meaningful.
 type Event struct {
-	Type    EventType
-	EventID string
+	Type    EventType // which fields below are meaningful
+	EventID string    // event_id (the inbound Nats-Msg-Id)
 	// At is the event time in Unix nanoseconds; AtRaw is the original RFC 3339
 	// text, echoed in decisions as request_at.
 	At     int64
-	AtRaw  string
-	UserID string
+	AtRaw  string // the at field as received (RFC 3339)
+	UserID string // user_id; empty for clock ticks
 
 	OrderID          string // order.*, return.requested
 	MerchantID       string // order.paid
@@ -218,32 +218,32 @@ type Event struct {
 // every partition reads. Revision is the FR_MERCHANT stream sequence of the
 // profile, recorded in decisions that used it.
 type Merchant struct {
-	ID              string
-	ReturnAddresses []string
-	ShipAddresses   []string
-	Rules           []MerchantRule
-	Revision        uint64
+	ID              string         // merchant_id
+	ReturnAddresses []string       // in the profile's order; the first is issued
+	ShipAddresses   []string       // in the profile's order
+	Rules           []MerchantRule // after-sales-assistant rules, first match wins
+	Revision        uint64         // FR_MERCHANT stream sequence
 }
 
 // MerchantRule is one after-sales-assistant rule: a conjunction of
 // conditions; a zero or empty condition matches anything.
 type MerchantRule struct {
-	Name         string
+	Name         string    // named in the decisions it approves
 	Kinds        KindSet   // 0: any kind
 	Reasons      ReasonSet // 0: any reason
 	MinStars     int       // 0: any
 	MaxAmountFen int64     // 0 with HasMaxAmount false: any
-	HasMaxAmount bool
-	MaxDays      int // days since the sign-off day; valid when HasMaxDays
-	HasMaxDays   bool
-	Categories   []string // empty: any
+	HasMaxAmount bool      // max_amount_fen was given (compared with the order's paid_fen)
+	MaxDays      int       // days since the sign-off day; valid when HasMaxDays
+	HasMaxDays   bool      // max_days was given (needs a sign-off to match)
+	Categories   []string  // empty: any
 }
 
 // Env is what Apply needs besides the user's state and the event: the
 // policy in force, the shoppers' time zone and the merchant view. The
 // caller owns it; Apply only reads it.
 type Env struct {
-	Policy *Policy
+	Policy *Policy // the platform policy in force; must not be nil
 	// Loc is the shoppers' zone for calendar rules; nil means UTC (callers
 	// normally pass Asia/Shanghai).
 	Loc *time.Location

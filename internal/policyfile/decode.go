@@ -116,7 +116,7 @@ func defaults() *core.Policy {
 		VelocityMax:     core.DefaultVelocityMax,
 		VelocityWindow:  core.DefaultVelocityWindow,
 		TrustWindow:     core.DefaultTrustWindow,
-		Penalties:       core.DefaultPenalties,
+		Penalties:       core.DefaultPenalties(),
 	}
 }
 

@@ -42,8 +42,8 @@ type Error struct {
 	Path  string // the file, when read by Load
 	Line  int    // 1-based; 0 when unknown (e.g. a value from the base preset)
 	Field string // "" for errors about the whole file
-	Msg   string
-	Err   error // the underlying error (core.ErrInvalidPolicy, a syntax error), or nil
+	Msg   string // what is wrong
+	Err   error  // the underlying error (core.ErrInvalidPolicy, a syntax error), or nil
 }
 
 // Error returns "policyfile: <path>: line <n>: <field>: <msg>", leaving out

@@ -77,7 +77,7 @@ func TestParseDefaultsAndBase(t *testing.T) {
 	}
 	if p.Name != "my-policy" || p.MinStars != 4 || p.Kinds != core.KindSetOf(core.KindReturnRefund, core.KindExchange) ||
 		p.WindowDays != 7 || p.ExposureCapFen != 500000 || p.TrustWindow != 90*24*time.Hour ||
-		p.ServiceStartMin != 540 || p.Penalties != core.DefaultPenalties || p.Refunds[core.KindExchange] != (core.RefundRule{}) {
+		p.ServiceStartMin != 540 || p.Penalties != core.DefaultPenalties() || p.Refunds[core.KindExchange] != (core.RefundRule{}) {
 		t.Fatalf("defaults not applied: %+v", p)
 	}
 	// A base preset supplies everything the file leaves out.

@@ -42,6 +42,7 @@ const (
 	typeOther // floats, timestamps...
 )
 
+// String names the kind for error messages ("a mapping").
 func (k nodeKind) String() string {
 	switch k {
 	case kindMap:
