@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PKGS := ./...
 
-.PHONY: all build run test test-short lint bench bench-micro clean fmt
+.PHONY: all build run tools test test-short lint bench bench-micro clean fmt
 
 all: build
 
@@ -16,8 +16,16 @@ build:
 run: build
 	./$(BIN)/flashreturnd --data-dir ./data
 
+## tools: best effort: install Prometheus and Chromium (Debian packages)
+## for the operator tests, which skip with a message when they are missing.
+tools:
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then :; \
+	else sh deploy/install-tools.sh >/tmp/flashreturn-install-tools.log 2>&1 \
+	  && echo "installed prometheus and chromium" \
+	  || echo "could not install prometheus/chromium (see /tmp/flashreturn-install-tools.log); their tests will skip"; fi
+
 ## test: every test, with the race detector (CI runs this).
-test:
+test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 

@@ -217,6 +217,7 @@ func TestSignals(t *testing.T) {
 	f(`(1 - x{le="1"} / y) > 0.144`, `(1 - x{le="1"} / y)`)
 	f(`a{b=~"c|d",e!="f"} >= bool 2`, `a{b=~"c|d",e!="f"}`)
 	f(`a or b`, `a`, `b`)
+	f("(1 - x) > 0.144\nand\n(1 - y) > 0.144", `(1 - x)`, `(1 - y)`)
 	f(`sum(x)`, `sum(x)`)
 	f(`max(a) == 1 unless on() b`, `max(a)`, `on() b`)
 }
@@ -241,8 +242,15 @@ func signals(expr string) []string {
 }
 
 // splitTop splits s at the separators that occur outside (), {}, [] and
-// quotes. Separators are tried in order at each position.
+// quotes. Separators are tried in order at each position; a space in a
+// separator matches any whitespace (rules span lines).
 func splitTop(s string, seps []string) []string {
+	norm := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
 	var out []string
 	depth, start := 0, 0
 	var quote byte
@@ -270,7 +278,7 @@ func splitTop(s string, seps []string) []string {
 			continue
 		}
 		for _, sep := range seps {
-			if strings.HasPrefix(s[i:], sep) {
+			if strings.HasPrefix(norm[i:], sep) {
 				out = append(out, strings.TrimSpace(s[start:i]))
 				i += len(sep) - 1
 				start = i + 1

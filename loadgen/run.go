@@ -76,15 +76,15 @@ type runner struct {
 	pub  *publisher
 	base time.Time
 
-	pre      []preEvent // throughput mode
-	stop     atomic.Bool
+	pre       []preEvent // throughput mode
+	stop      atomic.Bool
 	inbound   atomic.Int64 // inbound backlog, -1 unknown
 	inboundAt atomic.Int64 // ns after base when the poll that measured it began
-	sendEnd  atomic.Int64 // ns after base when sending ended, 0 while sending
-	series   []Sample
-	steps    []StepResult
-	maxRate  float64
-	seriesMu sync.Mutex
+	sendEnd   atomic.Int64 // ns after base when sending ended, 0 while sending
+	series    []Sample
+	steps     []StepResult
+	maxRate   float64
+	seriesMu  sync.Mutex
 }
 
 func waitStreams(ctx context.Context, js jetstream.JetStream, timeout time.Duration, names ...string) error {

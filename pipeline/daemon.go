@@ -341,7 +341,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.workers[p] = w
 		d.m.set.NewGauge(`flashreturn_consumer_pending_events`+partitionLabel(p), func() float64 { return float64(w.pending.Load()) })
 		d.m.set.NewGauge(`flashreturn_partition_ready`+partitionLabel(p), func() float64 { return b2f(w.ready.Load()) })
-		d.m.set.NewGauge(`flashreturn_partition_outbox_messages`+partitionLabel(p), func() float64 { return float64(len(w.outbox)) })
+		d.m.set.NewGauge(`flashreturn_partition_outbox_messages`+partitionLabel(p), func() float64 { return float64(w.outboxLen.Load()) })
 	}
 	d.m.set.NewGauge(`flashreturn_ready`, func() float64 { return b2f(d.Ready()) })
 	close(d.started)

@@ -27,8 +27,8 @@ var decisionBuckets = [...]float64{
 const deadLetterKeep = 50
 
 // opsMetrics are the operator's metrics on top of [pipelineMetrics]: what
-// the dashboard and the status page read on the night. Everything here is
-// updated only after a batch's outputs are acknowledged by FR_OUT, so a
+// the dashboard and the status page read on the night. Every count here is
+// folded in only after a batch's outputs are acknowledged by FR_OUT, so a
 // batch re-applied after a poison event, or abandoned on shutdown, is never
 // counted twice. Safe for concurrent use.
 //
@@ -60,7 +60,7 @@ type opsMetrics struct {
 	// for the status page, which cannot read a PrometheusHistogram back.
 	latCounts [len(decisionBuckets) + 1]atomic.Uint64
 
-	policies sync.Map // "name\x00version" → struct{}: info gauges registered
+	policies sync.Map // "role\x00name\x00version" → struct{}: info gauges registered
 
 	deadMu   sync.Mutex
 	dead     []DeadLetterInfo // ring buffer of the last deadLetterKeep

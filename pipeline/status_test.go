@@ -310,7 +310,7 @@ func TestStatusPageChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runChromium(t, bin, "--virtual-time-budget=5000", "--window-size=1280,1500", "--screenshot="+out, page)
+		runChromium(t, bin, "--virtual-time-budget=5000", "--window-size=1280,1900", "--screenshot="+out, page)
 		if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
 			t.Fatalf("screenshot %s: %v", out, err)
 		}
@@ -344,16 +344,30 @@ func startTrickle(h *harness) (stop func()) {
 			case i%17 == 16:
 				_, _ = h.js.Publish(ctx, "fr.in.order."+u, []byte(`{"event_id":"x`+u+`","type":"order.paid"}`), jetstream.WithMsgID("x"+u))
 				continue
-			case i%4 != 3:
-				pub("fr.in.credit."+u, u+"c", ev("credit.updated", map[string]any{"stars": 2 + i%4}))
+			case i%23 == 22:
+				pub("fr.in.credit."+u, u+"-mismatch", ev("credit.updated", map[string]any{"stars": 4, "user_id": "someone_else"}))
+				continue
+			case i%8 != 7:
+				stars := 3 + i%3
+				if i%5 == 0 {
+					stars = 2
+				}
+				pub("fr.in.credit."+u, u+"c", ev("credit.updated", map[string]any{"stars": stars}))
 				pub("fr.in.order."+u, u+"p", ev("order.paid", map[string]any{"order_id": "o1", "merchant_id": "m1", "category": "apparel",
 					"size": "small", "paid_fen": 2000 + 137*(i%50), "seven_day": true, "city": "shanghai"}))
 				pub("fr.in.order."+u, u+"d", ev("order.delivered", map[string]any{"order_id": "o1"}))
 			}
 			pub("fr.in.return."+u, u+"r", ev("return.requested", map[string]any{"request_id": "r1", "order_id": "o1",
 				"kind": "return_refund", "reason": "no_reason", "pickup": i%2 == 0}))
-			if i%4 == 0 {
+			if i%2 == 0 {
 				pub("fr.in.logistics."+u, u+"t", ev("logistics.tracking", map[string]any{"request_id": "r1", "tracking_no": "SF" + u}))
+			}
+			if i%6 == 0 {
+				outcome := "ok"
+				if i%12 == 0 {
+					outcome = "empty_box"
+				}
+				pub("fr.in.inspection."+u, u+"i", ev("inspection.result", map[string]any{"request_id": "r1", "outcome": outcome}))
 			}
 		}
 	}()

@@ -47,6 +47,9 @@ type worker struct {
 	ready   atomic.Bool
 	pending atomic.Int64
 	applied atomic.Uint64
+	// outboxLen is the number of committed outputs not yet acknowledged by
+	// FR_OUT (read by the outbox gauge; len(outbox) is the worker's own).
+	outboxLen atomic.Int64
 }
 
 func newWorker(d *Daemon, p int) *worker {
@@ -72,9 +75,11 @@ func (w *worker) run(ctx context.Context) error {
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outbox = append(w.outbox[:0], left...)
+		w.outboxLen.Store(int64(len(w.outbox)))
 		if err := w.publishRetry(ctx); err != nil {
 			return nil // shutting down
 		}
+		w.outboxLen.Store(0)
 		w.outbox = w.outbox[:0]
 	}
 	for ctx.Err() == nil {
@@ -177,9 +182,11 @@ func (w *worker) step(ctx context.Context) error {
 	if err := w.commitRetry(ctx); err != nil {
 		return err
 	}
+	w.outboxLen.Store(int64(len(w.outbox)))
 	if err := w.publishRetry(ctx); err != nil {
 		return err
 	}
+	w.outboxLen.Store(0)
 	if n > 0 {
 		// AckAll: one ack covers the whole batch. A lost ack only means a
 		// redelivery, which the cursor skips.

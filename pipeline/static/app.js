@@ -131,7 +131,7 @@ function renderDeadLetters(s) {
     tb.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "muted" }, "none")));
     return;
   }
-  tb.replaceChildren(...s.recent_dead_letters.slice(0, 15).map((d) => el("tr", {},
+  tb.replaceChildren(...s.recent_dead_letters.slice(0, 10).map((d) => el("tr", {},
     el("td", {}, new Date(d.at).toLocaleTimeString()), el("td", {}, el("span", { class: "tag" }, d.reason)),
     el("td", {}, d.partition), el("td", {}, d.stream_seq), el("td", {}, d.subject), el("td", { class: "err" }, d.error))));
 }
