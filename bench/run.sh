@@ -172,7 +172,7 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		J="$OUT/double11.json"
 		echo "- double11 at 80% of max (base $BASE/s, peak $PEAK/s, $D11_DURATION): \`$D11_CMD\`"
 		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms (goal < 10), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
-		echo "  - drained: $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
+		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
 	fi
 	echo
 	echo "Microbenchmarks (\`$MICRO_CMD\`):"

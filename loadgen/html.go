@@ -47,6 +47,7 @@ th{background:#f4f4f4} .ok{color:#1a7f37} .FAIL{color:#cf222e;font-weight:bold} 
 <tr><td>latency (from {{.Latency.MeasuredFrom}})</td><td>n={{.Latency.Count}} · p50 {{printf "%.2f" .Latency.P50Ms}} ms · p90 {{printf "%.2f" .Latency.P90Ms}} ms · <b>p99 {{printf "%.2f" .Latency.P99Ms}} ms</b> · p99.9 {{printf "%.2f" .Latency.P999Ms}} ms · max {{printf "%.2f" .Latency.MaxMs}} ms</td></tr>
 <tr><td>outputs</td><td>{{.OutputsTotal}}{{range $k, $v := .Outputs}} · {{$k}} {{$v}}{{end}}</td></tr>
 <tr><td>dead letters</td><td>{{.DeadLetters}} (malformed sent {{.MalformedSent}})</td></tr>
+<tr><td>backlog</td><td>max {{.BacklogMax}} at {{printf "%.0f" .BacklogMaxAtSec}} s, back under 100 ms of traffic {{if ge .BacklogClearSec 0.0}}{{printf "%.0f" .BacklogClearSec}} s later{{else}}never{{end}}</td></tr>
 <tr><td>drain</td><td>{{if .Drained}}drained{{else}}NOT drained{{end}} {{printf "%.2f" .DrainSec}} s after the last send</td></tr>
 {{with .Throughput}}<tr><td>throughput</td><td>{{.Events}} events sent in {{printf "%.1f" .SendSec}} s ({{printf "%.0f" .SendRate}}/s); processed ({{.Expect}}) in {{printf "%.1f" .ProcessSec}} s: <b>{{printf "%.0f" .ProcessedPerSec}} events/s</b></td></tr>{{end}}
 {{if .Steps}}<tr><td>max sustainable rate</td><td><b>{{printf "%.0f" .MaxSustainableRate}} events/s</b></td></tr>{{end}}

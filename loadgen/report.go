@@ -48,6 +48,14 @@ type Report struct {
 	MaxSustainableRate float64      `json:"max_sustainable_rate,omitempty"`
 	// Throughput is set by a throughput run.
 	Throughput *Throughput `json:"throughput,omitempty"`
+	// BacklogMax is the largest backlog sampled (inbound pending when the
+	// target exposes it, else requests without a decision) and
+	// BacklogMaxAtSec when; BacklogClearSec is how long after that the
+	// backlog first fell under 100 ms of offered traffic (at least 10
+	// events), -1 if it never did. One-second resolution.
+	BacklogMax      int64   `json:"backlog_max"`
+	BacklogMaxAtSec float64 `json:"backlog_max_at_sec"`
+	BacklogClearSec float64 `json:"backlog_clear_sec"`
 	// Drained says every expected output arrived before the drain
 	// deadline; DrainSec is how long after the last send that took.
 	Drained  bool    `json:"drained"`
@@ -228,6 +236,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.SendSec > 0 {
 		fmt.Fprintf(&b, "  send rate %.0f events/s\n", float64(ps.Sent)/r.SendSec)
 	}
+	fmt.Fprintf(&b, "  backlog max %d at %.0fs, cleared %.0fs later\n", r.BacklogMax, r.BacklogMaxAtSec, r.BacklogClearSec)
 	fmt.Fprintf(&b, "  requests %d, decided %d: %s\n", r.Requests, r.Decided, fmtCounts(r.Decisions))
 	if len(r.Reasons) > 0 {
 		fmt.Fprintf(&b, "  reasons: %s\n", fmtCounts(r.Reasons))
@@ -295,4 +304,34 @@ func fmtParams(m map[string]float64) string {
 		parts[i] = fmt.Sprintf("%s=%g", k, m[k])
 	}
 	return "(" + strings.Join(parts, " ") + ")"
+}
+
+// backlogOf is a sample's backlog: inbound pending when visible, else
+// requests without a decision.
+func backlogOf(s Sample) int64 {
+	if s.Inbound >= 0 {
+		return s.Inbound
+	}
+	return s.Pending
+}
+
+// setBacklog fills BacklogMax, BacklogMaxAtSec and BacklogClearSec from
+// the series.
+func (r *Report) setBacklog() {
+	r.BacklogClearSec = -1
+	imax := -1
+	for i, s := range r.Series {
+		if b := backlogOf(s); imax < 0 || b > r.BacklogMax {
+			imax, r.BacklogMax, r.BacklogMaxAtSec = i, b, s.T
+		}
+	}
+	if imax < 0 {
+		return
+	}
+	for _, s := range r.Series[imax:] {
+		if float64(backlogOf(s)) <= max(s.Offered/10, 10) {
+			r.BacklogClearSec = s.T - r.BacklogMaxAtSec
+			return
+		}
+	}
 }

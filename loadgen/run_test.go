@@ -215,3 +215,24 @@ func TestStepFindsTheLimit(t *testing.T) {
 		t.Fatalf("seed 6:\n%s", failures(rep))
 	}
 }
+
+func TestBacklogClear(t *testing.T) {
+	f := func(series []Sample, wantMax int64, wantAt, wantClear float64) {
+		t.Helper()
+		r := &Report{Series: series}
+		r.setBacklog()
+		if r.BacklogMax != wantMax || r.BacklogMaxAtSec != wantAt || r.BacklogClearSec != wantClear {
+			t.Fatalf("backlog max %d at %v cleared %v, want %d at %v cleared %v", r.BacklogMax, r.BacklogMaxAtSec, r.BacklogClearSec,
+				wantMax, wantAt, wantClear)
+		}
+	}
+	s := func(t float64, offered float64, inbound, pending int64) Sample {
+		return Sample{T: t, Offered: offered, Inbound: inbound, Pending: pending}
+	}
+	// Inbound backlog peaks at 2s, falls under 100 ms of traffic (100 of
+	// 1000/s) at 5s.
+	f([]Sample{s(1, 1000, 50, 0), s(2, 1000, 5000, 9), s(3, 1000, 900, 0), s(4, 1000, 101, 0), s(5, 1000, 100, 0)}, 5000, 2, 3)
+	// Not visible inbound: requests without a decision; never cleared.
+	f([]Sample{s(1, 100, -1, 5), s(2, 100, -1, 40), s(3, 100, -1, 30)}, 40, 2, -1)
+	f(nil, 0, 0, -1)
+}

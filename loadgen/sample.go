@@ -148,6 +148,7 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	r.seriesMu.Lock()
 	rep.Series, rep.Steps, rep.MaxSustainableRate = r.series, r.steps, r.maxRate
 	r.seriesMu.Unlock()
+	rep.setBacklog()
 
 	t.mu.Lock()
 	rep.Requests, rep.Decided = t.sentReqs, t.decided

@@ -57,6 +57,15 @@ type Config struct {
 	Partitions int
 	// Loc is the shoppers' zone. Default Asia/Shanghai.
 	Loc *time.Location
+	// Cluster, when set, runs this daemon as one member of a cluster
+	// sharing NATSURL (required): it owns only the partitions assigned to
+	// it, and partitions move with their state when members join, leave
+	// or die (cluster.go, CLUSTER.md). Nil: this daemon owns every
+	// partition.
+	Cluster *ClusterOptions
+	// Replicas of the streams (and cluster buckets) the daemon creates.
+	// Default 1; 3 on a 3-node NATS cluster.
+	Replicas int
 	// Layout of inbound storage. Default LayoutStreams when embedded,
 	// LayoutShared with NATSURL (it needs no server configuration).
 	Layout Layout
@@ -158,6 +167,14 @@ func (c *Config) Validate() error {
 	if c.Metrics == nil {
 		c.Metrics = metrics.NewSet()
 	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("pipeline: config: Replicas %d out of 0..5", c.Replicas)
+	}
+	if c.Cluster != nil {
+		if err := c.Cluster.validate(c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -178,6 +195,7 @@ type Daemon struct {
 	shadow    *Shadow
 	reload    chan struct{}
 	workers   []*worker
+	cluster   *cluster // nil: single daemon, owning every partition
 	streamsOK atomic.Bool
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
 	httpAddr  atomic.Value    // string: the bound HTTP address
@@ -197,6 +215,9 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
 	d.merchants.deadLetter = d.deadLetterSync
+	if cfg.Cluster != nil {
+		d.cluster = newCluster(d)
+	}
 	return d, nil
 }
 
@@ -239,6 +260,9 @@ func (d *Daemon) HTTPAddr() string {
 func (d *Daemon) Ready() bool {
 	if !d.streamsOK.Load() || !d.merchants.CaughtUp() || len(d.workers) == 0 {
 		return false
+	}
+	if d.cluster != nil {
+		return d.cluster.ready()
 	}
 	for _, w := range d.workers {
 		if !w.ready.Load() {
@@ -296,7 +320,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = EnsureStreams(sctx, d.js, StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge})
+	err = EnsureStreams(sctx, d.js, StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
+	if err == nil && d.cluster != nil {
+		err = d.cluster.setup(sctx)
+	}
 	cancel()
 	if err != nil {
 		return err
@@ -350,12 +377,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for !d.merchants.CaughtUp() && ctx.Err() == nil {
 		sleepCtx(ctx, 10*time.Millisecond)
 	}
-	for _, w := range d.workers {
+	if d.cluster != nil {
+		// Workers start and stop as partitions are claimed and released.
 		wg.Go(func() {
-			if err := w.run(ctx); err != nil {
-				d.log.Error("partition worker stopped", "partition", w.p, "err", err)
+			if err := d.cluster.run(ctx); err != nil {
+				d.log.Error("cluster membership stopped", "err", err)
 			}
 		})
+	} else {
+		for _, w := range d.workers {
+			wg.Go(func() {
+				if err := w.run(ctx); err != nil {
+					d.log.Error("partition worker stopped", "partition", w.p, "err", err)
+				}
+			})
+		}
 	}
 	if d.cfg.ClockInterval > 0 {
 		wg.Go(func() { d.runClock(ctx) })

@@ -50,6 +50,18 @@ type worker struct {
 	// outboxLen is the number of committed outputs not yet acknowledged by
 	// FR_OUT (read by the outbox gauge; len(outbox) is the worker's own).
 	outboxLen atomic.Int64
+
+	// Cluster mode (cluster.go) sets fence and epoch before each run; they
+	// are nil and "" for a single daemon.
+	// fence is checked before every commit and every publish: an error
+	// (wrapping ErrFenced) means the daemon no longer holds the
+	// partition's claim, and the worker stops without committing or
+	// publishing.
+	fence func() error
+	// epoch is the claim's epoch, sent as the EpochHeader of every output.
+	epoch string
+	// committed is the cursor of the last commit (read by snapshots).
+	committed atomic.Uint64
 }
 
 func newWorker(d *Daemon, p int) *worker {
@@ -71,6 +83,7 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	w.pt = pt
 	w.cursor = pt.Cursor()
+	w.committed.Store(w.cursor)
 	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
@@ -85,6 +98,9 @@ func (w *worker) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := w.consume(ctx)
 		w.ready.Store(false)
+		if errors.Is(err, errFenced) {
+			return err
+		}
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -341,9 +357,13 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 // store fails (disk full...). The worker reports not-ready meanwhile.
 func (w *worker) commitRetry(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
+		if err := w.checkFence(); err != nil {
+			return err
+		}
 		start := time.Now()
 		err := w.pt.Commit(w.cursor, w.s.clock, w.outbox)
 		if err == nil {
+			w.committed.Store(w.cursor)
 			w.d.m.commitLat.UpdateDuration(start)
 			w.ready.Store(true)
 			return nil
@@ -365,6 +385,9 @@ func (w *worker) publishRetry(ctx context.Context) error {
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
+		if err := w.checkFence(); err != nil {
+			return err
+		}
 		start := time.Now()
 		err := w.publishOnce(ctx)
 		if err == nil {
@@ -386,6 +409,9 @@ func (w *worker) publishOnce(ctx context.Context) error {
 	for i := range w.outbox {
 		o := &w.outbox[i]
 		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
+		if w.epoch != "" {
+			msg.Header[EpochHeader] = []string{w.epoch}
+		}
 		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", o.Subject, err)
@@ -400,6 +426,17 @@ func (w *worker) publishOnce(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	return nil
+}
+
+// checkFence runs the cluster fence (nil outside cluster mode).
+func (w *worker) checkFence() error {
+	if w.fence == nil {
+		return nil
+	}
+	if err := w.fence(); err != nil {
+		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
 }
