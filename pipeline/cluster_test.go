@@ -1,0 +1,907 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/state"
+)
+
+// ---- assignment ------------------------------------------------------
+
+func members(n int) []string {
+	m := make([]string, n)
+	for i := range m {
+		m[i] = fmt.Sprintf("daemon-%d", i)
+	}
+	slices.Sort(m)
+	return m
+}
+
+func loads(a []string) map[string]int {
+	l := map[string]int{}
+	for _, m := range a {
+		l[m]++
+	}
+	return l
+}
+
+func TestAssignBalanced(t *testing.T) {
+	for _, parts := range []int{1, 7, 8, 64, 256} {
+		for n := 1; n <= 10; n++ {
+			ms := members(n)
+			a := assign(ms, parts)
+			l := loads(a)
+			lo, hi := parts, 0
+			for _, m := range ms {
+				lo, hi = min(lo, l[m]), max(hi, l[m])
+			}
+			if l[""] != 0 || hi-lo > 1 {
+				t.Fatalf("P=%d N=%d: loads %v", parts, n, l)
+			}
+			if b := assign(slices.Clone(ms), parts); !slices.Equal(a, b) {
+				t.Fatalf("P=%d N=%d: not deterministic", parts, n)
+			}
+		}
+	}
+	if a := assign(nil, 4); !slices.Equal(a, []string{"", "", "", ""}) {
+		t.Fatalf("no members: %v", a)
+	}
+}
+
+// TestAssignSticky measures how many partitions a membership change moves
+// against the minimum (the partitions that must move to keep balance).
+// Contiguous ranges over the sorted members (orbit.go's balanced mapping)
+// are shown for comparison.
+func TestAssignSticky(t *testing.T) {
+	ranges := func(ms []string, parts int) []string {
+		out := make([]string, parts)
+		n := len(ms)
+		per := parts / n
+		for i := range parts {
+			if i < n*per {
+				out[i] = ms[(i/per)%n]
+			} else {
+				out[i] = ms[(i-n*per)%n]
+			}
+		}
+		return out
+	}
+	moved := func(a, b []string) int {
+		n := 0
+		for i := range a {
+			if a[i] != b[i] {
+				n++
+			}
+		}
+		return n
+	}
+	const parts = 64
+	var hrwTotal, rangeTotal, minTotal int
+	for n := 1; n < 8; n++ {
+		from := members(n + 1)
+		for drop := range from {
+			// Remove one member, then add it back: both directions.
+			to := slices.Delete(slices.Clone(from), drop, drop+1)
+			a, b := assign(from, parts), assign(to, parts)
+			m := moved(a, b)
+			need := loads(a)[from[drop]] // its partitions must move, no others need to
+			if m > 2*need+2 {
+				t.Errorf("N %d->%d: moved %d, minimum %d", n+1, n, m, need)
+			}
+			hrwTotal += m
+			rangeTotal += moved(ranges(from, parts), ranges(to, parts))
+			minTotal += need
+		}
+	}
+	t.Logf("P=%d, every single-member removal for N=2..8: moved %d partitions in total (minimum %d); contiguous ranges: %d", parts, hrwTotal, minTotal, rangeTotal)
+	if hrwTotal >= rangeTotal {
+		t.Errorf("bounded HRW moved %d, ranges %d", hrwTotal, rangeTotal)
+	}
+}
+
+func TestSnapshotName(t *testing.T) {
+	n := snapshotName(12, 3, 4567)
+	if n != "p12-e3-c4567" {
+		t.Fatal(n)
+	}
+	if p, ok := snapshotPartition(n); !ok || p != 12 {
+		t.Fatal(p, ok)
+	}
+	for _, bad := range []string{"", "x1-e", "p-1", "pq-e1"} {
+		if _, ok := snapshotPartition(bad); ok {
+			t.Fatalf("%q parsed", bad)
+		}
+	}
+	if p, ok := ownerKeyPartition(ownerKey(63)); !ok || p != 63 {
+		t.Fatal(p, ok)
+	}
+}
+
+// ---- handover through the object store ---------------------------------
+
+var shopperT0 = time.Date(2026, 11, 11, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)).UnixNano()
+
+// typicalShopper is a shopper as a busy season leaves them: 3 orders, one
+// approved request with a pickup window (the state package's benchmark
+// subject, ~243 bytes encoded).
+func typicalShopper(i int) *core.User {
+	day := int64(24 * time.Hour)
+	u := &core.User{ID: fmt.Sprintf("u%08d", i), Stars: 1 + i%5, MaxAt: shopperT0 + 3*day + int64(i%3600)*1e9}
+	for j := range 3 {
+		paid := shopperT0 - int64(10-j)*day + int64(i%86400)*1e9
+		u.Orders = append(u.Orders, core.Order{
+			ID: fmt.Sprintf("o%08d-%d", i, j), MerchantID: fmt.Sprintf("m%05d", (i*7+j)%20000),
+			Category: []string{"apparel", "electronics", "home", "beauty"}[(i+j)%4],
+			City:     []string{"shanghai", "hangzhou", "beijing", "shenzhen"}[(i+j)%4],
+			Size:     core.SizeSmall, PaidFen: int64(1990 + (i*13+j)%50000), SevenDay: true, FreightInsurance: j == 0,
+			PaidAt: paid, ShippedAt: paid + day/2, DeliveredAt: paid + 2*day,
+		})
+	}
+	at := u.MaxAt - 3600e9
+	u.Requests = []core.Request{{
+		ID: fmt.Sprintf("r%08d-0", i), OrderID: u.Orders[0].ID, Kind: core.KindReturnRefund, Reason: core.ReasonDislike,
+		At: at, AmountFen: u.Orders[0].PaidFen, Status: core.StatusOpen, Verdict: core.VerdictApproved,
+		MerchantRule: "auto-7day", MerchantRevision: 42, RefundTrigger: core.TriggerTracking, Pickup: true,
+		PickupSize: core.SizeSmall, WindowStart: at + 3600e9, WindowEnd: at + 4*3600e9,
+	}}
+	u.RecentRequests = []int64{at}
+	return u
+}
+
+// fillPartition writes n typical shoppers into partition p, each with a
+// pickup timer and a ~250-byte decision trace, committed in batches of 512
+// with a final cursor of n.
+func fillPartition(tb testing.TB, st *state.Store, p, n int) {
+	tb.Helper()
+	pt, err := st.Partition(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pt.Release()
+	trace := []byte(`{"policy":{"name":"tmall-fast-return","version":"0123456789abcdef"},"rules":[{"rule":"credit","got":4,"want":">=3","ok":true},{"rule":"window","got":"2d","want":"<=7d","ok":true},{"rule":"reason","got":"dislike","ok":true},{"rule":"amount","got":12900,"want":"<=50000","ok":true}]}`)
+	for i := range n {
+		u := typicalShopper(i)
+		pt.MarkDirty(u)
+		pt.SetDeadline(u.ID, u.Requests[0].WindowEnd)
+		pt.PutTrace(u.ID, u.Requests[0].ID, trace)
+		if (i+1)%512 == 0 || i == n-1 {
+			if err := pt.Commit(uint64(i+1), u.MaxAt, nil); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+func openTestStore(tb testing.TB, dir string) *state.Store {
+	tb.Helper()
+	st, err := state.Open(state.Options{Dir: dir, Metrics: metrics.NewSet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func startTestServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir(), Layout: LayoutShared})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
+func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: BucketSnapshots, Storage: jetstream.FileStorage})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return obs
+}
+
+// handover moves partition p from src to a fresh dst store through obs and
+// reports the two halves' durations and the object size.
+func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p int, name string) (put, get time.Duration, size int64) {
+	tb.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	size, err := PutSnapshot(ctx, src, obs, p, name, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	put = time.Since(start)
+	start = time.Now()
+	if _, err := GetSnapshot(ctx, dst, obs, p, name); err != nil {
+		tb.Fatal(err)
+	}
+	return put, time.Since(start), size
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	srv := startTestServer(t)
+	obs := testObjectStore(t, srv.ClientURL())
+	src, dst := openTestStore(t, t.TempDir()), openTestStore(t, t.TempDir())
+	const p, n = 5, 3000
+	fillPartition(t, src, p, n)
+	// A stale local copy on the destination is replaced whole.
+	fillPartition(t, dst, p, 10)
+	put, get, size := handover(t, src, dst, obs, p, snapshotName(p, 1, n))
+	t.Logf("%d shoppers: %d bytes, export+put %s, get+import %s", n, size, put, get)
+	pt, err := dst.Partition(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pt.Release()
+	if pt.Cursor() != n {
+		t.Fatalf("cursor %d, want %d", pt.Cursor(), n)
+	}
+	for _, i := range []int{0, 9, 10, 1234, n - 1} {
+		want := typicalShopper(i)
+		got, ok, err := dst.ReadUser(p, want.ID)
+		if err != nil || !ok {
+			t.Fatalf("user %s: ok=%v err=%v", want.ID, ok, err)
+		}
+		wb, _ := json.Marshal(want)
+		gb, _ := json.Marshal(got)
+		if string(wb) != string(gb) {
+			t.Fatalf("user %s differs:\n got %s\nwant %s", want.ID, gb, wb)
+		}
+		if d := pt.Deadline(want.ID); d != want.Requests[0].WindowEnd {
+			t.Fatalf("user %s deadline %d", want.ID, d)
+		}
+	}
+	if _, err := GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
+		t.Fatal("missing object restored")
+	}
+}
+
+// BenchmarkPartitionHandover measures moving one partition of
+// FLASHRETURN_HANDOVER_USERS (default 100 000) typical shoppers between
+// two daemons through FR_SNAPSHOTS on an embedded server: export+put on
+// the old owner, get+import (the takeover's restore time) on the new one.
+//
+//	go test -run '^$' -bench PartitionHandover -benchtime 3x ./pipeline/
+func BenchmarkPartitionHandover(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("FLASHRETURN_HANDOVER_USERS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	srv := startTestServer(b)
+	obs := testObjectStore(b, srv.ClientURL())
+	src := openTestStore(b, b.TempDir())
+	const p = 3
+	fillPartition(b, src, p, n)
+	dst := openTestStore(b, b.TempDir())
+	var put, get time.Duration
+	var size int64
+	i := 0
+	for b.Loop() {
+		i++
+		pd, gd, sz := handover(b, src, dst, obs, p, snapshotName(p, uint64(i), uint64(n)))
+		put, get, size = put+pd, get+gd, sz
+	}
+	b.ReportMetric(put.Seconds()/float64(i), "export+put-s/op")
+	b.ReportMetric(get.Seconds()/float64(i), "get+import-s/op")
+	b.ReportMetric(float64(size), "snapshot-bytes")
+	b.ReportMetric(float64(n), "shoppers")
+}
+
+// ---- daemons in cluster mode ---------------------------------------------
+
+type clusterMember struct {
+	id     string
+	d      *Daemon
+	cancel context.CancelFunc
+	done   chan error
+}
+
+const testLease = 2 * time.Second
+
+func startMember(t *testing.T, url, id string, mutate func(*Config)) *clusterMember {
+	t.Helper()
+	pol, _ := core.Preset("douyin-lightning")
+	cfg := Config{
+		DataDir: t.TempDir(), NATSURL: url, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1,
+		Cluster: &ClusterOptions{MemberID: id, LeaseTTL: testLease},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &clusterMember{id: id, d: d, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- d.Run(ctx) }()
+	select {
+	case <-d.Started():
+	case err := <-m.done:
+		t.Fatalf("member %s stopped before starting: %v", id, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("member %s did not start within 30s", id)
+	}
+	t.Cleanup(func() { m.stop(t) })
+	return m
+}
+
+// stop drains the member (SIGTERM's path) and checks it exits cleanly in
+// time.
+func (m *clusterMember) stop(t *testing.T) {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	m.cancel = nil
+	select {
+	case err := <-m.done:
+		if err != nil {
+			t.Errorf("member %s Run: %v", m.id, err)
+		}
+	case <-time.After(12 * time.Second):
+		t.Errorf("member %s did not drain within 12s", m.id)
+	}
+}
+
+func (m *clusterMember) owned() []int {
+	if m.d.cluster == nil {
+		return nil
+	}
+	return m.d.cluster.ownedPartitions()
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// outRec is one FR_OUT message as the checks need it.
+type outRec struct {
+	kind, user, request string
+	epoch               uint64
+	at                  time.Time // stored (server clock)
+	seq                 uint64
+}
+
+// outCollector reads FR_OUT from the start with an ordered consumer.
+type outCollector struct {
+	mu   sync.Mutex
+	recs []outRec
+}
+
+func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
+	t.Helper()
+	oc := &outCollector{}
+	c, err := js.OrderedConsumer(context.Background(), StreamOut, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		var v struct {
+			UserID    string `json:"user_id"`
+			RequestID string `json:"request_id"`
+		}
+		_ = json.Unmarshal(m.Data(), &v)
+		meta, _ := m.Metadata()
+		r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID}
+		r.epoch, _ = strconv.ParseUint(m.Headers().Get(EpochHeader), 10, 64)
+		if meta != nil {
+			r.at, r.seq = meta.Timestamp, meta.Sequence.Stream
+		}
+		oc.mu.Lock()
+		oc.recs = append(oc.recs, r)
+		oc.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return oc
+}
+
+func wireKind(subject string) string {
+	// fr.out.<kind>.<user>
+	var kind string
+	if n, _ := fmt.Sscanf(subject, "fr.out.%s", &kind); n == 1 {
+		for i := range len(kind) {
+			if kind[i] == '.' {
+				return kind[:i]
+			}
+		}
+	}
+	return kind
+}
+
+func (oc *outCollector) snapshot() []outRec {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return slices.Clone(oc.recs)
+}
+
+func (oc *outCollector) count(kind string) int {
+	n := 0
+	for _, r := range oc.snapshot() {
+		if r.kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// requester publishes, per shopper, a credit update, a paid (unshipped)
+// order and a return request: under douyin-lightning each request gets one
+// approval and one pre-shipment refund.
+type requester struct {
+	t         *testing.T
+	js        jetstream.JetStream
+	published atomic.Int64
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func newRequester(t *testing.T, js jetstream.JetStream) *requester {
+	return &requester{t: t, js: js, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (r *requester) one(i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u := fmt.Sprintf("s%05d", i)
+	evs := []struct {
+		kind string
+		ev   map[string]any
+	}{
+		{"credit", map[string]any{"type": "credit.updated", "at": "2026-11-01T00:00:00+08:00", "stars": 3}},
+		{"order", map[string]any{"type": "order.paid", "at": "2026-11-10T10:00:00+08:00", "order_id": "o" + u, "merchant_id": "m1",
+			"category": "apparel", "size": "small", "paid_fen": 1000 + i%20000, "seven_day": true, "city": "shanghai"}},
+		{"return", map[string]any{"type": "return.requested", "at": "2026-11-10T11:00:00+08:00", "request_id": "r" + u, "order_id": "o" + u,
+			"kind": "return_refund", "reason": "dislike", "pickup": false}},
+	}
+	for j, e := range evs {
+		id := fmt.Sprintf("%s-%d", u, j)
+		e.ev["event_id"], e.ev["user_id"] = id, u
+		b, _ := json.Marshal(e.ev)
+		for attempt := 0; ; attempt++ {
+			_, err := r.js.Publish(ctx, "fr.in."+e.kind+"."+u, b, jetstream.WithMsgID(id))
+			if err == nil {
+				break
+			}
+			if attempt == 20 || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond) // retry pause (server node down)
+		}
+	}
+	r.published.Add(1)
+	return nil
+}
+
+// run publishes shoppers from..to-1, pausing every between them, until
+// told to stop.
+func (r *requester) run(from, to int, every time.Duration) {
+	go func() {
+		defer close(r.done)
+		for i := from; i < to; i++ {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			if err := r.one(i); err != nil {
+				r.t.Errorf("publish shopper %d: %v", i, err)
+				return
+			}
+			if every > 0 {
+				time.Sleep(every) // pacing of the load, not synchronisation
+			}
+		}
+	}()
+}
+
+func (r *requester) halt() {
+	close(r.stop)
+	<-r.done
+}
+
+func clusterClient(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js
+}
+
+func publishMerchant(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range []jetstream.StreamConfig{
+		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage},
+	} {
+		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"event_id": "m1-0", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00",
+		"merchant_id": "m1", "return_addresses": []string{"addr A"}, "ship_addresses": []string{"addr A"}})
+	if _, err := js.Publish(ctx, "fr.merchant.m1", b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkExactlyOnce checks that shoppers 0..n-1 each got exactly one
+// decision and at most one refund (exactly one: douyin approves them all),
+// and that per partition the epochs on FR_OUT never go back.
+func checkExactlyOnce(t *testing.T, oc *outCollector, n, parts int) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, fmt.Sprintf("%d decisions", n), func() bool { return oc.count("decision") >= n && oc.count("refund") >= n })
+	recs := oc.snapshot()
+	dec, ref := map[string]int{}, map[string]int{}
+	last := map[int]uint64{}
+	for _, r := range recs {
+		switch r.kind {
+		case "decision":
+			dec[r.request]++
+		case "refund":
+			ref[r.request]++
+		}
+		p := wire.Partition(r.user, parts)
+		if r.epoch == 0 {
+			t.Errorf("output %d (%s %s) has no epoch header", r.seq, r.kind, r.request)
+		}
+		if r.epoch < last[p] {
+			t.Errorf("partition %d: output %d has epoch %d after epoch %d", p, r.seq, r.epoch, last[p])
+		}
+		last[p] = max(last[p], r.epoch)
+	}
+	for i := range n {
+		req := fmt.Sprintf("rs%05d", i)
+		if dec[req] != 1 || ref[req] != 1 {
+			t.Errorf("request %s: %d decisions, %d refunds", req, dec[req], ref[req])
+		}
+	}
+	if len(dec) != n {
+		t.Errorf("%d requests decided, want %d", len(dec), n)
+	}
+}
+
+func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]ownerRecord {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), BucketOwners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]ownerRecord{}
+	for p := range parts {
+		e, err := kv.Get(context.Background(), ownerKey(p))
+		if err != nil {
+			continue
+		}
+		var r ownerRecord
+		_ = json.Unmarshal(e.Value(), &r)
+		out[p] = r
+	}
+	return out
+}
+
+// TestClusterTwoDaemons: two daemons on one server split 8 partitions
+// 4/4; when one drains (SIGTERM's path) the other takes all 8 from its
+// release snapshots, and every request published before, during and after
+// gets exactly one decision and one refund.
+func TestClusterTwoDaemons(t *testing.T) {
+	srv := startTestServer(t)
+	url := srv.ClientURL()
+	js := clusterClient(t, url)
+	publishMerchant(t, js)
+	a := startMember(t, url, "a", nil)
+	b := startMember(t, url, "b", nil)
+	oc := collectOut(t, js)
+	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
+	})
+	all := append(a.owned(), b.owned()...)
+	slices.Sort(all)
+	if !slices.Equal(all, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("owned a=%v b=%v", a.owned(), b.owned())
+	}
+	recs := ownersRecords(t, js, 8)
+	for _, p := range a.owned() {
+		if recs[p].Member != "a" {
+			t.Fatalf("partition %d record %+v, a runs it", p, recs[p])
+		}
+	}
+	bOwned := b.owned()
+
+	const n = 600
+	r := newRequester(t, js)
+	r.run(0, n, time.Millisecond)
+	waitUntil(t, 20*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	b.stop(t) // graceful: drain, snapshot, release, leave
+	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
+	<-r.done
+	checkExactlyOnce(t, oc, n, 8)
+
+	st, _ := a.d.ClusterStatus()
+	for _, op := range st.Owned {
+		if !slices.Contains(bOwned, op.Partition) {
+			continue
+		}
+		// The release snapshot is exact: nothing to replay, nothing re-emitted.
+		rec := ownersRecords(t, js, 8)[op.Partition]
+		final := b.d.workers[op.Partition].committed.Load()
+		if op.Restore.Source != "snapshot" || op.Restore.SnapshotCursor != final || final == 0 {
+			t.Errorf("partition %d restored from %q at %d, b's final cursor %d", op.Partition, op.Restore.Source, op.Restore.SnapshotCursor, final)
+		}
+		t.Logf("partition %d: restored from %s (%d bytes, %.3fs), epoch %d, record %+v", op.Partition, op.Restore.Source, op.Restore.Bytes, op.Restore.Seconds, op.Epoch, rec)
+	}
+}
+
+// TestClusterFencing: a daemon whose heartbeats stop (a paused process, a
+// network partition from NATS) stops writing before the other daemon
+// claims its partitions: for every partition taken over, every output of
+// the old epoch is stored before the new claim was written (both times are
+// the server's), and epochs never interleave. When its heartbeats resume it
+// rejoins and the partitions are balanced again.
+func TestClusterFencing(t *testing.T) {
+	srv := startTestServer(t)
+	url := srv.ClientURL()
+	js := clusterClient(t, url)
+	publishMerchant(t, js)
+	a := startMember(t, url, "a", nil)
+	b := startMember(t, url, "b", nil)
+	oc := collectOut(t, js)
+	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+	aOwned := a.owned()
+	before := ownersRecords(t, js, 8)
+
+	const n = 900
+	r := newRequester(t, js)
+	r.run(0, n, 2*time.Millisecond)
+	waitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
+	paused := time.Now()
+	a.d.cluster.hbPaused.Store(true)
+	waitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
+	t.Logf("takeover %.2fs after a's heartbeats stopped (lease %s)", time.Since(paused).Seconds(), testLease)
+	if got := a.owned(); len(got) != 0 {
+		t.Fatalf("a still runs %v after b took over", got)
+	}
+	a.d.cluster.hbPaused.Store(false)
+	<-r.done
+	checkExactlyOnce(t, oc, n, 8)
+	waitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+
+	// Claim times of b's takeovers, from the records' history.
+	kv, _ := js.KeyValue(context.Background(), BucketOwners)
+	recs := oc.snapshot()
+	for _, p := range aOwned {
+		hist, err := kv.History(context.Background(), ownerKey(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claimAt time.Time
+		var claimEpoch uint64
+		for _, e := range hist {
+			var rec ownerRecord
+			_ = json.Unmarshal(e.Value(), &rec)
+			if rec.Member == "b" && rec.Epoch > before[p].Epoch && claimAt.IsZero() {
+				claimAt, claimEpoch = e.Created(), rec.Epoch
+			}
+		}
+		if claimAt.IsZero() {
+			t.Fatalf("partition %d: no claim by b in %d records", p, len(hist))
+		}
+		var lastOld time.Time
+		for _, o := range recs {
+			if wire.Partition(o.user, 8) == p && o.epoch < claimEpoch && o.at.After(lastOld) {
+				lastOld = o.at
+			}
+		}
+		if !lastOld.Before(claimAt) {
+			t.Errorf("partition %d: an output of an older epoch stored at %s, after b's claim (epoch %d) at %s", p, lastOld.Format(time.StampMicro), claimEpoch, claimAt.Format(time.StampMicro))
+		}
+		t.Logf("partition %d: last output of a %s before b's claim (epoch %d)", p, claimAt.Sub(lastOld).Round(time.Millisecond), claimEpoch)
+	}
+}
+
+// ---- a three-node NATS cluster --------------------------------------------
+
+// startNATSCluster starts n clustered nats-servers with JetStream on
+// loopback and returns them (index i's store in its own temp dir).
+func startNATSCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freeTCPPort(t)
+	}
+	routes := ""
+	for i, p := range ports {
+		if i > 0 {
+			routes += ","
+		}
+		routes += fmt.Sprintf("nats-route://127.0.0.1:%d", p)
+	}
+	srvs := make([]*server.Server, n)
+	for i := range srvs {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: filepath.Join(t.TempDir(), fmt.Sprint(i)), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "fr", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  server.RoutesFromStr(routes),
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		srvs[i] = s
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	for _, s := range srvs {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats node not ready")
+		}
+	}
+	waitUntil(t, 30*time.Second, "JetStream meta leader", func() bool {
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return srvs
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// crash stops a member the way kill -9 does as far as the cluster can
+// tell: its connection drops at once, so it neither drains, snapshots,
+// releases nor leaves; its key expires and the others take over from the
+// last periodic snapshot, replaying the rest of FR_IN.
+func (m *clusterMember) crash(t *testing.T) {
+	m.d.nc.Close()
+	m.stop(t)
+}
+
+// TestClusterThreeNodes runs 3 daemons on a 3-node NATS cluster with R3
+// streams and buckets, then, under load, crashes one daemon and shuts one
+// NATS node down: every request still gets exactly one decision and one
+// refund, and the decision gap of the crashed daemon's partitions is
+// reported.
+func TestClusterThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3-node cluster: skipped with -short")
+	}
+	srvs := startNATSCluster(t, 3)
+	url := ""
+	for i, s := range srvs {
+		if i > 0 {
+			url += ","
+		}
+		url += s.ClientURL()
+	}
+	js := clusterClient(t, url)
+	replicas := func(c *Config) {
+		c.Replicas = 3
+		c.Cluster.SnapshotInterval = time.Second
+	}
+	ms := []*clusterMember{startMember(t, url, "a", replicas), startMember(t, url, "b", replicas), startMember(t, url, "c", replicas)}
+	publishMerchantR3(t, js)
+	oc := collectOut(t, js)
+	waitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
+		n := 0
+		for _, m := range ms {
+			if k := len(m.owned()); k < 2 || k > 3 {
+				return false
+			}
+			n += len(m.owned())
+		}
+		return n == 8
+	})
+	victim := ms[2]
+	lost := victim.owned()
+
+	const n = 900
+	r := newRequester(t, js)
+	r.run(0, n, 2*time.Millisecond)
+	waitUntil(t, 30*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	// Let a periodic snapshot of the victim's partitions happen under load.
+	waitUntil(t, 10*time.Second, "a snapshot under load", func() bool {
+		rec := ownersRecords(t, js, 8)
+		for _, p := range lost {
+			if rec[p].Member == victim.id && rec[p].Cursor > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	crashed := time.Now()
+	victim.crash(t)
+	// One NATS node goes too (not the one the test's client uses first).
+	srvs[2].Shutdown()
+	waitUntil(t, 30*time.Second, "survivors owning all 8", func() bool { return len(ms[0].owned())+len(ms[1].owned()) == 8 })
+	t.Logf("partitions of the crashed daemon running elsewhere %.2fs after the crash (lease %s)", time.Since(crashed).Seconds(), testLease)
+	<-r.done
+	checkExactlyOnce(t, oc, n, 8)
+
+	// Decision gap: per partition of the crashed daemon, the longest time
+	// between two consecutive decisions stored around the crash.
+	byP := map[int][]time.Time{}
+	for _, o := range oc.snapshot() {
+		if o.kind == "decision" {
+			p := wire.Partition(o.user, 8)
+			byP[p] = append(byP[p], o.at)
+		}
+	}
+	var worst time.Duration
+	for _, p := range lost {
+		ts := byP[p]
+		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+		for i := 1; i < len(ts); i++ {
+			worst = max(worst, ts[i].Sub(ts[i-1]))
+		}
+	}
+	t.Logf("decision gap on the crashed daemon's partitions %v: %s", lost, worst.Round(time.Millisecond))
+	for _, m := range ms[:2] {
+		st, _ := m.d.ClusterStatus()
+		for _, op := range st.Owned {
+			if slices.Contains(lost, op.Partition) {
+				t.Logf("partition %d on %s: restored from %s at cursor %d (local %d), %.3fs", op.Partition, m.id, op.Restore.Source, op.Restore.SnapshotCursor, op.Restore.LocalCursor, op.Restore.Seconds)
+			}
+		}
+	}
+}
+
+func publishMerchantR3(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(map[string]any{"event_id": "m1-0", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00",
+		"merchant_id": "m1", "return_addresses": []string{"addr A"}, "ship_addresses": []string{"addr A"}})
+	if _, err := js.Publish(ctx, "fr.merchant.m1", b); err != nil {
+		t.Fatal(err)
+	}
+}
