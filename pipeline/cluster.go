@@ -232,7 +232,7 @@ func (s *slot) finished() bool {
 
 type clusterMetrics struct {
 	claims, releases, fenced, hbErrors, casConflicts *metrics.Counter
-	snapshots, snapshotErrors, snapshotBytes        *metrics.Counter
+	snapshots, snapshotErrors, snapshotBytes         *metrics.Counter
 	restoreSecs, snapshotSecs                        *metrics.PrometheusHistogram
 }
 

@@ -258,6 +258,13 @@ func (d *Daemon) HTTPAddr() string {
 // Ready reports whether the streams exist, the merchant view has caught up
 // and every partition is consuming.
 func (d *Daemon) Ready() bool {
+	// d.workers is written before started closes: reading it earlier (a
+	// /readyz probe during start-up) would race.
+	select {
+	case <-d.started:
+	default:
+		return false
+	}
 	if !d.streamsOK.Load() || !d.merchants.CaughtUp() || len(d.workers) == 0 {
 		return false
 	}

@@ -77,6 +77,13 @@ func PutSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 // replaces whatever p held; until it completes, the partition reports
 // state.ErrImportIncomplete.
 func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectStore, p int, name string) (int64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// Without a deadline the object store bounds the whole download by
+		// its default API timeout (5 s), too short for a large partition.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, restoreTimeout)
+		defer cancel()
+	}
 	r, err := obs.Get(ctx, name)
 	if err != nil {
 		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, err)
@@ -88,6 +95,10 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 	}
 	return cr.n, nil
 }
+
+// restoreTimeout bounds one snapshot download and import when the caller
+// set no deadline.
+const restoreTimeout = 10 * time.Minute
 
 type countReader struct {
 	r io.Reader

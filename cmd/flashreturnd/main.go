@@ -107,6 +107,13 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		logFormat  = fs.String("log-format", "text", "text or json")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
+	// Cluster mode: several daemons on one NATS cluster (pipeline/CLUSTER.md).
+	var (
+		member    = fs.String("member", "", "run as this member of a cluster of daemons sharing --nats-url (a stable name, e.g. the host's); empty: this daemon owns every partition")
+		lease     = fs.Duration("lease", 5*time.Second, "cluster membership lease: a member silent this long is replaced (the same on every member)")
+		snapEvery = fs.Duration("snapshot-interval", time.Minute, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
+		replicas  = fs.Int("replicas", 1, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
+	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `flashreturnd: instant decisions on after-sales return requests.
 
@@ -208,6 +215,10 @@ Flags:
 	}
 	if *tlsCert != "" {
 		cfg.NATSOptions = append(cfg.NATSOptions, nats.ClientCert(*tlsCert, *tlsKey))
+	}
+	cfg.Replicas = *replicas
+	if *member != "" {
+		cfg.Cluster = &pipeline.ClusterOptions{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
 }
