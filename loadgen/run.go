@@ -189,7 +189,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	// which flashreturnd (an output per request, not per event) would not
 	// pay: the two are measured alike.
 	countOnly := r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs
-	stopOut := func() {}
+	var stopOut func()
 	if countOnly {
 		cctx, ccancel := context.WithCancel(ctx)
 		cdone := make(chan struct{})

@@ -9,15 +9,14 @@ import (
 
 // sampler state between two ticks.
 type sampleState struct {
-	t                          time.Duration
-	sent, acked, failed        int64
-	decided, outputs, dlq      int64
-	stepIdx                    int
-	stepT                      time.Duration
-	stepSent, stepDecided      int64
-	stepBacklog                int64
-	stepBacklogInbound         bool
-	lastProgress, progressSent int64
+	t                     time.Duration
+	sent, acked, failed   int64
+	decided, outputs, dlq int64
+	stepIdx               int
+	stepT                 time.Duration
+	stepSent, stepDecided int64
+	stepBacklog           int64
+	stepBacklogInbound    bool
 }
 
 // backlog is what a step watches: the inbound consumers' pending count

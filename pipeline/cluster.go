@@ -594,7 +594,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 	// Give up one partition targeted elsewhere; the next pass continues.
 	for _, s := range c.slotList() {
 		if target[s.p] != me && !s.stopping.Load() {
-			c.release(ctx, s, true)
+			c.release(ctx, s)
 			c.wakeUp()
 			return
 		}
@@ -734,11 +734,21 @@ func (c *cluster) runSlot(ctx context.Context, s *slot) {
 	err := w.run(ctx)
 	s.running.Store(false)
 	w.ready.Store(false)
-	w.outboxLen.Store(0) // what a fenced worker left is in the local outbox only
-	if w.pt != nil {
-		w.pt.Release()
+	if pt := w.pt; pt != nil {
+		if err == nil && w.outboxLen.Load() == 0 && len(pt.Outbox()) > 0 && s.check() == nil {
+			// A clean stop: everything committed was published. Clear the
+			// stored outbox, so that whoever resumes from this state (the
+			// release snapshot, or this copy later) does not republish a
+			// batch that may by then be older than FR_OUT's duplicate
+			// window.
+			if cerr := pt.Commit(pt.Cursor(), pt.Clock(), nil); cerr != nil {
+				c.log.Warn("clear published outbox", "partition", s.p, "err", cerr)
+			}
+		}
+		pt.Release()
 		w.pt = nil
 	}
+	w.outboxLen.Store(0) // what a fenced worker left is in the local outbox only
 	if err != nil && !errors.Is(err, errFenced) {
 		c.log.Error("partition worker stopped", "partition", s.p, "err", err)
 	}
@@ -755,9 +765,10 @@ func (c *cluster) stopSlot(s *slot) {
 }
 
 // release stops partition s's worker, snapshots its final state and
-// releases the record pointing at the snapshot. drop deletes the local
-// copy afterwards (a move while running; not on shutdown).
-func (c *cluster) release(ctx context.Context, s *slot, drop bool) {
+// releases the record pointing at the snapshot. The local copy stays: it
+// is a consistent state at its cursor, and if the partition comes back
+// before anyone moved it further it is used as is (see restore).
+func (c *cluster) release(ctx context.Context, s *slot) {
 	start := time.Now()
 	c.stopSlot(s)
 	defer c.removeSlot(s)
@@ -799,11 +810,6 @@ func (c *cluster) release(ctx context.Context, s *slot, drop bool) {
 		c.deleteSnapshot(old)
 	}
 	c.log.Info("partition released", "partition", s.p, "epoch", s.epoch, "cursor", cursor, "snapshot", rec.Snapshot, "seconds", time.Since(start).Seconds())
-	if drop && ctx.Err() == nil {
-		if err := c.d.store.DropPartition(ctx, s.p); err != nil {
-			c.log.Warn("drop local copy after release", "partition", s.p, "err", err)
-		}
-	}
 }
 
 // leave marks the member leaving, stops every worker at once (the
@@ -837,7 +843,7 @@ func (c *cluster) leave() {
 		if budget.Err() != nil {
 			ctx = c.d.hard
 		}
-		c.release(ctx, s, false)
+		c.release(ctx, s)
 	}
 }
 

@@ -284,7 +284,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // BenchmarkPartitionHandover measures moving one partition of
 // FLASHRETURN_HANDOVER_USERS (default 100 000) typical shoppers between
 // two daemons through FR_SNAPSHOTS on an embedded server: export+put on
-// the old owner, get+import (the takeover's restore time) on the new one.
+// the old owner, get+import (the takeover's restore time) on the new one,
+// into an empty store ("fresh": the usual takeover) or over a stale local
+// copy of the same partition ("over-stale-copy": a partition coming back).
 //
 //	go test -run '^$' -bench PartitionHandover -benchtime 3x ./pipeline/
 func BenchmarkPartitionHandover(b *testing.B) {
@@ -297,19 +299,30 @@ func BenchmarkPartitionHandover(b *testing.B) {
 	src := openTestStore(b, b.TempDir())
 	const p = 3
 	fillPartition(b, src, p, n)
-	dst := openTestStore(b, b.TempDir())
-	var put, get time.Duration
-	var size int64
-	i := 0
-	for b.Loop() {
-		i++
-		pd, gd, sz := handover(b, src, dst, obs, p, snapshotName(p, uint64(i), uint64(n)))
-		put, get, size = put+pd, get+gd, sz
+	for _, stale := range []bool{false, true} {
+		name := "fresh"
+		if stale {
+			name = "over-stale-copy"
+		}
+		b.Run(name, func(b *testing.B) {
+			var put, get time.Duration
+			var size int64
+			i := 0
+			for b.Loop() {
+				i++
+				dst := openTestStore(b, b.TempDir())
+				if stale {
+					fillPartition(b, dst, p, n)
+				}
+				pd, gd, sz := handover(b, src, dst, obs, p, snapshotName(p, uint64(i), uint64(n)))
+				put, get, size = put+pd, get+gd, sz
+			}
+			b.ReportMetric(put.Seconds()/float64(i), "export+put-s/op")
+			b.ReportMetric(get.Seconds()/float64(i), "get+import-s/op")
+			b.ReportMetric(float64(size), "snapshot-bytes")
+			b.ReportMetric(float64(n), "shoppers")
+		})
 	}
-	b.ReportMetric(put.Seconds()/float64(i), "export+put-s/op")
-	b.ReportMetric(get.Seconds()/float64(i), "get+import-s/op")
-	b.ReportMetric(float64(size), "snapshot-bytes")
-	b.ReportMetric(float64(n), "shoppers")
 }
 
 // ---- daemons in cluster mode ---------------------------------------------

@@ -172,7 +172,7 @@ func TestKill9AndRestart(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	decisions, refunds := map[string]int{}, map[string]int{}
+	var decisions, refunds map[string]int
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		decisions, refunds = map[string]int{}, map[string]int{}
