@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // CompensationReason is the reason of every compensation effect: the
 // courier missed the pickup window.
@@ -66,33 +69,12 @@ const AbandonAfter = 365 * 24 * time.Hour
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
-	n := 0
-	for i := range u.Requests {
-		r := &u.Requests[i]
-		if (r.Status != StatusOpen && r.ClosedAt < cutoff) || (r.Status == StatusOpen && r.At < abandon) {
-			continue
-		}
-		if n != i {
-			u.Requests[n] = *r
-		}
-		n++
-	}
-	clear(u.Requests[n:])
-	u.Requests = u.Requests[:n]
-
-	n = 0
-	for i := range u.Orders {
-		o := &u.Orders[i]
-		if max(o.PaidAt, o.ShippedAt, o.DeliveredAt) < cutoff && !u.referenced(o.ID) {
-			continue
-		}
-		if n != i {
-			u.Orders[n] = *o
-		}
-		n++
-	}
-	clear(u.Orders[n:])
-	u.Orders = u.Orders[:n]
+	u.Requests = slices.DeleteFunc(u.Requests, func(r Request) bool {
+		return (r.Status != StatusOpen && r.ClosedAt < cutoff) || (r.Status == StatusOpen && r.At < abandon)
+	})
+	u.Orders = slices.DeleteFunc(u.Orders, func(o Order) bool {
+		return max(o.PaidAt, o.ShippedAt, o.DeliveredAt) < cutoff && !u.referenced(o.ID)
+	})
 
 	u.RecentRequests = dropTimes(u.RecentRequests, u.MaxAt-int64(p.VelocityWindow))
 	u.BadInspections = dropTimes(u.BadInspections, u.MaxAt-int64(p.TrustWindow))

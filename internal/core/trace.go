@@ -140,27 +140,19 @@ func in(pass bool) string {
 	return " not in "
 }
 
-func kindList(s KindSet) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, k := range s.Kinds() {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(k.String())
-	}
-	b.WriteByte(']')
-	return b.String()
-}
+func kindList(s KindSet) string { return enumList(s.Kinds()) }
 
-func reasonList(s ReasonSet) string {
+func reasonList(s ReasonSet) string { return enumList(s.Reasons()) }
+
+// enumList renders contract names as "[a b c]".
+func enumList[T interface{ String() string }](items []T) string {
 	var b strings.Builder
 	b.WriteByte('[')
-	for i, r := range s.Reasons() {
+	for i, it := range items {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(r.String())
+		b.WriteString(it.String())
 	}
 	b.WriteByte(']')
 	return b.String()
