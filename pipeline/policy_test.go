@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/policyfile"
+	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // TestPolicyHotReload: a changed policy file is picked up without a
@@ -106,5 +108,71 @@ func TestShadowPolicy(t *testing.T) {
 	}
 	if len(h.out("fr.out.refund.")) != 0 {
 		t.Fatal("shadow refunds must never be published")
+	}
+}
+
+// TestPolicyReloadUnderLoad swaps the policy while events stream in: every
+// decision names one of the two versions, and within each partition the
+// old version never reappears after the new one (the swap lands between
+// batches, never inside one).
+func TestPolicyReloadUnderLoad(t *testing.T) {
+	preset, _ := core.Preset("tmall-fast-return")
+	body, err := policyfile.Marshal(preset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, err := policyfile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarness(t, "tmall-fast-return", func(c *Config) {
+		c.Policy, c.PolicyPath, c.LoadPolicy = first, path, policyfile.Load
+	})
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	const n = 400
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			u := fmt.Sprintf("ld%d", i%50)
+			h.pub("return", u, "return.requested", "2026-11-12T10:00:00+08:00",
+				map[string]any{"request_id": fmt.Sprintf("r%d", i), "order_id": "none", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+		}
+	}()
+	h.waitOut("fr.out.decision.", n/4)
+	changed := strings.Replace(string(body), "min_stars: 3", "min_stars: 4", 1)
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.d.Reload()
+	<-done
+	decs := h.waitOut("fr.out.decision.", n)
+	second := h.d.Policy().Version
+	if second == first.Version {
+		t.Fatal("policy was not reloaded")
+	}
+	newSeen := map[int]bool{}
+	counts := map[string]int{}
+	for _, d := range decs {
+		v := d.Data["policy"].(map[string]any)["version"].(string)
+		counts[v]++
+		p := wire.Partition(d.Data["user_id"].(string), 8)
+		switch v {
+		case second:
+			newSeen[p] = true
+		case first.Version:
+			if newSeen[p] {
+				t.Fatalf("partition %d decided with the old policy after the new one", p)
+			}
+		default:
+			t.Fatalf("decision names unknown version %s", v)
+		}
+	}
+	if counts[first.Version] == 0 || counts[second] == 0 {
+		t.Fatalf("swap not observed mid-stream: %v", counts)
 	}
 }
