@@ -87,6 +87,10 @@ const (
 
 var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
+// clusterPublishAckTimeout bounds the wait for one output's publish ack in
+// cluster mode (see Daemon.connect).
+const clusterPublishAckTimeout = 10 * time.Second
+
 // ClusterOptions turn on cluster mode (Config.Cluster). The zero value of
 // every field but MemberID means the default it documents.
 type ClusterOptions struct {
@@ -253,7 +257,8 @@ type cluster struct {
 	leaseUntil atomic.Int64  // lease deadline, ns since t0 (0: none)
 	leaseGen   atomic.Uint64 // incremented at every (re)join
 	leaving    atomic.Bool
-	hbPaused   atomic.Bool // test hook: heartbeats are skipped
+	hbPaused   atomic.Bool  // test hook: heartbeats are skipped
+	settle     atomic.Int64 // no claims before this (ns since t0): see beat
 	memberRev  uint64      // heartbeat goroutine only
 
 	wake     chan struct{}
@@ -452,6 +457,13 @@ func (c *cluster) beat(ctx context.Context) {
 		return
 	}
 	c.memberRev = rev
+	if c.leaseGen.Load() == 0 {
+		// First join: wait two heartbeats before claiming, so that daemons
+		// started together see each other and the first assignment does
+		// not move partitions around at once (Kafka's initial rebalance
+		// delay).
+		c.settle.Store(sent + int64(2*c.hbEvery))
+	}
 	if rejoin || sent >= c.leaseUntil.Load() {
 		// A new lease generation: claims made under the previous one are
 		// fenced for good (their workers may have stopped half-way).
@@ -577,7 +589,7 @@ func (c *cluster) reconcile(ctx context.Context) {
 		}
 	}
 	gen := c.leaseGen.Load()
-	if !c.leaseValid(gen) || c.leaving.Load() {
+	if !c.leaseValid(gen) || c.leaving.Load() || c.now() < c.settle.Load() {
 		return
 	}
 	live, err := c.refreshMembers(ctx)

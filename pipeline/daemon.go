@@ -455,7 +455,15 @@ func (d *Daemon) connect() error {
 		d.shutdownServer()
 		return fmt.Errorf("nats connect %q: %w", url, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(16384)}
+	if d.cluster != nil {
+		// A publish ack lost without a reconnect (a stream leader change)
+		// must not stall a worker for ever: in a cluster it would also
+		// block the partition's release. The worker republishes the
+		// outbox (deduplicated) on the timeout error.
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncTimeout(clusterPublishAckTimeout))
+	}
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		nc.Close()
 		d.shutdownServer()
