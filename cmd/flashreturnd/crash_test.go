@@ -54,6 +54,13 @@ func startChild(t *testing.T, dataDir string, natsPort, httpPort int, extra ...s
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Never leave a daemon behind, whatever way the test ends.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	c := &child{cmd: cmd, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -165,7 +172,6 @@ func TestKill9AndRestart(t *testing.T) {
 		c = startChild(t, dir, natsPort, httpPort)
 	}
 	defer c.kill9(t)
-
 	nc, err := nats.Connect(c.natsURL)
 	if err != nil {
 		t.Fatal(err)
