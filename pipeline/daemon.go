@@ -313,7 +313,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Dir:        filepath.Join(d.cfg.DataDir, "state"),
 		SyncWrites: d.cfg.StateSyncWrites,
 		CacheBytes: d.cfg.CacheBytes,
-		Logger:     d.log.With("component", "state"),
+		Logger:     d.log,
 		Metrics:    d.cfg.Metrics,
 	})
 	if err != nil {
