@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PKGS := ./...
 
-.PHONY: all build run tools test test-short lint bench bench-micro clean fmt
+.PHONY: all build run tools test test-cluster test-short lint bench bench-micro clean fmt
 
 all: build
 
@@ -28,6 +28,11 @@ tools:
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-cluster: the multi-process cluster tests (3-node NATS, kill -9 of a
+## daemon and a NATS node); slower and load-sensitive, so not in `make test`.
+test-cluster:
+	FLASHRETURN_CLUSTER_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Cluster' -v ./cmd/flashreturnd/ ./pipeline/
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)

@@ -89,7 +89,7 @@ var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // clusterPublishAckTimeout bounds the wait for one output's publish ack in
 // cluster mode (see Daemon.connect).
-const clusterPublishAckTimeout = 10 * time.Second
+const clusterPublishAckTimeout = 5 * time.Second
 
 // ClusterOptions turn on cluster mode (Config.Cluster). The zero value of
 // every field but MemberID means the default it documents.
@@ -259,7 +259,7 @@ type cluster struct {
 	leaving    atomic.Bool
 	hbPaused   atomic.Bool  // test hook: heartbeats are skipped
 	settle     atomic.Int64 // no claims before this (ns since t0): see beat
-	memberRev  uint64      // heartbeat goroutine only
+	memberRev  uint64       // heartbeat goroutine only
 
 	wake     chan struct{}
 	beatNow  chan chan struct{} // asks the heartbeat goroutine for a beat now

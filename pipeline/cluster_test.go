@@ -407,6 +407,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 // outRec is one FR_OUT message as the checks need it.
 type outRec struct {
 	kind, user, request string
+	decision            string // decisions only
 	epoch               uint64
 	at                  time.Time // stored (server clock)
 	seq                 uint64
@@ -442,9 +443,10 @@ func parseOut(m jetstream.Msg) outRec {
 	var v struct {
 		UserID    string `json:"user_id"`
 		RequestID string `json:"request_id"`
+		Decision  string `json:"decision"`
 	}
 	_ = json.Unmarshal(m.Data(), &v)
-	r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID}
+	r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID, decision: v.Decision}
 	r.epoch, _ = strconv.ParseUint(m.Headers().Get(EpochHeader), 10, 64)
 	if meta, _ := m.Metadata(); meta != nil {
 		r.at, r.seq = meta.Timestamp, meta.Sequence.Stream
@@ -630,12 +632,15 @@ func clusterClient(t *testing.T, url string) jetstream.JetStream {
 	return js
 }
 
-func publishMerchant(t *testing.T, js jetstream.JetStream) {
+// publishMerchant creates FR_MERCHANT as the daemon does and stores the
+// merchant m1, before the daemons start: they wait for their merchant view
+// to catch up, so no request meets an empty view.
+func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range []jetstream.StreamConfig{
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage},
+		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			t.Fatal(err)
@@ -676,6 +681,9 @@ func checkExactlyOnce(t *testing.T, js jetstream.JetStream, n, parts int) {
 		switch r.kind {
 		case "decision":
 			dec[r.request]++
+			if r.decision != "approved" {
+				t.Errorf("request %s: decision %q, want approved", r.request, r.decision)
+			}
 		case "refund":
 			ref[r.request]++
 		}
@@ -726,7 +734,7 @@ func TestClusterTwoDaemons(t *testing.T) {
 	srv := startTestServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
-	publishMerchant(t, js)
+	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", nil)
 	b := startMember(t, url, "b", nil)
 	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
@@ -779,7 +787,7 @@ func TestClusterFencing(t *testing.T) {
 	srv := startTestServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
-	publishMerchant(t, js)
+	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", nil)
 	b := startMember(t, url, "b", nil)
 	oc := collectOut(t, js)
@@ -922,12 +930,12 @@ func TestClusterThreeNodes(t *testing.T) {
 		url += s.ClientURL()
 	}
 	js := clusterClient(t, url)
+	publishMerchant(t, js, 3)
 	replicas := func(c *Config) {
 		c.Replicas = 3
 		c.Cluster.SnapshotInterval = time.Second
 	}
 	ms := []*clusterMember{startMember(t, url, "a", replicas), startMember(t, url, "b", replicas), startMember(t, url, "c", replicas)}
-	publishMerchantR3(t, js)
 	waitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
 		n := 0
 		for _, m := range ms {
@@ -980,16 +988,5 @@ func TestClusterThreeNodes(t *testing.T) {
 				t.Logf("partition %d on %s: restored from %s at cursor %d (local %d), %.3fs", op.Partition, m.id, op.Restore.Source, op.Restore.SnapshotCursor, op.Restore.LocalCursor, op.Restore.Seconds)
 			}
 		}
-	}
-}
-
-func publishMerchantR3(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, _ := json.Marshal(map[string]any{"event_id": "m1-0", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00",
-		"merchant_id": "m1", "return_addresses": []string{"addr A"}, "ship_addresses": []string{"addr A"}})
-	if _, err := js.Publish(ctx, "fr.merchant.m1", b); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,30 +85,57 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 		ctx, cancel = context.WithTimeout(ctx, restoreTimeout)
 		defer cancel()
 	}
+	// A download whose chunks stop coming (the consumer behind it lost
+	// with a NATS node) is abandoned after restoreStall without progress,
+	// so that the caller retries instead of waiting for the deadline.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cr := &countReader{}
+	go func() {
+		t := time.NewTicker(restoreStall / 4)
+		defer t.Stop()
+		last, since := int64(-1), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if n := cr.n.Load(); n != last {
+					last, since = n, now
+				} else if now.Sub(since) >= restoreStall {
+					cancel(fmt.Errorf("no snapshot bytes for %s", restoreStall))
+					return
+				}
+			}
+		}
+	}()
 	r, err := obs.Get(ctx, name)
 	if err != nil {
-		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, err)
+		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
 	}
 	defer r.Close()
-	cr := &countReader{r: r}
+	cr.r = r
 	if err := store.ImportPartition(ctx, p, cr); err != nil {
-		return cr.n, fmt.Errorf("restore partition %d from %s: %w", p, name, err)
+		return cr.n.Load(), fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
 	}
-	return cr.n, nil
+	return cr.n.Load(), nil
 }
 
 // restoreTimeout bounds one snapshot download and import when the caller
-// set no deadline.
-const restoreTimeout = 10 * time.Minute
+// set no deadline; restoreStall bounds a download making no progress.
+const (
+	restoreTimeout = 10 * time.Minute
+	restoreStall   = 15 * time.Second
+)
 
 type countReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
