@@ -226,8 +226,9 @@ func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	return obs
 }
 
-// handover moves partition p from src to a fresh dst store through obs and
-// reports the two halves' durations and the object size.
+// handover moves partition p from src to dst through obs as the daemons
+// do (drop dst's copy, then import) and reports the two halves' durations
+// and the object size.
 func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p int, name string) (put, get time.Duration, size int64) {
 	tb.Helper()
 	ctx := context.Background()
@@ -238,6 +239,9 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	}
 	put = time.Since(start)
 	start = time.Now()
+	if err := dst.DropPartition(ctx, p); err != nil {
+		tb.Fatal(err)
+	}
 	if _, err := GetSnapshot(ctx, dst, obs, p, name); err != nil {
 		tb.Fatal(err)
 	}

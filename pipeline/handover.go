@@ -218,22 +218,35 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 		info.Source = "empty"
 	}
 	if rec.Snapshot != "" && (incomplete || rec.Cursor > info.LocalCursor) {
+		dropped := false
 		for attempt := 0; ; attempt++ {
-			n, err := GetSnapshot(ctx, store, c.snaps, p, rec.Snapshot)
+			var err error
+			if !dropped {
+				// Make sure the snapshot exists before giving up the local
+				// copy, then drop the copy: the import then clears nothing,
+				// so the download's stall watchdog times the download alone.
+				if _, err = c.snaps.GetInfo(ctx, rec.Snapshot); err == nil {
+					err = store.DropPartition(ctx, p)
+					dropped = err == nil
+				}
+			}
 			if err == nil {
-				info.Source, info.Bytes = "snapshot", n
-				break
+				var n int64
+				if n, err = GetSnapshot(ctx, store, c.snaps, p, rec.Snapshot); err == nil {
+					info.Source, info.Bytes = "snapshot", n
+					break
+				}
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
-				c.log.Error("snapshot object missing; resuming from the local copy, replaying what it lacks", "partition", p, "object", rec.Snapshot, "local_cursor", info.LocalCursor)
-				if incomplete {
+				c.log.Error("snapshot object missing; replaying what the local copy lacks from FR_IN", "partition", p, "object", rec.Snapshot, "local_cursor", info.LocalCursor, "local_dropped", dropped)
+				if dropped || incomplete {
 					if err := store.DropPartition(ctx, p); err != nil {
 						return err
 					}
-					info.LocalCursor = 0
+					info.LocalCursor, info.Source = 0, "empty"
 				}
 				break
 			}
