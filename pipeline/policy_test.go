@@ -12,27 +12,35 @@ import (
 	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
-// TestPolicyHotReload: a changed policy file is picked up without a
-// restart and named in decisions from then on; a bad file is refused and
-// the old policy stays.
-func TestPolicyHotReload(t *testing.T) {
+// policyFileHarness starts a daemon whose policy is the tmall preset
+// written to a file it watches, with merchant m1 known.
+func policyFileHarness(t *testing.T) (h *harness, path string, body []byte, first *core.Policy) {
+	t.Helper()
 	preset, _ := core.Preset("tmall-fast-return")
 	body, err := policyfile.Marshal(preset)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "policy.yaml")
+	path = filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	first, err := policyfile.Load(path)
+	first, err = policyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startHarness(t, "tmall-fast-return", func(c *Config) {
+	h = startHarness(t, "tmall-fast-return", func(c *Config) {
 		c.Policy, c.PolicyPath, c.LoadPolicy = first, path, policyfile.Load
 	})
 	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	return h, path, body, first
+}
+
+// TestPolicyHotReload: a changed policy file is picked up without a
+// restart and named in decisions from then on; a bad file is refused and
+// the old policy stays.
+func TestPolicyHotReload(t *testing.T) {
+	h, path, body, first := policyFileHarness(t)
 	h.pub("credit", "uh", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 3})
 	h.order("uh", "o1", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
 	h.order("uh", "o2", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
@@ -116,23 +124,7 @@ func TestShadowPolicy(t *testing.T) {
 // old version never reappears after the new one (the swap lands between
 // batches, never inside one).
 func TestPolicyReloadUnderLoad(t *testing.T) {
-	preset, _ := core.Preset("tmall-fast-return")
-	body, err := policyfile.Marshal(preset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(path, body, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	first, err := policyfile.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startHarness(t, "tmall-fast-return", func(c *Config) {
-		c.Policy, c.PolicyPath, c.LoadPolicy = first, path, policyfile.Load
-	})
-	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	h, path, body, first := policyFileHarness(t)
 	const n = 400
 	done := make(chan struct{})
 	go func() {
