@@ -620,11 +620,6 @@ func (r *requester) decisionLatency(recs []outRec, sel func(p int) bool) (in, ou
 	return in, out
 }
 
-func (r *requester) halt() {
-	close(r.stop)
-	<-r.done
-}
-
 func clusterClient(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
