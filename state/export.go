@@ -261,12 +261,16 @@ func (s *Store) importPartition(ctx context.Context, p int, r io.Reader) error {
 // clearPartition deletes every key of partition p except keep.
 func (s *Store) clearPartition(ctx context.Context, p int, keep []byte) error {
 	prefix := partitionPrefix(p)
+	// Each pass resumes after the last key deleted: restarting at the
+	// prefix would walk every tombstone of the earlier passes again
+	// (quadratic in the partition's size).
+	from := prefix
 	for {
 		var keys [][]byte
 		err := s.db.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < importBatch; it.Next() {
+			for it.Seek(from); it.Valid() && len(keys) < importBatch; it.Next() {
 				if k := it.Item().Key(); !bytes.Equal(k, keep) {
 					keys = append(keys, it.Item().KeyCopy(nil))
 				}
@@ -276,6 +280,7 @@ func (s *Store) clearPartition(ctx context.Context, p int, keep []byte) error {
 		if err != nil || len(keys) == 0 {
 			return err
 		}
+		from = append(bytes.Clone(keys[len(keys)-1]), 0)
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -163,6 +163,10 @@ func TestKill9AndRestart(t *testing.T) {
 	c := startChild(t, dir, natsPort, httpPort)
 	merchant, _ := json.Marshal(map[string]any{"event_id": "m1", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00", "merchant_id": "m1", "return_addresses": []string{"addr"}, "ship_addresses": []string{"addr"}})
 	publishAll(t, c.natsURL, []event{{subject: "fr.merchant.m1", id: "m1", data: merchant}})
+	// The merchant view refreshes asynchronously; a restart waits for it to
+	// catch up before deciding, so no request meets a view without m1.
+	c.kill9(t)
+	c = startChild(t, dir, natsPort, httpPort)
 	const users, rounds = 600, 5
 	per := users / rounds
 	for r := 0; r < rounds; r++ {
