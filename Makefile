@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PKGS := ./...
 
-.PHONY: all build run tools test test-cluster test-short lint bench bench-micro clean fmt
+.PHONY: all build run tools test test-cluster test-short lint bench bench-micro bench-scale clean fmt
 
 all: build
 
@@ -53,6 +53,12 @@ bench-micro:
 ## appends a dated section to bench/RESULTS.md (about 15 minutes).
 bench: build
 	bash bench/run.sh
+
+## bench-scale: scale-out figures (issue 9): 1 and 3 real nats-server
+## processes, 1 and 2 daemons in cluster mode, events/s and CPU per event
+## per process; appends to bench/RESULTS.md (about 10 minutes).
+bench-scale: build
+	bash bench/scale.sh
 
 clean:
 	rm -rf $(BIN)

@@ -31,43 +31,9 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 PIDS=()
 
-log() { echo "bench: $*" >&2; }
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
-	done
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 trap cleanup EXIT
-
-# json_num FILE KEY: the first number stored under "KEY" in an indented
-# loadgen JSON report.
-json_num() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
-json_bool() { sed -n "s/.*\"$2\": *\(true\|false\).*/\1/p" "$1" | head -1; }
-
-# wait_for FILE PATTERN SECONDS: poll a log for a line (the process
-# prints it when ready).
-wait_for() {
-	local deadline=$(($(date +%s) + $3))
-	until grep -q "$2" "$1" 2>/dev/null; do
-		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for '$2' in $1"; return 1; }
-		sleep 0.2
-	done
-}
-
-# wait_http URL SECONDS: poll until URL answers 200.
-wait_http() {
-	local deadline=$(($(date +%s) + $2))
-	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for $1"; return 1; }
-		sleep 0.2
-	done
-}
-
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	PIDS=("${PIDS[@]/$1/}")
-}
 
 log "building (output in $OUT)"
 go build -o bin/loadgen ./cmd/loadgen
@@ -142,14 +108,11 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 fi
 
 # 5. RESULTS.md
-fmt() { [ -n "${1:-}" ] && awk -v x="$1" 'BEGIN{printf "%.0f", x}' || echo "n/a"; }
-ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a"}' || echo "n/a"; }
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 {
 	echo
 	echo "## $STARTED: make bench"
 	echo
-	echo "Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; $(go version | cut -d' ' -f3); nats-server embedded (go.mod). Everything (server, target, loadgen) shares the machine."
+	echo "Machine: $(machine_line); nats-server embedded (go.mod). Everything (server, target, loadgen) shares the machine."
 	echo "Settings: BENCH_EVENTS=$EVENTS BENCH_PARTITIONS=$PARTS BENCH_RELAY_LAYOUTS=\"$LAYOUTS\" BENCH_D11_DURATION=$D11_DURATION BENCH_SKIP_MICRO=${BENCH_SKIP_MICRO:-0} BENCH_SKIP_DAEMON=${BENCH_SKIP_DAEMON:-0}."
 	echo "Load average (1/5/15 min) at start: $LOAD_BEFORE; at end: $(cut -d' ' -f1-3 /proc/loadavg). A load well above the CPU count at the start means other work shared the machine and the figures are low."
 	echo "Raw reports: \`$OUT\` (not kept). Wall time: $(($(date +%s) - T0)) s."

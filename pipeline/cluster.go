@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -144,8 +145,12 @@ type memberRecord struct {
 	Instance string `json:"instance"`
 	// Leaving: the member is shutting down; it keeps its partitions until
 	// it releases them but is no longer a target.
-	Leaving bool   `json:"leaving,omitempty"`
-	HTTP    string `json:"http,omitempty"`
+	Leaving bool `json:"leaving,omitempty"`
+	// HTTP is the base URL of the member's query API
+	// (Config.AdvertiseHTTP), where the others forward queries for its
+	// partitions; "" when it advertises none. Optional: records without it
+	// decode, and a bare host:port (older daemons) is read as http://.
+	HTTP string `json:"http,omitempty"`
 }
 
 // ownerRecord is the value of a partition's key in FR_OWNERS.
@@ -238,6 +243,8 @@ type clusterMetrics struct {
 	claims, releases, fenced, hbErrors, casConflicts *metrics.Counter
 	snapshots, snapshotErrors, snapshotBytes         *metrics.Counter
 	restoreSecs, snapshotSecs                        *metrics.PrometheusHistogram
+	// Query routing (cluster_http.go).
+	forwards, forwardErrors, queryUnavailable *metrics.Counter
 }
 
 // cluster is a daemon's membership, ownership and handover machinery.
@@ -264,6 +271,7 @@ type cluster struct {
 	wake     chan struct{}
 	beatNow  chan chan struct{} // asks the heartbeat goroutine for a beat now
 	restores chan struct{}      // semaphore of MaxRestores
+	httpc    *http.Client       // forwards queries to other members
 
 	mu         sync.Mutex
 	view       map[int]ownerEntry
@@ -284,6 +292,7 @@ func newCluster(d *Daemon) *cluster {
 		t0:   time.Now(),
 		wake: make(chan struct{}, 1), beatNow: make(chan chan struct{}), restores: make(chan struct{}, o.MaxRestores),
 		view: map[int]ownerEntry{}, live: map[string]memberRecord{}, slots: map[int]*slot{},
+		httpc: newQueryClient(),
 	}
 	set := d.cfg.Metrics
 	c.m = clusterMetrics{
@@ -297,6 +306,10 @@ func newCluster(d *Daemon) *cluster {
 		snapshotBytes:  set.NewCounter(`flashreturn_cluster_snapshot_bytes_total`),
 		restoreSecs:    set.NewPrometheusHistogramExt(`flashreturn_cluster_restore_duration_seconds`, latencyBuckets),
 		snapshotSecs:   set.NewPrometheusHistogramExt(`flashreturn_cluster_snapshot_duration_seconds`, latencyBuckets),
+
+		forwards:         set.NewCounter(`flashreturn_cluster_query_forwards_total{result="ok"}`),
+		forwardErrors:    set.NewCounter(`flashreturn_cluster_query_forwards_total{result="error"}`),
+		queryUnavailable: set.NewCounter(`flashreturn_cluster_query_unavailable_total`),
 	}
 	set.NewGauge(`flashreturn_cluster_owned_partitions`, func() float64 { return float64(len(c.ownedPartitions())) })
 	set.NewGauge(`flashreturn_cluster_lease_valid`, func() float64 { return b2f(c.leaseValid(c.leaseGen.Load())) })
@@ -340,7 +353,7 @@ func (c *cluster) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: bucket %s: %w", BucketMembers, err)
 	}
 	if st.TTL() != c.o.LeaseTTL {
-		return fmt.Errorf("cluster: lease TTL %s differs from the %s bucket's %s: every member must use the same lease", c.o.LeaseTTL, BucketMembers, st.TTL())
+		return permanent(fmt.Errorf("cluster: lease TTL %s differs from the %s bucket's %s: every member must use the same lease", c.o.LeaseTTL, BucketMembers, st.TTL()))
 	}
 	c.members = kv
 	c.owners, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketOwners, History: 8,
@@ -393,6 +406,7 @@ func (c *cluster) run(ctx context.Context) error {
 		cancel()
 	}
 	c.leaseUntil.Store(0)
+	c.httpc.CloseIdleConnections()
 	return nil
 }
 
@@ -423,7 +437,7 @@ func (c *cluster) beat(ctx context.Context) {
 	sent := c.now()
 	bctx, cancel := context.WithTimeout(ctx, c.o.LeaseTTL)
 	defer cancel()
-	val, _ := json.Marshal(memberRecord{Member: c.o.MemberID, Instance: c.instance, Leaving: c.leaving.Load(), HTTP: c.d.HTTPAddr()})
+	val, _ := json.Marshal(memberRecord{Member: c.o.MemberID, Instance: c.instance, Leaving: c.leaving.Load(), HTTP: c.d.advertisedHTTP()})
 	id := c.o.MemberID
 	rejoin := false
 	var rev uint64
@@ -941,14 +955,39 @@ func (c *cluster) ownedPartitions() []int {
 	return ps
 }
 
-// ClusterStatus is a daemon's view of the cluster (for an HTTP route or
-// an operator command).
+// ClusterStatus is a daemon's view of the cluster, the answer of
+// GET /v1/cluster. Outside cluster mode that route answers Mode "single",
+// no member, no lease, and every partition in Owned.
 type ClusterStatus struct {
-	Member                string           `json:"member"`
-	LeaseValid            bool             `json:"lease_valid"`
-	LeaseRemainingSeconds float64          `json:"lease_remaining_seconds"`
-	Members               []string         `json:"members"`
-	Owned                 []OwnedPartition `json:"owned"`
+	// Mode is "cluster" or "single".
+	Mode string `json:"mode"`
+	// Member is this daemon's member ID ("" outside cluster mode).
+	Member string `json:"member"`
+	// HTTP is the base URL this daemon advertises to the others.
+	HTTP string `json:"http,omitempty"`
+	// Partitions is P.
+	Partitions            int     `json:"partitions"`
+	LeaseValid            bool    `json:"lease_valid"`
+	LeaseRemainingSeconds float64 `json:"lease_remaining_seconds"`
+	// Members are the IDs of the live members (FR_MEMBERS keys), sorted.
+	Members []string `json:"members"`
+	// Directory describes each live member as its record says.
+	Directory []MemberInfo `json:"directory"`
+	// Owners is the owner of each partition (index) as FR_OWNERS said when
+	// this daemon last saw it; "" released or never claimed. Omitted
+	// outside cluster mode.
+	Owners []string `json:"owners,omitempty"`
+	// Owned are the partitions this daemon has claimed.
+	Owned []OwnedPartition `json:"owned"`
+}
+
+// MemberInfo is one live member as its FR_MEMBERS record describes it.
+type MemberInfo struct {
+	Member string `json:"member"`
+	// HTTP is the member's advertised query API base URL ("" none).
+	HTTP string `json:"http,omitempty"`
+	// Leaving: the member is shutting down and is no longer a target.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // OwnedPartition is one partition claimed by this daemon.
@@ -968,17 +1007,26 @@ func (d *Daemon) ClusterStatus() (st ClusterStatus, ok bool) {
 	if c == nil {
 		return st, false
 	}
-	st.Member = c.o.MemberID
+	st.Mode, st.Member, st.HTTP, st.Partitions = "cluster", c.o.MemberID, d.advertisedHTTP(), d.cfg.Partitions
 	st.LeaseValid = c.leaseValid(c.leaseGen.Load())
 	if st.LeaseValid {
 		st.LeaseRemainingSeconds = time.Duration(c.leaseUntil.Load() - c.now()).Seconds()
 	}
+	st.Members, st.Directory, st.Owned = []string{}, []MemberInfo{}, []OwnedPartition{}
+	st.Owners = make([]string, d.cfg.Partitions)
 	c.mu.Lock()
-	for id := range c.live {
+	for id, r := range c.live {
 		st.Members = append(st.Members, id)
+		st.Directory = append(st.Directory, MemberInfo{Member: id, HTTP: memberBase(r.HTTP), Leaving: r.Leaving})
+	}
+	for p, e := range c.view {
+		if e.ok && p < len(st.Owners) {
+			st.Owners[p] = e.rec.Member
+		}
 	}
 	c.mu.Unlock()
 	slices.Sort(st.Members)
+	slices.SortFunc(st.Directory, func(a, b MemberInfo) int { return cmp.Compare(a.Member, b.Member) })
 	for _, s := range c.slotList() {
 		s.mu.Lock()
 		op := OwnedPartition{Partition: s.p, Epoch: s.epoch, Running: s.running.Load(), Ready: d.workers[s.p].ready.Load(), Snapshot: s.rec.Snapshot, Restore: s.restore}

@@ -13,10 +13,13 @@ import (
 )
 
 // Handler serves the daemon's HTTP endpoint: /metrics, /healthz, /readyz,
-// the read-only query API (/v1/users/<user_id>[/requests/<request_id>]) and
-// the operator's status page (/ and its JSON, /api/status).
+// the read-only query API (/v1/users/<user_id>[/requests/<request_id>]),
+// the cluster view (/v1/cluster) and the operator's status page (/ and its
+// JSON, /api/status).
 // The query API reads committed state, so it may lag the stream by one
-// batch.
+// batch. In cluster mode it answers from the partition owner's state only:
+// a query for a partition owned elsewhere is forwarded to its owner, or
+// answered 503 (cluster_http.go).
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
@@ -54,8 +57,9 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("GET /{$}", index)
 	mux.Handle("GET /static/", assets)
 	mux.HandleFunc("GET /api/status", d.serveStatus)
-	mux.HandleFunc("GET /v1/users/{user}", d.serveUser)
-	mux.HandleFunc("GET /v1/users/{user}/requests/{request}", d.serveRequest)
+	mux.HandleFunc("GET /v1/cluster", d.serveCluster)
+	mux.HandleFunc("GET /v1/users/{user}", d.routeQuery(d.serveUser))
+	mux.HandleFunc("GET /v1/users/{user}/requests/{request}", d.routeQuery(d.serveRequest))
 	return mux
 }
 
@@ -250,11 +254,16 @@ func (d *Daemon) fmtTime(ns int64) string {
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
+	writeJSONStatus(w, http.StatusOK, v)
+}
+
+func writeJSONStatus(w http.ResponseWriter, code int, v any) {
 	b, err := sonic.Marshal(v)
 	if err != nil {
 		http.Error(w, "encode: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	_, _ = w.Write(b)
 }

@@ -40,6 +40,7 @@ type pipelineMetrics struct {
 	commitErrors  *metrics.Counter
 	publishErrs   *metrics.Counter
 	consumerReset *metrics.Counter
+	setupRetries  *metrics.Counter
 	timersFired   *metrics.Counter
 	panics        *metrics.Counter
 	// decisions maps a policy name to its counters by verdict.
@@ -76,6 +77,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.commitErrors = set.NewCounter(`flashreturn_commit_errors_total`)
 	m.publishErrs = set.NewCounter(`flashreturn_publish_errors_total`)
 	m.consumerReset = set.NewCounter(`flashreturn_consumer_resets_total`)
+	m.setupRetries = set.NewCounter(`flashreturn_setup_retries_total`)
 	m.timersFired = set.NewCounter(`flashreturn_timers_fired_total`)
 	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
 	m.ops = newOpsMetrics(set)

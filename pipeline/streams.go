@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -92,7 +93,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		})
 	case LayoutStreams:
 		if _, err := js.Stream(ctx, InStream(o.Layout, o.Partitions)); err == nil {
-			return fmt.Errorf("streams: %s exists: the inbound streams were created with more than %d partitions", InStream(o.Layout, o.Partitions), o.Partitions)
+			return permanent(fmt.Errorf("streams: %s exists: the inbound streams were created with more than %d partitions", InStream(o.Layout, o.Partitions), o.Partitions))
 		}
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
@@ -101,14 +102,80 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			})
 		}
 	default:
-		return fmt.Errorf("streams: unknown layout %q", o.Layout)
+		return permanent(fmt.Errorf("streams: unknown layout %q", o.Layout))
 	}
 	for _, c := range cfgs {
-		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+		if err := ensureStream(ctx, js, c); err != nil {
 			return fmt.Errorf("streams: create or update %s: %w", c.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream creates stream c, or updates it when its settings differ.
+// A stream that exists as configured is left alone (an info request, no
+// meta-layer proposal). Each request is bounded by setupCallTimeout and a
+// timed-out one is retried a few times: on a cluster, two daemons that
+// create the same stream at once race in the meta layer and the loser
+// gets no answer at all (nats-io/nats.go#949, nats-io/nats-server#3677);
+// its retry finds the stream made.
+func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) error {
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, setupCallTimeout)
+		s, err := js.Stream(cctx, c.Name)
+		switch {
+		case err == nil && streamConfigured(s.CachedInfo().Config, c):
+		case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = js.CreateOrUpdateStream(cctx, c)
+		}
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || attempt == 3 {
+			return err
+		}
+	}
+}
+
+// streamConfigured reports whether an existing stream has every setting
+// flashreturnd asks for.
+func streamConfigured(have, want jetstream.StreamConfig) bool {
+	perSubject := want.MaxMsgsPerSubject
+	if perSubject == 0 {
+		perSubject = -1 // the server's "unlimited"
+	}
+	same := slices.Equal(have.Subjects, want.Subjects) && have.Replicas == max(want.Replicas, 1) &&
+		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == perSubject && have.Storage == want.Storage &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
+	if want.SubjectTransform == nil || !same {
+		return same
+	}
+	return have.SubjectTransform != nil && *have.SubjectTransform == *want.SubjectTransform
+}
+
+// setupCallTimeout bounds one JetStream API call of the daemon's setup.
+const setupCallTimeout = 5 * time.Second
+
+// permanentError marks a setup error that retrying cannot mend (a
+// configuration that contradicts the existing streams or buckets).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// retryable reports whether a setup error may pass on its own: anything
+// but a permanent error or a request the server rejects as invalid (an
+// API error with code 400, such as a stream config it cannot accept).
+func retryable(err error) bool {
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.Code == 400 {
+		return false
+	}
+	return true
 }
 
 func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) error {
@@ -121,7 +188,7 @@ func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) e
 	}
 	tr := s.CachedInfo().Config.SubjectTransform
 	if tr != nil && tr.Destination != partitionedDest(p) {
-		return fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", StreamIn, tr.Destination, p)
+		return permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", StreamIn, tr.Destination, p))
 	}
 	return nil
 }

@@ -21,6 +21,15 @@ import (
 // the worker recreates its consumer from cursor+1.
 var errConsumerGap = errors.New("pipeline: consumer sequence gap")
 
+// pullExpiry bounds how long one pull request waits on the server. On a
+// fresh 3-node cluster some first pull requests were lost: their
+// partitions sat idle with messages pending until the client's default
+// 30 s expiry (p99 28 s in 1 of 2 runs). With a short expiry the client
+// notices the missing heartbeats and pulls again: the same runs stalled
+// 3.7 s at most with 5 s, and this bounds it near 2 s. An idle partition
+// costs one pull request per expiry.
+const pullExpiry = 2 * time.Second
+
 // worker owns one partition: its consumer, its state and its outbox. Exactly
 // one goroutine runs a worker; nothing in it is shared except the atomics
 // read by metrics and readiness.
@@ -36,6 +45,8 @@ type worker struct {
 	lastCon uint64    // last consumer sequence seen
 
 	in      chan jetstream.Msg
+	lost    chan error      // the consume error handler reports a lost consumer
+	lostErr error           // why collect returned: the consumer was lost
 	carry   []jetstream.Msg // messages pulled but left for the next batch
 	batch   []jetstream.Msg
 	ev      core.Event
@@ -124,13 +135,16 @@ func (w *worker) consume(ctx context.Context) error {
 	w.carry = w.carry[:0]
 	in := make(chan jetstream.Msg, 2*w.d.cfg.BatchMax)
 	stop := make(chan struct{})
+	lost := make(chan error, 1)
+	w.lost, w.lostErr = lost, nil
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in <- m:
 		case <-stop:
 		}
-	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		w.log.Debug("consume", "err", err)
+		w.checkConsumer(ctx, cons, err, lost)
 	}))
 	if err != nil {
 		return fmt.Errorf("partition %d: consume: %w", w.p, err)
@@ -144,7 +158,7 @@ func (w *worker) consume(ctx context.Context) error {
 	for {
 		w.batch = w.collect(ctx, w.batch[:0])
 		if len(w.batch) == 0 {
-			return nil // ctx done, nothing in hand
+			return w.lostErr // ctx done or consumer lost, nothing in hand
 		}
 		// Past this point the batch in hand is finished even when ctx is
 		// cancelled: drain with a bounded context of its own.
@@ -160,6 +174,37 @@ func (w *worker) consume(ctx context.Context) error {
 	}
 }
 
+// errConsumerLost means the partition's consumer is gone (deleted, or
+// held by a node that died or restarted: it is a single in-memory
+// replica); the worker recreates it from cursor+1.
+var errConsumerLost = errors.New("pipeline: consumer lost")
+
+// checkConsumer runs on the consume error handler's goroutine. Errors
+// that say the consumer is gone end the subscription; missing heartbeats
+// (the pull went unanswered: a node restarted, a leader moved) end it only
+// when the consumer cannot be looked up, so that a slow but healthy
+// consumer is kept.
+func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error) {
+	signal := func(err error) {
+		select {
+		case lost <- fmt.Errorf("%w: %w", errConsumerLost, err):
+		default:
+		}
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
+		signal(err)
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		go func() {
+			ictx, cancel := context.WithTimeout(ctx, pullExpiry)
+			defer cancel()
+			if _, ierr := cons.Info(ictx); ierr != nil && ctx.Err() == nil {
+				signal(fmt.Errorf("%w (info: %w)", err, ierr))
+			}
+		}()
+	}
+}
+
 // collect blocks for the first message (or takes what was carried over),
 // then takes whatever else is already buffered, up to BatchMax.
 func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream.Msg {
@@ -170,6 +215,9 @@ func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream
 		select {
 		case m := <-w.in:
 			batch = append(batch, m)
+		case err := <-w.lost:
+			w.lostErr = err
+			return batch
 		case <-ctx.Done():
 			return batch
 		}

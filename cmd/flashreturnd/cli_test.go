@@ -58,3 +58,40 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		t.Fatal("missing policy file accepted")
 	}
 }
+
+// TestFlagsAdvertiseHTTP: --advertise-http defaults to http://<--http>
+// when --http names a concrete host, else empty; the flag and
+// FLASHRETURN_ADVERTISE_HTTP override the default.
+func TestFlagsAdvertiseHTTP(t *testing.T) {
+	t.Setenv("FLASHRETURN_ADVERTISE_HTTP", "") // restored after the test
+	var errb bytes.Buffer
+	for _, tc := range []struct {
+		args []string
+		env  string // FLASHRETURN_ADVERTISE_HTTP, "-" unset
+		want string
+	}{
+		{nil, "-", "http://127.0.0.1:8080"},
+		{[]string{"--http", "10.0.0.5:9090"}, "-", "http://10.0.0.5:9090"},
+		{[]string{"--http", "fr-a:8080"}, "-", "http://fr-a:8080"},
+		{[]string{"--http", ":8080"}, "-", ""},
+		{[]string{"--http", "0.0.0.0:8080"}, "-", ""},
+		{[]string{"--http", "[::]:8080"}, "-", ""},
+		{[]string{"--http", "off"}, "-", ""},
+		{[]string{"--http", ":8080", "--advertise-http", "http://fr-a.example:8080"}, "-", "http://fr-a.example:8080"},
+		{[]string{"--http", ":8080"}, "https://fr-b.example/fr/", "https://fr-b.example/fr/"},
+		{[]string{"--advertise-http", "http://flag:1"}, "http://env:1", "http://flag:1"},
+	} {
+		if tc.env == "-" {
+			os.Unsetenv("FLASHRETURN_ADVERTISE_HTTP")
+		} else {
+			os.Setenv("FLASHRETURN_ADVERTISE_HTTP", tc.env)
+		}
+		cfg, _, err := parseFlags(tc.args, &errb)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.AdvertiseHTTP != tc.want {
+			t.Errorf("%v (env %q): AdvertiseHTTP %q, want %q", tc.args, tc.env, cfg.AdvertiseHTTP, tc.want)
+		}
+	}
+}

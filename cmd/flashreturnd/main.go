@@ -113,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		lease     = fs.Duration("lease", 5*time.Second, "cluster membership lease: a member silent this long is replaced (the same on every member)")
 		snapEvery = fs.Duration("snapshot-interval", time.Minute, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
 		replicas  = fs.Int("replicas", 1, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
+		advertise = fs.String("advertise-http", "", "cluster: the base URL at which the other members reach this daemon's HTTP endpoint, to forward queries for its partitions (e.g. http://10.0.0.5:8080); default http://<--http> when --http names a concrete host, else none (the others then answer those queries 503)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `flashreturnd: instant decisions on after-sales return requests.
@@ -217,10 +218,24 @@ Flags:
 		cfg.NATSOptions = append(cfg.NATSOptions, nats.ClientCert(*tlsCert, *tlsKey))
 	}
 	cfg.Replicas = *replicas
+	cfg.AdvertiseHTTP = advertiseHTTP(fs, *advertise, *httpAddr)
 	if *member != "" {
 		cfg.Cluster = &pipeline.ClusterOptions{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
+}
+
+// advertiseHTTP resolves --advertise-http: the value given on the command
+// line or in FLASHRETURN_ADVERTISE_HTTP, else derived from --http
+// (pipeline.DefaultAdvertiseHTTP: "http://"+addr when addr names a
+// concrete host, else "").
+func advertiseHTTP(fs *flag.FlagSet, value, httpAddr string) string {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "advertise-http" })
+	if _, env := os.LookupEnv("FLASHRETURN_ADVERTISE_HTTP"); set || env {
+		return value
+	}
+	return pipeline.DefaultAdvertiseHTTP(httpAddr)
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {

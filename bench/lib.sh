@@ -1,0 +1,54 @@
+# bench/lib.sh: shell helpers shared by bench/run.sh and bench/scale.sh
+# (sourced, not run). The caller sets PIDS=() and installs the cleanup
+# trap.
+
+log() { echo "bench: $*" >&2; }
+
+# cleanup: stop every process started by the script (trap ... EXIT).
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+	done
+}
+
+# json_num FILE KEY: the first number stored under "KEY" in an indented
+# loadgen JSON report.
+json_num() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -1; }
+json_bool() { sed -n "s/.*\"$2\": *\(true\|false\).*/\1/p" "$1" | head -1; }
+
+# wait_for FILE PATTERN SECONDS: poll a log for a line (the process
+# prints it when ready).
+wait_for() {
+	local deadline=$(($(date +%s) + $3))
+	until grep -q "$2" "$1" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for '$2' in $1"; return 1; }
+		sleep 0.2
+	done
+}
+
+# wait_http URL SECONDS: poll until URL answers 200.
+wait_http() {
+	local deadline=$(($(date +%s) + $2))
+	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for $1"; return 1; }
+		sleep 0.2
+	done
+}
+
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	PIDS=("${PIDS[@]/$1/}")
+}
+
+# fmt N: N rounded to an integer, or n/a when empty.
+fmt() { [ -n "${1:-}" ] && awk -v x="$1" 'BEGIN{printf "%.0f", x}' || echo "n/a"; }
+# ratio A B: A/B to two decimals, or n/a.
+ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a"}' || echo "n/a"; }
+
+# machine_line: one line naming the CPUs, the CPU model, the RAM and Go.
+machine_line() {
+	local cpu
+	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+	echo "$(nproc) CPUs, ${cpu:-unknown CPU}, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; $(go version | cut -d' ' -f3)"
+}
