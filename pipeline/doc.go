@@ -12,8 +12,11 @@
 // changed states, the partition's cursor (last stream sequence applied),
 // its event-time clock, the decision traces and the batch's outputs (the
 // outbox). Only then does it publish the outbox with deterministic
-// Nats-Msg-Id headers, wait for every publish ack, and ack the batch with
-// one AckAll. On start it republishes the outbox left by the last run and
+// Nats-Msg-Id headers, and once every publish ack is back it acks the
+// batch with one AckAll. The acks are awaited one batch late (while the
+// next batch is applied, committed and sent); until they are back the
+// next commit stores both batches' outputs, so the stored outbox always
+// covers every unacknowledged output. On start it republishes the outbox left by the last run and
 // recreates its consumer at cursor+1: the cursor in Badger is the truth.
 // A crash at any point therefore yields neither a lost nor a doubled
 // effect within FR_OUT's duplicate window (2 minutes).

@@ -50,10 +50,15 @@ type worker struct {
 	carry   []jetstream.Msg // messages pulled but left for the next batch
 	batch   []jetstream.Msg
 	ev      core.Event
-	outbox  []state.OutMsg
-	arena   []byte
+	outbox  []state.OutMsg // outputs of the batch being applied
+	arena   []byte         // encoded outputs of that batch
 	futures []jetstream.PubAckFuture
 	ops     batchOps // operator metrics staged until the batch is published (metrics_ops.go)
+	// prev is the last committed batch while its outputs are still being
+	// acknowledged by FR_OUT (see step).
+	prev      inflight
+	commitBuf []state.OutMsg // prev's and the new batch's outputs, for one commit
+	retryFut  []jetstream.PubAckFuture
 
 	ready   atomic.Bool
 	pending atomic.Int64
@@ -82,6 +87,8 @@ func newWorker(d *Daemon, p int) *worker {
 		log: d.log.With("partition", p),
 		in:  make(chan jetstream.Msg, 2*d.cfg.BatchMax),
 		ops: newBatchOps(d, p),
+		// prev.ops swaps with ops at every batch (step).
+		prev: inflight{ops: newBatchOps(d, p)},
 	}
 }
 
@@ -98,13 +105,11 @@ func (w *worker) run(ctx context.Context) error {
 	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
-		w.outbox = append(w.outbox[:0], left...)
-		w.outboxLen.Store(int64(len(w.outbox)))
-		if err := w.publishRetry(ctx); err != nil {
+		w.outboxLen.Store(int64(len(left)))
+		if err := w.publishRetry(ctx, left); err != nil {
 			return nil // shutting down
 		}
 		w.outboxLen.Store(0)
-		w.outbox = w.outbox[:0]
 	}
 	for ctx.Err() == nil {
 		err := w.consume(ctx)
@@ -156,14 +161,27 @@ func (w *worker) consume(ctx context.Context) error {
 	w.in = in
 	w.ready.Store(true)
 	for {
+		if w.prev.pending && len(w.carry) == 0 && len(w.in) == 0 {
+			// Nothing to apply next: finish the batch in flight now
+			// rather than when the next message comes.
+			if err := w.settle(ctx); err != nil {
+				return err
+			}
+		}
 		w.batch = w.collect(ctx, w.batch[:0])
 		if len(w.batch) == 0 {
+			if err := w.settle(ctx); err != nil {
+				return err
+			}
 			return w.lostErr // ctx done or consumer lost, nothing in hand
 		}
 		// Past this point the batch in hand is finished even when ctx is
 		// cancelled: drain with a bounded context of its own.
 		dctx, cancel := w.d.drainContext(ctx)
 		err := w.step(dctx)
+		if err == nil && ctx.Err() != nil {
+			err = w.settle(dctx)
+		}
 		cancel()
 		if err != nil {
 			return err
@@ -172,6 +190,20 @@ func (w *worker) consume(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// settle finishes the batch in flight, if any, within the drain bound.
+func (w *worker) settle(ctx context.Context) error {
+	if !w.prev.pending {
+		return nil
+	}
+	dctx, cancel := w.d.drainContext(ctx)
+	defer cancel()
+	if err := w.finishPrev(dctx); err != nil {
+		return err
+	}
+	w.outboxLen.Store(0)
+	return nil
 }
 
 // errConsumerLost means the partition's consumer is gone (deleted, or
@@ -233,7 +265,74 @@ func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream
 	return batch
 }
 
-// step applies, commits, publishes and acknowledges one batch.
+// inflight is a committed batch whose outputs were sent to FR_OUT and
+// whose acknowledgements are awaited.
+type inflight struct {
+	pending bool
+	outbox  []state.OutMsg
+	arena   []byte // backs outbox's data
+	futures []jetstream.PubAckFuture
+	next    int   // futures[:next] have answered
+	err     error // the first error among them
+	sent    time.Time
+	ack     jetstream.Msg // AckAll covers the batch's inputs; nil: none
+	n       int
+	ops     batchOps
+}
+
+// done reports whether every publish of the batch has been answered. A
+// future's channels deliver their answer once, so the answers received
+// here are kept (next, err) for wait.
+func (f *inflight) done() bool {
+	for ; f.next < len(f.futures); f.next++ {
+		fu := f.futures[f.next]
+		select {
+		case <-fu.Ok():
+		case err := <-fu.Err():
+			f.keep(fu, err)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// wait waits for the answers not yet received and returns the first
+// error among all of them.
+func (f *inflight) wait(ctx context.Context) error {
+	for ; f.next < len(f.futures); f.next++ {
+		fu := f.futures[f.next]
+		select {
+		case <-fu.Ok():
+		case err := <-fu.Err():
+			f.keep(fu, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return f.err
+}
+
+func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
+	if f.err == nil {
+		f.err = fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
+	}
+}
+
+// step applies, commits and publishes one batch, and finishes the batch
+// before it.
+//
+// Publishing is pipelined one batch deep: batch N's outputs are sent
+// asynchronously after its commit, and their acknowledgements are awaited
+// only after batch N+1 is applied, committed and sent. While they are
+// awaited the commit's outbox holds both batches' outputs, so the stored
+// outbox always covers every output not yet acknowledged (a restart
+// republishes it; FR_OUT drops the duplicates by Msg-Id). Inputs are
+// acknowledged (AckAll) only once their batch's outputs are. One
+// consequence: if a publish of batch N fails and is retried, batch N+1's
+// outputs may be stored before it in FR_OUT (the contract promises no
+// order among outputs; consumers key on request_id, refund_id and the
+// Msg-Id).
 func (w *worker) step(ctx context.Context) error {
 	n, err := w.applyBatch()
 	if err != nil {
@@ -243,21 +342,77 @@ func (w *worker) step(ctx context.Context) error {
 		w.carry = append(w.carry, w.batch[n:]...)
 	}
 	w.d.m.batchSize.Update(float64(n))
-	if err := w.commitRetry(ctx); err != nil {
+	if w.prev.pending && w.prev.done() {
+		if err := w.finishPrev(ctx); err != nil {
+			return err
+		}
+	}
+	out := w.outbox
+	if w.prev.pending {
+		out = append(append(w.commitBuf[:0], w.prev.outbox...), w.outbox...)
+		w.commitBuf = out
+	}
+	if err := w.commitRetry(ctx, out); err != nil {
+		return err
+	}
+	w.outboxLen.Store(int64(len(out)))
+	sent := time.Now()
+	futures, serr := w.send(w.futures[:0], w.outbox)
+	w.futures = futures
+	if err := w.finishPrev(ctx); err != nil {
 		return err
 	}
 	w.outboxLen.Store(int64(len(w.outbox)))
-	if err := w.publishRetry(ctx); err != nil {
-		return err
-	}
-	w.outboxLen.Store(0)
+	// The batch in hand becomes the one in flight; its buffers swap with
+	// the finished one's, which the next batch reuses.
+	f := &w.prev
+	f.outbox, w.outbox = w.outbox, f.outbox[:0]
+	f.arena, w.arena = w.arena, f.arena[:0]
+	f.futures, w.futures = w.futures, f.futures[:0]
+	f.ops, w.ops = w.ops, f.ops
+	f.sent, f.n, f.ack, f.pending, f.next, f.err = sent, n, nil, true, 0, nil
 	if n > 0 {
+		f.ack = w.batch[n-1]
+	}
+	if serr != nil {
+		// Not everything went out: publish it all again, synchronously.
+		w.log.Warn("publish failed; retrying", "messages", len(f.outbox), "err", serr)
+		f.futures = f.futures[:0]
+		if err := w.publishRetry(ctx, f.outbox); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishPrev waits for the batch in flight: every output acknowledged
+// (republishing the batch while any failed), then its inputs acknowledged
+// and its metrics folded in.
+func (w *worker) finishPrev(ctx context.Context) error {
+	f := &w.prev
+	if !f.pending {
+		return nil
+	}
+	if err := f.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("partition %d: publish: %w", w.p, err)
+		}
+		w.d.m.publishErrs.Inc()
+		w.log.Warn("publish failed; retrying", "messages", len(f.outbox), "err", err)
+		if err := w.publishRetry(ctx, f.outbox); err != nil {
+			return err
+		}
+	} else if len(f.outbox) > 0 {
+		w.d.m.publishLat.UpdateDuration(f.sent)
+	}
+	if f.ack != nil {
 		// AckAll: one ack covers the whole batch. A lost ack only means a
 		// redelivery, which the cursor skips.
-		_ = w.batch[n-1].Ack()
+		_ = f.ack.Ack()
 	}
-	w.applied.Add(uint64(n))
-	w.ops.published()
+	w.applied.Add(uint64(f.n))
+	f.ops.published()
+	f.pending, f.ack = false, nil
 	return nil
 }
 
@@ -403,13 +558,13 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 
 // commitRetry commits the staged batch, retrying with backoff while the
 // store fails (disk full...). The worker reports not-ready meanwhile.
-func (w *worker) commitRetry(ctx context.Context) error {
+func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 	for attempt := 0; ; attempt++ {
 		if err := w.checkFence(); err != nil {
 			return err
 		}
 		start := time.Now()
-		err := w.pt.Commit(w.cursor, w.s.clock, w.outbox)
+		err := w.pt.Commit(w.cursor, w.s.clock, outbox)
 		if err == nil {
 			w.committed.Store(w.cursor)
 			w.d.m.commitLat.UpdateDuration(start)
@@ -425,48 +580,65 @@ func (w *worker) commitRetry(ctx context.Context) error {
 	}
 }
 
-// publishRetry publishes the outbox with deterministic message IDs and
-// waits for every ack, republishing the whole outbox (deduplicated by the
-// server) until it succeeds or ctx ends.
-func (w *worker) publishRetry(ctx context.Context) error {
-	if len(w.outbox) == 0 {
+// publishRetry publishes msgs with their deterministic message IDs and
+// waits for every ack, republishing them all (deduplicated by the server)
+// until it succeeds or ctx ends.
+func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
+	if len(msgs) == 0 {
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
-		if err := w.checkFence(); err != nil {
-			return err
-		}
 		start := time.Now()
-		err := w.publishOnce(ctx)
+		futures, err := w.send(w.retryFut[:0], msgs)
+		w.retryFut = futures
+		if err == nil {
+			err = waitFutures(ctx, futures)
+		}
 		if err == nil {
 			w.d.m.publishLat.UpdateDuration(start)
 			w.ready.Store(true)
 			return nil
 		}
+		if errors.Is(err, errFenced) {
+			return err
+		}
 		w.d.m.publishErrs.Inc()
 		w.ready.Store(false)
-		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(w.outbox), "err", err)
+		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
 		if !sleepCtx(ctx, backoff(attempt)) {
 			return fmt.Errorf("partition %d: publish: %w", w.p, err)
 		}
 	}
 }
 
-func (w *worker) publishOnce(ctx context.Context) error {
-	w.futures = w.futures[:0]
-	for i := range w.outbox {
-		o := &w.outbox[i]
+// send publishes msgs asynchronously (after checking the fence) and
+// appends their futures to futures.
+func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]jetstream.PubAckFuture, error) {
+	if len(msgs) == 0 {
+		return futures, nil
+	}
+	if err := w.checkFence(); err != nil {
+		return futures, err
+	}
+	for i := range msgs {
+		o := &msgs[i]
 		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
 		if w.epoch != "" {
 			msg.Header[EpochHeader] = []string{w.epoch}
 		}
 		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
 		if err != nil {
-			return fmt.Errorf("publish %s: %w", o.Subject, err)
+			return futures, fmt.Errorf("publish %s: %w", o.Subject, err)
 		}
-		w.futures = append(w.futures, f)
+		futures = append(futures, f)
 	}
-	for _, f := range w.futures {
+	return futures, nil
+}
+
+// waitFutures waits until every future is acknowledged; it returns the
+// first error.
+func waitFutures(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,9 +89,6 @@ func owners(js jetstream.JetStream, parts int) map[int]string {
 func TestClusterKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster process test skipped in -short mode")
-	}
-	if os.Getenv("FLASHRETURN_CLUSTER_TESTS") == "" {
-		t.Skip("3-node cluster kill -9 test runs under `make test-cluster` (FLASHRETURN_CLUSTER_TESTS=1): it passes alone but has failed under the full suite's load on 2 cores")
 	}
 	srvs, urls := startNATSCluster(t)
 	// The merchant goes in before the daemons start (they wait for their

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -221,6 +222,14 @@ func TestKill9AndRestart(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // polling interval
 	}
 	if len(decisions) != users || len(refunds) != users {
+		if resp, err := http.Get("http://" + c.httpAddr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "pending") || strings.Contains(l, "outbox") || strings.Contains(l, "redeliver") || strings.Contains(l, "events_in") || strings.Contains(l, "partition_events") || strings.Contains(l, "resets") {
+					t.Log(l)
+				}
+			}
+		}
 		t.Fatalf("%d requests decided and %d refunded, want %d each", len(decisions), len(refunds), users)
 	}
 	for k, n := range decisions {
