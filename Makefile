@@ -29,10 +29,11 @@ test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
-## test-cluster: the multi-process cluster tests (3-node NATS, kill -9 of a
-## daemon and a NATS node); slower and load-sensitive, so not in `make test`.
+## test-cluster: only the cluster tests (3-node NATS, kill -9 of a daemon
+## and a NATS node, handover, fencing, query routing), verbose; `make test`
+## runs them too.
 test-cluster:
-	FLASHRETURN_CLUSTER_TESTS=1 $(GO) test -race -count=1 -timeout 10m -run 'Cluster' -v ./cmd/flashreturnd/ ./pipeline/
+	$(GO) test -race -count=1 -timeout 10m -run 'Cluster' -v ./cmd/flashreturnd/ ./pipeline/
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)

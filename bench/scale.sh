@@ -20,7 +20,13 @@
 # Knobs (environment): SCALE_EVENTS (600000), SCALE_PARTITIONS (64),
 # SCALE_CONFIGS ("1x1 1x2 3x1 3x2"), SCALE_LAYOUT (streams: per-partition
 # streams fed by the servers' subject mapping; or shared), SCALE_IDLE_SECS
-# (10: the idle sample before each load), SCALE_OUT (a new temp dir).
+# (10: the idle sample before each load), SCALE_OUT (a new temp dir), and
+# for a machine with cores to spare, CPU pinning (taskset lists, one word
+# per process, empty: unpinned): SCALE_NATS_CPUS ("0-3 4-7 8-11" for nodes
+# 1..3), SCALE_DAEMON_CPUS ("12-13 14-15 16-17 18-19" for daemons 1..4),
+# SCALE_LOADGEN_CPUS ("20-23"). Pinned, each daemon's rate is its own
+# cores' and the N-daemon ratio is the scale-out factor to check (goal:
+# >= 3.5 at 4 daemons: SCALE_CONFIGS="3x1 3x2 3x4").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +46,15 @@ PIDS=()
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 trap cleanup EXIT
+
+# pin LIST INDEX: the taskset prefix for process INDEX (1-based) of a
+# space-separated list of CPU lists, or nothing.
+pin() {
+	local w
+	w=$(echo "$1" | awk -v i="$2" '{print $i}')
+	[ -n "$w" ] && echo "taskset -c $w"
+	return 0
+}
 
 NATS_BASE=14400    # client ports 14401.., cluster 14411.., monitor 14421..
 HTTP_BASE=18400    # daemon HTTP 18401..
@@ -82,7 +97,7 @@ start_nats() {
 				echo "cluster { name: frscale, listen: 127.0.0.1:$((NATS_BASE + 10 + i)), routes: [${routes%,}] }"
 			fi
 		} >"$dir/n$i.conf"
-		bin/nats-server -c "$dir/n$i.conf" >"$dir/n$i.log" 2>&1 &
+		$(pin "${SCALE_NATS_CPUS:-}" "$i") bin/nats-server -c "$dir/n$i.conf" >"$dir/n$i.log" 2>&1 &
 		NATS_PIDS+=($!)
 		PIDS+=($!)
 	done
@@ -104,7 +119,7 @@ start_daemons() {
 	local d=$1 r=$2 dir=$3 i
 	DAEMON_PIDS=()
 	for i in $(seq 1 "$d"); do
-		bin/flashreturnd --nats-url "$NATS_URLS" --member "m$i" --replicas "$r" --layout "$LAYOUT" \
+		$(pin "${SCALE_DAEMON_CPUS:-}" "$i") bin/flashreturnd --nats-url "$NATS_URLS" --member "m$i" --replicas "$r" --layout "$LAYOUT" \
 			--partitions "$PARTS" --data-dir "$dir/m$i" --http "127.0.0.1:$((HTTP_BASE + i))" \
 			>"$dir/m$i.log" 2>&1 &
 		DAEMON_PIDS+=($!)
@@ -157,7 +172,7 @@ for cfg in $CONFIGS; do
 	times >"$dir/times.before"
 	t0=$(date +%s.%N)
 	CMD[$cfg]="bin/loadgen --nats-url \$URLS --mode throughput --expect decisions --events $EVENTS --rate 0"
-	if bin/loadgen --nats-url "$NATS_URLS" --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
+	if $(pin "${SCALE_LOADGEN_CPUS:-}" 1) bin/loadgen --nats-url "$NATS_URLS" --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
 		--progress never --json "$dir/loadgen.json" >"$dir/loadgen.txt" 2>"$dir/loadgen.err"; then AUDIT[$cfg]=pass; else AUDIT[$cfg]=FAIL; fi
 	t1=$(date +%s.%N)
 	times >"$dir/times.after"
@@ -191,7 +206,7 @@ per10k() { awk -v u="$1" 'BEGIN{ if (u != "") printf "%.2f", u*1e4/1e6; else pri
 	echo "## $STARTED: make bench-scale"
 	echo
 	echo "Machine: $(machine_line); nats-server $(bin/nats-server --version | awk '{print $2}') built from go.mod, one process per node. Every process (NATS nodes, daemons, loadgen) shares the machine's cores."
-	echo "Settings: SCALE_EVENTS=$EVENTS SCALE_PARTITIONS=$PARTS SCALE_CONFIGS=\"$CONFIGS\" SCALE_LAYOUT=$LAYOUT; daemons run \`bin/flashreturnd --nats-url \$URLS --member m<i> --replicas <1|3> --layout $LAYOUT --partitions $PARTS\`, each NATS node \`bin/nats-server -c n<i>.conf\` (the inbound mapping in the config; 3 nodes: one cluster, R3 streams and consumers)."
+	echo "Settings: SCALE_EVENTS=$EVENTS SCALE_PARTITIONS=$PARTS SCALE_CONFIGS=\"$CONFIGS\" SCALE_LAYOUT=$LAYOUT SCALE_NATS_CPUS=\"${SCALE_NATS_CPUS:-}\" SCALE_DAEMON_CPUS=\"${SCALE_DAEMON_CPUS:-}\" SCALE_LOADGEN_CPUS=\"${SCALE_LOADGEN_CPUS:-}\"; daemons run \`bin/flashreturnd --nats-url \$URLS --member m<i> --replicas <1|3> --layout $LAYOUT --partitions $PARTS\`, each NATS node \`bin/nats-server -c n<i>.conf\` (the inbound mapping in the config; 3 nodes: one cluster, R3 streams and consumers)."
 	echo "Load average (1/5/15 min) at start: $LOAD_BEFORE; at end: $(cut -d' ' -f1-3 /proc/loadavg). Raw reports: \`$OUT\`. Wall time: $(($(date +%s) - T0)) s."
 	echo
 	echo "| NATS nodes x daemons | events/s | vs $first | daemons CPU µs/event | NATS CPU µs/event (all nodes) | busiest NATS node µs/event | loadgen µs/event | machine busy | idle CPU: daemons, NATS | audit |"

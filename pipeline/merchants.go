@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,21 +20,54 @@ import (
 // MerchantView is every process's read-only copy of the merchant profiles
 // (a global table), kept current by a watcher on FR_MERCHANT. Lookups are
 // safe from any goroutine. Profiles are immutable once stored: an update
-// replaces the pointer.
+// adds a version.
+//
+// Decisions read the view as of their event's ingest time (LookupAt with
+// the FR_IN timestamp), not as it happens to be when the worker runs, and
+// a worker waits (WaitThrough) until the view has read every profile
+// stored before that time. Two daemons, or a daemon and its successor
+// after a takeover, therefore decide the same request with the same
+// profile, however far behind either view was: a decision does not
+// depend on processing time. Limits: FR_MERCHANT keeps one message per
+// merchant, so a daemon that starts after an update has only the newest
+// version (a request older than it replayed there finds no profile), and
+// the view keeps maxMerchantVersions per merchant; NATS nodes' clocks are
+// assumed to agree (stream timestamps come from each stream's leader).
 type MerchantView struct {
 	mu         sync.RWMutex
-	byID       map[string]*core.Merchant
+	byID       map[string][]merchantVersion // oldest first
 	caughtUp   atomic.Bool
 	lastSeq    atomic.Uint64
 	log        *slog.Logger
 	updates    *metrics.Counter
+	waits      *metrics.Counter
 	count      atomic.Int64
 	deadLetter func(ctx context.Context, reason, msg, subject string, seq uint64, data []byte)
+
+	// through: every profile stored at or before this time (Unix ns) has
+	// been read. Raised by the refresher for WaitThrough's callers.
+	through atomic.Int64
+	wmu     sync.Mutex
+	want    int64         // the latest time a waiter needs
+	done    chan struct{} // closed when a refresh ends; replaced
+	kick    chan struct{}
+	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
+// merchantVersion is one stored profile and its FR_MERCHANT timestamp.
+type merchantVersion struct {
+	at int64 // Unix ns
+	m  *core.Merchant
+}
+
+// maxMerchantVersions bounds the versions kept per merchant.
+const maxMerchantVersions = 16
+
 func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
-	v := &MerchantView{byID: make(map[string]*core.Merchant), log: log}
+	v := &MerchantView{byID: make(map[string][]merchantVersion), log: log,
+		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
+	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
 	set.NewGauge(`flashreturn_merchants`, func() float64 { return float64(v.count.Load()) })
 	return v
 }
@@ -41,23 +75,135 @@ func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
 // Lookup returns the latest profile of a merchant, or nil when unknown.
 func (v *MerchantView) Lookup(id string) *core.Merchant {
 	v.mu.RLock()
-	m := v.byID[id]
-	v.mu.RUnlock()
-	return m
+	defer v.mu.RUnlock()
+	if vs := v.byID[id]; len(vs) > 0 {
+		return vs[len(vs)-1].m
+	}
+	return nil
+}
+
+// LookupAt returns the profile of a merchant as it was at time at (Unix
+// ns): the latest version stored at or before it, or nil.
+func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return versionAt(v.byID[id], at)
+}
+
+func versionAt(vs []merchantVersion, at int64) *core.Merchant {
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i].at <= at {
+			return vs[i].m
+		}
+	}
+	return nil
 }
 
 // CaughtUp reports whether the view has read every profile that was stored
 // when the watcher started.
 func (v *MerchantView) CaughtUp() bool { return v.caughtUp.Load() }
 
-func (v *MerchantView) put(m *core.Merchant) {
+func (v *MerchantView) put(m *core.Merchant, at int64) {
 	v.mu.Lock()
-	if _, ok := v.byID[m.ID]; !ok {
+	vs := v.byID[m.ID]
+	if len(vs) == 0 {
 		v.count.Add(1)
 	}
-	v.byID[m.ID] = m
+	if len(vs) == maxMerchantVersions {
+		vs = append(vs[:0], vs[1:]...)
+	}
+	v.byID[m.ID] = append(vs, merchantVersion{at: at, m: m})
 	v.mu.Unlock()
 	v.updates.Inc()
+}
+
+// WaitThrough blocks until the view has read every profile stored in
+// FR_MERCHANT at or before at (Unix ns), or ctx ends. One refresher
+// serves every waiting worker: a stream info request, then the watcher
+// reaching the stream's last sequence.
+func (v *MerchantView) WaitThrough(ctx context.Context, at int64) error {
+	for v.through.Load() < at {
+		v.wmu.Lock()
+		v.want = max(v.want, at)
+		done := v.done
+		v.wmu.Unlock()
+		select {
+		case v.kick <- struct{}{}:
+		default:
+		}
+		v.waits.Inc()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("merchant view: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// refresh serves WaitThrough until ctx ends.
+func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
+	for {
+		select {
+		case <-v.kick:
+		case <-ctx.Done():
+			return
+		}
+		v.wmu.Lock()
+		want := v.want
+		v.wmu.Unlock()
+		// Everything stored before the info request is at or below its
+		// LastSeq; the events being waited for were stored (at want)
+		// before their worker asked.
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.Stream(ictx, StreamMerchant)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			v.log.Warn("merchant view: stream info", "err", err)
+			select {
+			case v.kick <- struct{}{}:
+			default:
+			}
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		last := s.CachedInfo().State.LastSeq
+		for v.lastSeq.Load() < last {
+			v.wmu.Lock()
+			moved := v.moved
+			v.wmu.Unlock()
+			if v.lastSeq.Load() >= last {
+				break
+			}
+			select {
+			case <-moved:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if want > v.through.Load() {
+			v.through.Store(want)
+		}
+		v.wmu.Lock()
+		close(v.done)
+		v.done = make(chan struct{})
+		v.wmu.Unlock()
+	}
+}
+
+// setLastSeq records the last FR_MERCHANT sequence read and wakes the
+// refresher.
+func (v *MerchantView) setLastSeq(seq uint64) {
+	v.wmu.Lock()
+	v.lastSeq.Store(seq)
+	close(v.moved)
+	v.moved = make(chan struct{})
+	v.wmu.Unlock()
 }
 
 // run watches FR_MERCHANT from the beginning with an ordered consumer until
@@ -71,6 +217,7 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	if target == 0 {
 		v.caughtUp.Store(true)
 	}
+	go v.refresh(ctx, js)
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return fmt.Errorf("merchant view: ordered consumer: %w", err)
@@ -104,9 +251,9 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 			reason, text := dlqReason(derr)
 			v.deadLetter(ctx, reason, text, msg.Subject(), seq, msg.Data())
 		} else {
-			v.put(m)
+			v.put(m, meta.Timestamp.UnixNano())
 		}
-		v.lastSeq.Store(seq)
+		v.setLastSeq(seq)
 		if seq >= target {
 			v.caughtUp.Store(true)
 		}

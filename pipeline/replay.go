@@ -116,7 +116,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	if err != nil {
 		return nil, err
 	}
-	lookup := func(id string) *core.Merchant { return merchants[id] }
+	// Profiles as of each event's ingest time, as the daemon reads them.
+	var asOf int64
+	lookup := func(id string) *core.Merchant { return versionAt(merchants[id], asOf) }
 	res := &ReplayResult{MerchantsUsed: len(merchants)}
 	engines := make([]*replayEngine, len(o.Policies))
 	for i, p := range o.Policies {
@@ -134,8 +136,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 		for _, e := range engines {
 			e.reset(o.Logger)
 		}
-		err := readPartition(ctx, js, o, p, func(subject string, data []byte) {
+		err := readPartition(ctx, js, o, p, func(subject string, data []byte, stored time.Time) {
 			res.Events++
+			asOf = stored.UnixNano()
 			_, kind, user, ok := wire.ParseSubject(subject)
 			ev = core.Event{}
 			if !ok || wire.Decode(kind, user, data, &ev) != nil {
@@ -262,7 +265,7 @@ func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 }
 
 // readPartition delivers partition p's stored events in stream order.
-func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions, p int, f func(subject string, data []byte)) error {
+func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions, p int, f func(subject string, data []byte, stored time.Time)) error {
 	s, err := js.Stream(ctx, InStream(o.Layout, p))
 	if err != nil {
 		return fmt.Errorf("replay: partition %d: %w", p, err)
@@ -301,7 +304,7 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 			if (o.ToSeq > 0 && meta.Sequence.Stream > o.ToSeq) || (!o.To.IsZero() && meta.Timestamp.After(o.To)) {
 				return nil
 			}
-			f(m.Subject(), m.Data())
+			f(m.Subject(), m.Data(), meta.Timestamp)
 			if meta.NumPending == 0 {
 				return nil
 			}
@@ -315,9 +318,9 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 	}
 }
 
-// loadMerchants reads every profile in FR_MERCHANT.
-func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string]*core.Merchant, error) {
-	out := map[string]*core.Merchant{}
+// loadMerchants reads every profile in FR_MERCHANT with its stored time.
+func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]merchantVersion, error) {
+	out := map[string][]merchantVersion{}
 	s, err := js.Stream(ctx, StreamMerchant)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
@@ -342,7 +345,7 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string]*cor
 			return nil, fmt.Errorf("replay: merchants: %w", err)
 		}
 		if mc, err := wire.DecodeMerchant(strings.TrimPrefix(m.Subject(), "fr.merchant."), m.Data(), meta.Sequence.Stream); err == nil {
-			out[mc.ID] = mc
+			out[mc.ID] = append(out[mc.ID], merchantVersion{at: meta.Timestamp.UnixNano(), m: mc})
 		}
 		if meta.NumPending == 0 {
 			return out, nil

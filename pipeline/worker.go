@@ -43,6 +43,10 @@ type worker struct {
 	s       stepper
 	now     time.Time // wall clock of the batch in hand (decided_at)
 	lastCon uint64    // last consumer sequence seen
+	// asOf is the ingest time (Unix ns) of the message being applied: the
+	// merchant view is read as of it (merchantAt).
+	asOf       int64
+	merchantAt func(id string) *core.Merchant
 
 	in      chan jetstream.Msg
 	lost    chan error      // the consume error handler reports a lost consumer
@@ -81,7 +85,7 @@ type worker struct {
 }
 
 func newWorker(d *Daemon, p int) *worker {
-	return &worker{
+	w := &worker{
 		p:   p,
 		d:   d,
 		log: d.log.With("partition", p),
@@ -90,6 +94,8 @@ func newWorker(d *Daemon, p int) *worker {
 		// prev.ops swaps with ops at every batch (step).
 		prev: inflight{ops: newBatchOps(d, p)},
 	}
+	w.merchantAt = func(id string) *core.Merchant { return d.merchants.LookupAt(id, w.asOf) }
+	return w
 }
 
 // run consumes the partition until ctx is done, then drains the batch in
@@ -334,6 +340,9 @@ func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
 // order among outputs; consumers key on request_id, refund_id and the
 // Msg-Id).
 func (w *worker) step(ctx context.Context) error {
+	if err := w.waitMerchants(ctx); err != nil {
+		return err
+	}
 	n, err := w.applyBatch()
 	if err != nil {
 		return err
@@ -381,6 +390,28 @@ func (w *worker) step(ctx context.Context) error {
 		if err := w.publishRetry(ctx, f.outbox); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// waitMerchants waits until the merchant view has read every profile
+// stored before the batch's last return event (the events that read it),
+// so that the view as of each request's ingest time is complete.
+func (w *worker) waitMerchants(ctx context.Context) error {
+	var last int64
+	for _, m := range w.batch {
+		if _, kind, _, ok := wire.ParseSubject(m.Subject()); !ok || kind != wire.KindReturn {
+			continue
+		}
+		if meta, err := m.Metadata(); err == nil {
+			last = max(last, meta.Timestamp.UnixNano())
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	if err := w.d.merchants.WaitThrough(ctx, last); err != nil {
+		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
 }
@@ -459,6 +490,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 	w.arena = w.arena[:0]
 	w.ops.reset()
 	env := w.d.env()
+	env.Merchant = w.merchantAt
 	now := time.Now()
 	for i, m := range w.batch {
 		if w.pt.StagedBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
@@ -483,6 +515,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
+		w.asOf = meta.Timestamp.UnixNano()
 		if msg, ok := poison[i]; ok {
 			w.deadLetter(wire.ReasonPoison, "event could not be processed: "+msg, m.Subject(), seq, m.Data(), now)
 			w.cursor = seq
