@@ -338,7 +338,10 @@ func (c *cluster) wakeUp() {
 // setup creates (or opens) the buckets. Every member must use the same
 // LeaseTTL: it is the members bucket's TTL.
 func (c *cluster) setup(ctx context.Context) error {
-	js := c.d.js
+	js := c.d.ctlJS // membership and ownership: the control connection
+	if js == nil {
+		js = c.d.js
+	}
 	replicas := max(c.d.cfg.Replicas, 1)
 	kv, err := js.KeyValue(ctx, BucketMembers)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -361,9 +364,10 @@ func (c *cluster) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: bucket %s: %w", BucketOwners, err)
 	}
-	c.snaps, err = js.ObjectStore(ctx, BucketSnapshots)
+	// Snapshots are bulk transfers: the data connection.
+	c.snaps, err = c.d.js.ObjectStore(ctx, BucketSnapshots)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		c.snaps, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketSnapshots,
+		c.snaps, err = c.d.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketSnapshots,
 			Storage: jetstream.FileStorage, Replicas: replicas, Description: "flashreturn partition state snapshots"})
 	}
 	if err != nil {

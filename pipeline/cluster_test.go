@@ -636,14 +636,18 @@ func clusterClient(t *testing.T, url string) jetstream.JetStream {
 // to catch up, so no request meets an empty view.
 func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range []jetstream.StreamConfig{
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas},
-	} {
-		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+	// A cluster just formed can refuse an R3 placement for a moment (a
+	// peer not yet seen online): retried like the daemon's own setup.
+	cfg := jetstream.StreamConfig{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
+	var err error
+	waitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
+		err = ensureStream(ctx, js, cfg)
+		return err == nil || !retryable(err)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	b, _ := json.Marshal(map[string]any{"event_id": "m1-0", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00",
 		"merchant_id": "m1", "return_addresses": []string{"addr A"}, "ship_addresses": []string{"addr A"}})
@@ -907,6 +911,7 @@ func freeTCPPort(t *testing.T) int {
 // releases nor leaves; its key expires and the others take over from the
 // last periodic snapshot, replaying the rest of FR_IN.
 func (m *clusterMember) crash(t *testing.T) {
+	m.d.ctlNC.Close() // no more heartbeats or claims
 	m.d.nc.Close()
 	m.cancel() // Run returns once its workers gave up; checked in cleanup
 }

@@ -205,8 +205,12 @@ type Daemon struct {
 	m      *pipelineMetrics
 	policy atomic.Pointer[core.Policy]
 
-	srv       *server.Server
-	nc        *nats.Conn
+	srv *server.Server
+	nc  *nats.Conn
+	// ctlNC and ctlJS carry cluster membership and ownership (cluster
+	// mode only; nil otherwise).
+	ctlNC     *nats.Conn
+	ctlJS     jetstream.JetStream
 	js        jetstream.JetStream
 	store     *state.Store
 	merchants *MerchantView
@@ -482,10 +486,33 @@ func (d *Daemon) connect() error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	d.nc, d.js = nc, js
+	if d.cluster != nil {
+		// Membership and ownership get a connection of their own, so that
+		// a heartbeat never queues behind a busy worker's publishes (in
+		// the client's buffer or the server's per-connection read loop):
+		// a member saturated with work must not lose its lease for it.
+		ctl, err := nats.Connect(url, append(opts, nats.Name("flashreturnd-control"))...)
+		if err != nil {
+			nc.Close()
+			d.shutdownServer()
+			return fmt.Errorf("nats connect %q (control): %w", url, err)
+		}
+		ctlJS, err := jetstream.New(ctl)
+		if err != nil {
+			ctl.Close()
+			nc.Close()
+			d.shutdownServer()
+			return fmt.Errorf("jetstream (control): %w", err)
+		}
+		d.ctlNC, d.ctlJS = ctl, ctlJS
+	}
 	return nil
 }
 
 func (d *Daemon) closeNATS() {
+	if d.ctlNC != nil {
+		d.ctlNC.Close()
+	}
 	if d.nc != nil {
 		d.nc.Close()
 	}

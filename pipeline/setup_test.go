@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -174,6 +175,24 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		}
 		if got := s.CachedInfo().Config.MaxAge; got != 3*time.Hour {
 			t.Errorf("%s: FR_OUT MaxAge %s after the update, want 3h", layout, got)
+		}
+	}
+}
+
+// TestRetryable: which setup errors the daemon waits out.
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{context.DeadlineExceeded, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: jetstream.JSErrCodeJetStreamNotEnabled}, true},
+		{&jetstream.APIError{Code: 400, ErrorCode: errCodeNoSuitablePeers}, true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamNameInUse}, false},
+		{permanent(errors.New("P changed")), false},
+	} {
+		if got := retryable(fmt.Errorf("wrapped: %w", c.err)); got != c.want {
+			t.Errorf("retryable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

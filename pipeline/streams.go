@@ -163,16 +163,22 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return &permanentError{err} }
 
+// errCodeNoSuitablePeers is JetStream's "no suitable peers for
+// placement" (10005): a replicated stream asked for while a node of a
+// forming or recovering cluster is not yet known to be online.
+const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
+
 // retryable reports whether a setup error may pass on its own: anything
 // but a permanent error or a request the server rejects as invalid (an
-// API error with code 400, such as a stream config it cannot accept).
+// API error with code 400, such as a stream config it cannot accept),
+// except a placement that fails only because a peer is offline.
 func retryable(err error) bool {
 	var pe *permanentError
 	if errors.As(err, &pe) {
 		return false
 	}
 	var ae *jetstream.APIError
-	if errors.As(err, &ae) && ae.Code == 400 {
+	if errors.As(err, &ae) && ae.Code == 400 && ae.ErrorCode != errCodeNoSuitablePeers {
 		return false
 	}
 	return true
