@@ -597,7 +597,7 @@ func (d *Daemon) setupRetry(ctx context.Context) error {
 // deadLetterSync publishes one dead letter outside a partition batch (the
 // merchant view's), retrying until it is stored or ctx ends.
 func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject string, seq uint64, data []byte) {
-	d.m.deadLetter(reason)
+	d.m.deadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
 		_, err := d.js.Publish(ctx, "fr.dlq."+reason, out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))

@@ -85,7 +85,41 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 }
 
 // decision counts one decision by verdict and policy.
-func (m *pipelineMetrics) decision(e *core.Effect, policy string) {
+// counts stages the counter increments of a batch: a batch can be applied
+// twice (after a core panic, without the poison event) and its outputs are
+// published after its commit, so its counts are added once, when its
+// outputs are acknowledged (batchOps.published). A nil *counts adds at
+// once (work outside a batch).
+type counts []countAdd
+
+type countAdd struct {
+	c *metrics.Counter
+	n int
+}
+
+func (cs *counts) add(c *metrics.Counter, n int) {
+	if cs == nil {
+		c.Add(n)
+		return
+	}
+	*cs = append(*cs, countAdd{c, n})
+}
+
+// flush adds the staged increments and empties the log.
+func (cs *counts) flush() {
+	for _, a := range *cs {
+		a.c.Add(a.n)
+	}
+	cs.reset()
+}
+
+// reset drops the staged increments.
+func (cs *counts) reset() {
+	clear(*cs)
+	*cs = (*cs)[:0]
+}
+
+func (m *pipelineMetrics) decision(cs *counts, e *core.Effect, policy string) {
 	byVerdict, ok := m.decisions.Load(policy)
 	if !ok {
 		var cs [core.VerdictRejected + 1]*metrics.Counter
@@ -94,36 +128,36 @@ func (m *pipelineMetrics) decision(e *core.Effect, policy string) {
 		}
 		byVerdict, _ = m.decisions.LoadOrStore(policy, &cs)
 	}
-	byVerdict.(*[core.VerdictRejected + 1]*metrics.Counter)[e.Verdict].Inc()
+	cs.add(byVerdict.(*[core.VerdictRejected + 1]*metrics.Counter)[e.Verdict], 1)
 	for c := core.Code(0); c < core.NumCodes; c++ {
 		if e.Reasons.Has(c) {
-			m.reasons[c].Inc()
+			cs.add(m.reasons[c], 1)
 		}
 	}
 }
 
 // effect counts one output effect and the money it moves.
-func (m *pipelineMetrics) effect(e *core.Effect) {
-	m.effectsOut[e.Kind].Inc()
+func (m *pipelineMetrics) effect(cs *counts, e *core.Effect) {
+	cs.add(m.effectsOut[e.Kind], 1)
 	switch e.Kind {
 	case core.EffectRefund:
-		m.refundFen.Add(int(e.AmountFen))
+		cs.add(m.refundFen, int(e.AmountFen))
 		if e.Advance {
-			m.advanceFen.Add(int(e.AmountFen))
+			cs.add(m.advanceFen, int(e.AmountFen))
 		}
 	case core.EffectClawback:
-		m.clawbackFen.Add(int(e.AmountFen))
+		cs.add(m.clawbackFen, int(e.AmountFen))
 	case core.EffectCompensation:
-		m.compensFen.Add(int(e.AmountFen))
+		cs.add(m.compensFen, int(e.AmountFen))
 	}
 }
 
-func (m *pipelineMetrics) deadLetter(reason string) {
+func (m *pipelineMetrics) deadLetter(cs *counts, reason string) {
 	c, ok := m.dlq[reason]
 	if !ok {
 		c = m.set.GetOrCreateCounter(`flashreturn_dead_letters_total{reason="` + reason + `"}`)
 	}
-	c.Inc()
+	cs.add(c, 1)
 }
 
 func partitionLabel(p int) string { return `{partition="` + strconv.Itoa(p) + `"}` }

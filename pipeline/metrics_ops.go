@@ -183,6 +183,7 @@ type batchOps struct {
 	outstanding int64       // change of advanced money outstanding, fen
 	released    int64       // advanced money released by inspections, fen
 	dead        []DeadLetterInfo
+	cnt         counts // the pipeline counters' increments (metrics.go)
 
 	user            *core.User // the user being applied (see track)
 	userOutstanding int64      // its OutstandingFen when read
@@ -201,6 +202,7 @@ func (b *batchOps) reset() {
 	b.released = 0
 	clear(b.dead)
 	b.dead = b.dead[:0]
+	b.cnt.reset()
 	b.user, b.userOutstanding = nil, 0
 }
 
@@ -266,6 +268,7 @@ func (b *batchOps) published() {
 		b.ops.observeLatency(max(now.Sub(t).Seconds(), 0))
 	}
 	b.events.Add(b.n)
+	b.cnt.flush()
 	b.ops.outstandingFen.Add(b.outstanding)
 	b.ops.releasedFen.AddInt64(b.released)
 	if len(b.dead) > 0 {

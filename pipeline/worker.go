@@ -108,7 +108,7 @@ func (w *worker) run(ctx context.Context) error {
 	w.pt = pt
 	w.cursor = pt.Cursor()
 	w.committed.Store(w.cursor)
-	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: w.d.m.timersFired.Inc}
+	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outboxLen.Store(int64(len(left)))
@@ -211,6 +211,11 @@ func (w *worker) settle(ctx context.Context) error {
 	w.outboxLen.Store(0)
 	return nil
 }
+
+// applyHook, when set (by tests, before the daemon starts), runs before
+// each decoded event is applied; a panic in it is handled as a panic of
+// the core (the event is dead-lettered as poison).
+var applyHook func(ev *core.Event)
 
 // errConsumerLost means the partition's consumer is gone (deleted, or
 // held by a node that died or restarted: it is a single in-memory
@@ -452,7 +457,7 @@ func (w *worker) finishPrev(ctx context.Context) error {
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
 func (w *worker) applyBatch() (int, error) {
-	startCursor, startClock := w.cursor, w.s.clock
+	startCursor, startClock, startCon := w.cursor, w.s.clock, w.lastCon
 	var poison map[int]string
 	for {
 		n, bad, msg, err := w.tryApply(poison)
@@ -467,7 +472,7 @@ func (w *worker) applyBatch() (int, error) {
 		w.d.m.panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
 		w.pt.Discard()
-		w.cursor, w.s.clock = startCursor, startClock
+		w.cursor, w.s.clock, w.lastCon = startCursor, startClock, startCon
 		if poison == nil {
 			poison = make(map[int]string)
 		}
@@ -551,8 +556,11 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
-	w.d.m.eventsIn[ev.Type].Inc()
+	w.ops.cnt.add(w.d.m.eventsIn[ev.Type], 1)
 	w.now = now
+	if applyHook != nil {
+		applyHook(ev)
+	}
 	if err := w.s.step(ev, env); err != nil {
 		w.deadLetter(wire.ReasonPoison, err.Error(), m.Subject(), seq, m.Data(), now)
 		return ""
@@ -568,16 +576,16 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 	w.arena = wire.AppendEffect(w.arena, e, env.Policy, env.Loc, now)
 	data := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data})
-	w.d.m.effect(e)
+	w.d.m.effect(&w.ops.cnt, e)
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
-		w.d.m.decision(e, env.Policy.Name)
+		w.d.m.decision(&w.ops.cnt, e, env.Policy.Name)
 		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, env.Policy, now))
 	}
 }
 
 func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byte, _ time.Time) {
-	w.d.m.deadLetter(reason)
+	w.d.m.deadLetter(&w.ops.cnt, reason)
 	w.ops.deadLetter(reason, text, subject, seq)
 	start := len(w.arena)
 	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)

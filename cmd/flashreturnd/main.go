@@ -27,6 +27,9 @@ import (
 )
 
 func main() {
+	// /metrics carries # HELP and # TYPE lines (Prometheus' text format;
+	// tools such as promtool check-metrics expect them).
+	metrics.ExposeMetadata(true)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

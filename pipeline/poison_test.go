@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
+)
+
+// TestPoisonEvent: an event that panics the core goes to fr.dlq.poison
+// with its payload, the rest of its batch is applied once (the batch is
+// re-applied without it), and the counters count each decision once.
+// The events are stored while no daemon runs, so that the restarted
+// daemon takes them as one backlog batch.
+func TestPoisonEvent(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: LayoutStreams, Partitions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	pol, _ := core.Preset("douyin-lightning")
+	cfg := Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), Layout: LayoutStreams, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1}
+	h := runHarness(t, cfg)
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	// One partition's shoppers only: they share a consumer, so a batch.
+	var users []string
+	for i := 0; len(users) < 6; i++ {
+		if u := fmt.Sprintf("pz%d", i); partitionOf(u) == partitionOf("pz0") {
+			users = append(users, u)
+		}
+	}
+	for _, u := range users {
+		h.pub("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+		h.order(u, "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	}
+	h.stop()
+
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const poisonUser = 2
+	var poisonBody []byte
+	for i, u := range users {
+		b, _ := json.Marshal(map[string]any{"event_id": "req-" + u, "type": "return.requested", "at": "2026-11-12T10:00:00+08:00", "user_id": u,
+			"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+		if i == poisonUser {
+			poisonBody = b
+		}
+		if _, err := js.Publish(ctx, "fr.in.return."+u, b, jetstream.WithMsgID("req-"+u)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applyHook = func(ev *core.Event) {
+		if ev.UserID == users[poisonUser] && ev.Type == core.EventReturnRequested {
+			panic("test: poison " + ev.UserID)
+		}
+	}
+	t.Cleanup(func() { applyHook = nil })
+	h2 := runHarness(t, cfg)
+	dl := h2.waitOut("fr.dlq.poison", 1)
+	want := len(users) - 1
+	h2.waitFor("the other requests decided", func() bool {
+		n := 0
+		for _, u := range users {
+			n += len(h2.out("fr.out.decision." + u))
+		}
+		return n >= want
+	})
+	raw, _ := base64.StdEncoding.DecodeString(fmt.Sprint(dl[0].Data["payload_b64"]))
+	if string(raw) != string(poisonBody) || !strings.Contains(fmt.Sprint(dl[0].Data["error"]), "test: poison") {
+		t.Fatalf("poison dead letter = %v", dl[0].Data)
+	}
+	for i, u := range users {
+		n := len(h2.out("fr.out.decision." + u))
+		if (i == poisonUser && n != 0) || (i != poisonUser && n != 1) {
+			t.Errorf("%s: %d decisions", u, n)
+		}
+	}
+	// Counted once each, although the batch was applied twice.
+	h2.waitFor("decisions counted", func() bool { return countDecisions(h2.d) >= want })
+	if got := countDecisions(h2.d); got != want {
+		t.Fatalf("flashreturn_decisions_total = %d, want %d", got, want)
+	}
+	if got := h2.d.m.panics.Get(); got != 1 {
+		t.Fatalf("panics counted %d, want 1", got)
+	}
+}
+
+func partitionOf(u string) int { return wire.Partition(u, 8) }
+
+// countDecisions sums flashreturn_decisions_total over its labels.
+func countDecisions(d *Daemon) int {
+	var b strings.Builder
+	d.cfg.Metrics.WritePrometheus(&b)
+	n := 0
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "flashreturn_decisions_total{") {
+			var v int
+			fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
+			n += v
+		}
+	}
+	return n
+}
