@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Apply applies one user event to the user's state u and appends the
 // resulting effects to out, which it returns (like append). It is pure: it
@@ -39,6 +42,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	if u.ID == "" {
 		u.ID = ev.UserID
+		own(&u.ID)
 	}
 	if ev.At > u.MaxAt {
 		u.MaxAt = ev.At
@@ -89,6 +93,33 @@ func orderPaid(u *User, ev *Event) {
 		FreightInsurance: ev.FreightInsurance,
 		PaidAt:           ev.At,
 	})
+	o := &u.Orders[len(u.Orders)-1]
+	own(&o.ID, &o.MerchantID, &o.Category, &o.City)
+}
+
+// own gives the strings it points to storage of their own, one
+// allocation for all of them. An Event's strings may share the buffer
+// they were decoded from (wire.Decode keeps one copy of the payload per
+// event); a shopper's state lives for months and must not pin a whole
+// payload for a few identifiers.
+func own(strs ...*string) {
+	n := 0
+	for _, s := range strs {
+		n += len(*s)
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range strs {
+		b.WriteString(*s)
+	}
+	all := b.String()
+	for _, s := range strs {
+		l := len(*s)
+		*s, all = all[:l], all[l:]
+	}
 }
 
 // order returns the order with the given ID, or nil.

@@ -91,6 +91,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if ev.HasAmount {
 		rq.AmountFen = ev.AmountFen
 	}
+	own(&rq.ID, &rq.OrderID)
 
 	// Rules that reject: the request cannot stand.
 	o := u.order(ev.OrderID)
