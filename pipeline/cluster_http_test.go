@@ -85,15 +85,7 @@ func withHTTP(c *Config) { c.HTTPAddr = "127.0.0.1:0" }
 // every partition; a forwarded query is not forwarded again; and once b is
 // gone (crashed) its partitions' queries get 503 until a takes them over.
 func TestClusterQueryForwarding(t *testing.T) {
-	srv := startTestServer(t)
-	url := srv.ClientURL()
-	js := clusterClient(t, url)
-	publishMerchant(t, js, 1)
-	a := startMember(t, url, "a", withHTTP)
-	b := startMember(t, url, "b", withHTTP)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
-		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
-	})
+	js, a, b := startPair(t, withHTTP)
 	ownerOf := func(p int) *clusterMember {
 		for _, m := range []*clusterMember{a, b} {
 			if slices.Contains(m.owned(), p) {

@@ -729,20 +729,27 @@ func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]owne
 	return out
 }
 
+// startPair starts one server with the merchant m1 and members a and b,
+// and waits until they split the 8 partitions 4/4 and are ready.
+func startPair(t *testing.T, mutate func(*Config)) (jetstream.JetStream, *clusterMember, *clusterMember) {
+	t.Helper()
+	url := startTestServer(t).ClientURL()
+	js := clusterClient(t, url)
+	publishMerchant(t, js, 1)
+	a := startMember(t, url, "a", mutate)
+	b := startMember(t, url, "b", mutate)
+	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
+	})
+	return js, a, b
+}
+
 // TestClusterTwoDaemons: two daemons on one server split 8 partitions
 // 4/4; when one drains (SIGTERM's path) the other takes all 8 from its
 // release snapshots, and every request published before, during and after
 // gets exactly one decision and one refund.
 func TestClusterTwoDaemons(t *testing.T) {
-	srv := startTestServer(t)
-	url := srv.ClientURL()
-	js := clusterClient(t, url)
-	publishMerchant(t, js, 1)
-	a := startMember(t, url, "a", nil)
-	b := startMember(t, url, "b", nil)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
-		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
-	})
+	js, a, b := startPair(t, nil)
 	all := append(a.owned(), b.owned()...)
 	slices.Sort(all)
 	if !slices.Equal(all, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
