@@ -88,9 +88,9 @@ const (
 
 var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// clusterPublishAckTimeout bounds the wait for one output's publish ack in
-// cluster mode (see Daemon.connect).
-const clusterPublishAckTimeout = 5 * time.Second
+// publishAckTimeout bounds the wait for one output's publish ack (see
+// Daemon.connect).
+const publishAckTimeout = 5 * time.Second
 
 // ClusterOptions turn on cluster mode (Config.Cluster). The zero value of
 // every field but MemberID means the default it documents.

@@ -21,6 +21,23 @@ type httpAnswer struct {
 }
 
 // httpGet sends GET base+path with the given extra headers.
+// httpGetSteady is httpGet for a cluster at rest, as a client does it: a
+// 503 (a partition briefly not served, e.g. a lease renewal delayed by a
+// loaded test machine) is retried until it passes or 10 s go by; each
+// retry is logged.
+func httpGetSteady(t *testing.T, base, path string) httpAnswer {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := httpGet(t, base, path, nil)
+		if got.code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return got
+		}
+		t.Logf("GET %s: 503 (%s); retrying", path, got.body)
+		time.Sleep(100 * time.Millisecond) // the client's pause before a retry, not synchronisation
+	}
+}
+
 func httpGet(t *testing.T, base, path string, hdr map[string]string) httpAnswer {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+path, nil)
@@ -145,7 +162,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 		u := fmt.Sprintf("s%05d", i)
 		owner := ownerOf(wire.Partition(u, 8))
 		for _, path := range []string{"/v1/users/" + u, "/v1/users/" + u + "/requests/r" + u} {
-			got := httpGet(t, a.base(), path, nil)
+			got := httpGetSteady(t, a.base(), path)
 			want := localAnswer(owner.d, path)
 			if want.code != http.StatusOK || want.hdr.Get(ServedByHeader) != owner.id {
 				t.Fatalf("%s on its owner %s: %d %s=%q %s", path, owner.id, want.code, ServedByHeader, want.hdr.Get(ServedByHeader), want.body)
@@ -169,7 +186,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 	// An unknown user or request is the owner's 404, relayed.
 	for i := range n {
 		u := fmt.Sprintf("s%05d", i)
-		if got := httpGet(t, a.base(), "/v1/users/"+u+"/requests/nope", nil); got.code != http.StatusNotFound {
+		if got := httpGetSteady(t, a.base(), "/v1/users/"+u+"/requests/nope"); got.code != http.StatusNotFound {
 			t.Fatalf("unknown request of %s through a: %d %s", u, got.code, got.body)
 		}
 	}

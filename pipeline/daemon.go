@@ -471,14 +471,12 @@ func (d *Daemon) connect() error {
 		d.shutdownServer()
 		return fmt.Errorf("nats connect %q: %w", url, err)
 	}
-	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(16384)}
-	if d.cluster != nil {
-		// A publish ack lost without a reconnect (a stream leader change)
-		// must not stall a worker for ever: in a cluster it would also
-		// block the partition's release. The worker republishes the
-		// outbox (deduplicated) on the timeout error.
-		jsOpts = append(jsOpts, jetstream.WithPublishAsyncTimeout(clusterPublishAckTimeout))
-	}
+	// A publish ack lost without a reconnect (a stream leader change, a
+	// server restart) must not stall a worker for ever (in a cluster it
+	// would also block the partition's release): the future fails after
+	// publishAckTimeout and the worker republishes the batch
+	// (deduplicated by Msg-Id).
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(publishAckTimeout)}
 	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		nc.Close()
