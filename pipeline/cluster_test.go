@@ -339,7 +339,11 @@ type clusterMember struct {
 	done   chan error
 }
 
-const testLease = 2 * time.Second
+// testLease is the members' lease in these tests: short, for quick
+// takeovers, but with room for heartbeat acks delayed by a loaded CI
+// machine (at 2 s, a lease valid 1.6 s after each heartbeat seemed to
+// lapse now and then under the full -race suite).
+const testLease = 3 * time.Second
 
 func startMember(t *testing.T, url, id string, mutate func(*Config)) *clusterMember {
 	t.Helper()
@@ -781,7 +785,8 @@ func TestClusterTwoDaemons(t *testing.T) {
 		rec := ownersRecords(t, js, 8)[op.Partition]
 		final := b.d.workers[op.Partition].committed.Load()
 		if op.Restore.Source != "snapshot" || op.Restore.SnapshotCursor != final || final == 0 {
-			t.Errorf("partition %d restored from %q at %d, b's final cursor %d", op.Partition, op.Restore.Source, op.Restore.SnapshotCursor, final)
+			t.Errorf("partition %d restored from %q at %d, b's final cursor %d (b: fenced %d times, lease generation %d)", op.Partition, op.Restore.Source, op.Restore.SnapshotCursor, final,
+				b.d.cluster.m.fenced.Get(), b.d.cluster.leaseGen.Load())
 		}
 		t.Logf("partition %d: restored from %s (%d bytes, %.3fs), epoch %d, record %+v", op.Partition, op.Restore.Source, op.Restore.Bytes, op.Restore.Seconds, op.Epoch, rec)
 	}

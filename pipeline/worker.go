@@ -633,7 +633,7 @@ func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
 		futures, err := w.send(w.retryFut[:0], msgs)
 		w.retryFut = futures
 		if err == nil {
-			err = waitFutures(ctx, futures)
+			err = (&inflight{futures: futures}).wait(ctx)
 		}
 		if err == nil {
 			w.d.m.publishLat.UpdateDuration(start)
@@ -674,21 +674,6 @@ func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]
 		futures = append(futures, f)
 	}
 	return futures, nil
-}
-
-// waitFutures waits until every future is acknowledged; it returns the
-// first error.
-func waitFutures(ctx context.Context, futures []jetstream.PubAckFuture) error {
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 // checkFence runs the cluster fence (nil outside cluster mode).
