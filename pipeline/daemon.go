@@ -243,10 +243,11 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// env returns the decision environment for one batch: the policy is read
-// once per batch, so a policy swap lands between batches.
-func (d *Daemon) env() *core.Env {
-	return &core.Env{Policy: d.policy.Load(), Loc: d.cfg.Loc, Merchant: d.merchants.Lookup}
+// env returns the decision environment for one batch of a worker: the
+// policy is read once per batch, so a policy swap lands between batches;
+// merchants are looked up as of each event's ingest time.
+func (d *Daemon) env(merchantAt func(id string) *core.Merchant) *core.Env {
+	return &core.Env{Policy: d.policy.Load(), Loc: d.cfg.Loc, Merchant: merchantAt}
 }
 
 // Policy returns the policy in force.

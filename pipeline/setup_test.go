@@ -30,6 +30,14 @@ func startNoJetStream(t *testing.T) *server.Server {
 	return s
 }
 
+// goRun starts d.Run in a goroutine; done receives its result.
+func goRun(d *Daemon) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- d.Run(ctx) }()
+	return cancel, ch
+}
+
 func setupTestConfig(t *testing.T, url string) Config {
 	pol, _ := core.Preset("tmall-fast-return")
 	return Config{DataDir: t.TempDir(), NATSURL: url, HTTPAddr: "off", Policy: pol, Partitions: 4, ClockInterval: -1}
@@ -45,9 +53,7 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	cancel, done := goRun(d)
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -97,9 +103,7 @@ func TestSetupGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	cancel, done := goRun(d)
 	<-d.Started()
 	cancel()
 	if err := <-done; err != nil {

@@ -494,8 +494,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 	w.outbox = w.outbox[:0]
 	w.arena = w.arena[:0]
 	w.ops.reset()
-	env := w.d.env()
-	env.Merchant = w.merchantAt
+	env := w.d.env(w.merchantAt)
 	now := time.Now()
 	for i, m := range w.batch {
 		if w.pt.StagedBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
