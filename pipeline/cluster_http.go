@@ -1,15 +1,18 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/ownership"
 	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
@@ -137,24 +140,27 @@ type queryRoute struct {
 
 // route decides where a query for partition p goes.
 func (c *cluster) route(p int) queryRoute {
-	if s := c.slot(p); s != nil && s.running.Load() && !s.stopping.Load() && s.check() == nil {
+	c.mu.Lock()
+	now := c.now()
+	si, claimed := c.sm.Slot(p)
+	local := claimed && si.Phase == ownership.Running && c.sm.Check(p, si.Epoch, now) == ""
+	e := c.sm.Owner(p)
+	rec, live := c.live[e.Member]
+	c.mu.Unlock()
+	if local {
 		return queryRoute{local: true, owner: c.o.MemberID}
 	}
-	c.mu.Lock()
-	e := c.view[p]
-	rec, live := c.live[e.rec.Member]
-	c.mu.Unlock()
-	rt := queryRoute{owner: e.rec.Member}
+	rt := queryRoute{owner: e.Member}
 	switch {
-	case !e.ok || e.rec.Member == "":
+	case !e.OK || e.Member == "":
 		rt.why = fmt.Sprintf("partition %d has no owner at the moment (being handed over)", p)
-	case e.rec.Member == c.o.MemberID:
+	case e.Member == c.o.MemberID:
 		rt.why = fmt.Sprintf("partition %d is being restored or stopped on member %s", p, c.o.MemberID)
 	case !live:
-		rt.why = fmt.Sprintf("member %s, owner of partition %d, is gone; another member takes over within the lease", e.rec.Member, p)
+		rt.why = fmt.Sprintf("member %s, owner of partition %d, is gone; another member takes over within the lease", e.Member, p)
 	default:
 		if rt.base = memberBase(rec.HTTP); rt.base == "" {
-			rt.why = fmt.Sprintf("member %s, owner of partition %d, advertises no HTTP address (--advertise-http)", e.rec.Member, p)
+			rt.why = fmt.Sprintf("member %s, owner of partition %d, advertises no HTTP address (--advertise-http)", e.Member, p)
 		}
 	}
 	return rt
@@ -274,6 +280,95 @@ func newQueryClient() *http.Client {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// ClusterStatus is a daemon's view of the cluster, the answer of
+// GET /v1/cluster. Outside cluster mode that route answers Mode "single",
+// no member, no lease, and every partition in Owned.
+type ClusterStatus struct {
+	// Mode is "cluster" or "single".
+	Mode string `json:"mode"`
+	// Member is this daemon's member ID ("" outside cluster mode).
+	Member string `json:"member"`
+	// HTTP is the base URL this daemon advertises to the others.
+	HTTP string `json:"http,omitempty"`
+	// Partitions is P.
+	Partitions            int     `json:"partitions"`
+	LeaseValid            bool    `json:"lease_valid"`
+	LeaseRemainingSeconds float64 `json:"lease_remaining_seconds"`
+	// Members are the IDs of the live members (FR_MEMBERS keys), sorted.
+	Members []string `json:"members"`
+	// Directory describes each live member as its record says.
+	Directory []MemberInfo `json:"directory"`
+	// Owners is the owner of each partition (index) as FR_OWNERS said when
+	// this daemon last saw it; "" released or never claimed. Omitted
+	// outside cluster mode.
+	Owners []string `json:"owners,omitempty"`
+	// Owned are the partitions this daemon has claimed.
+	Owned []OwnedPartition `json:"owned"`
+}
+
+// MemberInfo is one live member as its FR_MEMBERS record describes it.
+type MemberInfo struct {
+	Member string `json:"member"`
+	// HTTP is the member's advertised query API base URL ("" none).
+	HTTP string `json:"http,omitempty"`
+	// Leaving: the member is shutting down and is no longer a target.
+	Leaving bool `json:"leaving,omitempty"`
+}
+
+// OwnedPartition is one partition claimed by this daemon.
+type OwnedPartition struct {
+	Partition int         `json:"partition"`
+	Epoch     uint64      `json:"epoch"`
+	Running   bool        `json:"running"`
+	Ready     bool        `json:"ready"`
+	Snapshot  string      `json:"snapshot,omitempty"`
+	Restore   RestoreInfo `json:"restore"`
+}
+
+// ClusterStatus returns the cluster view; ok is false outside cluster
+// mode. Safe for concurrent use.
+func (d *Daemon) ClusterStatus() (st ClusterStatus, ok bool) {
+	c := d.cluster
+	if c == nil {
+		return st, false
+	}
+	st.Mode, st.Member, st.HTTP, st.Partitions = "cluster", c.o.MemberID, d.advertisedHTTP(), d.cfg.Partitions
+	var remaining time.Duration
+	if st.LeaseValid, remaining = c.lease(); st.LeaseValid {
+		st.LeaseRemainingSeconds = remaining.Seconds()
+	}
+	st.Members, st.Directory, st.Owned = []string{}, []MemberInfo{}, []OwnedPartition{}
+	st.Owners = make([]string, d.cfg.Partitions)
+	c.mu.Lock()
+	for id, r := range c.live {
+		st.Members = append(st.Members, id)
+		st.Directory = append(st.Directory, MemberInfo{Member: id, HTTP: memberBase(r.HTTP), Leaving: r.Leaving})
+	}
+	for p := range st.Owners {
+		if e := c.sm.Owner(p); e.OK {
+			st.Owners[p] = e.Member
+		}
+	}
+	slots := c.sm.Slots()
+	io := make(map[int]*slot, len(c.slots))
+	for p, s := range c.slots {
+		io[p] = s
+	}
+	c.mu.Unlock()
+	slices.Sort(st.Members)
+	slices.SortFunc(st.Directory, func(a, b MemberInfo) int { return cmp.Compare(a.Member, b.Member) })
+	for _, si := range slots {
+		op := OwnedPartition{Partition: si.P, Epoch: si.Epoch, Running: si.Phase == ownership.Running, Ready: d.workers[si.P].ready.Load(), Snapshot: si.Record.Snapshot}
+		if s := io[si.P]; s != nil && s.epoch == si.Epoch {
+			if r := s.restore.Load(); r != nil {
+				op.Restore = *r
+			}
+		}
+		st.Owned = append(st.Owned, op)
+	}
+	return st, true
 }
 
 // serveCluster answers GET /v1/cluster: ClusterStatus in cluster mode;

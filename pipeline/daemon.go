@@ -94,6 +94,12 @@ type Config struct {
 	// streams and buckets at start while NATS is not ready (a cluster
 	// still electing leaders). Default 2 minutes.
 	SetupTimeout time.Duration
+	// MaxFuture is how far an event's at may be ahead of the time its
+	// stream stored it; an event further ahead is dead-lettered as
+	// future_time (one publisher with a wrong clock must not move a
+	// partition's event time and fire its timers). Default 5 minutes;
+	// negative turns the check off (synthetic data dated in the future).
+	MaxFuture time.Duration
 	// ClockInterval is how often the daemon publishes a clock event into
 	// each partition. Default 1s; negative disables (tests drive time with
 	// their own events).
@@ -109,6 +115,10 @@ type Config struct {
 	// Metrics defaults to a new set.
 	Metrics *metrics.Set
 }
+
+// DefaultMaxFuture is Config.MaxFuture's default (the contract's
+// --max-future default).
+const DefaultMaxFuture = 5 * time.Minute
 
 // Validate fills in defaults and checks the configuration.
 func (c *Config) Validate() error {
@@ -160,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClockInterval == 0 {
 		c.ClockInterval = time.Second
+	}
+	if c.MaxFuture == 0 {
+		c.MaxFuture = DefaultMaxFuture
 	}
 	if c.PolicyPath != "" && c.LoadPolicy == nil {
 		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
@@ -336,8 +349,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Dir:        filepath.Join(d.cfg.DataDir, "state"),
 		SyncWrites: d.cfg.StateSyncWrites,
 		CacheBytes: d.cfg.CacheBytes,
-		Logger:     d.log,
-		Metrics:    d.cfg.Metrics,
+		// Records written before requests kept their policy are read
+		// with the policy in force at start (state/doc.go, migration).
+		LegacyPolicy: d.policy.Load(),
+		Logger:       d.log,
+		Metrics:      d.cfg.Metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
@@ -376,8 +392,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath())
 
 	var wg sync.WaitGroup
+	// The merchant view serves the workers' drain too: a batch in hand
+	// waits for the view to catch up with its requests (WaitThrough). So
+	// it stops only once the workers have (or at the hard deadline); had
+	// it stopped with ctx, a worker taking a batch then would wait for the
+	// hard deadline, and in cluster mode its partition's release snapshot
+	// with it (issue 16).
+	mctx, stopMerchants := context.WithCancel(hard)
+	defer stopMerchants()
 	wg.Go(func() {
-		if err := d.merchants.run(ctx, d.js); err != nil {
+		if err := d.merchants.run(mctx, d.js); err != nil {
 			d.log.Error("merchant view stopped", "err", err)
 		}
 	})
@@ -401,16 +425,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for !d.merchants.CaughtUp() && ctx.Err() == nil {
 		sleepCtx(ctx, 10*time.Millisecond)
 	}
+	var workers sync.WaitGroup
 	if d.cluster != nil {
 		// Workers start and stop as partitions are claimed and released.
-		wg.Go(func() {
+		workers.Go(func() {
 			if err := d.cluster.run(ctx); err != nil {
 				d.log.Error("cluster membership stopped", "err", err)
 			}
 		})
 	} else {
 		for _, w := range d.workers {
-			wg.Go(func() {
+			workers.Go(func() {
 				if err := w.run(ctx); err != nil {
 					d.log.Error("partition worker stopped", "partition", w.p, "err", err)
 				}
@@ -425,6 +450,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	d.log.Info("draining")
+	workers.Wait()
+	stopMerchants()
 	wg.Wait()
 	if httpSrv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -599,7 +626,7 @@ func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject strin
 	d.m.deadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
-		_, err := d.js.Publish(ctx, "fr.dlq."+reason, out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))
+		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))
 		if err == nil {
 			return
 		}

@@ -6,45 +6,185 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flashreturn/flashreturn/internal/ownership"
 	"github.com/flashreturn/flashreturn/state"
 )
 
-// Partition state handover through the FR_SNAPSHOTS object store.
+// A claimed partition's life on this daemon (its slot: restore, worker,
+// release) and the handover of its state through the FR_SNAPSHOTS object
+// store; internal/ownership decides each step.
 //
 // A snapshot is [state.Store.ExportPartition]'s stream (users, timers,
 // traces, cursor, clock, outbox; CRC-checked), streamed into an object
-// named p<p>-e<epoch>-c<cursor> without a temporary file. An object only
-// becomes the partition's snapshot when the owner record in FR_OWNERS is
+// named p<p>-e<epoch>-c<cursor> (ownership.SnapshotName) without a
+// temporary file. An object only becomes the partition's snapshot when the owner record in FR_OWNERS is
 // switched to it by a compare-and-set under the writer's claim, so an
 // upload by a daemon that lost its claim is never used (and is deleted by
 // the next owner's clean-up). The object store writes a new object's
 // chunks before its metadata, so a failed upload leaves the previous
 // snapshot intact.
 
-// snapshotName is the object holding partition p's state as exported by
-// the owner of epoch at (at least) cursor.
-func snapshotName(p int, epoch, cursor uint64) string {
-	return "p" + strconv.Itoa(p) + "-e" + strconv.FormatUint(epoch, 10) + "-c" + strconv.FormatUint(cursor, 10)
+// RestoreInfo describes how a partition's state was brought in on its last
+// claim by this daemon.
+type RestoreInfo struct {
+	// Source is "snapshot" (imported from FR_SNAPSHOTS), "local" (the local
+	// copy was as new as the snapshot) or "empty" (no state anywhere).
+	Source         string  `json:"source"`
+	Snapshot       string  `json:"snapshot,omitempty"`
+	SnapshotCursor uint64  `json:"snapshot_cursor"`
+	LocalCursor    uint64  `json:"local_cursor"`
+	Bytes          int64   `json:"bytes"`
+	Seconds        float64 `json:"seconds"`
 }
 
-// snapshotPartition parses the partition out of a snapshot object name.
-func snapshotPartition(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, "p")
-	if !ok {
-		return 0, false
+// slot is the IO side of a partition this daemon claimed: its worker's
+// goroutine, from the claim until the release is written or the claim
+// dropped. Its decision state lives in the machine.
+type slot struct {
+	c     *cluster
+	p     int
+	epoch uint64
+	rec   ownership.Record // the record claimed
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the worker ended and its release is settled
+
+	// mu serialises the snapshot and record writes of the partition: a
+	// periodic snapshot and its pointer, then the release.
+	mu        sync.Mutex
+	stopAsked atomic.Int64 // ns since t0 when a stop was asked (0: none)
+	restore   atomic.Pointer[RestoreInfo]
+}
+
+// check is the worker's fence: nil while the claim holds.
+func (s *slot) check() error {
+	switch r := s.c.fence(s.p, s.epoch); r {
+	case "":
+		return nil
+	case ownership.ReasonSuperseded:
+		return fmt.Errorf("%w (epoch %d superseded)", errFenced, s.epoch)
+	default:
+		return fmt.Errorf("%w (%s, epoch %d)", errFenced, r, s.epoch)
 	}
-	num, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
+}
+
+// start registers the slot of a partition just claimed and starts its
+// goroutine.
+func (c *cluster) start(ctx context.Context, a ownership.Action) {
+	c.m.claims.Inc()
+	c.log.Info("partition claimed", "partition", a.P, "epoch", a.Epoch, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
+	s := &slot{c: c, p: a.P, epoch: a.Epoch, rec: a.Record, done: make(chan struct{})}
+	var wctx context.Context
+	wctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.mu.Lock()
+	c.slots[a.P] = s
+	c.mu.Unlock()
+	c.slotWG.Go(func() { c.runSlot(wctx, s) })
+}
+
+// runSlot restores partition s.p, runs its worker until stopped or
+// fenced, then reports the end to the machine and carries out what it
+// asks (the release), before closing s.done.
+func (c *cluster) runSlot(ctx context.Context, s *slot) {
+	defer close(s.done)
+	w := c.d.workers[s.p]
+	if err := c.restore(ctx, s); err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("partition restore failed", "partition", s.p, "err", err)
+		}
+	} else {
+		c.cleanSnapshots(ctx, s.p, s.rec.Snapshot)
+		w.fence, w.epoch = s.check, strconv.FormatUint(s.epoch, 10)
+		c.mu.Lock()
+		c.sm.Running(s.p, s.epoch)
+		c.mu.Unlock()
+		err := w.run(ctx)
+		w.ready.Store(false)
+		if pt := w.pt; pt != nil {
+			if err == nil && w.outboxLen.Load() == 0 && len(pt.Outbox()) > 0 && s.check() == nil {
+				// A clean stop: everything committed was published. Clear
+				// the stored outbox, so that whoever resumes from this
+				// state (the release snapshot, or this copy later) does
+				// not republish a batch that may by then be older than
+				// FR_OUT's duplicate window.
+				if cerr := pt.Commit(pt.Cursor(), pt.Clock(), nil); cerr != nil {
+					c.log.Warn("clear published outbox", "partition", s.p, "err", cerr)
+				}
+			}
+			pt.Release()
+			w.pt = nil
+		}
+		w.outboxLen.Store(0) // what a fenced worker left is in the local outbox only
+		if err != nil && !errors.Is(err, errFenced) {
+			c.log.Error("partition worker stopped", "partition", s.p, "err", err)
+		}
 	}
-	p, err := strconv.Atoi(num)
-	return p, err == nil
+	// The release (or the drop) of the claim, after any periodic snapshot
+	// of the partition in flight.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cursor := w.committed.Load()
+	c.drive(c.d.hard, c.step(func(m *ownership.Machine, now int64) []ownership.Action {
+		return m.Stopped(now, s.p, s.epoch, cursor)
+	}))
+}
+
+// snapshot writes a snapshot the machine asked for. A release's is bound
+// by the drain (and the machine's deadline), not by the reconcile loop.
+func (c *cluster) snapshot(ctx context.Context, a ownership.Action) []ownership.Action {
+	sctx := ctx
+	if a.Purpose == ownership.ForRelease {
+		sctx = c.d.hard
+		if a.Deadline != 0 {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithDeadline(sctx, c.t0.Add(time.Duration(a.Deadline)))
+			defer cancel()
+		}
+	}
+	_, err := c.putSnapshot(sctx, a.P, a.Object, a.Cursor)
+	if err != nil {
+		if a.Purpose == ownership.ForRelease {
+			c.log.Warn("release snapshot failed; the next owner replays from the previous one", "partition", a.P, "err", err)
+		} else {
+			c.log.Warn("periodic snapshot failed", "partition", a.P, "err", err)
+		}
+	}
+	return c.step(func(m *ownership.Machine, now int64) []ownership.Action {
+		return m.SnapshotDone(now, a.P, a.Epoch, a.Object, err == nil)
+	})
+}
+
+// snapshotter reports the owned partitions' progress, each at most every
+// SnapshotInterval/4 (10 s at most), one at a time, and writes the
+// periodic snapshots the machine asks for.
+func (c *cluster) snapshotter(ctx context.Context) {
+	every := min(c.o.SnapshotInterval/4, 10*time.Second)
+	t := time.NewTicker(max(every, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range c.slotList() {
+			if ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			cursor := c.d.workers[s.p].committed.Load() // a lower bound of the export's cursor
+			c.drive(ctx, c.step(func(m *ownership.Machine, now int64) []ownership.Action {
+				return m.Progress(now, s.p, s.epoch, cursor)
+			}))
+			s.mu.Unlock()
+		}
+	}
 }
 
 // PutSnapshot exports partition p of store into obs under name and
@@ -176,16 +316,17 @@ func (c *cluster) cleanSnapshots(ctx context.Context, p int, keep string) {
 		return
 	}
 	for _, o := range objs {
-		if q, ok := snapshotPartition(o.Name); ok && q == p && o.Name != keep {
+		if q, ok := ownership.SnapshotPartition(o.Name); ok && q == p && o.Name != keep {
 			c.deleteSnapshot(o.Name)
 		}
 	}
 }
 
-// restore brings partition s.p's state in before its worker starts: the
-// claimed record's snapshot when it is ahead of the local copy (or the
-// local copy is an incomplete import), else the local copy. It retries a
-// failed download until it succeeds or ctx ends, rather than fall back to
+// restore brings partition s.p's state in before its worker starts, as
+// the machine's plan says (ownership.Machine.PlanRestore: the claimed
+// record's snapshot when it is ahead of the local copy or the local copy
+// is an incomplete import, else the local copy). It retries a failed
+// download until it succeeds or ctx ends, rather than fall back to
 // replaying the whole stream (which would re-emit outputs far older than
 // FR_OUT's duplicate window); a snapshot object that is gone falls back to
 // the local copy, or to an empty partition, with an error logged.
@@ -198,26 +339,26 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 	defer func() { <-c.restores }()
 	start := time.Now()
 	p, store := s.p, c.d.store
-	s.mu.Lock()
-	rec := s.rec
-	s.mu.Unlock()
-	info := RestoreInfo{Snapshot: rec.Snapshot, SnapshotCursor: rec.Cursor}
-	incomplete := false
+	var local ownership.Local
 	pt, err := store.Partition(p)
 	switch {
 	case err == nil:
-		info.LocalCursor = pt.Cursor()
+		local.Cursor = pt.Cursor()
 		pt.Release()
 	case errors.Is(err, state.ErrImportIncomplete):
-		incomplete = true
+		local.Incomplete = true
 	default:
 		return fmt.Errorf("partition %d: open local state: %w", p, err)
 	}
-	info.Source = "local"
-	if info.LocalCursor == 0 && !incomplete {
-		info.Source = "empty"
+	c.mu.Lock()
+	plan, ok := c.sm.PlanRestore(p, s.epoch, local)
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("partition %d: %w (epoch %d gone before its restore)", p, errFenced, s.epoch)
 	}
-	if rec.Snapshot != "" && (incomplete || rec.Cursor > info.LocalCursor) {
+	info := RestoreInfo{Source: string(plan.Source), Snapshot: plan.Snapshot, SnapshotCursor: plan.SnapshotCursor, LocalCursor: plan.LocalCursor}
+	switch {
+	case plan.Source == ownership.SourceSnapshot:
 		dropped := false
 		for attempt := 0; ; attempt++ {
 			var err error
@@ -225,15 +366,15 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 				// Make sure the snapshot exists before giving up the local
 				// copy, then drop the copy: the import then clears nothing,
 				// so the download's stall watchdog times the download alone.
-				if _, err = c.snaps.GetInfo(ctx, rec.Snapshot); err == nil {
+				if _, err = c.snaps.GetInfo(ctx, plan.Snapshot); err == nil {
 					err = store.DropPartition(ctx, p)
 					dropped = err == nil
 				}
 			}
 			if err == nil {
 				var n int64
-				if n, err = GetSnapshot(ctx, store, c.snaps, p, rec.Snapshot); err == nil {
-					info.Source, info.Bytes = "snapshot", n
+				if n, err = GetSnapshot(ctx, store, c.snaps, p, plan.Snapshot); err == nil {
+					info.Bytes = n
 					break
 				}
 			}
@@ -241,12 +382,16 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 				return ctx.Err()
 			}
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
-				c.log.Error("snapshot object missing; replaying what the local copy lacks from FR_IN", "partition", p, "object", rec.Snapshot, "local_cursor", info.LocalCursor, "local_dropped", dropped)
-				if dropped || incomplete {
+				c.log.Error("snapshot object missing; replaying what the local copy lacks from FR_IN", "partition", p, "object", plan.Snapshot, "local_cursor", info.LocalCursor, "local_dropped", dropped)
+				info.Source = string(ownership.SourceLocal)
+				if dropped || local.Incomplete {
 					if err := store.DropPartition(ctx, p); err != nil {
 						return err
 					}
-					info.LocalCursor, info.Source = 0, "empty"
+					info.LocalCursor = 0
+				}
+				if info.LocalCursor == 0 {
+					info.Source = string(ownership.SourceEmpty)
 				}
 				break
 			}
@@ -255,17 +400,28 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 				return ctx.Err()
 			}
 		}
-	} else if incomplete {
+	case plan.DropLocal:
 		if err := store.DropPartition(ctx, p); err != nil {
 			return err
 		}
-		info.Source = "empty"
 	}
 	info.Seconds = time.Since(start).Seconds()
 	c.m.restoreSecs.UpdateDuration(start)
-	s.mu.Lock()
-	s.restore = info
-	s.mu.Unlock()
+	s.restore.Store(&info)
+	found := uint64(0)
+	switch ownership.Source(info.Source) {
+	case ownership.SourceSnapshot:
+		found = info.SnapshotCursor
+	case ownership.SourceLocal:
+		found = info.LocalCursor
+	}
+	if plan.Expected > found {
+		// A hand-over restores exactly where the old owner stopped; here
+		// the events in between are applied again and their outputs
+		// re-emitted (FR_OUT's duplicate window is all that drops them).
+		c.log.Error("partition restored below the cursor its previous owner released it at", "partition", p, "epoch", s.epoch,
+			"expected_cursor", plan.Expected, "found_cursor", found, "source", info.Source, "snapshot", info.Snapshot)
+	}
 	c.log.Info("partition restored", "partition", p, "epoch", s.epoch, "source", info.Source,
 		"snapshot_cursor", info.SnapshotCursor, "local_cursor", info.LocalCursor, "bytes", info.Bytes, "seconds", info.Seconds)
 	return nil

@@ -63,7 +63,11 @@ func (d *Daemon) Handler() http.Handler {
 	return mux
 }
 
-// userView is the answer of GET /v1/users/<user_id>.
+// userView is the answer of GET /v1/users/<user_id>: the state that
+// decisions read. outstanding_fen is what was advanced and not got back
+// (advance refunds, replace exchanges' goods), promised_fen the advances
+// promised at approval and not yet paid; their sum is what the exposure
+// cap compares.
 type userView struct {
 	UserID         string      `json:"user_id"`
 	Partition      int         `json:"partition"`
@@ -71,24 +75,34 @@ type userView struct {
 	Orders         []orderView `json:"orders"`
 	OpenRequests   []string    `json:"open_requests"`
 	OutstandingFen int64       `json:"outstanding_fen"`
+	PromisedFen    int64       `json:"promised_fen"`
+	ExposureFen    int64       `json:"exposure_fen"`
 	Trust          trustView   `json:"trust"`
 	RecentRequests int         `json:"recent_requests"`
 	LastEventAt    string      `json:"last_event_at,omitempty"`
 }
 
+// orderView is one order with its money under the per-order ceiling:
+// reserved (approved, refund promised) plus refunded (net of clawbacks)
+// never passes paid.
 type orderView struct {
 	OrderID     string `json:"order_id"`
 	MerchantID  string `json:"merchant_id"`
 	Category    string `json:"category"`
 	PaidFen     int64  `json:"paid_fen"`
+	ReservedFen int64  `json:"reserved_fen"`
+	RefundedFen int64  `json:"refunded_fen"`
 	Shipped     bool   `json:"shipped"`
 	Delivered   bool   `json:"delivered"`
 	DeliveredAt string `json:"delivered_at,omitempty"`
 }
 
+// trustView: marks are what flags a shopper for the trust rule (bad
+// inspections after an advance, returns closed as not_returned) within
+// the trust window of the policy in force.
 type trustView struct {
-	BadInspections int  `json:"bad_inspections"`
-	Flagged        bool `json:"flagged"`
+	Marks   int  `json:"marks"`
+	Flagged bool `json:"flagged"`
 }
 
 // requestView is the answer of GET /v1/users/<u>/requests/<r>.
@@ -103,10 +117,51 @@ type requestView struct {
 	Reasons   []string     `json:"reasons"`
 	Policy    *policyRef   `json:"policy,omitempty"`
 	AmountFen int64        `json:"amount_fen"`
-	Effects   []effectView `json:"effects"`
-	Trace     []traceCheck `json:"trace"`
-	Record    *traceRecord `json:"decision_record,omitempty"`
-	Pickup    *pickupView  `json:"pickup,omitempty"`
+	// Status is where the request stands in the engine (open, rejected,
+	// cancelled, finished, closed); Stage is the contract's view of it.
+	Status     string          `json:"status"`
+	Resolution *resolutionView `json:"resolution,omitempty"`
+	Closed     *closeView      `json:"closed,omitempty"`
+	Refund     *refundView     `json:"refund,omitempty"`
+	Deadline   *deadlineView   `json:"next_deadline,omitempty"`
+	Effects    []effectView    `json:"effects"`
+	Trace      []traceCheck    `json:"trace"`
+	Record     *traceRecord    `json:"decision_record,omitempty"`
+	Pickup     *pickupView     `json:"pickup,omitempty"`
+}
+
+// resolutionView is how a request in review was resolved: by whom, when,
+// the answer's note, and the reasons when the engine turned an approval
+// down (amount_exceeds_paid).
+type resolutionView struct {
+	Outcome string   `json:"outcome"`
+	By      string   `json:"by"`
+	At      string   `json:"at"`
+	Note    string   `json:"note,omitempty"`
+	Reasons []string `json:"reasons"`
+}
+
+// closeView is the close of an approved request by its return deadline.
+type closeView struct {
+	Outcome string `json:"outcome"` // "closed"
+	By      string `json:"by"`      // "timeout"
+	At      string `json:"at"`
+}
+
+// refundView is the request's money: what its approval promised (trigger,
+// advance) and what was paid.
+type refundView struct {
+	Trigger  string `json:"trigger"`
+	Advance  bool   `json:"advance"`
+	Reserved bool   `json:"reserved"`
+	Sent     bool   `json:"sent"`
+	SentAt   string `json:"sent_at,omitempty"`
+}
+
+// deadlineView is the request's next timer.
+type deadlineView struct {
+	Timer string `json:"timer"` // pickup, review, return
+	At    string `json:"at"`
 }
 
 type effectView struct {
@@ -141,11 +196,11 @@ func (d *Daemon) serveUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol := d.policy.Load()
-	v := userView{UserID: u.ID, Partition: p, Stars: u.Stars, OutstandingFen: u.OutstandingFen,
-		Orders: []orderView{}, OpenRequests: []string{}, RecentRequests: len(u.RecentRequests)}
+	v := userView{UserID: u.ID, Partition: p, Stars: u.Stars, OutstandingFen: u.OutstandingFen, PromisedFen: u.PromisedFen,
+		ExposureFen: u.OutstandingFen + u.PromisedFen, Orders: []orderView{}, OpenRequests: []string{}, RecentRequests: len(u.RecentRequests)}
 	for _, o := range u.Orders {
 		ov := orderView{OrderID: o.ID, MerchantID: o.MerchantID, Category: o.Category, PaidFen: o.PaidFen,
-			Shipped: o.ShippedAt != 0, Delivered: o.DeliveredAt != 0}
+			ReservedFen: o.ReservedFen, RefundedFen: o.RefundedFen, Shipped: o.ShippedAt != 0, Delivered: o.DeliveredAt != 0}
 		if o.DeliveredAt != 0 {
 			ov.DeliveredAt = d.fmtTime(o.DeliveredAt)
 		}
@@ -157,12 +212,12 @@ func (d *Daemon) serveUser(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	cutoff := u.MaxAt - int64(pol.TrustWindow)
-	for _, t := range u.BadInspections {
+	for _, t := range u.TrustMarks {
 		if t > cutoff {
-			v.Trust.BadInspections++
+			v.Trust.Marks++
 		}
 	}
-	v.Trust.Flagged = v.Trust.BadInspections > 0
+	v.Trust.Flagged = u.TrustFlagged(u.MaxAt, pol)
 	if u.MaxAt != 0 {
 		v.LastEventAt = d.fmtTime(u.MaxAt)
 	}
@@ -174,79 +229,49 @@ func (d *Daemon) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reqID := r.PathValue("request")
-	var rq *core.Request
-	for i := range u.Requests {
-		if u.Requests[i].ID == reqID {
-			rq = &u.Requests[i]
-		}
-	}
+	rq := u.Request(r.PathValue("request"))
 	if rq == nil {
 		http.Error(w, "unknown request", http.StatusNotFound)
 		return
 	}
 	v := requestView{RequestID: rq.ID, UserID: u.ID, OrderID: rq.OrderID, Kind: rq.Kind.String(), Reason: rq.Reason.String(),
-		Stage: stage(rq), Decision: rq.Verdict.String(), Reasons: rq.Reasons.AppendStrings([]string{}),
-		AmountFen: rq.AmountFen, Effects: requestEffects(u.ID, rq), Trace: []traceCheck{}}
+		Stage: rq.Stage().String(), Status: rq.Status.String(), Decision: rq.Verdict.String(), Reasons: rq.Reasons.AppendStrings([]string{}),
+		AmountFen: rq.AmountFen, Effects: []effectView{}, Trace: []traceCheck{}}
+	for _, e := range rq.Effects(u.ID) {
+		v.Effects = append(v.Effects, effectView{Kind: e.Kind.String(), ID: e.ID})
+	}
+	if rq.Policy != nil {
+		v.Policy = &policyRef{Name: rq.Policy.Name, Version: rq.Policy.Version}
+	}
+	if rq.Resolution != core.ResolutionNone {
+		v.Resolution = &resolutionView{Outcome: rq.Resolution.String(), By: rq.ResolvedBy.String(), At: d.fmtTime(rq.ResolvedAt),
+			Note: rq.Note, Reasons: rq.ResolveCodes.AppendStrings([]string{})}
+	}
+	if rq.Status == core.StatusClosed {
+		v.Closed = &closeView{Outcome: core.ResolutionClosed.String(), By: core.ActorTimeout.String(), At: d.fmtTime(rq.ClosedAt)}
+	}
+	if rq.Approved() && (rq.PayTrigger != core.TriggerNone || rq.RefundSent) {
+		rv := &refundView{Trigger: rq.PayTrigger.String(), Advance: rq.PayAdvance, Reserved: rq.Reserved, Sent: rq.RefundSent}
+		if rq.RefundSent {
+			rv.Trigger, rv.Advance, rv.SentAt = rq.RefundTrigger.String(), rq.RefundAdvance, d.fmtTime(rq.RefundAt)
+		}
+		v.Refund = rv
+	}
+	if k, at := rq.Timer(); k != core.TimerNone {
+		v.Deadline = &deadlineView{Timer: k.String(), At: d.fmtTime(at)}
+	}
 	if rec, found, err := d.store.ReadTrace(p, u.ID, rq.ID); err == nil && found {
 		var tr traceRecord
 		if sonic.Unmarshal(rec, &tr) == nil {
-			v.Policy = &tr.Policy
 			v.Trace = tr.Trace
 			tr.Trace = nil
 			v.Record = &tr
 		}
 	}
 	if rq.WindowEnd != 0 {
-		v.Pickup = &pickupView{WindowStart: d.fmtTime(rq.WindowStart), WindowEnd: d.fmtTime(rq.WindowEnd), Done: rq.PickupDone, Compensated: rq.CompensationSent}
+		v.Pickup = &pickupView{WindowStart: d.fmtTime(rq.WindowStart), WindowEnd: d.fmtTime(rq.WindowEnd), Done: rq.PickupDone || rq.CourierOnTime, Compensated: rq.CompensationSent}
 	}
 	writeJSON(w, &v)
-}
-
-// stage maps a request to the contract's four after-sales stages.
-func stage(rq *core.Request) string {
-	switch {
-	case rq.Verdict == core.VerdictNone:
-		return "application"
-	case rq.Status != core.StatusOpen:
-		return "feedback"
-	case rq.Verdict == core.VerdictReview:
-		return "review"
-	default:
-		return "processing"
-	}
-}
-
-// requestEffects lists the effects a request has produced, with their IDs.
-func requestEffects(user string, rq *core.Request) []effectView {
-	e := core.Effect{UserID: user, RequestID: rq.ID}
-	out := []effectView{}
-	add := func(k core.EffectKind, id string) {
-		e.Kind = k
-		if id == "" {
-			id = e.MsgID()
-		}
-		out = append(out, effectView{Kind: k.String(), ID: id})
-	}
-	if rq.Verdict != core.VerdictNone {
-		add(core.EffectDecision, "")
-	}
-	if rq.RefundSent {
-		add(core.EffectRefund, e.RefundID())
-	}
-	if rq.WindowEnd != 0 {
-		add(core.EffectPickup, e.PickupID())
-	}
-	if rq.CompensationSent {
-		add(core.EffectCompensation, "")
-	}
-	if rq.Inspection != core.OutcomeNone {
-		if rq.Inspection.Bad() && rq.RefundSent && rq.RefundAdvance {
-			add(core.EffectClawback, "")
-		}
-		add(core.EffectTrust, "")
-	}
-	return out
 }
 
 func (d *Daemon) fmtTime(ns int64) string {

@@ -77,16 +77,16 @@ func TestMerchantViewAsOfIngest(t *testing.T) {
 		t.Fatalf("r4 stored right after its merchant: %v, want approved to q", d)
 	}
 
-	// Replay now, with every profile known: the same decisions, except r2:
-	// its profile version was replaced in FR_MERCHANT (one message per
-	// merchant, contract.md), so no replay can see it (a documented limit).
+	// Replay now, with every profile known: the same decisions, r2's too
+	// (FR_MERCHANT keeps the last MerchantHistory profiles per merchant,
+	// so the version in force when r2 was stored is still there).
 	sentinels(h, 8)
 	pol, _ := core.Preset("tmall-fast-return")
 	res, err := Replay(context.Background(), h.js, ReplayOptions{Policies: []*core.Policy{pol}, Partitions: 8, Record: true, RecordTime: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ user, req string }{{"ma", "r1"}, {"mc", "r3"}, {"md", "r4"}} {
+	for _, c := range []struct{ user, req string }{{"ma", "r1"}, {"mb", "r2"}, {"mc", "r3"}, {"md", "r4"}} {
 		id := (&core.Effect{Kind: core.EffectDecision, UserID: c.user, RequestID: c.req}).MsgID()
 		live := h.out("fr.out.decision." + c.user)
 		var lb []byte

@@ -26,7 +26,10 @@ type pipelineMetrics struct {
 	eventsIn      [core.EventClock + 1]*metrics.Counter
 	redelivered   *metrics.Counter
 	dlq           map[string]*metrics.Counter
-	effectsOut    [core.EffectTrust + 1]*metrics.Counter
+	effectsOut    [core.EffectResolution + 1]*metrics.Counter
+	// resolutions counts resolutions by outcome and by (approved, rejected
+	// and closed; merchant, platform, timeout).
+	resolutions [core.ResolutionClosed + 1][core.ActorTimeout + 1]*metrics.Counter
 	reasons       [core.NumCodes]*metrics.Counter
 	refundFen     *metrics.Counter
 	advanceFen    *metrics.Counter
@@ -58,8 +61,19 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	for _, r := range wire.Reasons {
 		m.dlq[r] = set.NewCounter(`flashreturn_dead_letters_total{reason="` + r + `"}`)
 	}
-	for k := core.EffectDecision; k <= core.EffectTrust; k++ {
+	for k := core.EffectDecision; k <= core.EffectResolution; k++ {
 		m.effectsOut[k] = set.NewCounter(`flashreturn_effects_out_total{kind="` + k.String() + `"}`)
+	}
+	// The pairs that can happen: a person approves or rejects; the review
+	// deadline approves, the return deadline closes.
+	for _, r := range []struct {
+		o core.Resolution
+		a core.Actor
+	}{
+		{core.ResolutionApproved, core.ActorMerchant}, {core.ResolutionApproved, core.ActorPlatform}, {core.ResolutionApproved, core.ActorTimeout},
+		{core.ResolutionRejected, core.ActorMerchant}, {core.ResolutionRejected, core.ActorPlatform}, {core.ResolutionClosed, core.ActorTimeout},
+	} {
+		m.resolutions[r.o][r.a] = set.NewCounter(`flashreturn_resolutions_total{outcome="` + r.o.String() + `",by="` + r.a.String() + `"}`)
 	}
 	for c := core.Code(0); c < core.NumCodes; c++ {
 		m.reasons[c] = set.NewCounter(`flashreturn_decision_reasons_total{reason="` + c.String() + `"}`)
@@ -149,6 +163,10 @@ func (m *pipelineMetrics) effect(cs *counts, e *core.Effect) {
 		cs.add(m.clawbackFen, int(e.AmountFen))
 	case core.EffectCompensation:
 		cs.add(m.compensFen, int(e.AmountFen))
+	case core.EffectResolution:
+		if c := m.resolutions[e.Resolution][e.By]; c != nil {
+			cs.add(c, 1)
+		}
 	}
 }
 

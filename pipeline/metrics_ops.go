@@ -44,8 +44,11 @@ const deadLetterKeep = 50
 //     covered by an inspection, summed over every shopper of every owned
 //     partition. See [batchOps] for how it is measured and why it is
 //     relative to the start of the process.
+//   - flashreturn_promised_outstanding_fen (gauge): the same for advances
+//     promised at approval and not yet paid (tmall waiting for tracking),
+//     which count against the exposure cap too.
 //   - flashreturn_advance_released_fen_total (counter): advanced money
-//     released by an inspection result (good or bad).
+//     released by an inspection result (good or bad) or a close.
 //   - flashreturn_policy_info{role,policy,version} (gauge): 1 for the
 //     policy in force (role="live") and the shadow policy (role="shadow"),
 //     0 for a live policy that was replaced by a reload.
@@ -55,6 +58,7 @@ type opsMetrics struct {
 	decisionLatency *metrics.PrometheusHistogram
 	releasedFen     *metrics.Counter
 	outstandingFen  atomic.Int64
+	promisedFen     atomic.Int64
 
 	// latCounts mirrors decisionLatency's buckets (the last one is +Inf)
 	// for the status page, which cannot read a PrometheusHistogram back.
@@ -86,6 +90,7 @@ func newOpsMetrics(set *metrics.Set) *opsMetrics {
 	o.decisionLatency = set.NewPrometheusHistogramExt(`flashreturn_decision_latency_seconds`, decisionBuckets[:])
 	o.releasedFen = set.NewCounter(`flashreturn_advance_released_fen_total`)
 	set.NewGauge(`flashreturn_advanced_outstanding_fen`, func() float64 { return float64(o.outstandingFen.Load()) })
+	set.NewGauge(`flashreturn_promised_outstanding_fen`, func() float64 { return float64(o.promisedFen.Load()) })
 	return o
 }
 
@@ -181,12 +186,14 @@ type batchOps struct {
 	decided     []time.Time // ingest time of each request decided in the batch
 	n           int         // inbound messages applied, clock ticks excluded
 	outstanding int64       // change of advanced money outstanding, fen
+	promised    int64       // change of advances promised, fen
 	released    int64       // advanced money released by inspections, fen
 	dead        []DeadLetterInfo
 	cnt         counts // the pipeline counters' increments (metrics.go)
 
 	user            *core.User // the user being applied (see track)
 	userOutstanding int64      // its OutstandingFen when read
+	userPromised    int64      // its PromisedFen when read
 }
 
 func newBatchOps(d *Daemon, p int) batchOps {
@@ -199,11 +206,12 @@ func (b *batchOps) reset() {
 	b.decided = b.decided[:0]
 	b.n = 0
 	b.outstanding = 0
+	b.promised = 0
 	b.released = 0
 	clear(b.dead)
 	b.dead = b.dead[:0]
 	b.cnt.reset()
-	b.user, b.userOutstanding = nil, 0
+	b.user, b.userOutstanding, b.userPromised = nil, 0, 0
 }
 
 // message notes that the message stored at ingest, on subject, is being
@@ -238,7 +246,7 @@ type trackedStore struct {
 func (t trackedStore) User(id string) (*core.User, error) {
 	u, err := t.Partition.User(id)
 	if err == nil {
-		t.b.user, t.b.userOutstanding = u, u.OutstandingFen
+		t.b.user, t.b.userOutstanding, t.b.userPromised = u, u.OutstandingFen, u.PromisedFen
 	}
 	return u, err
 }
@@ -252,6 +260,8 @@ func (t trackedStore) MarkDirty(u *core.User) {
 			b.released -= d
 		}
 		b.userOutstanding = u.OutstandingFen
+		b.promised += u.PromisedFen - b.userPromised
+		b.userPromised = u.PromisedFen
 	}
 	t.Partition.MarkDirty(u)
 }
@@ -270,6 +280,7 @@ func (b *batchOps) published() {
 	b.events.Add(b.n)
 	b.cnt.flush()
 	b.ops.outstandingFen.Add(b.outstanding)
+	b.ops.promisedFen.Add(b.promised)
 	b.ops.releasedFen.AddInt64(b.released)
 	if len(b.dead) > 0 {
 		at := now.UTC().Format(time.RFC3339Nano)

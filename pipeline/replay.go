@@ -38,6 +38,11 @@ type ReplayOptions struct {
 	// MaxChanged bounds the list of requests whose outcome changes
 	// (default 1000; every change is counted).
 	MaxChanged int
+	// MaxFuture is the daemon's --max-future: an event whose at is later
+	// than the time its stream stored it by more than this is a dead
+	// letter (future_time), as in the daemon. Default 5 minutes; negative
+	// turns the check off.
+	MaxFuture time.Duration
 	Logger     *slog.Logger
 }
 
@@ -55,8 +60,23 @@ type PolicyStats struct {
 	ClawbackFen    int64          `json:"clawback_fen"`
 	Compensations  int            `json:"compensations"`
 	OutstandingFen int64          `json:"outstanding_fen_at_end"`
+	PromisedFen    int64          `json:"promised_fen_at_end"`
 	MaxUserExposed int64          `json:"max_user_outstanding_fen"`
 	Reasons        map[string]int `json:"reasons"`
+	// After review. ToPeople is the requests sent to review that only a
+	// person can approve (a safety rule failed, or the merchant is
+	// unknown); the other reviews are approved by the review deadline
+	// when nobody answers. Resolutions counts resolutions by
+	// "<outcome>/<by>" (approved/merchant, approved/timeout,
+	// rejected/platform, closed/timeout...), as they happened in the
+	// replayed stream with this policy's decisions: the answers people
+	// gave to requests this policy also sent to review, and the deadlines.
+	ToPeople           int            `json:"to_people"`
+	DeadlineApprovable int            `json:"deadline_approvable"`
+	ApprovedByDeadline int            `json:"approved_by_deadline"`
+	ClosedNotReturned  int            `json:"closed_not_returned"`
+	NotReturnedFen     int64          `json:"not_returned_clawback_fen"`
+	Resolutions        map[string]int `json:"resolutions"`
 	// Effects holds encoded effects by message ID when Record is set.
 	Effects map[string][]byte `json:"-"`
 }
@@ -84,9 +104,15 @@ type ReplayResult struct {
 
 // Replay reads the stored inbound events (FR_IN) partition by partition,
 // in stream order, and applies each policy to a fresh in-memory state with
-// the same stepper the daemon uses (clock, timers, apply). It publishes
-// nothing. Merchant profiles are the latest in FR_MERCHANT (the view a
-// restarted daemon would have). A replay that starts mid-stream starts
+// the same stepper the daemon uses (clock, timers, apply), dead-lettering
+// what the daemon would (malformed, future_time, unknown order or
+// request). It publishes nothing. Review answers in the stream apply to
+// whatever each policy sent to review, and deadlines fire at the same
+// points of the stream as in the daemon, so each policy's report counts
+// how many requests it would have sent to people and how many the
+// deadlines would have approved or closed. Merchant profiles are read as
+// of each event's ingest time from FR_MERCHANT's history (the last
+// MerchantHistory per merchant). A replay that starts mid-stream starts
 // from empty state, so its decisions can differ from the live ones for
 // shoppers with earlier history.
 func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*ReplayResult, error) {
@@ -109,6 +135,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	if o.MaxChanged == 0 {
 		o.MaxChanged = 1000
 	}
+	if o.MaxFuture == 0 {
+		o.MaxFuture = DefaultMaxFuture
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +151,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	res := &ReplayResult{MerchantsUsed: len(merchants)}
 	engines := make([]*replayEngine, len(o.Policies))
 	for i, p := range o.Policies {
-		st := &PolicyStats{Name: p.Name, Version: p.Version, Reasons: map[string]int{}}
+		st := &PolicyStats{Name: p.Name, Version: p.Version, Reasons: map[string]int{}, Resolutions: map[string]int{}}
 		if o.Record {
 			st.Effects = map[string][]byte{}
 		}
@@ -141,12 +170,16 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 			asOf = stored.UnixNano()
 			_, kind, user, ok := wire.ParseSubject(subject)
 			ev = core.Event{}
-			if !ok || wire.Decode(kind, user, data, &ev) != nil {
+			if !ok || wire.Decode(kind, user, data, &ev) != nil || futureTime(&ev, asOf, o.MaxFuture) != "" {
 				res.DeadLetters++
 				return
 			}
-			for _, e := range engines {
-				if err := e.s.step(&ev, &e.env); err != nil {
+			for i, e := range engines {
+				e.faults = 0
+				if err := e.s.step(&ev, &e.env); err != nil || (i == 0 && e.faults > 0) {
+					// An unknown order or request is one for every
+					// policy (every request is kept, whatever its
+					// verdict): the baseline counts it.
 					res.DeadLetters++
 				}
 			}
@@ -213,6 +246,7 @@ type replayEngine struct {
 	buf       []byte
 	verdicts  map[string]core.CodeSet
 	verdictOf map[string]core.Verdict
+	faults    int // dead letters the core reported for the event being stepped
 }
 
 func (e *replayEngine) reset(log *slog.Logger) {
@@ -223,6 +257,7 @@ func (e *replayEngine) reset(log *slog.Logger) {
 func (e *replayEngine) finishPartition() {
 	for _, u := range e.mem.users {
 		e.stats.OutstandingFen += u.OutstandingFen
+		e.stats.PromisedFen += u.PromisedFen
 		e.stats.MaxUserExposed = max(e.stats.MaxUserExposed, u.OutstandingFen)
 	}
 }
@@ -230,6 +265,9 @@ func (e *replayEngine) finishPartition() {
 func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 	st := e.stats
 	switch ef.Kind {
+	case core.EffectDeadLetter:
+		e.faults++
+		return
 	case core.EffectDecision:
 		st.Requests++
 		switch ef.Verdict {
@@ -237,6 +275,11 @@ func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 			st.Approved++
 		case core.VerdictReview:
 			st.Review++
+			if core.DeadlineApproves(ef.Reasons) {
+				st.DeadlineApprovable++
+			} else {
+				st.ToPeople++
+			}
 		case core.VerdictRejected:
 			st.Rejected++
 		}
@@ -255,11 +298,22 @@ func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 		}
 	case core.EffectClawback:
 		st.ClawbackFen += ef.AmountFen
+		if ef.Outcome == core.OutcomeNotReturned {
+			st.NotReturnedFen += ef.AmountFen
+		}
 	case core.EffectCompensation:
 		st.Compensations++
+	case core.EffectResolution:
+		st.Resolutions[ef.Resolution.String()+"/"+ef.By.String()]++
+		switch {
+		case ef.Resolution == core.ResolutionApproved && ef.By == core.ActorTimeout:
+			st.ApprovedByDeadline++
+		case ef.Resolution == core.ResolutionClosed:
+			st.ClosedNotReturned++
+		}
 	}
 	if e.rec {
-		e.buf = wire.AppendEffect(e.buf[:0], ef, env.Policy, env.Loc, e.recTime)
+		e.buf = wire.AppendEffect(e.buf[:0], ef, env.Loc, e.recTime)
 		st.Effects[ef.MsgID()] = append([]byte(nil), e.buf...)
 	}
 }

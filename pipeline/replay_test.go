@@ -56,10 +56,13 @@ func TestReplayIsByteIdentical(t *testing.T) {
 	live := map[string][]byte{}
 	for _, o := range h.out("fr.out.") {
 		e := core.Effect{UserID: fmt.Sprint(o.Data["user_id"]), RequestID: fmt.Sprint(o.Data["request_id"])}
-		for k := core.EffectDecision; k <= core.EffectTrust; k++ {
+		for k := core.EffectDecision; k <= core.EffectResolution; k++ {
 			if "fr.out."+k.String()+"."+e.UserID == o.Subject {
 				e.Kind = k
 			}
+		}
+		if o.Data["outcome"] == "closed" {
+			e.Resolution = core.ResolutionClosed
 		}
 		live[e.MsgID()] = decidedAt.ReplaceAll(o.Raw, nil)
 	}

@@ -150,7 +150,7 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		}
 		want := []jetstream.StreamConfig{
 			{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
-			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
 		}
 		if layout == LayoutShared {
 			want = append(want, jetstream.StreamConfig{Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,

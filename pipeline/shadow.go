@@ -28,7 +28,11 @@ type Shadow struct {
 	liveAdvance   int64
 	shadowAdvance int64
 	disagreements int64
-	byPair        map[[2]core.Verdict]int64
+	// toPeople and byDeadline count the reviews of each side (0 live, 1
+	// shadow) that only a person can approve, and those the review
+	// deadline approves when nobody answers.
+	toPeople, byDeadline [2]int64
+	byPair               map[[2]core.Verdict]int64
 	recent        []Disagreement // ring buffer
 	next          int
 
@@ -55,6 +59,13 @@ type ShadowSummary struct {
 	LiveAdvancedFen     int64            `json:"live_advanced_fen"`
 	ShadowAdvancedFen   int64            `json:"shadow_advanced_fen"`
 	Disagreements       int64            `json:"disagreements"`
+	// After review: how many of each side's reviews wait for a person (a
+	// safety rule failed, or the merchant is unknown), and how many the
+	// review deadline approves when nobody answers.
+	LiveToPeople           int64 `json:"live_to_people"`
+	ShadowToPeople         int64 `json:"shadow_to_people"`
+	LiveDeadlineApprovable int64 `json:"live_deadline_approvable"`
+	ShadowDeadlineApproves int64 `json:"shadow_deadline_approvable"`
 	ByOutcome           map[string]int64 `json:"by_outcome"`
 	RecentDisagreements []Disagreement   `json:"recent_disagreements"`
 }
@@ -112,6 +123,16 @@ func (s *Shadow) observe(live, shadow []core.Effect) {
 	s.liveFen.Add(int(ladv))
 	s.shadowFen.Add(int(sadv))
 	s.byPair[[2]core.Verdict{ld.Verdict, sd.Verdict}]++
+	for i, d := range [2]*core.Effect{ld, sd} {
+		if d.Verdict != core.VerdictReview {
+			continue
+		}
+		if core.DeadlineApproves(d.Reasons) {
+			s.byDeadline[i]++
+		} else {
+			s.toPeople[i]++
+		}
+	}
 	if ld.Verdict == sd.Verdict && ld.Reasons == sd.Reasons {
 		return
 	}
@@ -137,6 +158,8 @@ func (s *Shadow) Summary() ShadowSummary {
 		LiveApproved: s.liveApproved, ShadowApproved: s.shadowApprove,
 		LiveAdvancedFen: s.liveAdvance, ShadowAdvancedFen: s.shadowAdvance,
 		Disagreements: s.disagreements, ByOutcome: map[string]int64{},
+		LiveToPeople: s.toPeople[0], ShadowToPeople: s.toPeople[1],
+		LiveDeadlineApprovable: s.byDeadline[0], ShadowDeadlineApproves: s.byDeadline[1],
 	}
 	for k, n := range s.byPair {
 		out.ByOutcome[k[0].String()+"->"+k[1].String()] = n

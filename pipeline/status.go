@@ -65,6 +65,11 @@ type Status struct {
 	LatencyAll      StatusLatency     `json:"latency_since_start"`
 	Totals          StatusTotals      `json:"totals"`
 	Decisions       map[string]uint64 `json:"decisions"`
+	// Resolutions counts the ends of reviews and closes since start, by
+	// "<outcome>/<by>": approved/merchant, approved/platform,
+	// approved/timeout, rejected/merchant, rejected/platform,
+	// closed/timeout.
+	Resolutions map[string]uint64 `json:"resolutions"`
 	Reasons         []StatusCount     `json:"reasons"`
 	DeadByReason    map[string]uint64 `json:"dead_letters_by_reason"`
 	Backlog         []PartitionStatus `json:"backlog"`
@@ -100,6 +105,7 @@ type StatusTotals struct {
 	ClawbacksFen           uint64 `json:"clawbacks_fen"`
 	CompensationFen        uint64 `json:"compensation_fen"`
 	AdvancedOutstandingFen int64  `json:"advanced_outstanding_fen"`
+	PromisedOutstandingFen int64  `json:"promised_outstanding_fen"`
 	Pending                int64  `json:"pending"`
 }
 
@@ -168,6 +174,14 @@ func (d *Daemon) Status() Status {
 		Policy:       policyRef{Name: pol.Name, Version: pol.Version},
 		Decisions:    map[string]uint64{"approved": 0, "review": 0, "rejected": 0},
 		DeadByReason: map[string]uint64{}, Reasons: []StatusCount{}, Backlog: []PartitionStatus{},
+		Resolutions: map[string]uint64{},
+	}
+	for o, byActor := range m.resolutions {
+		for a, c := range byActor {
+			if c != nil {
+				st.Resolutions[core.Resolution(o).String()+"/"+core.Actor(a).String()] = c.Get()
+			}
+		}
 	}
 	if d.shadow != nil {
 		s := d.shadow.Summary()
@@ -225,6 +239,7 @@ func (d *Daemon) Status() Status {
 		EventsIn: cur.events, Decisions: cur.decisions, DeadLetters: cur.deadN,
 		RefundsFen: m.refundFen.Get(), AdvancedFen: m.advanceFen.Get(), ClawbacksFen: m.clawbackFen.Get(),
 		CompensationFen: m.compensFen.Get(), AdvancedOutstandingFen: m.ops.outstandingFen.Load(),
+		PromisedOutstandingFen: m.ops.promisedFen.Load(),
 	}
 	select {
 	case <-d.started: // d.workers is set before started is closed

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 )
@@ -100,4 +101,20 @@ func (s *stepper) rearm(u *core.User) {
 		dl = 0
 	}
 	s.st.SetDeadline(u.ID, dl)
+}
+
+// futureTime returns why an event must be dead-lettered as future_time,
+// or "" when it may be applied: its at is later than storedAt (the Unix ns
+// time its stream stored it) by more than maxFuture (the allowed clock
+// skew of publishers; 0 or less turns the check off). The daemon and
+// replay compare with the stored timestamp, never with their own clock, so
+// both decide the same message alike. One publisher with a wrong clock
+// thus cannot move a partition's event time and fire its timers early.
+func futureTime(ev *core.Event, storedAt int64, maxFuture time.Duration) string {
+	if maxFuture <= 0 || ev.At-storedAt <= int64(maxFuture) {
+		return ""
+	}
+	ahead := time.Duration(ev.At - storedAt).Round(time.Millisecond)
+	return fmt.Sprintf("field \"at\" is %s, %s after the stream stored the event (%s): more than the allowed %s",
+		ev.AtRaw, ahead, time.Unix(0, storedAt).UTC().Format(time.RFC3339Nano), maxFuture)
 }

@@ -25,7 +25,7 @@ func BenchmarkDecodeDecideEncode(b *testing.B) {
 	var out []byte
 	now := time.Now()
 	s := stepper{st: mem, log: slog.New(slog.DiscardHandler)}
-	s.emit = func(e *core.Effect, env *core.Env) { out = wire.AppendEffect(out[:0], e, env.Policy, env.Loc, now) }
+	s.emit = func(e *core.Effect, env *core.Env) { out = wire.AppendEffect(out[:0], e, env.Loc, now) }
 	at := time.Date(2026, 11, 11, 15, 0, 0, 0, loc).UnixNano()
 	warm := func() *core.User {
 		u := &core.User{ID: "u42", Stars: 4, MaxAt: at}

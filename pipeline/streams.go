@@ -43,6 +43,10 @@ const (
 	dupWindow       = 2 * time.Minute
 )
 
+// MerchantHistory is how many profiles FR_MERCHANT keeps per merchant
+// (the contract asks for at least 10).
+const MerchantHistory = 10
+
 func partitionedDest(p int) string {
 	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
 }
@@ -79,7 +83,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	cfgs := []jetstream.StreamConfig{
 		{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		{Name: StreamDLQ, Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		// History per merchant: a decision reads the profile in force when
+		// its request was stored, after a restart, a takeover or in a
+		// replay too (domain.md, Missing data). An existing stream that
+		// kept one per merchant is updated on start.
+		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:

@@ -35,7 +35,8 @@ type traceCheck struct {
 	Detail string `json:"detail"`
 }
 
-func encodeTrace(e *core.Effect, p *core.Policy, now time.Time) []byte {
+func encodeTrace(e *core.Effect, now time.Time) []byte {
+	p := e.Policy
 	r := traceRecord{
 		Policy:           policyRef{Name: p.Name, Version: p.Version},
 		Decision:         e.Verdict.String(),

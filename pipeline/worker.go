@@ -44,9 +44,14 @@ type worker struct {
 	now     time.Time // wall clock of the batch in hand (decided_at)
 	lastCon uint64    // last consumer sequence seen
 	// asOf is the ingest time (Unix ns) of the message being applied: the
-	// merchant view is read as of it (merchantAt).
+	// merchant view is read as of it (merchantAt), and its event time may
+	// not pass it by more than Config.MaxFuture.
 	asOf       int64
 	merchantAt func(id string) *core.Merchant
+	// msg and seq are the message being applied and its stream sequence,
+	// for the dead letters the core reports (unknown order or request).
+	msg jetstream.Msg
+	seq uint64
 
 	in      chan jetstream.Msg
 	lost    chan error      // the consume error handler reports a lost consumer
@@ -555,6 +560,11 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
+	if text := futureTime(ev, w.asOf, w.d.cfg.MaxFuture); text != "" {
+		w.deadLetter(wire.ReasonFutureTime, text, m.Subject(), seq, m.Data(), now)
+		return ""
+	}
+	w.msg, w.seq = m, seq
 	w.ops.cnt.add(w.d.m.eventsIn[ev.Type], 1)
 	w.now = now
 	if applyHook != nil {
@@ -568,22 +578,34 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 	return ""
 }
 
-// emit encodes one effect into the outbox (and its trace into state).
+// emit encodes one effect into the outbox (and a decision's trace into
+// state). A dead letter from the core (the event refers to an order or
+// request the shopper does not have) dead-letters the message being
+// applied.
 func (w *worker) emit(e *core.Effect, env *core.Env) {
 	now := w.now
+	if e.Kind == core.EffectDeadLetter {
+		reason, text := wire.FaultReason(e)
+		w.deadLetter(reason, text, w.msg.Subject(), w.seq, w.msg.Data(), now)
+		return
+	}
 	start := len(w.arena)
-	w.arena = wire.AppendEffect(w.arena, e, env.Policy, env.Loc, now)
+	w.arena = wire.AppendEffect(w.arena, e, env.Loc, now)
 	data := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data})
 	w.d.m.effect(&w.ops.cnt, e)
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
-		w.d.m.decision(&w.ops.cnt, e, env.Policy.Name)
-		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, env.Policy, now))
+		w.d.m.decision(&w.ops.cnt, e, e.Policy.Name)
+		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, now))
 	}
 }
 
+// deadLetter stages a dead letter of the stored message seq into the
+// outbox. Its subject field is the subject the event was published to,
+// whatever layout stored it.
 func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byte, _ time.Time) {
+	subject = wire.PublishedSubject(subject)
 	w.d.m.deadLetter(&w.ops.cnt, reason)
 	w.ops.deadLetter(reason, text, subject, seq)
 	start := len(w.arena)

@@ -3,10 +3,13 @@ package state
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/flashreturn/flashreturn/internal/core"
 )
 
 const benchBatch = 256
@@ -110,9 +113,10 @@ func BenchmarkEncodeUser(b *testing.B) {
 
 func BenchmarkDecodeUser(b *testing.B) {
 	rec := appendUser(nil, typicalUser(12345))
+	res := testResolver(nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodeUser(rec); err != nil {
+		if _, err := decodeUser(rec, res); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -139,45 +143,60 @@ func BenchmarkUserMiss(b *testing.B) {
 }
 
 // TestMemSizeEstimate checks memSize, the cache's accounting, against the
-// heap that users cached by Partition.User really hold (freed by Release).
+// heap that users cached by Partition.User really hold (freed by Release):
+// typical shoppers, and shoppers whose request was reviewed with a note.
 func TestMemSizeEstimate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation sizes")
 	}
-	const n = 20000
-	s := openStore(t, Options{})
-	pt := mustPartition(t, s, 0)
-	for b := 0; b < n; b += 1000 {
-		for i := b; i < b+1000; i++ {
-			u := mustUser(t, pt, fmt.Sprintf("u%08d", i))
-			*u = *typicalUser(i)
-			pt.MarkDirty(u)
-		}
-		if err := pt.Commit(uint64(b+1), 0, nil); err != nil {
-			t.Fatal(err)
-		}
+	reviewed := func(i int) *core.User {
+		u := typicalUser(i)
+		r := &u.Requests[0]
+		r.Resolution, r.ResolvedBy, r.ResolvedAt = core.ResolutionApproved, core.ActorMerchant, r.At+3600e9
+		r.Note = strings.Repeat("退货已确认 ", 1+i%20) // 16 to 320 bytes
+		return u
 	}
-	pt.Release()
-	pt = mustPartition(t, s, 0)
-	for i := range n {
-		mustUser(t, pt, fmt.Sprintf("u%08d", i))
-	}
-	if pt.CachedUsers() != n {
-		t.Fatalf("%d users cached, want %d", pt.CachedUsers(), n)
-	}
-	est := pt.CacheBytes()
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	with := ms.HeapAlloc
-	pt.Release()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	real := int64(with - ms.HeapAlloc)
-	ratio := float64(est) / float64(real)
-	t.Logf("%d users: estimated %d B/user, heap %d B/user (ratio %.2f)", n, est/n, real/n, ratio)
-	if ratio < 0.85 || ratio > 1.2 {
-		t.Fatalf("memSize is off: estimate/heap = %.2f", ratio)
+	for _, tc := range []struct {
+		name string
+		user func(int) *core.User
+	}{{"typical", typicalUser}, {"reviewed", reviewed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 20000
+			s := openStore(t, Options{})
+			pt := mustPartition(t, s, 0)
+			for b := 0; b < n; b += 1000 {
+				for i := b; i < b+1000; i++ {
+					u := mustUser(t, pt, fmt.Sprintf("u%08d", i))
+					*u = *tc.user(i)
+					pt.MarkDirty(u)
+				}
+				if err := pt.Commit(uint64(b+1), 0, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pt.Release()
+			pt = mustPartition(t, s, 0)
+			for i := range n {
+				mustUser(t, pt, fmt.Sprintf("u%08d", i))
+			}
+			if pt.CachedUsers() != n {
+				t.Fatalf("%d users cached, want %d", pt.CachedUsers(), n)
+			}
+			est := pt.CacheBytes()
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			with := ms.HeapAlloc
+			pt.Release()
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			real := int64(with - ms.HeapAlloc)
+			ratio := float64(est) / float64(real)
+			t.Logf("%d users: estimated %d B/user, heap %d B/user (ratio %.2f)", n, est/n, real/n, ratio)
+			if ratio < 0.85 || ratio > 1.2 {
+				t.Fatalf("memSize is off: estimate/heap = %.2f", ratio)
+			}
+		})
 	}
 }
 

@@ -95,12 +95,16 @@ func allocBytes(n int64) int64 {
 
 // memSize estimates the heap a cached user holds: structs and slice backing
 // arrays (by capacity) rounded to the allocator's size classes, string
-// bytes, and the cache entry. TestMemSizeEstimate checks it against the heap
-// that cached users really hold.
+// bytes (review notes included), and the cache entry. Policies are shared
+// by every user of a version (see the partition's policy table), so a
+// request's policy costs only its pointer, counted in the Request struct.
+// The spare room of the string slab core keeps for a user it changed is
+// not visible here (see the package doc). TestMemSizeEstimate checks the
+// estimate against the heap that cached users really hold.
 func memSize(u *core.User) int64 {
 	n := entryBytes + allocBytes(userStructBytes) +
 		allocBytes(int64(cap(u.Orders))*orderStructBytes) + allocBytes(int64(cap(u.Requests))*requestStructBytes) +
-		allocBytes(8*int64(cap(u.RecentRequests))) + allocBytes(8*int64(cap(u.BadInspections)))
+		allocBytes(8*int64(cap(u.RecentRequests))) + allocBytes(8*int64(cap(u.TrustMarks)))
 	strs := int64(len(u.ID)) + stringBytes
 	for i := range u.Orders {
 		o := &u.Orders[i]
@@ -108,7 +112,7 @@ func memSize(u *core.User) int64 {
 	}
 	for i := range u.Requests {
 		r := &u.Requests[i]
-		strs += int64(len(r.ID)+len(r.OrderID)+len(r.MerchantRule)) + 3*stringBytes
+		strs += int64(len(r.ID)+len(r.OrderID)+len(r.MerchantRule)+len(r.Note)) + 4*stringBytes
 	}
 	return n + allocBytes(strs)
 }

@@ -17,12 +17,14 @@ import (
 // Adding a field to core.User, core.Order or core.Request is a versioned
 // change: add the field at the end of its section in appendUser, bump
 // userVersion, and make decodeUser read it only when the record's version is
-// high enough (older records leave it zero). Keep testdata/user_v1.golden and
-// add a golden file for the new version. TestCodecCoversAllFields fails until
+// high enough (older records leave it zero, or derive it: see deriveV1).
+// Keep the golden files of the older versions (testdata/user_v1.golden...)
+// and add one for the new version. TestCodecCoversAllFields fails until
 // the codec knows every field.
 const (
 	userV1      = 1
-	userVersion = userV1 // version written by appendUser
+	userV2      = 2      // issue 14: money safety, review lifecycle, request policies
+	userVersion = userV2 // version written by appendUser
 
 	metaV1   = 1
 	outboxV1 = 1
@@ -42,7 +44,7 @@ const (
 	ofAll = 1<<iota - 1
 )
 
-// Request flags.
+// Request flags, first byte (bits 0-6 since version 1, bit 7 since 2).
 const (
 	rfRefundSent = 1 << iota
 	rfRefundAdvance
@@ -51,24 +53,70 @@ const (
 	rfPickupDone
 	rfCompensationSent
 	rfTracked
-	rfAll = 1<<iota - 1
+	rfPickupAsked
+	rfAllV1 = rfPickupAsked - 1
+	rfAll   = rfPickupAsked<<1 - 1
 )
+
+// Request flags, second byte (version 2).
+const (
+	rf2PayAdvance = 1 << iota
+	rf2Reserved
+	rf2Promised
+	rf2GoodsAdvance
+	rf2CourierOnTime
+	rf2ClawbackSent
+	rf2TrustSent
+	// rf2Resolved: the resolution block (Resolution, ResolvedBy,
+	// ResolvedAt, ResolveCodes, Note) follows; absent when all are zero.
+	rf2Resolved
+	rf2All = 1<<iota - 1
+)
+
+// Policy dictionary entry tags (version 2).
+const (
+	// polTagKey: 8 bytes follow, a version of 16 hex digits (the only
+	// form Commit stores: see encodePolicy).
+	polTagKey = 1
+	// polTagString: a length-prefixed version string follows, for a
+	// version that is not 16 hex digits (a hand-built policy; it can never
+	// be resolved, so such a record reads back as corrupt).
+	polTagString = 2
+)
+
+// maxDictStack is the number of distinct policies per user the encoder
+// and decoder handle without allocating.
+const maxDictStack = 4
 
 // appendUser appends the current-version encoding of u to dst.
 //
-// Layout (version 1); s = uvarint length + bytes, v = zig-zag varint,
-// uv = uvarint, b = one byte, t = time relative to MaxAt (appendTime):
+// Layout (version 2); s = uvarint length + bytes, v = zig-zag varint,
+// uv = uvarint, b = one byte, t = time relative to MaxAt (appendTime),
+// tA = time relative to the request's At. Fields marked [v2] are new in
+// version 2; version 1 is the same without them (and with BadInspections
+// where TrustMarks is):
 //
 //	b version | s ID | v Stars | v OutstandingFen | v MaxAt
+//	  [v2] v PromisedFen | uv len(dict), each: b tag, then 8 bytes (tag 1:
+//	  a version of 16 hex digits) or s version (tag 2)
 //	uv len(Orders), each: s ID, s MerchantID, s Category, s City, b Size,
 //	  v PaidFen, b flags(SevenDay, FreightInsurance), t PaidAt, t ShippedAt,
 //	  t DeliveredAt
+//	  [v2] t LastAt, v ReservedFen, v RefundedFen
 //	uv len(Requests), each: s ID, s OrderID, b Kind, b Reason, t At,
 //	  v AmountFen, b Status, b Verdict, uv Reasons, s MerchantRule,
 //	  uv MerchantRevision, b RefundTrigger, b flags(RefundSent, RefundAdvance,
-//	  Pickup, Replace, PickupDone, CompensationSent, Tracked), t RefundAt,
-//	  b PickupSize, t WindowStart, t WindowEnd, b Inspection, t ClosedAt
-//	uv len(RecentRequests), each t | uv len(BadInspections), each t
+//	  Pickup, Replace, PickupDone, CompensationSent, Tracked, [v2]
+//	  PickupAsked), t RefundAt, b PickupSize, t WindowStart, t WindowEnd,
+//	  b Inspection, t ClosedAt
+//	  [v2] uv policy (0: nil, i: dict[i-1]), b PayTrigger, b flags2(
+//	  PayAdvance, Reserved, Promised, GoodsAdvance, CourierOnTime,
+//	  ClawbackSent, TrustSent, resolved), tA ApprovedAt, and when resolved:
+//	  b Resolution, b ResolvedBy, tA ResolvedAt, uv ResolveCodes, s Note
+//	uv len(RecentRequests), each t | uv len(TrustMarks), each t
+//
+// A request's policy is stored as its version, once per user in the
+// dictionary; decodeUser resolves it through the partition's policy table.
 func appendUser(dst []byte, u *core.User) []byte {
 	base := u.MaxAt
 	dst = append(dst, userVersion)
@@ -76,6 +124,27 @@ func appendUser(dst []byte, u *core.User) []byte {
 	dst = binary.AppendVarint(dst, int64(u.Stars))
 	dst = binary.AppendVarint(dst, u.OutstandingFen)
 	dst = binary.AppendVarint(dst, u.MaxAt)
+	dst = binary.AppendVarint(dst, u.PromisedFen)
+
+	// The dictionary of distinct policy versions, in order of first use.
+	var stack [maxDictStack]*core.Policy
+	dict := stack[:0]
+	for i := range u.Requests {
+		if p := u.Requests[i].Policy; p != nil && dictIndex(dict, p) == 0 {
+			dict = append(dict, p)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(dict)))
+	for _, p := range dict {
+		if k, ok := versionKey(p.Version); ok {
+			dst = append(dst, polTagKey)
+			dst = append(dst, k[:]...)
+		} else {
+			dst = append(dst, polTagString)
+			dst = appendString(dst, p.Version)
+		}
+	}
+
 	dst = binary.AppendUvarint(dst, uint64(len(u.Orders)))
 	for i := range u.Orders {
 		o := &u.Orders[i]
@@ -96,6 +165,9 @@ func appendUser(dst []byte, u *core.User) []byte {
 		dst = appendTime(dst, base, o.PaidAt)
 		dst = appendTime(dst, base, o.ShippedAt)
 		dst = appendTime(dst, base, o.DeliveredAt)
+		dst = appendTime(dst, base, o.LastAt)
+		dst = binary.AppendVarint(dst, o.ReservedFen)
+		dst = binary.AppendVarint(dst, o.RefundedFen)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(u.Requests)))
 	for i := range u.Requests {
@@ -110,67 +182,92 @@ func appendUser(dst []byte, u *core.User) []byte {
 		dst = appendString(dst, r.MerchantRule)
 		dst = binary.AppendUvarint(dst, r.MerchantRevision)
 		dst = append(dst, byte(r.RefundTrigger))
-		var f byte
-		if r.RefundSent {
-			f |= rfRefundSent
-		}
-		if r.RefundAdvance {
-			f |= rfRefundAdvance
-		}
-		if r.Pickup {
-			f |= rfPickup
-		}
-		if r.Replace {
-			f |= rfReplace
-		}
-		if r.PickupDone {
-			f |= rfPickupDone
-		}
-		if r.CompensationSent {
-			f |= rfCompensationSent
-		}
-		if r.Tracked {
-			f |= rfTracked
-		}
-		dst = append(dst, f)
+		dst = append(dst, flagByte(r.RefundSent, r.RefundAdvance, r.Pickup, r.Replace,
+			r.PickupDone, r.CompensationSent, r.Tracked, r.PickupAsked))
 		dst = appendTime(dst, base, r.RefundAt)
 		dst = append(dst, byte(r.PickupSize))
 		dst = appendTime(dst, base, r.WindowStart)
 		dst = appendTime(dst, base, r.WindowEnd)
 		dst = append(dst, byte(r.Inspection))
 		dst = appendTime(dst, base, r.ClosedAt)
+
+		var pi int
+		if r.Policy != nil {
+			pi = dictIndex(dict, r.Policy)
+		}
+		dst = binary.AppendUvarint(dst, uint64(pi))
+		dst = append(dst, byte(r.PayTrigger))
+		resolved := r.Resolution != 0 || r.ResolvedBy != 0 || r.ResolvedAt != 0 || r.ResolveCodes != 0 || r.Note != ""
+		dst = append(dst, flagByte(r.PayAdvance, r.Reserved, r.Promised, r.GoodsAdvance,
+			r.CourierOnTime, r.ClawbackSent, r.TrustSent, resolved))
+		dst = appendTime(dst, r.At, r.ApprovedAt)
+		if resolved {
+			dst = append(dst, byte(r.Resolution), byte(r.ResolvedBy))
+			dst = appendTime(dst, r.At, r.ResolvedAt)
+			dst = binary.AppendUvarint(dst, uint64(r.ResolveCodes))
+			dst = appendString(dst, r.Note)
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(u.RecentRequests)))
 	for _, t := range u.RecentRequests {
 		dst = appendTime(dst, base, t)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(u.BadInspections)))
-	for _, t := range u.BadInspections {
+	dst = binary.AppendUvarint(dst, uint64(len(u.TrustMarks)))
+	for _, t := range u.TrustMarks {
 		dst = appendTime(dst, base, t)
 	}
 	return dst
 }
 
+// dictIndex returns 1 + the index of p's version in dict, or 0. Policies
+// are compared by pointer first, then by version (a version names one
+// content).
+func dictIndex(dict []*core.Policy, p *core.Policy) int {
+	for i, q := range dict {
+		if q == p || q.Version == p.Version {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// flagByte packs eight booleans, the first in bit 0.
+func flagByte(bs ...bool) byte {
+	var f byte
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
 // Upper bounds of the encoded size of the fixed-size parts (varints at their
-// longest), used by encodedSizeBound.
+// longest), used by encodedSizeBound. A time takes at most maxTime bytes
+// (the escape byte and a full uvarint).
 const (
 	maxVarint    = binary.MaxVarintLen64
-	userFixedMax = 1 + 3*maxVarint + 4*maxVarint
-	orderMax     = 1 + maxVarint + 1 + 3*maxVarint
-	requestMax   = 2 + maxVarint + maxVarint + 2 + maxVarint + maxVarint + 1 + 1 + maxVarint + 1 + 2*maxVarint + 1 + maxVarint
+	maxTime      = 1 + maxVarint
+	userFixedMax = 1 + 4*maxVarint + 5*maxVarint
+	orderMax     = 1 + maxVarint + 1 + 4*maxTime + 2*maxVarint
+	requestMax   = 2 + maxTime + maxVarint + 2 + maxVarint + maxVarint + 1 + 1 + maxTime + 1 + 3*maxTime + 1 +
+		maxVarint + 1 + 1 + maxTime + 2 + maxTime + maxVarint
 )
 
 // encodedSizeBound returns an upper bound of len(appendUser(nil, u)),
 // cheaply (no encoding). Typical users encode to about half of it.
 func encodedSizeBound(u *core.User) int {
-	n := userFixedMax + strBound(u.ID) + (len(u.RecentRequests)+len(u.BadInspections))*maxVarint
+	n := userFixedMax + strBound(u.ID) + (len(u.RecentRequests)+len(u.TrustMarks))*maxTime
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		n += orderMax + strBound(o.ID) + strBound(o.MerchantID) + strBound(o.Category) + strBound(o.City)
 	}
 	for i := range u.Requests {
 		r := &u.Requests[i]
-		n += requestMax + strBound(r.ID) + strBound(r.OrderID) + strBound(r.MerchantRule)
+		n += requestMax + strBound(r.ID) + strBound(r.OrderID) + strBound(r.MerchantRule) + strBound(r.Note)
+		if r.Policy != nil { // at most one dictionary entry per request
+			n += 1 + max(len(polKey{}), strBound(r.Policy.Version))
+		}
 	}
 	return n
 }
@@ -334,13 +431,21 @@ func (d *decoder) flags(all byte) byte {
 }
 
 // decodeUser decodes a record written by appendUser of this or an older
-// version. It never panics; a malformed record yields an error.
-func decodeUser(rec []byte) (*core.User, error) {
+// version, resolving the policies of its requests with res. It never
+// panics; a malformed record yields an error, and so does a policy version
+// res cannot resolve (ErrUnknownPolicy) or a version-1 record when res has
+// no legacy policy (ErrNoLegacyPolicy). A version-1 record gets the legacy
+// policy and the fields version 1 lacked derived from it (deriveV1).
+func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 	if len(rec) == 0 {
 		return nil, errShort
 	}
-	if v := rec[0]; v == 0 || v > userVersion {
+	v := rec[0]
+	if v == 0 || v > userVersion {
 		return nil, fmt.Errorf("%w %d (this release reads up to %d)", ErrUnsupportedVersion, v, userVersion)
+	}
+	if v == userV1 && res.legacy == nil {
+		return nil, ErrNoLegacyPolicy
 	}
 	d := decoder{s: string(rec), off: 1}
 	u := &core.User{}
@@ -349,7 +454,47 @@ func decodeUser(rec []byte) (*core.User, error) {
 	u.OutstandingFen = d.varint()
 	u.MaxAt = d.varint()
 	base := u.MaxAt
-	if n := d.count(9); n > 0 {
+	var stack [maxDictStack]*core.Policy
+	dict := stack[:0]
+	if v >= userV2 {
+		u.PromisedFen = d.varint()
+		n := d.count(2)
+		if n > maxDictStack {
+			dict = make([]*core.Policy, 0, n)
+		}
+		for range n {
+			var k polKey
+			switch tag := d.byte(); tag {
+			case polTagKey:
+				if len(d.s)-d.off < len(k) {
+					d.fail(errShort)
+					break
+				}
+				copy(k[:], d.s[d.off:])
+				d.off += len(k)
+				if d.err != nil {
+					break
+				}
+				p, err := res.find(k)
+				if err != nil {
+					d.fail(err)
+				}
+				dict = append(dict, p)
+			case polTagString:
+				if ver := d.string(); d.err == nil {
+					d.fail(fmt.Errorf("%w %q: not 16 hex digits", ErrUnknownPolicy, ver))
+				}
+			default:
+				d.fail(fmt.Errorf("state: bad policy tag %d", tag))
+			}
+		}
+	}
+	// The shortest order and request (empty strings, zero values).
+	orderMin, requestMin := 10, 19
+	if v >= userV2 {
+		orderMin, requestMin = 13, 23
+	}
+	if n := d.count(orderMin); n > 0 {
 		u.Orders = make([]core.Order, n)
 		for i := range u.Orders {
 			o := &u.Orders[i]
@@ -365,9 +510,18 @@ func decodeUser(rec []byte) (*core.User, error) {
 			o.PaidAt = d.time(base)
 			o.ShippedAt = d.time(base)
 			o.DeliveredAt = d.time(base)
+			if v >= userV2 {
+				o.LastAt = d.time(base)
+				o.ReservedFen = d.varint()
+				o.RefundedFen = d.varint()
+			}
 		}
 	}
-	if n := d.count(20); n > 0 {
+	rfMask := byte(rfAll)
+	if v == userV1 {
+		rfMask = rfAllV1
+	}
+	if n := d.count(requestMin); n > 0 {
 		u.Requests = make([]core.Request, n)
 		for i := range u.Requests {
 			r := &u.Requests[i]
@@ -379,15 +533,11 @@ func decodeUser(rec []byte) (*core.User, error) {
 			r.AmountFen = d.varint()
 			r.Status = core.Status(d.byte())
 			r.Verdict = core.Verdict(d.byte())
-			reasons := d.uvarint()
-			if reasons > 1<<32-1 {
-				d.fail(fmt.Errorf("state: reason set %#x overflows", reasons))
-			}
-			r.Reasons = core.CodeSet(reasons)
+			r.Reasons = d.codeSet()
 			r.MerchantRule = d.string()
 			r.MerchantRevision = d.uvarint()
 			r.RefundTrigger = core.Trigger(d.byte())
-			f := d.flags(rfAll)
+			f := d.flags(rfMask)
 			r.RefundSent = f&rfRefundSent != 0
 			r.RefundAdvance = f&rfRefundAdvance != 0
 			r.Pickup = f&rfPickup != 0
@@ -395,23 +545,121 @@ func decodeUser(rec []byte) (*core.User, error) {
 			r.PickupDone = f&rfPickupDone != 0
 			r.CompensationSent = f&rfCompensationSent != 0
 			r.Tracked = f&rfTracked != 0
+			r.PickupAsked = f&rfPickupAsked != 0
 			r.RefundAt = d.time(base)
 			r.PickupSize = core.Size(d.byte())
 			r.WindowStart = d.time(base)
 			r.WindowEnd = d.time(base)
 			r.Inspection = core.Outcome(d.byte())
 			r.ClosedAt = d.time(base)
+			if v == userV1 {
+				continue
+			}
+			switch pi := d.uvarint(); {
+			case pi == 0:
+				r.Policy = res.legacy
+			case pi <= uint64(len(dict)):
+				r.Policy = dict[pi-1]
+			default:
+				d.fail(fmt.Errorf("state: request refers to policy %d of %d", pi, len(dict)))
+			}
+			r.PayTrigger = core.Trigger(d.byte())
+			f = d.flags(rf2All)
+			r.PayAdvance = f&rf2PayAdvance != 0
+			r.Reserved = f&rf2Reserved != 0
+			r.Promised = f&rf2Promised != 0
+			r.GoodsAdvance = f&rf2GoodsAdvance != 0
+			r.CourierOnTime = f&rf2CourierOnTime != 0
+			r.ClawbackSent = f&rf2ClawbackSent != 0
+			r.TrustSent = f&rf2TrustSent != 0
+			r.ApprovedAt = d.time(r.At)
+			if f&rf2Resolved != 0 {
+				r.Resolution = core.Resolution(d.byte())
+				r.ResolvedBy = core.Actor(d.byte())
+				r.ResolvedAt = d.time(r.At)
+				r.ResolveCodes = d.codeSet()
+				r.Note = d.string()
+			}
 		}
 	}
 	u.RecentRequests = d.times(base)
-	u.BadInspections = d.times(base)
+	u.TrustMarks = d.times(base)
 	if d.err != nil {
 		return nil, d.err
 	}
 	if d.off != len(d.s) {
 		return nil, fmt.Errorf("state: %d trailing bytes in user record", len(d.s)-d.off)
 	}
+	if v == userV1 {
+		deriveV1(u, res.legacy)
+	}
 	return u, nil
+}
+
+// codeSet reads a core.CodeSet (uvarint of at most 32 bits).
+func (d *decoder) codeSet() core.CodeSet {
+	x := d.uvarint()
+	if x > 1<<32-1 {
+		d.fail(fmt.Errorf("state: code set %#x overflows", x))
+	}
+	return core.CodeSet(x)
+}
+
+// deriveV1 completes a user decoded from a version-1 record (written
+// before requests kept their policy, before the per-order ceiling and the
+// review lifecycle) as well as the record allows; the package doc
+// (Migration from version 1) states each derivation and its limits. p is
+// the store's legacy policy.
+func deriveV1(u *core.User, p *core.Policy) {
+	for i := range u.Requests {
+		r := &u.Requests[i]
+		r.Policy = p
+		// Version 1 sent trust feedback for every inspection, and a
+		// clawback for a bad one after an advance refund.
+		r.TrustSent = r.Inspection != core.OutcomeNone
+		r.ClawbackSent = r.Inspection.Bad() && r.RefundSent && r.RefundAdvance
+		// A courier's sign recorded with no compensation sent came before
+		// version 1 fired the window (otherwise it would have
+		// compensated): the courier counts as on time, so the new pickup
+		// timer does not compensate it now.
+		r.CourierOnTime = r.Pickup && !r.CompensationSent && (r.PickupDone || r.Tracked)
+		// Version 1 scheduled a pickup only when asked, except an
+		// exchange under a policy with ExchangePickup.
+		r.PickupAsked = r.Pickup && (r.Kind != core.KindExchange || !p.ExchangePickup)
+		if r.Verdict != core.VerdictApproved {
+			continue // version 1 had no review answers: review stays review
+		}
+		r.ApprovedAt = r.At
+		rule := p.RefundRule(r.Kind)
+		if r.RefundTrigger == core.TriggerPreShipment {
+			rule = core.RefundRule{Trigger: core.TriggerPreShipment}
+		}
+		r.PayTrigger, r.PayAdvance = rule.Trigger, rule.Advance
+		if r.Status == core.StatusOpen && !r.RefundSent && rule.Trigger != core.TriggerNone {
+			r.Reserved = true
+			if rule.Advance && rule.Trigger == core.TriggerTracking {
+				r.Promised = true
+				u.PromisedFen += r.AmountFen
+			}
+		}
+	}
+	for i := range u.Orders {
+		o := &u.Orders[i]
+		o.LastAt = max(o.PaidAt, o.ShippedAt, o.DeliveredAt)
+		for j := range u.Requests {
+			r := &u.Requests[j]
+			if r.OrderID != o.ID {
+				continue
+			}
+			o.LastAt = max(o.LastAt, r.At, r.RefundAt, r.ClosedAt)
+			if r.Reserved {
+				o.ReservedFen += r.AmountFen
+			}
+			if r.RefundSent && !r.ClawbackSent {
+				o.RefundedFen += r.AmountFen
+			}
+		}
+	}
 }
 
 func (d *decoder) times(base int64) []int64 {

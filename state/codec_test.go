@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flashreturn/flashreturn/internal/core"
@@ -22,21 +24,33 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 // this test fails: encode it (as a new version, see codec.go), then add it
 // here.
 var codecFields = map[reflect.Type][]string{
-	reflect.TypeFor[core.User](): {"ID", "Stars", "Orders", "Requests", "OutstandingFen",
-		"RecentRequests", "BadInspections", "MaxAt"},
+	reflect.TypeFor[core.User](): {"ID", "Stars", "Orders", "Requests", "OutstandingFen", "PromisedFen",
+		"RecentRequests", "TrustMarks", "MaxAt"},
 	reflect.TypeFor[core.Order](): {"ID", "MerchantID", "Category", "City", "Size", "PaidFen",
-		"SevenDay", "FreightInsurance", "PaidAt", "ShippedAt", "DeliveredAt"},
+		"SevenDay", "FreightInsurance", "PaidAt", "ShippedAt", "DeliveredAt", "LastAt", "ReservedFen", "RefundedFen"},
 	reflect.TypeFor[core.Request](): {"ID", "OrderID", "Kind", "Reason", "At", "AmountFen", "Status",
-		"Verdict", "Reasons", "MerchantRule", "MerchantRevision", "RefundTrigger", "RefundSent",
-		"RefundAdvance", "RefundAt", "Pickup", "PickupSize", "Replace", "WindowStart", "WindowEnd",
-		"PickupDone", "CompensationSent", "Tracked", "Inspection", "ClosedAt"},
+		"Verdict", "Reasons", "PickupAsked", "Policy", "MerchantRule", "MerchantRevision",
+		"Resolution", "ResolvedBy", "ResolvedAt", "ResolveCodes", "Note",
+		"ApprovedAt", "PayTrigger", "PayAdvance", "Reserved", "Promised", "GoodsAdvance",
+		"RefundTrigger", "RefundSent", "RefundAdvance", "RefundAt", "Pickup", "PickupSize", "Replace",
+		"WindowStart", "WindowEnd", "PickupDone", "CourierOnTime", "CompensationSent",
+		"Tracked", "Inspection", "ClawbackSent", "TrustSent", "ClosedAt"},
+}
+
+// notEncoded lists the fields the codec leaves out on purpose, and why.
+var notEncoded = map[string]string{
+	"User.slab": "core's storage for the strings it owns; a decoded user's strings share the record's",
 }
 
 func TestCodecCoversAllFields(t *testing.T) {
 	for typ, known := range codecFields {
 		var got []string
 		for i := range typ.NumField() {
-			got = append(got, typ.Field(i).Name)
+			f := typ.Field(i).Name
+			if _, ok := notEncoded[typ.Name()+"."+f]; ok {
+				continue
+			}
+			got = append(got, f)
 		}
 		for _, f := range got {
 			if !slices.Contains(known, f) {
@@ -54,12 +68,17 @@ func TestCodecCoversAllFields(t *testing.T) {
 func roundTrip(t *testing.T, u *core.User) []byte {
 	t.Helper()
 	enc := appendUser(nil, u)
-	got, err := decodeUser(enc)
+	got, err := decodeTest(enc)
 	if err != nil {
 		t.Fatalf("decode %x: %v", enc, err)
 	}
 	if !reflect.DeepEqual(got, u) {
 		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, u)
+	}
+	for i := range got.Requests {
+		if got.Requests[i].Policy != u.Requests[i].Policy {
+			t.Fatalf("request %d: policy %p, want the table's %p", i, got.Requests[i].Policy, u.Requests[i].Policy)
+		}
 	}
 	if b := encodedSizeBound(u); b < len(enc) {
 		t.Fatalf("encodedSizeBound %d < encoded %d", b, len(enc))
@@ -82,6 +101,108 @@ func TestCodecRoundTrip(t *testing.T) {
 	for range n {
 		roundTrip(t, randomUser(r))
 	}
+}
+
+// TestCodecPolicies checks how requests' policies are stored: once per
+// user, by version; a request with no policy reads back with the legacy
+// policy (or none).
+func TestCodecPolicies(t *testing.T) {
+	u := fullUser() // r1 and r3 follow tmall, r2 jd
+	enc := appendUser(nil, u)
+	if n := bytes.Count(enc, mustKey(t, polTmall)); n != 1 {
+		t.Errorf("tmall's version stored %d times, want once", n)
+	}
+	if n := bytes.Count(enc, mustKey(t, polJD)); n != 1 {
+		t.Errorf("jd's version stored %d times, want once", n)
+	}
+	// Two pointers to one version share an entry.
+	u.Requests[2].Policy = mustPreset(core.PresetTmall)
+	if again := appendUser(nil, u); !bytes.Equal(again, enc) {
+		t.Errorf("a second pointer to tmall changed the record")
+	}
+
+	u.Requests[1].Policy = nil
+	enc = appendUser(nil, u)
+	got, err := decodeUser(enc, testResolver(polDouyin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Requests[1].Policy != polDouyin || got.Requests[0].Policy != polTmall {
+		t.Errorf("no policy decodes as %v, want the legacy one", got.Requests[1].Policy.Name)
+	}
+	if got, _ := decodeTest(enc); got.Requests[1].Policy != nil {
+		t.Errorf("no policy and no legacy decodes as %v", got.Requests[1].Policy.Name)
+	}
+
+	// A version the partition does not have: an error naming it.
+	other := *polJD
+	other.Name = "jd-hangzhou"
+	if err := other.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	u.Requests[1].Policy = &other
+	_, err = decodeTest(appendUser(nil, u))
+	if !errors.Is(err, ErrUnknownPolicy) || !strings.Contains(err.Error(), other.Version) {
+		t.Errorf("unknown version: %v", err)
+	}
+	// A version that is not 16 hex digits is kept as a string, and never
+	// resolves.
+	bad := other
+	bad.Version = "v1"
+	u.Requests[1].Policy = &bad
+	enc = appendUser(nil, u)
+	if b := encodedSizeBound(u); b < len(enc) {
+		t.Errorf("bound %d < %d", b, len(enc))
+	}
+	if _, err := decodeTest(enc); !errors.Is(err, ErrUnknownPolicy) || !strings.Contains(err.Error(), `"v1"`) {
+		t.Errorf("non-hex version: %v", err)
+	}
+}
+
+func mustKey(t *testing.T, p *core.Policy) []byte {
+	k, ok := versionKey(p.Version)
+	if !ok {
+		t.Fatalf("version %q", p.Version)
+	}
+	return k[:]
+}
+
+// TestEncodedSizeBound checks the bound on users whose every varint and
+// time takes its longest form.
+func TestEncodedSizeBound(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	u := &core.User{ID: long, Stars: math.MinInt, OutstandingFen: math.MinInt64, PromisedFen: math.MinInt64, MaxAt: math.MaxInt64}
+	// worst is a time whose distance from base takes the escape and a
+	// full 10-byte uvarint.
+	worst := func(base int64) int64 { return int64(uint64(base) - (1<<63 + 1)) }
+	worstTime := worst(u.MaxAt)
+	for i := range 3 {
+		u.Orders = append(u.Orders, core.Order{ID: long, MerchantID: long, Category: long, City: long, Size: 255,
+			PaidFen: math.MinInt64, PaidAt: worstTime, ShippedAt: worstTime, DeliveredAt: worstTime, LastAt: worstTime,
+			ReservedFen: math.MinInt64, RefundedFen: math.MinInt64, SevenDay: i > 0})
+	}
+	for i := range 6 {
+		p := &core.Policy{Version: strings.Repeat("z", 100*i)}
+		u.Requests = append(u.Requests, core.Request{ID: long, OrderID: long, Kind: 255, Reason: 255, At: worstTime,
+			AmountFen: math.MinInt64, Status: 255, Verdict: 255, Reasons: math.MaxUint32, MerchantRule: long,
+			MerchantRevision: math.MaxUint64, RefundTrigger: 255, RefundSent: true, RefundAt: worstTime,
+			PickupSize: 255, WindowStart: worstTime, WindowEnd: worstTime, Inspection: 255, ClosedAt: worstTime,
+			Policy: p, PayTrigger: 255, ApprovedAt: worst(worstTime), Resolution: 255, ResolvedBy: 255,
+			ResolvedAt: worst(worstTime), ResolveCodes: math.MaxUint32, Note: long, TrustSent: true})
+		u.RecentRequests = append(u.RecentRequests, worstTime)
+		u.TrustMarks = append(u.TrustMarks, worstTime)
+	}
+	enc := appendUser(nil, u)
+	if b := encodedSizeBound(u); b < len(enc) {
+		t.Fatalf("encodedSizeBound %d < encoded %d", b, len(enc))
+	}
+	if d := appendTime(nil, u.MaxAt, worstTime); len(d) != maxTime {
+		t.Fatalf("worst time takes %d bytes, maxTime is %d", len(d), maxTime)
+	}
+	if d := appendTime(nil, worstTime, worst(worstTime)); len(d) != maxTime {
+		t.Fatalf("worst request time takes %d bytes, maxTime is %d", len(d), maxTime)
+	}
+	t.Logf("worst case: %d bytes, bound %d", len(enc), encodedSizeBound(u))
 }
 
 func TestTimeCodec(t *testing.T) {
@@ -115,7 +236,7 @@ func TestDecodeRejects(t *testing.T) {
 	good := appendUser(nil, fullUser())
 	f := func(name string, rec []byte, want error) {
 		t.Helper()
-		u, err := decodeUser(rec)
+		u, err := decodeUser(rec, testResolver(polTmall))
 		if err == nil {
 			t.Errorf("%s: decoded %+v, want error", name, u)
 			return
@@ -132,37 +253,185 @@ func TestDecodeRejects(t *testing.T) {
 		f("truncated", good[:n], nil)
 	}
 	bad := appendUser(nil, &core.User{Orders: []core.Order{{}}})
-	// The order's flags byte follows 4 empty strings, size and paid.
-	i := 1 + 1 + 3 + 1 + 4 + 1 + 1
+	// The order's flags byte follows the header (version, ID, stars,
+	// outstanding, MaxAt, promised, empty dictionary, order count), 4
+	// empty strings, size and paid.
+	i := 1 + 1 + 4 + 1 + 1 + 4 + 1 + 1
 	bad[i] = 0x80
 	f("unknown flag", bad, nil)
-	f("huge slice", []byte{userV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
+	f("huge slice", []byte{userV2, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
+	f("huge slice v1", []byte{userV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
+	f("huge dictionary", []byte{userV2, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
+	f("bad policy tag", []byte{userV2, 0, 0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil)
+
+	// A request referring past the dictionary.
+	u := &core.User{Requests: []core.Request{{Policy: polTmall}}}
+	rec := appendUser(nil, u)
+	j := bytes.Index(rec, mustKey(t, polTmall)) + 8 + 1 + 1 + 19 // key, order and request counts, v1 part of the request
+	if rec[j] != 1 {
+		t.Fatalf("policy index at %d is %d, want 1: %x", j, rec[j], rec)
+	}
+	rec[j] = 2
+	f("policy index", rec, nil)
+
+	// Version 1: no legacy policy, or a flag version 1 did not have.
+	v1 := appendUserV1(nil, fullUserV1())
+	if _, err := decodeTest(v1); !errors.Is(err, ErrNoLegacyPolicy) {
+		t.Errorf("v1 without a legacy policy: %v", err)
+	}
+	bad = appendUserV1(nil, &core.User{Requests: []core.Request{{}}})
+	bad[len(bad)-1-1-1-1-1-1-1-1-1] = rfPickupAsked // the request's flags
+	f("v1 flag bit 7", bad, nil)
+	bad[len(bad)-9] = 0
+	if _, err := decodeUser(bad, testResolver(polTmall)); err != nil {
+		t.Errorf("v1 flags offset: %v", err)
+	}
 }
 
 func TestCodecGolden(t *testing.T) {
-	path := filepath.Join("testdata", "user_v1.golden")
-	enc := appendUser(nil, fullUser())
-	if *update {
-		if err := os.WriteFile(path, []byte(hex.Dump(enc)), 0o644); err != nil {
-			t.Fatal(err)
+	golden := func(v int, u *core.User, enc []byte) []byte {
+		t.Helper()
+		path := filepath.Join("testdata", fmt.Sprintf("user_v%d.golden", v))
+		if *update && v == userVersion {
+			if err := os.WriteFile(path, []byte(hex.Dump(enc)), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
+		dump, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./state -run Golden -update to create it)", err)
+		}
+		g := undump(t, dump)
+		// Stability: while v is the current version the encoding must
+		// not change; the frozen encoders of older versions neither.
+		if !bytes.Equal(enc, g) {
+			t.Fatalf("version %d encoding changed:\n got %x\nwant %x", v, enc, g)
+		}
+		return g
 	}
-	dump, err := os.ReadFile(path)
+
+	// Version 2 reads back exactly.
+	g2 := golden(userV2, fullUser(), appendUser(nil, fullUser()))
+	got, err := decodeTest(g2)
 	if err != nil {
-		t.Fatalf("%v (run go test ./state -run Golden -update to create it)", err)
-	}
-	golden := undump(t, dump)
-	// Compatibility: this release reads version-1 records exactly.
-	got, err := decodeUser(golden)
-	if err != nil {
-		t.Fatalf("decode golden: %v", err)
+		t.Fatalf("decode golden v2: %v", err)
 	}
 	if !reflect.DeepEqual(got, fullUser()) {
-		t.Fatalf("golden decodes to\n%+v\nwant\n%+v", got, fullUser())
+		t.Fatalf("golden v2 decodes to\n%+v\nwant\n%+v", got, fullUser())
 	}
-	// Stability: while userVersion is 1 the encoding must not change.
-	if userVersion == userV1 && !bytes.Equal(enc, golden) {
-		t.Fatalf("encoding changed without a version bump:\n got %x\nwant %x", enc, golden)
+
+	// Version 1 reads with the legacy policy and the derived fields.
+	g1 := golden(userV1, fullUserV1(), appendUserV1(nil, fullUserV1()))
+	got, err = decodeUser(g1, testResolver(polJD))
+	if err != nil {
+		t.Fatalf("decode golden v1: %v", err)
+	}
+	want := fullUserV1()
+	r := &want.Requests[0] // in review, finished by an empty box after an advance
+	r.Policy, r.TrustSent, r.ClawbackSent = polJD, true, true
+	// An exchange's pickup under jd (exchange_pickup) was not asked for.
+	want.Orders[0].LastAt = t0         // the inspection closed r1
+	want.Orders[1].LastAt = t0 + 1e9   // paid
+	if !reflect.DeepEqual(got, want) { // RefundedFen 0: clawed back
+		t.Fatalf("golden v1 decodes to\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestDecodeV1Derives reads a version-1 shopper whose requests stand at
+// every point of the old lifecycle and checks what is derived.
+func TestDecodeV1Derives(t *testing.T) {
+	day := int64(86400e9)
+	at := t0 - 2*day
+	o := func(id string, paid int64) core.Order {
+		return core.Order{ID: id, MerchantID: "m1", PaidFen: paid, SevenDay: true, PaidAt: at - 5*day,
+			ShippedAt: at - 4*day, DeliveredAt: at - 3*day}
+	}
+	rq := func(id, order string, kind core.Kind, amount int64) core.Request {
+		return core.Request{ID: id, OrderID: order, Kind: kind, Reason: core.ReasonDislike, At: at,
+			AmountFen: amount, Status: core.StatusOpen, Verdict: core.VerdictApproved}
+	}
+	v1 := &core.User{ID: "u", Stars: 5, OutstandingFen: 3000, MaxAt: t0,
+		Orders:         []core.Order{o("o1", 10000), o("o2", 3000), o("o3", 4000), o("o4", 5000), o("o5", 6000), o("o6", 7000)},
+		RecentRequests: []int64{at}, TrustMarks: []int64{at + day},
+	}
+	// o1: approved, waiting for tracking (tmall: an advance promised); a
+	// pickup window with no sign of the courier yet.
+	a := rq("a", "o1", core.KindReturnRefund, 8000)
+	a.Pickup, a.PickupSize, a.WindowStart, a.WindowEnd = true, core.SizeSmall, at+3600e9, at+7200e9
+	// o1: a second request, rejected (duplicate).
+	dup := rq("dup", "o1", core.KindReturnRefund, 2000)
+	dup.Status, dup.Verdict, dup.Reasons, dup.ClosedAt = core.StatusRejected, core.VerdictRejected, core.CodeSet(0).With(core.CodeDuplicateRequest), at
+	// o2: refunded in advance on tracking, the courier came, waiting for
+	// the inspection (the 3000 outstanding).
+	b := rq("b", "o2", core.KindReturnRefund, 3000)
+	b.RefundSent, b.RefundAdvance, b.RefundTrigger, b.RefundAt, b.Tracked = true, true, core.TriggerTracking, at+day, true
+	b.Pickup, b.PickupDone, b.WindowStart, b.WindowEnd = true, true, at+3600e9, at+7200e9
+	// o3: refunded in advance, came back damaged: clawed back; the
+	// courier was late (compensated).
+	c := rq("c", "o3", core.KindReturnRefund, 4000)
+	c.RefundSent, c.RefundAdvance, c.RefundTrigger, c.RefundAt, c.Tracked = true, true, core.TriggerTracking, at+day, true
+	c.Pickup, c.PickupDone, c.CompensationSent, c.WindowStart, c.WindowEnd = true, true, true, at+3600e9, at+7200e9
+	c.Inspection, c.Status, c.ClosedAt = core.OutcomeDamaged, core.StatusFinished, at+day+1e9
+	// o4: refund_only refunded at approval, finished.
+	d := rq("d", "o4", core.KindRefundOnly, 5000)
+	d.RefundSent, d.RefundTrigger, d.RefundAt, d.Status, d.ClosedAt = true, core.TriggerApproval, at, core.StatusFinished, at
+	// o5: in review.
+	e := rq("e", "o5", core.KindReturnRefund, 6000)
+	e.Verdict, e.Reasons = core.VerdictReview, core.CodeSet(0).With(core.CodeCreditLow)
+	// o6: refunded before shipment (douyin), finished at once.
+	f := rq("f", "o6", core.KindReturnRefund, 7000)
+	f.RefundSent, f.RefundTrigger, f.RefundAt, f.Status, f.ClosedAt = true, core.TriggerPreShipment, at, core.StatusFinished, at
+	v1.Requests = []core.Request{a, dup, b, c, d, e, f}
+
+	got, err := decodeUser(appendUserV1(nil, v1), testResolver(polTmall))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := v1
+	for i := range want.Requests {
+		want.Requests[i].Policy = polTmall
+	}
+	r := want.Requests
+	r[0].ApprovedAt, r[0].PayTrigger, r[0].PayAdvance, r[0].Reserved, r[0].Promised = at, core.TriggerTracking, true, true, true
+	r[0].PickupAsked = true
+	r[2].ApprovedAt, r[2].PayTrigger, r[2].PayAdvance, r[2].CourierOnTime = at, core.TriggerTracking, true, true
+	r[2].PickupAsked = true
+	r[3].ApprovedAt, r[3].PayTrigger, r[3].PayAdvance = at, core.TriggerTracking, true
+	r[3].PickupAsked = true
+	r[3].ClawbackSent, r[3].TrustSent = true, true
+	r[4].ApprovedAt, r[4].PayTrigger = at, core.TriggerApproval
+	r[6].ApprovedAt, r[6].PayTrigger = at, core.TriggerPreShipment
+	want.PromisedFen = 8000
+	ords := want.Orders
+	ords[0].ReservedFen, ords[0].LastAt = 8000, at
+	ords[1].RefundedFen, ords[1].LastAt = 3000, at+day
+	ords[2].LastAt = at + day + 1e9 // refunded 4000, clawed back
+	ords[3].RefundedFen, ords[3].LastAt = 5000, at
+	ords[4].LastAt = at
+	ords[5].RefundedFen, ords[5].LastAt = 7000, at
+	if !reflect.DeepEqual(got, want) {
+		for i := range got.Requests {
+			if !reflect.DeepEqual(got.Requests[i], want.Requests[i]) {
+				t.Errorf("request %s:\n got %+v\nwant %+v", got.Requests[i].ID, got.Requests[i], want.Requests[i])
+			}
+		}
+		for i := range got.Orders {
+			if got.Orders[i] != want.Orders[i] {
+				t.Errorf("order %s:\n got %+v\nwant %+v", got.Orders[i].ID, got.Orders[i], want.Orders[i])
+			}
+		}
+		t.Fatalf("user:\n got %+v\nwant %+v", got, want)
+	}
+	// The derived state is what core would hold: the timers it arms are
+	// the new lifecycle's (a's pickup, with grace; e's review deadline).
+	if k, dl := got.Requests[0].Timer(); k != core.TimerPickup || dl != a.WindowEnd+int64(polTmall.PickupGrace) {
+		t.Errorf("a's timer %v %d", k, dl)
+	}
+	if k, _ := got.Requests[2].Timer(); k != core.TimerNone {
+		t.Errorf("b's timer %v, want none (the courier came, tracked)", k)
+	}
+	if k, dl := got.Requests[5].Timer(); k != core.TimerReview || dl != at+int64(polTmall.ReviewDeadline) {
+		t.Errorf("e's timer %v %d, want its review deadline", k, dl)
 	}
 }
 
@@ -187,14 +456,16 @@ func FuzzDecodeUser(f *testing.F) {
 	f.Add(appendUser(nil, fullUser()))
 	f.Add(appendUser(nil, typicalUser(1)))
 	f.Add(appendUser(nil, &core.User{}))
+	f.Add(appendUserV1(nil, fullUserV1()))
 	f.Add([]byte{userV1, 1, 'x', 0, 0, 0, 1})
+	res := testResolver(polJD)
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		u, err := decodeUser(rec)
+		u, err := decodeUser(rec, res)
 		if err != nil {
 			return
 		}
 		// Whatever decodes must re-encode to something that decodes the same.
-		u2, err := decodeUser(appendUser(nil, u))
+		u2, err := decodeUser(appendUser(nil, u), res)
 		if err != nil {
 			t.Fatalf("re-encoded record fails: %v", err)
 		}

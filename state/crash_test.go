@@ -39,11 +39,27 @@ func crashOpts(dir string) Options {
 	return Options{Dir: dir, memTableBytes: 1 << 20}
 }
 
-// crashBatch stages batch b on pt: every user gets OutstandingFen = b and
-// b%4 orders, timer users get deadline b, the "odd" user a deadline only on
-// odd batches, and one trace.
+// crashPolicy is the policy of batch b's requests: a new version every
+// third batch (its record is written by that batch's commit), else one
+// shared version.
+func crashPolicy(b uint64) *core.Policy {
+	p := *polTmall
+	p.Name = "crash"
+	if b%3 == 0 {
+		p.Name = fmt.Sprintf("crash-%d", b)
+	}
+	if err := p.Finish(); err != nil {
+		panic(err)
+	}
+	return &p
+}
+
+// crashBatch stages batch b on pt: every user gets OutstandingFen = b, b%4
+// orders and one request following crashPolicy(b), timer users get
+// deadline b, the "odd" user a deadline only on odd batches, and one trace.
 func crashBatch(pt *Partition, b uint64) ([]OutMsg, error) {
 	p := pt.ID()
+	pol := crashPolicy(b)
 	for i := range crashUsers {
 		u, err := pt.User(crashUserID(p, i))
 		if err != nil {
@@ -55,6 +71,7 @@ func crashBatch(pt *Partition, b uint64) ([]OutMsg, error) {
 		for j := range int(b % 4) {
 			u.Orders = append(u.Orders, core.Order{ID: fmt.Sprintf("o%d-%d", b, j), PaidAt: int64(b) * 1e9})
 		}
+		u.Requests = append(u.Requests[:0], core.Request{ID: "r", At: int64(b) * 1e9, Policy: pol})
 		pt.MarkDirty(u)
 	}
 	for i := range crashTimerUsers {
@@ -97,6 +114,9 @@ func verifyCrashState(s *Store, pt *Partition) error {
 		if u.OutstandingFen != int64(c) || len(u.Orders) != int(c%4) {
 			return fmt.Errorf("partition %d: cursor %d but user %d is at batch %d with %d orders (half-applied batch)",
 				p, c, i, u.OutstandingFen, len(u.Orders))
+		}
+		if want := crashPolicy(c); len(u.Requests) != 1 || !samePolicy(u.Requests[0].Policy, want) {
+			return fmt.Errorf("partition %d: cursor %d, user %d's request does not follow %s", p, c, i, want.Name)
 		}
 	}
 	for i := range crashTimerUsers {

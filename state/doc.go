@@ -5,13 +5,15 @@
 //
 // # Callers
 //
-// The pipeline opens one [Store] per process ([Open]), runs [Store.Run] for
-// housekeeping, and gives each partition worker the [Partition] it owns
-// ([Store.Partition]). The HTTP query API reads committed state with
-// [Store.ReadUser] and [Store.ReadTrace] from any goroutine. Moving a
-// partition between processes is [Store.ExportPartition] on the source,
-// [Store.ImportPartition] on the destination, then [Store.DropPartition] on
-// the source.
+// The pipeline opens one [Store] per process ([Open], passing its --policy
+// as Options.LegacyPolicy), runs [Store.Run] for housekeeping, and gives
+// each partition worker the [Partition] it owns ([Store.Partition]). The
+// HTTP query API reads committed state with [Store.ReadUser] and
+// [Store.ReadTrace] from any goroutine, and the policies a partition's
+// requests follow with [Partition.Policies]. Moving a partition between
+// processes is [Store.ExportPartition] on the source,
+// [Store.ImportPartition] on the destination, then [Store.DropPartition]
+// on the source.
 //
 // # A batch
 //
@@ -28,10 +30,13 @@
 //
 // # Invariants
 //
-//   - One Badger transaction per Commit holds the dirty users, the timer
-//     changes, the traces, the cursor and clock, and the outbox; nothing is
-//     written outside Commit (WriteBatch is not used: it splits a batch into
-//     several transactions when one fills). A batch too big for one
+//   - One Badger transaction per Commit holds the dirty users, the records
+//     of the policies they are the first to refer to, the timer changes,
+//     the traces, the cursor and clock, and the outbox; nothing else is
+//     written outside Commit than imports, drops and the one-off timer scan
+//     of a partition written by the previous release (see Migration from
+//     version 1). WriteBatch is not used: it splits a batch into several
+//     transactions when one fills. A batch too big for one
 //     transaction fails whole with [ErrBatchTooBig]; callers cut batches with
 //     [Partition.StagedBytes] and [Store.MaxBatchBytes].
 //   - The cursor never moves backwards ([ErrCursorRegress]); states, timers,
@@ -49,34 +54,151 @@
 //   - Users with uncommitted changes are never evicted from the cache.
 //   - A record that cannot be decoded is returned as a [*CorruptError] with
 //     its key (never a panic; FuzzDecodeUser); one written by a newer release
-//     wraps [ErrUnsupportedVersion] and must not be overwritten.
+//     wraps [ErrUnsupportedVersion] and must not be overwritten. So is a user
+//     one of whose requests follows a policy version the partition has no
+//     record of ([ErrUnknownPolicy], naming the version), and a version-1
+//     user read without Options.LegacyPolicy ([ErrNoLegacyPolicy]).
+//   - Every policy version a committed (version-2) user record refers to
+//     has its record in the same partition, written by the same transaction as the first
+//     user that referred to it (see Policies); policy records are never
+//     deleted or expired while the partition exists.
 //
 // # Keys
 //
 // Every key of partition p starts with "p/" + p as 2 bytes big-endian + "/",
 // followed by "meta" (cursor, clock), "outbox", "u/<user>" (state),
-// "t/<user>" (deadline), "tr/<len><user>/<request>" (trace) or "importing"
-// (an import under way). One prefix scan yields everything a partition owns.
+// "t/<user>" (deadline), "tr/<len><user>/<request>" (trace),
+// "pol/<version>" (a policy), "timers-v2" (the timers of version-1 users
+// are armed) or "importing" (an import under way). One prefix scan yields
+// everything a partition owns, so exports carry all of it (keys.go).
 //
 // # Encoding
 //
 // User states use a compact binary record (codec.go): a version byte, then
 // varints and length-prefixed strings, with times stored relative to the
-// user's MaxAt in seconds, milliseconds or nanoseconds, whichever is exact.
-// A typical shopper (3 orders, 1 request) takes 243 bytes, and 242 bytes
-// per user in Badger's tables (uncompressed; keys included). Decoders read
-// every version up to theirs; adding a field to core.User, Order or Request
-// is a new version (see codec.go); TestCodecCoversAllFields fails until the
-// codec knows every field, and testdata/user_v1.golden pins version 1.
+// user's MaxAt (a request's approval and resolution times relative to its
+// At) in seconds, milliseconds or nanoseconds, whichever is exact, and
+// booleans in bit sets. A request's policy is stored as its version: each
+// distinct version once per user (8 bytes), each request an index into
+// that list. A typical shopper (3 orders, 1 request approved by tmall, its
+// advance promised) takes 279 bytes (243 in version 1), and about 307
+// bytes per user in Badger's tables (uncompressed, keys included; 242 in
+// version 1, measured with TestFootprint at 1 000 000 shoppers). Decoders
+// read every version up to theirs; adding a field to core.User, Order or
+// Request is a new version (see codec.go); TestCodecCoversAllFields fails
+// until the codec knows every field, and testdata/user_v1.golden and
+// user_v2.golden pin versions 1 and 2 (a frozen version-1 encoder in the
+// tests still writes the former byte for byte).
+//
+// # Policies
+//
+// A request keeps the policy that decided it (core.Request.Policy), and
+// must keep it across a restart with another --policy, a takeover and a
+// snapshot restore. So each partition has a policy table: every policy
+// version its committed users refer to is stored under "pol/<version>"
+// as its policy file in JSON (internal/policyfile), and read back with
+// the version checked against the content (a record whose content has
+// another version is refused). Persistence is automatic: when a dirty
+// user is committed, every policy its requests follow that the partition
+// has not stored is written in the same transaction (MarkDirty stages it
+// and counts it in StagedBytes; Commit checks again). The partition
+// remembers the last two policy pointers it found (the policy in force and
+// the one before a switch), so the usual case costs a pointer comparison
+// or two per request and no map lookup. A policy whose
+// Version is not the digest of its content (not built by
+// core.Policy.Finish, or changed since) cannot be stored: Commit fails and
+// the batch must be discarded.
+//
+// The table is loaded when a partition opens. A policy record that does
+// not parse or does not match its key is skipped, counted in
+// _corrupt_records_total and logged; the users that refer to it read as
+// corrupt, and the next commit of a request following that version writes
+// the record again. [Store.ReadUser] resolves versions from the
+// partition's records in the same snapshot as the user (each version is
+// parsed once and its *core.Policy shared by the Store's partitions and
+// readers), so cached and uncached users read alike. [Partition.Policies] lists the table.
+//
+// Versions nothing refers to any more are kept: there is one record per
+// distinct policy version ever used in the partition, about 1.1 KiB each
+// (the presets' JSON files take 1088-1131 bytes), counted by the
+// flashreturn_state_policies{partition} gauge: a daemon that switched to a
+// new policy every day for a year would keep about 400 KiB per partition. A request
+// stored with no policy (Policy nil) is read back with the legacy policy
+// (or nil without one); core sets a policy on every request it decides.
+//
+// # Migration from version 1
+//
+// Version-1 user records (written before issue 14) still load. Their
+// requests get Options.LegacyPolicy, the daemon's --policy (without one
+// they read as corrupt, [ErrNoLegacyPolicy]), and the fields version 1
+// lacked are derived (deriveV1), exactly where version 1's rules leave no
+// doubt and as an assumption otherwise:
+//
+//   - Policy: the legacy policy, for every request. Assumption: it is the
+//     policy that decided them. A request decided under another policy
+//     follows the legacy one's terms (refund trigger and advance, pickup
+//     grace, deadlines, penalties) from now on. Once the user is committed
+//     again, the legacy policy's record is stored and the request keeps it
+//     whatever --policy later says.
+//   - ApprovedAt = At for approved requests (version 1 approved only at the
+//     decision: fast track or merchant rule). No request has a resolution:
+//     a request in review stays in review.
+//   - PayTrigger, PayAdvance: the legacy policy's refund rule for the kind,
+//     or pre_shipment (not an advance) when the refund sent was
+//     pre_shipment. For a request whose refund was sent they only describe
+//     it; nothing reads them any more.
+//   - Reserved when approved, open, refund not sent and the trigger is not
+//     none; Promised when, in addition, the rule is tracking with advance
+//     (tmall and douyin waiting for the tracking number). User.PromisedFen
+//     is the sum of the promised amounts, Order.ReservedFen of the reserved
+//     ones.
+//   - Order.RefundedFen: the refunds sent on the order minus those clawed
+//     back (a bad inspection after an advance), over the requests the
+//     record holds. Limit: version 1 pruned requests 90 days after they
+//     closed; refunds of pruned requests are not counted, so the per-order
+//     ceiling does not see a refund made more than 90 days before the
+//     upgrade.
+//   - Order.LastAt: the latest time the record knows about the order: paid,
+//     shipped, delivered, and its requests' decision, refund and close.
+//     Limit: version 1 did not keep the time of a tracking or pickup of a
+//     still open request, so LastAt may be earlier than the true last
+//     event; the order is still kept at least 400 days after it.
+//   - ClawbackSent: a bad inspection after an advance refund; TrustSent:
+//     any inspection (version 1 sent feedback for each); TrustMarks: the
+//     version-1 bad inspections after an advance (version 1 had no
+//     not_returned).
+//   - CourierOnTime: a pickup with pickup.done or tracking recorded and no
+//     compensation sent (version 1 would have compensated had the window
+//     passed first), so the new pickup timer does not compensate it now.
+//     PickupAsked: a pickup was scheduled, except an exchange's under a
+//     policy with exchange_pickup (it was not asked for). Limit: a request
+//     in review that asked for a pickup is not known to have asked, and
+//     gets none if a person approves it.
+//   - GoodsAdvance stays false: version 1 did not count an exchange's new
+//     item in OutstandingFen, so a version-1 replace exchange is not clawed
+//     back if its goods never come back.
+//
+// The derived state arms core's new timers: the review deadline of a
+// request in review (At + review_deadline) and the return deadline of an
+// approved return with nothing sent back (At + return_deadline), both
+// possibly already past at the upgrade, in which case they fire at the
+// partition's next event time. Because the previous release's timer index
+// held only pickup windows, a partition arms these deadlines for its
+// version-1 users once, when it is first opened by this release (scanning
+// its user records; the "timers-v2" marker records that it was done and
+// travels with exports). Without a legacy policy the scan cannot read
+// them, says so in the log, and runs again at the next open.
 //
 // # Cache and memory
 //
 // Each partition has a write-back cache of decoded users, bounded by its
 // share of Options.CacheBytes (the budget divided by the partitions open)
 // in estimated heap bytes, least recently used first. The estimate
-// (allocator size classes included) is within 5% of the measured heap: a
-// typical shopper costs about 1 KiB in the cache, so the default 256 MiB
-// holds about 260 000 shoppers. A cache hit costs 13 ns and no allocation;
+// (allocator size classes included, review notes too; a policy is shared,
+// so a request pays only its pointer) is within 5% of the measured heap
+// (TestMemSizeEstimate, with and without notes): a typical shopper costs
+// about 1.15 KiB in the cache (1 KiB before issue 14), so the default
+// 256 MiB holds about 228 000 shoppers. A cache hit costs 13 ns and no allocation;
 // a miss is a Badger point read, about 2 µs.
 //
 // Badger is configured for a small footprint: two 64 MiB memtables (the
@@ -84,12 +206,15 @@
 // their mmap), no conflict detection (one writer per partition). Measured
 // with 1 000 000 typical shoppers over 16 partitions and the default cache
 // budget (TestFootprint with FLASHRETURN_STATE_FOOTPRINT_USERS=1000000):
-// RSS 1056 MiB (782 anonymous, 274 file-backed: the mmapped tables, which
-// the kernel can reclaim), 846 MiB after the Go runtime returns free pages;
-// with GOMEMLIMIT=640MiB, RSS 879 MiB and peak 942 MiB. So 1 M shoppers fit
-// in 1 GiB when the daemon sets a memory limit (recommended: GOMEMLIMIT of
-// about 2.5x CacheBytes); without one the Go GC's headroom takes RSS above
-// 1 GiB.
+// RSS 1132 MiB (822 anonymous, 309 file-backed: the mmapped tables, which
+// the kernel can reclaim), 814 MiB after the Go runtime returns free pages;
+// with GOMEMLIMIT=640MiB, RSS 912 MiB and peak 1130 MiB. Before issue 14
+// (version-1 records, 20% less data) the same run gave 1035 MiB, and 879
+// MiB with peak 942 MiB under the limit: the peak now passes 1 GiB during
+// the writes (more table data for Badger to flush and compact), so 1 M
+// shoppers need about 1.1 GiB with a memory limit (recommended: GOMEMLIMIT
+// of about 2.5x CacheBytes); without one the Go GC's headroom takes RSS
+// well above that.
 //
 // # Durability
 //
@@ -128,8 +253,9 @@
 // _cache_budget_bytes, _read_seconds (cache misses), _corrupt_records_total,
 // _lsm_bytes, _vlog_bytes, _vlog_gc_runs_total, _vlog_gc_rewrites_total,
 // _vlog_gc_errors_total, and per open partition
-// flashreturn_state_outbox_messages{partition} and
-// flashreturn_state_timers{partition}. Cache hit and miss counters are
+// flashreturn_state_outbox_messages{partition},
+// flashreturn_state_timers{partition} and
+// flashreturn_state_policies{partition} (policy records stored). Cache hit and miss counters are
 // added at each Commit or Discard (the hot path touches no shared memory).
 // Badger's own counters (process-wide, all Badger databases summed) appear
 // as flashreturn_badger_*: gets, puts, bytes written to the write-ahead log,

@@ -19,8 +19,48 @@ import (
 // t0 is a fixed event time (2025-11-11 00:00:00 +08:00) for deterministic users.
 var t0 = time.Date(2025, 11, 11, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)).UnixNano()
 
+// Test policies: the presets, finished, one pointer each.
+var (
+	polTmall  = mustPreset(core.PresetTmall)
+	polJD     = mustPreset(core.PresetJD)
+	polDouyin = mustPreset(core.PresetDouyin)
+	testPols  = []*core.Policy{polTmall, polJD, polDouyin}
+)
+
+func mustPreset(name string) *core.Policy {
+	p, ok := core.Preset(name)
+	if !ok {
+		panic(name)
+	}
+	return p
+}
+
+// testResolver resolves the test policies, and gives requests stored
+// without one the legacy policy (nil: none).
+// It looks versions up in a map, as a partition does.
+func testResolver(legacy *core.Policy) *policyResolver {
+	m := make(map[polKey]*core.Policy)
+	for _, p := range testPols {
+		m[mustPolKey(p)] = p
+	}
+	return &policyResolver{
+		find: func(k polKey) (*core.Policy, error) {
+			if p := m[k]; p != nil {
+				return p, nil
+			}
+			return nil, unknownPolicy(0, k)
+		},
+		legacy: legacy,
+	}
+}
+
+// decodeTest decodes rec with testResolver(nil).
+func decodeTest(rec []byte) (*core.User, error) { return decodeUser(rec, testResolver(nil)) }
+
 // typicalUser is a shopper with 3 orders and 1 request, as a busy season
-// leaves them: the benchmark and footprint subject.
+// leaves them: the benchmark and footprint subject. The request is a tmall
+// fast return approved an hour before MaxAt, its advance promised until
+// the tracking number comes.
 func typicalUser(i int) *core.User {
 	day := int64(24 * time.Hour)
 	id := fmt.Sprintf("u%08d", i)
@@ -39,23 +79,29 @@ func typicalUser(i int) *core.User {
 			PaidAt:           paid,
 			ShippedAt:        paid + day/2,
 			DeliveredAt:      paid + 2*day,
+			LastAt:           paid + 2*day,
 		})
 	}
 	at := u.MaxAt - 3600e9
+	o := &u.Orders[0]
 	u.Requests = []core.Request{{
-		ID: fmt.Sprintf("r%08d-0", i), OrderID: u.Orders[0].ID,
-		Kind: core.KindReturnRefund, Reason: core.ReasonDislike, At: at, AmountFen: u.Orders[0].PaidFen,
-		Status: core.StatusOpen, Verdict: core.VerdictApproved, MerchantRule: "auto-7day", MerchantRevision: 42,
-		RefundTrigger: core.TriggerTracking, Pickup: true, PickupSize: core.SizeSmall,
+		ID: fmt.Sprintf("r%08d-0", i), OrderID: o.ID,
+		Kind: core.KindReturnRefund, Reason: core.ReasonDislike, At: at, AmountFen: o.PaidFen,
+		Status: core.StatusOpen, Verdict: core.VerdictApproved, PickupAsked: true, Policy: polTmall,
+		MerchantRule: "auto-7day", MerchantRevision: 42,
+		ApprovedAt: at, PayTrigger: core.TriggerTracking, PayAdvance: true, Reserved: true, Promised: true,
+		Pickup: true, PickupSize: core.SizeSmall,
 		WindowStart: at + 3600e9, WindowEnd: at + 4*3600e9,
 	}}
-	u.OutstandingFen = 0
+	o.LastAt, o.ReservedFen = at, o.PaidFen
+	u.PromisedFen = o.PaidFen
 	u.RecentRequests = []int64{at}
 	return u
 }
 
-// fullUser sets every field to a non-zero value: the golden subject.
-func fullUser() *core.User {
+// fullUserV1 sets every field version 1 knew to a non-zero value: the
+// subject of testdata/user_v1.golden.
+func fullUserV1() *core.User {
 	return &core.User{
 		ID: "shopper-42", Stars: 4, OutstandingFen: 12345, MaxAt: t0,
 		Orders: []core.Order{{
@@ -76,13 +122,44 @@ func fullUser() *core.User {
 			Tracked: true, Inspection: core.OutcomeEmptyBox, ClosedAt: t0,
 		}},
 		RecentRequests: []int64{t0 - 86400e9, math.MinInt64, math.MaxInt64},
-		BadInspections: []int64{t0 - 1, 1},
+		TrustMarks:     []int64{t0 - 1, 1},
 	}
+}
+
+// fullUser sets every field of the current version to a non-zero value:
+// the subject of testdata/user_v2.golden. Its requests follow two
+// policies (tmall, jd), one of them twice.
+func fullUser() *core.User {
+	u := fullUserV1()
+	u.PromisedFen = 5000
+	o := &u.Orders[0]
+	o.LastAt, o.ReservedFen, o.RefundedFen = t0, 5000, 24900
+	u.Orders[1].LastAt = t0 + 1e9
+	r := &u.Requests[0]
+	r.PickupAsked, r.Policy = true, polTmall
+	r.Resolution, r.ResolvedBy, r.ResolvedAt = core.ResolutionApproved, core.ActorMerchant, t0-86000e9
+	r.ResolveCodes = core.CodeSet(0).With(core.CodeAmountExceedsPaid)
+	r.Note = "ok, 好的"
+	r.ApprovedAt, r.PayTrigger, r.PayAdvance = t0-86000e9, core.TriggerTracking, true
+	r.Reserved, r.Promised, r.GoodsAdvance = true, true, true
+	r.CourierOnTime, r.ClawbackSent, r.TrustSent = true, true, true
+	u.Requests = append(u.Requests, core.Request{
+		ID: "r2", OrderID: "o2", Kind: core.KindRefundOnly, Reason: core.ReasonQuality, At: t0,
+		AmountFen: 1, Status: core.StatusClosed, Verdict: core.VerdictApproved, Policy: polJD,
+		ApprovedAt: t0, PayTrigger: core.TriggerApproval, Resolution: core.ResolutionClosed,
+		ResolvedBy: core.ActorTimeout, ResolvedAt: t0 + 7*86400e9, ClosedAt: t0,
+	}, core.Request{
+		ID: "r3", OrderID: "o1", Kind: core.KindReturnRefund, At: t0, Status: core.StatusRejected,
+		Verdict: core.VerdictRejected, Policy: polTmall,
+	})
+	return u
 }
 
 // randomUser fills every field of a User (found by reflection, so fields
 // added to core later are covered too) with random values, edge values
-// included. Zero-length slices are nil, as the decoder returns them.
+// included; a request's policy is one of the test policies or nil.
+// Zero-length slices are nil, as the decoder returns them; unexported
+// fields (core's string slab) stay zero.
 func randomUser(r *rand.Rand) *core.User {
 	u := &core.User{}
 	fillRandom(r, reflect.ValueOf(u).Elem())
@@ -93,7 +170,16 @@ func fillRandom(r *rand.Rand, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
-			fillRandom(r, v.Field(i))
+			if v.Type().Field(i).IsExported() {
+				fillRandom(r, v.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		if v.Type() != reflect.TypeFor[*core.Policy]() {
+			panic("fillRandom: unhandled pointer " + v.Type().String())
+		}
+		if i := r.IntN(len(testPols) + 1); i < len(testPols) {
+			v.Set(reflect.ValueOf(testPols[i]))
 		}
 	case reflect.String:
 		b := make([]byte, r.IntN(14))

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 )
 
@@ -12,9 +13,14 @@ import (
 //	p/<pp>/meta                       cursor and clock (metaV1)
 //	p/<pp>/outbox                     outbox of the last commit (outboxV1)
 //	p/<pp>/importing                  present while an import is under way
-//	p/<pp>/u/<user>                   user state (userV1), TTL = retention
+//	p/<pp>/timers-v2                  present once the timers of version-1
+//	                                  users are armed (migrateTimers)
+//	p/<pp>/u/<user>                   user state (userV2; userV1 read), TTL = retention
 //	p/<pp>/t/<user>                   timer: deadline, 8 bytes big-endian, TTL = retention
 //	p/<pp>/tr/<uvarint len(user)><user>/<request>   rule trace, TTL = retention
+//	p/<pp>/pol/<version>              a policy the partition's requests follow:
+//	                                  its policy file as JSON, no TTL; the
+//	                                  version is 16 hex digits
 //
 // The trace key length-prefixes the user ID so that IDs containing "/"
 // cannot collide.
@@ -33,6 +39,8 @@ var (
 	sufUser      = []byte("u/")
 	sufTimer     = []byte("t/")
 	sufTrace     = []byte("tr/")
+	sufPolicy    = []byte("pol/")
+	sufTimersV2  = []byte("timers-v2")
 )
 
 func checkPartition(p int) error {
@@ -59,6 +67,12 @@ func appendKey(dst []byte, p int, suffix []byte, id string) []byte {
 
 func userKey(p int, id string) []byte {
 	return appendKey(make([]byte, 0, prefixLen+len(sufUser)+len(id)), p, sufUser, id)
+}
+
+func appendPolicyKey(dst []byte, p int, k polKey) []byte {
+	dst = appendPrefix(dst, p)
+	dst = append(dst, sufPolicy...)
+	return hex.AppendEncode(dst, k[:])
 }
 
 func appendTraceKey(dst []byte, p int, userID, requestID string) []byte {

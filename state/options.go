@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/flashreturn/flashreturn/internal/core"
 )
 
 // Defaults applied by [Open] to zero fields of [Options].
@@ -64,6 +66,19 @@ type Options struct {
 	// them, so a Store reopened later can use the same set).
 	Metrics *metrics.Set
 
+	// LegacyPolicy is the policy given to the requests of user records
+	// written before requests kept their policy (record version 1), and to
+	// requests stored with no policy; the fields version 1 lacked are
+	// derived from it (see the package doc, Migration from version 1).
+	// The daemon passes its --policy: the policy that decided those
+	// requests, as far as anyone knows. Once such a user is committed
+	// again, its requests follow this policy for good (its record is
+	// stored in the partition). nil means version-1 records are reported
+	// as a [*CorruptError] wrapping [ErrNoLegacyPolicy]. It must be a
+	// finished policy ([core.Policy.Finish]) whose version matches its
+	// content.
+	LegacyPolicy *core.Policy
+
 	// GCInterval is how often [Store.Run] runs Badger's value-log garbage
 	// collection. 0 means DefaultGCInterval (5 minutes); negative is invalid.
 	GCInterval time.Duration
@@ -88,6 +103,11 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: GCInterval %v is negative", ErrInvalidOption, o.GCInterval)
 	case o.memTableBytes < 0:
 		return fmt.Errorf("%w: memtable size %d is negative", ErrInvalidOption, o.memTableBytes)
+	}
+	if o.LegacyPolicy != nil {
+		if _, _, err := encodePolicy(o.LegacyPolicy); err != nil {
+			return fmt.Errorf("%w: LegacyPolicy: %w", ErrInvalidOption, err)
+		}
 	}
 	return nil
 }

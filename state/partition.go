@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +48,15 @@ type Partition struct {
 	c      *cache
 	t      *timers
 	dirty  []*centry
-	staged int // StagedBytes of dirty users and timers
+	staged int // StagedBytes of dirty users, timers and staged policies
+
+	// Policy table: the committed policy records, the records staged for
+	// the next commit, and the two policies last found in either (most
+	// recent first; see stagePolicies).
+	pols     polTable
+	res      policyResolver
+	newPols  []stagedPolicy
+	lastPols [2]*core.Policy
 
 	// Staged traces: keys and values packed in two buffers.
 	trKeys, trVals []byte
@@ -60,9 +69,9 @@ type Partition struct {
 
 	hits, misses, evictions uint64 // not yet added to the store counters
 
-	outboxGauge, timersGauge *metrics.Gauge
-	gaugeNames               []string
-	released                 bool
+	outboxGauge, timersGauge, policiesGauge *metrics.Gauge
+	gaugeNames                              []string
+	released                                bool
 }
 
 type span struct{ k0, k1, v0, v1 int }
@@ -76,7 +85,9 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 		t:         newTimers(),
 		metaKey:   appendKey(nil, p, sufMeta, ""),
 		outboxKey: appendKey(nil, p, sufOutbox, ""),
+		pols:      polTable{m: make(map[polKey]*core.Policy)},
 	}
+	pt.res = policyResolver{find: pt.findPolicy, legacy: s.opts.LegacyPolicy}
 	err := s.db.View(func(txn *badger.Txn) error {
 		if _, err := txn.Get(appendKey(nil, p, sufImporting, "")); err == nil {
 			return fmt.Errorf("partition %d: %w", p, ErrImportIncomplete)
@@ -94,6 +105,9 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 			pt.outboxRec, pt.outboxN = append([]byte(nil), v...), len(msgs)
 			return err
 		}); err != nil {
+			return err
+		}
+		if err := pt.loadPolicies(txn); err != nil {
 			return err
 		}
 		prefix := appendKey(nil, p, sufTimer, "")
@@ -125,6 +139,9 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 		}
 		return nil, fmt.Errorf("state: load partition %d: %w", p, err)
 	}
+	if err := pt.migrateTimers(); err != nil {
+		return nil, fmt.Errorf("state: load partition %d: migrate timers: %w", p, err)
+	}
 	for i := len(pt.t.h)/2 - 1; i >= 0; i-- {
 		pt.t.down(i)
 	}
@@ -137,9 +154,45 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 	pt.timersGauge = s.m.set.GetOrCreateGauge(name("flashreturn_state_timers"), nil)
 	pt.outboxGauge.Set(float64(pt.outboxN))
 	pt.timersGauge.Set(float64(len(pt.t.committed)))
+	pt.policiesGauge = s.m.set.GetOrCreateGauge(name("flashreturn_state_policies"), nil)
+	pt.policiesGauge.Set(float64(len(pt.pols.m)))
 	pt.log.Info("partition loaded", "cursor", pt.cursor, "clock", pt.clock,
-		"outbox_messages", pt.outboxN, "timers", len(pt.t.committed))
+		"outbox_messages", pt.outboxN, "timers", len(pt.t.committed), "policies", len(pt.pols.m))
 	return pt, nil
+}
+
+// loadPolicies reads the partition's policy records into its table. A
+// record that does not parse, or whose content is not its version, is
+// skipped (counted as corrupt and logged): users referring to it then read
+// as corrupt, and the next commit of a request following that version
+// writes the record again.
+func (pt *Partition) loadPolicies(txn *badger.Txn) error {
+	prefix := appendKey(nil, pt.p, sufPolicy, "")
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var k polKey
+		var p *core.Policy
+		ver := item.Key()[len(prefix):]
+		_, err := hex.Decode(k[:], ver)
+		if err == nil && len(ver) != 2*len(k) {
+			err = fmt.Errorf("version %q is not 16 hex digits", ver)
+		}
+		if err == nil {
+			err = item.Value(func(v []byte) (err error) {
+				p, err = decodePolicy(k, v)
+				return err
+			})
+		}
+		if err != nil {
+			pt.s.m.corrupt.Inc()
+			pt.log.Error("policy record skipped", "err", &CorruptError{Key: string(item.Key()), Err: err})
+			continue
+		}
+		pt.pols.m[k] = pt.s.pols.intern(k, p)
+	}
+	return nil
 }
 
 // getValue calls f with the value of key, if the key exists. A value f
@@ -206,7 +259,7 @@ func (pt *Partition) User(id string) (*core.User, error) {
 	var u *core.User
 	err := pt.s.db.View(func(txn *badger.Txn) error {
 		return getValue(txn, key, func(v []byte) (err error) {
-			u, err = decodeUser(v)
+			u, err = decodeUser(v, &pt.res)
 			if err == nil && u.ID != id {
 				err = fmt.Errorf("record holds user %q", u.ID)
 			}
@@ -259,11 +312,12 @@ func (pt *Partition) evict(keep *centry) {
 	}
 }
 
-// MarkDirty records that u changed in this batch: the next Commit writes it.
-// Call it after every change to a user (it is cheap); StagedBytes accounts
-// the user's size as of the last call. Dirty users are never evicted. u
-// normally comes from User; a User not obtained from User replaces the
-// cached one of its ID.
+// MarkDirty records that u changed in this batch: the next Commit writes it,
+// with a record of every policy its requests follow that the partition has
+// not stored yet. Call it after every change to a user (it is cheap);
+// StagedBytes accounts the user's size (and the new policies) as of the
+// last call. Dirty users are never evicted. u normally comes from User; a
+// User not obtained from User replaces the cached one of its ID.
 func (pt *Partition) MarkDirty(u *core.User) {
 	e := pt.c.m[u.ID]
 	switch {
@@ -284,6 +338,8 @@ func (pt *Partition) MarkDirty(u *core.User) {
 	est := encodedSizeBound(u) + prefixLen + len(sufUser) + len(u.ID) + entryOverhead
 	pt.staged += est - e.est
 	e.est = est
+	// An error (a policy that cannot be stored) is Commit's to report.
+	_ = pt.stagePolicies(u)
 }
 
 // SetDeadline stages user's next timer deadline (Unix ns; 0 clears it). Due
@@ -325,10 +381,11 @@ func (pt *Partition) StagedBytes() int {
 // DirtyUsers returns the number of users staged for the next Commit.
 func (pt *Partition) DirtyUsers() int { return len(pt.dirty) }
 
-// Commit writes, in one Badger transaction, the dirty users, the timer
-// changes, the traces, the cursor and clock, and outbox, which replaces the
-// previous outbox (an empty one deletes it). Either all of it is stored or
-// none. On success the staged set is cleared; on error it stays staged and
+// Commit writes, in one Badger transaction, the dirty users, a record of
+// every policy they follow that the partition has not stored yet, the
+// timer changes, the traces, the cursor and clock, and outbox, which
+// replaces the previous outbox (an empty one deletes it). Either all of it
+// is stored or none. On success the staged set is cleared; on error it stays staged and
 // Commit may be retried, except for ErrBatchTooBig (Discard and redo the
 // batch smaller), ErrCursorRegress and ErrClosed. Commit copies outbox.
 func (pt *Partition) Commit(cursor uint64, clock int64, outbox []OutMsg) error {
@@ -354,6 +411,9 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	// buffers, which must not move while it is open.
 	kb, vb, spans := pt.keyBuf[:0], pt.valBuf[:0], pt.spans[:0]
 	for _, e := range pt.dirty {
+		if err := pt.stagePolicies(e.u); err != nil {
+			return fmt.Errorf("user %q: %w", e.u.ID, err)
+		}
 		k0, v0 := len(kb), len(vb)
 		kb = appendKey(kb, pt.p, sufUser, e.u.ID)
 		vb = appendUser(vb, e.u)
@@ -367,6 +427,10 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 			vb = binary.BigEndian.AppendUint64(vb, uint64(d))
 		}
 		spans = append(spans, span{k0, len(kb), v0, len(vb)}) // empty value: delete
+	}
+	p0 := len(kb)
+	for i := range pt.newPols {
+		kb = appendPolicyKey(kb, pt.p, pt.newPols[i].k)
 	}
 	m0 := len(vb)
 	vb = appendMeta(vb, cursor, clock)
@@ -410,6 +474,16 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 			return txnError(err)
 		}
 	}
+	// Policy records never expire: a user written later may refer to them.
+	for i := range pt.newPols {
+		k0 := p0 + i*(prefixLen+len(sufPolicy)+2*len(polKey{}))
+		k := kb[k0 : k0+prefixLen+len(sufPolicy)+2*len(polKey{})]
+		v := pt.newPols[i].rec
+		bytes += len(k) + len(v)
+		if err := set(k, v, false); err != nil {
+			return txnError(err)
+		}
+	}
 	if err := set(pt.metaKey, vb[m0:], false); err != nil {
 		return txnError(err)
 	}
@@ -446,6 +520,14 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	pt.dirty = pt.dirty[:0]
 	pt.addCacheBytes(delta, 0)
 	pt.t.commit()
+	if len(pt.newPols) > 0 {
+		for i := range pt.newPols {
+			sp := &pt.newPols[i]
+			sp.p = pt.s.pols.intern(sp.k, sp.p)
+		}
+		pt.pols.add(pt.newPols)
+		pt.policiesGauge.Set(float64(len(pt.pols.m)))
+	}
 	pt.clearStaged()
 	pt.evict(nil)
 
@@ -468,6 +550,8 @@ func txnError(err error) error {
 }
 
 func (pt *Partition) clearStaged() {
+	clear(pt.newPols)
+	pt.newPols = pt.newPols[:0]
 	pt.staged = 0
 	pt.trKeys, pt.trVals, pt.trSpans = pt.trKeys[:0], pt.trVals[:0], pt.trSpans[:0]
 }
@@ -505,6 +589,7 @@ func (pt *Partition) Discard() {
 	pt.dirty = pt.dirty[:0]
 	pt.t.discard()
 	pt.clearStaged()
+	pt.lastPols = [2]*core.Policy{} // they may have been staged ones
 	pt.flushCounters()
 }
 

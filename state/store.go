@@ -82,6 +82,8 @@ type Store struct {
 
 	closed atomic.Bool
 	ttl    uint64 // Retention in seconds
+
+	pols interner // one *core.Policy per version, shared by partitions and readers
 }
 
 // Open opens (creating if needed) the store in opts.Dir. The caller must
@@ -123,6 +125,10 @@ func Open(opts Options) (*Store, error) {
 		ttl:   uint64((opts.Retention + time.Second - 1) / time.Second),
 	}
 	s.cacheShare.Store(opts.CacheBytes)
+	if p := opts.LegacyPolicy; p != nil {
+		k, _ := versionKey(p.Version) // checked by Validate
+		s.pols.intern(k, p)
+	}
 	s.m = newStoreMetrics(opts.Metrics, s)
 	lsm, vlog := db.Size()
 	log.Info("state store open", "dir", opts.Dir, "sync_writes", opts.SyncWrites,
@@ -209,23 +215,70 @@ func (s *Store) unreserve(p int) {
 
 // ReadUser returns the committed state of a user of partition p, read from
 // Badger (never from a partition's cache, whose users are being changed by
-// their owner). ok is false when the user has no record. Safe for concurrent
-// use, e.g. by the HTTP query API.
+// their owner), with the policies of its requests resolved from the
+// partition's policy records in the same snapshot. ok is false when the
+// user has no record. A record that cannot be decoded, or refers to a
+// policy version the partition has not stored, is a [*CorruptError]. Safe
+// for concurrent use, e.g. by the HTTP query API.
 func (s *Store) ReadUser(p int, userID string) (u *core.User, ok bool, err error) {
-	key := userKey(p, userID)
-	val, ok, err := s.get(p, key)
-	if err != nil || !ok {
+	if err := checkPartition(p); err != nil {
 		return nil, false, err
 	}
-	u, err = decodeUser(val)
-	if err == nil && u.ID != userID {
-		err = fmt.Errorf("record holds user %q", u.ID)
+	if s.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	key := userKey(p, userID)
+	var decodeErr error
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		res := policyResolver{find: func(k polKey) (*core.Policy, error) { return s.readPolicy(txn, p, k) }, legacy: s.opts.LegacyPolicy}
+		return item.Value(func(v []byte) error {
+			u, decodeErr = decodeUser(v, &res)
+			if decodeErr == nil && u.ID != userID {
+				decodeErr = fmt.Errorf("record holds user %q", u.ID)
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
 	}
 	if err != nil {
+		return nil, false, fmt.Errorf("state: read partition %d: %w", p, err)
+	}
+	if decodeErr != nil {
 		s.m.corrupt.Inc()
-		return nil, false, &CorruptError{Key: string(key), Err: err}
+		return nil, false, &CorruptError{Key: string(key), Err: decodeErr}
 	}
 	return u, true, nil
+}
+
+// readPolicy resolves version k for a reader of partition p: the
+// partition must have its record (in txn's snapshot); the policy itself
+// comes from the store's interner, or is parsed from the record.
+func (s *Store) readPolicy(txn *badger.Txn, p int, k polKey) (*core.Policy, error) {
+	item, err := txn.Get(appendPolicyKey(nil, p, k))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, unknownPolicy(p, k)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q := s.pols.get(k); q != nil {
+		return q, nil
+	}
+	var q *core.Policy
+	err = item.Value(func(v []byte) (err error) {
+		q, err = decodePolicy(k, v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy record %s: %w", k, err)
+	}
+	return s.pols.intern(k, q), nil
 }
 
 // ReadTrace returns the rule trace stored by [Partition.PutTrace], as

@@ -400,6 +400,7 @@ func TestRetentionTTL(t *testing.T) {
 	s := openStore(t, Options{Retention: 48 * time.Hour})
 	pt := mustPartition(t, s, 0)
 	u := mustUser(t, pt, "a")
+	*u = *userWith("a", polTmall) // its policy's record is permanent
 	pt.MarkDirty(u)
 	pt.SetDeadline("a", 5)
 	pt.PutTrace("a", "r", []byte("t"))
@@ -408,12 +409,14 @@ func TestRetentionTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := before.Add(48 * time.Hour).Unix()
+	var keys int
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: partitionPrefix(0)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			keys++
 			k, exp := string(it.Item().Key()[prefixLen:]), int64(it.Item().ExpiresAt())
-			perm := k == "meta" || k == "outbox"
+			perm := k == "meta" || k == "outbox" || k == "timers-v2" || strings.HasPrefix(k, "pol/")
 			if perm && exp != 0 || !perm && (exp < want || exp > want+2) {
 				t.Errorf("key %q expires at %d, want %d (permanent: %v)", k, exp, want, perm)
 			}
@@ -422,6 +425,10 @@ func TestRetentionTTL(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// meta, outbox, timers-v2, pol/<tmall>, u/a, t/a, tr/a/r
+	if keys != 7 {
+		t.Errorf("%d keys, want 7", keys)
 	}
 }
 

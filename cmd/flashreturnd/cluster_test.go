@@ -157,7 +157,7 @@ func TestClusterKill9(t *testing.T) {
 	progress := make(chan int, users)
 	published.Go(func() {
 		for i := range users {
-			for _, e := range world(i, i+1) {
+			for _, e := range refundWorld(i, i+1) {
 				for {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					_, err := js.Publish(ctx, e.subject, e.data, jetstream.WithMsgID(e.id))

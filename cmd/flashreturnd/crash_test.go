@@ -132,9 +132,48 @@ func mkEvent(kind, user, typ, at string, fields map[string]any) event {
 	return event{subject: "fr.in." + kind + "." + user, id: id, data: b}
 }
 
-// world builds n users, each with an order and a request that tmall
-// approves and refunds on tracking.
+// world builds users k<from>..k<to-1>, each with an order and one request
+// under tmall, in four lives (i%4): 0 approved at once and refunded on
+// tracking; 1 sent to review, approved by its merchant, refunded on an ok
+// inspection; 2 sent to review and approved by the 72-hour deadline; 3
+// approved at once and closed by the 7-day return deadline with nothing
+// sent back. A last event per user, dated after every deadline (a second
+// apart, so that each one moves its partition's clock), fires them.
 func world(from, to int) []event {
+	var evs []event
+	for i := from; i < to; i++ {
+		u := fmt.Sprintf("k%d", i)
+		reason := "no_reason"
+		if i%4 == 1 || i%4 == 2 {
+			reason = "quality" // not fast-tracked by tmall: review
+		}
+		evs = append(evs,
+			mkEvent("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5}),
+			mkEvent("order", u, "order.paid", "2026-11-10T10:00:00+08:00", map[string]any{"order_id": "o", "merchant_id": "m1", "category": "apparel", "size": "small", "paid_fen": 1000 + i, "seven_day": true}),
+			mkEvent("order", u, "order.delivered", "2026-11-11T10:00:00+08:00", map[string]any{"order_id": "o"}),
+			mkEvent("return", u, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{"request_id": "r", "order_id": "o", "kind": "return_refund", "reason": reason, "pickup": false}),
+		)
+		switch i % 4 {
+		case 0:
+			evs = append(evs, mkEvent("logistics", u, "logistics.tracking", "2026-11-12T11:00:00+08:00", map[string]any{"request_id": "r", "tracking_no": "T"}))
+		case 1:
+			evs = append(evs,
+				mkEvent("review", u, "review.approved", "2026-11-12T12:00:00+08:00", map[string]any{"request_id": "r", "by": "merchant"}),
+				mkEvent("inspection", u, "inspection.result", "2026-11-14T12:00:00+08:00", map[string]any{"request_id": "r", "outcome": "ok"}))
+		}
+		last := time.Date(2026, 11, 20, 12, 0, 0, 0, time.FixedZone("CST", 8*3600)).Add(time.Duration(i) * time.Second)
+		e := mkEvent("credit", u, "credit.updated", last.Format(time.RFC3339), map[string]any{"stars": 5})
+		e.id += "-last"
+		e.data = []byte(strings.Replace(string(e.data), `"event_id":"`+u+"-credit_updated", `"event_id":"`+e.id, 1))
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// refundWorld builds users k<from>..k<to-1>, each with an order and a
+// request that tmall approves at once and refunds on tracking: one
+// decision and one refund each (the cluster tests count both).
+func refundWorld(from, to int) []event {
 	var evs []event
 	for i := from; i < to; i++ {
 		u := fmt.Sprintf("k%d", i)
@@ -149,9 +188,25 @@ func world(from, to int) []event {
 	return evs
 }
 
+// wantOutputs is what world(i, i+1) must produce for user k<i>: outputs
+// by subject kind, each exactly once.
+func wantOutputs(i int) map[string]int {
+	switch i % 4 {
+	case 0:
+		return map[string]int{"decision": 1, "refund": 1}
+	case 1:
+		return map[string]int{"decision": 1, "resolution": 1, "refund": 1, "trust": 1}
+	case 2:
+		return map[string]int{"decision": 1, "resolution": 1}
+	}
+	return map[string]int{"decision": 1, "resolution": 1}
+}
+
 // TestKill9AndRestart kills the daemon with SIGKILL several times while it
-// works through a backlog, restarts it on the same data dir, and checks
-// that every request got exactly one decision and exactly one refund.
+// works through a backlog (with review answers and deadlines in flight),
+// restarts it on the same data dir, and checks that every shopper got
+// exactly the outputs its life implies, each exactly once: nothing lost,
+// nothing doubled.
 func TestKill9AndRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
@@ -183,10 +238,20 @@ func TestKill9AndRestart(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	var decisions, refunds map[string]int
+	var outputs map[string]map[string]int // user → output kind → count
+	complete := func() bool {
+		for i := range users {
+			for kind, n := range wantOutputs(i) {
+				if outputs[fmt.Sprintf("k%d", i)][kind] < n {
+					return false
+				}
+			}
+		}
+		return true
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		decisions, refunds = map[string]int{}, map[string]int{}
+		outputs = map[string]map[string]int{}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		cons, err := js.OrderedConsumer(ctx, "FR_OUT", jetstream.OrderedConsumerConfig{})
 		if err != nil {
@@ -207,21 +272,19 @@ func TestKill9AndRestart(t *testing.T) {
 				RequestID string `json:"request_id"`
 			}
 			_ = json.Unmarshal(m.Data(), &v)
-			key := v.UserID + "/" + v.RequestID
-			switch {
-			case strings.HasPrefix(m.Subject(), "fr.out.decision."):
-				decisions[key]++
-			case strings.HasPrefix(m.Subject(), "fr.out.refund."):
-				refunds[key]++
+			kind := strings.Split(m.Subject(), ".")[2]
+			if outputs[v.UserID] == nil {
+				outputs[v.UserID] = map[string]int{}
 			}
+			outputs[v.UserID][kind]++
 		}
 		cancel()
-		if len(refunds) == users || time.Now().After(deadline) {
+		if complete() || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval
 	}
-	if len(decisions) != users || len(refunds) != users {
+	if !complete() {
 		if resp, err := http.Get("http://" + c.httpAddr + "/metrics"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			for _, l := range strings.Split(string(b), "\n") {
@@ -230,16 +293,18 @@ func TestKill9AndRestart(t *testing.T) {
 				}
 			}
 		}
-		t.Fatalf("%d requests decided and %d refunded, want %d each", len(decisions), len(refunds), users)
+		t.Fatalf("not every output arrived within 60s")
 	}
-	for k, n := range decisions {
-		if n != 1 {
-			t.Errorf("request %s: %d decisions", k, n)
-		}
+	if len(outputs) != users {
+		t.Errorf("outputs for %d users, want %d", len(outputs), users)
 	}
-	for k, n := range refunds {
-		if n != 1 {
-			t.Errorf("request %s: %d refunds", k, n)
+	for i := range users {
+		u := fmt.Sprintf("k%d", i)
+		want := wantOutputs(i)
+		for kind, n := range outputs[u] {
+			if n != want[kind] {
+				t.Errorf("%s (life %d): %d %s outputs, want %d", u, i%4, n, kind, want[kind])
+			}
 		}
 	}
 }

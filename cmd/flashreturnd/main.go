@@ -107,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 1 GiB; -1: none; GOMEMLIMIT wins)")
 		batchMax   = fs.Int("batch-max", 512, "largest batch a partition worker applies and commits at once")
 		clockEvery = fs.Duration("clock-interval", time.Second, "how often clock events advance idle partitions (0 disables)")
+		maxFuture  = fs.Duration("max-future", pipeline.DefaultMaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
 		logFormat  = fs.String("log-format", "text", "text or json")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
@@ -196,6 +197,10 @@ Flags:
 	}
 	if *clockEvery == 0 {
 		cfg.ClockInterval = -1
+	}
+	cfg.MaxFuture = *maxFuture
+	if *maxFuture == 0 {
+		cfg.MaxFuture = -1 // the contract's 0: off (Config's 0 is the default)
 	}
 	switch *jsSync {
 	case "default", "":

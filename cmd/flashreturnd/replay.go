@@ -34,6 +34,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		to         = fs.String("to", "", "end: an RFC 3339 time or a stream sequence")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
 		show       = fs.Int("show", 20, "how many changed requests to list")
+		maxFuture  = fs.Duration("max-future", pipeline.DefaultMaxFuture, "as the daemon was run: events dated further ahead of their stored time are dead letters (0: off)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: flashreturnd replay --policy B [--baseline A] [--from T|SEQ] [--to T|SEQ] [flags]\n\nReplays the stored inbound events with a fresh in-memory state under both\npolicies and reports them side by side. Publishes nothing.\n\nFlags:")
@@ -62,7 +63,10 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	o := pipeline.ReplayOptions{Policies: []*core.Policy{a, b}, Loc: loc, Layout: pipeline.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1)}
+	o := pipeline.ReplayOptions{Policies: []*core.Policy{a, b}, Loc: loc, Layout: pipeline.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1), MaxFuture: *maxFuture}
+	if *maxFuture == 0 {
+		o.MaxFuture = -1
+	}
 	if err := parseBound(*from, &o.From, &o.FromSeq); err != nil {
 		return fail(fmt.Errorf("--from: %w", err))
 	}
@@ -120,12 +124,24 @@ func printReplay(w io.Writer, r *pipeline.ReplayResult, show int) {
 		return fmt.Sprintf("%d (%.1f%%)", p.Approved, 100*p.ApprovalRate)
 	})
 	row("review", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Review) })
+	row("  of which only a person can approve", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ToPeople) })
+	row("  of which the deadline approves if silent", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.DeadlineApprovable) })
+	row("approved by the review deadline", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ApprovedByDeadline) })
+	row("approved by people", func(p *pipeline.PolicyStats) string {
+		return strconv.Itoa(p.Resolutions["approved/merchant"] + p.Resolutions["approved/platform"])
+	})
+	row("rejected by people", func(p *pipeline.PolicyStats) string {
+		return strconv.Itoa(p.Resolutions["rejected/merchant"] + p.Resolutions["rejected/platform"])
+	})
+	row("closed, nothing sent back", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ClosedNotReturned) })
 	row("rejected", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Rejected) })
 	row("refunded (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.RefundFen) })
 	row("advanced (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.AdvancedFen) })
 	row("outstanding at end (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.OutstandingFen) })
 	row("max outstanding, one shopper (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.MaxUserExposed) })
+	row("promised at end (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.PromisedFen) })
 	row("clawbacks (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.ClawbackFen) })
+	row("  of which not returned (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.NotReturnedFen) })
 	row("compensations", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Compensations) })
 	codes := map[string]bool{}
 	for _, p := range r.Policies {

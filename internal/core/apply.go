@@ -9,30 +9,41 @@ import (
 // resulting effects to out, which it returns (like append). It is pure: it
 // reads only u, ev and env (env.Policy must not be nil; env.Merchant may
 // be), takes time only from ev.At, and allocates only when a slice of u or
-// out must grow. A rejection is a Decision effect, never an error: Apply
-// has no error result and, given a validated event, no failure mode.
+// out must grow (or u's string slab fills, see [User]). A rejection is a
+// Decision effect, never an error: Apply has no error result and, given a
+// validated event, no failure mode.
 //
 // Effects, by event type:
 //
-//   - order.paid, order.shipped, order.delivered, credit.updated: none
-//     (state only). Logistics events for an order u does not know are
-//     ignored; a second order.paid for a known order is ignored (the first
-//     wins), as are later shipped/delivered times of an order that has one.
+//   - order.paid, credit.updated: none (state only). A second order.paid
+//     for a known order is ignored (the first wins).
+//   - order.shipped, order.delivered: none for a known order (later
+//     shipped/delivered times of an order that has one are ignored); for
+//     an order u does not have, one [EffectDeadLetter] with
+//     [FaultUnknownOrder] and no state change.
 //   - return.requested: exactly one decision, except for a redelivery (a
 //     request_id u already has), which yields nothing. An approval may be
 //     followed by a refund (pre_shipment or approval trigger) and a pickup.
 //   - return.cancelled: none; an open request with no refund sent becomes
-//     cancelled (its pickup timer disarmed), anything else is unchanged.
+//     cancelled (its pickup and deadlines disarmed, its reservation and
+//     promised advance released), anything else is unchanged.
 //   - logistics.tracking, pickup.done: at most one refund (tracking
-//     trigger) for an approved open request whose policy pays on tracking.
+//     trigger) for an approved open request whose terms pay on tracking.
 //   - inspection.result: for an open request, a clawback (bad outcome after
-//     an advance refund), a refund (ok outcome, approved, goods come back,
-//     none paid yet, the policy pays one) and trust feedback; the request
-//     is finished.
+//     an advance), a refund (ok outcome, approved, goods come back, none
+//     paid yet, its terms pay one) and trust feedback.
+//   - review.approved, review.rejected: for a request in review with no
+//     resolution yet, one resolution (and, for an approval, what it does:
+//     a refund, a pickup); for any other request of u, nothing.
+//   - every event about a request (return.cancelled, logistics.*,
+//     pickup.done, inspection.result, review.*) for a request u does not
+//     have: one [EffectDeadLetter] with [FaultUnknownRequest] and no state
+//     change.
 //   - clock.tick and invalid types: ignored (timers fire through [Fire]).
 //
-// Before applying ev, Apply moves u.MaxAt to ev.At when that is later and
-// prunes history older than the policy's [Policy.Retention].
+// Before applying ev (unless it is dead-lettered), Apply moves u.MaxAt to
+// ev.At when that is later and prunes history older than the retention
+// (see [OrderRetention] and [Policy.Retention]).
 //
 // Apply is not safe for concurrent use on the same User; distinct users
 // may be applied concurrently with the same Env.
@@ -40,9 +51,12 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if ev.Type == EventClock || ev.Type == EventInvalid || ev.Type >= numEventTypes {
 		return out
 	}
+	if f := fault(u, ev); f != FaultNone {
+		return append(out, Effect{Kind: EffectDeadLetter, UserID: ev.UserID, RequestID: ev.RequestID, OrderID: ev.OrderID, Fault: f})
+	}
 	if u.ID == "" {
 		u.ID = ev.UserID
-		own(&u.ID)
+		u.own(&u.ID)
 	}
 	if ev.At > u.MaxAt {
 		u.MaxAt = ev.At
@@ -52,30 +66,50 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	case EventOrderPaid:
 		orderPaid(u, ev)
 	case EventOrderShipped:
-		if o := u.order(ev.OrderID); o != nil && o.ShippedAt == 0 {
+		if o := u.order(ev.OrderID); o.ShippedAt == 0 {
 			o.ShippedAt = ev.At
+			o.touch(ev.At)
 		}
 	case EventOrderDelivered:
-		if o := u.order(ev.OrderID); o != nil && o.DeliveredAt == 0 {
+		if o := u.order(ev.OrderID); o.DeliveredAt == 0 {
 			o.DeliveredAt = ev.At
 			if o.ShippedAt == 0 {
 				o.ShippedAt = ev.At // signed for, so it shipped
 			}
+			o.touch(ev.At)
 		}
 	case EventCreditUpdated:
 		u.Stars = ev.Stars
 	case EventReturnRequested:
 		out = requested(u, ev, env, out)
 	case EventReturnCancelled:
-		if r := u.request(ev.RequestID); r != nil && r.Status == StatusOpen && !r.RefundSent {
-			closeRequest(r, StatusCancelled, ev.At)
+		if r := u.request(ev.RequestID); r.Status == StatusOpen && !r.RefundSent {
+			u.end(r, StatusCancelled, ev.At)
 		}
 	case EventLogisticsTracking, EventPickupDone:
-		out = tracked(u, ev, env, out)
+		out = tracked(u, ev, out)
 	case EventInspectionResult:
-		out = inspected(u, ev, env, out)
+		out = inspected(u, ev, out)
+	case EventReviewApproved, EventReviewRejected:
+		out = answered(u, ev, env, out)
 	}
 	return out
+}
+
+// fault reports whether ev refers to an order or request u does not have.
+func fault(u *User, ev *Event) Fault {
+	switch ev.Type {
+	case EventOrderShipped, EventOrderDelivered:
+		if u.order(ev.OrderID) == nil {
+			return FaultUnknownOrder
+		}
+	case EventReturnCancelled, EventLogisticsTracking, EventPickupDone, EventInspectionResult,
+		EventReviewApproved, EventReviewRejected:
+		if u.request(ev.RequestID) == nil {
+			return FaultUnknownRequest
+		}
+	}
+	return FaultNone
 }
 
 func orderPaid(u *User, ev *Event) {
@@ -92,17 +126,31 @@ func orderPaid(u *User, ev *Event) {
 		SevenDay:         ev.SevenDay,
 		FreightInsurance: ev.FreightInsurance,
 		PaidAt:           ev.At,
+		LastAt:           ev.At,
 	})
 	o := &u.Orders[len(u.Orders)-1]
-	own(&o.ID, &o.MerchantID, &o.Category, &o.City)
+	u.own(&o.ID, &o.MerchantID, &o.Category, &o.City)
 }
 
-// own gives the strings it points to storage of their own, one
-// allocation for all of them. An Event's strings may share the buffer
-// they were decoded from (wire.Decode keeps one copy of the payload per
-// event); a shopper's state lives for months and must not pin a whole
-// payload for a few identifiers.
-func own(strs ...*string) {
+// slabMin and slabMax bound the size of a new string slab: a shopper's
+// first strings get a small one, each new slab doubles, up to slabMax.
+const (
+	slabMin = 64
+	slabMax = 4096
+)
+
+// own gives the strings it points to storage of the user's own. An
+// Event's strings may share the buffer they were decoded from (wire.Decode
+// keeps one copy of the payload per event); a shopper's state lives for
+// months and must not pin a whole payload for a few identifiers.
+//
+// The bytes go to the user's slab, a strings.Builder whose String() is a
+// view of its buffer: bytes once written are never written again (a
+// Builder only appends, and a full one is replaced, not grown in place),
+// so the views handed out stay valid and immutable. A new slab is one
+// allocation for many strings; in steady state owning a request's
+// identifiers allocates nothing (BenchmarkApplyReturnRequested).
+func (u *User) own(strs ...*string) {
 	n := 0
 	for _, s := range strs {
 		n += len(*s)
@@ -110,12 +158,19 @@ func own(strs ...*string) {
 	if n == 0 {
 		return
 	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, s := range strs {
-		b.WriteString(*s)
+	if u.slab == nil || u.slab.Cap()-u.slab.Len() < n {
+		size := slabMin
+		if u.slab != nil {
+			size = min(2*u.slab.Cap(), slabMax)
+		}
+		u.slab = new(strings.Builder)
+		u.slab.Grow(max(size, n))
 	}
-	all := b.String()
+	start := u.slab.Len()
+	for _, s := range strs {
+		u.slab.WriteString(*s)
+	}
+	all := u.slab.String()[start:]
 	for _, s := range strs {
 		l := len(*s)
 		*s, all = all[:l], all[l:]
@@ -161,9 +216,37 @@ func (u *User) hasOpenRequest(orderID string) bool {
 	return false
 }
 
+// touch records an event about the order at time at.
+func (o *Order) touch(at int64) { o.LastAt = max(o.LastAt, at) }
+
 // Open reports whether the request is open: decided approved or review,
-// and not yet cancelled or finished.
+// and not yet ended.
 func (r *Request) Open() bool { return r.Status == StatusOpen }
+
+// Approved reports whether the request was approved: at once (fast track
+// or merchant rule) or after review.
+func (r *Request) Approved() bool {
+	return r.Verdict == VerdictApproved || r.Resolution == ResolutionApproved
+}
+
+// InReview reports whether the request waits for a person or a deadline:
+// decided review, open, not resolved.
+func (r *Request) InReview() bool {
+	return r.Verdict == VerdictReview && r.Resolution == ResolutionNone && r.Status == StatusOpen
+}
+
+// Stage returns where the request stands in the after-sales flow, as the
+// query API reports it: review until a person or a deadline resolves it,
+// processing while approved and open, feedback once it ended.
+func (r *Request) Stage() Stage {
+	switch {
+	case r.InReview():
+		return StageReview
+	case r.Status == StatusOpen:
+		return StageProcessing
+	}
+	return StageFeedback
+}
 
 // GoodsComeBack reports whether goods travel back to the merchant for this
 // request: its kind needs a return address and it was not settled by a
@@ -172,35 +255,156 @@ func (r *Request) GoodsComeBack() bool {
 	return r.Kind.NeedsReturnAddress() && r.RefundTrigger != TriggerPreShipment
 }
 
-// Outstanding is the advanced money of this request not yet covered by an
-// inspection (counted in User.OutstandingFen).
+// Outstanding is what the platform advanced for this request and has not
+// got back (counted in User.OutstandingFen): an advance refund sent, or
+// the new item of a replace exchange, until the inspection or the close.
 func (r *Request) Outstanding() int64 {
-	if r.RefundSent && r.RefundAdvance && r.Inspection == OutcomeNone {
+	if r.Status == StatusOpen && ((r.RefundSent && r.RefundAdvance) || r.GoodsAdvance) {
 		return r.AmountFen
 	}
 	return 0
 }
 
-// TimerArmed reports whether the request's pickup window still needs a
-// compensation if it ends: approved, open, a pickup scheduled, not picked
-// up and not compensated.
-func (r *Request) TimerArmed() bool {
-	return r.Status == StatusOpen && r.Verdict == VerdictApproved && r.Pickup &&
-		!r.PickupDone && !r.CompensationSent
+// Advanced reports whether money or goods were advanced for the request
+// (an advance refund sent, or a replace exchange's new item handed over):
+// a bad inspection or a not_returned close then claws it back.
+func (r *Request) Advanced() bool { return (r.RefundSent && r.RefundAdvance) || r.GoodsAdvance }
+
+// policy returns the policy the request follows: the one that decided it
+// (env's for a request decided before requests kept their policy).
+func (r *Request) policy(env *Env) *Policy {
+	if r.Policy != nil {
+		return r.Policy
+	}
+	return env.Policy
 }
 
-func closeRequest(r *Request, s Status, at int64) {
+// EffectRef names one output a request produced, for the query API.
+type EffectRef struct {
+	Kind EffectKind // which output
+	// ID is its downstream idempotency key where the contract has one
+	// (refund_id, pickup_id, resolution_id), else its Nats-Msg-Id.
+	ID string
+}
+
+// Effects lists the outputs the request has produced so far: decision,
+// resolution (the answer to its review), the close by its return deadline,
+// refund, pickup, compensation, clawback, trust. userID is the request's
+// shopper. It allocates (query API, not the hot path).
+func (r *Request) Effects(userID string) []EffectRef {
+	e := Effect{UserID: userID, RequestID: r.ID}
+	ref := func(k EffectKind) EffectRef {
+		e.Kind = k
+		switch k {
+		case EffectRefund:
+			return EffectRef{k, e.RefundID()}
+		case EffectPickup:
+			return EffectRef{k, e.PickupID()}
+		case EffectResolution:
+			return EffectRef{k, e.ResolutionID()}
+		}
+		return EffectRef{k, e.MsgID()}
+	}
+	refs := []EffectRef{ref(EffectDecision)}
+	if r.Resolution != ResolutionNone {
+		refs = append(refs, ref(EffectResolution))
+	}
+	if r.Status == StatusClosed {
+		e.Resolution = ResolutionClosed
+		refs = append(refs, ref(EffectResolution))
+		e.Resolution = ResolutionNone
+	}
+	if r.RefundSent {
+		refs = append(refs, ref(EffectRefund))
+	}
+	if r.Pickup {
+		refs = append(refs, ref(EffectPickup))
+	}
+	if r.CompensationSent {
+		refs = append(refs, ref(EffectCompensation))
+	}
+	if r.ClawbackSent {
+		refs = append(refs, ref(EffectClawback))
+	}
+	if r.TrustSent {
+		refs = append(refs, ref(EffectTrust))
+	}
+	return refs
+}
+
+// TrustFlagged reports whether the shopper fails the trust rule of p at
+// event time at: a trust mark (bad inspection after an advance, or a
+// not_returned close) in (at - p.TrustWindow, at].
+func (u *User) TrustFlagged(at int64, p *Policy) bool {
+	return countIn(u.TrustMarks, at-int64(p.TrustWindow), at) > 0
+}
+
+// end ends an open request with status s at time at, giving back
+// everything it holds: its reservation on the order (a refund promised
+// and not paid), its promised advance, and what it has outstanding (an
+// advance refund or the goods of a replace exchange: the goods are back,
+// or were never handed over, or the money is being clawed back).
+func (u *User) end(r *Request, s Status, at int64) {
+	o := u.order(r.OrderID)
+	if r.Reserved && o != nil {
+		o.ReservedFen -= r.AmountFen
+	}
+	r.Reserved = false
+	if r.Promised {
+		u.PromisedFen -= r.AmountFen
+		r.Promised = false
+	}
+	u.OutstandingFen -= r.Outstanding()
 	r.Status = s
 	r.ClosedAt = at
+	if o != nil {
+		o.touch(at)
+	}
 }
 
-// sendRefund records and emits the refund of r. A request whose goods do
-// not come back is finished by its refund.
-func sendRefund(u *User, r *Request, trig Trigger, advance bool, at int64, out []Effect) []Effect {
+// reserve records the approval terms of r at time at: the refund trigger
+// and advance, the reservation of its amount on the order when it pays
+// money, and a promised advance when the refund is an advance paid later
+// than the approval (counted against the exposure cap from now on).
+func (u *User) reserve(r *Request, o *Order, trig Trigger, advance bool, at int64) {
+	r.ApprovedAt = at
+	r.PayTrigger, r.PayAdvance = trig, advance
+	o.touch(at)
+	if trig == TriggerNone {
+		return
+	}
+	r.Reserved = true
+	o.ReservedFen += r.AmountFen
+	if advance && trig == TriggerTracking {
+		r.Promised = true
+		u.PromisedFen += r.AmountFen
+	}
+}
+
+// sendRefund records and emits the refund of r, paid on trigger trig at
+// time at, moving its amount from reserved to refunded on the order and a
+// promised advance to the outstanding ones. A request whose goods do not
+// come back is finished by its refund.
+func sendRefund(u *User, r *Request, trig Trigger, at int64, out []Effect) []Effect {
+	// An inspection refund is paid after the goods are back, whatever the
+	// terms said; a pre-shipment one before they ever left.
+	advance := r.PayAdvance && trig != TriggerInspection && trig != TriggerPreShipment
 	r.RefundSent = true
 	r.RefundTrigger = trig
 	r.RefundAdvance = advance
 	r.RefundAt = at
+	if o := u.order(r.OrderID); o != nil {
+		if r.Reserved {
+			o.ReservedFen -= r.AmountFen
+		}
+		o.RefundedFen += r.AmountFen
+		o.touch(at)
+	}
+	r.Reserved = false
+	if r.Promised {
+		u.PromisedFen -= r.AmountFen
+		r.Promised = false
+	}
 	if advance {
 		u.OutstandingFen += r.AmountFen
 	}
@@ -209,20 +413,21 @@ func sendRefund(u *User, r *Request, trig Trigger, advance bool, at int64, out [
 		UserID:    u.ID,
 		RequestID: r.ID,
 		OrderID:   r.OrderID,
+		Policy:    r.Policy,
 		AmountFen: r.AmountFen,
 		Trigger:   trig,
 		Advance:   advance,
 	})
 	if !r.GoodsComeBack() {
-		closeRequest(r, StatusFinished, at)
+		u.end(r, StatusFinished, at)
 	}
 	return out
 }
 
-// tracked handles logistics.tracking and pickup.done.
-func tracked(u *User, ev *Event, env *Env, out []Effect) []Effect {
+// tracked handles logistics.tracking and pickup.done of a known request.
+func tracked(u *User, ev *Event, out []Effect) []Effect {
 	r := u.request(ev.RequestID)
-	if r == nil || r.Status != StatusOpen {
+	if r.Status != StatusOpen {
 		return out
 	}
 	if ev.Type == EventPickupDone {
@@ -230,50 +435,89 @@ func tracked(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	} else {
 		r.Tracked = true
 	}
-	if r.Verdict != VerdictApproved || r.RefundSent {
-		return out
+	// The courier came in time when either sign is dated inside the
+	// window (a tracking number is uploaded by the courier at pickup).
+	if r.Pickup && ev.At <= r.WindowEnd {
+		r.CourierOnTime = true
 	}
-	if rule := env.Policy.RefundRule(r.Kind); rule.Trigger == TriggerTracking {
-		out = sendRefund(u, r, TriggerTracking, rule.Advance, ev.At, out)
+	if r.Approved() && !r.RefundSent && r.PayTrigger == TriggerTracking {
+		out = sendRefund(u, r, TriggerTracking, ev.At, out)
 	}
 	return out
 }
 
-// inspected handles inspection.result.
-func inspected(u *User, ev *Event, env *Env, out []Effect) []Effect {
+// inspected handles inspection.result of a known request. Only the first
+// inspection counts. A request in review records it and sends the trust
+// feedback, but stays in review: its approval (by a person or a deadline)
+// then settles at once (see approveReviewed).
+func inspected(u *User, ev *Event, out []Effect) []Effect {
 	r := u.request(ev.RequestID)
-	if r == nil || r.Status != StatusOpen || ev.Outcome == OutcomeNone || ev.Outcome >= numOutcomes {
+	if r.Status != StatusOpen || r.Inspection != OutcomeNone || !ev.Outcome.inspection() {
 		return out
 	}
-	p := env.Policy
-	advanced := r.RefundSent && r.RefundAdvance
-	u.OutstandingFen -= r.Outstanding() // released, good or bad
 	r.Inspection = ev.Outcome
-	if ev.Outcome.Bad() {
-		if advanced {
-			out = append(out, Effect{
-				Kind: EffectClawback, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID,
-				AmountFen: r.AmountFen, Outcome: ev.Outcome,
-			})
-			u.BadInspections = append(u.BadInspections, ev.At)
-		}
-	} else if r.Verdict == VerdictApproved && !r.RefundSent && r.GoodsComeBack() &&
-		p.RefundRule(r.Kind).Trigger != TriggerNone {
-		out = sendRefund(u, r, TriggerInspection, false, ev.At, out)
+	if o := u.order(r.OrderID); o != nil {
+		o.touch(ev.At)
 	}
-	out = append(out, Effect{
-		Kind: EffectTrust, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID,
-		Outcome: ev.Outcome, Penalty: p.Penalties[ev.Outcome],
-	})
+	if !r.InReview() {
+		out = settleInspection(u, r, ev.At, out)
+	}
+	return trustFeedback(u, r, ev.Outcome, out)
+}
+
+// settleInspection ends an approved open request whose inspection came
+// back: a bad one after an advance claws it back and marks the shopper; an
+// ok one pays the refund if its terms pay one and none was paid; either
+// releases what the request held. The trust feedback is the caller's.
+func settleInspection(u *User, r *Request, at int64, out []Effect) []Effect {
+	if r.Inspection.Bad() {
+		if r.Advanced() {
+			out = clawback(u, r, r.Inspection, at, out)
+			u.TrustMarks = append(u.TrustMarks, at)
+		}
+	} else if !r.RefundSent && r.GoodsComeBack() && r.PayTrigger != TriggerNone {
+		out = sendRefund(u, r, TriggerInspection, at, out)
+	}
 	if r.Status == StatusOpen {
-		closeRequest(r, StatusFinished, ev.At)
+		u.end(r, StatusFinished, at)
 	}
 	return out
 }
+
+// clawback emits the recovery of what was advanced for r (the refund, or
+// for a replace exchange the new item's value) with the outcome that
+// caused it, and gives the recovered money back to the order's ceiling.
+func clawback(u *User, r *Request, outcome Outcome, at int64, out []Effect) []Effect {
+	if r.RefundSent {
+		if o := u.order(r.OrderID); o != nil {
+			o.RefundedFen -= r.AmountFen
+			o.touch(at)
+		}
+	}
+	r.ClawbackSent = true
+	return append(out, Effect{
+		Kind: EffectClawback, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID, Policy: r.Policy,
+		AmountFen: r.AmountFen, Outcome: outcome,
+	})
+}
+
+// trustFeedback emits the feedback of outcome for r, with the penalty of
+// r's policy.
+func trustFeedback(u *User, r *Request, outcome Outcome, out []Effect) []Effect {
+	r.TrustSent = true
+	return append(out, Effect{
+		Kind: EffectTrust, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID, Policy: r.Policy,
+		Outcome: outcome, Penalty: r.Policy.Penalties[outcome],
+	})
+}
+
+// inspection reports whether o is an inspection outcome (not
+// OutcomeNotReturned).
+func (o Outcome) inspection() bool { return o > OutcomeNone && o < OutcomeNotReturned }
 
 // merchantOf returns the profile of the order's merchant, or nil.
 func merchantOf(env *Env, o *Order) *Merchant {
-	if env.Merchant == nil || o.MerchantID == "" {
+	if env.Merchant == nil || o == nil || o.MerchantID == "" {
 		return nil
 	}
 	return env.Merchant(o.MerchantID)

@@ -4,12 +4,15 @@ import "slices"
 
 // Clone returns a deep copy of the user's state, so that a what-if
 // decision (a shadow policy) can be applied without touching the real
-// state. Strings are shared (they are immutable).
+// state. Strings are shared (they are immutable); the clone starts a
+// string slab of its own, so neither writes where the other's strings
+// live.
 func (u *User) Clone() *User {
 	c := *u
 	c.Orders = slices.Clone(u.Orders)
 	c.Requests = slices.Clone(u.Requests)
 	c.RecentRequests = slices.Clone(u.RecentRequests)
-	c.BadInspections = slices.Clone(u.BadInspections)
+	c.TrustMarks = slices.Clone(u.TrustMarks)
+	c.slab = nil
 	return &c
 }

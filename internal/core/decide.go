@@ -14,6 +14,9 @@ const (
 	DeliveryNotShipped = 0 // Got: the order has not shipped
 	DeliveryShipped    = 1 // Got: shipped, not signed for
 	DeliveryDelivered  = 2 // Got: signed for; Limit 2: delivery required
+	// DeliveryAfterRequest as Got: signed for, but after the request's
+	// at (the request fails not_delivered).
+	DeliveryAfterRequest = 3
 	// DeliveryExempt as Limit: the policy's pre-shipment rule applies to
 	// this unshipped order, so neither delivery nor the window is required.
 	DeliveryExempt = 0
@@ -26,12 +29,51 @@ type checker struct {
 }
 
 func (c *checker) check(code Code, pass bool, got, limit int64, text string) {
+	if ch := c.next(code, pass); ch != nil {
+		ch.Got, ch.Limit, ch.Text = got, limit, text
+	}
+}
+
+// next records the outcome of a check and returns its slot in the trace
+// (nil when the trace is full) for the caller to fill: the slots of a
+// fresh trace are zero, and filling them in place copies nothing.
+func (c *checker) next(code Code, pass bool) *Check {
 	if !pass {
 		c.fails = c.fails.With(code)
 	}
-	if c.tr.N < MaxChecks {
-		c.tr.Checks[c.tr.N] = Check{Code: code, Pass: pass, Got: got, Limit: limit, Text: text}
-		c.tr.N++
+	if c.tr.N == MaxChecks {
+		return nil
+	}
+	ch := &c.tr.Checks[c.tr.N]
+	c.tr.N++
+	ch.Code, ch.Pass = code, pass
+	return ch
+}
+
+func (c *checker) add(ch Check) {
+	if slot := c.next(ch.Code, ch.Pass); slot != nil {
+		*slot = ch
+	}
+}
+
+// ceiling checks the per-order ceiling: what the order already has
+// reserved or refunded plus amount stays at or under its paid amount
+// (amount_exceeds_paid; a single request above the paid amount fails it
+// too).
+func (c *checker) ceiling(o *Order, amount int64) {
+	held := o.ReservedFen + o.RefundedFen
+	if ch := c.next(CodeAmountExceedsPaid, held+amount <= o.PaidFen); ch != nil {
+		ch.Got, ch.Limit, ch.Held = amount, o.PaidFen, held
+	}
+}
+
+// exposure checks the exposure cap: what the platform has advanced to the
+// shopper and not got back, plus the advances it has promised, plus this
+// amount, stays at or under the cap.
+func (c *checker) exposure(u *User, amount, capFen int64) {
+	sum := u.OutstandingFen + u.PromisedFen + amount
+	if ch := c.next(CodeExposureCap, sum <= capFen); ch != nil {
+		ch.Got, ch.Limit, ch.Held, ch.Promised = amount, capFen, u.OutstandingFen, u.PromisedFen
 	}
 }
 
@@ -79,30 +121,37 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	e.RequestID = ev.RequestID
 	e.OrderID = ev.OrderID
 	e.RequestAt = ev.AtRaw
+	e.Policy = p
 	c := checker{tr: &e.Trace}
 	rq := Request{
-		ID:      ev.RequestID,
-		OrderID: ev.OrderID,
-		Kind:    ev.Kind,
-		Reason:  ev.Reason,
-		At:      at,
-		Status:  StatusOpen,
+		ID:          ev.RequestID,
+		OrderID:     ev.OrderID,
+		Kind:        ev.Kind,
+		Reason:      ev.Reason,
+		At:          at,
+		Status:      StatusOpen,
+		PickupAsked: ev.Pickup,
+		Policy:      p,
 	}
 	if ev.HasAmount {
 		rq.AmountFen = ev.AmountFen
 	}
-	own(&rq.ID, &rq.OrderID)
 
 	// Rules that reject: the request cannot stand.
 	o := u.order(ev.OrderID)
 	c.check(CodeOrderUnknown, o != nil, b2i(o != nil), 1, "")
 	if o != nil {
+		rq.OrderID = o.ID // the order's own copy: nothing to own
+		u.own(&rq.ID)
 		if !ev.HasAmount {
 			rq.AmountFen = o.PaidFen
 		}
-		c.check(CodeAmountExceedsPaid, rq.AmountFen <= o.PaidFen, rq.AmountFen, o.PaidFen, "")
+		c.ceiling(o, rq.AmountFen)
 		dup := u.hasOpenRequest(o.ID)
 		c.check(CodeDuplicateRequest, !dup, b2i(dup), 0, "")
+		o.touch(at)
+	} else {
+		u.own(&rq.ID, &rq.OrderID)
 	}
 	if c.fails != 0 {
 		e.Verdict = VerdictRejected
@@ -127,6 +176,10 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	shipped := o.ShippedAt != 0 || o.DeliveredAt != 0
 	preShipment := p.PreShipmentRefund && ev.Kind == KindReturnRefund && !shipped
 	switch {
+	case o.DeliveredAt != 0 && at < o.DeliveredAt:
+		// Filed before the sign-off it refers to: as if not delivered
+		// (domain.md, Input that cannot stand), the window not evaluated.
+		c.check(CodeNotDelivered, false, DeliveryAfterRequest, DeliveryDelivered, "")
 	case o.DeliveredAt != 0:
 		c.check(CodeNotDelivered, true, DeliveryDelivered, DeliveryDelivered, "")
 		days := daysSince(o.DeliveredAt, at, env.loc())
@@ -165,16 +218,18 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 
 	// Safety rules.
-	exposure := u.OutstandingFen + rq.AmountFen
-	c.check(CodeExposureCap, exposure <= p.ExposureCapFen, exposure, p.ExposureCapFen, "")
+	c.exposure(u, rq.AmountFen, p.ExposureCapFen)
 	n := countIn(u.RecentRequests, at-int64(p.VelocityWindow), at) + 1
 	c.check(CodeVelocityCap, n <= int64(p.VelocityMax), n, int64(p.VelocityMax), "")
-	bad := countIn(u.BadInspections, at-int64(p.TrustWindow), at)
+	bad := countIn(u.TrustMarks, at-int64(p.TrustWindow), at)
 	c.check(CodeTrustFlagged, bad == 0, bad, 0, "")
 
-	// Verdict.
+	// Verdict. A merchant rule may approve what failed fast-track rules
+	// only, and only a request the policy can pay (every approval pays,
+	// or says why not).
 	approved := c.fails == 0
-	if !approved && c.fails&SafetyCodes == 0 && !c.fails.Has(CodeMerchantUnknown) && m != nil {
+	payable := preShipment || ev.Kind == KindExchange || p.RefundRule(ev.Kind).Trigger != TriggerNone
+	if !approved && timeoutEligible(c.fails) && m != nil && payable {
 		for i := range m.Rules {
 			if ruleMatches(&m.Rules[i], u, ev, o, env) {
 				approved = true
@@ -207,38 +262,73 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	// e is not used past this point: the appends below may move out.
 
 	r := &u.Requests[len(u.Requests)-1]
-	switch rule := p.RefundRule(r.Kind); {
-	case preShipment:
-		out = sendRefund(u, r, TriggerPreShipment, false, at, out)
-	case rule.Trigger == TriggerApproval:
-		out = sendRefund(u, r, TriggerApproval, rule.Advance, at, out)
-	case !r.GoodsComeBack() && rule.Trigger == TriggerNone:
-		// Nothing comes back and nothing is paid (a policy file may say
-		// so): there is nothing left to wait for.
-		closeRequest(r, StatusFinished, at)
+	rule := p.RefundRule(r.Kind)
+	if preShipment {
+		rule = RefundRule{Trigger: TriggerPreShipment}
+	}
+	u.reserve(r, o, rule.Trigger, rule.Advance, at)
+	if rule.Trigger == TriggerPreShipment || rule.Trigger == TriggerApproval {
+		out = sendRefund(u, r, rule.Trigger, at, out)
 	}
 	if r.Status == StatusOpen && r.Kind.NeedsReturnAddress() &&
 		(ev.Pickup || (r.Kind == KindExchange && p.ExchangePickup)) {
-		size := o.Size
-		if size != SizeLarge {
-			size = SizeSmall
+		// A fast-tracked exchange is pickup-and-replace: the courier
+		// brings the new item, goods advanced until the inspection
+		// (exposure), unless its terms refund money instead.
+		replace := r.Kind == KindExchange
+		if replace && rule.Trigger == TriggerNone {
+			r.GoodsAdvance = true
+			u.OutstandingFen += r.AmountFen
 		}
-		r.Pickup = true
-		r.PickupSize = size
-		r.Replace = r.Kind == KindExchange
-		r.WindowStart, r.WindowEnd = PickupWindow(at, size, p, env.loc())
-		out = append(out, Effect{
-			Kind:        EffectPickup,
-			UserID:      u.ID,
-			RequestID:   r.ID,
-			OrderID:     r.OrderID,
-			Size:        size,
-			WindowStart: r.WindowStart,
-			WindowEnd:   r.WindowEnd,
-			Replace:     r.Replace,
-		})
+		out = schedulePickup(u, r, o, replace, at, env, out)
+	}
+	if r.Status == StatusOpen && !r.GoodsComeBack() && r.PayTrigger == TriggerNone {
+		// Nothing comes back and nothing is paid: nothing left to wait
+		// for. (Policies cannot approve such a request for money: see
+		// Policy.Finish and payable above; this ends a refund_only under
+		// a hand-built policy.)
+		u.end(r, StatusFinished, at)
 	}
 	return out
+}
+
+// timeoutEligible reports whether a review with these failed codes may be
+// approved without a person: no safety rule failed and the merchant is
+// known (a request needing a return address needs a merchant with one).
+// It is the condition under which merchant rules may approve, and under
+// which the review deadline approves by timeout.
+func timeoutEligible(fails CodeSet) bool {
+	return fails&SafetyCodes == 0 && !fails.Has(CodeMerchantUnknown)
+}
+
+// DeadlineApproves reports whether a request sent to review with these
+// reasons is approved by its review deadline when nobody answers (it
+// failed fast-track rules only, and its merchant is known). A request for
+// which it is false waits for a person.
+func DeadlineApproves(reasons CodeSet) bool { return reasons != 0 && timeoutEligible(reasons) }
+
+// schedulePickup gives r a pickup window from at (service hours of r's
+// policy) and emits the pickup.
+func schedulePickup(u *User, r *Request, o *Order, replace bool, at int64, env *Env, out []Effect) []Effect {
+	size := o.Size
+	if size != SizeLarge {
+		size = SizeSmall
+	}
+	r.Pickup = true
+	r.PickupSize = size
+	r.Replace = replace
+	r.WindowStart, r.WindowEnd = PickupWindow(at, size, r.Policy, env.loc())
+	return append(out, Effect{
+		Kind:        EffectPickup,
+		UserID:      u.ID,
+		RequestID:   r.ID,
+		OrderID:     r.OrderID,
+		Policy:      r.Policy,
+		Size:        size,
+		WindowStart: r.WindowStart,
+		WindowEnd:   r.WindowEnd,
+		Replace:     r.Replace,
+	})
 }
 
 // ruleMatches reports whether every condition of the merchant rule holds

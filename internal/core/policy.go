@@ -54,12 +54,27 @@ type Policy struct {
 	SmallWindow     time.Duration // pickup window for small parcels (2h)
 	LargeWindow     time.Duration // pickup window for large parcels (4h)
 	CompensationFen int64         // paid once per missed pickup window (500)
+	// PickupGrace is how long after a pickup window's end the compensation
+	// waits (by partition event time), so that a pickup recorded on time
+	// but stored a little late still counts (10 min).
+	PickupGrace time.Duration
+
+	// Deadlines after review (shared/domain.md, "After review").
+	// ReviewDeadline: a request in review that failed fast-track rules
+	// only and got no answer this long after its decision is approved by
+	// timeout (72h). ReturnDeadline: an approved request whose goods must
+	// come back and that saw neither tracking nor pickup this long after
+	// its approval is closed (7 days).
+	ReviewDeadline time.Duration
+	ReturnDeadline time.Duration
 
 	// Safety rules; merchant rules cannot override them.
 	ExposureCapFen int64         // outstanding advances + this amount, inclusive (500000)
 	VelocityMax    int           // requests allowed in VelocityWindow, this one included (5)
 	VelocityWindow time.Duration // (24h)
 	TrustWindow    time.Duration // how long a bad inspection after an advance flags (90 days)
-	// Penalties by inspection outcome (indexed by Outcome).
+	// Penalties by outcome (indexed by Outcome): the inspection outcomes,
+	// and OutcomeNotReturned for a request closed by its return deadline
+	// after an advance (50).
 	Penalties [numOutcomes]int
 }

@@ -32,17 +32,21 @@ const (
 	DefaultVelocityMax     = 5
 	DefaultVelocityWindow  = 24 * time.Hour
 	DefaultTrustWindow     = 90 * 24 * time.Hour
+	DefaultPickupGrace     = 10 * time.Minute
+	DefaultReviewDeadline  = 72 * time.Hour
+	DefaultReturnDeadline  = 7 * 24 * time.Hour
 )
 
-// DefaultPenalties returns the trust penalties (points) by inspection
-// outcome that the presets use: damaged 20, used 30, wrong_item 50,
-// empty_box 100, ok 0.
+// DefaultPenalties returns the trust penalties (points) by outcome that
+// the presets use: damaged 20, used 30, wrong_item 50, empty_box 100,
+// not_returned 50, ok 0.
 func DefaultPenalties() [NumOutcomes]int {
 	return [NumOutcomes]int{
-		OutcomeDamaged:   20,
-		OutcomeUsed:      30,
-		OutcomeWrongItem: 50,
-		OutcomeEmptyBox:  100,
+		OutcomeDamaged:     20,
+		OutcomeUsed:        30,
+		OutcomeWrongItem:   50,
+		OutcomeEmptyBox:    100,
+		OutcomeNotReturned: 50,
 	}
 }
 
@@ -176,6 +180,9 @@ func basePreset(name string) *Policy {
 		VelocityMax:     DefaultVelocityMax,
 		VelocityWindow:  DefaultVelocityWindow,
 		TrustWindow:     DefaultTrustWindow,
+		PickupGrace:     DefaultPickupGrace,
+		ReviewDeadline:  DefaultReviewDeadline,
+		ReturnDeadline:  DefaultReturnDeadline,
 		Penalties:       DefaultPenalties(),
 	}
 }
@@ -224,6 +231,9 @@ func policyError(field, format string, args ...any) error {
 // maxDuration bounds the durations of a policy (10 years), so that event
 // time arithmetic never overflows.
 const maxDuration = 10 * 365 * 24 * time.Hour
+
+// MaxPenalty bounds a trust penalty (points).
+const MaxPenalty = 1000
 
 // Finish validates the policy and sets Version to the first 16 hex digits
 // of the SHA-256 of its canonical encoding (every field but Version, sets
@@ -304,8 +314,15 @@ func (p *Policy) validate() error {
 			return policyError(field+".advance", "set, but the trigger is none (no refund)")
 		case r.Trigger == TriggerInspection && r.Advance:
 			return policyError(field+".advance", "an inspection refund is paid after the goods are back, so it cannot be an advance")
+		case !k.NeedsReturnAddress() && r.Advance:
+			return policyError(field+".advance", "no goods come back for %s, so its refund cannot be an advance", k)
 		case !k.NeedsReturnAddress() && r.Trigger != TriggerNone && r.Trigger != TriggerApproval:
 			return policyError(field+".trigger", "%s: no goods come back for %s, so only approval or none can pay it", r.Trigger, k)
+		case r.Trigger == TriggerNone && p.Kinds.Has(k) && k != KindExchange:
+			// Every approval pays, or says why not (domain.md, Money
+			// safety): a fast-tracked kind that returns money must say
+			// when it is paid.
+			return policyError(field+".trigger", "none, but %s is fast-tracked (kinds): a fast-tracked %s must have a refund trigger", k, k)
 		}
 	}
 	switch {
@@ -327,14 +344,20 @@ func (p *Policy) validate() error {
 		return policyError("velocity_window", "%s must be positive and at most 10 years", p.VelocityWindow)
 	case p.TrustWindow <= 0 || p.TrustWindow > maxDuration:
 		return policyError("trust_window", "%s must be positive and at most 10 years", p.TrustWindow)
+	case p.PickupGrace < 0 || p.PickupGrace > maxDuration:
+		return policyError("pickup_grace", "%s must be zero or positive and at most 10 years", p.PickupGrace)
+	case p.ReviewDeadline <= 0 || p.ReviewDeadline > maxDuration:
+		return policyError("review_deadline", "%s must be positive and at most 10 years", p.ReviewDeadline)
+	case p.ReturnDeadline <= 0 || p.ReturnDeadline > maxDuration:
+		return policyError("return_deadline", "%s must be positive and at most 10 years", p.ReturnDeadline)
 	case p.Penalties[OutcomeNone] != 0:
 		return policyError("penalties", "penalty set for the empty outcome")
 	case p.Penalties[OutcomeOK] != 0:
 		return policyError("penalties.ok", "%d: an ok inspection carries penalty 0", p.Penalties[OutcomeOK])
 	}
 	for o := OutcomeDamaged; o < numOutcomes; o++ {
-		if p.Penalties[o] < 0 {
-			return policyError("penalties."+o.String(), "%d is negative", p.Penalties[o])
+		if p.Penalties[o] < 0 || p.Penalties[o] > MaxPenalty {
+			return policyError("penalties."+o.String(), "%d outside 0..%d", p.Penalties[o], MaxPenalty)
 		}
 	}
 	return nil
@@ -392,6 +415,9 @@ func (p *Policy) canonical() []byte {
 	line("velocity_max", itoa(int64(p.VelocityMax)))
 	line("velocity_window", itoa(int64(p.VelocityWindow)))
 	line("trust_window", itoa(int64(p.TrustWindow)))
+	line("pickup_grace", itoa(int64(p.PickupGrace)))
+	line("review_deadline", itoa(int64(p.ReviewDeadline)))
+	line("return_deadline", itoa(int64(p.ReturnDeadline)))
 	for o := OutcomeOK; o < numOutcomes; o++ {
 		line("penalties."+o.String(), itoa(int64(p.Penalties[o])))
 	}

@@ -220,12 +220,17 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 			u := w.user(ev.UserID)
 			w.out = Apply(u, &ev, &w.env, w.out[:0])
 			for i := range w.out {
-				b.WriteString(formatEffect(&w.out[i], w.env.Loc, trace))
+				b.WriteString(w.formatEffect(&w.out[i], trace))
 			}
 		}
 	case "fire":
 		_, v := kv(c.args[0])
 		w.advance(&b, parseTime(t, c.pos, v))
+	case "reset":
+		// A fresh world (no shoppers, clock at zero), keeping the policy
+		// and merchants: scenarios that follow do not see each other's
+		// timers.
+		w.users, w.order, w.clock = map[string]*User{}, nil, 0
 	case "state":
 		id := "u1"
 		if len(c.args) > 0 {
@@ -250,7 +255,7 @@ func (w *world) advance(b *strings.Builder, at int64) {
 		if dl, ok := NextDeadline(u); ok && dl < w.clock {
 			w.out = Fire(u, w.clock, &w.env, w.out[:0])
 			for i := range w.out {
-				b.WriteString(formatEffect(&w.out[i], w.env.Loc, false))
+				b.WriteString(w.formatEffect(&w.out[i], false))
 			}
 		}
 	}
@@ -284,8 +289,33 @@ func setPolicy(t *testing.T, pos string, p *Policy, l string) {
 		p.VelocityMax = atoi()
 	case "exposure_cap_fen":
 		p.ExposureCapFen = int64(atoi())
+	case "compensation_fen":
+		p.CompensationFen = int64(atoi())
 	case "window_days":
 		p.WindowDays = atoi()
+	case "pickup_grace", "review_deadline", "return_deadline":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", pos, l, err)
+		}
+		*map[string]*time.Duration{"pickup_grace": &p.PickupGrace, "review_deadline": &p.ReviewDeadline, "return_deadline": &p.ReturnDeadline}[k] = d
+	case "kinds":
+		p.Kinds = 0
+		for _, s := range list() {
+			kd, ok := ParseKind(s)
+			if !ok {
+				t.Fatalf("%s: kind %q", pos, s)
+			}
+			p.Kinds |= KindSetOf(kd)
+		}
+	case "refunds.return_refund", "refunds.refund_only", "refunds.exchange":
+		kd, _ := ParseKind(strings.TrimPrefix(k, "refunds."))
+		trig, adv, _ := strings.Cut(v, ",")
+		tr, ok := ParseTrigger(trig)
+		if !ok {
+			t.Fatalf("%s: trigger %q", pos, trig)
+		}
+		p.Refunds[kd] = RefundRule{Trigger: tr, Advance: adv == "advance"}
 	default:
 		t.Fatalf("%s: unknown policy key %q", pos, k)
 	}
@@ -381,6 +411,9 @@ func parseEvent(t testing.TB, pos, line string) Event {
 			ev.Stars, err = strconv.Atoi(v)
 		case "req":
 			ev.RequestID = v
+			if ev.Type == EventReviewApproved || ev.Type == EventReviewRejected {
+				ev.By = ActorMerchant // unless by= says otherwise
+			}
 		case "kind":
 			ev.Kind, ok = ParseKind(v)
 		case "reason":
@@ -394,6 +427,10 @@ func parseEvent(t testing.TB, pos, line string) Event {
 			ev.TrackingNo = v
 		case "outcome":
 			ev.Outcome, ok = ParseOutcome(v)
+		case "by":
+			ev.By, ok = ParseActor(v)
+		case "note":
+			ev.Note = strings.ReplaceAll(v, "_", " ")
 		default:
 			t.Fatalf("%s: unknown event key %q", pos, k)
 		}
@@ -409,7 +446,10 @@ func fmtTime(ns int64, loc *time.Location) string {
 }
 
 // formatEffect renders one effect as a line (plus its trace when asked).
-func formatEffect(e *Effect, loc *time.Location, trace bool) string {
+// An effect whose request follows another policy than the one in force
+// names it (policy=...).
+func (w *world) formatEffect(e *Effect, trace bool) string {
+	loc := w.env.Loc
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s.%s", e.Kind, e.UserID, e.RequestID)
 	if e.OrderID != "" {
@@ -437,9 +477,26 @@ func formatEffect(e *Effect, loc *time.Location, trace bool) string {
 		fmt.Fprintf(&b, " amount=%d outcome=%s", e.AmountFen, e.Outcome)
 	case EffectTrust:
 		fmt.Fprintf(&b, " outcome=%s penalty=%d", e.Outcome, e.Penalty)
+	case EffectResolution:
+		fmt.Fprintf(&b, " %s by=%s at=%s reasons=%v", e.Resolution, e.By, fmtTime(e.At, loc), e.Reasons.AppendStrings(nil))
+		if e.ReturnAddress != "" {
+			fmt.Fprintf(&b, " address=%q", e.ReturnAddress)
+		}
+		if e.Note != "" {
+			fmt.Fprintf(&b, " note=%q", e.Note)
+		}
+	case EffectDeadLetter:
+		fmt.Fprintf(&b, " %s", e.Fault)
+	}
+	if e.Kind != EffectDeadLetter && (e.Policy == nil || e.Policy.Version != w.env.Policy.Version) {
+		name := "<nil>"
+		if e.Policy != nil {
+			name = e.Policy.Name
+		}
+		fmt.Fprintf(&b, " policy=%s", name)
 	}
 	b.WriteByte('\n')
-	if trace && e.Kind == EffectDecision {
+	if trace && (e.Kind == EffectDecision || e.Kind == EffectResolution) {
 		for _, c := range e.Trace.List() {
 			mark := "pass"
 			if !c.Pass {
@@ -453,7 +510,7 @@ func formatEffect(e *Effect, loc *time.Location, trace bool) string {
 
 func formatUser(u *User, loc *time.Location) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "user %s stars=%d outstanding=%d max_at=%s\n", u.ID, u.Stars, u.OutstandingFen, fmtTime(u.MaxAt, loc))
+	fmt.Fprintf(&b, "user %s stars=%d outstanding=%d promised=%d max_at=%s\n", u.ID, u.Stars, u.OutstandingFen, u.PromisedFen, fmtTime(u.MaxAt, loc))
 	for _, o := range u.Orders {
 		fmt.Fprintf(&b, "order %s paid=%d", o.ID, o.PaidFen)
 		if o.ShippedAt != 0 {
@@ -462,13 +519,20 @@ func formatUser(u *User, loc *time.Location) string {
 		if o.DeliveredAt != 0 {
 			fmt.Fprintf(&b, " delivered=%s", fmtTime(o.DeliveredAt, loc))
 		}
+		if o.ReservedFen != 0 || o.RefundedFen != 0 {
+			fmt.Fprintf(&b, " reserved=%d refunded=%d", o.ReservedFen, o.RefundedFen)
+		}
 		b.WriteByte('\n')
 	}
-	status := [...]string{"", "open", "rejected", "cancelled", "finished"}
 	for _, r := range u.Requests {
-		fmt.Fprintf(&b, "request %s order=%s %s %s amount=%d", r.ID, r.OrderID, status[r.Status], r.Verdict, r.AmountFen)
+		fmt.Fprintf(&b, "request %s order=%s %s %s amount=%d", r.ID, r.OrderID, r.Status, r.Verdict, r.AmountFen)
+		if r.Resolution != ResolutionNone {
+			fmt.Fprintf(&b, " resolved=%s/%s", r.Resolution, r.ResolvedBy)
+		}
 		if r.RefundSent {
 			fmt.Fprintf(&b, " refund=%s", r.RefundTrigger)
+		} else if r.PayTrigger != TriggerNone && r.Status == StatusOpen {
+			fmt.Fprintf(&b, " pays_on=%s", r.PayTrigger)
 		}
 		if r.Pickup {
 			fmt.Fprintf(&b, " pickup_end=%s", fmtTime(r.WindowEnd, loc))
@@ -482,9 +546,15 @@ func formatUser(u *User, loc *time.Location) string {
 		if r.Inspection != OutcomeNone {
 			fmt.Fprintf(&b, " inspection=%s", r.Inspection)
 		}
+		if k, dl := r.Timer(); k != TimerNone {
+			fmt.Fprintf(&b, " timer=%s@%s", k, fmtTime(dl, loc))
+		}
+		if r.Policy != nil && r.Policy.Name != "" {
+			fmt.Fprintf(&b, " policy=%s", r.Policy.Name)
+		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "velocity=%d bad_inspections=%d", len(u.RecentRequests), len(u.BadInspections))
+	fmt.Fprintf(&b, "velocity=%d trust_marks=%d", len(u.RecentRequests), len(u.TrustMarks))
 	if dl, ok := NextDeadline(u); ok {
 		fmt.Fprintf(&b, " deadline=%s", fmtTime(dl, loc))
 	}
@@ -526,7 +596,9 @@ func TestScriptsCoverEveryCode(t *testing.T) {
 			t.Errorf("no script runs %s", p)
 		}
 	}
-	for _, k := range []string{"\nrefund ", "\npickup ", "\ncompensation ", "\nclawback ", "\ntrust ", "trigger=pre_shipment", "trigger=approval", "trigger=tracking", "trigger=inspection", "replace=true", " rule="} {
+	for _, k := range []string{"\nrefund ", "\npickup ", "\ncompensation ", "\nclawback ", "\ntrust ", "trigger=pre_shipment", "trigger=approval", "trigger=tracking", "trigger=inspection", "replace=true", "replace=false", " rule=",
+		"\nresolution ", " approved by=merchant", " approved by=platform", " approved by=timeout", " rejected by=", " closed by=timeout", "outcome=not_returned",
+		"unknown_order", "unknown_request", "order ceiling", " promised + "} {
 		if !strings.Contains(text, k) {
 			t.Errorf("no script output contains %q", k)
 		}

@@ -1,51 +1,137 @@
 package core
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // CompensationReason is the reason of every compensation effect: the
 // courier missed the pickup window.
 const CompensationReason = "pickup_missed"
 
-// NextDeadline returns the user's earliest timer: the smallest pickup
-// WindowEnd (Unix ns) of a request whose timer is armed (see
-// [Request.TimerArmed]). ok is false when nothing is armed. The timer is
-// due once event time is strictly past the deadline; see [Fire].
+// TimerKind is what a request's timer does when it fires.
+type TimerKind uint8
+
+// Timer kinds, in the order they fire when due at the same instant.
+const (
+	TimerNone TimerKind = iota
+	// TimerPickup: the pickup window ended (plus the policy's grace) with
+	// no sign the courier came: one compensation.
+	TimerPickup
+	// TimerReview: the review deadline passed with no answer to a request
+	// that failed fast-track rules only: approved by timeout.
+	TimerReview
+	// TimerReturn: the return deadline passed with nothing sent back:
+	// closed (and clawed back if anything was advanced).
+	TimerReturn
+)
+
+var timerNames = [...]string{"", "pickup", "review", "return"}
+
+// String returns the timer's name ("pickup").
+func (k TimerKind) String() string {
+	if int(k) < len(timerNames) {
+		return timerNames[k]
+	}
+	return ""
+}
+
+// Timer returns the request's earliest armed timer: its kind and deadline
+// (Unix ns). The timer fires once event time is strictly past the
+// deadline. Every parameter comes from the request's own policy:
+//
+//   - pickup: an approved open request with a pickup, no compensation
+//     sent and no sign the courier came in its window: the window's end
+//     plus PickupGrace;
+//   - review: a request in review whose failed codes allow an approval
+//     without a person (no safety rule, merchant known): its decision's at
+//     plus ReviewDeadline;
+//   - return: an approved open request whose goods must come back and
+//     that has seen no tracking, pickup or inspection: its approval's at
+//     plus ReturnDeadline.
+func (r *Request) Timer() (TimerKind, int64) {
+	if r.Status != StatusOpen || r.Policy == nil {
+		return TimerNone, 0
+	}
+	kind, at := TimerNone, int64(0)
+	arm := func(k TimerKind, dl int64) {
+		if kind == TimerNone || dl < at {
+			kind, at = k, dl
+		}
+	}
+	p := r.Policy
+	if r.InReview() {
+		if timeoutEligible(r.Reasons) {
+			arm(TimerReview, r.At+int64(p.ReviewDeadline))
+		}
+		return kind, at
+	}
+	if r.Pickup && !r.CompensationSent && !r.CourierOnTime {
+		arm(TimerPickup, r.WindowEnd+int64(p.PickupGrace))
+	}
+	if r.Approved() && r.GoodsComeBack() && !r.Tracked && !r.PickupDone && r.Inspection == OutcomeNone {
+		arm(TimerReturn, r.ApprovedAt+int64(p.ReturnDeadline))
+	}
+	return kind, at
+}
+
+// NextDeadline returns the user's earliest timer deadline over its
+// requests (see [Request.Timer]). ok is false when nothing is armed. The
+// timer is due once event time is strictly past the deadline; see [Fire].
 func NextDeadline(u *User) (deadline int64, ok bool) {
 	for i := range u.Requests {
-		r := &u.Requests[i]
-		if r.TimerArmed() && (!ok || r.WindowEnd < deadline) {
-			deadline, ok = r.WindowEnd, true
+		if k, dl := u.Requests[i].Timer(); k != TimerNone && (!ok || dl < deadline) {
+			deadline, ok = dl, true
 		}
 	}
 	return deadline, ok
 }
 
-// Fire fires every timer of u that is due at event time now (Unix ns): each
-// armed pickup window whose end is strictly before now yields one
-// compensation effect (reason [CompensationReason], env.Policy's
-// CompensationFen), in the order of u.Requests, and is disarmed so that it
-// never fires again. It appends to out and returns it, like Apply; u.MaxAt
-// is not changed (now is the partition's clock, not a user event). Calling
-// Fire with a now at which nothing is due is a no-op.
+// Fire fires every timer of u that is due at event time now (Unix ns):
+// each armed timer whose deadline is strictly before now, in deadline
+// order (ties: the request's order in u.Requests, then [TimerKind]
+// order), each once. A fired timer may arm another (a review approved by
+// timeout gets a pickup window and a return deadline from its deadline);
+// those fire in the same call when they too are before now. Effects:
+//
+//   - pickup: one compensation (reason [CompensationReason], the request
+//     policy's CompensationFen);
+//   - review: the approval by timeout (see the Apply doc on review
+//     answers) at the deadline;
+//   - return: a resolution closed by timeout at the deadline; if money or
+//     goods were advanced, a clawback and trust feedback with outcome
+//     not_returned and the policy's penalty, and a trust mark.
+//
+// It appends to out and returns it, like Apply; u.MaxAt is not changed
+// (now is the partition's clock, not a user event). Calling Fire with a
+// now at which nothing is due is a no-op.
 func Fire(u *User, now int64, env *Env, out []Effect) []Effect {
-	for i := range u.Requests {
-		r := &u.Requests[i]
-		if !r.TimerArmed() || r.WindowEnd >= now {
-			continue
+	for {
+		idx, kind, dl := -1, TimerNone, int64(0)
+		for i := range u.Requests {
+			k, at := u.Requests[i].Timer()
+			if k != TimerNone && at < now && (idx < 0 || at < dl) {
+				idx, kind, dl = i, k, at
+			}
 		}
-		r.CompensationSent = true
-		out = append(out, Effect{
-			Kind:      EffectCompensation,
-			UserID:    u.ID,
-			RequestID: r.ID,
-			OrderID:   r.OrderID,
-			AmountFen: env.Policy.CompensationFen,
-		})
+		if idx < 0 {
+			return out
+		}
+		r := &u.Requests[idx]
+		switch kind {
+		case TimerPickup:
+			r.CompensationSent = true
+			out = append(out, Effect{
+				Kind:      EffectCompensation,
+				UserID:    u.ID,
+				RequestID: r.ID,
+				OrderID:   r.OrderID,
+				Policy:    r.Policy,
+				AmountFen: r.Policy.CompensationFen,
+			})
+		case TimerReview:
+			out = approveReviewed(u, r, ActorTimeout, dl, env, out)
+		case TimerReturn:
+			out = closeNotReturned(u, r, dl, out)
+		}
 	}
-	return out
 }
 
 // MinRetention is the shortest time closed history is kept: the longest
@@ -53,31 +139,62 @@ func Fire(u *User, now int64, env *Env, out []Effect) []Effect {
 // [Policy.Retention].
 const MinRetention = 90 * 24 * time.Hour
 
+// OrderRetention is how long an order is remembered after its last event
+// when no kept request refers to it (domain.md: at least 400 days), so
+// that a late request for an order delivered long ago is decided
+// (outside_window), not rejected as order_unknown, and the per-order
+// ceiling still knows what was refunded.
+const OrderRetention = 400 * 24 * time.Hour
+
 // AbandonAfter is how long a request may stay open (awaiting a review, an
 // inspection...) before pruning drops it as abandoned, counted from its
-// decision to the user's MaxAt. Dropping it forgets it (its order may be
-// dropped too) but does not release advanced money it holds: that stays
-// in User.OutstandingFen, counted against the exposure cap.
+// decision to the user's MaxAt. Dropping it forgets it but does not
+// release advanced or promised money it holds: that stays counted against
+// the exposure cap; its order's reservation stays too (the order is kept
+// while anything is reserved on it).
 const AbandonAfter = 365 * 24 * time.Hour
 
 // prune drops, relative to u.MaxAt, closed requests closed more than the
 // policy's retention ago, open requests decided more than AbandonAfter
-// ago, orders that no remaining request refers to and whose last event is
-// older than the retention, velocity entries outside the velocity window
-// and bad inspections outside the trust window. Order of the kept entries
-// is preserved; nothing is allocated.
+// ago, orders that no remaining request refers to, that hold no
+// reservation and whose last event is older than OrderRetention, velocity
+// entries outside the velocity window and trust marks outside the trust
+// window. Order of the kept entries is preserved; nothing is allocated.
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
-	u.Requests = slices.DeleteFunc(u.Requests, func(r Request) bool {
-		return (r.Status != StatusOpen && r.ClosedAt < cutoff) || (r.Status == StatusOpen && r.At < abandon)
-	})
-	u.Orders = slices.DeleteFunc(u.Orders, func(o Order) bool {
-		return max(o.PaidAt, o.ShippedAt, o.DeliveredAt) < cutoff && !u.referenced(o.ID)
-	})
+	orders := u.MaxAt - int64(max(OrderRetention, p.Retention()))
+	// Compact in place through pointers: the elements are large, and most
+	// calls drop nothing.
+	n := 0
+	for i := range u.Requests {
+		r := &u.Requests[i]
+		if (r.Status != StatusOpen && r.ClosedAt < cutoff) || (r.Status == StatusOpen && r.At < abandon) {
+			continue
+		}
+		if n != i {
+			u.Requests[n] = *r
+		}
+		n++
+	}
+	clear(u.Requests[n:])
+	u.Requests = u.Requests[:n]
+	n = 0
+	for i := range u.Orders {
+		o := &u.Orders[i]
+		if o.LastAt < orders && o.ReservedFen == 0 && !u.referenced(o.ID) {
+			continue
+		}
+		if n != i {
+			u.Orders[n] = *o
+		}
+		n++
+	}
+	clear(u.Orders[n:])
+	u.Orders = u.Orders[:n]
 
 	u.RecentRequests = dropTimes(u.RecentRequests, u.MaxAt-int64(p.VelocityWindow))
-	u.BadInspections = dropTimes(u.BadInspections, u.MaxAt-int64(p.TrustWindow))
+	u.TrustMarks = dropTimes(u.TrustMarks, u.MaxAt-int64(p.TrustWindow))
 }
 
 // referenced reports whether a request of u refers to the order.

@@ -62,13 +62,18 @@ func (c Check) String() string {
 	case CodeAmountOverCap:
 		return cmp("amount", c.Got, le(c.Pass), "cap", c.Limit)
 	case CodeAmountExceedsPaid:
-		return cmp("amount", c.Got, le(c.Pass), "paid", c.Limit)
+		// "order ceiling 6000 + 4000 <= paid 10000": reserved or refunded
+		// on the order, plus this amount, against the paid amount.
+		return cmp("order ceiling "+strconv.FormatInt(c.Held, 10)+" +", c.Got, le(c.Pass), "paid", c.Limit)
 	case CodeExposureCap:
-		return cmp("exposure", c.Got, le(c.Pass), "cap", c.Limit)
+		// "exposure 400000 + 400000 promised + 400000 > 500000":
+		// outstanding advances, promised advances, this amount, the cap.
+		return "exposure " + strconv.FormatInt(c.Held, 10) + " + " + strconv.FormatInt(c.Promised, 10) +
+			" promised + " + strconv.FormatInt(c.Got, 10) + " " + le(c.Pass) + " " + strconv.FormatInt(c.Limit, 10)
 	case CodeVelocityCap:
 		return cmp("requests in window", c.Got, le(c.Pass), "max", c.Limit)
 	case CodeTrustFlagged:
-		return cmp("bad inspections in window", c.Got, le(c.Pass), "max", c.Limit)
+		return cmp("trust marks in window", c.Got, le(c.Pass), "max", c.Limit)
 	case CodeKindNotEligible:
 		return "kind " + Kind(c.Got).String() + in(c.Pass) + kindList(KindSet(c.Limit))
 	case CodeReasonNotEligible:
@@ -82,6 +87,8 @@ func (c Check) String() string {
 		switch {
 		case c.Got == DeliveryDelivered:
 			return "order delivered"
+		case c.Got == DeliveryAfterRequest:
+			return "order delivered after the request"
 		case c.Pass:
 			return "order not shipped: pre-shipment, no window"
 		case c.Got == DeliveryShipped:

@@ -17,6 +17,10 @@ const (
 	EventLogisticsTracking
 	EventPickupDone
 	EventInspectionResult
+	// EventReviewApproved and EventReviewRejected are a person's answer
+	// (the merchant's or a platform reviewer's) to a request in review.
+	EventReviewApproved
+	EventReviewRejected
 	// EventClock is the partition clock tick the daemon publishes so that
 	// idle partitions still advance event time. It carries no user data.
 	EventClock
@@ -26,7 +30,7 @@ const (
 var eventTypeNames = [numEventTypes]string{
 	"", "order.paid", "order.shipped", "order.delivered", "credit.updated",
 	"return.requested", "return.cancelled", "logistics.tracking", "pickup.done",
-	"inspection.result", "clock.tick",
+	"inspection.result", "review.approved", "review.rejected", "clock.tick",
 }
 
 // String returns the contract name of the type ("order.paid").
@@ -144,7 +148,8 @@ func ParseSize(s string) (Size, bool) { return parseEnum(s, sizeNames[:], SizeIn
 // Outcome is the result of the merchant's inspection of returned goods.
 type Outcome uint8
 
-// Inspection outcomes. The zero value means "no inspection yet".
+// Inspection outcomes, plus OutcomeNotReturned. The zero value means "no
+// inspection yet".
 const (
 	OutcomeNone Outcome = iota
 	OutcomeOK
@@ -152,10 +157,15 @@ const (
 	OutcomeUsed
 	OutcomeEmptyBox
 	OutcomeWrongItem
+	// OutcomeNotReturned is not an inspection result: it is the outcome of
+	// the clawback and trust feedback sent when an approved request's
+	// return deadline passed with nothing sent back. [ParseOutcome] does
+	// not accept it (an inspection.result cannot carry it).
+	OutcomeNotReturned
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"", "ok", "damaged", "used", "empty_box", "wrong_item"}
+var outcomeNames = [numOutcomes]string{"", "ok", "damaged", "used", "empty_box", "wrong_item", "not_returned"}
 
 // String returns the contract name of the outcome.
 func (o Outcome) String() string {
@@ -165,11 +175,44 @@ func (o Outcome) String() string {
 	return ""
 }
 
-// ParseOutcome maps a contract name to an Outcome.
-func ParseOutcome(s string) (Outcome, bool) { return parseEnum(s, outcomeNames[:], OutcomeNone) }
+// ParseOutcome maps the contract name of an inspection outcome to an
+// Outcome; "not_returned" is not one (see [OutcomeNotReturned]).
+func ParseOutcome(s string) (Outcome, bool) {
+	return parseEnum(s, outcomeNames[:OutcomeNotReturned], OutcomeNone)
+}
 
-// Bad reports whether the outcome is a bad inspection (abuse signal).
-func (o Outcome) Bad() bool { return o > OutcomeOK && o < numOutcomes }
+// Bad reports whether the outcome is a bad inspection (abuse signal):
+// damaged, used, empty_box or wrong_item.
+func (o Outcome) Bad() bool { return o > OutcomeOK && o < OutcomeNotReturned }
+
+// Actor is who answered a request in review: the merchant, a platform
+// reviewer, or nobody in time (the engine's deadline).
+type Actor uint8
+
+// Actors. The zero value means "nobody yet".
+const (
+	ActorNone Actor = iota
+	ActorMerchant
+	ActorPlatform
+	// ActorTimeout: a deadline of the request's policy resolved it.
+	ActorTimeout
+	numActors
+)
+
+var actorNames = [numActors]string{"", "merchant", "platform", "timeout"}
+
+// String returns the contract name ("merchant").
+func (a Actor) String() string {
+	if a < numActors {
+		return actorNames[a]
+	}
+	return ""
+}
+
+// ParseActor maps the contract name of a person who answers a review
+// ("merchant" or "platform") to an Actor; "timeout" is the engine's own
+// and is not accepted.
+func ParseActor(s string) (Actor, bool) { return parseEnum(s, actorNames[:ActorTimeout], ActorNone) }
 
 func parseEnum[T ~uint8](s string, names []string, invalid T) (T, bool) {
 	for i := 1; i < len(names); i++ {
@@ -203,7 +246,7 @@ type Event struct {
 
 	Stars int // credit.updated, 1..5
 
-	RequestID  string // return.*, logistics.*, pickup.done, inspection.result
+	RequestID  string // return.*, logistics.*, pickup.done, inspection.result, review.*
 	Kind       Kind   // return.requested
 	Reason     Reason // return.requested
 	Pickup     bool   // return.requested
@@ -212,6 +255,9 @@ type Event struct {
 	TrackingNo string // logistics.tracking
 
 	Outcome Outcome // inspection.result
+
+	By   Actor  // review.*: who answered (ActorMerchant or ActorPlatform)
+	Note string // review.*: optional free text, kept for the query API
 }
 
 // Merchant is a merchant profile from merchant.updated: reference data that
@@ -243,11 +289,16 @@ type MerchantRule struct {
 // policy in force, the shoppers' time zone and the merchant view. The
 // caller owns it; Apply only reads it.
 type Env struct {
-	Policy *Policy // the platform policy in force; must not be nil
+	// Policy is the platform policy in force for new decisions; must not
+	// be nil. A request keeps the policy that decided it
+	// ([Request.Policy]) for everything that follows from the decision.
+	Policy *Policy
 	// Loc is the shoppers' zone for calendar rules; nil means UTC (callers
 	// normally pass Asia/Shanghai).
 	Loc *time.Location
-	// Merchant returns the latest profile of a merchant, or nil when unknown.
-	// It must be safe to call from the worker goroutine.
+	// Merchant returns the profile of a merchant in force for the event
+	// being applied (the daemon: the latest profile stored before the
+	// event was), or nil when unknown. It must be safe to call from the
+	// worker goroutine.
 	Merchant func(id string) *Merchant
 }

@@ -29,8 +29,9 @@ var topFields = []string{
 	"window_days", "amount_cap_fen", "excluded_categories",
 	"require_single_address", "cities", "refunds", "pre_shipment_refund",
 	"exchange_pickup", "service_hours", "small_window", "large_window",
-	"compensation_fen", "exposure_cap_fen", "velocity_max",
-	"velocity_window", "trust_window", "penalties",
+	"compensation_fen", "pickup_grace", "review_deadline", "return_deadline",
+	"exposure_cap_fen", "velocity_max", "velocity_window", "trust_window",
+	"penalties",
 }
 
 // required lists the keys a file must set when it has no base.
@@ -116,6 +117,9 @@ func defaults() *core.Policy {
 		VelocityMax:     core.DefaultVelocityMax,
 		VelocityWindow:  core.DefaultVelocityWindow,
 		TrustWindow:     core.DefaultTrustWindow,
+		PickupGrace:     core.DefaultPickupGrace,
+		ReviewDeadline:  core.DefaultReviewDeadline,
+		ReturnDeadline:  core.DefaultReturnDeadline,
 		Penalties:       core.DefaultPenalties(),
 	}
 }
@@ -211,6 +215,12 @@ func (d *decoder) field(k string, n *node) (err error) {
 		p.VelocityWindow, err = d.duration(n, k)
 	case "trust_window":
 		p.TrustWindow, err = d.duration(n, k)
+	case "pickup_grace":
+		p.PickupGrace, err = d.duration(n, k)
+	case "review_deadline":
+		p.ReviewDeadline, err = d.duration(n, k)
+	case "return_deadline":
+		p.ReturnDeadline, err = d.duration(n, k)
 	case "service_hours":
 		err = d.serviceHours(n, k)
 	case "refunds":
@@ -428,7 +438,18 @@ func (d *decoder) refunds(n *node, field string) error {
 	return nil
 }
 
-var penaltyOutcomes = []string{"ok", "damaged", "used", "wrong_item", "empty_box"}
+// penaltyOutcomes are the keys of penalties: the inspection outcomes and
+// not_returned (a return closed by its deadline after an advance).
+var penaltyOutcomes = []string{"ok", "damaged", "used", "wrong_item", "empty_box", "not_returned"}
+
+// outcomeOf maps a key of penaltyOutcomes to its Outcome.
+func outcomeOf(name string) core.Outcome {
+	if name == core.OutcomeNotReturned.String() {
+		return core.OutcomeNotReturned
+	}
+	o, _ := core.ParseOutcome(name)
+	return o
+}
 
 func (d *decoder) penalties(n *node, field string) error {
 	if n.kind != kindMap {
@@ -449,8 +470,7 @@ func (d *decoder) penalties(n *node, field string) error {
 		if err != nil {
 			return err
 		}
-		o, _ := core.ParseOutcome(os)
-		d.p.Penalties[o] = pts
+		d.p.Penalties[outcomeOf(os)] = pts
 	}
 	return nil
 }

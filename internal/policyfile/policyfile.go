@@ -143,6 +143,9 @@ type view struct {
 	SmallWindow          string                `json:"small_window"`
 	LargeWindow          string                `json:"large_window"`
 	CompensationFen      int64                 `json:"compensation_fen"`
+	PickupGrace          string                `json:"pickup_grace"`
+	ReviewDeadline       string                `json:"review_deadline"`
+	ReturnDeadline       string                `json:"return_deadline"`
 	ExposureCapFen       int64                 `json:"exposure_cap_fen"`
 	VelocityMax          int                   `json:"velocity_max"`
 	VelocityWindow       string                `json:"velocity_window"`
@@ -179,6 +182,9 @@ func toView(p *core.Policy) *view {
 		SmallWindow:          formatDuration(p.SmallWindow),
 		LargeWindow:          formatDuration(p.LargeWindow),
 		CompensationFen:      p.CompensationFen,
+		PickupGrace:          formatDuration(p.PickupGrace),
+		ReviewDeadline:       formatDuration(p.ReviewDeadline),
+		ReturnDeadline:       formatDuration(p.ReturnDeadline),
 		ExposureCapFen:       p.ExposureCapFen,
 		VelocityMax:          p.VelocityMax,
 		VelocityWindow:       formatDuration(p.VelocityWindow),
@@ -200,8 +206,7 @@ func toView(p *core.Policy) *view {
 		v.Refunds[k.String()] = refundView{Trigger: t, Advance: r.Advance}
 	}
 	for _, os := range penaltyOutcomes {
-		o, _ := core.ParseOutcome(os)
-		v.Penalties[os] = p.Penalties[o]
+		v.Penalties[os] = p.Penalties[outcomeOf(os)]
 	}
 	return v
 }
@@ -264,12 +269,19 @@ func MarshalFormat(p *core.Policy, f Format) ([]byte, error) {
 	fmt.Fprintf(&b, "small_window: %s\n", v.SmallWindow)
 	fmt.Fprintf(&b, "large_window: %s\n", v.LargeWindow)
 	fmt.Fprintf(&b, "compensation_fen: %d\n", v.CompensationFen)
+	fmt.Fprintf(&b, "# how long after a window's end the compensation waits (a pickup stored late still counts)\n")
+	fmt.Fprintf(&b, "pickup_grace: %s\n", v.PickupGrace)
+	fmt.Fprintf(&b, "# after review: a merchant silent this long after the decision approves by timeout\n")
+	fmt.Fprintf(&b, "# (only requests that failed fast-track rules); an approved return with nothing sent\n")
+	fmt.Fprintf(&b, "# back this long after its approval is closed (advances clawed back: not_returned)\n")
+	fmt.Fprintf(&b, "review_deadline: %s\n", v.ReviewDeadline)
+	fmt.Fprintf(&b, "return_deadline: %s\n", v.ReturnDeadline)
 	fmt.Fprintf(&b, "# safety rules, which merchant rules cannot override\n")
 	fmt.Fprintf(&b, "exposure_cap_fen: %d\n", v.ExposureCapFen)
 	fmt.Fprintf(&b, "velocity_max: %d\n", v.VelocityMax)
 	fmt.Fprintf(&b, "velocity_window: %s\n", v.VelocityWindow)
 	fmt.Fprintf(&b, "trust_window: %s\n", v.TrustWindow)
-	fmt.Fprintf(&b, "# trust points by inspection outcome\n")
+	fmt.Fprintf(&b, "# trust points by inspection outcome, and for a return closed as not_returned\n")
 	fmt.Fprintf(&b, "penalties:\n")
 	for _, os := range penaltyOutcomes {
 		fmt.Fprintf(&b, "  %s: %d\n", os, v.Penalties[os])

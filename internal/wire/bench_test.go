@@ -69,7 +69,7 @@ var (
 	benchDecision = core.Effect{
 		Kind: core.EffectDecision, UserID: "u-000042", RequestID: "r-000077", OrderID: "o-000099",
 		Verdict: core.VerdictReview, Reasons: core.CodeSet(0).With(core.CodeCreditLow).With(core.CodeOutsideWindow),
-		RequestAt: "2026-11-11T00:00:03.250+08:00", MerchantRevision: 17,
+		RequestAt: "2026-11-11T00:00:03.250+08:00", MerchantRevision: 17, Policy: benchPolicy,
 	}
 	benchDecidedAt = time.Date(2026, 11, 10, 16, 0, 3, 251e6, time.UTC)
 )
@@ -78,7 +78,7 @@ func BenchmarkAppendDecision(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendEffect(buf[:0], &benchDecision, benchPolicy, benchShanghai, benchDecidedAt)
+		buf = AppendEffect(buf[:0], &benchDecision, benchShanghai, benchDecidedAt)
 	}
 	b.SetBytes(int64(len(buf)))
 }

@@ -151,13 +151,16 @@ type rawEvent struct {
 	TrackingNo string  `json:"tracking_no"`
 
 	Outcome string `json:"outcome"`
+
+	By   string `json:"by"`
+	Note string `json:"note"`
 }
 
 var rawEventUnset = rawEvent{
 	Type: unsetStr, EventID: unsetStr, At: unsetStr, UserID: unsetStr,
 	OrderID: unsetStr, MerchantID: unsetStr, Category: unsetStr, Size: unsetStr,
 	City: unsetStr, RequestID: unsetStr, Kind: unsetStr, Reason: unsetStr,
-	TrackingNo: unsetStr, Outcome: unsetStr,
+	TrackingNo: unsetStr, Outcome: unsetStr, By: unsetStr, Note: unsetStr,
 }
 
 // decodeState is pooled so that a decode allocates only sonic's copy of
@@ -474,6 +477,9 @@ func (c *checker) event(kindToken, userToken string, r *rawEvent, ev *core.Event
 		if ev.AmountFen, ev.HasAmount, err = c.nonNegative("amount_fen", r.AmountFen, false); err != nil {
 			return err
 		}
+		if ev.HasAmount && ev.AmountFen == 0 {
+			return errBadValue("amount_fen", "0 refunds nothing: it must be at least 1 (leave it out to refund the paid amount)")
+		}
 	case core.EventReturnCancelled, core.EventPickupDone:
 		if ev.RequestID, err = c.id("request_id", r.RequestID); err != nil {
 			return err
@@ -494,6 +500,16 @@ func (c *checker) event(kindToken, userToken string, r *rawEvent, ev *core.Event
 		}
 		if ev.Outcome, err = enum(c, "outcome", r.Outcome, core.ParseOutcome,
 			"ok, damaged, used, empty_box, wrong_item"); err != nil {
+			return err
+		}
+	case core.EventReviewApproved, core.EventReviewRejected:
+		if ev.RequestID, err = c.id("request_id", r.RequestID); err != nil {
+			return err
+		}
+		if ev.By, err = enum(c, "by", r.By, core.ParseActor, "merchant, platform"); err != nil {
+			return err
+		}
+		if ev.Note, err = c.optString("note", r.Note); err != nil {
 			return err
 		}
 	}

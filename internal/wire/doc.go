@@ -15,13 +15,22 @@
 // # Subjects
 //
 // Inbound user events are published on fr.in.<kind>.<user_id> with kind one
-// of order, credit, return, logistics, inspection (and clock for the
-// daemon's ticks). A partitioned layout maps them to
+// of order, credit, return, logistics, inspection, review (and clock for
+// the daemon's ticks). A partitioned layout maps them to
 // fr.p.<p>.<kind>.<user_id> with [PartitionMapping], whose partition is
 // [Partition](user_id, P): FNV-1a 32 of the token modulo P, the same number
 // nats-server's partition() transform computes. Merchant profiles live on
 // fr.merchant.<merchant_id>; outputs on fr.out.<effect kind>.<user_id>;
-// dead letters on fr.dlq.<reason>.
+// dead letters on fr.dlq.<reason>, naming the subject an event was
+// published to ([PublishedSubject]) whatever layout stored it.
+//
+// # Dead letters that are not Decode's
+//
+// Decode knows the payload only. Three reasons need more, and come from
+// the caller: future_time (the pipeline compares at with the stream's
+// stored timestamp), unknown_order and unknown_request (the core finds
+// that the shopper has no such order or request: [FaultReason] turns its
+// fault into the reason and the sentence), and poison.
 //
 // # Validation
 //
@@ -44,7 +53,8 @@
 // encoding/json, which [FastPath] reports). IDs match
 // [A-Za-z0-9_-]{1,64}; "at" is RFC 3339 with an offset ("Z" or ±hh:mm)
 // and any fraction; money is a non-negative JSON integer (no fraction or
-// exponent); stars are 1..5. Strings holding raw control characters are
+// exponent), and a request's amount_fen at least 1; stars are 1..5; a
+// review's by is merchant or platform. Strings holding raw control characters are
 // bad_json; invalid UTF-8 is replaced by U+FFFD, as encoding/json does.
 //
 // # Invariants

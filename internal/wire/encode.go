@@ -10,28 +10,35 @@ import (
 )
 
 // AppendEffect appends the contract JSON of e to dst and returns the
-// extended buffer. Fields come in a fixed order, so the same effect, policy,
-// zone and decidedAt always give the same bytes:
+// extended buffer. Fields come in a fixed order, so the same effect, zone
+// and decidedAt always give the same bytes:
 //
 //	decision:     request_id, order_id, user_id, decision, reasons, policy
 //	              {name, version}, return_address (approved with an
 //	              address only), merchant_rule (when set), merchant_revision,
 //	              request_at, decided_at
 //	refund:       refund_id, request_id, order_id, user_id, amount_fen,
-//	              trigger, advance
+//	              trigger, advance, policy
 //	pickup:       pickup_id, request_id, user_id, order_id, size,
-//	              window_start, window_end, replace
-//	compensation: request_id, user_id, reason ("pickup_missed"), amount_fen
-//	clawback:     request_id, user_id, amount_fen, outcome
-//	trust:        user_id, request_id, outcome, penalty
+//	              window_start, window_end, replace, policy
+//	compensation: request_id, user_id, reason ("pickup_missed"), amount_fen,
+//	              policy
+//	clawback:     request_id, user_id, amount_fen, outcome, policy
+//	trust:        user_id, request_id, outcome, penalty, policy
+//	resolution:   resolution_id, request_id, order_id, user_id, outcome,
+//	              by, reasons, return_address (when set), note (when set),
+//	              policy, at
 //
-// pol names the policy of a decision (only decisions read it; it must then
-// be non-nil). Times (window_start, window_end, decided_at) are written in
-// loc (UTC when nil) in [TimeLayout]; decidedAt is the wall-clock time of
-// the decision, the one field replay does not reproduce. AppendEffect does
-// not allocate when dst has room, and panics on an effect kind it does not
-// know (a bug in the caller).
-func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Location, decidedAt time.Time) []byte {
+// policy is the policy of the effect's request (e.Policy, the one that
+// decided it: promises keep their policy); it must be non-nil. Times
+// (window_start, window_end, at, decided_at) are written in loc (UTC when
+// nil) in [TimeLayout]; decidedAt is the wall-clock time of the decision,
+// the one field replay does not reproduce. AppendEffect does not allocate
+// when dst has room, and panics on an effect kind it does not encode
+// (dead letters go through [AppendDLQ]; anything else is a bug in the
+// caller).
+func AppendEffect(dst []byte, e *core.Effect, loc *time.Location, decidedAt time.Time) []byte {
+	pol := e.Policy
 	switch e.Kind {
 	case core.EffectDecision:
 		dst = append(dst, `{"request_id":`...)
@@ -42,22 +49,9 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = appendString(dst, e.UserID)
 		dst = append(dst, `,"decision":`...)
 		dst = appendString(dst, e.Verdict.String())
-		dst = append(dst, `,"reasons":[`...)
-		n := 0
-		for c := core.Code(0); c < core.NumCodes; c++ {
-			if e.Reasons.Has(c) {
-				if n > 0 {
-					dst = append(dst, ',')
-				}
-				dst = appendString(dst, c.String())
-				n++
-			}
-		}
-		dst = append(dst, `],"policy":{"name":`...)
-		dst = appendString(dst, pol.Name)
-		dst = append(dst, `,"version":`...)
-		dst = appendString(dst, pol.Version)
-		dst = append(dst, '}')
+		dst = append(dst, `,"reasons":`...)
+		dst = appendCodes(dst, e.Reasons)
+		dst = appendPolicy(dst, pol)
 		if e.Verdict == core.VerdictApproved && e.ReturnAddress != "" {
 			dst = append(dst, `,"return_address":`...)
 			dst = appendString(dst, e.ReturnAddress)
@@ -90,7 +84,7 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = appendString(dst, e.Trigger.String())
 		dst = append(dst, `,"advance":`...)
 		dst = strconv.AppendBool(dst, e.Advance)
-		return append(dst, '}')
+		return appendPolicyEnd(dst, pol)
 
 	case core.EffectPickup:
 		dst = append(dst, `{"pickup_id":`...)
@@ -110,7 +104,7 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = appendTime(dst, time.Unix(0, e.WindowEnd), loc)
 		dst = append(dst, `","replace":`...)
 		dst = strconv.AppendBool(dst, e.Replace)
-		return append(dst, '}')
+		return appendPolicyEnd(dst, pol)
 
 	case core.EffectCompensation:
 		dst = append(dst, `{"request_id":`...)
@@ -119,7 +113,7 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = appendString(dst, e.UserID)
 		dst = append(dst, `,"reason":"pickup_missed","amount_fen":`...)
 		dst = strconv.AppendInt(dst, e.AmountFen, 10)
-		return append(dst, '}')
+		return appendPolicyEnd(dst, pol)
 
 	case core.EffectClawback:
 		dst = append(dst, `{"request_id":`...)
@@ -130,7 +124,7 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = strconv.AppendInt(dst, e.AmountFen, 10)
 		dst = append(dst, `,"outcome":`...)
 		dst = appendString(dst, e.Outcome.String())
-		return append(dst, '}')
+		return appendPolicyEnd(dst, pol)
 
 	case core.EffectTrust:
 		dst = append(dst, `{"user_id":`...)
@@ -141,9 +135,71 @@ func AppendEffect(dst []byte, e *core.Effect, pol *core.Policy, loc *time.Locati
 		dst = appendString(dst, e.Outcome.String())
 		dst = append(dst, `,"penalty":`...)
 		dst = strconv.AppendInt(dst, int64(e.Penalty), 10)
-		return append(dst, '}')
+		return appendPolicyEnd(dst, pol)
+
+	case core.EffectResolution:
+		dst = append(dst, `{"resolution_id":"`...)
+		dst = appendIDBody(dst, "rs.", e)
+		if e.Resolution == core.ResolutionClosed {
+			dst = append(dst, ".closed"...)
+		}
+		dst = append(dst, `","request_id":`...)
+		dst = appendString(dst, e.RequestID)
+		dst = append(dst, `,"order_id":`...)
+		dst = appendString(dst, e.OrderID)
+		dst = append(dst, `,"user_id":`...)
+		dst = appendString(dst, e.UserID)
+		dst = append(dst, `,"outcome":`...)
+		dst = appendString(dst, e.Resolution.String())
+		dst = append(dst, `,"by":`...)
+		dst = appendString(dst, e.By.String())
+		dst = append(dst, `,"reasons":`...)
+		dst = appendCodes(dst, e.Reasons)
+		if e.ReturnAddress != "" {
+			dst = append(dst, `,"return_address":`...)
+			dst = appendString(dst, e.ReturnAddress)
+		}
+		if e.Note != "" {
+			dst = append(dst, `,"note":`...)
+			dst = appendString(dst, e.Note)
+		}
+		dst = appendPolicy(dst, pol)
+		dst = append(dst, `,"at":"`...)
+		dst = appendTime(dst, time.Unix(0, e.At), loc)
+		return append(dst, `"}`...)
 	}
 	panic("wire: AppendEffect: unknown effect kind " + strconv.Itoa(int(e.Kind)))
+}
+
+// appendCodes appends the codes as a JSON array of their contract
+// strings, in ascending order ([] when empty).
+func appendCodes(dst []byte, codes core.CodeSet) []byte {
+	dst = append(dst, '[')
+	n := 0
+	for c := core.Code(0); c < core.NumCodes; c++ {
+		if codes.Has(c) {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, c.String())
+			n++
+		}
+	}
+	return append(dst, ']')
+}
+
+// appendPolicy appends `,"policy":{"name":...,"version":...}`.
+func appendPolicy(dst []byte, pol *core.Policy) []byte {
+	dst = append(dst, `,"policy":{"name":`...)
+	dst = appendString(dst, pol.Name)
+	dst = append(dst, `,"version":`...)
+	dst = appendString(dst, pol.Version)
+	return append(dst, '}')
+}
+
+// appendPolicyEnd appends the policy field and closes the object.
+func appendPolicyEnd(dst []byte, pol *core.Policy) []byte {
+	return append(appendPolicy(dst, pol), '}')
 }
 
 // appendIDBody appends prefix + user + "." + request, escaped for a JSON

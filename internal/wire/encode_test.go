@@ -32,39 +32,52 @@ var goldenEffects = []struct {
 	// keys lists the top-level keys in their required order.
 	keys []string
 }{
-	{"decision_approved", core.Effect{Kind: core.EffectDecision, UserID: "u1", RequestID: "r1", OrderID: "o1",
+	{"decision_approved", core.Effect{Policy: goldenPolicy, Kind: core.EffectDecision, UserID: "u1", RequestID: "r1", OrderID: "o1",
 		Verdict: core.VerdictApproved, ReturnAddress: "Hangzhou, Xihu District, No. 1", RequestAt: at0, MerchantRevision: 7},
 		[]string{"request_id", "order_id", "user_id", "decision", "reasons", "policy", "return_address", "merchant_revision", "request_at", "decided_at"}},
-	{"decision_merchant_rule", core.Effect{Kind: core.EffectDecision, UserID: "u1", RequestID: "r2", OrderID: "o2",
+	{"decision_merchant_rule", core.Effect{Policy: goldenPolicy, Kind: core.EffectDecision, UserID: "u1", RequestID: "r2", OrderID: "o2",
 		Verdict: core.VerdictApproved, ReturnAddress: "退货仓 \"A\"\n3楼", MerchantRule: "small-apparel", RequestAt: at0, MerchantRevision: 12},
 		[]string{"request_id", "order_id", "user_id", "decision", "reasons", "policy", "return_address", "merchant_rule", "merchant_revision", "request_at", "decided_at"}},
-	{"decision_review", core.Effect{Kind: core.EffectDecision, UserID: "u1", RequestID: "r3", OrderID: "o3",
+	{"decision_review", core.Effect{Policy: goldenPolicy, Kind: core.EffectDecision, UserID: "u1", RequestID: "r3", OrderID: "o3",
 		Verdict: core.VerdictReview, Reasons: core.CodeSet(0).With(core.CodeVelocityCap).With(core.CodeCreditLow).With(core.CodeOutsideWindow),
 		ReturnAddress: "ignored unless approved", RequestAt: at0},
 		[]string{"request_id", "order_id", "user_id", "decision", "reasons", "policy", "merchant_revision", "request_at", "decided_at"}},
-	{"decision_rejected", core.Effect{Kind: core.EffectDecision, UserID: "u1", RequestID: "r4", OrderID: "o-unknown",
+	{"decision_rejected", core.Effect{Policy: goldenPolicy, Kind: core.EffectDecision, UserID: "u1", RequestID: "r4", OrderID: "o-unknown",
 		Verdict: core.VerdictRejected, Reasons: core.CodeSet(0).With(core.CodeOrderUnknown), RequestAt: "2026-11-10T16:00:03Z"},
 		[]string{"request_id", "order_id", "user_id", "decision", "reasons", "policy", "merchant_revision", "request_at", "decided_at"}},
-	{"refund_tracking", core.Effect{Kind: core.EffectRefund, UserID: "u1", RequestID: "r1", OrderID: "o1",
+	{"refund_tracking", core.Effect{Policy: goldenPolicy, Kind: core.EffectRefund, UserID: "u1", RequestID: "r1", OrderID: "o1",
 		AmountFen: 12900, Trigger: core.TriggerTracking, Advance: true},
-		[]string{"refund_id", "request_id", "order_id", "user_id", "amount_fen", "trigger", "advance"}},
-	{"refund_pre_shipment", core.Effect{Kind: core.EffectRefund, UserID: "u1", RequestID: "r5", OrderID: "o5",
+		[]string{"refund_id", "request_id", "order_id", "user_id", "amount_fen", "trigger", "advance", "policy"}},
+	{"refund_pre_shipment", core.Effect{Policy: goldenPolicy, Kind: core.EffectRefund, UserID: "u1", RequestID: "r5", OrderID: "o5",
 		AmountFen: 0, Trigger: core.TriggerPreShipment},
-		[]string{"refund_id", "request_id", "order_id", "user_id", "amount_fen", "trigger", "advance"}},
-	{"pickup_small", core.Effect{Kind: core.EffectPickup, UserID: "u1", RequestID: "r1", OrderID: "o1",
+		[]string{"refund_id", "request_id", "order_id", "user_id", "amount_fen", "trigger", "advance", "policy"}},
+	{"pickup_small", core.Effect{Policy: goldenPolicy, Kind: core.EffectPickup, UserID: "u1", RequestID: "r1", OrderID: "o1",
 		Size: core.SizeSmall, WindowStart: goldenWindowStart, WindowEnd: goldenWindowStart + int64(2*time.Hour)},
-		[]string{"pickup_id", "request_id", "user_id", "order_id", "size", "window_start", "window_end", "replace"}},
-	{"pickup_replace", core.Effect{Kind: core.EffectPickup, UserID: "u1", RequestID: "r6", OrderID: "o6",
+		[]string{"pickup_id", "request_id", "user_id", "order_id", "size", "window_start", "window_end", "replace", "policy"}},
+	{"pickup_replace", core.Effect{Policy: goldenPolicy, Kind: core.EffectPickup, UserID: "u1", RequestID: "r6", OrderID: "o6",
 		Size: core.SizeLarge, WindowStart: goldenWindowStart, WindowEnd: goldenWindowStart + int64(4*time.Hour), Replace: true},
-		[]string{"pickup_id", "request_id", "user_id", "order_id", "size", "window_start", "window_end", "replace"}},
-	{"compensation", core.Effect{Kind: core.EffectCompensation, UserID: "u1", RequestID: "r1", AmountFen: 500},
-		[]string{"request_id", "user_id", "reason", "amount_fen"}},
-	{"clawback", core.Effect{Kind: core.EffectClawback, UserID: "u1", RequestID: "r1", AmountFen: 12900, Outcome: core.OutcomeEmptyBox},
-		[]string{"request_id", "user_id", "amount_fen", "outcome"}},
-	{"trust_bad", core.Effect{Kind: core.EffectTrust, UserID: "u1", RequestID: "r1", Outcome: core.OutcomeWrongItem, Penalty: 50},
-		[]string{"user_id", "request_id", "outcome", "penalty"}},
-	{"trust_ok", core.Effect{Kind: core.EffectTrust, UserID: "u1", RequestID: "r7", Outcome: core.OutcomeOK},
-		[]string{"user_id", "request_id", "outcome", "penalty"}},
+		[]string{"pickup_id", "request_id", "user_id", "order_id", "size", "window_start", "window_end", "replace", "policy"}},
+	{"compensation", core.Effect{Policy: goldenPolicy, Kind: core.EffectCompensation, UserID: "u1", RequestID: "r1", AmountFen: 500},
+		[]string{"request_id", "user_id", "reason", "amount_fen", "policy"}},
+	{"clawback", core.Effect{Policy: goldenPolicy, Kind: core.EffectClawback, UserID: "u1", RequestID: "r1", AmountFen: 12900, Outcome: core.OutcomeEmptyBox},
+		[]string{"request_id", "user_id", "amount_fen", "outcome", "policy"}},
+	{"trust_bad", core.Effect{Policy: goldenPolicy, Kind: core.EffectTrust, UserID: "u1", RequestID: "r1", Outcome: core.OutcomeWrongItem, Penalty: 50},
+		[]string{"user_id", "request_id", "outcome", "penalty", "policy"}},
+	{"trust_ok", core.Effect{Policy: goldenPolicy, Kind: core.EffectTrust, UserID: "u1", RequestID: "r7", Outcome: core.OutcomeOK},
+		[]string{"user_id", "request_id", "outcome", "penalty", "policy"}},
+	{"trust_not_returned", core.Effect{Policy: goldenPolicy, Kind: core.EffectTrust, UserID: "u1", RequestID: "r8", Outcome: core.OutcomeNotReturned, Penalty: 50},
+		[]string{"user_id", "request_id", "outcome", "penalty", "policy"}},
+	{"clawback_not_returned", core.Effect{Policy: goldenPolicy, Kind: core.EffectClawback, UserID: "u1", RequestID: "r8", AmountFen: 9000, Outcome: core.OutcomeNotReturned},
+		[]string{"request_id", "user_id", "amount_fen", "outcome", "policy"}},
+	{"resolution_approved", core.Effect{Policy: goldenPolicy, Kind: core.EffectResolution, UserID: "u1", RequestID: "r3", OrderID: "o3",
+		Resolution: core.ResolutionApproved, By: core.ActorMerchant, ReturnAddress: "Hangzhou, Xihu District, No. 1", Note: "photos \"ok\"", At: goldenWindowStart},
+		[]string{"resolution_id", "request_id", "order_id", "user_id", "outcome", "by", "reasons", "return_address", "note", "policy", "at"}},
+	{"resolution_rejected_ceiling", core.Effect{Policy: goldenPolicy, Kind: core.EffectResolution, UserID: "u1", RequestID: "r3", OrderID: "o3",
+		Resolution: core.ResolutionRejected, By: core.ActorPlatform, Reasons: core.CodeSet(0).With(core.CodeAmountExceedsPaid), At: goldenWindowStart},
+		[]string{"resolution_id", "request_id", "order_id", "user_id", "outcome", "by", "reasons", "policy", "at"}},
+	{"resolution_closed", core.Effect{Policy: goldenPolicy, Kind: core.EffectResolution, UserID: "u1", RequestID: "r8", OrderID: "o8",
+		Resolution: core.ResolutionClosed, By: core.ActorTimeout, At: goldenWindowStart},
+		[]string{"resolution_id", "request_id", "order_id", "user_id", "outcome", "by", "reasons", "policy", "at"}},
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {
@@ -114,7 +127,7 @@ func topKeys(t *testing.T, b []byte) []string {
 func TestEffectsGolden(t *testing.T) {
 	for _, tc := range goldenEffects {
 		t.Run(tc.name, func(t *testing.T) {
-			got := AppendEffect(nil, &tc.e, goldenPolicy, goldenShanghai, goldenDecidedAt)
+			got := AppendEffect(nil, &tc.e, goldenShanghai, goldenDecidedAt)
 			checkGolden(t, tc.name, got)
 			if !json.Valid(got) {
 				t.Fatalf("invalid JSON: %s", got)
@@ -172,7 +185,7 @@ func TestEffectsGolden(t *testing.T) {
 func TestEffectsDeterministic(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, tc := range goldenEffects {
-		want := AppendEffect(nil, &tc.e, goldenPolicy, goldenShanghai, goldenDecidedAt)
+		want := AppendEffect(nil, &tc.e, goldenShanghai, goldenDecidedAt)
 		for g := 0; g < 4; g++ {
 			wg.Add(1)
 			go func() {
@@ -180,7 +193,7 @@ func TestEffectsDeterministic(t *testing.T) {
 				buf := []byte("prefix")
 				for i := 0; i < 50; i++ {
 					e := tc.e // a copy: equal effects give equal bytes
-					buf = AppendEffect(buf[:6], &e, goldenPolicy, goldenShanghai, goldenDecidedAt)
+					buf = AppendEffect(buf[:6], &e, goldenShanghai, goldenDecidedAt)
 					if string(buf[:6]) != "prefix" || !bytes.Equal(buf[6:], want) {
 						t.Errorf("%s: nondeterministic output %s", tc.name, buf)
 						return
@@ -192,15 +205,15 @@ func TestEffectsDeterministic(t *testing.T) {
 	wg.Wait()
 	// The same instant in another representation gives the same bytes.
 	e := goldenEffects[0].e
-	a := AppendEffect(nil, &e, goldenPolicy, goldenShanghai, goldenDecidedAt)
-	b := AppendEffect(nil, &e, goldenPolicy, goldenShanghai, goldenDecidedAt.In(time.Local).Round(0))
+	a := AppendEffect(nil, &e, goldenShanghai, goldenDecidedAt)
+	b := AppendEffect(nil, &e, goldenShanghai, goldenDecidedAt.In(time.Local).Round(0))
 	if !bytes.Equal(a, b) {
 		t.Fatalf("%s\n%s", a, b)
 	}
 }
 
 func TestOutSubject(t *testing.T) {
-	e := &core.Effect{Kind: core.EffectPickup, UserID: "u1", RequestID: "r9"}
+	e := &core.Effect{Policy: goldenPolicy, Kind: core.EffectPickup, UserID: "u1", RequestID: "r9"}
 	if OutSubject(e) != "fr.out.pickup.u1" {
 		t.Fatal(OutSubject(e))
 	}
@@ -210,7 +223,7 @@ func TestAppendEffectAllocs(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	for _, tc := range goldenEffects {
 		n := testing.AllocsPerRun(50, func() {
-			buf = AppendEffect(buf[:0], &tc.e, goldenPolicy, goldenShanghai, goldenDecidedAt)
+			buf = AppendEffect(buf[:0], &tc.e, goldenShanghai, goldenDecidedAt)
 		})
 		if n != 0 {
 			t.Fatalf("%s: %.1f allocs", tc.name, n)
@@ -224,7 +237,7 @@ func TestAppendEffectUnknownKind(t *testing.T) {
 			t.Fatal("no panic")
 		}
 	}()
-	AppendEffect(nil, &core.Effect{Kind: 99}, goldenPolicy, nil, goldenDecidedAt)
+	AppendEffect(nil, &core.Effect{Kind: 99, Policy: goldenPolicy}, nil, goldenDecidedAt)
 }
 
 func TestAppendDLQ(t *testing.T) {

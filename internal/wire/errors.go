@@ -3,6 +3,8 @@ package wire
 import (
 	"errors"
 	"fmt"
+
+	"github.com/flashreturn/flashreturn/internal/core"
 )
 
 // DLQ reasons of the wire contract: the last token of fr.dlq.<reason> and
@@ -24,6 +26,16 @@ const (
 	// ReasonPoison: the event decoded but could not be processed (e.g. a
 	// corrupt state record). Decode never returns it; the pipeline does.
 	ReasonPoison = "poison"
+	// ReasonUnknownOrder: a well-formed order.shipped or order.delivered
+	// for an order the shopper does not have (core.FaultUnknownOrder).
+	ReasonUnknownOrder = "unknown_order"
+	// ReasonUnknownRequest: a well-formed event about a request the
+	// shopper does not have (core.FaultUnknownRequest).
+	ReasonUnknownRequest = "unknown_request"
+	// ReasonFutureTime: the event's at is later than the time its stream
+	// stored it by more than the daemon's allowed clock skew
+	// (--max-future). The pipeline checks it; Decode does not.
+	ReasonFutureTime = "future_time"
 )
 
 // Reasons lists every DLQ reason, in the contract's order (for metrics
@@ -31,6 +43,20 @@ const (
 var Reasons = [...]string{
 	ReasonBadJSON, ReasonMissingField, ReasonBadValue,
 	ReasonUnknownType, ReasonSubjectMismatch, ReasonPoison,
+	ReasonUnknownOrder, ReasonUnknownRequest, ReasonFutureTime,
+}
+
+// FaultReason returns the DLQ reason of a core fault (an event referring
+// to an order or request the shopper does not have), and the sentence for
+// the DLQ's "error" field, naming the field.
+func FaultReason(e *core.Effect) (reason, msg string) {
+	switch e.Fault {
+	case core.FaultUnknownOrder:
+		return ReasonUnknownOrder, "field \"order_id\" is " + quote(e.OrderID) + ", which is no order of user " + quote(e.UserID)
+	case core.FaultUnknownRequest:
+		return ReasonUnknownRequest, "field \"request_id\" is " + quote(e.RequestID) + ", which is no request of user " + quote(e.UserID)
+	}
+	return ReasonPoison, "event could not be applied (fault " + e.Fault.String() + ")"
 }
 
 // KnownReason reports whether r is one of [Reasons].

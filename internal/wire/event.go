@@ -11,7 +11,7 @@ import (
 // at (ev.AtRaw, as received), user_id (not for clock ticks) and the type's
 // fields in the contract's order. Optional fields are written when set:
 // freight_insurance and city always for order.paid, amount_fen when
-// HasAmount. Decode(AppendEvent(ev)) yields ev again for any event Decode
+// HasAmount, note when not empty. Decode(AppendEvent(ev)) yields ev again for any event Decode
 // accepted. It panics on an invalid type (a bug in the caller).
 func AppendEvent(dst []byte, ev *core.Event) []byte {
 	name := ev.Type.String()
@@ -80,6 +80,15 @@ func AppendEvent(dst []byte, ev *core.Event) []byte {
 		dst = appendString(dst, ev.RequestID)
 		dst = append(dst, `,"outcome":`...)
 		dst = appendString(dst, ev.Outcome.String())
+	case core.EventReviewApproved, core.EventReviewRejected:
+		dst = append(dst, `,"request_id":`...)
+		dst = appendString(dst, ev.RequestID)
+		dst = append(dst, `,"by":`...)
+		dst = appendString(dst, ev.By.String())
+		if ev.Note != "" {
+			dst = append(dst, `,"note":`...)
+			dst = appendString(dst, ev.Note)
+		}
 	}
 	return append(dst, '}')
 }

@@ -15,6 +15,8 @@ const (
 	KindReturn     = "return"
 	KindLogistics  = "logistics"
 	KindInspection = "inspection"
+	// KindReview carries a person's answer to a request in review.
+	KindReview = "review"
 	// KindClock carries the daemon's clock.tick events; its last token is a
 	// [ClockToken], not a user.
 	KindClock = "clock"
@@ -60,6 +62,8 @@ func KindOf(t core.EventType) string {
 		return KindLogistics
 	case core.EventInspectionResult:
 		return KindInspection
+	case core.EventReviewApproved, core.EventReviewRejected:
+		return KindReview
 	case core.EventClock:
 		return KindClock
 	}
@@ -69,7 +73,7 @@ func KindOf(t core.EventType) string {
 // inKind reports whether s is a kind of the fr.in / fr.p subjects.
 func inKind(s string) bool {
 	switch s {
-	case KindOrder, KindCredit, KindReturn, KindLogistics, KindInspection, KindClock:
+	case KindOrder, KindCredit, KindReturn, KindLogistics, KindInspection, KindReview, KindClock:
 		return true
 	}
 	return false
@@ -214,9 +218,23 @@ func OutSubject(e *core.Effect) string {
 	return OutPrefix + e.Kind.String() + "." + e.UserID
 }
 
-var dlqSubjects = [...]string{
-	DLQPrefix + ReasonBadJSON, DLQPrefix + ReasonMissingField, DLQPrefix + ReasonBadValue,
-	DLQPrefix + ReasonUnknownType, DLQPrefix + ReasonSubjectMismatch, DLQPrefix + ReasonPoison,
+var dlqSubjects = func() (s [len(Reasons)]string) {
+	for i, r := range Reasons {
+		s[i] = DLQPrefix + r
+	}
+	return s
+}()
+
+// PublishedSubject returns the subject an inbound message was published
+// to: fr.in.<kind>.<user_id> for a message stored under its partitioned
+// form fr.p.<p>.<kind>.<user_id> (the daemon's inbound layouts), subj
+// itself for anything else. Dead letters name it, whatever the layout.
+func PublishedSubject(subj string) string {
+	part, kind, user, ok := ParseSubject(subj)
+	if !ok || part < 0 {
+		return subj
+	}
+	return InSubject(kind, user)
 }
 
 // DLQSubject returns fr.dlq.<reason>; it does not allocate for the

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -178,5 +179,34 @@ func TestSubjectsAndKinds(t *testing.T) {
 	}
 	if DLQSubject("other") != "fr.dlq.other" {
 		t.Fatal("DLQSubject(other)")
+	}
+}
+
+func TestPublishedSubject(t *testing.T) {
+	for in, want := range map[string]string{
+		"fr.p.17.return.u1":     "fr.in.return.u1",
+		"fr.p.0.review.u-9":     "fr.in.review.u-9",
+		"fr.in.order.u1":        "fr.in.order.u1",
+		"fr.merchant.m1":        "fr.merchant.m1",
+		"fr.p.x.order.u1":       "fr.p.x.order.u1", // not a partitioned subject: as is
+		"something.else.entire": "something.else.entire",
+	} {
+		if got := PublishedSubject(in); got != want {
+			t.Errorf("PublishedSubject(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFaultReason(t *testing.T) {
+	r, msg := FaultReason(&core.Effect{UserID: "u1", OrderID: "o9", Fault: core.FaultUnknownOrder})
+	if r != ReasonUnknownOrder || msg != `field "order_id" is "o9", which is no order of user "u1"` {
+		t.Fatalf("%s: %s", r, msg)
+	}
+	r, msg = FaultReason(&core.Effect{UserID: "u1", RequestID: "r9", Fault: core.FaultUnknownRequest})
+	if r != ReasonUnknownRequest || !strings.Contains(msg, `"request_id"`) || !KnownReason(r) {
+		t.Fatalf("%s: %s", r, msg)
+	}
+	if DLQSubject(ReasonFutureTime) != "fr.dlq.future_time" {
+		t.Fatal(DLQSubject(ReasonFutureTime))
 	}
 }

@@ -71,11 +71,25 @@ function render(s) {
   setText("money-clawbacks", yuan(s.totals.clawbacks_fen));
   setText("money-compensation", yuan(s.totals.compensation_fen));
   setText("money-outstanding", yuan(s.totals.advanced_outstanding_fen));
+  setText("money-promised", yuan(s.totals.promised_outstanding_fen));
+  renderResolutions(s.resolutions || {});
 
   renderPolicy(s);
   renderPartitions(s);
   renderDeadLetters(s);
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
+}
+
+// renderResolutions lists how reviews ended (by a person or a deadline)
+// and the returns closed with nothing sent back.
+function renderResolutions(r) {
+  const rows = [
+    ["approved by a merchant", "approved/merchant"], ["approved by the platform", "approved/platform"],
+    ["approved by the review deadline", "approved/timeout"], ["rejected by a merchant", "rejected/merchant"],
+    ["rejected by the platform", "rejected/platform"], ["closed: nothing sent back", "closed/timeout"],
+  ];
+  $("resolutions").tBodies[0].replaceChildren(...rows.map(([label, k]) =>
+    el("tr", { id: "res-" + k.replace("/", "-") }, el("td", {}, label), el("td", {}, int(r[k] || 0)))));
 }
 
 function renderMix(d) {
@@ -173,13 +187,22 @@ async function lookup(user, request) {
   const rec = v.decision_record || {};
   const dl = el("dl", { class: "kv", id: "lookup-summary" },
     el("dt", {}, "request"), el("dd", {}, v.request_id + " (order " + v.order_id + ", " + v.kind + ", " + v.reason + ")"),
-    el("dt", {}, "stage"), el("dd", {}, el("b", {}, v.stage)),
+    el("dt", {}, "stage"), el("dd", { id: "lookup-stage" }, el("b", {}, v.stage), " (" + v.status + ")"),
     el("dt", {}, "decision"), el("dd", { id: "lookup-decision", class: v.decision === "approved" ? "pass" : v.decision === "rejected" ? "fail" : "" }, v.decision),
     el("dt", {}, "reasons"), el("dd", {}, ...tags(v.reasons)),
     el("dt", {}, "amount"), el("dd", {}, yuan(v.amount_fen)),
     el("dt", {}, "policy"), el("dd", {}, v.policy ? v.policy.name + " " + v.policy.version.slice(0, 12) : "–"),
     el("dt", {}, "merchant rule"), el("dd", {}, rec.merchant_rule || "–"),
     el("dt", {}, "requested / decided"), el("dd", {}, (rec.request_at || "–") + " → " + (rec.decided_at || "–")),
+    el("dt", {}, "resolution"), el("dd", { id: "lookup-resolution" }, v.resolution
+      ? v.resolution.outcome + " by " + v.resolution.by + " at " + v.resolution.at + (v.resolution.note ? " · “" + v.resolution.note + "”" : "") +
+        (v.resolution.reasons && v.resolution.reasons.length ? " · " + v.resolution.reasons.join(", ") : "")
+      : "–"),
+    el("dt", {}, "closed"), el("dd", {}, v.closed ? "nothing sent back: closed at " + v.closed.at : "–"),
+    el("dt", {}, "refund"), el("dd", { id: "lookup-refund" }, v.refund
+      ? (v.refund.sent ? "paid " + v.refund.sent_at + " on " : "promised on ") + v.refund.trigger + (v.refund.advance ? " (advance)" : "")
+      : "–"),
+    el("dt", {}, "next deadline"), el("dd", {}, v.next_deadline ? v.next_deadline.timer + " at " + v.next_deadline.at : "–"),
     el("dt", {}, "effects"), el("dd", {}, ...tags((v.effects || []).map((e) => e.kind + " " + e.id))));
   const trace = el("table", { class: "list", id: "lookup-trace" },
     el("thead", {}, el("tr", {}, el("th", {}, "rule"), el("th", {}, "result"), el("th", {}, "got"), el("th", {}, "limit"), el("th", {}, "detail"))),

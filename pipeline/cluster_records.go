@@ -1,0 +1,152 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/ownership"
+)
+
+// Cluster mode's configuration and what it stores in NATS: the options,
+// the bucket names, the FR_MEMBERS and FR_OWNERS records and their
+// mapping to the ownership machine's types (cluster.go does the IO).
+
+// ErrFenced is wrapped by a partition worker's error when it stopped
+// because its daemon no longer holds the partition's claim (lease lapsed,
+// or a newer claim seen).
+var ErrFenced = errors.New("pipeline: partition fenced: claim no longer held")
+
+// errFenced is the package's name for ErrFenced.
+var errFenced = ErrFenced
+
+// Names of the cluster's JetStream buckets and of the output header.
+const (
+	BucketMembers   = "FR_MEMBERS"
+	BucketOwners    = "FR_OWNERS"
+	BucketSnapshots = "FR_SNAPSHOTS"
+	// EpochHeader carries, on every output published in cluster mode, the
+	// epoch of the claim under which it was produced.
+	EpochHeader = "Flashreturn-Epoch"
+)
+
+var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// publishAckTimeout bounds the wait for one output's publish ack (see
+// Daemon.connect).
+const publishAckTimeout = 5 * time.Second
+
+// ClusterOptions turn on cluster mode (Config.Cluster). The zero value of
+// every field but MemberID means the default it documents.
+type ClusterOptions struct {
+	// MemberID names this daemon in the cluster (required;
+	// [A-Za-z0-9_-]{1,64}). Keep it stable across restarts (a host or pod
+	// name): the assignment depends only on the member IDs, so a restarted
+	// daemon gets the same partitions back and can reuse its local state.
+	MemberID string
+	// LeaseTTL is the membership lease: a daemon that cannot heartbeat for
+	// this long is considered gone and its partitions are taken over.
+	// Heartbeats go every LeaseTTL/5; a daemon stops writing LeaseTTL/5
+	// before its lease can be seen expired. Every member must use the same
+	// value (it is the FR_MEMBERS bucket's TTL). Default 5s, at least 1s.
+	LeaseTTL time.Duration
+	// SnapshotInterval is how often each owned partition whose cursor moved
+	// is snapshotted to FR_SNAPSHOTS, which bounds what a takeover after a
+	// crash replays. Keep it well under FR_OUT's duplicate window (2 min).
+	// Default 1 min; negative disables periodic snapshots (a release still
+	// snapshots).
+	SnapshotInterval time.Duration
+	// MaxRestores bounds the restores (snapshot downloads and imports) run
+	// at once. Default 2.
+	MaxRestores int
+}
+
+func (o *ClusterOptions) validate(c *Config) error {
+	if !memberIDRe.MatchString(o.MemberID) {
+		return fmt.Errorf("pipeline: config: cluster MemberID %q must match [A-Za-z0-9_-]{1,64}", o.MemberID)
+	}
+	if c.NATSURL == "" {
+		return errors.New("pipeline: config: cluster mode needs NATSURL (a NATS server or cluster shared by the members)")
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 5 * time.Second
+	}
+	if o.LeaseTTL < time.Second {
+		return fmt.Errorf("pipeline: config: cluster LeaseTTL %s is under 1s", o.LeaseTTL)
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = time.Minute
+	}
+	if o.MaxRestores <= 0 {
+		o.MaxRestores = 2
+	}
+	return nil
+}
+
+// memberRecord is the value of a member's key in FR_MEMBERS.
+type memberRecord struct {
+	Member   string `json:"member"`
+	Instance string `json:"instance"`
+	// Leaving: the member is shutting down; it keeps its partitions until
+	// it releases them but is no longer a target.
+	Leaving bool `json:"leaving,omitempty"`
+	// HTTP is the base URL of the member's query API
+	// (Config.AdvertiseHTTP), where the others forward queries for its
+	// partitions; "" when it advertises none. Optional: records without it
+	// decode, and a bare host:port (older daemons) is read as http://.
+	HTTP string `json:"http,omitempty"`
+}
+
+// ownerRecord is the value of a partition's key in FR_OWNERS.
+type ownerRecord struct {
+	// Member owns the partition; "" once released.
+	Member string `json:"member"`
+	// Epoch is incremented by every claim: the fencing token.
+	Epoch uint64 `json:"epoch"`
+	// Snapshot is the object in FR_SNAPSHOTS holding the latest snapshot,
+	// Cursor a lower bound of its cursor (exact for a release's).
+	Snapshot string `json:"snapshot,omitempty"`
+	Cursor   uint64 `json:"cursor"`
+	// Released is, on a released record, the cursor the last owner had
+	// reached; above Cursor when it could not snapshot there (the next
+	// owner logs the gap as an error). Older daemons omit it.
+	Released uint64    `json:"released,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+func ownerKey(p int) string { return "p." + strconv.Itoa(p) }
+
+func ownerKeyPartition(key string) (int, bool) {
+	if len(key) < 3 || key[:2] != "p." {
+		return 0, false
+	}
+	p, err := strconv.Atoi(key[2:])
+	return p, err == nil
+}
+
+// toRecord and fromRecord convert between FR_OWNERS' JSON and the
+// machine's record (the wall-clock At is for operators only).
+func toRecord(r ownerRecord) ownership.Record {
+	return ownership.Record{Member: r.Member, Epoch: r.Epoch, Snapshot: r.Snapshot, Cursor: r.Cursor, Released: r.Released}
+}
+
+func fromRecord(r ownership.Record) ownerRecord {
+	return ownerRecord{Member: r.Member, Epoch: r.Epoch, Snapshot: r.Snapshot, Cursor: r.Cursor, Released: r.Released, At: time.Now().UTC()}
+}
+
+// outcome classifies a compare-and-set write's error for the machine: a
+// refusal is a Conflict (certainly not stored); any other error (a
+// timeout, a lost connection) leaves the write's fate Unknown.
+func outcome(err error) ownership.Outcome {
+	switch {
+	case err == nil:
+		return ownership.Written
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
+		return ownership.Conflict
+	}
+	return ownership.Unknown
+}
