@@ -75,7 +75,59 @@ type Config struct {
 	InboundPrefix string
 	// Progress, when not nil, gets one progress line per second.
 	Progress io.Writer
+
+	// Spawn, when not empty, is the command line of the target (a
+	// flashreturnd) that Run starts as its child before the first send
+	// and stops at the end (SIGTERM, SIGKILL after 15 s). It is split
+	// into words as a shell would for plain words and quotes, without
+	// expansions. Its data directory, named on the command line, lives on
+	// across the faults' kills and restarts.
+	Spawn string
+	// SpawnNATS, when not empty, is the command line of a nats-server
+	// Run starts before Spawn (ready once NATSURL's port accepts) and
+	// stops after it; faults name it TargetNATS.
+	SpawnNATS string
+	// SpawnReady is the URL whose 200 says Spawn's process is ready;
+	// empty means flashreturnd's /readyz at the --http address of the
+	// command line (127.0.0.1:8080 when flashreturnd names none), or, for
+	// another program or --http off, NATSURL's port accepting; "none"
+	// means no wait beyond the streams'.
+	SpawnReady string
+	// SpawnLogDir is where the spawned processes' stdout and stderr go,
+	// one file per process (loadgen-<run id>-<target>.log); empty means
+	// os.TempDir().
+	SpawnLogDir string
+	// KeepSpawned leaves the spawned processes running at the end.
+	KeepSpawned bool
+	// FaultCmd, when not empty, carries out each fault whose target Run
+	// did not spawn: it runs as sh -c FaultCmd with the action and the
+	// target as $1 and $2 and in FLASHRETURN_FAULT and
+	// FLASHRETURN_FAULT_TARGET (the planned offset in seconds in
+	// FLASHRETURN_FAULT_AT), for at most a minute.
+	FaultCmd string
+	// Faults is the fault schedule ([ParseFaults]); nil means none.
+	Faults []Fault
+	// FaultLog, when not nil, gets one line per fault as it is carried
+	// out.
+	FaultLog io.Writer
+	// Partitions is the target's partition count, to map decisions to
+	// partitions for the decision gaps; 0 means the --partitions of the
+	// Spawn command line, else 64.
+	Partitions int
+	// RetryFor bounds how long an event whose publish failed is re-sent
+	// (with the same Nats-Msg-Id, backoff 50 ms doubling to 1 s) before
+	// it is given up and counted as failed; 0 means 60 s. At most 2
+	// minutes, the contract's duplicate window, so that a re-send of an
+	// event stored after all is never stored twice.
+	RetryFor time.Duration
+	// Thresholds are evaluated on the report at the end
+	// ([Report.ApplyThresholds]).
+	Thresholds []Threshold
 }
+
+// maxRetryFor is the contract's minimum duplicate window of the inbound
+// streams.
+const maxRetryFor = 2 * time.Minute
 
 func (c Config) withDefaults() Config {
 	if c.NATSURL == "" {
@@ -120,6 +172,15 @@ func (c Config) withDefaults() Config {
 	if c.InboundPrefix == "" {
 		c.InboundPrefix = "FR_IN"
 	}
+	if c.Partitions == 0 {
+		c.Partitions = spawnPartitions(c.Spawn)
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 64
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = time.Minute
+	}
 	c.World = c.World.withDefaults()
 	return c
 }
@@ -144,6 +205,36 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		return fmt.Errorf("loadgen: max in-flight %d must be positive", c.MaxInFlight)
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("loadgen: partitions %d must be positive", c.Partitions)
+	}
+	if c.RetryFor < 0 || c.RetryFor > maxRetryFor {
+		return fmt.Errorf("loadgen: retry-for %v outside (0, %v]: a re-send after the duplicate window could be stored twice", c.RetryFor, maxRetryFor)
+	}
+	for name, cmd := range map[string]string{TargetDaemon: c.Spawn, TargetNATS: c.SpawnNATS} {
+		if cmd == "" {
+			continue
+		}
+		if _, err := splitCommand(cmd); err != nil {
+			return fmt.Errorf("loadgen: spawn %s: %w", name, err)
+		}
+	}
+	spawned := map[string]bool{TargetDaemon: c.Spawn != "", TargetNATS: c.SpawnNATS != ""}
+	if err := validateFaults(c.Faults, spawned, c.FaultCmd != ""); err != nil {
+		return err
+	}
+	if c.Mode == ModeScenario {
+		for _, f := range c.Faults {
+			if f.At >= c.Shape.Length() {
+				return fmt.Errorf("loadgen: fault %s is not before the end of the %v shape", f, c.Shape.Length())
+			}
+		}
+	}
+	for _, t := range c.Thresholds {
+		if _, ok := thresholdMetrics[t.Metric]; !ok {
+			return fmt.Errorf("loadgen: threshold %q: unknown metric %q", t.Expr, t.Metric)
+		}
 	}
 	return c.World.validate()
 }

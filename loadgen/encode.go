@@ -48,11 +48,19 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 			ev.TrackingNo = "SF" + strconv.FormatInt(e.N, 10)
 		}
 		return marshal(ev)
+	case typeReviewApproved, typeReviewRejected:
+		return marshal(evReview{EventID: e.ID, Type: e.Type, At: ts, UserID: g.ShopperID(e.Shopper), RequestID: g.RequestID(e.Request),
+			By: e.By, Note: answerNote(e.N)})
 	}
 	if e.Bad < 0 {
 		return nil, fmt.Errorf("loadgen: encode: unknown event type %q", e.Type)
 	}
 	b := &g.Bads[e.Bad]
+	if b.Type != "" {
+		p, err := g.encodeInvalid(e, b, ts)
+		b.Payload = p
+		return p, err
+	}
 	user := b.Subject[len("fr.in.credit."):]
 	if b.Subject[:len("fr.in.order.")] == "fr.in.order." {
 		user = b.Subject[len("fr.in.order."):]
@@ -73,4 +81,42 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 	}
 	b.Payload = []byte(s)
 	return b.Payload, nil
+}
+
+// answerNotes are the notes some review answers carry.
+var answerNotes = []string{"", "", "checked the photos", "", "unboxing video reviewed", "", "shopper called", ""}
+
+// answerNote is the note of the review answer at position n (empty for
+// most).
+func answerNote(n int64) string { return answerNotes[n%int64(len(answerNotes))] }
+
+// encodeInvalid renders a well-formed event that cannot stand: it names
+// an order or request id of the "q" namespace, which no shopper has.
+func (g *Generator) encodeInvalid(e Event, b *Bad, ts string) ([]byte, error) {
+	user := g.ShopperID(b.Shopper)
+	ghost := g.InvalidID(e.N)
+	switch b.Type {
+	case typeOrderShipped, typeOrderDelivered:
+		return marshal(evOrder{EventID: e.ID, Type: b.Type, At: ts, UserID: user, OrderID: ghost})
+	case typeCreditUpdated:
+		return marshal(evCredit{EventID: e.ID, Type: b.Type, At: ts, UserID: user, Stars: g.Shoppers[b.Shopper].Stars})
+	case typeReturnRequested:
+		order := ghost
+		if b.Order >= 0 {
+			order = g.OrderID(b.Order)
+		}
+		zero := int64(0)
+		return marshal(evReturnRequested{EventID: e.ID, Type: b.Type, At: ts, UserID: user, RequestID: ghost, OrderID: order,
+			Kind: "return_refund", Reason: "no_reason", AmountFen: &zero})
+	case typeReviewApproved, typeReviewRejected:
+		return marshal(evReview{EventID: e.ID, Type: b.Type, At: ts, UserID: user, RequestID: ghost, By: "merchant"})
+	}
+	ev := evRequestRef{EventID: e.ID, Type: b.Type, At: ts, UserID: user, RequestID: ghost}
+	switch b.Type {
+	case typeTracking:
+		ev.TrackingNo = "SF" + strconv.FormatInt(e.N, 10)
+	case typeInspection:
+		ev.Outcome = "ok"
+	}
+	return marshal(ev)
 }

@@ -51,12 +51,17 @@ func startServer(t *testing.T) (*server.Server, jetstream.JetStream) {
 	return srv, js
 }
 
-// fakeDaemon is a tiny stand-in for flashreturnd: it reads FR_IN with a
-// durable consumer, dead-letters malformed events, and answers each
-// return.requested with a decision after delay (tmall-like rules on stars,
-// amount, delivery and window), refunding approved requests on tracking.
-// With serial set, each request takes delay of processing time in turn (a
-// slow receiver); otherwise decisions are delayed in parallel.
+// fakeDaemon is a tiny stand-in for flashreturnd under a tmall-like
+// policy: it reads FR_IN with a durable consumer, dead-letters malformed
+// events and those that cannot stand, and answers each return.requested
+// with a decision after delay (stars, kind, delivery and window, the
+// per-order ceiling, duplicates and the exposure cap of promised
+// advances); it refunds approved requests on tracking (advance), resolves
+// reviews on the first answer, and fires the review and return deadlines
+// when a request arrives already past them (the world's aged and
+// unreturned requests). With serial set, each request takes delay of
+// processing time in turn (a slow receiver); otherwise decisions are
+// delayed in parallel.
 type fakeDaemon struct {
 	delay  time.Duration
 	serial bool
@@ -64,23 +69,37 @@ type fakeDaemon struct {
 	skipDecision map[string]bool
 	doubleRefund map[string]bool
 
-	js        jetstream.JetStream
-	mu        sync.Mutex
-	stars     map[string]int
-	paid      map[string]int64
-	delivered map[string]time.Time
-	approved  map[string]bool
-	refunded  map[string]bool
-	reqPaid   map[string]int64
-	reqAmount map[string]int64
-	wg        sync.WaitGroup
+	js          jetstream.JetStream
+	mu          sync.Mutex
+	stars       map[string]int
+	orders      map[string]*fakeOrder
+	reqs        map[string]*fakeReq
+	outstanding map[string]int64 // per user: promised and advanced money
+	wg          sync.WaitGroup
 }
+
+type fakeOrder struct {
+	user      string
+	paid      int64
+	delivered time.Time
+	reserved  int64  // reserved or refunded against paid
+	open      string // the open request, if any
+}
+
+type fakeReq struct {
+	id, user, order, kind string
+	amount                int64
+	status                string // approved, reviewed (approved after review), review, over
+	safety                bool   // the review waits for a person
+	refunded              bool
+}
+
+var fakePolicy = map[string]string{"name": "tmall-fast-return", "version": "fake"}
 
 func (f *fakeDaemon) start(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	f.js = js
-	f.stars, f.paid, f.delivered = map[string]int{}, map[string]int64{}, map[string]time.Time{}
-	f.approved, f.refunded, f.reqPaid, f.reqAmount = map[string]bool{}, map[string]bool{}, map[string]int64{}, map[string]int64{}
+	f.stars, f.orders, f.reqs, f.outstanding = map[string]int{}, map[string]*fakeOrder{}, map[string]*fakeReq{}, map[string]int64{}
 	ctx := context.Background()
 	cons, err := js.CreateConsumer(ctx, "FR_IN", jetstream.ConsumerConfig{Durable: "fake", AckPolicy: jetstream.AckNonePolicy})
 	if err != nil {
@@ -96,6 +115,12 @@ func (f *fakeDaemon) start(t *testing.T, js jetstream.JetStream) {
 func (f *fakeDaemon) publish(subject string, v any) {
 	b, _ := json.Marshal(v)
 	_, _ = f.js.Publish(context.Background(), subject, b)
+}
+
+// out publishes an output about request r, naming the policy.
+func (f *fakeDaemon) out(kind string, r *fakeReq, fields map[string]any) {
+	fields["request_id"], fields["user_id"], fields["policy"] = r.id, r.user, fakePolicy
+	f.publish("fr.out."+kind+"."+r.user, fields)
 }
 
 func (f *fakeDaemon) dlq(m jetstream.Msg, reason string) {
@@ -114,7 +139,14 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 	user := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
 	typ := str("type")
 	known := map[string]bool{typeOrderPaid: true, typeOrderShipped: true, typeOrderDelivered: true, typeCreditUpdated: true,
-		typeReturnRequested: true, typeReturnCancelled: true, typeTracking: true, typePickupDone: true, typeInspection: true}
+		typeReturnRequested: true, typeReturnCancelled: true, typeTracking: true, typePickupDone: true, typeInspection: true,
+		typeReviewApproved: true, typeReviewRejected: true}
+	amount, hasAmount := num("amount_fen")
+	at, _ := time.Parse(time.RFC3339Nano, str("at"))
+	var stored time.Time
+	if md, err := m.Metadata(); err == nil {
+		stored = md.Timestamp
+	}
 	switch {
 	case !known[typ]:
 		f.dlq(m, "unknown_type")
@@ -125,10 +157,35 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 	case typ == typeOrderPaid && str("order_id") == "":
 		f.dlq(m, "missing_field")
 		return
+	case hasAmount && amount <= 0:
+		f.dlq(m, "bad_value")
+		return
+	case at.Sub(stored) > 5*time.Minute:
+		f.dlq(m, "future_time")
+		return
 	}
-	at, _ := time.Parse(time.RFC3339Nano, str("at"))
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	r := f.reqs[str("request_id")]
+	if r != nil && r.user != user {
+		r = nil
+	}
+	switch typ {
+	case typeOrderShipped, typeOrderDelivered:
+		o := f.orders[str("order_id")]
+		if o == nil || o.user != user {
+			f.dlq(m, "unknown_order")
+			return
+		}
+		if typ == typeOrderDelivered {
+			o.delivered = at
+		}
+	case typeReturnCancelled, typeTracking, typePickupDone, typeInspection, typeReviewApproved, typeReviewRejected:
+		if r == nil {
+			f.dlq(m, "unknown_request")
+			return
+		}
+	}
 	switch typ {
 	case typeCreditUpdated:
 		s, _ := num("stars")
@@ -139,60 +196,171 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 		f.stars[user] = int(s)
 	case typeOrderPaid:
 		p, _ := num("paid_fen")
-		f.paid[str("order_id")] = int64(p)
-	case typeOrderDelivered:
-		f.delivered[str("order_id")] = at
+		f.orders[str("order_id")] = &fakeOrder{user: user, paid: int64(p)}
 	case typeReturnRequested:
-		id, order := str("request_id"), str("order_id")
-		paid, known := f.paid[order]
-		amount := paid
-		if a, ok := num("amount_fen"); ok {
-			amount = int64(a)
-		}
-		decision, reasons := decisionApproved, []string{}
-		switch {
-		case !known:
-			decision, reasons = decisionRejected, []string{reasonOrderUnknown}
-		case amount > paid:
-			decision, reasons = decisionRejected, []string{reasonAmountExceedsPaid}
-		default:
-			if f.stars[user] < 3 {
-				reasons = append(reasons, "credit_low")
-			}
-			if d, ok := f.delivered[order]; !ok {
-				reasons = append(reasons, "not_delivered")
-			} else if at.Sub(d) > 7*24*time.Hour {
-				reasons = append(reasons, "outside_window")
-			}
-			if len(reasons) > 0 {
-				decision = decisionReview
-			}
-		}
-		f.approved[id], f.reqPaid[id], f.reqAmount[id] = decision == decisionApproved, paid, amount
-		if f.skipDecision[id] {
+		f.requested(m, str("request_id"), str("order_id"), str("kind"), user, int64(amount), hasAmount, at, stored)
+	case typeTracking, typePickupDone:
+		if r.status != "approved" || r.refunded {
 			return
 		}
+		r.refunded = true
+		n := 1
+		if f.doubleRefund[r.id] {
+			n = 2
+		}
+		for range n {
+			f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerTracking, "advance": true})
+		}
+	case typeInspection:
+		o := f.orders[r.order]
+		bad := str("outcome") != "ok"
+		switch {
+		case r.status == "approved":
+			f.outstanding[r.user] -= r.amount
+			if bad && r.refunded {
+				f.out(outClawbackKind, r, map[string]any{"amount_fen": r.amount, "outcome": str("outcome")})
+				o.reserved -= r.amount
+			}
+		case r.status == "reviewed" && r.kind == "return_refund":
+			if bad {
+				o.reserved -= r.amount
+			} else {
+				f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerInspection, "advance": false})
+			}
+		default:
+			return
+		}
+		f.end(r)
+	case typeReturnCancelled:
+		switch {
+		case r.status == "approved" && !r.refunded:
+			f.outstanding[r.user] -= r.amount
+			f.orders[r.order].reserved -= r.amount
+		case r.status == "review":
+		default:
+			return
+		}
+		f.end(r)
+	case typeReviewApproved, typeReviewRejected:
+		if r.status == "review" {
+			f.resolve(r, typ == typeReviewApproved, str("by"), str("at"))
+		}
+	}
+}
+
+// end closes request r: its order has no open request any more.
+func (f *fakeDaemon) end(r *fakeReq) {
+	r.status = "over"
+	if o := f.orders[r.order]; o != nil && o.open == r.id {
+		o.open = ""
+	}
+}
+
+// resolve carries out a review's answer (or its deadline, by "timeout").
+func (f *fakeDaemon) resolve(r *fakeReq, approve bool, by, at string) {
+	o := f.orders[r.order]
+	res := map[string]any{"resolution_id": r.id + "-res", "order_id": r.order, "by": by, "at": at, "reasons": []string{}}
+	switch {
+	case !approve:
+		res["outcome"] = resolutionRejected
+		f.end(r)
+	case r.kind != "exchange" && o.reserved+r.amount > o.paid:
+		res["outcome"], res["reasons"] = resolutionRejected, []string{reasonAmountExceedsPaid}
+		f.end(r)
+	default:
+		res["outcome"] = resolutionApproved
+		r.status = "reviewed"
+		if r.kind != "exchange" {
+			o.reserved += r.amount
+		}
+	}
+	f.out(outResolutionKind, r, res)
+	if r.status == "reviewed" && r.kind == "refund_only" {
+		f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerApproval, "advance": false})
+		f.end(r)
+	}
+}
+
+func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, amount int64, hasAmount bool, at, stored time.Time) {
+	if _, ok := f.reqs[id]; ok {
+		return // redelivery
+	}
+	o := f.orders[order]
+	if o != nil && o.user != user {
+		o = nil
+	}
+	var paid int64
+	if o != nil {
+		paid = o.paid
+	}
+	if !hasAmount {
+		amount = paid
+	}
+	r := &fakeReq{id: id, user: user, order: order, kind: kind, amount: amount}
+	f.reqs[id] = r
+	decision, reasons := decisionApproved, []string{}
+	switch {
+	case o == nil:
+		decision, reasons = decisionRejected, []string{reasonOrderUnknown}
+	case amount > paid || amount+o.reserved > paid || o.open != "":
+		decision = decisionRejected
+		if amount > paid || amount+o.reserved > paid {
+			reasons = append(reasons, reasonAmountExceedsPaid)
+		}
+		if o.open != "" {
+			reasons = append(reasons, reasonDuplicateRequest)
+		}
+	default:
+		if kind != "return_refund" {
+			reasons = append(reasons, "kind_not_eligible")
+		}
+		if f.stars[user] < 3 {
+			reasons = append(reasons, "credit_low")
+		}
+		if o.delivered.IsZero() || at.Before(o.delivered) {
+			reasons = append(reasons, "not_delivered")
+		} else if at.Sub(o.delivered) > 7*24*time.Hour {
+			reasons = append(reasons, "outside_window")
+		}
+		if f.outstanding[user]+amount > presetExposureCapFen {
+			reasons = append(reasons, reasonExposureCap)
+			r.safety = true
+		}
+		if len(reasons) > 0 {
+			decision = decisionReview
+		}
+	}
+	r.status = "over"
+	switch decision {
+	case decisionApproved:
+		r.status = "approved"
+		o.open = id
+		o.reserved += amount
+		f.outstanding[user] += amount
+	case decisionReview:
+		r.status = "review"
+		o.open = id
+	}
+	if !f.skipDecision[id] {
 		out := map[string]any{"request_id": id, "order_id": order, "user_id": user, "decision": decision, "reasons": reasons,
-			"policy": map[string]string{"name": "tmall-fast-return", "version": "fake"}}
+			"policy": fakePolicy}
 		if f.serial {
 			time.Sleep(f.delay) // the receiver's own processing time
 			f.publish("fr.out.decision."+user, out)
-			return
+		} else {
+			f.wg.Add(1)
+			time.AfterFunc(f.delay, func() { defer f.wg.Done(); f.publish("fr.out.decision."+user, out) })
 		}
-		f.wg.Add(1)
-		time.AfterFunc(f.delay, func() { defer f.wg.Done(); f.publish("fr.out.decision."+user, out) })
-	case typeTracking, typePickupDone:
-		id := str("request_id")
-		if !f.approved[id] || f.refunded[id] {
-			return
-		}
-		f.refunded[id] = true
-		n := 1
-		if f.doubleRefund[id] {
-			n = 2
-		}
-		for i := 0; i < n; i++ {
-			f.publish("fr.out.refund."+user, map[string]any{"refund_id": id + "-r", "request_id": id, "amount_fen": f.reqAmount[id]})
-		}
+	}
+	// Deadlines that had passed when the request was stored fire at once.
+	switch {
+	case r.status == "review" && !r.safety && stored.Sub(at) > 72*time.Hour:
+		f.resolve(r, true, byTimeout, at.Add(72*time.Hour).Format(time.RFC3339Nano))
+	case r.status == "approved" && kind != "refund_only" && stored.Sub(at) > 7*24*time.Hour:
+		f.outstanding[user] -= amount
+		o.reserved -= amount
+		f.end(r)
+		f.out(outResolutionKind, r, map[string]any{"resolution_id": id + "-close", "order_id": order, "outcome": resolutionClosed,
+			"by": byTimeout, "reasons": []string{}, "at": at.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)})
 	}
 }

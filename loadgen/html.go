@@ -13,6 +13,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 }
 
 var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
+	"deref": func(p *float64) float64 { return *p },
 	"status": func(c Check) string {
 		switch {
 		case c.Skipped != "":
@@ -38,10 +39,11 @@ th{background:#f4f4f4} .ok{color:#1a7f37} .FAIL{color:#cf222e;font-weight:bold} 
 </style></head><body>
 <h1>flashreturn loadgen report</h1>
 <div>{{.Params.Mode}}{{if .Params.Shape}} · {{.Params.Shape}}{{end}} against {{.Params.NATSURL}} · started {{.StartedAt.Format "2006-01-02 15:04:05 MST"}} · {{printf "%.1f" .ElapsedSec}} s</div>
-<p><span class="verdict {{if .Passed}}pass">PASS{{else}}fail">FAIL{{end}}</span></p>
+<p><span id="verdict" class="verdict {{if and .Passed .ThresholdsPassed}}pass">PASS{{else}}fail">FAIL{{end}}</span>
+ audit {{if .Passed}}passed{{else}}<b>failed</b>{{end}}{{if .Thresholds}} · {{$b := len .BrokenThresholds}}{{if $b}}<b>{{$b}} of {{len .Thresholds}} thresholds broken</b>{{else}}all {{len .Thresholds}} thresholds met{{end}}{{end}}{{if .Faults}} · {{len .Faults}} faults{{end}}</p>
 <h2>Summary</h2>
 <table class="kv">
-<tr><td>events sent / acked</td><td>{{.Publish.Sent}} / {{.Publish.Acked}} (duplicates {{.Publish.Duplicates}}, stalls {{.Publish.Stalls}}, errors {{.Publish.Errors}}, retries {{.Publish.Retries}}, failed {{.Publish.Failed}})</td></tr>
+<tr><td>events sent / acked</td><td>{{.Publish.Sent}} / {{.Publish.Acked}} (duplicates {{.Publish.Duplicates}}, stalls {{.Publish.Stalls}}, errors {{.Publish.Errors}}, retries {{.Publish.Retries}} in {{.Publish.Recoveries}} in-order recoveries, failed {{.Publish.Failed}})</td></tr>
 <tr><td>send lag</td><td>max {{printf "%.1f" .Publish.MaxLagMs}} ms, {{.Publish.LateSends}} sends &gt; 1 ms late</td></tr>
 <tr><td>requests / decided</td><td>{{.Requests}} / {{.Decided}} {{range $k, $v := .Decisions}} · {{$k}} {{$v}}{{end}}</td></tr>
 <tr><td>latency (from {{.Latency.MeasuredFrom}})</td><td>n={{.Latency.Count}} · p50 {{printf "%.2f" .Latency.P50Ms}} ms · p90 {{printf "%.2f" .Latency.P90Ms}} ms · <b>p99 {{printf "%.2f" .Latency.P99Ms}} ms</b> · p99.9 {{printf "%.2f" .Latency.P999Ms}} ms · max {{printf "%.2f" .Latency.MaxMs}} ms</td></tr>
@@ -52,6 +54,19 @@ th{background:#f4f4f4} .ok{color:#1a7f37} .FAIL{color:#cf222e;font-weight:bold} 
 {{with .Throughput}}<tr><td>throughput</td><td>{{.Events}} events sent in {{printf "%.1f" .SendSec}} s ({{printf "%.0f" .SendRate}}/s); processed ({{.Expect}}) in {{printf "%.1f" .ProcessSec}} s: <b>{{printf "%.0f" .ProcessedPerSec}} events/s</b></td></tr>{{end}}
 {{if .Steps}}<tr><td>max sustainable rate</td><td><b>{{printf "%.0f" .MaxSustainableRate}} events/s</b></td></tr>{{end}}
 </table>
+{{if .Thresholds}}<h2>Thresholds</h2>
+<table id="thresholds"><tr><th></th><th>threshold</th><th>measured</th></tr>
+{{range .Thresholds}}<tr><td class="{{if .Passed}}ok">ok{{else}}FAIL">FAIL{{end}}</td><td>{{.Expr}}</td><td>{{.MeasuredText}}</td></tr>{{end}}
+</table>{{end}}
+{{if .Faults}}<h2>Faults</h2>
+<p>Schedule <code>{{.Params.Faults}}</code>. The decision gap of a fault is the longest time without a decision from the fault until the next disruptive fault (or the end of the run): over all decisions, and for each of the {{.Params.Partitions}} partitions on its own (largest, median, and how many partitions had a decision in that window; at low rates a partition's natural spacing of decisions is part of its gap). The dashed lines on the time charts mark the faults.</p>
+<table id="faults"><tr><th>at</th><th>target</th><th>action</th><th>pid</th><th>ready after</th><th>decision gap</th><th>partition gap max</th><th>partition gap p50</th><th>partitions decided</th><th>window until</th><th>note</th></tr>
+{{range .Faults}}<tr class="fault-row"><td>{{if ge .AtSec 0.0}}{{printf "%+.2f" .AtSec}} s{{else}}planned {{printf "%+.2f" .PlannedSec}} s{{end}}</td><td>{{.Target}}</td><td>{{.Action}}</td><td>{{if .PID}}{{.PID}}{{end}}</td><td>{{with .ReadySec}}{{if ge (deref .) 0.0}}{{printf "%.2f" (deref .)}} s{{else}}never{{end}}{{end}}</td><td>{{if ge .GapMs 0.0}}<b>{{printf "%.0f" .GapMs}} ms</b>{{else}}–{{end}}</td><td>{{if ge .PartitionGapMaxMs 0.0}}{{printf "%.0f" .PartitionGapMaxMs}} ms{{else}}–{{end}}</td><td>{{if ge .PartitionGapP50Ms 0.0}}{{printf "%.0f" .PartitionGapP50Ms}} ms{{else}}–{{end}}</td><td>{{.Resumed}} / {{.Partitions}}</td><td>{{printf "%+.2f" .WindowEndSec}} s</td><td>{{.Error}}{{if .Output}} <code>{{.Output}}</code>{{end}}</td></tr>{{end}}
+</table>{{end}}
+{{if .Processes}}<h2>Spawned processes</h2>
+<table><tr><th>target</th><th>command</th><th>log</th><th>lives</th></tr>
+{{range .Processes}}<tr><td>{{.Name}}</td><td><code>{{.Command}}</code></td><td><code>{{.Log}}</code></td><td>{{range .Runs}}pid {{.PID}} {{printf "%+.2f" .StartSec}} s → {{if .Exit}}{{printf "%+.2f" .EndSec}} s {{.Exit}}{{else}}running{{end}}<br>{{end}}</td></tr>{{end}}
+</table>{{end}}
 <h2>Charts</h2>
 <div class="grid">
 <div class="chart"><h3>Request → decision latency over time (ms, log scale)</h3><div id="lat"></div></div>
@@ -95,6 +110,8 @@ function chart(id, lines, o) {
   let xs = [], ys = [];
   lines.forEach(l => l.pts.forEach(p => { if (isFinite(p[1]) && (!o.log || p[1] > 0)) { xs.push(p[0]); ys.push(p[1]); } }));
   if (!xs.length) { el("text", {x: W/2, y: H/2, "text-anchor": "middle"}, svg, "no data"); return; }
+  const marks = (o.marks || []).filter(m => m.at_sec >= 0);
+  marks.forEach(m => xs.push(m.at_sec));
   const x0 = o.x0 !== undefined ? o.x0 : Math.min(...xs), x1 = Math.max(...xs, x0 + 1e-9);
   let y0 = o.log ? Math.min(...ys) : 0, y1 = Math.max(...ys);
   if (o.log) { y0 = Math.pow(10, Math.floor(Math.log10(y0))); y1 = Math.pow(10, Math.ceil(Math.log10(y1 * 1.0001))); }
@@ -112,6 +129,20 @@ function chart(id, lines, o) {
   xt.forEach(v => { const lab = Array.isArray(v) ? v[1] : fmt(v), xv = Array.isArray(v) ? v[0] : v;
     el("text", {x: sx(xv), y: H - B + 14, "text-anchor": "middle"}, svg, lab); });
   if (o.xlabel) el("text", {x: (L + W) / 2, y: H - 2, "text-anchor": "middle"}, svg, o.xlabel);
+  // Faults: a dashed vertical line each, labelled, with the fault's
+  // summary as its tooltip.
+  // Labels of close markers go on the next row instead of overlapping.
+  const rows = [];
+  marks.forEach(m => {
+    const x = sx(m.at_sec), c = markColor(m), label = (m.target === "daemon" ? "" : m.target + ":") + m.action;
+    let row = rows.findIndex(end => x + 3 > end);
+    if (row < 0) { row = rows.length; rows.push(0); }
+    rows[row] = x + 3 + label.length * 6.2 + 4;
+    const g = el("g", {"class": "fault-marker", "data-target": m.target, "data-action": m.action, "data-at": m.at_sec}, svg);
+    el("line", {x1: x, x2: x, y1: T, y2: H - B, stroke: c, "stroke-width": 1.4, "stroke-dasharray": "5 3"}, g);
+    el("text", {x: x + 3, y: T + 11 + 12 * row, fill: c, style: "fill:" + c}, g, label);
+    el("title", {}, g, faultText(m));
+  });
   let lx = L;
   lines.forEach(l => {
     const pts = l.pts.filter(p => isFinite(p[1]) && (!o.log || p[1] > 0)).map(p => sx(p[0]).toFixed(1) + "," + sy(Math.min(Math.max(p[1], y0), y1)).toFixed(1));
@@ -121,13 +152,29 @@ function chart(id, lines, o) {
     el("text", {x: lx + 14, y: H + 17}, svg, l.name);
     lx += 24 + l.name.length * 6.5;
   });
+  if (marks.length) {
+    [["fault", "#cf222e"], ["recovery", "#1a7f37"]].forEach(([name, c]) => {
+      const g = el("g", {"class": "fault-legend"}, svg);
+      el("line", {x1: lx, x2: lx + 12, y1: H + 13, y2: H + 13, stroke: c, "stroke-width": 1.4, "stroke-dasharray": "5 3"}, g);
+      el("text", {x: lx + 16, y: H + 17}, g, name);
+      lx += 28 + name.length * 6.5;
+    });
+  }
+}
+function markColor(m) { return (m.action === "start" || m.action === "sigcont") ? "#1a7f37" : "#cf222e"; }
+function faultText(m) {
+  let s = m.target + " " + m.action + " at " + m.at_sec.toFixed(2) + " s";
+  if (m.gap_ms >= 0) s += ": decision gap " + m.gap_ms.toFixed(0) + " ms (per partition max " + m.partition_gap_max_ms.toFixed(0) + " ms, p50 " + m.partition_gap_p50_ms.toFixed(0) + " ms, " + m.partitions_resumed + "/" + m.partitions + " partitions decided)";
+  if (m.error) s += " (" + m.error + ")";
+  return s;
 }
 const S = R.series || [];
+const F = R.faults || [];
 const pick = (k, f) => S.map(s => [s.t, f ? f(s[k]) : s[k]]);
 chart("lat", [
   {name: "p50", color: "#2da44e", pts: pick("p50_ms")},
   {name: "p99", color: "#d4a72c", pts: pick("p99_ms")},
-  {name: "max", color: "#cf222e", pts: pick("max_ms")}], {log: true, xlabel: "seconds"});
+  {name: "max", color: "#cf222e", pts: pick("max_ms")}], {log: true, xlabel: "seconds", marks: F});
 const D = (R.latency && R.latency.distribution) || [];
 const px = p => -Math.log10(Math.max(1 - p / 100, 1e-6));
 chart("pct", [{name: "latency", color: "#0969da", pts: D.map(d => [px(d.percentile), d.ms])}],
@@ -136,10 +183,11 @@ chart("thr", [
   {name: "offered", color: "#8c959f", pts: pick("offered")},
   {name: "sent", color: "#0969da", pts: pick("sent")},
   {name: "outputs", color: "#8250df", pts: pick("outputs")},
-  {name: "decided", color: "#2da44e", pts: pick("decided")}], {xlabel: "seconds"});
+  {name: "decided", color: "#2da44e", pts: pick("decided")}], {xlabel: "seconds", marks: F});
 chart("blg", [
   {name: "requests without decision", color: "#cf222e", pts: pick("pending_requests")},
-  {name: "inbound pending", color: "#0969da", pts: pick("inbound_backlog", v => v < 0 ? NaN : v)}], {xlabel: "seconds"});
+  {name: "inbound pending", color: "#0969da", pts: pick("inbound_backlog", v => v < 0 ? NaN : v)}], {xlabel: "seconds", marks: F});
+document.body.setAttribute("data-rendered", "1");
 </script>
 </body></html>
 `))

@@ -39,6 +39,9 @@ type Report struct {
 	// events sent.
 	DeadLetters   int64 `json:"dead_letters"`
 	MalformedSent int64 `json:"malformed_sent"`
+	// Lifecycle counts review answers, deadlines, resolutions and dead
+	// letters by reason.
+	Lifecycle Lifecycle `json:"lifecycle"`
 	// Latency is request (scheduled send) to decision (arrival).
 	Latency Latency `json:"latency"`
 	// Series has one sample per second of the run.
@@ -63,6 +66,16 @@ type Report struct {
 	// Audit lists every check; Passed is true when none failed.
 	Audit  []Check `json:"audit"`
 	Passed bool    `json:"passed"`
+	// Processes are the processes the run spawned (Config.Spawn,
+	// Config.SpawnNATS), each life of each.
+	Processes []Process `json:"processes,omitempty"`
+	// Faults are the faults of the schedule as carried out, with the
+	// decision gap each caused.
+	Faults []FaultResult `json:"faults,omitempty"`
+	// Thresholds are the thresholds of the run with what was measured;
+	// ThresholdsPassed is true when none is broken (so also without any).
+	Thresholds       []ThresholdResult `json:"thresholds,omitempty"`
+	ThresholdsPassed bool              `json:"thresholds_passed"`
 }
 
 // Params are a run's parameters, as reported.
@@ -84,6 +97,16 @@ type Params struct {
 	P99TargetMs    float64            `json:"p99_target_ms"`
 	MaxInFlight    int                `json:"max_in_flight"`
 	Policy         string             `json:"policy,omitempty"`
+	// Partitions maps decisions to partitions for the decision gaps;
+	// RetryForSec bounds the re-sends of a failed publish.
+	Partitions  int     `json:"partitions"`
+	RetryForSec float64 `json:"retry_for_sec"`
+	// Spawn, SpawnNATS, FaultCmd and Faults are the fault options as
+	// given (Faults in schedule syntax).
+	Spawn     string `json:"spawn,omitempty"`
+	SpawnNATS string `json:"spawn_nats,omitempty"`
+	FaultCmd  string `json:"fault_cmd,omitempty"`
+	Faults    string `json:"faults,omitempty"`
 }
 
 // PublishStats counts what happened to the publishes.
@@ -96,12 +119,16 @@ type PublishStats struct {
 	Acked      int64 `json:"acked"`
 	Duplicates int64 `json:"duplicates"`
 	// Stalls counts ErrTooManyStalledMsgs (in-flight bound reached for
-	// StallWait); Errors other publish errors; Retries re-sends; Failed
-	// the events given up on.
-	Stalls  int64 `json:"stalls"`
-	Errors  int64 `json:"errors"`
-	Retries int64 `json:"retries"`
-	Failed  int64 `json:"failed"`
+	// StallWait); Errors other publish errors (refused, unreachable, ack
+	// lost or timed out); Retries re-sends (same Nats-Msg-Id); Failed the
+	// events given up on (after Config.RetryFor); Recoveries the times
+	// the sender stopped to re-send failed publishes in order before
+	// sending on.
+	Stalls     int64 `json:"stalls"`
+	Errors     int64 `json:"errors"`
+	Retries    int64 `json:"retries"`
+	Failed     int64 `json:"failed"`
+	Recoveries int64 `json:"recoveries"`
 	// MaxLagMs is the largest delay of a send behind its schedule: when it
 	// is large the generator, not the target, was the bottleneck.
 	MaxLagMs float64 `json:"max_lag_ms"`
@@ -231,8 +258,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, " against %s (seed %d, run %s)\n", p.NATSURL, p.Seed, p.RunID)
 	fmt.Fprintf(&b, "  elapsed %.1fs (sending %.1fs, drain %.2fs, drained=%v)\n", r.ElapsedSec, r.SendSec, r.DrainSec, r.Drained)
 	ps := r.Publish
-	fmt.Fprintf(&b, "  events sent %d, acked %d (dup %d), stalls %d, errors %d, retries %d, failed %d, max send lag %.1fms (%d late)\n",
-		ps.Sent, ps.Acked, ps.Duplicates, ps.Stalls, ps.Errors, ps.Retries, ps.Failed, ps.MaxLagMs, ps.LateSends)
+	fmt.Fprintf(&b, "  events sent %d, acked %d (dup %d), stalls %d, errors %d, retries %d (%d in-order recoveries), failed %d, max send lag %.1fms (%d late)\n",
+		ps.Sent, ps.Acked, ps.Duplicates, ps.Stalls, ps.Errors, ps.Retries, ps.Recoveries, ps.Failed, ps.MaxLagMs, ps.LateSends)
 	if r.SendSec > 0 {
 		fmt.Fprintf(&b, "  send rate %.0f events/s\n", float64(ps.Sent)/r.SendSec)
 	}
@@ -243,6 +270,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  outputs %d: %s; dead letters %d (malformed sent %d); policy %s\n", r.OutputsTotal, fmtCounts(r.Outputs),
 		r.DeadLetters, r.MalformedSent, fmtCounts(r.Policies))
+	r.Lifecycle.writeText(&b)
 	l := r.Latency
 	fmt.Fprintf(&b, "  request->decision latency (from %s, n=%d): p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n",
 		l.MeasuredFrom, l.Count, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs)
@@ -258,6 +286,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  max sustainable rate: %.0f events/s\n", r.MaxSustainableRate)
 	}
+	r.writeFaultsText(&b)
 	b.WriteString("  audit:\n")
 	for _, c := range r.Audit {
 		status := "ok  "
@@ -276,13 +305,83 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "         e.g. %s\n", e)
 		}
 	}
-	if r.Passed {
+	if len(r.Thresholds) > 0 {
+		b.WriteString("  thresholds:\n")
+		for _, t := range r.Thresholds {
+			fmt.Fprintf(&b, "    %s %-24s measured %s\n", map[bool]string{true: "ok  ", false: "FAIL"}[t.Passed], t.Expr, t.MeasuredText)
+		}
+	}
+	broken := len(r.BrokenThresholds())
+	switch {
+	case r.Passed && broken == 0:
 		b.WriteString("  PASS\n")
-	} else {
+	case r.Passed:
+		fmt.Fprintf(&b, "  FAIL: audit passed, %d of %d thresholds broken\n", broken, len(r.Thresholds))
+	case broken > 0:
+		fmt.Fprintf(&b, "  FAIL: %d audit checks failed, %d of %d thresholds broken\n", len(r.Failed()), broken, len(r.Thresholds))
+	default:
 		fmt.Fprintf(&b, "  FAIL: %d audit checks failed\n", len(r.Failed()))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFaultsText writes the spawned processes and the faults with their
+// decision gaps.
+func (r *Report) writeFaultsText(b *strings.Builder) {
+	for _, p := range r.Processes {
+		fmt.Fprintf(b, "  spawned %s: %s\n    log %s; ready: %s\n", p.Name, p.Command, p.Log, p.Ready)
+		for _, run := range p.Runs {
+			end := "running"
+			if run.Exit != "" {
+				end = fmt.Sprintf("%+.2fs %s", run.EndSec, run.Exit)
+			}
+			if p.Kept && run.Exit == "" {
+				end = "left running (kept)"
+			}
+			fmt.Fprintf(b, "    pid %d from %+.2fs to %s\n", run.PID, run.StartSec, end)
+		}
+	}
+	if len(r.Faults) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "  faults (%s), decision gaps over %d partitions:\n", r.Params.Faults, r.Params.Partitions)
+	for _, f := range r.Faults {
+		b.WriteString("    " + f.Summary() + "\n")
+	}
+}
+
+// Summary is the fault in one line: when, what, and the gap it caused.
+func (f FaultResult) Summary() string {
+	var b strings.Builder
+	if f.AtSec < 0 {
+		fmt.Fprintf(&b, "planned %+.2fs %s %s: %s", f.PlannedSec, f.Target, f.Action, f.Error)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%+.2fs %s %s", f.AtSec, f.Target, f.Action)
+	if f.PID != 0 {
+		fmt.Fprintf(&b, " (pid %d)", f.PID)
+	}
+	if f.By == "fault-cmd" {
+		b.WriteString(" by the fault command")
+	}
+	if f.Error != "" {
+		fmt.Fprintf(&b, " FAILED: %s", f.Error)
+	}
+	if f.ReadySec != nil {
+		if *f.ReadySec >= 0 {
+			fmt.Fprintf(&b, ", ready after %.2fs", *f.ReadySec)
+		} else {
+			b.WriteString(", never ready")
+		}
+	}
+	if f.GapMs >= 0 {
+		fmt.Fprintf(&b, ": decision gap %s; per partition max %s, p50 %s, %d/%d partitions decided by %+.2fs", fmtMeasure(f.GapMs, "ms"),
+			fmtMeasure(f.PartitionGapMaxMs, "ms"), fmtMeasure(f.PartitionGapP50Ms, "ms"), f.Resumed, f.Partitions, f.WindowEndSec)
+	} else {
+		fmt.Fprintf(&b, ": no decision by %+.2fs", f.WindowEndSec)
+	}
+	return b.String()
 }
 
 func fmtCounts(m map[string]int64) string {

@@ -21,13 +21,17 @@ const (
 )
 
 // Run executes one load run against the target at cfg.NATSURL and returns
-// its report. The run publishes the world's merchant profiles (awaiting
-// their acks), starts ordered consumers on FR_OUT and FR_DLQ at the
-// streams' current ends, sends the events open loop, waits for the outputs
-// to drain (cfg.DrainTimeout), and audits what came back. A run whose audit
-// fails still returns its report with Passed false and a nil error; the
-// error is for runs that could not be carried out (no server, no streams,
-// ctx cancelled).
+// its report. With cfg.Spawn (and cfg.SpawnNATS) it first starts the target
+// as its child and waits until it is ready. The run publishes the world's
+// merchant profiles (awaiting their acks), starts ordered consumers on
+// FR_OUT and FR_DLQ at the streams' current ends, sends the events open
+// loop while carrying out cfg.Faults on schedule, waits for the outputs to
+// drain (cfg.DrainTimeout), audits what came back, stops the children
+// (unless cfg.KeepSpawned) and evaluates cfg.Thresholds. A run whose audit
+// fails or that breaks a threshold still returns its report (Passed,
+// ThresholdsPassed false) and a nil error; the error is for runs that
+// could not be carried out (no server, no streams, a child that would not
+// start, ctx cancelled).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -37,7 +41,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("flashreturn-loadgen"), nats.MaxReconnects(-1))
+	kids, err := spawnAll(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(kids) // a no-op once stopped
+	// No reconnect buffer: a publish during an outage fails at once and is
+	// retried in order by the publisher, instead of being flushed after
+	// the reconnect ahead of earlier events whose acks were lost.
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("flashreturn-loadgen"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.ReconnectJitter(50*time.Millisecond, 50*time.Millisecond),
+		nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: connect %s: %w", cfg.NATSURL, err)
 	}
@@ -51,7 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	r := &runner{cfg: cfg, gen: gen, js: js}
+	r := &runner{cfg: cfg, gen: gen, nc: nc, js: js, kids: kids}
 	r.inbound.Store(-1)
 	if cfg.Mode == ModeThroughput {
 		r.pregenerate()
@@ -59,7 +73,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := r.publishMerchants(ctx); err != nil {
 		return nil, err
 	}
-	return r.run(ctx)
+	rep, err := r.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc.Close()
+	stopAll(kids)
+	for _, name := range []string{TargetNATS, TargetDaemon} {
+		if c := kids[name]; c != nil {
+			rep.Processes = append(rep.Processes, c.report(r.base))
+		}
+	}
+	rep.ApplyThresholds(cfg.Thresholds)
+	return rep, nil
 }
 
 type preEvent struct {
@@ -71,10 +97,15 @@ type preEvent struct {
 type runner struct {
 	cfg  Config
 	gen  *Generator
+	nc   *nats.Conn
 	js   jetstream.JetStream
 	tr   *tracker
 	pub  *publisher
 	base time.Time
+
+	kids      map[string]*child
+	faults    *faultRunner // nil without faults
+	decisions *decisionLog // nil without faults
 
 	pre       []preEvent // throughput mode
 	stop      atomic.Bool
@@ -148,12 +179,14 @@ func (r *runner) publishMerchants(ctx context.Context) error {
 }
 
 // pregenerate builds the events of a throughput run, with event times laid
-// out at the offered rate (100k/s when unlimited).
+// out at the offered rate (1M/s when unlimited, faster than any send, so
+// that no event is dated ahead of its send: the daemon dead-letters an
+// event dated past --max-future).
 func (r *runner) pregenerate() {
-	r.gen.opts.BadFraction = 0
+	r.gen.validOnly()
 	rate := r.cfg.Rate
 	if rate == 0 {
-		rate = 100000
+		rate = 1_000_000
 	}
 	start := time.Now()
 	r.pre = make([]preEvent, r.cfg.Events)
@@ -195,15 +228,25 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		cdone := make(chan struct{})
 		go func() { defer close(cdone); r.countOutputs(cctx, outStart) }()
 		stopOut = func() { ccancel(); <-cdone }
-	} else if stopOut, err = r.consume(ctx, streamOut, outStart, r.tr.output); err != nil {
-		return nil, err
+	} else {
+		handle := r.tr.output
+		if len(r.cfg.Faults) > 0 {
+			r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+			handle = func(subject string, data []byte, at time.Time) {
+				r.tr.output(subject, data, at)
+				r.decisions.output(subject, at)
+			}
+		}
+		if stopOut, err = r.consume(ctx, streamOut, outStart, handle); err != nil {
+			return nil, err
+		}
 	}
 	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.deadLetter(data) })
 	if err != nil {
 		stopOut()
 		return nil, err
 	}
-	r.pub = newPublisher(r.js, r.tr, r.cfg)
+	r.pub = newPublisher(r.nc, r.js, r.tr, r.cfg)
 
 	bgCtx, bgCancel := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -212,6 +255,15 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	go func() { defer bg.Done(); r.pollInbound(bgCtx) }()
 	samplerDone := make(chan struct{})
 	go func() { defer bg.Done(); r.sample(bgCtx, samplerDone) }()
+	faultCtx, faultCancel := context.WithCancel(ctx)
+	faultsDone := make(chan struct{})
+	if len(r.cfg.Faults) > 0 {
+		r.faults = &faultRunner{faults: r.cfg.Faults, kids: r.kids, cmd: r.cfg.FaultCmd, base: r.base, log: r.cfg.FaultLog,
+			readyTimeout: r.cfg.ReadyTimeout}
+		go func() { defer close(faultsDone); r.faults.run(faultCtx) }()
+	} else {
+		close(faultsDone)
+	}
 
 	var sendErr error
 	if r.cfg.Mode == ModeThroughput {
@@ -221,19 +273,48 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	sendEnd := time.Since(r.base)
 	r.sendEnd.Store(int64(sendEnd))
-	r.pub.finish()
+	if err := r.pub.finish(ctx); err != nil && sendErr == nil {
+		sendErr = err
+	}
 	completedAt, drained := r.drain(ctx, sendEnd)
 	drainEnd := time.Since(r.base)
 	r.waitQuiet(ctx, r.base.Add(sendEnd).Add(r.cfg.DrainTimeout))
 	stopOut()
 	stopDLQ()
+	listenEnd := time.Since(r.base)
+	faultCancel()
+	<-faultsDone
 	close(samplerDone)
 	bgCancel()
 	bg.Wait()
 	if sendErr != nil {
 		return nil, sendErr
 	}
-	return r.report(sendEnd, drainEnd, completedAt, drained), nil
+	rep := r.report(sendEnd, drainEnd, completedAt, drained)
+	r.reportFaults(rep, listenEnd)
+	return rep, nil
+}
+
+// reportFaults adds the fault schedule, the faults as carried out and the
+// decision gaps they caused; listenEnd is when the run stopped reading
+// outputs.
+func (r *runner) reportFaults(rep *Report, listenEnd time.Duration) {
+	rep.Params.Partitions = r.cfg.Partitions
+	rep.Params.RetryForSec = r.cfg.RetryFor.Seconds()
+	rep.Params.Spawn, rep.Params.SpawnNATS, rep.Params.FaultCmd = r.cfg.Spawn, r.cfg.SpawnNATS, r.cfg.FaultCmd
+	if r.faults == nil {
+		return
+	}
+	parts := make([]string, len(r.cfg.Faults))
+	for i, f := range r.cfg.Faults {
+		parts[i] = f.String()
+	}
+	rep.Params.Faults = strings.Join(parts, ",")
+	rep.Faults = r.faults.report()
+	if r.decisions == nil { // outputs counted, not read (the relay): no decisions
+		r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+	}
+	setGaps(rep.Faults, r.decisions.sorted(), listenEnd)
 }
 
 func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
@@ -278,8 +359,7 @@ func (r *runner) sendScenario(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		sendOff, err := r.waitUntil(ctx, off)
-		if err != nil {
+		if _, err := r.waitUntil(ctx, off); err != nil {
 			return err
 		}
 		e := r.gen.Next()
@@ -290,7 +370,7 @@ func (r *runner) sendScenario(ctx context.Context) error {
 		req := int32(-1)
 		if e.Type == typeReturnRequested {
 			req = e.Request
-			r.tr.requestSent(req, max(off, sendOff))
+			r.tr.requestSent(req, off)
 		}
 		if e.Bad >= 0 {
 			r.tr.badSentRec(e.Bad, payload)
@@ -322,7 +402,11 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 		}
 		e := &r.pre[n]
 		if e.req >= 0 {
-			r.tr.requestSent(e.req, max(off, sendOff))
+			from := off // the schedule, so a stalled send is charged to the target
+			if r.cfg.Rate == 0 {
+				from = sendOff // no schedule: the actual send
+			}
+			r.tr.requestSent(e.req, from)
 		}
 		if err := r.pub.publish(ctx, e.subject, e.id, e.payload, e.req, e.bad); err != nil {
 			return err
@@ -334,8 +418,10 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 
 // waitUntil sleeps until offset off after base and returns the actual
 // offset. Sends less than 100 µs early are let go at once (sleeping that
-// short costs more than it is worth); the latency of such a request is
-// then measured from its actual send. A late send is recorded as lag.
+// short costs more than it is worth). A late send is recorded as lag; its
+// latency is still measured from off, the schedule, so time the sender
+// spent blocked (a stalled or unreachable target) is charged to the
+// target, as the open-loop model wants.
 func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duration, error) {
 	now := time.Since(r.base)
 	if d := off - now; d > 100*time.Microsecond {
@@ -358,7 +444,7 @@ func (r *runner) complete() bool {
 	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
 		return c.outTotal >= r.pub.acked.Load()
 	}
-	if c.decided < c.sentReqs-c.failedReqs {
+	if c.decided < c.sentReqs-c.failedReqs || c.due > 0 {
 		return false
 	}
 	// An empty inbound backlog counts only if it was measured after the

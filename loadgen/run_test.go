@@ -40,6 +40,9 @@ func failures(rep *Report) string {
 func TestRunPassesAuditAgainstCorrectTarget(t *testing.T) {
 	w := smallWorld(1)
 	w.BadFraction = 0.02
+	// More of the rarer lifecycle shapes than the defaults, so that a
+	// 2-second run has each.
+	w.InvalidFraction, w.SplurgeFraction, w.RepeatFraction, w.UnreturnedFraction, w.AgedFraction = 0.02, 0.02, 0.3, 0.1, 0.15
 	rep := runAgainst(t, &fakeDaemon{}, Config{Shape: Steady{EventsPerSec: 600, Duration: 2 * time.Second}, World: w})
 	if !rep.Passed || !rep.Drained {
 		t.Fatalf("seed 1: audit failed against a correct target:\n%s", failures(rep))
@@ -52,6 +55,16 @@ func TestRunPassesAuditAgainstCorrectTarget(t *testing.T) {
 	}
 	if rep.Decisions[decisionRejected] == 0 && rep.Decisions[decisionReview] == 0 {
 		t.Fatalf("seed 1: every request approved: the world has no hard cases: %v", rep.Decisions)
+	}
+	l := rep.Lifecycle
+	if l.Answers == 0 || l.Resolutions["approved/"+byTimeout] == 0 || l.Closes == 0 || l.DeadLetters[reasonUnknownRequest] == 0 ||
+		l.SecondRequests == 0 || l.SplurgeRequests == 0 {
+		t.Fatalf("seed 1: the lifecycle did not show (answers, timeouts, closes, unknown requests):\n%s", failures(rep))
+	}
+	for _, c := range rep.Audit {
+		if c.Checked == 0 && c.Skipped == "" && strings.Contains("review_resolved resolution_has_reason return_deadline_close exposure_cap_kept order_refunds_within_paid policy_on_every_output dead_letter_subject order_ceiling_rejects valid_after_invalid", c.Name) {
+			t.Errorf("seed 1: check %s applied to nothing", c.Name)
+		}
 	}
 	var page strings.Builder
 	if err := rep.WriteHTML(&page); err != nil || !strings.Contains(page.String(), "<svg") && !strings.Contains(page.String(), "createElementNS") {

@@ -169,6 +169,7 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 		}
 		rep.Throughput = tp
 	}
+	rep.Lifecycle = lifecycleOf(r.gen, t)
 	rep.Audit = audit(auditInput{gen: r.gen, tr: t, failedPubs: rep.Publish.Failed, policy: cfg.Policy,
 		expectDecisions: !(cfg.Mode == ModeThroughput && cfg.Expect == ExpectOutputs)})
 	if !drained {

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,8 +20,8 @@ const (
 
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMinUS, histMaxUS, histSig) }
 
-// reqRec is what the run knows about one request: when it was due and what
-// came back for it.
+// reqRec is what the run knows about one request: when it was due, what
+// the world planned for it and what came back for it.
 type reqRec struct {
 	sched     time.Duration // send offset the latency is measured from
 	sent      bool
@@ -28,18 +29,42 @@ type reqRec struct {
 	decisions int32
 	decision  string
 	reasons   []string
-	policy    string
+	policy    string // the decision's policy name
+	policyKey string // the decision's policy name and version (interned)
 	rule      string
 	refunds   int32
 	refundFen int64 // largest refund amount seen
 	latency   time.Duration
+	// what the world planned (copied when the request is sent, so that
+	// the output consumers never read the generator while it grows)
+	aged, unreturned, goods bool
+	// outs are the outputs about the request other than its decision, in
+	// arrival order.
+	outs []outRec
+	// dueCounted says the request is counted in tracker.due.
+	dueCounted bool
+}
+
+// outRec is one output about a request, as the audit needs it.
+type outRec struct {
+	kind    string // outRefundKind, ...
+	amount  int64
+	trigger string
+	advance bool
+	replace bool
+	outcome string
+	by      string
+	penalty int64
+	reasons []string
+	policy  string // name and version, interned; "" if either is missing
 }
 
 type badRec struct {
-	sent   bool
-	failed bool
-	seen   int
-	reason string // the reason the DLQ gave
+	sent    bool
+	failed  bool
+	seen    int
+	reason  string // the reason the DLQ gave
+	subject string // the subject the dead letter names
 }
 
 // tracker collects what was sent and what came back. Its methods are safe
@@ -62,6 +87,14 @@ type tracker struct {
 	foreignOut int64
 	lastOutput time.Time
 	policies   map[string]int64
+	// due counts the requests whose resolution the run must still wait
+	// for: an aged request in review that its deadline resolves, an
+	// unreturned approved one that its return deadline closes.
+	due        int64
+	invalidOut []string // outputs about a well-formed bad event (examples)
+	invalidN   int64
+	interned   map[string]string
+	dlqReasons map[string]int64
 
 	bads       map[string]int32 // payload -> Bads index
 	badRecs    []badRec
@@ -79,7 +112,8 @@ type tracker struct {
 
 func newTracker(g *Generator, base time.Time) *tracker {
 	return &tracker{gen: g, base: base, decisions: map[string]int64{}, reasons: map[string]int64{}, outputs: map[string]int64{},
-		policies: map[string]int64{}, bads: map[string]int32{}, hist: newHist(), win: newHist(), step: newHist()}
+		policies: map[string]int64{}, bads: map[string]int32{}, interned: map[string]string{}, dlqReasons: map[string]int64{},
+		hist: newHist(), win: newHist(), step: newHist()}
 }
 
 func (t *tracker) grow(i int32) {
@@ -89,12 +123,22 @@ func (t *tracker) grow(i int32) {
 }
 
 // requestSent records that request i is being published; its latency will
-// be measured from offset sched after the run's base time.
+// be measured from offset sched after the run's base time. It must be
+// called by the goroutine that drives the generator (it reads the
+// request's plan).
 func (t *tracker) requestSent(i int32, sched time.Duration) {
+	var aged, unreturned, goods bool
+	if int(i) < len(t.gen.Requests) {
+		r := &t.gen.Requests[i]
+		aged, unreturned, goods = r.Aged, r.Unreturned, r.Kind != "refund_only"
+	}
 	t.mu.Lock()
 	t.grow(i)
-	t.reqs[i].sched, t.reqs[i].sent = sched, true
+	rec := &t.reqs[i]
+	rec.sched, rec.sent = sched, true
+	rec.aged, rec.unreturned, rec.goods = aged, unreturned, goods
 	t.sentReqs++
+	t.updateDue(rec)
 	t.mu.Unlock()
 }
 
@@ -133,56 +177,154 @@ func (t *tracker) badFailed(i int32) {
 // output handles one message of FR_OUT that arrived at now.
 func (t *tracker) output(subject string, data []byte, now time.Time) {
 	kind := outputKind(subject)
-	var d outDecision
-	var r outRefund
-	var derr, rerr error
-	switch kind {
-	case "decision":
-		derr = api.Unmarshal(data, &d)
-	case "refund":
-		rerr = api.Unmarshal(data, &r)
-	}
+	var o outAny
+	err := api.Unmarshal(data, &o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.outputs[kind]++
 	t.outTotal++
 	t.lastOutput = now
-	switch kind {
-	case "decision":
-		i, ok := t.gen.requestIndex(d.RequestID)
-		if derr != nil || !ok || int(i) >= len(t.reqs) || !t.reqs[i].sent {
-			t.foreignOut++
-			return
-		}
-		rec := &t.reqs[i]
-		rec.decisions++
-		t.decisions[d.Decision]++
-		if rec.decisions > 1 {
-			return
-		}
-		t.decided++
-		rec.decision, rec.reasons, rec.policy, rec.rule = d.Decision, d.Reasons, d.Policy.Name, d.MerchantRule
-		for _, c := range d.Reasons {
-			t.reasons[c]++
-		}
-		t.policies[d.Policy.Name]++
-		lat := max(now.Sub(t.base)-rec.sched, 0)
-		rec.latency = lat
-		us := min(max(lat.Microseconds(), histMinUS), histMaxUS)
-		_ = t.hist.RecordValue(us)
-		_ = t.win.RecordValue(us)
-		_ = t.step.RecordValue(us)
-	case "refund":
-		i, ok := t.gen.requestIndex(r.RequestID)
-		if rerr != nil || !ok {
-			t.foreignOut++
-			return
-		}
-		t.grow(i)
-		rec := &t.reqs[i]
-		rec.refunds++
-		rec.refundFen = max(rec.refundFen, r.AmountFen)
+	if err != nil {
+		t.foreignOut++
+		return
 	}
+	if t.gen.isInvalidID(o.RequestID) {
+		t.invalidN++
+		if len(t.invalidOut) < 5 {
+			t.invalidOut = append(t.invalidOut, kind+" for "+o.RequestID)
+		}
+		return
+	}
+	i, ok := t.gen.requestIndex(o.RequestID)
+	if !ok {
+		t.foreignOut++
+		return
+	}
+	if kind == outDecisionKind {
+		t.decision(i, &o, now)
+		return
+	}
+	t.grow(i)
+	rec := &t.reqs[i]
+	out := outRec{kind: kind, amount: o.AmountFen, trigger: o.Trigger, advance: o.Advance, replace: o.Replace, outcome: o.Outcome,
+		by: o.By, penalty: o.Penalty, policy: t.policyKey(o.Policy)}
+	if kind == outResolutionKind {
+		out.reasons = o.Reasons
+	}
+	rec.outs = append(rec.outs, out)
+	if kind == outRefundKind {
+		rec.refunds++
+		rec.refundFen = max(rec.refundFen, o.AmountFen)
+	}
+	t.updateDue(rec)
+}
+
+// decision records a decision for request i. Called with t.mu held.
+func (t *tracker) decision(i int32, d *outAny, now time.Time) {
+	if int(i) >= len(t.reqs) || !t.reqs[i].sent {
+		t.foreignOut++
+		return
+	}
+	rec := &t.reqs[i]
+	rec.decisions++
+	t.decisions[d.Decision]++
+	if rec.decisions > 1 {
+		return
+	}
+	t.decided++
+	rec.decision, rec.reasons, rec.policy, rec.rule = d.Decision, d.Reasons, d.Policy.Name, d.MerchantRule
+	rec.policyKey = t.policyKey(d.Policy)
+	for _, c := range d.Reasons {
+		t.reasons[c]++
+	}
+	t.policies[d.Policy.Name]++
+	lat := max(now.Sub(t.base)-rec.sched, 0)
+	rec.latency = lat
+	us := min(max(lat.Microseconds(), histMinUS), histMaxUS)
+	_ = t.hist.RecordValue(us)
+	_ = t.win.RecordValue(us)
+	_ = t.step.RecordValue(us)
+	t.updateDue(rec)
+}
+
+// policyKey is an output's policy as one interned string, "" when its name
+// or version is missing. Called with t.mu held.
+func (t *tracker) policyKey(p outPolicy) string {
+	if p.Name == "" || p.Version == "" {
+		return ""
+	}
+	k := p.Name + " " + p.Version
+	if s, ok := t.interned[k]; ok {
+		return s
+	}
+	t.interned[k] = k
+	return k
+}
+
+// updateDue keeps rec's share of t.due: 1 while a deadline that passed
+// before the request was sent has not produced its resolution yet.
+// Called with t.mu held.
+func (t *tracker) updateDue(rec *reqRec) {
+	due := resolutionDue(rec) && !resolutionSeen(rec)
+	switch {
+	case due && !rec.dueCounted:
+		t.due++
+	case !due && rec.dueCounted:
+		t.due--
+	}
+	rec.dueCounted = due
+}
+
+// resolutionDue reports whether the request must get a resolution
+// because a deadline had passed when it was sent: an aged request in
+// review that failed fast-track rules only (the review deadline approves
+// it, or rejects it when the per-order ceiling says so), or an
+// unreturned one, approved at once, that must send goods back (the
+// return deadline closes it). The world never cancels such requests.
+func resolutionDue(rec *reqRec) bool {
+	if rec.decisions == 0 {
+		return false
+	}
+	switch rec.decision {
+	case decisionReview:
+		return rec.aged && !waitsForPerson(rec.reasons)
+	case decisionApproved:
+		return rec.unreturned && rec.goods
+	}
+	return false
+}
+
+// resolutionSeen reports whether the resolution resolutionDue asks for
+// arrived.
+func resolutionSeen(rec *reqRec) bool {
+	for _, o := range rec.outs {
+		if o.kind != outResolutionKind {
+			continue
+		}
+		if (rec.decision == decisionApproved) == (o.outcome == resolutionClosed) {
+			return true
+		}
+	}
+	return false
+}
+
+// failedSafety reports whether a safety rule failed.
+func failedSafety(reasons []string) bool {
+	for _, c := range reasons {
+		switch c {
+		case reasonExposureCap, reasonVelocityCap, reasonTrustFlagged:
+			return true
+		}
+	}
+	return false
+}
+
+// waitsForPerson reports whether a review with these reasons is never
+// resolved by its deadline: a safety rule failed (exposure_cap,
+// velocity_cap, trust_flagged), or merchant_unknown (no return address
+// to approve with; the spec does not say, so the audit asks nothing).
+func waitsForPerson(reasons []string) bool {
+	return failedSafety(reasons) || slices.Contains(reasons, reasonMerchantUnknown)
 }
 
 // outputKind is the <kind> token of fr.out.<kind>.<user>.
@@ -213,11 +355,12 @@ func (t *tracker) deadLetter(data []byte) {
 		t.foreignDLQ++
 		return
 	}
+	t.dlqReasons[d.Reason]++
 	if i, ok := t.bads[string(payload)]; ok {
 		b := &t.badRecs[i]
 		if b.seen == 0 {
 			t.badSeen++
-			b.reason = d.Reason
+			b.reason, b.subject = d.Reason, d.Subject
 		}
 		b.seen++
 		return
@@ -236,14 +379,17 @@ func (t *tracker) deadLetter(data []byte) {
 type counts struct {
 	sentReqs, decided, outTotal, dlqTotal, badSent, badSeen int64
 	failedReqs, failedBads                                  int64
-	lastOutput                                              time.Time
+	// due is the requests still waiting for a resolution that a deadline
+	// passed before they were sent makes due.
+	due        int64
+	lastOutput time.Time
 }
 
 func (t *tracker) snapshot() counts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return counts{sentReqs: t.sentReqs, decided: t.decided, outTotal: t.outTotal, dlqTotal: t.dlqTotal, badSent: t.badSent,
-		badSeen: t.badSeen, lastOutput: t.lastOutput, failedReqs: t.failedReqs, failedBads: t.failedBads}
+		badSeen: t.badSeen, lastOutput: t.lastOutput, failedReqs: t.failedReqs, failedBads: t.failedBads, due: t.due}
 }
 
 // window returns the latency percentiles of the decisions since the last

@@ -16,6 +16,8 @@ const (
 	typePickupDone      = "pickup.done"
 	typeInspection      = "inspection.result"
 	typeMerchantUpdated = "merchant.updated"
+	typeReviewApproved  = "review.approved"
+	typeReviewRejected  = "review.rejected"
 )
 
 // Decision values of fr.out.decision.<user>.
@@ -29,6 +31,43 @@ const (
 const (
 	reasonAmountExceedsPaid = "amount_exceeds_paid"
 	reasonOrderUnknown      = "order_unknown"
+	reasonDuplicateRequest  = "duplicate_request"
+	reasonExposureCap       = "exposure_cap"
+	reasonVelocityCap       = "velocity_cap"
+	reasonTrustFlagged      = "trust_flagged"
+	reasonMerchantUnknown   = "merchant_unknown"
+)
+
+// Dead-letter reasons of the well-formed events that cannot stand (and
+// bad_value, shared with malformed ones).
+const (
+	reasonUnknownOrder   = "unknown_order"
+	reasonUnknownRequest = "unknown_request"
+	reasonFutureTime     = "future_time"
+	reasonBadValue       = "bad_value"
+)
+
+// Output kinds (the <kind> of fr.out.<kind>.<user>) and the values of
+// their fields that the audit reads.
+const (
+	outDecisionKind     = "decision"
+	outRefundKind       = "refund"
+	outPickupKind       = "pickup"
+	outCompensationKind = "compensation"
+	outClawbackKind     = "clawback"
+	outTrustKind        = "trust"
+	outResolutionKind   = "resolution"
+
+	resolutionApproved = "approved"
+	resolutionRejected = "rejected"
+	resolutionClosed   = "closed"
+	byTimeout          = "timeout"
+	outcomeNotReturned = "not_returned"
+
+	triggerPreShipment = "pre_shipment"
+	triggerApproval    = "approval"
+	triggerTracking    = "tracking"
+	triggerInspection  = "inspection"
 )
 
 type evOrderPaid struct {
@@ -85,6 +124,16 @@ type evRequestRef struct {
 	Outcome    string `json:"outcome,omitempty"`
 }
 
+type evReview struct {
+	EventID   string `json:"event_id"`
+	Type      string `json:"type"`
+	At        string `json:"at"`
+	UserID    string `json:"user_id"`
+	RequestID string `json:"request_id"`
+	By        string `json:"by"`
+	Note      string `json:"note,omitempty"`
+}
+
 type evMerchant struct {
 	EventID         string         `json:"event_id"`
 	Type            string         `json:"type"`
@@ -108,24 +157,36 @@ type MerchantRule struct {
 	Categories   []string `json:"categories,omitempty"`
 }
 
-// outDecision is the part of fr.out.decision.<user> that loadgen reads.
-type outDecision struct {
-	RequestID    string   `json:"request_id"`
-	UserID       string   `json:"user_id"`
+// outPolicy is the `policy` of an output: the policy that decided its
+// request.
+type outPolicy struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// outAny is the part of any output about a request (fr.out.<kind>.<user>:
+// decision, refund, pickup, compensation, clawback, trust, resolution)
+// that loadgen reads; each kind fills the fields it has.
+type outAny struct {
+	RequestID string    `json:"request_id"`
+	UserID    string    `json:"user_id"`
+	Policy    outPolicy `json:"policy"`
+	// decision
 	Decision     string   `json:"decision"`
 	Reasons      []string `json:"reasons"`
 	MerchantRule string   `json:"merchant_rule"`
-	Policy       struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"policy"`
-}
-
-// outRefund is the part of fr.out.refund.<user> that loadgen reads.
-type outRefund struct {
-	RefundID  string `json:"refund_id"`
-	RequestID string `json:"request_id"`
+	// refund, compensation, clawback
 	AmountFen int64  `json:"amount_fen"`
+	Trigger   string `json:"trigger"`
+	Advance   bool   `json:"advance"`
+	// pickup
+	Replace bool `json:"replace"`
+	// clawback, trust, resolution
+	Outcome string `json:"outcome"`
+	Penalty int64  `json:"penalty"`
+	// resolution
+	By string `json:"by"`
+	At string `json:"at"`
 }
 
 // outDLQ is the part of fr.dlq.<reason> that loadgen reads.

@@ -35,7 +35,69 @@ type WorldOptions struct {
 	// 1.1 and 50: with 200000 shoppers the hottest makes ~0.35% of the
 	// traffic and the top 1% about half of it.
 	ZipfS, ZipfV float64
+
+	// The after-sales lifecycle (shared/domain.md, Money safety, After
+	// review, Input that cannot stand). For each fraction below 0 means
+	// its documented default and a negative value turns the behaviour
+	// off.
+
+	// Classic turns every lifecycle behaviour below off at once: the
+	// world and its event sequence for a seed are then those of before
+	// the lifecycle was added, to bisect a failure.
+	Classic bool
+	// AnswerFraction is the share of requests that a merchant or a
+	// platform reviewer answers (review.approved or review.rejected,
+	// sometimes with a note), whatever their decision turns out to be: an
+	// answer to a request in review resolves it, one to a request that
+	// was approved or rejected must change nothing. 0 means 0.25.
+	AnswerFraction float64
+	// DuplicateAnswerFraction is the share of answered requests that get
+	// a second answer (only the first counts). 0 means 0.1.
+	DuplicateAnswerFraction float64
+	// AgedFraction is the share of requests dated, with their order,
+	// more than the 72-hour review deadline back (3 days plus 1 to 5
+	// hours), so that a request in review is resolved by timeout in a
+	// short run; their answers, if any, come after the deadline (late).
+	// 0 means 0.03.
+	AgedFraction float64
+	// UnreturnedFraction is the share of requests whose goods never come
+	// back (return_refund or exchange, no tracking, pickup.done nor
+	// inspection), dated with their order more than the 7-day return
+	// deadline back (7 days plus 1 to 5 hours), so that an approved one
+	// is closed in a short run. 0 means 0.02.
+	UnreturnedFraction float64
+	// RepeatFraction is the share of requests followed, once they are
+	// over, by a second request on the same order: half of them for the
+	// whole paid amount (past the per-order ceiling once the first was
+	// refunded), half split 60% then 40% (fits). 0 means 0.04.
+	RepeatFraction float64
+	// SplurgeFraction is the share of new activities that are a splurge:
+	// a shopper with 3 stars or more buys three orders of 170000 to
+	// 250000 fen and asks to return all three before sending any back,
+	// so that promised advances reach the 500000-fen exposure cap.
+	// 0 means 0.002.
+	SplurgeFraction float64
+	// InvalidFraction is the share of events that are well formed but
+	// cannot stand, on a real shopper's subject: an order.shipped or
+	// order.delivered for an order the shopper does not have
+	// (unknown_order), a follow-up or review answer for a request the
+	// shopper does not have (unknown_request), an event dated an hour
+	// ahead (future_time) and a return.requested with amount_fen 0
+	// (bad_value). Each is followed by a new order of the same shopper,
+	// with a request, that must be decided. 0 means 0.002.
+	InvalidFraction float64
 }
+
+// Defaults of the lifecycle fractions of [WorldOptions].
+const (
+	DefaultAnswerFraction          = 0.25
+	DefaultDuplicateAnswerFraction = 0.1
+	DefaultAgedFraction            = 0.03
+	DefaultUnreturnedFraction      = 0.02
+	DefaultRepeatFraction          = 0.04
+	DefaultSplurgeFraction         = 0.002
+	DefaultInvalidFraction         = 0.002
+)
 
 func (o WorldOptions) withDefaults() WorldOptions {
 	if o.RunID == "" {
@@ -56,6 +118,20 @@ func (o WorldOptions) withDefaults() WorldOptions {
 	if o.ZipfV == 0 {
 		o.ZipfV = 50
 	}
+	for _, f := range []struct {
+		v   *float64
+		def float64
+	}{{&o.AnswerFraction, DefaultAnswerFraction}, {&o.DuplicateAnswerFraction, DefaultDuplicateAnswerFraction},
+		{&o.AgedFraction, DefaultAgedFraction}, {&o.UnreturnedFraction, DefaultUnreturnedFraction},
+		{&o.RepeatFraction, DefaultRepeatFraction}, {&o.SplurgeFraction, DefaultSplurgeFraction},
+		{&o.InvalidFraction, DefaultInvalidFraction}} {
+		switch {
+		case o.Classic || *f.v < 0:
+			*f.v = -1
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
 	return o
 }
 
@@ -74,6 +150,16 @@ func (o WorldOptions) validate() error {
 	}
 	if o.ZipfS <= 1 || o.ZipfV < 1 {
 		return fmt.Errorf("loadgen: zipf s %v must be > 1 and v %v >= 1", o.ZipfS, o.ZipfV)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"answer", o.AnswerFraction}, {"duplicate answer", o.DuplicateAnswerFraction}, {"aged", o.AgedFraction},
+		{"unreturned", o.UnreturnedFraction}, {"repeat", o.RepeatFraction}, {"splurge", o.SplurgeFraction},
+		{"invalid", o.InvalidFraction}} {
+		if f.v > 1 {
+			return fmt.Errorf("loadgen: %s fraction %v above 1", f.name, f.v)
+		}
 	}
 	return nil
 }
@@ -125,8 +211,13 @@ type Order struct {
 	City     string
 	// Shift is added to the event times of the order's own events
 	// (paid, shipped, delivered): negative for a stale order whose goods
-	// were signed for long before the request (outside the 7-day window).
+	// were signed for long before the request (outside the 7-day window),
+	// and for the order of an aged or unreturned request (dated back
+	// with it, so that its window still holds).
 	Shift time.Duration
+	// shipped is the position (Event.N+1) of the order.shipped sent, 0
+	// until then.
+	shipped int64
 }
 
 // Request is one after-sales request of the world.
@@ -149,16 +240,59 @@ type Request struct {
 	Stale, Early bool
 	// Cancelled says a return.cancelled follows.
 	Cancelled bool
+	// Shift is added to the event time of the return.requested (its
+	// follow-ups are dated when they are sent): the order's Shift for an
+	// aged or unreturned request, else 0.
+	Shift time.Duration
+	// Aged says the request is dated past the review deadline (Shift
+	// about -3 days); Unreturned that its goods never come back (Shift
+	// about -7 days, no tracking, pickup.done nor inspection).
+	Aged, Unreturned bool
+	// Splurge says the request is one of a splurge's three; Second that
+	// it is the second request on its order, sent once the first is
+	// over; Repeat that a second request follows this one.
+	Splurge, Second, Repeat bool
+	// repeatFen is the amount of the second request (0: the paid amount).
+	repeatFen int64
+	// hist is what the world has sent about the request.
+	hist reqHist
 }
 
-// Bad is one malformed event and the dead-letter reason it must get.
+// reqHist records what the world sent about one request, for the audit.
+// Positions are Event.N+1, so that 0 means "not sent".
+type reqHist struct {
+	sent, cancel, back, inspect int64
+	outcome                     string // the inspection's
+	answers                     []answer
+}
+
+// answer is one review answer sent.
+type answer struct {
+	pos     int64 // Event.N+1
+	approve bool
+	by      string
+}
+
+// Bad is one event that must be dead-lettered, and the reason it must
+// get: a malformed one (on a subject of a user who does not exist), or a
+// well-formed one that cannot stand (on a real shopper's subject).
 type Bad struct {
 	// Reason is the contract's DLQ reason the event must get.
 	Reason string
-	// Subject is where it is published.
+	// Subject is where it is published; a dead letter names it.
 	Subject string
 	// Payload is the exact bytes sent, set when the event is encoded.
 	Payload []byte
+	// Type is the event type a well-formed bad event carries; empty for
+	// a malformed one.
+	Type string
+	// Shopper and Order index the generator's slices for a well-formed
+	// bad event (Order -1 when it names none of the shopper's orders).
+	Shopper, Order int32
+	// Follow is the order planned right after a well-formed bad event
+	// for the same shopper (with a request that must be decided), -1
+	// for none.
+	Follow int32
 }
 
 // Event is one inbound message the generator plans. Its payload is made by
@@ -179,6 +313,8 @@ type Event struct {
 	Shopper, Order, Request, Bad int32
 	// Outcome is an inspection.result's outcome.
 	Outcome string
+	// By is a review answer's `by` (merchant or platform).
+	By string
 	// Shift is added to the event's send time to get its `at`.
 	Shift time.Duration
 }
@@ -205,6 +341,8 @@ type Generator struct {
 	seq      uint64
 	n        int64
 	ghosts   int
+	// lastOrder is each shopper's latest order, -1 for none.
+	lastOrder []int32
 }
 
 var (
@@ -238,6 +376,29 @@ const (
 	staleShift     = -10 * 24 * time.Hour
 )
 
+// The lifecycle's shapes.
+const (
+	// agedShift and unreturnedShift date a request back past the review
+	// deadline (72 h) and the return deadline (7 days); each gets up to
+	// shiftJitterMinutes more.
+	agedShift          = -(72*time.Hour + time.Hour)
+	unreturnedShift    = -(7*24*time.Hour + time.Hour)
+	shiftJitterMinutes = 240
+	// futureShift dates a future_time event ahead of its send time, far
+	// past the daemon's default --max-future (5 minutes).
+	futureShift = time.Hour
+	// splurgeOrders orders of splurgeMinFen to splurgeMinFen+
+	// splurgeSpanFen each: two fit under the 500000-fen exposure cap,
+	// three do not.
+	splurgeOrders  = 3
+	splurgeMinFen  = 170000
+	splurgeSpanFen = 80000
+	// answerApproveShare of review answers approve; answerMerchantShare
+	// come from the merchant (the rest from a platform reviewer).
+	answerApproveShare  = 0.75
+	answerMerchantShare = 0.7
+)
+
 // NewGenerator builds the shoppers and merchants of a world; events come
 // from [Generator.Next].
 func NewGenerator(o WorldOptions) (*Generator, error) {
@@ -257,6 +418,10 @@ func NewGenerator(o WorldOptions) (*Generator, error) {
 	}
 	rng.Shuffle(len(g.rank), func(i, j int) { g.rank[i], g.rank[j] = g.rank[j], g.rank[i] })
 	g.credited = make([]bool, o.Shoppers)
+	g.lastOrder = make([]int32, o.Shoppers)
+	for i := range g.lastOrder {
+		g.lastOrder[i] = -1
+	}
 	g.zipf = rand.NewZipf(rng, o.ZipfS, o.ZipfV, uint64(o.Shoppers-1))
 	g.Merchants = make([]Merchant, o.Merchants)
 	for i := range g.Merchants {
@@ -304,6 +469,12 @@ func (g *Generator) newMerchant(i int) Merchant {
 	return m
 }
 
+// validOnly stops the generator planning events that must be
+// dead-lettered (malformed or invalid), for a throughput run.
+func (g *Generator) validOnly() {
+	g.opts.BadFraction, g.opts.InvalidFraction = 0, -1
+}
+
 // Options returns the options the world was built with, defaults filled in.
 func (g *Generator) Options() WorldOptions { return g.opts }
 
@@ -326,6 +497,18 @@ func (g *Generator) OrderID(i int32) string {
 
 // RequestID is the request_id of request i.
 func (g *Generator) RequestID(i int32) string { return "r" + g.opts.RunID + "-" + strconv.Itoa(int(i)) }
+
+// InvalidID is the order or request id that the well-formed bad event at
+// position n names: an id of the "q" namespace, which no shopper has.
+func (g *Generator) InvalidID(n int64) string {
+	return "q" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
+}
+
+// isInvalidID reports whether id was made by InvalidID.
+func (g *Generator) isInvalidID(id string) bool {
+	p := "q" + g.opts.RunID + "-"
+	return len(id) > len(p) && id[:len(p)] == p
+}
 
 // requestIndex parses a request id made by RequestID; ok is false for ids
 // of other runs or publishers.
@@ -377,6 +560,7 @@ const (
 	planTracking
 	planPickup
 	planInspection
+	planAnswer
 )
 
 type plan struct {
@@ -385,7 +569,11 @@ type plan struct {
 	kind    planKind
 	order   int32
 	request int32
-	outcome string
+	outcome string // inspection outcome, or "approved"/"rejected" for an answer
+	by      string // an answer's by
+	// planPaid: force gives the order a request; fixed says its other
+	// events are planned already (a splurge's).
+	force, fixed bool
 	// fields of a request not yet sent
 	req *Request
 }
@@ -416,11 +604,26 @@ func (g *Generator) push(p plan) {
 
 func (g *Generator) after(lo, hi int) int64 { return g.n + int64(lo+g.rng.IntN(hi-lo+1)) }
 
+// chance draws true with probability p; a p of 0 or less (a behaviour
+// turned off) draws nothing, so that a classic world's sequence does not
+// depend on the lifecycle's knobs.
+func (g *Generator) chance(p float64) bool { return p > 0 && g.rng.Float64() < p }
+
+// jitter is 0 to shiftJitterMinutes minutes.
+func (g *Generator) jitter() time.Duration {
+	return time.Duration(g.rng.IntN(shiftJitterMinutes+1)) * time.Minute
+}
+
 // Next plans the next event of the sequence. It never runs out.
 func (g *Generator) Next() Event {
 	defer func() { g.n++ }()
 	if g.opts.BadFraction > 0 && g.rng.Float64() < g.opts.BadFraction {
 		return g.nextBad()
+	}
+	if g.chance(g.opts.InvalidFraction) {
+		if e, ok := g.nextInvalid(); ok {
+			return e
+		}
 	}
 	if len(g.pending) > 0 && g.pending[0].due <= g.n {
 		return g.fromPlan(heap.Pop(&g.pending).(plan))
@@ -441,6 +644,11 @@ func (g *Generator) newActivity() Event {
 			g.ghosts++
 			r := g.newRequest(-int32(g.ghosts), s)
 			return g.emitRequest(r)
+		}
+	}
+	if g.chance(g.opts.SplurgeFraction) {
+		if e, ok := g.splurge(); ok {
+			return e
 		}
 	}
 	s := g.rank[g.zipf.Uint64()]
@@ -470,8 +678,58 @@ func (g *Generator) newOrder(s int32) int32 {
 		}
 	}
 	o.PaidFen = min(max(int64(math.Exp(mu+0.9*g.rng.NormFloat64())), 100), 5_000_000)
+	return g.addOrder(o)
+}
+
+func (g *Generator) addOrder(o Order) int32 {
 	g.Orders = append(g.Orders, o)
-	return int32(len(g.Orders) - 1)
+	i := int32(len(g.Orders) - 1)
+	g.lastOrder[o.Shopper] = i
+	return i
+}
+
+// splurge plans a good shopper's three large orders, delivered, then
+// three return requests in a row before any goods go back: promised
+// advances that reach the exposure cap. It returns the splurge's first
+// event, or false when the drawn shopper or merchant does not fit.
+func (g *Generator) splurge() (Event, bool) {
+	s := int32(g.rng.IntN(len(g.Shoppers)))
+	if g.Shoppers[s].Stars < 3 {
+		return Event{}, false
+	}
+	m := int32(-1)
+	for range 10 {
+		if c := int32(g.rng.IntN(len(g.Merchants))); len(g.Merchants[c].ReturnAddresses) > 0 {
+			m = c
+			break
+		}
+	}
+	if m < 0 {
+		return Event{}, false
+	}
+	var first Event
+	start := g.n
+	if !g.credited[s] {
+		g.credited[s] = true
+		first = g.base(typeCreditUpdated, "credit", s)
+		start++
+	}
+	for j := range int64(splurgeOrders) {
+		o := g.addOrder(Order{Shopper: s, Merchant: m, Category: "electronics", Size: "small",
+			PaidFen: splurgeMinFen + g.rng.Int64N(splurgeSpanFen+1), SevenDay: true, Insured: g.rng.IntN(2) == 0,
+			City: g.Shoppers[s].City})
+		if j == 0 && start == g.n {
+			first = g.fromPlan(plan{kind: planPaid, order: o, fixed: true})
+		} else {
+			g.push(plan{due: start + j, kind: planPaid, order: o, fixed: true})
+		}
+		g.push(plan{due: start + splurgeOrders + j, kind: planShipped, order: o})
+		g.push(plan{due: start + 2*splurgeOrders + j, kind: planDelivered, order: o})
+		g.push(plan{due: start + 3*splurgeOrders + 1 + 2*j, kind: planRequest, order: o,
+			req: &Request{Order: o, Shopper: s, Kind: "return_refund", Reason: "no_reason", Stars: g.Shoppers[s].Stars,
+				Splurge: true}})
+	}
+	return first, true
 }
 
 func (g *Generator) newRequest(order int32, s int32) *Request {
@@ -497,14 +755,25 @@ func (g *Generator) fromPlan(p plan) Event {
 		o := &g.Orders[p.order]
 		e := g.base(typeOrderPaid, "order", o.Shopper)
 		e.Order = p.order
-		ret := g.rng.Float64() < g.opts.ReturnFraction
-		var stale, early bool
+		if p.fixed {
+			return e
+		}
+		ret := g.rng.Float64() < g.opts.ReturnFraction || p.force
+		var stale, early, aged, unreturned bool
 		if ret {
 			u := g.rng.Float64()
 			stale, early = u < staleShare, u >= staleShare && u < staleShare+earlyShare
 		}
 		if stale {
 			o.Shift = staleShift
+		}
+		if ret && !stale && !early {
+			switch {
+			case g.chance(g.opts.AgedFraction):
+				aged, o.Shift = true, agedShift-g.jitter()
+			case g.chance(g.opts.UnreturnedFraction):
+				unreturned, o.Shift = true, unreturnedShift-g.jitter()
+			}
 		}
 		e.Shift = o.Shift
 		ship := g.after(5, 40)
@@ -513,6 +782,23 @@ func (g *Generator) fromPlan(p plan) Event {
 		if ret {
 			r := g.newRequest(p.order, o.Shopper)
 			r.Stale, r.Early = stale, early
+			if aged || unreturned {
+				r.Aged, r.Unreturned, r.Shift, r.Cancelled = true, unreturned, o.Shift, false
+			}
+			if unreturned && r.Kind == "refund_only" {
+				// Goods that could come back and do not.
+				r.Kind = "return_refund"
+				if g.rng.IntN(4) == 0 {
+					r.Kind = "exchange"
+				}
+			}
+			if !r.Aged && !stale && !early && g.chance(g.opts.RepeatFraction) {
+				r.Repeat, r.Cancelled = true, false
+				if g.rng.IntN(2) == 0 && o.PaidFen >= 2 {
+					r.AmountFen = max(o.PaidFen*6/10, 1)
+					r.repeatFen = o.PaidFen - r.AmountFen
+				}
+			}
 			due := deliver + int64(5+g.rng.IntN(56))
 			if early {
 				due = ship + 1 + int64(g.rng.IntN(4))
@@ -523,10 +809,12 @@ func (g *Generator) fromPlan(p plan) Event {
 		g.push(plan{due: deliver, kind: planDelivered, order: p.order})
 		return e
 	case planShipped, planDelivered:
-		o := g.Orders[p.order]
+		o := &g.Orders[p.order]
 		typ := typeOrderShipped
 		if p.kind == planDelivered {
 			typ = typeOrderDelivered
+		} else {
+			o.shipped = g.n + 1
 		}
 		e := g.base(typ, "order", o.Shopper)
 		e.Order, e.Shift = p.order, o.Shift
@@ -534,18 +822,34 @@ func (g *Generator) fromPlan(p plan) Event {
 	case planRequest:
 		return g.emitRequest(p.req)
 	default:
-		r := g.Requests[p.request]
+		r := &g.Requests[p.request]
+		h := &r.hist
 		var e Event
 		switch p.kind {
 		case planCancel:
 			e = g.base(typeReturnCancelled, "return", r.Shopper)
-		case planTracking:
-			e = g.base(typeTracking, "logistics", r.Shopper)
-		case planPickup:
-			e = g.base(typePickupDone, "logistics", r.Shopper)
+			h.cancel = g.n + 1
+		case planTracking, planPickup:
+			if p.kind == planTracking {
+				e = g.base(typeTracking, "logistics", r.Shopper)
+			} else {
+				e = g.base(typePickupDone, "logistics", r.Shopper)
+			}
+			if h.back == 0 {
+				h.back = g.n + 1
+			}
+		case planAnswer:
+			typ := typeReviewRejected
+			if p.outcome == decisionApproved {
+				typ = typeReviewApproved
+			}
+			e = g.base(typ, "review", r.Shopper)
+			e.By = p.by
+			h.answers = append(h.answers, answer{pos: g.n + 1, approve: p.outcome == decisionApproved, by: p.by})
 		default:
 			e = g.base(typeInspection, "inspection", r.Shopper)
 			e.Outcome = p.outcome
+			h.inspect, h.outcome = g.n+1, p.outcome
 		}
 		e.Request, e.Order = p.request, r.Order
 		return e
@@ -553,14 +857,17 @@ func (g *Generator) fromPlan(p plan) Event {
 }
 
 func (g *Generator) emitRequest(r *Request) Event {
+	r.hist = reqHist{sent: g.n + 1}
 	g.Requests = append(g.Requests, *r)
 	idx := int32(len(g.Requests) - 1)
 	e := g.base(typeReturnRequested, "return", r.Shopper)
-	e.Request, e.Order = idx, r.Order
+	e.Request, e.Order, e.Shift = idx, r.Order, r.Shift
+	end := g.n // when the request is over, as far as the world goes
 	switch {
 	case r.Cancelled:
-		g.push(plan{due: g.after(3, 20), kind: planCancel, request: idx})
-	case r.Kind != "refund_only" && r.Order >= 0:
+		end = g.after(3, 20)
+		g.push(plan{due: end, kind: planCancel, request: idx})
+	case r.Kind != "refund_only" && r.Order >= 0 && !r.Unreturned:
 		back := g.after(5, 40)
 		if r.Pickup {
 			g.push(plan{due: back, kind: planPickup, request: idx})
@@ -568,16 +875,44 @@ func (g *Generator) emitRequest(r *Request) Event {
 		if !r.Pickup || g.rng.IntN(2) == 0 {
 			g.push(plan{due: back + 1, kind: planTracking, request: idx})
 		}
-		g.push(plan{due: back + int64(20+g.rng.IntN(41)), kind: planInspection, request: idx,
-			outcome: outcomes[pick(g.rng, outcomeWeights)]})
+		end = back + int64(20+g.rng.IntN(41))
+		g.push(plan{due: end, kind: planInspection, request: idx, outcome: outcomes[pick(g.rng, outcomeWeights)]})
+	}
+	if g.chance(g.opts.AnswerFraction) {
+		due := g.after(2, 12)
+		g.push(g.answerPlan(due, idx))
+		if g.chance(g.opts.DuplicateAnswerFraction) {
+			g.push(g.answerPlan(due+int64(1+g.rng.IntN(10)), idx))
+		}
+		end = max(end, due)
+	}
+	if r.Repeat {
+		second := &Request{Order: r.Order, Shopper: r.Shopper, Kind: "return_refund", Reason: r.Reason, Stars: r.Stars,
+			AmountFen: r.repeatFen, Second: true}
+		if g.rng.IntN(10) < 3 {
+			second.Kind = "refund_only"
+		}
+		g.push(plan{due: end + int64(3+g.rng.IntN(8)), kind: planRequest, order: r.Order, req: second})
 	}
 	return e
+}
+
+// answerPlan plans a review answer to request idx.
+func (g *Generator) answerPlan(due int64, idx int32) plan {
+	p := plan{due: due, kind: planAnswer, request: idx, outcome: decisionRejected, by: "platform"}
+	if g.rng.Float64() < answerApproveShare {
+		p.outcome = decisionApproved
+	}
+	if g.rng.Float64() < answerMerchantShare {
+		p.by = "merchant"
+	}
+	return p
 }
 
 var badReasons = []string{"bad_json", "missing_field", "bad_value", "unknown_type", "subject_mismatch"}
 
 func (g *Generator) nextBad() Event {
-	b := Bad{Reason: badReasons[g.rng.IntN(len(badReasons))]}
+	b := Bad{Reason: badReasons[g.rng.IntN(len(badReasons))], Shopper: -1, Order: -1, Follow: -1}
 	user := "x" + g.opts.RunID + "-" + strconv.FormatInt(g.n, 10)
 	switch b.Reason {
 	case "bad_value", "subject_mismatch":
@@ -588,6 +923,46 @@ func (g *Generator) nextBad() Event {
 	g.Bads = append(g.Bads, b)
 	return Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: -1, Order: -1, Request: -1,
 		Bad: int32(len(g.Bads) - 1)}
+}
+
+// invalidKinds are the well-formed events that cannot stand, with the
+// subject kind they are sent on and their dead-letter reason.
+var invalidKinds = []struct{ typ, subject, reason string }{
+	{typeOrderShipped, "order", reasonUnknownOrder},
+	{typeOrderDelivered, "order", reasonUnknownOrder},
+	{typeReturnCancelled, "return", reasonUnknownRequest},
+	{typeTracking, "logistics", reasonUnknownRequest},
+	{typePickupDone, "logistics", reasonUnknownRequest},
+	{typeInspection, "inspection", reasonUnknownRequest},
+	{typeReviewApproved, "review", reasonUnknownRequest},
+	{typeReviewRejected, "review", reasonUnknownRequest},
+	{typeCreditUpdated, "credit", reasonFutureTime},
+	{typeCreditUpdated, "credit", reasonFutureTime},
+	{typeReturnRequested, "return", reasonBadValue},
+	{typeReturnRequested, "return", reasonBadValue},
+}
+
+// nextInvalid plans a well-formed event that cannot stand, on a known
+// shopper's subject, and a new order of the same shopper right after it.
+func (g *Generator) nextInvalid() (Event, bool) {
+	s := g.rank[g.zipf.Uint64()]
+	if !g.credited[s] {
+		return Event{}, false
+	}
+	k := invalidKinds[g.rng.IntN(len(invalidKinds))]
+	b := Bad{Reason: k.reason, Subject: "fr.in." + k.subject + "." + g.ShopperID(s), Type: k.typ, Shopper: s, Order: -1}
+	if k.typ == typeReturnRequested {
+		b.Order = g.lastOrder[s]
+	}
+	b.Follow = g.newOrder(s)
+	g.push(plan{due: g.n + 1, kind: planPaid, order: b.Follow, force: true})
+	g.Bads = append(g.Bads, b)
+	e := Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: s, Order: -1, Request: -1,
+		Bad: int32(len(g.Bads) - 1)}
+	if k.reason == reasonFutureTime {
+		e.Shift = futureShift
+	}
+	return e, true
 }
 
 // pick draws an index with the given weights (which sum to about 1).

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"slices"
 	"testing"
@@ -85,8 +87,22 @@ func TestGeneratorDistributions(t *testing.T) {
 	}
 	paid := types[typeOrderPaid]
 	// Requests are planned at order.paid; the last few hundred orders'
-	// requests are still pending when the sequence is cut.
-	reqShare := float64(types[typeReturnRequested]) / float64(paid)
+	// requests are still pending when the sequence is cut. Second
+	// requests, splurges and the orders that follow an invalid event are
+	// extra.
+	follow := map[int32]bool{}
+	for _, b := range g.Bads {
+		if b.Follow >= 0 {
+			follow[b.Follow] = true
+		}
+	}
+	plain := 0
+	for _, r := range g.Requests {
+		if !r.Second && !r.Splurge && (r.Order < 0 || !follow[r.Order]) {
+			plain++
+		}
+	}
+	reqShare := float64(plain) / float64(paid)
 	if math.Abs(reqShare-0.06) > 0.01 {
 		t.Errorf("seed %d: requests per order %.4f, want 0.06±0.01", seed, reqShare)
 	}
@@ -119,10 +135,17 @@ func TestGeneratorDistributions(t *testing.T) {
 	kinds := map[string]int{}
 	reasonsSeen := map[string]int{}
 	for _, r := range g.Requests {
+		if r.Second || r.Splurge || r.Unreturned {
+			continue // shaped on purpose
+		}
 		kinds[r.Kind]++
 		reasonsSeen[r.Reason]++
 	}
-	n := float64(len(g.Requests))
+	var shaped int
+	for _, c := range kinds {
+		shaped += c
+	}
+	n := float64(shaped)
 	if got := float64(kinds["return_refund"]) / n; math.Abs(got-0.75) > 0.04 {
 		t.Errorf("seed %d: return_refund share %.3f, want 0.75±0.04", seed, got)
 	}
@@ -219,5 +242,303 @@ func TestScheduleShapes(t *testing.T) {
 	st := Step{Start: 100, Increment: 100, StepDuration: time.Second, MaxSteps: 3}
 	if n, _ := count(st); n < 599 || n > 601 {
 		t.Errorf("step 100,200,300 for 1s each: %d events", n)
+	}
+}
+
+// worldHash digests the first n events of a world, encoded at fixedAt +
+// i ms.
+func worldHash(t *testing.T, o WorldOptions, n int) string {
+	t.Helper()
+	g, err := NewGenerator(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for i := range n {
+		e := g.Next()
+		p, err := g.Encode(e, fixedAt.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatalf("seed %d: encode event %d: %v", o.Seed, i, err)
+		}
+		h.Write([]byte(e.Subject))
+		h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// A classic world is, byte for byte, the world of before the lifecycle
+// (digests taken from that code), so a failure can be bisected by
+// turning the lifecycle off.
+func TestClassicWorldUnchanged(t *testing.T) {
+	want := map[uint64]string{
+		1:  "6052045f34f4e62e127d74d3cb96ff376eefc64a30b045b270a6e1c06ac2e300",
+		42: "7de53280777319f3976942850043af1404842b13c9778ac131707ca36fbdbcae",
+	}
+	for seed, w := range want {
+		o := WorldOptions{Seed: seed, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2, Classic: true}
+		if got := worldHash(t, o, 50000); got != w {
+			t.Errorf("seed %d: classic world digest %s, want %s (the world before the lifecycle)", seed, got, w)
+		}
+		o.Classic = false
+		if got := worldHash(t, o, 50000); got == w {
+			t.Errorf("seed %d: the lifecycle world equals the classic one", seed)
+		}
+	}
+	// Each behaviour turned off on its own also draws nothing.
+	o := WorldOptions{Seed: 1, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2,
+		AnswerFraction: -1, DuplicateAnswerFraction: -1, AgedFraction: -1, UnreturnedFraction: -1, RepeatFraction: -1,
+		SplurgeFraction: -1, InvalidFraction: -1}
+	if got := worldHash(t, o, 50000); got != want[1] {
+		t.Errorf("seed 1: every lifecycle fraction negative: digest %s, want the classic %s", got, want[1])
+	}
+}
+
+// parseAt reads an encoded event's `at`.
+func parseAt(t *testing.T, payload []byte) time.Time {
+	t.Helper()
+	var v struct {
+		At string `json:"at"`
+	}
+	if err := api.Unmarshal(payload, &v); err != nil {
+		t.Fatalf("%v: %s", err, payload)
+	}
+	at, err := time.Parse(time.RFC3339Nano, v.At)
+	if err != nil {
+		t.Fatalf("%v: %s", err, payload)
+	}
+	return at
+}
+
+// The lifecycle's shapes appear in the shares asked for, and follow the
+// world's own rules: unreturned goods never come back, splurges ask for
+// all three returns before sending any back, second requests come after
+// the first is over, every event that cannot stand is followed by a new
+// order of the same shopper.
+func TestGeneratorLifecycle(t *testing.T) {
+	const seed = 9
+	o := WorldOptions{Seed: seed, RunID: "t", Shoppers: 20000, Merchants: 300}
+	g, evs, _ := genEvents(t, o, 300000, 0)
+	types := map[string]int{}
+	reasonsSent := map[string]int{}
+	for _, e := range evs {
+		types[e.Type]++
+		if e.Bad >= 0 {
+			reasonsSent[g.Bads[e.Bad].Reason]++
+			if b := g.Bads[e.Bad]; b.Follow >= 0 && b.Shopper != g.Orders[b.Follow].Shopper {
+				t.Fatalf("seed %d: %s followed by an order of another shopper", seed, b.Subject)
+			}
+		}
+	}
+	for _, r := range []string{reasonUnknownOrder, reasonUnknownRequest, reasonFutureTime, reasonBadValue} {
+		if reasonsSent[r] == 0 {
+			t.Errorf("seed %d: no event that must be dead-lettered %s in %d", seed, r, len(evs))
+		}
+	}
+	if got := float64(reasonsSent[reasonUnknownOrder]+reasonsSent[reasonUnknownRequest]+reasonsSent[reasonFutureTime]+
+		reasonsSent[reasonBadValue]) / float64(len(evs)); got < 0.001 || got > 0.003 {
+		t.Errorf("seed %d: share of events that cannot stand %.4f, want about %v", seed, got, DefaultInvalidFraction)
+	}
+	var aged, unreturned, answered, dup, second, splurge, late int
+	for i := range g.Requests {
+		r := &g.Requests[i]
+		h := &r.hist
+		if h.sent == 0 {
+			t.Fatalf("seed %d: request %d has no position", seed, i)
+		}
+		if r.Aged {
+			aged++
+		}
+		if r.Unreturned {
+			unreturned++
+			if r.Kind == "refund_only" || h.back != 0 || h.inspect != 0 || h.cancel != 0 {
+				t.Fatalf("seed %d: unreturned request %d: kind %s, back %d, inspection %d, cancel %d", seed, i, r.Kind, h.back, h.inspect, h.cancel)
+			}
+			if r.Shift > unreturnedShift {
+				t.Fatalf("seed %d: unreturned request %d dated only %v back", seed, i, -r.Shift)
+			}
+		} else if r.Aged && r.Shift > agedShift {
+			t.Fatalf("seed %d: aged request %d dated only %v back", seed, i, -r.Shift)
+		}
+		if len(h.answers) > 0 {
+			answered++
+			if r.Aged {
+				late++
+			}
+			if h.answers[0].pos <= h.sent {
+				t.Fatalf("seed %d: request %d answered before it was sent", seed, i)
+			}
+		}
+		if len(h.answers) > 1 {
+			dup++
+		}
+		if r.Second {
+			second++
+		}
+		if r.Splurge {
+			splurge++
+		}
+	}
+	n := float64(len(g.Requests))
+	for _, c := range []struct {
+		name     string
+		got      int
+		want     float64
+		min, max float64
+	}{
+		{"answered", answered, DefaultAnswerFraction, 0.2, 0.3},
+		{"aged", aged, DefaultAgedFraction + DefaultUnreturnedFraction, 0.035, 0.065},
+		{"unreturned", unreturned, DefaultUnreturnedFraction, 0.012, 0.028},
+		{"second", second, DefaultRepeatFraction, 0.025, 0.055},
+	} {
+		if share := float64(c.got) / n; share < c.min || share > c.max {
+			t.Errorf("seed %d: %s share %.4f of %d requests, want about %v", seed, c.name, share, len(g.Requests), c.want)
+		}
+	}
+	if dup == 0 || late == 0 || splurge < 3*10 {
+		t.Errorf("seed %d: %d duplicate answers, %d late answers, %d splurge requests: too few", seed, dup, late, splurge)
+	}
+
+	// Splurges: three orders of one shopper, each alone under the cap,
+	// all three over it, the three requests before any goods go back.
+	byShopper := map[int32][]int{}
+	for i := range g.Requests {
+		if g.Requests[i].Splurge {
+			byShopper[g.Requests[i].Shopper] = append(byShopper[g.Requests[i].Shopper], i)
+		}
+	}
+	for s, rs := range byShopper {
+		if len(rs)%splurgeOrders != 0 {
+			continue // a shopper may splurge twice; a cut sequence may end inside one
+		}
+		for k := 0; k+splurgeOrders <= len(rs); k += splurgeOrders {
+			var total int64
+			lastSent, firstBack := int64(0), int64(math.MaxInt64)
+			for _, i := range rs[k : k+splurgeOrders] {
+				r := &g.Requests[i]
+				total += g.Orders[r.Order].PaidFen
+				lastSent = max(lastSent, r.hist.sent)
+				if r.hist.back != 0 {
+					firstBack = min(firstBack, r.hist.back)
+				}
+				if g.Orders[r.Order].PaidFen > presetExposureCapFen/2 {
+					t.Fatalf("seed %d: splurge order of %d fen: two would not fit under the cap", seed, g.Orders[r.Order].PaidFen)
+				}
+			}
+			if total <= presetExposureCapFen || firstBack < lastSent {
+				t.Fatalf("seed %d: shopper %d splurge: total %d, last request at %d, first goods back at %d", seed, s, total, lastSent, firstBack)
+			}
+		}
+	}
+
+	// Second requests come after the first is over; a split fits.
+	first := map[int32]int{}
+	for i := range g.Requests {
+		r := &g.Requests[i]
+		if r.Repeat {
+			first[r.Order] = i
+		}
+		if !r.Second {
+			continue
+		}
+		f, ok := first[r.Order]
+		if !ok {
+			t.Fatalf("seed %d: second request %d before its first", seed, i)
+		}
+		fr := &g.Requests[f]
+		if over := max(fr.hist.sent, fr.hist.inspect); r.hist.sent <= over {
+			t.Fatalf("seed %d: second request %d at %d, first over at %d", seed, i, r.hist.sent, over)
+		}
+		if r.AmountFen != 0 && r.AmountFen+fr.AmountFen != g.Orders[r.Order].PaidFen {
+			t.Fatalf("seed %d: split %d + %d of paid %d", seed, fr.AmountFen, r.AmountFen, g.Orders[r.Order].PaidFen)
+		}
+	}
+}
+
+// Event times: no valid event is dated after its send time (the daemon's
+// --max-future), every future_time event is dated more than 5 minutes
+// after it; a request is within the 7-day window of its order's sign-off
+// unless planned stale; aged and unreturned requests are dated past the
+// review and return deadlines; everything else is dated at its send.
+func TestGeneratorDates(t *testing.T) {
+	const seed = 13
+	o := WorldOptions{Seed: seed, RunID: "t", Shoppers: 5000, Merchants: 100, BadFraction: 0.01}
+	g, evs, payloads := genEvents(t, o, 100000, 100000)
+	delivered := map[int32]time.Time{}
+	for i, e := range evs {
+		send := fixedAt.Add(time.Duration(i) * time.Millisecond)
+		if e.Bad >= 0 && g.Bads[e.Bad].Reason == "bad_json" {
+			continue
+		}
+		at := parseAt(t, payloads[i])
+		if e.Bad >= 0 {
+			if g.Bads[e.Bad].Reason == reasonFutureTime {
+				if at.Sub(send) <= 5*time.Minute {
+					t.Fatalf("seed %d: future_time event %d dated only %v ahead", seed, i, at.Sub(send))
+				}
+			} else if at.After(send) {
+				t.Fatalf("seed %d: %s event %d dated %v ahead", seed, g.Bads[e.Bad].Reason, i, at.Sub(send))
+			}
+			continue
+		}
+		if at.After(send) {
+			t.Fatalf("seed %d: valid event %d (%s) dated %v after its send", seed, i, e.Type, at.Sub(send))
+		}
+		switch e.Type {
+		case typeOrderDelivered:
+			delivered[e.Order] = at
+		case typeReturnRequested:
+			r := &g.Requests[e.Request]
+			switch {
+			case r.Unreturned && send.Sub(at) <= 7*24*time.Hour:
+				t.Fatalf("seed %d: unreturned request %d dated %v back: its return deadline has not passed", seed, e.Request, send.Sub(at))
+			case r.Aged && send.Sub(at) <= 72*time.Hour:
+				t.Fatalf("seed %d: aged request %d dated %v back: its review deadline has not passed", seed, e.Request, send.Sub(at))
+			case !r.Aged && !at.Equal(send):
+				t.Fatalf("seed %d: request %d dated %v off its send", seed, e.Request, send.Sub(at))
+			}
+			if r.Order < 0 || r.Stale || r.Early {
+				continue
+			}
+			d, ok := delivered[r.Order]
+			if !ok {
+				t.Fatalf("seed %d: request %d before its order's sign-off", seed, e.Request)
+			}
+			// The law's window: until 24:00 local of the 7th day after
+			// the sign-off day.
+			y, m, day := d.In(shanghai).Date()
+			end := time.Date(y, m, day+8, 0, 0, 0, 0, shanghai)
+			if at.Before(d) || !at.Before(end) {
+				t.Fatalf("seed %d: request %d at %v outside the window of sign-off %v", seed, e.Request, at, d)
+			}
+		default:
+			if e.Order < 0 || e.Type == typeOrderPaid || e.Type == typeOrderShipped {
+				continue
+			}
+			if e.Request >= 0 && !at.Equal(send) {
+				t.Fatalf("seed %d: follow-up %s of request %d dated %v off its send", seed, e.Type, e.Request, send.Sub(at))
+			}
+		}
+	}
+}
+
+// A throughput run's pre-generated events are dated no later than the
+// moment generation ends, so none is ahead of its send.
+func TestPregeneratedNotAhead(t *testing.T) {
+	cfg := Config{Mode: ModeThroughput, Events: 20000, World: WorldOptions{Seed: 3, RunID: "t", Shoppers: 2000, Merchants: 50,
+		BadFraction: 0.05}}.withDefaults()
+	g, err := NewGenerator(cfg.World)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: cfg, gen: g}
+	r.pregenerate()
+	done := time.Now()
+	for i, e := range r.pre {
+		if at := parseAt(t, e.payload); at.After(done) {
+			t.Fatalf("seed 3: pre-generated event %d dated %v after generation ended", i, at.Sub(done))
+		}
+	}
+	if len(g.Bads) != 0 {
+		t.Fatalf("seed 3: a throughput run planned %d events that must be dead-lettered", len(g.Bads))
 	}
 }

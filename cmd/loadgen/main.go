@@ -6,8 +6,14 @@
 //
 //	loadgen [flags]
 //
-// It exits 0 when the run passed its audit, 1 when an audit check failed,
-// 2 on bad flags and 3 when the run could not be carried out.
+// Exit status:
+//
+//	0  the audit passed and every --threshold was met
+//	1  an audit check failed (whatever the thresholds)
+//	2  bad flags (usage), including a bad --faults or --threshold
+//	3  the run could not be carried out (no server, no streams, a spawned
+//	   target that would not start, interrupted)
+//	4  the audit passed but a --threshold was broken
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,8 +35,49 @@ import (
 	"github.com/flashreturn/flashreturn/loadgen"
 )
 
+// Exit codes.
+const (
+	exitOK        = 0
+	exitAudit     = 1
+	exitUsage     = 2
+	exitRun       = 3
+	exitThreshold = 4
+)
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// thresholdFlags collects repeated --threshold flags.
+type thresholdFlags []loadgen.Threshold
+
+func (t *thresholdFlags) String() string {
+	parts := make([]string, len(*t))
+	for i, th := range *t {
+		parts[i] = th.Expr
+	}
+	return strings.Join(parts, ",")
+}
+
+func (t *thresholdFlags) Set(s string) error {
+	th, err := loadgen.ParseThreshold(s)
+	if err != nil {
+		return err
+	}
+	*t = append(*t, th)
+	return nil
+}
+
+// exitCode is the exit status of a finished run: a failed audit wins over
+// a broken threshold.
+func exitCode(rep *loadgen.Report) int {
+	switch {
+	case !rep.Passed:
+		return exitAudit
+	case !rep.ThresholdsPassed:
+		return exitThreshold
+	}
+	return exitOK
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		merchants  = fs.Int("merchants", 2000, "number of merchants")
 		returns    = fs.Float64("return-fraction", 0.06, "share of orders that get an after-sales request")
 		bad        = fs.Float64("bad-fraction", 0.001, "share of events that are malformed (must reach the DLQ)")
+		classic    = fs.Bool("classic-world", false, "turn the after-sales lifecycle off (review answers, deadlines, unreturned goods, second requests, splurges, events that cannot stand): the world of before, to bisect")
 		events     = fs.Int("events", 1000000, "throughput: number of events")
 		expect     = fs.String("expect", loadgen.ExpectDecisions, "throughput: what completes the run: decisions (flashreturnd) or outputs (one per event: the relay)")
 		p99        = fs.Duration("p99-target", 10*time.Millisecond, "step: p99 request-to-decision a step must stay under")
@@ -64,27 +113,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 		htmlOut    = fs.String("html", "", "write a self-contained HTML report to this file")
 		progress   = fs.String("progress", "auto", "progress lines on stderr: auto (when stderr is a terminal), always, never")
 		quietStdio = fs.Bool("quiet", false, "no human summary on stdout")
+		spawn      = fs.String("spawn", "", "run this target command line as loadgen's child (e.g. 'bin/flashreturnd --data-dir /tmp/fr --partitions 64'), wait until it is ready, stop it at the end; faults without a target: apply to it")
+		spawnNATS  = fs.String("spawn-nats", "", "also run this nats-server command line (started first, ready once --nats-url's port accepts); faults name it nats:")
+		spawnReady = fs.String("spawn-ready", "", "URL whose 200 says the spawned target is ready (default: /readyz at its --http address; none: only wait for the streams)")
+		spawnLogs  = fs.String("spawn-log-dir", "", "directory for the spawned processes' logs (default: the temp dir; the report names the files)")
+		spawnKeep  = fs.Bool("spawn-keep", false, "leave the spawned processes running at the end")
+		faultCmd   = fs.String("fault-cmd", "", "command (sh -c) that carries out faults on targets loadgen did not spawn; gets the action and target as $1 $2 and in FLASHRETURN_FAULT, FLASHRETURN_FAULT_TARGET")
+		faultsArg  = fs.String("faults", "", "fault schedule: [target:]action@offset,... e.g. kill9@15s,start@17s,sigterm@30s,start@31s,nats:kill9@40s,nats:start@42s; actions kill9, sigterm, sigstop, sigcont, start")
+		partitions = fs.Int("partitions", 0, "the target's partition count, to measure each fault's decision gap per partition (default: the --partitions of --spawn, else 64)")
+		retryFor   = fs.Duration("retry-for", time.Minute, "how long a failed publish is re-sent (same Nats-Msg-Id, backoff 50ms..1s) before it counts as failed; at most 2m")
+		thresholds thresholdFlags
 	)
+	fs.Var(&thresholds, "threshold", "fail the run (exit 4) unless this holds; repeatable: p50|p90|p99|p99.9|max|mean|drain|backlog_clear|gap <op> duration (p99<10ms, drain<2s, gap<5s), decided <op> N%|N/s|N (decided>99.9%), dlq <op> N|N% (dlq<10), dlq_unexpected <op> N; op one of < <= > >= == !=")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: loadgen [flags]\n\nDrives flashreturn with seeded open-loop after-sales traffic and audits the outputs.\n"+
-			"Exit status: 0 audit passed, 1 audit failed, 2 bad flags, 3 run failed.\n\nFlags:\n")
+			"Exit status: 0 audit passed and every --threshold met, 1 audit failed, 2 bad flags, 3 run failed,\n"+
+			"4 audit passed but a --threshold was broken.\n\n"+
+			"Faults: --spawn runs the target as a child (--spawn-nats also a nats-server) and --faults applies a\n"+
+			"schedule to it, e.g. --faults kill9@15s,start@17s; publishes that fail meanwhile are re-sent with their\n"+
+			"Nats-Msg-Id; the report lists each fault with the decision gap it caused.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(policy, "policy-hint", "", "alias of --policy")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
-		return 2
+		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %v\n", fs.Args())
-		return 2
+		return exitUsage
 	}
 	cfg := loadgen.Config{NATSURL: *url, Mode: *mode, Events: *events, Expect: *expect, P99Target: *p99, MaxInFlight: *inflight,
 		DrainTimeout: *drain, Policy: *policy,
 		World: loadgen.WorldOptions{Seed: *seed, RunID: *runID, Shoppers: *shoppers, Merchants: *merchants, ReturnFraction: *returns,
-			BadFraction: *bad}}
+			BadFraction: *bad, Classic: *classic}}
 	if cfg.World.RunID == "" {
 		cfg.World.RunID = strconv.FormatInt(time.Now().Unix(), 36)
 	}
@@ -113,7 +177,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Shape = loadgen.Step{Start: *rate, Increment: inc, StepDuration: *stepDur, MaxSteps: *maxSteps}
 	default:
 		fmt.Fprintf(stderr, "loadgen: unknown shape %q (want steady, double11 or step)\n", *shape)
-		return 2
+		return exitUsage
 	}
 	switch *progress {
 	case "always":
@@ -125,19 +189,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "never":
 	default:
 		fmt.Fprintf(stderr, "loadgen: --progress must be auto, always or never\n")
-		return 2
+		return exitUsage
+	}
+	faults, err := loadgen.ParseFaults(*faultsArg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	cfg.Spawn, cfg.SpawnNATS, cfg.SpawnReady, cfg.SpawnLogDir, cfg.KeepSpawned = *spawn, *spawnNATS, *spawnReady, *spawnLogs, *spawnKeep
+	cfg.FaultCmd, cfg.Faults, cfg.Partitions, cfg.RetryFor, cfg.Thresholds = *faultCmd, faults, *partitions, *retryFor, thresholds
+	if len(faults) > 0 {
+		cfg.FaultLog = stderr
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
-		return 2
+		return exitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 3
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "loadgen: interrupted: %v\n", err)
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return exitRun
 	}
 	if !*quietStdio {
 		_ = rep.WriteText(stdout)
@@ -146,25 +224,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := writeFile(*jsonOut, stdout, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false) // thresholds read p99<10ms, not p99\u003c10ms
 			return enc.Encode(rep)
 		}); err != nil {
 			fmt.Fprintf(stderr, "loadgen: write %s: %v\n", *jsonOut, err)
-			return 3
+			return exitRun
 		}
 	}
 	if *htmlOut != "" {
 		if err := writeFile(*htmlOut, stdout, rep.WriteHTML); err != nil {
 			fmt.Fprintf(stderr, "loadgen: write %s: %v\n", *htmlOut, err)
-			return 3
+			return exitRun
 		}
 	}
-	if !rep.Passed {
-		for _, c := range rep.Failed() {
-			fmt.Fprintf(stderr, "loadgen: audit failed: %s: %d of %d (%s)\n", c.Name, c.Failed, c.Checked, c.Rule)
-		}
-		return 1
+	for _, c := range rep.Failed() {
+		fmt.Fprintf(stderr, "loadgen: audit failed: %s: %d of %d (%s)\n", c.Name, c.Failed, c.Checked, c.Rule)
 	}
-	return 0
+	for _, t := range rep.BrokenThresholds() {
+		fmt.Fprintf(stderr, "loadgen: threshold broken: %s (measured %s)\n", t.Expr, t.MeasuredText)
+	}
+	return exitCode(rep)
 }
 
 func writeFile(path string, stdout io.Writer, write func(io.Writer) error) error {

@@ -1,0 +1,578 @@
+package loadgen
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fixture is a hand-built world and what a run saw of it, for the
+// lifecycle checks: requests are placed in the shopper's input order by
+// explicit positions (the history the world would have recorded).
+type fixture struct {
+	t  *testing.T
+	g  *Generator
+	tr *tracker
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	g, err := NewGenerator(WorldOptions{Seed: 1, RunID: "a", Shoppers: 4, Merchants: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, g: g}
+}
+
+// order adds an order of shopper 0 paid paid fen.
+func (f *fixture) order(paid int64) int32 {
+	f.g.Orders = append(f.g.Orders, Order{Shopper: 0, Merchant: 0, PaidFen: paid})
+	return int32(len(f.g.Orders) - 1)
+}
+
+// req adds a request sent at position pos (Event.N+1) and returns its
+// index; mod adjusts it.
+func (f *fixture) req(order int32, kind string, pos int64, mod func(r *Request)) int {
+	r := Request{Order: order, Shopper: 0, Kind: kind, Reason: "no_reason", Stars: 5, hist: reqHist{sent: pos}}
+	if mod != nil {
+		mod(&r)
+	}
+	f.g.Requests = append(f.g.Requests, r)
+	return len(f.g.Requests) - 1
+}
+
+// send marks every request sent (call once, after the requests are built).
+func (f *fixture) send() {
+	f.tr = newTracker(f.g, time.Now())
+	for i := range f.g.Requests {
+		f.tr.requestSent(int32(i), 0)
+	}
+}
+
+// out delivers an output of kind about request i with the given JSON
+// fields and the fixture's policy.
+func (f *fixture) out(kind string, i int, fields string) {
+	f.outPolicy(kind, i, fields, `{"name":"tmall-fast-return","version":"v1"}`)
+}
+
+func (f *fixture) outPolicy(kind string, i int, fields, policy string) {
+	if fields != "" {
+		fields = "," + fields
+	}
+	f.tr.output("fr.out."+kind+".u", []byte(fmt.Sprintf(`{"request_id":%q,"policy":%s%s}`, f.g.RequestID(int32(i)), policy, fields)),
+		time.Now())
+}
+
+func (f *fixture) decide(i int, decision string, reasons ...string) {
+	rs := "[]"
+	if len(reasons) > 0 {
+		rs = `["` + strings.Join(reasons, `","`) + `"]`
+	}
+	f.out(outDecisionKind, i, fmt.Sprintf(`"decision":%q,"reasons":%s`, decision, rs))
+}
+
+func (f *fixture) resolve(i int, outcome, by string, reasons ...string) {
+	rs := "[]"
+	if len(reasons) > 0 {
+		rs = `["` + strings.Join(reasons, `","`) + `"]`
+	}
+	f.out(outResolutionKind, i, fmt.Sprintf(`"outcome":%q,"by":%q,"reasons":%s`, outcome, by, rs))
+}
+
+func (f *fixture) refund(i int, fen int64, trigger string, advance bool) {
+	f.out(outRefundKind, i, fmt.Sprintf(`"amount_fen":%d,"trigger":%q,"advance":%v`, fen, trigger, advance))
+}
+
+// check runs the audit and returns the named check.
+func (f *fixture) check(name string) Check {
+	f.t.Helper()
+	for _, c := range audit(auditInput{gen: f.g, tr: f.tr, expectDecisions: true, policy: "tmall-fast-return"}) {
+		if c.Name == name {
+			return c
+		}
+	}
+	f.t.Fatalf("no check %s", name)
+	return Check{}
+}
+
+func answered(pos int64, approve bool, by string) func(r *Request) {
+	return func(r *Request) { r.hist.answers = append(r.hist.answers, answer{pos: pos, approve: approve, by: by}) }
+}
+
+func aged(r *Request)       { r.Aged, r.Shift = true, agedShift }
+func unreturned(r *Request) { r.Aged, r.Unreturned, r.Shift = true, true, unreturnedShift }
+
+func both(mods ...func(r *Request)) func(r *Request) {
+	return func(r *Request) {
+		for _, m := range mods {
+			m(r)
+		}
+	}
+}
+
+// Each lifecycle check against hand-built runs: each case builds a run
+// and says whether the named check must fail; every check has cases that
+// pass and cases that fail.
+func TestLifecycleChecks(t *testing.T) {
+	cases := []struct {
+		name  string
+		check string
+		fail  bool
+		build func(f *fixture)
+	}{
+		// A review answered by the merchant ends in its resolution.
+		{"answer resolves", "review_resolved", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "merchant")
+		}},
+		{"answer ignored", "review_resolved", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+		}},
+		{"answer by the wrong person", "review_resolved", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "platform")
+		}},
+		{"second answer counted", "review_resolved", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(answered(3, true, "merchant"), answered(4, false, "platform")))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionRejected, "platform")
+		}},
+		{"approval over the ceiling rejected", "review_resolved", false, func(f *fixture) {
+			i := f.req(f.order(10000), "refund_only", 1, answered(3, true, "platform"))
+			f.send()
+			f.decide(i, decisionReview, "kind_not_eligible")
+			f.resolve(i, resolutionRejected, "platform", reasonAmountExceedsPaid)
+		}},
+		{"deadline passed: timeout, late answer ignored", "review_resolved", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, false, "merchant")))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, byTimeout)
+		}},
+		{"late answer counted", "review_resolved", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, false, "merchant")))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionRejected, "merchant")
+		}},
+		{"deadline passed, nothing", "review_resolved", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, aged)
+			f.send()
+			f.decide(i, decisionReview, "outside_window")
+		}},
+		{"safety waits for a person", "resolution_has_reason", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, aged)
+			f.send()
+			f.decide(i, decisionReview, reasonExposureCap)
+		}},
+		{"safety answered late", "review_resolved", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, true, "platform")))
+			f.send()
+			f.decide(i, decisionReview, reasonTrustFlagged)
+			f.resolve(i, resolutionApproved, "platform")
+		}},
+
+		{"approved at once, stray answer acted on", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, false, "merchant"))
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionRejected, "merchant")
+		}},
+		{"approved at once, closed", "resolution_has_reason", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, byTimeout)
+		}},
+		{"timeout within the deadline", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, nil)
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, byTimeout)
+		}},
+		{"timeout after a safety rule", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, aged)
+			f.send()
+			f.decide(i, decisionReview, "credit_low", reasonVelocityCap)
+			f.resolve(i, resolutionApproved, byTimeout)
+		}},
+		{"rejected, then resolved", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
+			f.send()
+			f.decide(i, decisionRejected, reasonDuplicateRequest)
+			f.resolve(i, resolutionApproved, "merchant")
+		}},
+		{"answer after a cancellation", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(func(r *Request) { r.hist.cancel = 2 }, answered(3, true, "merchant")))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "merchant")
+		}},
+		{"two resolutions", "resolution_has_reason", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "merchant")
+			f.resolve(i, resolutionRejected, "merchant")
+		}},
+
+		{"unreturned closed", "return_deadline_close", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, byTimeout)
+		}},
+		{"unreturned never closed", "return_deadline_close", true, func(f *fixture) {
+			i := f.req(f.order(10000), "exchange", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+		}},
+		{"closed within the deadline", "return_deadline_close", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, aged)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, byTimeout)
+		}},
+		{"closed by a person", "return_deadline_close", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, "merchant")
+		}},
+
+		{"advance clawed back", "not_returned_clawback", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerApproval, true)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+		}},
+		{"goods advanced clawed back", "not_returned_clawback", false, func(f *fixture) {
+			i := f.req(f.order(10000), "exchange", 1, both(unreturned, func(r *Request) { r.AmountFen = 7000 }))
+			f.send()
+			f.decide(i, decisionApproved)
+			f.out(outPickupKind, i, `"replace":true`)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outClawbackKind, i, `"amount_fen":7000,"outcome":"not_returned"`)
+			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+		}},
+		{"advance not clawed back", "not_returned_clawback", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerApproval, true)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+		}},
+		{"clawback of the wrong amount", "not_returned_clawback", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerApproval, true)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outClawbackKind, i, `"amount_fen":5000,"outcome":"not_returned"`)
+			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+		}},
+		{"wrong penalty", "not_returned_clawback", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerApproval, true)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":20`)
+		}},
+		{"promise released, nothing to claw back", "not_returned_clawback", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, byTimeout)
+		}},
+		{"clawback of nothing advanced", "not_returned_clawback", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, unreturned)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.resolve(i, resolutionClosed, byTimeout)
+			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+		}},
+		{"not_returned without a close", "not_returned_clawback", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, nil)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerTracking, true)
+			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+		}},
+
+		{"reviewed approval refunds at inspection", "reviewed_not_advanced", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, both(answered(2, true, "merchant"), func(r *Request) { r.hist.inspect = 5 }))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "merchant")
+			f.refund(i, 10000, triggerInspection, false)
+		}},
+		{"reviewed approval advances", "reviewed_not_advanced", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, answered(2, true, "merchant"))
+			f.send()
+			f.decide(i, decisionReview, "credit_low")
+			f.resolve(i, resolutionApproved, "merchant")
+			f.refund(i, 10000, triggerTracking, true)
+		}},
+
+		{"one policy everywhere", "policy_on_every_output", false, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, nil)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.refund(i, 10000, triggerTracking, true)
+			f.out(outPickupKind, i, `"replace":false`)
+		}},
+		{"output without policy version", "policy_on_every_output", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, nil)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.outPolicy(outRefundKind, i, `"amount_fen":10000`, `{"name":"tmall-fast-return"}`)
+		}},
+		{"output under another policy", "policy_on_every_output", true, func(f *fixture) {
+			i := f.req(f.order(10000), "return_refund", 1, nil)
+			f.send()
+			f.decide(i, decisionApproved)
+			f.outPolicy(outTrustKind, i, `"outcome":"ok"`, `{"name":"jd-lightning-refund","version":"v2"}`)
+		}},
+
+		// tmall promises the advance at approval: three 200000 approvals
+		// before any tracking pass the cap.
+		{"three promises over the cap", "exposure_cap_kept", true, func(f *fixture) {
+			for k := range int64(3) {
+				f.req(f.order(200000), "return_refund", 1+k, nil)
+			}
+			f.send()
+			for k := range 3 {
+				f.decide(k, decisionApproved)
+			}
+		}},
+		{"third sent to review", "exposure_cap_kept", false, func(f *fixture) {
+			for k := range int64(3) {
+				f.req(f.order(200000), "return_refund", 1+k, nil)
+			}
+			f.send()
+			f.decide(0, decisionApproved)
+			f.decide(1, decisionApproved)
+			f.decide(2, decisionReview, reasonExposureCap)
+		}},
+		{"inspection releases", "exposure_cap_kept", false, func(f *fixture) {
+			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			f.req(f.order(200000), "return_refund", 4, nil)
+			f.req(f.order(200000), "return_refund", 5, nil)
+			f.send()
+			for k := range 3 {
+				f.decide(k, decisionApproved)
+			}
+			f.refund(0, 200000, triggerTracking, true)
+		}},
+		{"cancellation before the refund releases", "exposure_cap_kept", false, func(f *fixture) {
+			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.cancel = 2 })
+			f.req(f.order(200000), "return_refund", 3, nil)
+			f.req(f.order(200000), "return_refund", 4, nil)
+			f.send()
+			for k := range 3 {
+				f.decide(k, decisionApproved)
+			}
+		}},
+		{"cancellation after the refund does not", "exposure_cap_kept", true, func(f *fixture) {
+			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.back, r.hist.cancel = 2, 3 })
+			f.req(f.order(200000), "return_refund", 4, nil)
+			f.req(f.order(200000), "return_refund", 5, nil)
+			f.send()
+			for k := range 3 {
+				f.decide(k, decisionApproved)
+			}
+			f.refund(0, 200000, triggerTracking, true)
+		}},
+		{"close releases", "exposure_cap_kept", false, func(f *fixture) {
+			f.req(f.order(200000), "return_refund", 1, unreturned)
+			f.req(f.order(200000), "return_refund", 2, nil)
+			f.req(f.order(200000), "return_refund", 3, nil)
+			f.send()
+			for k := range 3 {
+				f.decide(k, decisionApproved)
+			}
+			f.resolve(0, resolutionClosed, byTimeout)
+		}},
+		{"one request over the cap", "exposure_cap_kept", true, func(f *fixture) {
+			i := f.req(f.order(600000), "refund_only", 1, nil)
+			f.send()
+			f.decide(i, decisionApproved)
+		}},
+
+		{"refunded twice over two requests", "order_refunds_within_paid", true, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "refund_only", 1, nil)
+			b := f.req(o, "refund_only", 2, nil)
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 10000, triggerApproval, false)
+			f.decide(b, decisionApproved)
+			f.refund(b, 10000, triggerApproval, false)
+		}},
+		{"6000 then 4000", "order_refunds_within_paid", false, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "refund_only", 1, func(r *Request) { r.AmountFen = 6000 })
+			b := f.req(o, "refund_only", 2, func(r *Request) { r.AmountFen = 4000 })
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 6000, triggerApproval, false)
+			f.decide(b, decisionApproved)
+			f.refund(b, 4000, triggerApproval, false)
+		}},
+		{"clawback gives the ceiling back", "order_refunds_within_paid", false, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			b := f.req(o, "refund_only", 4, nil)
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 10000, triggerTracking, true)
+			f.out(outClawbackKind, a, `"amount_fen":10000,"outcome":"empty_box"`)
+			f.decide(b, decisionApproved)
+			f.refund(b, 10000, triggerApproval, false)
+		}},
+
+		{"second request over the ceiling rejected", "order_ceiling_rejects", false, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "refund_only", 1, nil)
+			b := f.req(o, "refund_only", 5, nil)
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 10000, triggerApproval, false)
+			f.decide(b, decisionRejected, reasonAmountExceedsPaid)
+		}},
+		{"second request over the ceiling approved", "order_ceiling_rejects", true, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			b := f.req(o, "return_refund", 5, nil)
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 10000, triggerTracking, true)
+			f.decide(b, decisionApproved)
+		}},
+		{"4000 after 6000 allowed", "order_ceiling_allows", false, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "refund_only", 1, func(r *Request) { r.AmountFen = 6000 })
+			b := f.req(o, "refund_only", 5, func(r *Request) { r.AmountFen = 4000 })
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 6000, triggerApproval, false)
+			f.decide(b, decisionApproved)
+		}},
+		{"4000 after 6000 refused", "order_ceiling_allows", true, func(f *fixture) {
+			o := f.order(10000)
+			a := f.req(o, "return_refund", 1, func(r *Request) { r.AmountFen, r.hist.back, r.hist.inspect = 6000, 2, 3 })
+			b := f.req(o, "refund_only", 5, func(r *Request) { r.AmountFen = 4000 })
+			f.send()
+			f.decide(a, decisionApproved)
+			f.refund(a, 6000, triggerTracking, true)
+			f.decide(b, decisionRejected, reasonAmountExceedsPaid)
+		}},
+	}
+	for _, c := range cases {
+		f := newFixture(t)
+		c.build(f)
+		got := f.check(c.check)
+		if got.Checked == 0 {
+			t.Errorf("%s: %s checked nothing", c.name, c.check)
+		}
+		if (got.Failed > 0) != c.fail {
+			t.Errorf("%s: %s failed %d (%v), want failure %v", c.name, c.check, got.Failed, got.Examples, c.fail)
+		}
+	}
+}
+
+// Dead letters name the subject the event was published to; outputs about
+// events that cannot stand, and a shopper stopped by one, fail.
+func TestInvalidInputChecks(t *testing.T) {
+	f := func(name, check string, fail bool, build func(f *fixture)) {
+		t.Helper()
+		fx := newFixture(t)
+		build(fx)
+		got := fx.check(check)
+		if (got.Failed > 0) != fail || got.Checked == 0 {
+			t.Errorf("%s: %s checked %d failed %d (%v), want failure %v", name, check, got.Checked, got.Failed, got.Examples, fail)
+		}
+	}
+	dead := func(fx *fixture, subject, reason string) {
+		fx.g.Bads = append(fx.g.Bads, Bad{Reason: reasonUnknownRequest, Subject: "fr.in.logistics.ua-0", Type: typeTracking, Shopper: 0, Order: -1, Follow: -1})
+		payload := []byte(`{"event_id":"ea-9","request_id":"qa-9"}`)
+		fx.tr.badSentRec(int32(len(fx.g.Bads)-1), payload)
+		fx.tr.deadLetter([]byte(fmt.Sprintf(`{"reason":%q,"subject":%q,"payload_b64":"eyJldmVudF9pZCI6ImVhLTkiLCJyZXF1ZXN0X2lkIjoicWEtOSJ9"}`, reason, subject)))
+	}
+	f("subject as published", "dead_letter_subject", false, func(fx *fixture) {
+		fx.send()
+		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
+	})
+	f("subject as stored", "dead_letter_subject", true, func(fx *fixture) {
+		fx.send()
+		dead(fx, "fr.p.3.logistics.ua-0", reasonUnknownRequest)
+	})
+	f("reason", "dead_letter_reason", true, func(fx *fixture) {
+		fx.send()
+		dead(fx, "fr.in.logistics.ua-0", "poison")
+	})
+	f("silent", "no_output_for_invalid", false, func(fx *fixture) {
+		fx.send()
+		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
+	})
+	f("a refund for an unknown request", "no_output_for_invalid", true, func(fx *fixture) {
+		fx.send()
+		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
+		fx.tr.output("fr.out.refund.ua-0", []byte(`{"request_id":"qa-9","amount_fen":100}`), time.Now())
+	})
+	follow := func(decided bool) func(fx *fixture) {
+		return func(fx *fixture) {
+			o := fx.order(5000)
+			i := fx.req(o, "return_refund", 3, nil)
+			fx.send()
+			fx.g.Bads = append(fx.g.Bads, Bad{Reason: reasonFutureTime, Subject: "fr.in.credit.ua-0", Type: typeCreditUpdated, Follow: o})
+			fx.tr.badSentRec(0, []byte("x"))
+			if decided {
+				fx.decide(i, decisionApproved)
+			}
+		}
+	}
+	f("shopper goes on", "valid_after_invalid", false, follow(true))
+	f("shopper stopped", "valid_after_invalid", true, follow(false))
+}
+
+// The drain waits for the resolutions that deadlines passed before the
+// run make due, and only for those.
+func TestResolutionsDue(t *testing.T) {
+	fx := newFixture(t)
+	a := fx.req(fx.order(10000), "return_refund", 1, aged)
+	b := fx.req(fx.order(10000), "exchange", 2, unreturned)
+	c := fx.req(fx.order(10000), "return_refund", 3, aged)
+	d := fx.req(fx.order(10000), "return_refund", 4, nil)
+	fx.send()
+	due := func(want int64) {
+		t.Helper()
+		if got := fx.tr.snapshot().due; got != want {
+			t.Fatalf("due %d, want %d", got, want)
+		}
+	}
+	due(0)
+	fx.decide(a, decisionReview, "credit_low")
+	fx.decide(b, decisionApproved)
+	fx.decide(c, decisionReview, reasonExposureCap) // waits for a person
+	fx.decide(d, decisionReview, "credit_low")      // within its deadline
+	due(2)
+	fx.resolve(a, resolutionApproved, byTimeout)
+	due(1)
+	fx.resolve(b, resolutionClosed, byTimeout)
+	due(0)
+}

@@ -1,0 +1,13 @@
+//go:build unix
+
+package loadgen
+
+import "syscall"
+
+// The signals the faults send.
+var (
+	sigKill = syscall.SIGKILL
+	sigTerm = syscall.SIGTERM
+	sigStop = syscall.SIGSTOP
+	sigCont = syscall.SIGCONT
+)
