@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PKGS := ./...
 
-.PHONY: all build run tools test test-cluster test-short lint bench bench-micro bench-scale clean fmt
+.PHONY: all build run tools test test-cluster test-short lint bench bench-micro bench-scale clean fmt dashboards
 
 all: build
 
@@ -46,11 +46,18 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+## dashboards: regenerate deploy/grafana/flashreturn.json from the Go code
+## in deploy/grafana (Grafana's Foundation SDK); go test ./deploy/grafana/
+## fails until the committed JSON matches.
+dashboards:
+	$(GO) generate ./deploy/...
+
 ## bench-micro: the Go microbenchmarks only.
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./state/...
 
-## bench: microbenchmarks, relay ceiling vs flashreturnd, loadgen double11;
+## bench: microbenchmarks, relay ceiling vs flashreturnd, loadgen double11, a
+## faulted run (loadgen --spawn with three kill -9s);
 ## appends a dated section to bench/RESULTS.md (about 15 minutes).
 bench: build
 	bash bench/run.sh

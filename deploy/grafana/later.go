@@ -1,0 +1,175 @@
+package grafana
+
+// Rows ready to switch on (list them in rows()) once their metrics are
+// exposed by every flashreturnd, including the single in-process daemon
+// that deploy/'s Prometheus test scrapes: that test fails on a panel whose
+// series are absent ("returned no data"), and a histogram with no
+// observations in the window gives NaN quantiles, which it fails too.
+//
+// The metric names below are ASSUMED from the issues that add them; check
+// each against pipeline/ when the work lands and fix the name here, then
+// switch the row on, run `make dashboards` and `go test ./deploy/...`.
+// TestLaterRows keeps these builders compiling and valid against the SDK's
+// schema in the meantime.
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+// stage is one step of an event's way through a daemon, timed by the
+// histogram flashreturn_stage_<name>_seconds.
+type stage struct {
+	name   string // metric name part (ASSUMED)
+	legend string
+}
+
+// pipelineStages are the stages issue 15 asks to time, in the order an
+// event passes them.
+var pipelineStages = []stage{
+	{"stored_pulled", "stored → pulled"},
+	{"pulled_applied", "pulled → applied"},
+	{"commit", "commit"},
+	{"publish_ack", "publish → ack"},
+	{"ack_visible", "ack → visible"},
+}
+
+func (s stage) histogram() string { return "flashreturn_stage_" + s.name + "_seconds" }
+
+// stagesRow (issue 15): where a decision's time goes, stage by stage.
+func stagesRow(stages []stage) row {
+	return row{title: "Stages", panels: panels(
+		stageP99(stages).Span(12),
+		stageMeans(stages).Span(12),
+	)}
+}
+
+// stageP99 draws each stage's p99: the stage whose line rises is the one
+// that stalls.
+func stageP99(stages []stage) *timeseries.PanelBuilder {
+	qs := make([]query, 0, len(stages))
+	for _, s := range stages {
+		q := quantiles(s.histogram(), "$__rate_interval", p99)[0]
+		q.legend = s.legend
+		qs = append(qs, q)
+	}
+	return timeseriesPanel("p99 by stage",
+		"99th percentile of each stage an event passes, from JetStream storage to its outputs being visible to consumers. The stage whose line rises is the one that stalls.",
+		unitSeconds, qs...,
+	).Min(0)
+}
+
+// stageMeans stacks the stages' mean times: their sum is roughly the
+// mean time from storage to visible output, and each band its share.
+func stageMeans(stages []stage) *timeseries.PanelBuilder {
+	qs := make([]query, 0, len(stages))
+	for _, s := range stages {
+		h := s.histogram()
+		qs = append(qs, query{
+			expr:   `sum(rate(` + h + `_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(` + h + `_count{instance=~"$instance"}[$__rate_interval]))`,
+			legend: s.legend,
+		})
+	}
+	return timeseriesPanel("Mean time by stage (stacked)",
+		"Mean time of each stage, stacked: the top of the stack is about the mean time from JetStream storage to visible output, each band a stage's share of it.",
+		unitSeconds, qs...,
+	).Min(0).Stacking(stacking(common.StackingModeNormal))
+}
+
+// reviewRow (issue 14): requests handed to a person, how they are
+// resolved, and the deadlines that resolve them when nobody answers.
+// Review answers arrive as events (review.approved, review.rejected:
+// flashreturn_events_in_total{type}, registered per type at start, so
+// they exist once the core knows the types); resolutions are counted by
+// flashreturn_resolutions_total{outcome,by} (pipeline/metrics.go).
+func reviewRow() row {
+	return row{title: "Review: resolutions and deadlines", panels: panels(
+		reviewAnswers().Span(8),
+		resolutions().Span(8),
+		deadlineResolutions().Span(8),
+	)}
+}
+
+func reviewAnswers() *timeseries.PanelBuilder {
+	return timeseriesPanel("Review answers in / s",
+		"Answers of merchants and platform reviewers per second (review.approved, review.rejected). A second answer to the same request is counted here but changes nothing.",
+		unitEvents,
+		query{`sum by (type) (rate(flashreturn_events_in_total{instance=~"$instance",type=~"review\\..+"}[$__rate_interval]))`, "{{type}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func resolutions() *timeseries.PanelBuilder {
+	return timeseriesPanel("Resolutions / s by outcome and who",
+		"One resolution per reviewed request: approved, rejected or closed, by the merchant, the platform or a deadline (timeout).",
+		unitDecisions,
+		query{`sum by (outcome, by) (rate(flashreturn_resolutions_total{instance=~"$instance"}[$__rate_interval]))`, "{{outcome}} · {{by}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func deadlineResolutions() *timeseries.PanelBuilder {
+	return timeseriesPanel("Resolved by a deadline / s",
+		"approved: the merchant did not answer within the review deadline (72 h by default). closed: the goods did not come back within the return deadline (7 days); advanced money is clawed back (Money per minute).",
+		unitDecisions,
+		query{`sum by (outcome) (rate(flashreturn_resolutions_total{instance=~"$instance",by="timeout"}[$__rate_interval]))`, "{{outcome}} by timeout"},
+	)
+}
+
+// fencingRow (issue 16): batches of an old owner that the broker refused
+// because a newer owner claimed the partition (ASSUMED
+// flashreturn_fencing_rejections_total{partition}). A few around a
+// hand-over are the fencing working; a steady rate means two processes
+// believe they own the same partitions.
+func fencingRow() row {
+	return row{title: "Ownership and fencing", panels: panels(
+		fencingRejections().Span(24),
+	)}
+}
+
+func fencingRejections() *timeseries.PanelBuilder {
+	return timeseriesPanel("Rejected by the broker's fencing / s",
+		"Output batches of a former owner that FR_OUT refused after a newer owner claimed the partition, per instance. A few around a hand-over are expected; a steady rate means two processes act as owner.",
+		unitOps,
+		query{`sum by (instance) (rate(flashreturn_fencing_rejections_total{instance=~"$instance"}[$__rate_interval]))`, "{{instance}}"},
+	).Min(0)
+}
+
+// clusterRow: membership and ownership in cluster mode. Its metrics exist
+// today (pipeline/cluster.go) but only when flashreturnd runs with
+// --cluster; switching it on needs the Prometheus test to scrape a
+// cluster member, or to accept absent series for this row.
+func clusterRow() row {
+	return row{title: "Cluster", panels: panels(
+		clusterOwnership().Span(8),
+		clusterChanges().Span(8),
+		clusterSnapshots().Span(8),
+	)}
+}
+
+func clusterOwnership() *timeseries.PanelBuilder {
+	return timeseriesPanel("Members and owned partitions",
+		"Partitions each member owns, members each sees, and whether its lease is valid (1). Every partition should be owned by exactly one member.",
+		unitCount,
+		query{`sum by (instance) (flashreturn_cluster_owned_partitions{instance=~"$instance"})`, "{{instance}} owned"},
+		query{`max by (instance) (flashreturn_cluster_members{instance=~"$instance"})`, "{{instance}} members seen"},
+		query{`min by (instance) (flashreturn_cluster_lease_valid{instance=~"$instance"})`, "{{instance}} lease valid"},
+	).Min(0)
+}
+
+func clusterChanges() *timeseries.PanelBuilder {
+	return timeseriesPanel("Claims, releases and self-fencing / s",
+		"Partitions claimed and released, and partitions a member stopped writing because its lease lapsed (self-fencing).",
+		unitOps,
+		query{`sum(rate(flashreturn_cluster_claims_total{instance=~"$instance"}[$__rate_interval]))`, "claims"},
+		query{`sum(rate(flashreturn_cluster_releases_total{instance=~"$instance"}[$__rate_interval]))`, "releases"},
+		query{`sum(rate(flashreturn_cluster_fenced_total{instance=~"$instance"}[$__rate_interval]))`, "self-fenced"},
+	).Min(0)
+}
+
+func clusterSnapshots() *timeseries.PanelBuilder {
+	return timeseriesPanel("Snapshot and restore p99",
+		"Time to write a partition's snapshot and to restore one on takeover or hand-over.",
+		unitSeconds,
+		query{quantiles("flashreturn_cluster_snapshot_duration_seconds", "5m", p99)[0].expr, "snapshot p99"},
+		query{quantiles("flashreturn_cluster_restore_duration_seconds", "5m", p99)[0].expr, "restore p99"},
+	).Min(0)
+}

@@ -1,0 +1,378 @@
+package grafana
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+// row is a titled group of panels about one concern. Panels flow left to
+// right in the order given and wrap at Grafana's 24 columns; a row whose
+// widths add up to multiples of 24 keeps its lines even.
+type row struct {
+	title  string
+	panels []cog.Builder[dashboard.Panel]
+}
+
+// panels is shorthand for a row's panel list.
+func panels(ps ...cog.Builder[dashboard.Panel]) []cog.Builder[dashboard.Panel] { return ps }
+
+// rows is the dashboard, top to bottom. To add a panel, add it to the
+// row of its concern (or a new row here); deploy/README.md explains each
+// panel to operators, keep it in step. Rows for metrics that other work
+// is adding are in later.go, ready to be listed here once those metrics
+// are exposed by every flashreturnd (TestPrometheusEvaluatesEveryExpression
+// in deploy/ fails on a panel whose series are absent).
+func rows() []row {
+	return []row{
+		shoppersRow(),
+		moneyRow(),
+		flowRow(),
+		partitionsRow(),
+		batchesRow(),
+		processRow(),
+		policyRow(),
+		// Switch on when their metrics land (see later.go):
+		// stagesRow(pipelineStages),  // issue 15: flashreturn_stage_<stage>_seconds
+		reviewRow(), // issue 14: resolutions and deadlines
+		// fencingRow(),               // issue 16: rejections by the broker's fencing
+	}
+}
+
+// shoppersRow: what the shopper sees, the decision and how long it took.
+func shoppersRow() row {
+	return row{title: "Shoppers' answer", panels: append(shopperStats(), panels(
+		decisionsByOutcome().Span(12),
+		decisionLatency().Span(12),
+		sloBurnRate().Span(12),
+		notApprovedReasons().Span(12),
+	)...)}
+}
+
+// shopperStats are the six numbers at the top of the dashboard.
+func shopperStats() []cog.Builder[dashboard.Panel] {
+	return panels(
+		statPanel("Decisions / s",
+			"Return requests decided per second (approved + review + rejected), all policies.",
+			unitDecisions,
+			`sum(rate(flashreturn_decisions_total{instance=~"$instance"}[$__rate_interval]))`,
+			steps("green")).Decimals(1),
+		statPanel("Approval rate",
+			"Share of decisions that approved the request at once, last 5 minutes. A sudden drop means shoppers are sent to review or rejected: check the reasons panel and the policy in force; a sudden rise with an exposure surge means the policy approves too much.",
+			unitRatio,
+			`sum(rate(flashreturn_decisions_total{instance=~"$instance",decision="approved"}[5m])) / sum(rate(flashreturn_decisions_total{instance=~"$instance"}[5m]))`,
+			steps("green")).Decimals(1),
+		statPanel("p99 request → decision",
+			"99th percentile from the request's JetStream ingest to its decision being acknowledged by FR_OUT, last 5 minutes. The promise is a 0-second answer; the SLO is 99% within 1 s.",
+			unitSeconds,
+			quantiles("flashreturn_decision_latency_seconds", "5m", p99)[0].expr,
+			steps("green", from(0.5, "orange"), from(1, "red"))),
+		statPanel("Within 1 s (SLO 99%)",
+			"Share of decisions published within 1 s of ingest over the last hour. Below 99% the error budget burns faster than allowed.",
+			unitRatio,
+			`sum(rate(flashreturn_decision_latency_seconds_bucket{instance=~"$instance",le="1"}[1h])) / sum(rate(flashreturn_decision_latency_seconds_count{instance=~"$instance"}[1h]))`,
+			steps("red", from(0.99, "orange"), from(0.995, "green"))).Decimals(2),
+		statPanel("Not-ready partitions",
+			"Partitions whose worker is not consuming (consumer being rebuilt, commit or publish retrying). Anything above 0 for minutes means some shoppers get no answer.",
+			unitCount,
+			`sum(1 - flashreturn_partition_ready{instance=~"$instance"})`,
+			steps("green", from(1, "red"))),
+		statPanel("Backlog (pending events)",
+			"Events stored in JetStream and not yet delivered to the partition workers, all partitions.",
+			unitCount,
+			`sum(flashreturn_consumer_pending_events{instance=~"$instance"})`,
+			steps("green", from(1000, "orange"), from(10000, "red"))),
+	)
+}
+
+func decisionsByOutcome() *timeseries.PanelBuilder {
+	return timeseriesPanel("Decisions / s by outcome and policy",
+		"Decisions per second split by verdict and by the policy that made them.",
+		unitDecisions,
+		query{`sum by (decision, policy) (rate(flashreturn_decisions_total{instance=~"$instance"}[$__rate_interval]))`, "{{decision}} · {{policy}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func decisionLatency() *timeseries.PanelBuilder {
+	return timeseriesPanel("Request → decision latency",
+		"From JetStream ingest of return.requested to the publish ack of its decision (p50, p99, p99.9). Includes time queued behind a backlog.",
+		unitSeconds,
+		quantiles("flashreturn_decision_latency_seconds", "$__rate_interval", p50, p99, p999)...,
+	).Min(0)
+}
+
+// sloBurnRate draws the burn rate of the 1 s / 99% SLO's error budget over
+// the windows the burn-rate alerts of prometheus/alerts.yml confirm with.
+func sloBurnRate() *timeseries.PanelBuilder {
+	burn := func(window string) query {
+		return query{`(1 - sum(rate(flashreturn_decision_latency_seconds_bucket{instance=~"$instance",le="1"}[` + window + `])) / sum(rate(flashreturn_decision_latency_seconds_count{instance=~"$instance"}[` + window + `]))) / 0.01`, window}
+	}
+	return timeseriesPanel("SLO error-budget burn rate (1 s, 99%)",
+		"How fast the 1% error budget burns: 1 = exactly on budget over 30 days; the fast-burn page fires above 14.4 (1 h and 5 m windows), the slow-burn ticket above 6 (6 h and 30 m).",
+		unitCount,
+		burn("5m"), burn("1h"),
+	).Min(0)
+}
+
+func notApprovedReasons() *timeseries.PanelBuilder {
+	return timeseriesPanel("Why requests are not approved at once",
+		"Reason codes of review and rejected decisions per second (top 8). A request can carry several reasons.",
+		unitDecisions,
+		query{`topk(8, sum by (reason) (rate(flashreturn_decision_reasons_total{instance=~"$instance"}[$__rate_interval])))`, "{{reason}}"},
+	)
+}
+
+// moneyRow: money paid, advanced, released and clawed back. The metrics
+// count fen; the panels divide by 100 and show yuan.
+func moneyRow() row {
+	return row{title: "Money (fen counted, shown in ¥)", panels: panels(
+		moneyPerMinute().Span(12),
+		advancedOutstanding().Span(12),
+	)}
+}
+
+func moneyPerMinute() *timeseries.PanelBuilder {
+	perMinute := func(counter, legend string) query {
+		return query{`sum(rate(` + counter + `{instance=~"$instance"}[$__rate_interval])) * 60 / 100`, legend}
+	}
+	return timeseriesPanel("Money per minute",
+		"Refunds (all), refunds paid in advance (before the goods are back), clawbacks after a bad inspection, courier compensation, and advanced money released by inspections, in ¥ per minute.",
+		unitYuan,
+		perMinute("flashreturn_refunds_fen_total", "refunds"),
+		perMinute("flashreturn_advanced_fen_total", "advanced"),
+		perMinute("flashreturn_advance_released_fen_total", "released by inspection"),
+		perMinute("flashreturn_clawbacks_fen_total", "clawbacks"),
+		perMinute("flashreturn_compensation_fen_total", "compensation"),
+	).Min(0)
+}
+
+func advancedOutstanding() *timeseries.PanelBuilder {
+	return timeseriesPanel("Advanced money outstanding (change this run)",
+		"Money refunded in advance and not yet covered by an inspection, added during the current run of each process (it starts at 0 when flashreturnd starts; its slope is exact). Per instance.",
+		unitYuan,
+		query{`sum by (instance) (flashreturn_advanced_outstanding_fen{instance=~"$instance"}) / 100`, "{{instance}}"},
+	)
+}
+
+// flowRow: what comes in, what goes out, what is dead-lettered, and how
+// far behind the workers are.
+func flowRow() row {
+	return row{title: "Flow", panels: panels(
+		eventsIn().Span(8),
+		effectsOut().Span(8),
+		deadLetters().Span(8),
+		endToEndLag().Span(8),
+		deadLetterShare().Span(8),
+		timersAndRedeliveries().Span(8),
+	)}
+}
+
+func eventsIn() *timeseries.PanelBuilder {
+	return timeseriesPanel("Events in / s by type",
+		"Valid inbound events applied per second, by type (clock ticks excluded).",
+		unitEvents,
+		query{`sum by (type) (rate(flashreturn_events_in_total{instance=~"$instance",type!="clock"}[$__rate_interval]))`, "{{type}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func effectsOut() *timeseries.PanelBuilder {
+	return timeseriesPanel("Effects out / s by kind",
+		"Outputs published to FR_OUT per second, by kind.",
+		unitMessages,
+		query{`sum by (kind) (rate(flashreturn_effects_out_total{instance=~"$instance"}[$__rate_interval]))`, "{{kind}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func deadLetters() *timeseries.PanelBuilder {
+	return timeseriesPanel("Dead letters / s by reason",
+		"Inbound messages sent to fr.dlq.<reason>. bad_json/missing_field/bad_value/unknown_type/subject_mismatch are publisher bugs; poison is ours.",
+		unitEvents,
+		query{`sum by (reason) (rate(flashreturn_dead_letters_total{instance=~"$instance"}[$__rate_interval]))`, "{{reason}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func endToEndLag() *timeseries.PanelBuilder {
+	return timeseriesPanel("End-to-end lag",
+		"Processing time minus JetStream ingest time of each event (p50, p99): how far behind the workers are.",
+		unitSeconds,
+		quantiles("flashreturn_event_lag_seconds", "$__rate_interval", p50, p99)...,
+	).Min(0)
+}
+
+func deadLetterShare() *timeseries.PanelBuilder {
+	return timeseriesPanel("Dead-letter share",
+		"Dead letters as a share of inbound events (valid + dead-lettered, clock ticks excluded). The DLQ-spike page fires above 1%.",
+		unitRatio,
+		query{`sum(rate(flashreturn_dead_letters_total{instance=~"$instance"}[5m])) / (sum(rate(flashreturn_events_in_total{instance=~"$instance",type!="clock"}[5m])) + sum(rate(flashreturn_dead_letters_total{instance=~"$instance"}[5m])))`, "dead-letter share"},
+	).Min(0)
+}
+
+func timersAndRedeliveries() *timeseries.PanelBuilder {
+	return timeseriesPanel("Timers and redeliveries / s",
+		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds.",
+		unitOps,
+		query{`sum(rate(flashreturn_timers_fired_total{instance=~"$instance"}[$__rate_interval]))`, "timers fired"},
+		query{`sum(rate(flashreturn_events_skipped_total{instance=~"$instance"}[$__rate_interval]))`, "redelivered, skipped"},
+		query{`sum(rate(flashreturn_consumer_resets_total{instance=~"$instance"}[$__rate_interval]))`, "consumer resets"},
+	)
+}
+
+// partitionsRow: backlog and load per partition.
+func partitionsRow() row {
+	return row{title: "Partitions", panels: panels(
+		pendingTop10().Span(8),
+		hottestPartitions().Span(8),
+		skewAndOutbox().Span(8),
+	)}
+}
+
+func pendingTop10() *timeseries.PanelBuilder {
+	return timeseriesPanel("Consumer pending, top 10 partitions",
+		"Events waiting in JetStream per partition (the 10 largest). One partition far above the rest is a hot shopper or a stuck worker.",
+		unitCount,
+		query{`topk(10, sum by (partition) (flashreturn_consumer_pending_events{instance=~"$instance"}))`, "p{{partition}}"},
+		query{`sum(flashreturn_consumer_pending_events{instance=~"$instance"})`, "total"},
+	)
+}
+
+func hottestPartitions() *timeseries.PanelBuilder {
+	return timeseriesPanel("Hottest partitions (events / s)",
+		"Inbound events applied per second by the 5 busiest partitions (clock ticks excluded).",
+		unitEvents,
+		query{`topk(5, sum by (partition) (rate(flashreturn_partition_events_total{instance=~"$instance"}[$__rate_interval])))`, "p{{partition}}"},
+	)
+}
+
+func skewAndOutbox() *timeseries.PanelBuilder {
+	return timeseriesPanel("Partition skew and outbox",
+		"Busiest partition's rate over the average partition's (1 = even), partitions not ready, and outputs committed but not yet acknowledged.",
+		unitCount,
+		query{`max(sum by (partition) (rate(flashreturn_partition_events_total{instance=~"$instance"}[5m]))) / avg(sum by (partition) (rate(flashreturn_partition_events_total{instance=~"$instance"}[5m])))`, "hottest / average"},
+		query{`sum(1 - flashreturn_partition_ready{instance=~"$instance"})`, "not ready"},
+		query{`sum(flashreturn_partition_outbox_messages{instance=~"$instance"})`, "outbox messages"},
+	)
+}
+
+// batchesRow: the cost of a batch, step by step, and the state store.
+func batchesRow() row {
+	return row{title: "Batches, commit and publish", panels: panels(
+		latencyPanel("Commit latency (one Badger txn per batch)",
+			"Time to commit a batch's states, cursor and outbox (p50, p99).",
+			"flashreturn_commit_duration_seconds").Span(8),
+		latencyPanel("Publish-ack latency (FR_OUT)",
+			"Time from publishing a batch's outputs to the last publish ack (p50, p99).",
+			"flashreturn_publish_ack_duration_seconds").Span(8),
+		latencyPanel("Apply latency per event",
+			"Decode + decision core + encode per event (p50, p99).",
+			"flashreturn_apply_duration_seconds").Span(8),
+		batchSize().Span(8),
+		errorsAndRetries().Span(8),
+		stateStore().Span(8),
+	)}
+}
+
+// latencyPanel is the family of p50 and p99 of a latency histogram named
+// hist (without _bucket), in seconds.
+func latencyPanel(title, description, hist string) *timeseries.PanelBuilder {
+	return timeseriesPanel(title, description, unitSeconds,
+		quantiles(hist, "$__rate_interval", p50, p99)...,
+	).Min(0)
+}
+
+func batchSize() *timeseries.PanelBuilder {
+	qs := quantiles("flashreturn_batch_size_events", "$__rate_interval", p50, p99)
+	qs = append(qs, query{`sum(rate(flashreturn_batch_size_events_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(flashreturn_batch_size_events_count{instance=~"$instance"}[$__rate_interval]))`, "mean"})
+	return timeseriesPanel("Batch size",
+		"Events per batch (p50, p99, mean). Batches grow by themselves under load.",
+		unitCount, qs...,
+	).Min(0)
+}
+
+func errorsAndRetries() *timeseries.PanelBuilder {
+	return timeseriesPanel("Errors and retries / s",
+		"Commit and publish failures (retried, never skipped) and poison events (core panics or unreadable state).",
+		unitOps,
+		query{`sum(rate(flashreturn_commit_errors_total{instance=~"$instance"}[$__rate_interval]))`, "commit errors"},
+		query{`sum(rate(flashreturn_publish_errors_total{instance=~"$instance"}[$__rate_interval]))`, "publish errors"},
+		query{`sum(rate(flashreturn_poison_events_total{instance=~"$instance"}[$__rate_interval]))`, "poison"},
+	).Min(0)
+}
+
+func stateStore() *timeseries.PanelBuilder {
+	return timeseriesPanel("State store",
+		"Badger LSM and value-log size on disk, and the state cache size against its budget (--cache-mb).",
+		unitBytes,
+		query{`sum(flashreturn_state_lsm_bytes{instance=~"$instance"})`, "LSM"},
+		query{`sum(flashreturn_state_vlog_bytes{instance=~"$instance"})`, "value log"},
+		query{`sum(flashreturn_state_cache_bytes{instance=~"$instance"})`, "cache"},
+		query{`sum(flashreturn_state_cache_budget_bytes{instance=~"$instance"})`, "cache budget"},
+	).Min(0)
+}
+
+// processRow: CPU, memory and the Go runtime, per instance.
+func processRow() row {
+	return row{title: "Process and Go runtime", panels: panels(
+		cpu().Span(6),
+		memory().Span(6),
+		goroutines().Span(6),
+		gcPauses().Span(6),
+	)}
+}
+
+func cpu() *timeseries.PanelBuilder {
+	return timeseriesPanel("CPU",
+		"CPU cores used by flashreturnd (the embedded NATS server included when embedded) and by the Go GC.",
+		unitCount,
+		query{`sum by (instance) (rate(process_cpu_seconds_total{instance=~"$instance"}[$__rate_interval]))`, "{{instance}} total"},
+		query{`sum by (instance) (rate(go_gc_cpu_seconds_total{instance=~"$instance"}[$__rate_interval]))`, "{{instance}} GC"},
+	).Min(0).AxisLabel("cores")
+}
+
+func memory() *timeseries.PanelBuilder {
+	return timeseriesPanel("Memory",
+		"Resident memory and Go heap in use.",
+		unitBytes,
+		query{`sum by (instance) (process_resident_memory_bytes{instance=~"$instance"})`, "{{instance}} RSS"},
+		query{`sum by (instance) (go_memstats_heap_inuse_bytes{instance=~"$instance"})`, "{{instance}} heap in use"},
+	).Min(0)
+}
+
+func goroutines() *timeseries.PanelBuilder {
+	return timeseriesPanel("Goroutines and threads",
+		"Go goroutines and OS threads.",
+		unitCount,
+		query{`sum by (instance) (go_goroutines{instance=~"$instance"})`, "{{instance}} goroutines"},
+		query{`sum by (instance) (go_threads{instance=~"$instance"})`, "{{instance}} threads"},
+	).Min(0)
+}
+
+func gcPauses() *timeseries.PanelBuilder {
+	return timeseriesPanel("GC pauses",
+		"Longest recent stop-the-world GC pause.",
+		unitSeconds,
+		query{`max by (instance) (go_gc_duration_seconds{instance=~"$instance",quantile="1"})`, "{{instance}} max pause"},
+	).Min(0)
+}
+
+// policyRow: the policy in force and, with --shadow, the shadow policy
+// against it.
+func policyRow() row {
+	return row{title: "Policy", panels: panels(
+		tablePanel("Policy in force",
+			"Live policy (and shadow policy, if any) with its content version, per instance; a reload shows up here.",
+			`max by (instance, role, policy, version) (flashreturn_policy_info{instance=~"$instance"}) == 1`,
+		).Span(12),
+		shadowVsLive().Span(12).Height(6),
+	)}
+}
+
+func shadowVsLive() *timeseries.PanelBuilder {
+	return timeseriesPanel("Shadow policy vs live",
+		"With --shadow: approvals per second of the live and shadow policy on the same requests, and disagreements. Empty without a shadow policy.",
+		unitDecisions,
+		query{`sum by (shadow) (rate(flashreturn_shadow_live_approved_total{instance=~"$instance"}[$__rate_interval]))`, "live approved"},
+		query{`sum by (shadow) (rate(flashreturn_shadow_approved_total{instance=~"$instance"}[$__rate_interval]))`, "{{shadow}} approved"},
+		query{`sum by (shadow) (rate(flashreturn_shadow_disagreements_total{instance=~"$instance"}[$__rate_interval]))`, "disagreements"},
+	)
+}
