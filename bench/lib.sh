@@ -41,6 +41,20 @@ stop_pid() {
 	PIDS=("${PIDS[@]/$1/}")
 }
 
+# quote_cmd ARGS...: the command line, words quoted for a POSIX shell only
+# where they need it (readable in RESULTS.md, pasteable into a shell).
+quote_cmd() {
+	local out="" a q="'"
+	for a in "$@"; do
+		if [[ "$a" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+			out+="$a "
+		else
+			out+="'${a//$q/$q\\$q$q}' "
+		fi
+	done
+	echo "${out% }"
+}
+
 # fmt N: N rounded to an integer, or n/a when empty.
 fmt() { [ -n "${1:-}" ] && awk -v x="$1" 'BEGIN{printf "%.0f", x}' || echo "n/a"; }
 # ratio A B: A/B to two decimals, or n/a.

@@ -8,12 +8,19 @@
 #      to the relay;
 #   4. loadgen double11 with its peak at 80% of flashreturnd's maximum
 #      (p99 request-to-decision, backlog drained, audit);
+#   5. a faulted run: loadgen spawns flashreturnd and runs double11 at a
+#      fixed moderate rate while killing it with SIGKILL three times and
+#      restarting it on the same data dir (audit, thresholds, the decision
+#      gap of each fault);
 # and appends a dated section with machine, commands and figures to
 # bench/RESULTS.md. Raw reports (JSON, HTML, logs) stay in $BENCH_OUT.
 #
 # Knobs (environment): BENCH_EVENTS (1000000), BENCH_PARTITIONS (64),
 # BENCH_RELAY_LAYOUTS ("streams shared"), BENCH_D11_DURATION (60s),
-# BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_OUT (a new temp dir).
+# BENCH_FAULT_PEAK (3000 events/s), BENCH_FAULT_DURATION (40s),
+# BENCH_FAULTS (kill9@8s,start@9s,kill9@18s,start@19s,kill9@28s,start@29s),
+# BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_SKIP_FAULTS=1, BENCH_OUT
+# (a new temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +28,9 @@ EVENTS=${BENCH_EVENTS:-1000000}
 PARTS=${BENCH_PARTITIONS:-64}
 LAYOUTS=${BENCH_RELAY_LAYOUTS:-"streams shared"}
 D11_DURATION=${BENCH_D11_DURATION:-60s}
+FAULT_PEAK=${BENCH_FAULT_PEAK:-3000}
+FAULT_DURATION=${BENCH_FAULT_DURATION:-40s}
+FAULTS=${BENCH_FAULTS:-kill9@8s,start@9s,kill9@18s,start@19s,kill9@28s,start@29s}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/flashreturn-bench.XXXXXX)}
 mkdir -p "$OUT" bin
 RELAY_PORT=14322
@@ -107,7 +117,29 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 	fi
 fi
 
-# 5. RESULTS.md
+# 5. faulted run: loadgen runs the daemon itself (--spawn) and kills it
+FAULTED="" FAULTED_CMD=""
+if [ "$HAVE_DAEMON" = 1 ] && [ "${BENCH_SKIP_FAULTS:-0}" != 1 ]; then
+	FBASE=$((FAULT_PEAK / 4))
+	log "faulted double11: base $FBASE/s, peak $FAULT_PEAK/s for $FAULT_DURATION, faults $FAULTS"
+	FAULTED_ARGS=(bin/loadgen --spawn "bin/flashreturnd --data-dir $OUT/faulted-data --nats-listen 127.0.0.1:$FR_PORT --http $FR_HTTP --partitions $PARTS"
+		--spawn-log-dir "$OUT" --nats-url "nats://127.0.0.1:$FR_PORT" --shape double11 --rate "$FBASE" --peak "$FAULT_PEAK"
+		--duration "$FAULT_DURATION" --faults "$FAULTS" --threshold 'decided==100%' --threshold 'dlq_unexpected==0'
+		--threshold 'gap<10s' --json "$OUT/faulted.json" --html "$OUT/faulted.html")
+	FAULTED_CMD=$(quote_cmd "${FAULTED_ARGS[@]}")
+	rc=0
+	"${FAULTED_ARGS[@]}" --progress never >"$OUT/faulted.txt" 2>"$OUT/faulted.err" || rc=$?
+	case $rc in
+	0) FAULTED="pass (exit 0: audit passed, thresholds met)" ;;
+	1) FAULTED="FAIL (exit 1: audit failed)" ;;
+	4) FAULTED="FAIL (exit 4: audit passed, a threshold broken)" ;;
+	*) FAULTED="FAIL (exit $rc: the run could not be carried out, see $OUT/faulted.err)" ;;
+	esac
+	rm -rf "$OUT/faulted-data"
+	log "faulted: $FAULTED"
+fi
+
+# 6. RESULTS.md
 {
 	echo
 	echo "## $STARTED: make bench"
@@ -136,6 +168,17 @@ fi
 		echo "- double11 at 80% of max (base $BASE/s, peak $PEAK/s, $D11_DURATION): \`$D11_CMD\`"
 		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms (goal < 10), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
 		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
+	fi
+	if [ -n "$FAULTED" ]; then
+		J="$OUT/faulted.json"
+		echo "- faulted double11 (base $FBASE/s, peak $FAULT_PEAK/s, $FAULT_DURATION, faults $FAULTS), loadgen spawning the daemon: \`$FAULTED_CMD\`; $FAULTED"
+		if [ -s "$J" ]; then
+			echo "  - publish: errors $(json_num "$J" errors), re-sends $(json_num "$J" retries) in $(json_num "$J" recoveries) in-order recoveries, given up $(json_num "$J" failed); max send lag $(json_num "$J" max_lag_ms) ms"
+			echo "  - request->decision (from scheduled send, so the outages show): p50 $(json_num "$J" p50_ms) ms, p99 $(json_num "$J" p99_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests; drained $(json_bool "$J" drained)"
+			echo "  - each fault and the decision gap it caused (longest time without a decision until the next kill; per partition over $PARTS partitions):"
+			sed -n '/^  faults (/,/^  audit:/p' "$OUT/faulted.txt" | sed -n 's/^    \(+.*\)$/    - \1/p'
+			echo "  - thresholds: $(sed -n 's/^    \(ok  \|FAIL\) \([^ ]*\) *measured \(.*\)$/\2 \1(\3)/p' "$OUT/faulted.txt" | tr -s ' ' | paste -sd ';' - | sed 's/;/; /g')"
+		fi
 	fi
 	echo
 	echo "Microbenchmarks (\`$MICRO_CMD\`):"

@@ -212,7 +212,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error
 	cfgs := []jetstream.StreamConfig{
 		{Name: "FR_OUT", Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
 		{Name: "FR_DLQ", Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
-		{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage},
+		{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 10, Storage: jetstream.FileStorage},
 	}
 	if o.layout == "shared" {
 		cfgs = append(cfgs, jetstream.StreamConfig{Name: "FR_IN", Subjects: []string{inboundWildcard}, Duplicates: dupWindow,
