@@ -247,7 +247,7 @@ func (r *Request) GoodsComeBack() bool {
 // got back (counted in User.OutstandingFen): an advance refund sent, or
 // the new item of a replace exchange, until the inspection or the close.
 func (r *Request) Outstanding() int64 {
-	if r.Status == StatusOpen && ((r.RefundSent && r.RefundAdvance) || r.GoodsAdvance) {
+	if r.Status == StatusOpen && r.Advanced() {
 		return r.AmountFen
 	}
 	return 0
@@ -257,15 +257,6 @@ func (r *Request) Outstanding() int64 {
 // (an advance refund sent, or a replace exchange's new item handed over):
 // a bad inspection or a not_returned close then claws it back.
 func (r *Request) Advanced() bool { return (r.RefundSent && r.RefundAdvance) || r.GoodsAdvance }
-
-// policy returns the policy the request follows: the one that decided it
-// (env's for a request decided before requests kept their policy).
-func (r *Request) policy(env *Env) *Policy {
-	if r.Policy != nil {
-		return r.Policy
-	}
-	return env.Policy
-}
 
 // end ends an open request with status s at time at, giving back
 // everything it holds: its reservation on the order (a refund promised

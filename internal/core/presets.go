@@ -118,10 +118,9 @@ func PresetNames() []string {
 // an unknown name. The caller may modify the copy (and must call Finish
 // again if it does).
 func Preset(name string) (*Policy, bool) {
-	var p *Policy
+	p := basePreset(name)
 	switch name {
 	case PresetTmall:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund)
 		p.MinStars = 3
 		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
@@ -130,7 +129,6 @@ func Preset(name string) (*Policy, bool) {
 		p.Refunds[KindReturnRefund] = RefundRule{Trigger: TriggerTracking, Advance: true}
 		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
 	case PresetDouyin:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund)
 		p.MinStars = 3
 		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
@@ -141,7 +139,6 @@ func Preset(name string) (*Policy, bool) {
 		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
 		p.PreShipmentRefund = true
 	case PresetJD:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund, KindRefundOnly, KindExchange)
 		p.MinStars = 2
 		p.Reasons = ReasonSetOf(ReasonQuality, ReasonDamaged, ReasonNotAsDescribed)

@@ -34,42 +34,32 @@ type EffectRef struct {
 // refund, pickup, compensation, clawback, trust. userID is the request's
 // shopper. It allocates (query API, not the hot path).
 func (r *Request) Effects(userID string) []EffectRef {
-	e := Effect{UserID: userID, RequestID: r.ID}
-	ref := func(k EffectKind) EffectRef {
-		e.Kind = k
-		switch k {
-		case EffectRefund:
-			return EffectRef{k, e.RefundID()}
-		case EffectPickup:
-			return EffectRef{k, e.PickupID()}
-		case EffectResolution:
-			return EffectRef{k, e.ResolutionID()}
+	_, closed := r.Closed()
+	var refs []EffectRef
+	for _, s := range [...]struct {
+		k    EffectKind
+		res  Resolution // ResolutionClosed: the close, whose IDs end in ".closed"
+		sent bool
+	}{
+		{EffectDecision, 0, true}, {EffectResolution, 0, r.Resolution != ResolutionNone},
+		{EffectResolution, ResolutionClosed, closed}, {EffectRefund, 0, r.RefundSent},
+		{EffectPickup, 0, r.Pickup}, {EffectCompensation, 0, r.CompensationSent},
+		{EffectClawback, 0, r.ClawbackSent}, {EffectTrust, 0, r.TrustSent},
+	} {
+		if !s.sent {
+			continue
 		}
-		return EffectRef{k, e.MsgID()}
-	}
-	refs := []EffectRef{ref(EffectDecision)}
-	if r.Resolution != ResolutionNone {
-		refs = append(refs, ref(EffectResolution))
-	}
-	if r.Status == StatusClosed {
-		e.Resolution = ResolutionClosed
-		refs = append(refs, ref(EffectResolution))
-		e.Resolution = ResolutionNone
-	}
-	if r.RefundSent {
-		refs = append(refs, ref(EffectRefund))
-	}
-	if r.Pickup {
-		refs = append(refs, ref(EffectPickup))
-	}
-	if r.CompensationSent {
-		refs = append(refs, ref(EffectCompensation))
-	}
-	if r.ClawbackSent {
-		refs = append(refs, ref(EffectClawback))
-	}
-	if r.TrustSent {
-		refs = append(refs, ref(EffectTrust))
+		e := Effect{Kind: s.k, UserID: userID, RequestID: r.ID, Resolution: s.res}
+		id := e.MsgID()
+		switch s.k {
+		case EffectRefund:
+			id = e.RefundID()
+		case EffectPickup:
+			id = e.PickupID()
+		case EffectResolution:
+			id = e.ResolutionID()
+		}
+		refs = append(refs, EffectRef{s.k, id})
 	}
 	return refs
 }
