@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Key layout. Every key a partition owns starts with its prefix
@@ -15,7 +17,7 @@ import (
 //	p/<pp>/importing                  present while an import is under way
 //	p/<pp>/timers-v2                  present once the timers of version-1
 //	                                  users are armed (migrateTimers)
-//	p/<pp>/u/<user>                   user state (userV2; userV1 read), TTL = retention
+//	p/<pp>/u/<user>                   user state (userV2; record.UserV1 read), TTL = retention
 //	p/<pp>/t/<user>                   timer: deadline, 8 bytes big-endian, TTL = retention
 //	p/<pp>/tr/<uvarint len(user)><user>/<request>   rule trace, TTL = retention
 //	p/<pp>/pol/<version>              a policy the partition's requests follow:
@@ -69,7 +71,7 @@ func userKey(p int, id string) []byte {
 	return appendKey(make([]byte, 0, prefixLen+len(sufUser)+len(id)), p, sufUser, id)
 }
 
-func appendPolicyKey(dst []byte, p int, k polKey) []byte {
+func appendPolicyKey(dst []byte, p int, k record.PolicyKey) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, sufPolicy...)
 	return hex.AppendEncode(dst, k[:])

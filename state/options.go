@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Defaults applied by [Open] to zero fields of [Options].
@@ -105,7 +106,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: memtable size %d is negative", ErrInvalidOption, o.memTableBytes)
 	}
 	if o.LegacyPolicy != nil {
-		if _, _, err := encodePolicy(o.LegacyPolicy); err != nil {
+		if _, _, err := record.EncodePolicy(o.LegacyPolicy); err != nil {
 			return fmt.Errorf("%w: LegacyPolicy: %w", ErrInvalidOption, err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Errors callers can branch on with errors.Is.
@@ -126,7 +127,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.cacheShare.Store(opts.CacheBytes)
 	if p := opts.LegacyPolicy; p != nil {
-		k, _ := versionKey(p.Version) // checked by Validate
+		k, _ := record.VersionKey(p.Version) // checked by Validate
 		s.pols.intern(k, p)
 	}
 	s.m = newStoreMetrics(opts.Metrics, s)
@@ -234,9 +235,9 @@ func (s *Store) ReadUser(p int, userID string) (u *core.User, ok bool, err error
 		if err != nil {
 			return err
 		}
-		res := policyResolver{find: func(k polKey) (*core.Policy, error) { return s.readPolicy(txn, p, k) }, legacy: s.opts.LegacyPolicy}
+		res := record.Resolver{Find: func(k record.PolicyKey) (*core.Policy, error) { return s.readPolicy(txn, p, k) }, Legacy: s.opts.LegacyPolicy}
 		return item.Value(func(v []byte) error {
-			u, decodeErr = decodeUser(v, &res)
+			u, decodeErr = record.DecodeUser(v, &res)
 			if decodeErr == nil && u.ID != userID {
 				decodeErr = fmt.Errorf("record holds user %q", u.ID)
 			}
@@ -259,7 +260,7 @@ func (s *Store) ReadUser(p int, userID string) (u *core.User, ok bool, err error
 // readPolicy resolves version k for a reader of partition p: the
 // partition must have its record (in txn's snapshot); the policy itself
 // comes from the store's interner, or is parsed from the record.
-func (s *Store) readPolicy(txn *badger.Txn, p int, k polKey) (*core.Policy, error) {
+func (s *Store) readPolicy(txn *badger.Txn, p int, k record.PolicyKey) (*core.Policy, error) {
 	item, err := txn.Get(appendPolicyKey(nil, p, k))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, unknownPolicy(p, k)
@@ -272,7 +273,7 @@ func (s *Store) readPolicy(txn *badger.Txn, p int, k polKey) (*core.Policy, erro
 	}
 	var q *core.Policy
 	err = item.Value(func(v []byte) (err error) {
-		q, err = decodePolicy(k, v)
+		q, err = record.DecodePolicy(k, v)
 		return err
 	})
 	if err != nil {
