@@ -45,6 +45,8 @@ var (
 	sufTimersV2  = []byte("timers-v2")
 )
 
+// checkPartition rejects partition numbers that do not fit the key's two
+// bytes: a larger one would wrap and alias another partition's keys.
 func checkPartition(p int) error {
 	if p < 0 || p >= MaxPartitions {
 		return fmt.Errorf("%w: partition %d out of range [0,%d)", ErrInvalidOption, p, MaxPartitions)
@@ -59,24 +61,35 @@ func appendPrefix(dst []byte, p int) []byte {
 	return append(dst, '/')
 }
 
+// partitionPrefix is the prefix every key of partition p starts with: the
+// one range an export, import or drop scans.
 func partitionPrefix(p int) []byte { return appendPrefix(make([]byte, 0, prefixLen), p) }
 
+// appendKey appends the key prefix + suffix + id (an empty id for the
+// partition's own records: meta, outbox, markers).
 func appendKey(dst []byte, p int, suffix []byte, id string) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, suffix...)
 	return append(dst, id...)
 }
 
+// userKey is the key of a user's state, sized exactly so that building it
+// is one allocation.
 func userKey(p int, id string) []byte {
 	return appendKey(make([]byte, 0, prefixLen+len(sufUser)+len(id)), p, sufUser, id)
 }
 
+// appendPolicyKey appends the key of a policy record: the version in its
+// 16 hex digits, readable in a key dump and parsed back at open.
 func appendPolicyKey(dst []byte, p int, k record.PolicyKey) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, sufPolicy...)
 	return hex.AppendEncode(dst, k[:])
 }
 
+// appendTraceKey appends the key of a request's rule trace; the user ID
+// is length-prefixed so that an ID containing "/" cannot collide with
+// another user's request.
 func appendTraceKey(dst []byte, p int, userID, requestID string) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, sufTrace...)

@@ -70,7 +70,7 @@ type Options struct {
 	// LegacyPolicy is the policy given to the requests of user records
 	// written before requests kept their policy (record version 1), and to
 	// requests stored with no policy; the fields version 1 lacked are
-	// derived from it (see the package doc, Migration from version 1).
+	// derived from it (see state/record's package doc, Version 1).
 	// The daemon passes its --policy: the policy that decided those
 	// requests, as far as anyone knows. Once such a user is committed
 	// again, its requests follow this policy for good (its record is

@@ -80,6 +80,10 @@ type Partition struct {
 
 type span struct{ k0, k1, v0, v1 int }
 
+// loadPartition opens partition p for its owner: it refuses a partition
+// an import left unfinished, reads meta, outbox, policy table and timer
+// index in one snapshot (so they are those of the same commit), and runs
+// the one-off timer migration of version-1 users.
 func loadPartition(s *Store, p int) (*Partition, error) {
 	pt := &Partition{
 		s:         s,
@@ -290,6 +294,9 @@ func (pt *Partition) User(id string) (*core.User, error) {
 	return u, nil
 }
 
+// addCacheBytes accounts a change of the cache's estimated size, in the
+// partition and in the Store's totals that the metrics and the budget
+// share read.
 func (pt *Partition) addCacheBytes(delta int64, users int64) {
 	pt.c.bytes += delta
 	pt.s.cacheBytes.Add(delta)
@@ -546,6 +553,9 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	return nil
 }
 
+// txnError marks Badger's transaction-too-big as ErrBatchTooBig, the one
+// commit failure the caller fixes by cutting smaller batches rather than
+// retrying.
 func txnError(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("%w: %w", ErrBatchTooBig, err)
@@ -553,6 +563,8 @@ func txnError(err error) error {
 	return err
 }
 
+// clearStaged forgets the staged policy records and traces, keeping their
+// buffers for the next batch.
 func (pt *Partition) clearStaged() {
 	clear(pt.newPols)
 	pt.newPols = pt.newPols[:0]
@@ -560,6 +572,9 @@ func (pt *Partition) clearStaged() {
 	pt.trKeys, pt.trVals, pt.trSpans = pt.trKeys[:0], pt.trVals[:0], pt.trSpans[:0]
 }
 
+// flushCounters adds the batch's cache counters to the shared metrics:
+// counted in plain fields per lookup and published once per batch, so the
+// hot path touches no shared memory.
 func (pt *Partition) flushCounters() {
 	m := pt.s.m
 	if pt.hits > 0 {

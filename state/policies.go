@@ -140,6 +140,10 @@ func (pt *Partition) stagePolicies(u *core.User) error {
 	return nil
 }
 
+// stagePolicy stages the record of p unless the partition has it stored
+// or staged. EncodePolicy refuses a policy whose version is not its
+// content's, and that error fails the commit: a record that lied about
+// its version would change what old requests follow after a restart.
 func (pt *Partition) stagePolicy(p *core.Policy) error {
 	k, ok := record.VersionKey(p.Version)
 	if ok && pt.pols.m[k] != nil {

@@ -203,6 +203,9 @@ func (s *Store) reserve(p int) error {
 	return nil
 }
 
+// unreserve frees p and re-divides the cache budget among the partitions
+// still open, so a process that gave partitions away lets the others
+// cache more.
 func (s *Store) unreserve(p int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -351,6 +354,8 @@ func (s *Store) runGC(ctx context.Context) {
 // badgerLogger routes Badger's logs to slog.
 type badgerLogger struct{ l *slog.Logger }
 
+// log forwards one Badger message with component=badger; Badger's format
+// strings end in a newline, which slog would keep.
 func (b badgerLogger) log(level slog.Level, format string, args []any) {
 	ctx := context.Background()
 	if !b.l.Enabled(ctx, level) {
@@ -383,6 +388,9 @@ type storeMetrics struct {
 	gcErrors      *metrics.Counter
 }
 
+// newStoreMetrics registers the store's metrics in set (see the package
+// doc, Metrics); unregister removes them when the store closes, so a
+// process that reopens a store does not register twice.
 func newStoreMetrics(set *metrics.Set, s *Store) *storeMetrics {
 	m := &storeMetrics{set: set}
 	counter := func(name string) *metrics.Counter {
@@ -461,6 +469,10 @@ var badgerCounters = [...][2]string{
 	{"badger_hit_num_lsm_bloom_filter", "flashreturn_badger_bloom_hits_total"},
 }
 
+// writeBadgerMetrics writes Badger's expvar counters and the sizes of
+// dir's LSM and value log as flashreturn_badger_* and _lsm/_vlog_bytes.
+// Badger publishes process-wide expvars, so with two stores the
+// counters are their sum.
 func writeBadgerMetrics(w io.Writer, dir string) {
 	for _, c := range badgerCounters {
 		if v, ok := expvarSum(c[0]); ok {

@@ -20,10 +20,18 @@ func flagByte(bs ...bool) byte {
 	return f
 }
 
+// strBound is the encoded size of s: its uvarint length and its bytes.
 func strBound(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
 
+// uvarintLen is the number of bytes binary.AppendUvarint writes for x
+// (seven bits a byte; x|1 makes 0 take one byte), computed without
+// writing, for the size bounds.
 func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
+// appendString writes a uvarint length and the bytes. No terminator and
+// no escaping: IDs and notes are arbitrary bytes (FuzzDecodeUser feeds
+// invalid UTF-8), and the length lets the decoder cut them out of the
+// record without copying.
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -46,6 +54,9 @@ const (
 
 var timeUnits = [4]uint64{0, 1e9, 1e6, 1}
 
+// appendTime writes t relative to base in the coarsest exact unit (see
+// the format above). The difference wraps: any pair of int64 times,
+// MinInt64 and MaxInt64 included, decodes back exactly.
 func appendTime(dst []byte, base, t int64) []byte {
 	if t == 0 {
 		return append(dst, timeZero)
@@ -79,6 +90,9 @@ type decoder struct {
 	err error
 }
 
+// fail records the first error and moves to the end of the record, so
+// every later read fails fast and returns zero values: DecodeUser checks
+// d.err once at the end instead of after every field.
 func (d *decoder) fail(err error) {
 	if d.err == nil {
 		d.err = err
@@ -86,6 +100,7 @@ func (d *decoder) fail(err error) {
 	d.off = len(d.s)
 }
 
+// byte reads one byte.
 func (d *decoder) byte() byte {
 	if d.off >= len(d.s) {
 		d.fail(errShort)
@@ -96,6 +111,9 @@ func (d *decoder) byte() byte {
 	return b
 }
 
+// uvarint reads a uvarint, refusing one longer than ten bytes or
+// overflowing 64 bits (binary.Uvarint's rules, on the string without
+// converting it to a slice).
 func (d *decoder) uvarint() uint64 {
 	var x uint64
 	var s uint
@@ -119,6 +137,7 @@ func (d *decoder) uvarint() uint64 {
 	return 0
 }
 
+// varint reads a zig-zag varint.
 func (d *decoder) varint() int64 {
 	ux := d.uvarint()
 	x := int64(ux >> 1)
@@ -128,6 +147,9 @@ func (d *decoder) varint() int64 {
 	return x
 }
 
+// string reads a length-prefixed string as a substring of the record:
+// no copy, no allocation; the decoded user's strings share the one
+// string the record was converted to.
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if n > uint64(len(d.s)-d.off) {
@@ -150,6 +172,8 @@ func (d *decoder) count(min int) int {
 	return int(n)
 }
 
+// time reads a time written by appendTime; unit 0 cannot be written, so
+// it marks a corrupt record.
 func (d *decoder) time(base int64) int64 {
 	x := d.uvarint()
 	switch x {
@@ -170,6 +194,9 @@ func (d *decoder) time(base int64) int64 {
 	return int64(uint64(base) - a)
 }
 
+// flags reads a flag byte and refuses bits outside all: a bit this
+// version does not know means the record is newer or corrupt, and
+// silently dropping it would lose state at the next write.
 func (d *decoder) flags(all byte) byte {
 	f := d.byte()
 	if f&^all != 0 {
@@ -187,6 +214,8 @@ func (d *decoder) codeSet() core.CodeSet {
 	return core.CodeSet(x)
 }
 
+// times reads a counted list of times; an empty list is nil, as core
+// leaves it.
 func (d *decoder) times(base int64) []int64 {
 	n := d.count(1)
 	if n == 0 {

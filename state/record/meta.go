@@ -25,6 +25,8 @@ func AppendMeta(dst []byte, cursor uint64, clock int64) []byte {
 	return binary.AppendVarint(dst, clock)
 }
 
+// DecodeMeta decodes a meta record. Any other version is refused: the
+// cursor decides where a partition resumes, so it is never guessed.
 func DecodeMeta(rec []byte) (cursor uint64, clock int64, err error) {
 	if len(rec) == 0 || rec[0] != metaV1 {
 		return 0, 0, fmt.Errorf("%w: meta record", ErrUnsupportedVersion)

@@ -46,6 +46,9 @@ func VersionKey(v string) (k PolicyKey, ok bool) {
 	return k, true
 }
 
+// fromHex is one lowercase hex digit. Uppercase is refused: core writes
+// lowercase, and a version has exactly one spelling so that it keys one
+// record.
 func fromHex(c byte) (byte, bool) {
 	switch {
 	case c >= '0' && c <= '9':

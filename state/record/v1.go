@@ -5,7 +5,7 @@ import "github.com/flashreturn/flashreturn/internal/core"
 // deriveV1 completes a user decoded from a version-1 record (written
 // before requests kept their policy, before the per-order ceiling and the
 // review lifecycle) as well as the record allows; the package doc
-// (Migration from version 1) states each derivation and its limits. p is
+// (Version 1) states each derivation and its limits. p is
 // the store's legacy policy.
 func deriveV1(u *core.User, p *core.Policy) {
 	for i := range u.Requests {

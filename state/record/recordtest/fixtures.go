@@ -42,6 +42,9 @@ func TypicalUser(i int) *core.User {
 	day := int64(24 * time.Hour)
 	id := fmt.Sprintf("u%08d", i)
 	u := &core.User{ID: id, Stars: 1 + i%5, MaxAt: T0 + 3*day + int64(i%3600)*1e9}
+	// Three orders a few days apart, delivered and signed for, as a
+	// shopper in a sales season has them; the strings vary with i so
+	// that a million users do not share their bytes (TestFootprint).
 	for j := range 3 {
 		paid := T0 - int64(10-j)*day + int64(i%86400)*1e9
 		u.Orders = append(u.Orders, core.Order{
@@ -84,20 +87,29 @@ func FullUserV1() *core.User {
 		Orders: []core.Order{{
 			ID: "o1", MerchantID: "m1", Category: "apparel", City: "shanghai", Size: core.SizeLarge,
 			PaidFen: 29900, SevenDay: true, FreightInsurance: true,
+			// Whole seconds, milliseconds and nanoseconds: each of the
+			// time encoding's three units.
 			PaidAt: T0 - 5*86400e9, ShippedAt: T0 - 4*86400e9 + 123e6, DeliveredAt: T0 - 3*86400e9 + 7,
 		}, {
 			ID: "o2", MerchantID: "m2", Category: "home", City: "hangzhou", Size: core.SizeSmall,
+			// A negative amount and a time after MaxAt: the codec stores
+			// what core holds, without judging it (zig-zag varints and
+			// signed time differences).
 			PaidFen: -1, PaidAt: T0 + 1e9,
 		}},
 		Requests: []core.Request{{
 			ID: "r1", OrderID: "o1", Kind: core.KindExchange, Reason: core.ReasonDamaged, At: T0 - 86400e9,
 			AmountFen: 29900, Status: core.StatusFinished, Verdict: core.VerdictReview,
 			Reasons: core.CodeSet(0).With(core.CodeCreditLow).With(core.CodeMerchantUnknown), MerchantRule: "rule-a",
+			// Beyond 32 bits: the revision is a uvarint, not an int.
 			MerchantRevision: 1 << 40, RefundTrigger: core.TriggerInspection, RefundSent: true, RefundAdvance: true,
 			RefundAt: T0 - 3600e9, Pickup: true, PickupSize: core.SizeLarge, Replace: true,
 			WindowStart: T0 - 7200e9, WindowEnd: T0 - 3600e9, PickupDone: true, CompensationSent: true,
 			Tracked: true, Inspection: core.OutcomeEmptyBox, ClosedAt: T0,
 		}},
+		// The extremes of int64 take the time encoding's escape (the
+		// difference from MaxAt does not fit a unit), which must round
+		// trip too.
 		RecentRequests: []int64{T0 - 86400e9, math.MinInt64, math.MaxInt64},
 		TrustMarks:     []int64{T0 - 1, 1},
 	}
@@ -116,10 +128,14 @@ func FullUser() *core.User {
 	r.PickupAsked, r.Policy = true, Tmall
 	r.Resolution, r.ResolvedBy, r.ResolvedAt = core.ResolutionApproved, core.ActorMerchant, T0-86000e9
 	r.ResolveCodes = core.CodeSet(0).With(core.CodeAmountExceedsPaid)
+	// A note with multi-byte UTF-8: strings are stored as bytes.
 	r.Note = "ok, 好的"
 	r.ApprovedAt, r.PayTrigger, r.PayAdvance = T0-86000e9, core.TriggerTracking, true
 	r.Reserved, r.Promised, r.GoodsAdvance = true, true, true
 	r.CourierOnTime, r.ClawbackSent, r.TrustSent = true, true, true
+	// r2 follows JD, r3 tmall again: the policy dictionary must hold
+	// two versions, tmall's once, and r2's closing resolution (a
+	// resolution block with no note) must round trip.
 	u.Requests = append(u.Requests, core.Request{
 		ID: "r2", OrderID: "o2", Kind: core.KindRefundOnly, Reason: core.ReasonQuality, At: T0,
 		AmountFen: 1, Status: core.StatusClosed, Verdict: core.VerdictApproved, Policy: JD,
