@@ -19,7 +19,6 @@ var (
 	polTmall     = recordtest.Tmall
 	polJD        = recordtest.JD
 	polDouyin    = recordtest.Douyin
-	testPols     = recordtest.Policies
 	typicalUser  = recordtest.TypicalUser
 	fullUserV1   = recordtest.FullUserV1
 	appendUserV1 = recordtest.AppendUserV1
