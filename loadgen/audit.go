@@ -6,6 +6,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 // Check is one audit rule and how the run fared against it.
@@ -41,7 +44,7 @@ var presetMinStars = map[string]int{"tmall-fast-return": 3, "douyin-lightning": 
 // auditInput is what the audit reads: the world, what the run saw, and
 // the publish outcome.
 type auditInput struct {
-	gen        *Generator
+	gen        *world.Generator
 	tr         *tracker
 	failedPubs int64
 	// policy is the name of the platform policy to judge expectations by;
@@ -92,7 +95,7 @@ func audit(in auditInput) []Check {
 		if r.refundFen > paid {
 			refundPaid.fail(fmt.Sprintf("%s: refund %d fen > paid %d fen", id, r.refundFen, paid))
 		}
-		if r.decision != decisionApproved && !resolvedApproved(r) {
+		if r.decision != contract.DecisionApproved && !resolvedApproved(r) {
 			refundApproved.fail(fmt.Sprintf("%s: refund after decision %q and no approving resolution", id, r.decision))
 		}
 	}
@@ -155,7 +158,7 @@ func expectations(in auditInput, t *tracker) []Check {
 		}
 		req := g.Requests[i]
 		id := g.RequestID(int32(i))
-		var rules []MerchantRule
+		var rules []contract.MerchantRule
 		var paid int64
 		if req.Order >= 0 {
 			o := g.Orders[req.Order]
@@ -164,27 +167,27 @@ func expectations(in auditInput, t *tracker) []Check {
 		}
 		if req.Order < 0 {
 			ghost.Checked++
-			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonOrderUnknown) {
+			if rec.decision != contract.DecisionRejected || !slices.Contains(rec.reasons, contract.ReasonOrderUnknown) {
 				ghost.fail(fmt.Sprintf("%s: %s %v", id, rec.decision, rec.reasons))
 			}
 			continue
 		}
 		if req.AmountFen > paid {
 			over.Checked++
-			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonAmountExceedsPaid) {
+			if rec.decision != contract.DecisionRejected || !slices.Contains(rec.reasons, contract.ReasonAmountExceedsPaid) {
 				over.fail(fmt.Sprintf("%s: %s %v (amount %d > paid %d)", id, rec.decision, rec.reasons, req.AmountFen, paid))
 			}
 			continue
 		}
 		if preset && req.Stars < minStars && !rulesAdmitStars(rules, req.Stars) {
 			low.Checked++
-			if rec.decision == decisionApproved {
+			if rec.decision == contract.DecisionApproved {
 				low.fail(fmt.Sprintf("%s: %d stars approved under %s", id, req.Stars, policy))
 			}
 		}
 		if (req.Stale || req.Early) && len(rules) == 0 {
 			window.Checked++
-			if rec.decision == decisionApproved {
+			if rec.decision == contract.DecisionApproved {
 				window.fail(fmt.Sprintf("%s: approved (stale=%v early=%v)", id, req.Stale, req.Early))
 			}
 		}
@@ -194,7 +197,7 @@ func expectations(in auditInput, t *tracker) []Check {
 
 // rulesAdmitStars reports whether some merchant rule could approve a
 // shopper with the given stars.
-func rulesAdmitStars(rules []MerchantRule, stars int) bool {
+func rulesAdmitStars(rules []contract.MerchantRule, stars int) bool {
 	for _, r := range rules {
 		if r.MinStars == 0 || r.MinStars <= stars {
 			return true
@@ -257,7 +260,7 @@ func at(p int64) int64 {
 type reqView struct {
 	i      int32
 	id     string
-	req    *Request
+	req    *world.Request
 	rec    *reqRec
 	paid   int64
 	amount int64 // the request's amount: amount_fen, or the paid amount
@@ -286,7 +289,7 @@ func policyOf(in auditInput, t *tracker) string {
 // resolvedApproved reports whether a resolution approved the request.
 func resolvedApproved(rec *reqRec) bool {
 	for _, o := range rec.outs {
-		if o.kind == outResolutionKind && o.outcome == resolutionApproved {
+		if o.kind == contract.OutResolution && o.outcome == contract.ResolutionApproved {
 			return true
 		}
 	}
@@ -295,7 +298,7 @@ func resolvedApproved(rec *reqRec) bool {
 
 // views builds the view of every request that was sent, accepted and
 // decided. Called with t.mu held.
-func views(g *Generator, t *tracker) []reqView {
+func views(g *world.Generator, t *tracker) []reqView {
 	var out []reqView
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -303,10 +306,10 @@ func views(g *Generator, t *tracker) []reqView {
 			continue
 		}
 		r := &g.Requests[i]
-		v := reqView{i: int32(i), id: g.RequestID(int32(i)), req: r, rec: rec, sent: at(r.hist.sent), approval: posEnd,
-			cancel: posEnd, back: at(r.hist.back), inspect: at(r.hist.inspect), close: posEnd, refund: posEnd}
-		if r.hist.cancel != 0 {
-			v.cancel = at(r.hist.cancel)
+		v := reqView{i: int32(i), id: g.RequestID(int32(i)), req: r, rec: rec, sent: at(r.Hist.Sent), approval: posEnd,
+			cancel: posEnd, back: at(r.Hist.Back), inspect: at(r.Hist.Inspect), close: posEnd, refund: posEnd}
+		if r.Hist.Cancel != 0 {
+			v.cancel = at(r.Hist.Cancel)
 		}
 		if r.Order >= 0 {
 			v.paid = g.Orders[r.Order].PaidFen
@@ -316,18 +319,18 @@ func views(g *Generator, t *tracker) []reqView {
 			v.amount = v.paid
 		}
 		for _, o := range rec.outs {
-			if o.kind != outResolutionKind {
+			if o.kind != contract.OutResolution {
 				continue
 			}
-			if o.outcome == resolutionClosed {
+			if o.outcome == contract.ResolutionClosed {
 				v.closes = append(v.closes, o)
 			} else {
 				v.resolutions = append(v.resolutions, o)
 			}
 		}
-		if rec.decision == decisionApproved {
+		if rec.decision == contract.DecisionApproved {
 			v.approvedAtOnce, v.approval = true, v.sent
-		} else if len(v.resolutions) > 0 && v.resolutions[0].outcome == resolutionApproved {
+		} else if len(v.resolutions) > 0 && v.resolutions[0].outcome == contract.ResolutionApproved {
 			v.approvedByReview = true
 			v.approval = v.resolutionPos(v.resolutions[0])
 		}
@@ -341,7 +344,7 @@ func views(g *Generator, t *tracker) []reqView {
 			}
 		}
 		for _, o := range rec.outs {
-			if o.kind == outRefundKind {
+			if o.kind == contract.OutRefund {
 				v.refund = v.refundPos(o)
 				break
 			}
@@ -354,11 +357,11 @@ func views(g *Generator, t *tracker) []reqView {
 // resolutionPos places a (non-closed) resolution: at the first answer, or
 // right after the request for a timeout.
 func (v *reqView) resolutionPos(o outRec) int64 {
-	if o.by == byTimeout {
+	if o.by == contract.ByTimeout {
 		return v.sent - posEffect + posTimer
 	}
-	if len(v.req.hist.answers) > 0 {
-		return at(v.req.hist.answers[0].pos)
+	if len(v.req.Hist.Answers) > 0 {
+		return at(v.req.Hist.Answers[0].Pos)
 	}
 	return posEnd
 }
@@ -366,14 +369,14 @@ func (v *reqView) resolutionPos(o outRec) int64 {
 // refundPos places a refund at its trigger.
 func (v *reqView) refundPos(o outRec) int64 {
 	switch o.trigger {
-	case triggerPreShipment, triggerApproval:
+	case contract.TriggerPreShipment, contract.TriggerApproval:
 		if v.approval != posEnd {
 			return v.approval
 		}
 		return v.sent
-	case triggerTracking:
+	case contract.TriggerTracking:
 		return max(v.back, v.approval)
-	case triggerInspection:
+	case contract.TriggerInspection:
 		return v.inspect
 	}
 	return posEnd
@@ -382,7 +385,7 @@ func (v *reqView) refundPos(o outRec) int64 {
 // clawbackPos places a clawback: at the close for not_returned, else at
 // the inspection.
 func (v *reqView) clawbackPos(o outRec) int64 {
-	if o.outcome == outcomeNotReturned {
+	if o.outcome == contract.OutcomeNotReturned {
 		return v.close
 	}
 	return v.inspect
@@ -392,12 +395,12 @@ func (v *reqView) clawbackPos(o outRec) int64 {
 // how much (a refund with advance: true, or a pickup with replace: true).
 func (v *reqView) advanced() (int64, bool) {
 	for _, o := range v.rec.outs {
-		if o.kind == outRefundKind && o.advance {
+		if o.kind == contract.OutRefund && o.advance {
 			return o.amount, true
 		}
 	}
 	for _, o := range v.rec.outs {
-		if o.kind == outPickupKind && o.replace {
+		if o.kind == contract.OutPickup && o.replace {
 			return v.amount, true
 		}
 	}
@@ -410,7 +413,7 @@ func (v *reqView) advanced() (int64, bool) {
 // no refund came (cancelled, closed, trigger not reached by the end of
 // the run), what the preset promises: tmall's return_refund (refund on
 // tracking, advance), douyin's return_refund of a shipped order.
-func (v *reqView) countsInExposure(g *Generator, policy string) bool {
+func (v *reqView) countsInExposure(g *world.Generator, policy string) bool {
 	if !v.approvedAtOnce {
 		return false // a reviewed approval advances nothing
 	}
@@ -428,7 +431,7 @@ func (v *reqView) countsInExposure(g *Generator, policy string) bool {
 		return true
 	case "douyin-lightning":
 		o := g.Orders[v.req.Order]
-		return o.shipped != 0 && o.shipped < v.req.hist.sent
+		return o.Shipped != 0 && o.Shipped < v.req.Hist.Sent
 	}
 	return false
 }
@@ -488,12 +491,12 @@ func slicesSortedKeys(m map[int32][]int) []int32 {
 
 // firstAnswer is the answer that counts for a request in review: the first
 // one, unless the request was cancelled before it.
-func (v *reqView) firstAnswer() (answer, bool) {
-	h := &v.req.hist
-	if len(h.answers) == 0 || at(h.answers[0].pos) > v.cancel {
-		return answer{}, false
+func (v *reqView) firstAnswer() (world.Answer, bool) {
+	h := &v.req.Hist
+	if len(h.Answers) == 0 || at(h.Answers[0].Pos) > v.cancel {
+		return world.Answer{}, false
 	}
-	return h.answers[0], true
+	return h.Answers[0], true
 }
 
 // resolutionMatches reports whether a resolution carries out an approval
@@ -502,20 +505,20 @@ func (v *reqView) firstAnswer() (answer, bool) {
 // merchant is unknown (no return address to approve with) the spec says
 // nothing, so any outcome is accepted.
 func resolutionMatches(o outRec, approve bool, reasons []string) bool {
-	if slices.Contains(reasons, reasonMerchantUnknown) {
+	if slices.Contains(reasons, contract.ReasonMerchantUnknown) {
 		return true
 	}
 	if !approve {
-		return o.outcome == resolutionRejected
+		return o.outcome == contract.ResolutionRejected
 	}
-	return o.outcome == resolutionApproved || o.outcome == resolutionRejected && slices.Contains(o.reasons, reasonAmountExceedsPaid)
+	return o.outcome == contract.ResolutionApproved || o.outcome == contract.ResolutionRejected && slices.Contains(o.reasons, contract.ReasonAmountExceedsPaid)
 }
 
 func reviewResolved(vs []reqView, preset bool) Check {
 	c := Check{Name: "review_resolved", Rule: "a request in review that a person answered, or whose 72 h review deadline passed (fast-track rules only), ends in exactly one resolution: the first answer's, or by timeout (a later answer changes nothing)"}
 	for k := range vs {
 		v := &vs[k]
-		if v.rec.decision != decisionReview {
+		if v.rec.decision != contract.DecisionReview {
 			continue
 		}
 		ans, answered := v.firstAnswer()
@@ -524,9 +527,9 @@ func reviewResolved(vs []reqView, preset bool) Check {
 		var approve bool
 		switch {
 		case !safety && v.req.Aged && preset && v.cancel == posEnd:
-			wantBy, approve = byTimeout, true
+			wantBy, approve = contract.ByTimeout, true
 		case answered:
-			wantBy, approve = ans.by, ans.approve
+			wantBy, approve = ans.By, ans.Approve
 		default:
 			continue
 		}
@@ -554,19 +557,19 @@ func resolutionHasReason(vs []reqView, preset bool) Check {
 			c.fail(fmt.Sprintf("%s: %d resolutions", v.id, len(v.resolutions)))
 		case len(v.closes) > 1:
 			c.fail(fmt.Sprintf("%s: %d closes", v.id, len(v.closes)))
-		case v.rec.decision == decisionRejected && len(v.resolutions)+len(v.closes) > 0:
+		case v.rec.decision == contract.DecisionRejected && len(v.resolutions)+len(v.closes) > 0:
 			c.fail(fmt.Sprintf("%s: rejected, then a resolution", v.id))
-		case v.rec.decision == decisionApproved && len(v.resolutions) > 0:
+		case v.rec.decision == contract.DecisionApproved && len(v.resolutions) > 0:
 			c.fail(fmt.Sprintf("%s: approved at once, then resolution %s by %s", v.id, v.resolutions[0].outcome, v.resolutions[0].by))
-		case v.rec.decision == decisionReview && len(v.resolutions) == 1:
+		case v.rec.decision == contract.DecisionReview && len(v.resolutions) == 1:
 			o := v.resolutions[0]
 			_, answered := v.firstAnswer()
 			switch {
-			case o.by == byTimeout && failedSafety(v.rec.reasons):
+			case o.by == contract.ByTimeout && failedSafety(v.rec.reasons):
 				c.fail(fmt.Sprintf("%s: resolved by timeout after safety rules %v", v.id, v.rec.reasons))
-			case o.by == byTimeout && preset && !v.req.Aged:
+			case o.by == contract.ByTimeout && preset && !v.req.Aged:
 				c.fail(fmt.Sprintf("%s: resolved by timeout within its 72 h review deadline", v.id))
-			case o.by != byTimeout && !answered:
+			case o.by != contract.ByTimeout && !answered:
 				c.fail(fmt.Sprintf("%s: resolved by %s with no answer that counts", v.id, o.by))
 			}
 		}
@@ -589,7 +592,7 @@ func closes(vs []reqView, preset bool) Check {
 		}
 		o := v.closes[0]
 		switch {
-		case o.by != byTimeout:
+		case o.by != contract.ByTimeout:
 			c.fail(fmt.Sprintf("%s: closed by %s", v.id, o.by))
 		case v.approval == posEnd:
 			c.fail(fmt.Sprintf("%s: closed, never approved (decision %s)", v.id, v.rec.decision))
@@ -609,9 +612,9 @@ func notReturned(vs []reqView, preset bool) Check {
 		var claws, trusts []outRec
 		for _, o := range v.rec.outs {
 			switch {
-			case o.kind == outClawbackKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutClawback && o.outcome == contract.OutcomeNotReturned:
 				claws = append(claws, o)
-			case o.kind == outTrustKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutTrust && o.outcome == contract.OutcomeNotReturned:
 				trusts = append(trusts, o)
 			}
 		}
@@ -654,7 +657,7 @@ func reviewedNotAdvanced(vs []reqView) Check {
 	return c
 }
 
-func policyEverywhere(t *tracker, g *Generator) Check {
+func policyEverywhere(t *tracker, g *world.Generator) Check {
 	c := Check{Name: "policy_on_every_output", Rule: "every output about a request names a policy (name and version), the one of its request's decision"}
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -678,7 +681,7 @@ func policyEverywhere(t *tracker, g *Generator) Check {
 	return c
 }
 
-func exposureKept(g *Generator, vs []reqView, byUser map[int32][]int, users []int32, policy string, preset bool) Check {
+func exposureKept(g *world.Generator, vs []reqView, byUser map[int32][]int, users []int32, policy string, preset bool) Check {
 	c := Check{Name: "exposure_cap_kept", Rule: fmt.Sprintf("at every approval at once, the shopper's advanced and promised money not yet got back plus the request's amount is at most %d fen", presetExposureCapFen)}
 	if !preset {
 		c.Skipped = fmt.Sprintf("policy %q is not a shipped preset: cap and promises unknown", policy)
@@ -732,13 +735,13 @@ func orderMoves(vs []reqView, ks []int) []moneyMove {
 		v := &vs[k]
 		var refunded int64
 		for _, o := range v.rec.outs {
-			if o.kind == outRefundKind {
+			if o.kind == contract.OutRefund {
 				refunded += o.amount
 				mv = append(mv, moneyMove{pos: v.refundPos(o), fen: o.amount, id: v.id})
 			}
 		}
 		for _, o := range v.rec.outs {
-			if o.kind == outClawbackKind && refunded > 0 {
+			if o.kind == contract.OutClawback && refunded > 0 {
 				// Only money comes back to the order's ceiling: the
 				// clawback of an exchange's goods is not refunded money.
 				back := min(o.amount, refunded)
@@ -830,11 +833,11 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 			if earlier == 0 {
 				continue
 			}
-			exceeds := slices.Contains(va.rec.reasons, reasonAmountExceedsPaid)
+			exceeds := slices.Contains(va.rec.reasons, contract.ReasonAmountExceedsPaid)
 			switch {
 			case va.amount+refunded > va.paid:
 				rej.Checked++
-				if va.rec.decision != decisionRejected || !exceeds {
+				if va.rec.decision != contract.DecisionRejected || !exceeds {
 					rej.fail(fmt.Sprintf("%s: %d + %d refunded > paid %d: %s %v", va.id, va.amount, refunded, va.paid, va.rec.decision, va.rec.reasons))
 				}
 			case clean:
@@ -855,11 +858,11 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 // back after the refund).
 func (v *reqView) overBefore(p int64) bool {
 	switch {
-	case v.rec.decision == decisionRejected:
+	case v.rec.decision == contract.DecisionRejected:
 		return true
 	case v.cancel < p && v.refund > v.cancel:
 		return true
-	case v.rec.decision == decisionReview && len(v.resolutions) == 0 && len(v.closes) == 0:
+	case v.rec.decision == contract.DecisionReview && len(v.resolutions) == 0 && len(v.closes) == 0:
 		return true
 	case v.refund == posEnd:
 		return false
@@ -871,7 +874,7 @@ func (v *reqView) overBefore(p int64) bool {
 
 // invalidChecks check that well-formed events that cannot stand changed
 // nothing and did not stop their shopper. Called with t.mu held.
-func invalidChecks(g *Generator, t *tracker) []Check {
+func invalidChecks(g *world.Generator, t *tracker) []Check {
 	none := Check{Name: "no_output_for_invalid", Rule: "a well-formed event that cannot stand (unknown order or request, future time, amount 0) produces no output",
 		Checked: int64(len(t.badRecs)), Failed: t.invalidN, Examples: slices.Clone(t.invalidOut)}
 	next := Check{Name: "valid_after_invalid", Rule: "after an event that cannot stand, the same shopper's next request is decided"}
@@ -933,7 +936,7 @@ type Lifecycle struct {
 
 // lifecycleOf counts the run's lifecycle. It must run after the run's
 // outputs have drained.
-func lifecycleOf(g *Generator, t *tracker) Lifecycle {
+func lifecycleOf(g *world.Generator, t *tracker) Lifecycle {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := Lifecycle{Resolutions: map[string]int64{}, InvalidSent: map[string]int64{}, DeadLetters: maps.Clone(t.dlqReasons)}
@@ -943,7 +946,7 @@ func lifecycleOf(g *Generator, t *tracker) Lifecycle {
 			continue
 		}
 		r := &g.Requests[i]
-		n := int64(len(r.hist.answers))
+		n := int64(len(r.Hist.Answers))
 		l.Answers += n
 		if r.Aged {
 			l.LateAnswers += n
@@ -952,7 +955,7 @@ func lifecycleOf(g *Generator, t *tracker) Lifecycle {
 		if n > 1 {
 			l.DuplicateAnswers += n - 1
 		}
-		if n > 0 && rec.decisions > 0 && rec.decision != decisionReview {
+		if n > 0 && rec.decisions > 0 && rec.decision != contract.DecisionReview {
 			l.StrayAnswers++
 		}
 		if r.Unreturned {
@@ -966,14 +969,14 @@ func lifecycleOf(g *Generator, t *tracker) Lifecycle {
 		}
 		for _, o := range rec.outs {
 			switch {
-			case o.kind == outResolutionKind:
+			case o.kind == contract.OutResolution:
 				l.Resolutions[o.outcome+"/"+o.by]++
-				if o.outcome == resolutionClosed {
+				if o.outcome == contract.ResolutionClosed {
 					l.Closes++
 				}
-			case o.kind == outClawbackKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutClawback && o.outcome == contract.OutcomeNotReturned:
 				l.NotReturnedClawbacks++
-			case o.kind == outTrustKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutTrust && o.outcome == contract.OutcomeNotReturned:
 				l.NotReturnedTrust++
 			}
 		}

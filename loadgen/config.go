@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 // Modes of a run.
@@ -25,6 +27,11 @@ const (
 	// ExpectOutputs: one output on fr.out.> per event sent (the relay).
 	ExpectOutputs = "outputs"
 )
+
+// WorldOptions sizes and seeds the simulated marketplace; it is
+// [world.Options], named here so that callers that configure a run
+// (cmd/loadgen, bench/relay) need only this package.
+type WorldOptions = world.Options
 
 // Config is one run's configuration. The zero value, apart from Shape,
 // means the documented defaults; see each field.
@@ -181,7 +188,7 @@ func (c Config) withDefaults() Config {
 	if c.RetryFor == 0 {
 		c.RetryFor = time.Minute
 	}
-	c.World = c.World.withDefaults()
+	c.World = c.World.WithDefaults()
 	return c
 }
 
@@ -236,5 +243,5 @@ func (c Config) Validate() error {
 			return fmt.Errorf("loadgen: threshold %q: unknown metric %q", t.Expr, t.Metric)
 		}
 	}
-	return c.World.validate()
+	return c.World.Validate()
 }

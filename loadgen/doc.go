@@ -6,12 +6,12 @@
 //
 // # World
 //
-// [NewGenerator] builds a seeded marketplace: shoppers (stars mostly 3-5,
+// [world.NewGenerator] builds a seeded marketplace: shoppers (stars mostly 3-5,
 // a 1-2 tail, Zipf-skewed activity so some are hot), merchants (most with
 // one return address equal to their ship address, some mismatched or with
 // none, some with their own auto-approval rules) and an endless sequence
 // of events: credit.updated when a shopper first appears, then per order
-// order.paid, order.shipped, order.delivered and, for about 6% of orders,
+// order.paid, order.Shipped, order.delivered and, for about 6% of orders,
 // return.requested (reason and kind mix, pickups, partial and excessive
 // amounts, stale and early requests, cancellations) followed by
 // logistics.tracking / pickup.done and inspection.result (a few bad).
@@ -45,7 +45,7 @@
 //   - splurges: a good shopper's three orders of 170000 to 250000 fen,
 //     all three returns asked for before any goods go back, so that
 //     promised advances reach the 500000-fen exposure cap;
-//   - events that cannot stand, on a real shopper's subject: order.shipped
+//   - events that cannot stand, on a real shopper's subject: order.Shipped
 //     or order.delivered for an order the shopper does not have,
 //     follow-ups and answers for a request the shopper does not have (ids
 //     of a "q" namespace), an event dated an hour ahead, a request with

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,7 +64,7 @@ func TestPublisherKeepsOrderAcrossServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	g, err := NewGenerator(smallWorld(9))
+	g, err := world.NewGenerator(smallWorld(9))
 	if err != nil {
 		t.Fatal(err)
 	}

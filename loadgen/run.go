@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,7 +39,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	gen, err := NewGenerator(cfg.World)
+	gen, err := world.NewGenerator(cfg.World)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ type preEvent struct {
 
 type runner struct {
 	cfg  Config
-	gen  *Generator
+	gen  *world.Generator
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	tr   *tracker
@@ -183,7 +185,7 @@ func (r *runner) publishMerchants(ctx context.Context) error {
 // that no event is dated ahead of its send: the daemon dead-letters an
 // event dated past --max-future).
 func (r *runner) pregenerate() {
-	r.gen.validOnly()
+	r.gen.ValidOnly()
 	rate := r.cfg.Rate
 	if rate == 0 {
 		rate = 1_000_000
@@ -198,7 +200,7 @@ func (r *runner) pregenerate() {
 			panic(err) // the generator only plans types Encode knows
 		}
 		r.pre[n] = preEvent{subject: e.Subject, id: e.ID, payload: payload, req: e.Request, bad: -1}
-		if e.Type != typeReturnRequested {
+		if e.Type != contract.TypeReturnRequested {
 			r.pre[n].req = -1
 		}
 	}
@@ -368,7 +370,7 @@ func (r *runner) sendScenario(ctx context.Context) error {
 			return err
 		}
 		req := int32(-1)
-		if e.Type == typeReturnRequested {
+		if e.Type == contract.TypeReturnRequested {
 			req = e.Request
 			r.tr.requestSent(req, off)
 		}

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 func smallWorld(seed uint64) WorldOptions {
@@ -53,11 +56,11 @@ func TestRunPassesAuditAgainstCorrectTarget(t *testing.T) {
 	if rep.MalformedSent == 0 || rep.DeadLetters != rep.MalformedSent {
 		t.Fatalf("seed 1: malformed sent %d, dead letters %d", rep.MalformedSent, rep.DeadLetters)
 	}
-	if rep.Decisions[decisionRejected] == 0 && rep.Decisions[decisionReview] == 0 {
+	if rep.Decisions[contract.DecisionRejected] == 0 && rep.Decisions[contract.DecisionReview] == 0 {
 		t.Fatalf("seed 1: every request approved: the world has no hard cases: %v", rep.Decisions)
 	}
 	l := rep.Lifecycle
-	if l.Answers == 0 || l.Resolutions["approved/"+byTimeout] == 0 || l.Closes == 0 || l.DeadLetters[reasonUnknownRequest] == 0 ||
+	if l.Answers == 0 || l.Resolutions["approved/"+contract.ByTimeout] == 0 || l.Closes == 0 || l.DeadLetters[contract.ReasonUnknownRequest] == 0 ||
 		l.SecondRequests == 0 || l.SplurgeRequests == 0 {
 		t.Fatalf("seed 1: the lifecycle did not show (answers, timeouts, closes, unknown requests):\n%s", failures(rep))
 	}
@@ -122,7 +125,7 @@ func TestOpenLoopWithSlowReceiver(t *testing.T) {
 
 func TestAuditCatchesPlantedViolations(t *testing.T) {
 	f := &fakeDaemon{skipDecision: map[string]bool{"rt-0": true, "rt-3": true}, doubleRefund: map[string]bool{}}
-	g, _ := NewGenerator(smallWorld(4))
+	g, _ := world.NewGenerator(smallWorld(4))
 	for i := range 2000 {
 		f.doubleRefund[g.RequestID(int32(i))] = true
 	}
@@ -148,13 +151,13 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 
 // The audit's rules, fed planted outputs directly.
 func TestAuditRules(t *testing.T) {
-	g, err := NewGenerator(WorldOptions{Seed: 5, RunID: "a", Shoppers: 10, Merchants: 2})
+	g, err := world.NewGenerator(WorldOptions{Seed: 5, RunID: "a", Shoppers: 10, Merchants: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.Orders = []Order{{Shopper: 0, Merchant: 0, PaidFen: 1000}}
+	g.Orders = []world.Order{{Shopper: 0, Merchant: 0, PaidFen: 1000}}
 	g.Merchants[0].Rules = nil
-	g.Requests = []Request{
+	g.Requests = []world.Request{
 		{Order: 0, Stars: 5},                  // r0: two decisions
 		{Order: 0, Stars: 5},                  // r1: no decision
 		{Order: 0, Stars: 5},                  // r2: refund after review
@@ -164,7 +167,7 @@ func TestAuditRules(t *testing.T) {
 		{Order: -1, Stars: 5},                 // r6: unknown order, review
 		{Order: 0, Stars: 5},                  // r7: fine
 	}
-	g.Bads = []Bad{{Reason: "bad_json", Subject: "fr.in.order.x"}, {Reason: "bad_value", Subject: "fr.in.credit.x"}}
+	g.Bads = []world.Bad{{Reason: "bad_json", Subject: "fr.in.order.x"}, {Reason: "bad_value", Subject: "fr.in.credit.x"}}
 	tr := newTracker(g, time.Now())
 	for i := range g.Requests {
 		tr.requestSent(int32(i), 0)
@@ -177,17 +180,17 @@ func TestAuditRules(t *testing.T) {
 	ref := func(i int, fen string) {
 		tr.output("fr.out.refund.u", []byte(`{"request_id":"`+g.RequestID(int32(i))+`","amount_fen":`+fen+`}`), time.Now())
 	}
-	dec(0, decisionApproved)
-	dec(0, decisionApproved)
-	dec(2, decisionReview)
+	dec(0, contract.DecisionApproved)
+	dec(0, contract.DecisionApproved)
+	dec(2, contract.DecisionReview)
 	ref(2, "500")
-	dec(3, decisionApproved)
+	dec(3, contract.DecisionApproved)
 	ref(3, "1500")
 	ref(3, "1500")
-	dec(4, decisionApproved)
-	dec(5, decisionApproved)
-	dec(6, decisionReview)
-	dec(7, decisionApproved)
+	dec(4, contract.DecisionApproved)
+	dec(5, contract.DecisionApproved)
+	dec(6, contract.DecisionReview)
+	dec(7, contract.DecisionApproved)
 	ref(7, "1000")
 	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"ew=="}`))                         // "{"
 	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"eyJldmVudF9pZCI6ImVhLTEyIn0="}`)) // {"event_id":"ea-12"}

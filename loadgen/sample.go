@@ -130,7 +130,7 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	rep := &Report{
 		Params: Params{NATSURL: cfg.NATSURL, Mode: cfg.Mode, Seed: cfg.World.Seed, RunID: cfg.World.RunID,
 			Shoppers: cfg.World.Shoppers, Merchants: cfg.World.Merchants, ReturnFraction: cfg.World.ReturnFraction,
-			BadFraction: r.gen.opts.BadFraction, P99TargetMs: ms(cfg.P99Target), MaxInFlight: cfg.MaxInFlight, Policy: cfg.Policy},
+			BadFraction: r.gen.Options().BadFraction, P99TargetMs: ms(cfg.P99Target), MaxInFlight: cfg.MaxInFlight, Policy: cfg.Policy},
 		StartedAt:  r.base,
 		ElapsedSec: drainEnd.Seconds(),
 		SendSec:    sendEnd.Seconds(),

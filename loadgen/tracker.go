@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 // Latencies are recorded in microseconds, from 1 µs to 10 minutes, with
@@ -47,7 +49,7 @@ type reqRec struct {
 
 // outRec is one output about a request, as the audit needs it.
 type outRec struct {
-	kind    string // outRefundKind, ...
+	kind    string // contract.OutRefund, ...
 	amount  int64
 	trigger string
 	advance bool
@@ -72,7 +74,7 @@ type badRec struct {
 // share it.
 type tracker struct {
 	mu   sync.Mutex
-	gen  *Generator // for id parsing only (immutable parts)
+	gen  *world.Generator // for id parsing only (immutable parts)
 	base time.Time
 
 	reqs       []reqRec
@@ -110,7 +112,7 @@ type tracker struct {
 	step *hdrhistogram.Histogram // current step
 }
 
-func newTracker(g *Generator, base time.Time) *tracker {
+func newTracker(g *world.Generator, base time.Time) *tracker {
 	return &tracker{gen: g, base: base, decisions: map[string]int64{}, reasons: map[string]int64{}, outputs: map[string]int64{},
 		policies: map[string]int64{}, bads: map[string]int32{}, interned: map[string]string{}, dlqReasons: map[string]int64{},
 		hist: newHist(), win: newHist(), step: newHist()}
@@ -177,8 +179,8 @@ func (t *tracker) badFailed(i int32) {
 // output handles one message of FR_OUT that arrived at now.
 func (t *tracker) output(subject string, data []byte, now time.Time) {
 	kind := outputKind(subject)
-	var o outAny
-	err := api.Unmarshal(data, &o)
+	var o contract.Output
+	err := contract.Unmarshal(data, &o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.outputs[kind]++
@@ -188,19 +190,19 @@ func (t *tracker) output(subject string, data []byte, now time.Time) {
 		t.foreignOut++
 		return
 	}
-	if t.gen.isInvalidID(o.RequestID) {
+	if t.gen.IsInvalidID(o.RequestID) {
 		t.invalidN++
 		if len(t.invalidOut) < 5 {
 			t.invalidOut = append(t.invalidOut, kind+" for "+o.RequestID)
 		}
 		return
 	}
-	i, ok := t.gen.requestIndex(o.RequestID)
+	i, ok := t.gen.RequestIndex(o.RequestID)
 	if !ok {
 		t.foreignOut++
 		return
 	}
-	if kind == outDecisionKind {
+	if kind == contract.OutDecision {
 		t.decision(i, &o, now)
 		return
 	}
@@ -208,11 +210,11 @@ func (t *tracker) output(subject string, data []byte, now time.Time) {
 	rec := &t.reqs[i]
 	out := outRec{kind: kind, amount: o.AmountFen, trigger: o.Trigger, advance: o.Advance, replace: o.Replace, outcome: o.Outcome,
 		by: o.By, penalty: o.Penalty, policy: t.policyKey(o.Policy)}
-	if kind == outResolutionKind {
+	if kind == contract.OutResolution {
 		out.reasons = o.Reasons
 	}
 	rec.outs = append(rec.outs, out)
-	if kind == outRefundKind {
+	if kind == contract.OutRefund {
 		rec.refunds++
 		rec.refundFen = max(rec.refundFen, o.AmountFen)
 	}
@@ -220,7 +222,7 @@ func (t *tracker) output(subject string, data []byte, now time.Time) {
 }
 
 // decision records a decision for request i. Called with t.mu held.
-func (t *tracker) decision(i int32, d *outAny, now time.Time) {
+func (t *tracker) decision(i int32, d *contract.Output, now time.Time) {
 	if int(i) >= len(t.reqs) || !t.reqs[i].sent {
 		t.foreignOut++
 		return
@@ -249,7 +251,7 @@ func (t *tracker) decision(i int32, d *outAny, now time.Time) {
 
 // policyKey is an output's policy as one interned string, "" when its name
 // or version is missing. Called with t.mu held.
-func (t *tracker) policyKey(p outPolicy) string {
+func (t *tracker) policyKey(p contract.Policy) string {
 	if p.Name == "" || p.Version == "" {
 		return ""
 	}
@@ -286,9 +288,9 @@ func resolutionDue(rec *reqRec) bool {
 		return false
 	}
 	switch rec.decision {
-	case decisionReview:
+	case contract.DecisionReview:
 		return rec.aged && !waitsForPerson(rec.reasons)
-	case decisionApproved:
+	case contract.DecisionApproved:
 		return rec.unreturned && rec.goods
 	}
 	return false
@@ -298,10 +300,10 @@ func resolutionDue(rec *reqRec) bool {
 // arrived.
 func resolutionSeen(rec *reqRec) bool {
 	for _, o := range rec.outs {
-		if o.kind != outResolutionKind {
+		if o.kind != contract.OutResolution {
 			continue
 		}
-		if (rec.decision == decisionApproved) == (o.outcome == resolutionClosed) {
+		if (rec.decision == contract.DecisionApproved) == (o.outcome == contract.ResolutionClosed) {
 			return true
 		}
 	}
@@ -312,7 +314,7 @@ func resolutionSeen(rec *reqRec) bool {
 func failedSafety(reasons []string) bool {
 	for _, c := range reasons {
 		switch c {
-		case reasonExposureCap, reasonVelocityCap, reasonTrustFlagged:
+		case contract.ReasonExposureCap, contract.ReasonVelocityCap, contract.ReasonTrustFlagged:
 			return true
 		}
 	}
@@ -324,7 +326,7 @@ func failedSafety(reasons []string) bool {
 // velocity_cap, trust_flagged), or merchant_unknown (no return address
 // to approve with; the spec does not say, so the audit asks nothing).
 func waitsForPerson(reasons []string) bool {
-	return failedSafety(reasons) || slices.Contains(reasons, reasonMerchantUnknown)
+	return failedSafety(reasons) || slices.Contains(reasons, contract.ReasonMerchantUnknown)
 }
 
 // outputKind is the <kind> token of fr.out.<kind>.<user>.
@@ -338,15 +340,15 @@ func outputKind(subject string) string {
 
 // deadLetter handles one message of FR_DLQ.
 func (t *tracker) deadLetter(data []byte) {
-	var d outDLQ
-	err := api.Unmarshal(data, &d)
+	var d contract.DeadLetter
+	err := contract.Unmarshal(data, &d)
 	var payload []byte
 	if err == nil {
 		payload, err = base64.StdEncoding.DecodeString(d.PayloadB64)
 	}
-	var id eventIDOnly
+	var id contract.EventIDOnly
 	if err == nil {
-		_ = api.Unmarshal(payload, &id)
+		_ = contract.Unmarshal(payload, &id)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -365,7 +367,7 @@ func (t *tracker) deadLetter(data []byte) {
 		b.seen++
 		return
 	}
-	if t.gen.isOwnEventID(id.EventID) {
+	if t.gen.IsOwnEventID(id.EventID) {
 		t.validDLQN++
 		if len(t.validDLQ) < 5 {
 			t.validDLQ = append(t.validDLQ, id.EventID+" ("+d.Reason+")")

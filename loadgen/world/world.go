@@ -1,4 +1,4 @@
-package loadgen
+package world
 
 import (
 	"container/heap"
@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 )
 
-// WorldOptions sizes and seeds the simulated marketplace. The zero value
-// means the documented defaults; see [WorldOptions.withDefaults].
-type WorldOptions struct {
+// Options sizes and seeds the simulated marketplace. The zero value
+// means the documented defaults; see [Options.withDefaults].
+type Options struct {
 	// Seed drives every random choice. The same Seed, RunID and sizes give
 	// the same world and the same event sequence, byte for byte once the
 	// event times are fixed.
@@ -48,11 +50,11 @@ type WorldOptions struct {
 	// AnswerFraction is the share of requests that a merchant or a
 	// platform reviewer answers (review.approved or review.rejected,
 	// sometimes with a note), whatever their decision turns out to be: an
-	// answer to a request in review resolves it, one to a request that
+	// Answer to a request in review resolves it, one to a request that
 	// was approved or rejected must change nothing. 0 means 0.25.
 	AnswerFraction float64
 	// DuplicateAnswerFraction is the share of answered requests that get
-	// a second answer (only the first counts). 0 means 0.1.
+	// a second Answer (only the first counts). 0 means 0.1.
 	DuplicateAnswerFraction float64
 	// AgedFraction is the share of requests dated, with their order,
 	// more than the 72-hour review deadline back (3 days plus 1 to 5
@@ -80,7 +82,7 @@ type WorldOptions struct {
 	// InvalidFraction is the share of events that are well formed but
 	// cannot stand, on a real shopper's subject: an order.shipped or
 	// order.delivered for an order the shopper does not have
-	// (unknown_order), a follow-up or review answer for a request the
+	// (unknown_order), a follow-up or review Answer for a request the
 	// shopper does not have (unknown_request), an event dated an hour
 	// ahead (future_time) and a return.requested with amount_fen 0
 	// (bad_value). Each is followed by a new order of the same shopper,
@@ -88,7 +90,7 @@ type WorldOptions struct {
 	InvalidFraction float64
 }
 
-// Defaults of the lifecycle fractions of [WorldOptions].
+// Defaults of the lifecycle fractions of [Options].
 const (
 	DefaultAnswerFraction          = 0.25
 	DefaultDuplicateAnswerFraction = 0.1
@@ -99,7 +101,10 @@ const (
 	DefaultInvalidFraction         = 0.002
 )
 
-func (o WorldOptions) withDefaults() WorldOptions {
+// WithDefaults fills in the documented default of every zero field and
+// turns the lifecycle fractions that Classic or a negative value turn off
+// into -1, the one value [Generator] reads as "draw nothing".
+func (o Options) WithDefaults() Options {
 	if o.RunID == "" {
 		o.RunID = "run"
 	}
@@ -135,7 +140,9 @@ func (o WorldOptions) withDefaults() WorldOptions {
 	return o
 }
 
-func (o WorldOptions) validate() error {
+// Validate reports the first setting of defaulted options that no world
+// can be built from.
+func (o Options) Validate() error {
 	if len(o.RunID) > 16 || !validID(o.RunID) {
 		return fmt.Errorf("loadgen: run id %q must match [A-Za-z0-9_-]{1,16}", o.RunID)
 	}
@@ -154,7 +161,7 @@ func (o WorldOptions) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"answer", o.AnswerFraction}, {"duplicate answer", o.DuplicateAnswerFraction}, {"aged", o.AgedFraction},
+	}{{"Answer", o.AnswerFraction}, {"duplicate Answer", o.DuplicateAnswerFraction}, {"aged", o.AgedFraction},
 		{"unreturned", o.UnreturnedFraction}, {"repeat", o.RepeatFraction}, {"splurge", o.SplurgeFraction},
 		{"invalid", o.InvalidFraction}} {
 		if f.v > 1 {
@@ -193,7 +200,7 @@ type Merchant struct {
 	ReturnAddresses []string
 	ShipAddresses   []string
 	// Rules are the merchant's own auto-approval rules, often none.
-	Rules []MerchantRule
+	Rules []contract.MerchantRule
 }
 
 // Order is one paid order of the world.
@@ -215,9 +222,10 @@ type Order struct {
 	// and for the order of an aged or unreturned request (dated back
 	// with it, so that its window still holds).
 	Shift time.Duration
-	// shipped is the position (Event.N+1) of the order.shipped sent, 0
-	// until then.
-	shipped int64
+	// Shipped is the position (Event.N+1) of the order.shipped sent, 0
+	// until then; the audit needs it for douyin's promise, which holds
+	// only for a request after shipment.
+	Shipped int64
 }
 
 // Request is one after-sales request of the world.
@@ -254,23 +262,36 @@ type Request struct {
 	Splurge, Second, Repeat bool
 	// repeatFen is the amount of the second request (0: the paid amount).
 	repeatFen int64
-	// hist is what the world has sent about the request.
-	hist reqHist
+	// Hist is what the world has sent about the request so far; the
+	// audit places the daemon's outputs against it. It grows as Next
+	// plans the request's follow-ups, so it may be read only under the
+	// caller's own ordering with the goroutine that drives Next.
+	Hist History
 }
 
-// reqHist records what the world sent about one request, for the audit.
-// Positions are Event.N+1, so that 0 means "not sent".
-type reqHist struct {
-	sent, cancel, back, inspect int64
-	outcome                     string // the inspection's
-	answers                     []answer
+// History records what the world sent about one request, for the audit.
+// Positions are Event.N+1, so that 0 means "not sent": a position of 0
+// can then never be mistaken for the first event of the run.
+type History struct {
+	// Sent is the return.requested's position; Cancel the
+	// return.cancelled's; Back the first of tracking or pickup.done (the
+	// goods on their way back); Inspect the inspection.result's.
+	Sent, Cancel, Back, Inspect int64
+	// Outcome is the inspection's outcome.
+	Outcome string
+	// Answers are the review answers sent, in order; only the first one
+	// counts for the daemon.
+	Answers []Answer
 }
 
-// answer is one review answer sent.
-type answer struct {
-	pos     int64 // Event.N+1
-	approve bool
-	by      string
+// Answer is one review answer sent.
+type Answer struct {
+	// Pos is the answer's position (Event.N+1).
+	Pos int64
+	// Approve says review.approved (else review.rejected).
+	Approve bool
+	// By is the answer's `by`: merchant or platform.
+	By string
 }
 
 // Bad is one event that must be dead-lettered, and the reason it must
@@ -313,7 +334,7 @@ type Event struct {
 	Shopper, Order, Request, Bad int32
 	// Outcome is an inspection.result's outcome.
 	Outcome string
-	// By is a review answer's `by` (merchant or platform).
+	// By is a review Answer's `by` (merchant or platform).
 	By string
 	// Shift is added to the event's send time to get its `at`.
 	Shift time.Duration
@@ -324,7 +345,7 @@ type Event struct {
 // produce them. It is not safe for concurrent use; the exported slices may
 // be read once generation has stopped or under the caller's own ordering.
 type Generator struct {
-	opts     WorldOptions
+	opts     Options
 	rng      *rand.Rand
 	zipf     *rand.Zipf
 	rank     []int32 // zipf rank -> shopper index
@@ -378,11 +399,11 @@ const (
 
 // The lifecycle's shapes.
 const (
-	// agedShift and unreturnedShift date a request back past the review
+	// AgedShift and UnreturnedShift date a request back past the review
 	// deadline (72 h) and the return deadline (7 days); each gets up to
 	// shiftJitterMinutes more.
-	agedShift          = -(72*time.Hour + time.Hour)
-	unreturnedShift    = -(7*24*time.Hour + time.Hour)
+	AgedShift          = -(72*time.Hour + time.Hour)
+	UnreturnedShift    = -(7*24*time.Hour + time.Hour)
 	shiftJitterMinutes = 240
 	// futureShift dates a future_time event ahead of its send time, far
 	// past the daemon's default --max-future (5 minutes).
@@ -401,9 +422,9 @@ const (
 
 // NewGenerator builds the shoppers and merchants of a world; events come
 // from [Generator.Next].
-func NewGenerator(o WorldOptions) (*Generator, error) {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
+func NewGenerator(o Options) (*Generator, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
@@ -449,7 +470,7 @@ func (g *Generator) newMerchant(i int) Merchant {
 	if g.rng.Float64() < ruleShare {
 		n := 1 + g.rng.IntN(2)
 		for k := 0; k < n; k++ {
-			r := MerchantRule{Name: fmt.Sprintf("assistant-%d", k)}
+			r := contract.MerchantRule{Name: fmt.Sprintf("assistant-%d", k)}
 			switch g.rng.IntN(3) {
 			case 0: // small quality claims from decent shoppers
 				r.Reasons = []string{"quality", "damaged", "not_as_described"}
@@ -469,14 +490,14 @@ func (g *Generator) newMerchant(i int) Merchant {
 	return m
 }
 
-// validOnly stops the generator planning events that must be
+// ValidOnly stops the generator planning events that must be
 // dead-lettered (malformed or invalid), for a throughput run.
-func (g *Generator) validOnly() {
+func (g *Generator) ValidOnly() {
 	g.opts.BadFraction, g.opts.InvalidFraction = 0, -1
 }
 
 // Options returns the options the world was built with, defaults filled in.
-func (g *Generator) Options() WorldOptions { return g.opts }
+func (g *Generator) Options() Options { return g.opts }
 
 // ShopperID is the user_id of shopper i.
 func (g *Generator) ShopperID(i int32) string { return "u" + g.opts.RunID + "-" + strconv.Itoa(int(i)) }
@@ -504,15 +525,15 @@ func (g *Generator) InvalidID(n int64) string {
 	return "q" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
 }
 
-// isInvalidID reports whether id was made by InvalidID.
-func (g *Generator) isInvalidID(id string) bool {
+// IsInvalidID reports whether id was made by InvalidID.
+func (g *Generator) IsInvalidID(id string) bool {
 	p := "q" + g.opts.RunID + "-"
 	return len(id) > len(p) && id[:len(p)] == p
 }
 
-// requestIndex parses a request id made by RequestID; ok is false for ids
+// RequestIndex parses a request id made by RequestID; ok is false for ids
 // of other runs or publishers.
-func (g *Generator) requestIndex(id string) (int32, bool) {
+func (g *Generator) RequestIndex(id string) (int32, bool) {
 	p := "r" + g.opts.RunID + "-"
 	if len(id) <= len(p) || id[:len(p)] != p {
 		return 0, false
@@ -528,9 +549,9 @@ func (g *Generator) eventID(n int64) string {
 	return "e" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
 }
 
-// isOwnEventID reports whether id is the event_id of one of this
+// IsOwnEventID reports whether id is the event_id of one of this
 // generator's valid events or merchant profiles.
-func (g *Generator) isOwnEventID(id string) bool {
+func (g *Generator) IsOwnEventID(id string) bool {
 	for _, p := range []string{"e" + g.opts.RunID + "-", "p" + g.opts.RunID + "-"} {
 		if len(id) > len(p) && id[:len(p)] == p {
 			return true
@@ -544,7 +565,7 @@ func (g *Generator) isOwnEventID(id string) bool {
 func (g *Generator) MerchantEvent(i int32, at time.Time) (subject string, id string, payload []byte, err error) {
 	m := g.Merchants[i]
 	id = "p" + g.opts.RunID + "-" + strconv.Itoa(int(i))
-	b, err := marshal(evMerchant{EventID: id, Type: typeMerchantUpdated, At: formatAt(at), MerchantID: g.MerchantID(i),
+	b, err := marshal(contract.MerchantUpdated{EventID: id, Type: contract.TypeMerchantUpdated, At: formatAt(at), MerchantID: g.MerchantID(i),
 		ReturnAddresses: m.ReturnAddresses, ShipAddresses: m.ShipAddresses, Rules: m.Rules})
 	return "fr.merchant." + g.MerchantID(i), id, b, err
 }
@@ -569,8 +590,8 @@ type plan struct {
 	kind    planKind
 	order   int32
 	request int32
-	outcome string // inspection outcome, or "approved"/"rejected" for an answer
-	by      string // an answer's by
+	outcome string // inspection outcome, or "approved"/"rejected" for an Answer
+	by      string // an Answer's by
 	// planPaid: force gives the order a request; fixed says its other
 	// events are planned already (a splurge's).
 	force, fixed bool
@@ -654,7 +675,7 @@ func (g *Generator) newActivity() Event {
 	s := g.rank[g.zipf.Uint64()]
 	if !g.credited[s] {
 		g.credited[s] = true
-		e := g.base(typeCreditUpdated, "credit", s)
+		e := g.base(contract.TypeCreditUpdated, "credit", s)
 		g.push(plan{due: g.n + 1, kind: planPaid, order: g.newOrder(s)})
 		return e
 	}
@@ -711,7 +732,7 @@ func (g *Generator) splurge() (Event, bool) {
 	start := g.n
 	if !g.credited[s] {
 		g.credited[s] = true
-		first = g.base(typeCreditUpdated, "credit", s)
+		first = g.base(contract.TypeCreditUpdated, "credit", s)
 		start++
 	}
 	for j := range int64(splurgeOrders) {
@@ -753,7 +774,7 @@ func (g *Generator) fromPlan(p plan) Event {
 	switch p.kind {
 	case planPaid:
 		o := &g.Orders[p.order]
-		e := g.base(typeOrderPaid, "order", o.Shopper)
+		e := g.base(contract.TypeOrderPaid, "order", o.Shopper)
 		e.Order = p.order
 		if p.fixed {
 			return e
@@ -770,9 +791,9 @@ func (g *Generator) fromPlan(p plan) Event {
 		if ret && !stale && !early {
 			switch {
 			case g.chance(g.opts.AgedFraction):
-				aged, o.Shift = true, agedShift-g.jitter()
+				aged, o.Shift = true, AgedShift-g.jitter()
 			case g.chance(g.opts.UnreturnedFraction):
-				unreturned, o.Shift = true, unreturnedShift-g.jitter()
+				unreturned, o.Shift = true, UnreturnedShift-g.jitter()
 			}
 		}
 		e.Shift = o.Shift
@@ -810,11 +831,11 @@ func (g *Generator) fromPlan(p plan) Event {
 		return e
 	case planShipped, planDelivered:
 		o := &g.Orders[p.order]
-		typ := typeOrderShipped
+		typ := contract.TypeOrderShipped
 		if p.kind == planDelivered {
-			typ = typeOrderDelivered
+			typ = contract.TypeOrderDelivered
 		} else {
-			o.shipped = g.n + 1
+			o.Shipped = g.n + 1
 		}
 		e := g.base(typ, "order", o.Shopper)
 		e.Order, e.Shift = p.order, o.Shift
@@ -823,33 +844,33 @@ func (g *Generator) fromPlan(p plan) Event {
 		return g.emitRequest(p.req)
 	default:
 		r := &g.Requests[p.request]
-		h := &r.hist
+		h := &r.Hist
 		var e Event
 		switch p.kind {
 		case planCancel:
-			e = g.base(typeReturnCancelled, "return", r.Shopper)
-			h.cancel = g.n + 1
+			e = g.base(contract.TypeReturnCancelled, "return", r.Shopper)
+			h.Cancel = g.n + 1
 		case planTracking, planPickup:
 			if p.kind == planTracking {
-				e = g.base(typeTracking, "logistics", r.Shopper)
+				e = g.base(contract.TypeTracking, "logistics", r.Shopper)
 			} else {
-				e = g.base(typePickupDone, "logistics", r.Shopper)
+				e = g.base(contract.TypePickupDone, "logistics", r.Shopper)
 			}
-			if h.back == 0 {
-				h.back = g.n + 1
+			if h.Back == 0 {
+				h.Back = g.n + 1
 			}
 		case planAnswer:
-			typ := typeReviewRejected
-			if p.outcome == decisionApproved {
-				typ = typeReviewApproved
+			typ := contract.TypeReviewRejected
+			if p.outcome == contract.DecisionApproved {
+				typ = contract.TypeReviewApproved
 			}
 			e = g.base(typ, "review", r.Shopper)
 			e.By = p.by
-			h.answers = append(h.answers, answer{pos: g.n + 1, approve: p.outcome == decisionApproved, by: p.by})
+			h.Answers = append(h.Answers, Answer{Pos: g.n + 1, Approve: p.outcome == contract.DecisionApproved, By: p.by})
 		default:
-			e = g.base(typeInspection, "inspection", r.Shopper)
+			e = g.base(contract.TypeInspection, "inspection", r.Shopper)
 			e.Outcome = p.outcome
-			h.inspect, h.outcome = g.n+1, p.outcome
+			h.Inspect, h.Outcome = g.n+1, p.outcome
 		}
 		e.Request, e.Order = p.request, r.Order
 		return e
@@ -857,10 +878,10 @@ func (g *Generator) fromPlan(p plan) Event {
 }
 
 func (g *Generator) emitRequest(r *Request) Event {
-	r.hist = reqHist{sent: g.n + 1}
+	r.Hist = History{Sent: g.n + 1}
 	g.Requests = append(g.Requests, *r)
 	idx := int32(len(g.Requests) - 1)
-	e := g.base(typeReturnRequested, "return", r.Shopper)
+	e := g.base(contract.TypeReturnRequested, "return", r.Shopper)
 	e.Request, e.Order, e.Shift = idx, r.Order, r.Shift
 	end := g.n // when the request is over, as far as the world goes
 	switch {
@@ -897,11 +918,11 @@ func (g *Generator) emitRequest(r *Request) Event {
 	return e
 }
 
-// answerPlan plans a review answer to request idx.
+// answerPlan plans a review Answer to request idx.
 func (g *Generator) answerPlan(due int64, idx int32) plan {
-	p := plan{due: due, kind: planAnswer, request: idx, outcome: decisionRejected, by: "platform"}
+	p := plan{due: due, kind: planAnswer, request: idx, outcome: contract.DecisionRejected, by: "platform"}
 	if g.rng.Float64() < answerApproveShare {
-		p.outcome = decisionApproved
+		p.outcome = contract.DecisionApproved
 	}
 	if g.rng.Float64() < answerMerchantShare {
 		p.by = "merchant"
@@ -928,18 +949,18 @@ func (g *Generator) nextBad() Event {
 // invalidKinds are the well-formed events that cannot stand, with the
 // subject kind they are sent on and their dead-letter reason.
 var invalidKinds = []struct{ typ, subject, reason string }{
-	{typeOrderShipped, "order", reasonUnknownOrder},
-	{typeOrderDelivered, "order", reasonUnknownOrder},
-	{typeReturnCancelled, "return", reasonUnknownRequest},
-	{typeTracking, "logistics", reasonUnknownRequest},
-	{typePickupDone, "logistics", reasonUnknownRequest},
-	{typeInspection, "inspection", reasonUnknownRequest},
-	{typeReviewApproved, "review", reasonUnknownRequest},
-	{typeReviewRejected, "review", reasonUnknownRequest},
-	{typeCreditUpdated, "credit", reasonFutureTime},
-	{typeCreditUpdated, "credit", reasonFutureTime},
-	{typeReturnRequested, "return", reasonBadValue},
-	{typeReturnRequested, "return", reasonBadValue},
+	{contract.TypeOrderShipped, "order", contract.ReasonUnknownOrder},
+	{contract.TypeOrderDelivered, "order", contract.ReasonUnknownOrder},
+	{contract.TypeReturnCancelled, "return", contract.ReasonUnknownRequest},
+	{contract.TypeTracking, "logistics", contract.ReasonUnknownRequest},
+	{contract.TypePickupDone, "logistics", contract.ReasonUnknownRequest},
+	{contract.TypeInspection, "inspection", contract.ReasonUnknownRequest},
+	{contract.TypeReviewApproved, "review", contract.ReasonUnknownRequest},
+	{contract.TypeReviewRejected, "review", contract.ReasonUnknownRequest},
+	{contract.TypeCreditUpdated, "credit", contract.ReasonFutureTime},
+	{contract.TypeCreditUpdated, "credit", contract.ReasonFutureTime},
+	{contract.TypeReturnRequested, "return", contract.ReasonBadValue},
+	{contract.TypeReturnRequested, "return", contract.ReasonBadValue},
 }
 
 // nextInvalid plans a well-formed event that cannot stand, on a known
@@ -951,7 +972,7 @@ func (g *Generator) nextInvalid() (Event, bool) {
 	}
 	k := invalidKinds[g.rng.IntN(len(invalidKinds))]
 	b := Bad{Reason: k.reason, Subject: "fr.in." + k.subject + "." + g.ShopperID(s), Type: k.typ, Shopper: s, Order: -1}
-	if k.typ == typeReturnRequested {
+	if k.typ == contract.TypeReturnRequested {
 		b.Order = g.lastOrder[s]
 	}
 	b.Follow = g.newOrder(s)
@@ -959,7 +980,7 @@ func (g *Generator) nextInvalid() (Event, bool) {
 	g.Bads = append(g.Bads, b)
 	e := Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: s, Order: -1, Request: -1,
 		Bad: int32(len(g.Bads) - 1)}
-	if k.reason == reasonFutureTime {
+	if k.reason == contract.ReasonFutureTime {
 		e.Shift = futureShift
 	}
 	return e, true
