@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
@@ -113,7 +114,7 @@ type Config struct {
 	// FLASHRETURN_FAULT_AT), for at most a minute.
 	FaultCmd string
 	// Faults is the fault schedule ([ParseFaults]); nil means none.
-	Faults []Fault
+	Faults []faults.Fault
 	// FaultLog, when not nil, gets one line per fault as it is carried
 	// out.
 	FaultLog io.Writer
@@ -180,7 +181,7 @@ func (c Config) withDefaults() Config {
 		c.InboundPrefix = "FR_IN"
 	}
 	if c.Partitions == 0 {
-		c.Partitions = spawnPartitions(c.Spawn)
+		c.Partitions = faults.SpawnPartitions(c.Spawn)
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 64
@@ -219,16 +220,16 @@ func (c Config) Validate() error {
 	if c.RetryFor < 0 || c.RetryFor > maxRetryFor {
 		return fmt.Errorf("loadgen: retry-for %v outside (0, %v]: a re-send after the duplicate window could be stored twice", c.RetryFor, maxRetryFor)
 	}
-	for name, cmd := range map[string]string{TargetDaemon: c.Spawn, TargetNATS: c.SpawnNATS} {
+	for name, cmd := range map[string]string{faults.TargetDaemon: c.Spawn, faults.TargetNATS: c.SpawnNATS} {
 		if cmd == "" {
 			continue
 		}
-		if _, err := splitCommand(cmd); err != nil {
+		if _, err := faults.SplitCommand(cmd); err != nil {
 			return fmt.Errorf("loadgen: spawn %s: %w", name, err)
 		}
 	}
-	spawned := map[string]bool{TargetDaemon: c.Spawn != "", TargetNATS: c.SpawnNATS != ""}
-	if err := validateFaults(c.Faults, spawned, c.FaultCmd != ""); err != nil {
+	spawned := map[string]bool{faults.TargetDaemon: c.Spawn != "", faults.TargetNATS: c.SpawnNATS != ""}
+	if err := faults.Validate(c.Faults, spawned, c.FaultCmd != ""); err != nil {
 		return err
 	}
 	if c.Mode == ModeScenario {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
 // Report is what a run measured and what its audit found. It is plain data:
@@ -68,10 +69,10 @@ type Report struct {
 	Passed bool    `json:"passed"`
 	// Processes are the processes the run spawned (Config.Spawn,
 	// Config.SpawnNATS), each life of each.
-	Processes []Process `json:"processes,omitempty"`
+	Processes []faults.Process `json:"processes,omitempty"`
 	// Faults are the faults of the schedule as carried out, with the
 	// decision gap each caused.
-	Faults []FaultResult `json:"faults,omitempty"`
+	Faults []faults.FaultResult `json:"faults,omitempty"`
 	// Thresholds are the thresholds of the run with what was measured;
 	// ThresholdsPassed is true when none is broken (so also without any).
 	Thresholds       []ThresholdResult `json:"thresholds,omitempty"`
@@ -347,12 +348,13 @@ func (r *Report) writeFaultsText(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "  faults (%s), decision gaps over %d partitions:\n", r.Params.Faults, r.Params.Partitions)
 	for _, f := range r.Faults {
-		b.WriteString("    " + f.Summary() + "\n")
+		b.WriteString("    " + faultSummary(f) + "\n")
 	}
 }
 
-// Summary is the fault in one line: when, what, and the gap it caused.
-func (f FaultResult) Summary() string {
+// faultSummary is the fault in one line: when, what, and the gap it
+// caused.
+func faultSummary(f faults.FaultResult) string {
 	var b strings.Builder
 	if f.AtSec < 0 {
 		fmt.Fprintf(&b, "planned %+.2fs %s %s: %s", f.PlannedSec, f.Target, f.Action, f.Error)

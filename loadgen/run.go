@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,11 +44,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	kids, err := spawnAll(ctx, cfg)
+	kids, err := faults.SpawnAll(ctx, faults.SpawnConfig{NATSURL: cfg.NATSURL, Spawn: cfg.Spawn, SpawnNATS: cfg.SpawnNATS,
+		SpawnReady: cfg.SpawnReady, LogDir: cfg.SpawnLogDir, RunID: cfg.World.RunID, Keep: cfg.KeepSpawned,
+		ReadyTimeout: cfg.ReadyTimeout})
 	if err != nil {
 		return nil, err
 	}
-	defer stopAll(kids) // a no-op once stopped
+	defer kids.Stop() // a no-op once stopped
 	// No reconnect buffer: a publish during an outage fails at once and is
 	// retried in order by the publisher, instead of being flushed after
 	// the reconnect ahead of earlier events whose acks were lost.
@@ -80,12 +83,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	nc.Close()
-	stopAll(kids)
-	for _, name := range []string{TargetNATS, TargetDaemon} {
-		if c := kids[name]; c != nil {
-			rep.Processes = append(rep.Processes, c.report(r.base))
-		}
-	}
+	kids.Stop()
+	rep.Processes = kids.Report(r.base)
 	rep.ApplyThresholds(cfg.Thresholds)
 	return rep, nil
 }
@@ -105,9 +104,9 @@ type runner struct {
 	pub  *publisher
 	base time.Time
 
-	kids      map[string]*child
-	faults    *faultRunner // nil without faults
-	decisions *decisionLog // nil without faults
+	kids      faults.Children
+	faults    *faults.Runner      // nil without faults
+	decisions *faults.DecisionLog // nil without faults
 
 	pre       []preEvent // throughput mode
 	stop      atomic.Bool
@@ -233,10 +232,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	} else {
 		handle := r.tr.output
 		if len(r.cfg.Faults) > 0 {
-			r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+			r.decisions = faults.NewDecisionLog(r.base, r.cfg.Partitions)
 			handle = func(subject string, data []byte, at time.Time) {
 				r.tr.output(subject, data, at)
-				r.decisions.output(subject, at)
+				r.decisions.Output(subject, at)
 			}
 		}
 		if stopOut, err = r.consume(ctx, streamOut, outStart, handle); err != nil {
@@ -260,9 +259,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	faultCtx, faultCancel := context.WithCancel(ctx)
 	faultsDone := make(chan struct{})
 	if len(r.cfg.Faults) > 0 {
-		r.faults = &faultRunner{faults: r.cfg.Faults, kids: r.kids, cmd: r.cfg.FaultCmd, base: r.base, log: r.cfg.FaultLog,
-			readyTimeout: r.cfg.ReadyTimeout}
-		go func() { defer close(faultsDone); r.faults.run(faultCtx) }()
+		r.faults = faults.NewRunner(r.cfg.Faults, r.kids, r.cfg.FaultCmd, r.base, r.cfg.FaultLog, r.cfg.ReadyTimeout)
+		go func() { defer close(faultsDone); r.faults.Run(faultCtx) }()
 	} else {
 		close(faultsDone)
 	}
@@ -312,11 +310,11 @@ func (r *runner) reportFaults(rep *Report, listenEnd time.Duration) {
 		parts[i] = f.String()
 	}
 	rep.Params.Faults = strings.Join(parts, ",")
-	rep.Faults = r.faults.report()
+	rep.Faults = r.faults.Report()
 	if r.decisions == nil { // outputs counted, not read (the relay): no decisions
-		r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+		r.decisions = faults.NewDecisionLog(r.base, r.cfg.Partitions)
 	}
-	setGaps(rep.Faults, r.decisions.sorted(), listenEnd)
+	faults.SetGaps(rep.Faults, r.decisions.Sorted(), listenEnd)
 }
 
 func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
