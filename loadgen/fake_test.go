@@ -323,7 +323,7 @@ func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, am
 		} else if at.Sub(o.delivered) > 7*24*time.Hour {
 			reasons = append(reasons, "outside_window")
 		}
-		if f.outstanding[user]+amount > presetExposureCapFen {
+		if f.outstanding[user]+amount > exposureCapFen {
 			reasons = append(reasons, contract.ReasonExposureCap)
 			r.safety = true
 		}
@@ -365,3 +365,8 @@ func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, am
 			"by": contract.ByTimeout, "reasons": []string{}, "at": at.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)})
 	}
 }
+
+// exposureCapFen is the shipped presets' cap on advanced and promised
+// money per shopper (the audit's presetExposureCapFen), which the fake
+// applies like the daemon.
+const exposureCapFen = 500000

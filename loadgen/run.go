@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
@@ -100,7 +101,7 @@ type runner struct {
 	gen  *world.Generator
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	tr   *tracker
+	tr   *audit.Tracker
 	pub  *publisher
 	base time.Time
 
@@ -217,7 +218,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	// The base is fixed before the consumers start so that every arrival
 	// time is after it; the first send is scheduled at base.
 	r.base = time.Now()
-	r.tr = newTracker(r.gen, r.base)
+	r.tr = audit.NewTracker(r.gen, r.base)
 	// Counting the relay's outputs by stream sequence instead of reading
 	// them keeps loadgen from costing the server one delivery per event,
 	// which flashreturnd (an output per request, not per event) would not
@@ -230,11 +231,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		go func() { defer close(cdone); r.countOutputs(cctx, outStart) }()
 		stopOut = func() { ccancel(); <-cdone }
 	} else {
-		handle := r.tr.output
+		handle := r.tr.Output
 		if len(r.cfg.Faults) > 0 {
 			r.decisions = faults.NewDecisionLog(r.base, r.cfg.Partitions)
 			handle = func(subject string, data []byte, at time.Time) {
-				r.tr.output(subject, data, at)
+				r.tr.Output(subject, data, at)
 				r.decisions.Output(subject, at)
 			}
 		}
@@ -242,7 +243,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 	}
-	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.deadLetter(data) })
+	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.DeadLetter(data) })
 	if err != nil {
 		stopOut()
 		return nil, err
@@ -370,10 +371,10 @@ func (r *runner) sendScenario(ctx context.Context) error {
 		req := int32(-1)
 		if e.Type == contract.TypeReturnRequested {
 			req = e.Request
-			r.tr.requestSent(req, off)
+			r.tr.RequestSent(req, off)
 		}
 		if e.Bad >= 0 {
-			r.tr.badSentRec(e.Bad, payload)
+			r.tr.BadSent(e.Bad, payload)
 		}
 		if err := r.pub.publish(ctx, e.Subject, e.ID, payload, req, e.Bad); err != nil {
 			return err
@@ -406,7 +407,7 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 			if r.cfg.Rate == 0 {
 				from = sendOff // no schedule: the actual send
 			}
-			r.tr.requestSent(e.req, from)
+			r.tr.RequestSent(e.req, from)
 		}
 		if err := r.pub.publish(ctx, e.subject, e.id, e.payload, e.req, e.bad); err != nil {
 			return err
@@ -437,14 +438,14 @@ func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duratio
 // outstanding says what is still expected: requests without a decision,
 // malformed events not yet dead-lettered, outputs not yet seen (relay).
 func (r *runner) complete() bool {
-	c := r.tr.snapshot()
-	if c.badSeen < c.badSent-c.failedBads {
+	c := r.tr.Snapshot()
+	if c.BadSeen < c.BadSent-c.FailedBads {
 		return false
 	}
 	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
-		return c.outTotal >= r.pub.acked.Load()
+		return c.OutTotal >= r.pub.acked.Load()
 	}
-	if c.decided < c.sentReqs-c.failedReqs || c.due > 0 {
+	if c.Decided < c.SentReqs-c.FailedReqs || c.Due > 0 {
 		return false
 	}
 	// An empty inbound backlog counts only if it was measured after the
@@ -463,15 +464,15 @@ func (r *runner) drain(ctx context.Context, sendEnd time.Duration) (time.Time, b
 	defer tick.Stop()
 	for {
 		if r.complete() {
-			return r.tr.snapshot().lastOutput, true
+			return r.tr.Snapshot().LastOutput, true
 		}
 		if time.Now().After(deadline) {
-			return r.tr.snapshot().lastOutput, false
+			return r.tr.Snapshot().LastOutput, false
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return r.tr.snapshot().lastOutput, false
+			return r.tr.Snapshot().LastOutput, false
 		}
 	}
 }
@@ -484,7 +485,7 @@ func (r *runner) waitQuiet(ctx context.Context, deadline time.Time) {
 	}
 	for {
 		quietFrom := r.base.Add(time.Duration(r.sendEnd.Load()))
-		if last := r.tr.snapshot().lastOutput; last.After(quietFrom) {
+		if last := r.tr.Snapshot().LastOutput; last.After(quietFrom) {
 			quietFrom = last
 		}
 		quietUntil := quietFrom.Add(r.cfg.QuietPeriod)
@@ -561,7 +562,7 @@ func (r *runner) countOutputs(ctx context.Context, start uint64) {
 	s, err := r.js.Stream(ctx, streamOut)
 	for err == nil {
 		if info, ierr := s.Info(ctx); ierr == nil && info.State.LastSeq+1 >= start {
-			r.tr.counted(int64(info.State.LastSeq+1-start), time.Now())
+			r.tr.Counted(int64(info.State.LastSeq+1-start), time.Now())
 		}
 		select {
 		case <-t.C:

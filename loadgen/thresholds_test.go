@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
@@ -80,7 +81,7 @@ func TestThresholdEvaluate(t *testing.T) {
 		DeadLetters: 4, Publish: PublishStats{Sent: 2000},
 		Series:          []Sample{{T: 1}},
 		BacklogClearSec: 3,
-		Audit:           []Check{{Name: "valid_not_dead_lettered", Checked: 4, Failed: 1}},
+		Audit:           []audit.Check{{Name: "valid_not_dead_lettered", Checked: 4, Failed: 1}},
 		Faults:          []faults.FaultResult{{GapMs: 1200}, {GapMs: -1}, {GapMs: 2500}},
 	}
 	f := func(expr string, pass bool, text string) {

@@ -1,4 +1,4 @@
-package loadgen
+package audit
 
 import (
 	"fmt"
@@ -41,29 +41,36 @@ func (c *Check) fail(example string) {
 // (shared/domain.md).
 var presetMinStars = map[string]int{"tmall-fast-return": 3, "douyin-lightning": 3, "jd-lightning-refund": 2}
 
-// auditInput is what the audit reads: the world, what the run saw, and
-// the publish outcome.
-type auditInput struct {
-	gen        *world.Generator
-	tr         *tracker
-	failedPubs int64
-	// policy is the name of the platform policy to judge expectations by;
-	// empty means: the one the decisions name.
-	policy string
-	// expectDecisions is false when the target does not decide (the relay).
-	expectDecisions bool
+// Input is what the audit reads: the world, what the run saw, and the
+// publish outcome.
+type Input struct {
+	// Gen is the run's world, no longer generating.
+	Gen *world.Generator
+	// Tracker is what the run sent and saw, no longer reading outputs.
+	Tracker *Tracker
+	// FailedPubs is the events given up after RetryFor: each fails the
+	// audit, since the target never had a chance to process it.
+	FailedPubs int64
+	// Policy is the name of the platform policy to judge expectations
+	// by; empty means: the one the decisions name.
+	Policy string
+	// ExpectDecisions is false when the target does not decide (the
+	// relay).
+	ExpectDecisions bool
 }
 
-// audit checks the invariants of the contract and the simple expectations
-// the world implies. It must run after the run's outputs have drained.
-func audit(in auditInput) []Check {
-	g, t := in.gen, in.tr
+// Run checks the invariants of the contract and the simple expectations
+// the world implies, in a fixed order (the report lists them as
+// returned). It must run after the run's outputs have drained: a check
+// run early fails a correct target for an output still on its way.
+func Run(in Input) []Check {
+	g, t := in.Gen, in.Tracker
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
 	accepted := Check{Name: "events_accepted", Rule: "every event was accepted by the server (publish acked)"}
 	accepted.Checked = t.sentReqs + t.badSent
-	accepted.Failed = in.failedPubs
+	accepted.Failed = in.FailedPubs
 	checks := []Check{accepted}
 
 	once := Check{Name: "decision_exactly_once", Rule: "every return.requested gets exactly one decision"}
@@ -99,7 +106,7 @@ func audit(in auditInput) []Check {
 			refundApproved.fail(fmt.Sprintf("%s: refund after decision %q and no approving resolution", id, r.decision))
 		}
 	}
-	if !in.expectDecisions {
+	if !in.ExpectDecisions {
 		once.Skipped = "the target does not decide (relay)"
 		once.Failed, once.Examples = 0, nil
 	}
@@ -130,7 +137,7 @@ func audit(in auditInput) []Check {
 	valid := Check{Name: "valid_not_dead_lettered", Rule: "no valid event is dead-lettered", Checked: t.dlqTotal, Failed: t.validDLQN,
 		Examples: slices.Clone(t.validDLQ)}
 	checks = append(checks, dlq, dlqReason, dlqSubject, valid)
-	if in.expectDecisions {
+	if in.ExpectDecisions {
 		checks = append(checks, expectations(in, t)...)
 		checks = append(checks, lifecycleChecks(in, t)...)
 	}
@@ -139,8 +146,8 @@ func audit(in auditInput) []Check {
 
 // expectations are the decisions the world implies for simple cases.
 // Called with t.mu held.
-func expectations(in auditInput, t *tracker) []Check {
-	g := in.gen
+func expectations(in Input, t *Tracker) []Check {
+	g := in.Gen
 	policy := policyOf(in, t)
 	minStars, preset := presetMinStars[policy]
 
@@ -273,9 +280,9 @@ type reqView struct {
 
 // policyOf is the platform policy the audit judges by: the configured one,
 // else the one most decisions name. Called with t.mu held.
-func policyOf(in auditInput, t *tracker) string {
-	if in.policy != "" {
-		return in.policy
+func policyOf(in Input, t *Tracker) string {
+	if in.Policy != "" {
+		return in.Policy
 	}
 	policy, most := "", int64(0)
 	for name, n := range t.policies {
@@ -298,7 +305,7 @@ func resolvedApproved(rec *reqRec) bool {
 
 // views builds the view of every request that was sent, accepted and
 // decided. Called with t.mu held.
-func views(g *world.Generator, t *tracker) []reqView {
+func views(g *world.Generator, t *Tracker) []reqView {
 	var out []reqView
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -448,8 +455,8 @@ func (v *reqView) exposureEnd() int64 {
 
 // lifecycleChecks are the checks of money safety, resolutions and
 // deadlines, and the policy every output names. Called with t.mu held.
-func lifecycleChecks(in auditInput, t *tracker) []Check {
-	g := in.gen
+func lifecycleChecks(in Input, t *Tracker) []Check {
+	g := in.Gen
 	policy := policyOf(in, t)
 	_, preset := presetMinStars[policy]
 	vs := views(g, t)
@@ -657,7 +664,7 @@ func reviewedNotAdvanced(vs []reqView) Check {
 	return c
 }
 
-func policyEverywhere(t *tracker, g *world.Generator) Check {
+func policyEverywhere(t *Tracker, g *world.Generator) Check {
 	c := Check{Name: "policy_on_every_output", Rule: "every output about a request names a policy (name and version), the one of its request's decision"}
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -874,7 +881,7 @@ func (v *reqView) overBefore(p int64) bool {
 
 // invalidChecks check that well-formed events that cannot stand changed
 // nothing and did not stop their shopper. Called with t.mu held.
-func invalidChecks(g *world.Generator, t *tracker) []Check {
+func invalidChecks(g *world.Generator, t *Tracker) []Check {
 	none := Check{Name: "no_output_for_invalid", Rule: "a well-formed event that cannot stand (unknown order or request, future time, amount 0) produces no output",
 		Checked: int64(len(t.badRecs)), Failed: t.invalidN, Examples: slices.Clone(t.invalidOut)}
 	next := Check{Name: "valid_after_invalid", Rule: "after an event that cannot stand, the same shopper's next request is decided"}
@@ -934,9 +941,9 @@ type Lifecycle struct {
 	DeadLetters map[string]int64 `json:"dead_letters_by_reason"`
 }
 
-// lifecycleOf counts the run's lifecycle. It must run after the run's
+// LifecycleOf counts the run's lifecycle. It must run after the run's
 // outputs have drained.
-func lifecycleOf(g *world.Generator, t *tracker) Lifecycle {
+func LifecycleOf(g *world.Generator, t *Tracker) Lifecycle {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := Lifecycle{Resolutions: map[string]int64{}, InvalidSent: map[string]int64{}, DeadLetters: maps.Clone(t.dlqReasons)}
@@ -989,11 +996,26 @@ func lifecycleOf(g *world.Generator, t *tracker) Lifecycle {
 	return l
 }
 
-// writeText writes the lifecycle lines of the human summary.
-func (l Lifecycle) writeText(b *strings.Builder) {
+// WriteText writes the lifecycle lines of the human summary.
+func (l Lifecycle) WriteText(b *strings.Builder) {
 	fmt.Fprintf(b, "  lifecycle: review answers %d (late %d, duplicate %d, to requests not in review %d); aged requests %d, unreturned %d, second %d, splurge %d\n",
 		l.Answers, l.LateAnswers, l.DuplicateAnswers, l.StrayAnswers, l.Aged, l.Unreturned, l.SecondRequests, l.SplurgeRequests)
-	fmt.Fprintf(b, "  resolutions: %s; closes %d, not_returned clawbacks %d, trust %d\n", fmtCounts(l.Resolutions), l.Closes,
+	fmt.Fprintf(b, "  resolutions: %s; closes %d, not_returned clawbacks %d, trust %d\n", FormatCounts(l.Resolutions), l.Closes,
 		l.NotReturnedClawbacks, l.NotReturnedTrust)
-	fmt.Fprintf(b, "  dead letters by reason: %s (expected %s)\n", fmtCounts(l.DeadLetters), fmtCounts(l.InvalidSent))
+	fmt.Fprintf(b, "  dead letters by reason: %s (expected %s)\n", FormatCounts(l.DeadLetters), FormatCounts(l.InvalidSent))
+}
+
+// FormatCounts renders counts as "k1=n1 k2=n2" in key order ("none" when
+// empty), the form of every tally in the text report; keys are sorted so
+// that two reports of one run compare line by line.
+func FormatCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
 }

@@ -1,4 +1,4 @@
-package loadgen
+package audit
 
 import (
 	"fmt"
@@ -16,12 +16,12 @@ import (
 type fixture struct {
 	t  *testing.T
 	g  *world.Generator
-	tr *tracker
+	tr *Tracker
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	g, err := world.NewGenerator(WorldOptions{Seed: 1, RunID: "a", Shoppers: 4, Merchants: 2})
+	g, err := world.NewGenerator(world.Options{Seed: 1, RunID: "a", Shoppers: 4, Merchants: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +47,9 @@ func (f *fixture) req(order int32, kind string, pos int64, mod func(r *world.Req
 
 // send marks every request sent (call once, after the requests are built).
 func (f *fixture) send() {
-	f.tr = newTracker(f.g, time.Now())
+	f.tr = NewTracker(f.g, time.Now())
 	for i := range f.g.Requests {
-		f.tr.requestSent(int32(i), 0)
+		f.tr.RequestSent(int32(i), 0)
 	}
 }
 
@@ -63,7 +63,7 @@ func (f *fixture) outPolicy(kind string, i int, fields, policy string) {
 	if fields != "" {
 		fields = "," + fields
 	}
-	f.tr.output("fr.out."+kind+".u", []byte(fmt.Sprintf(`{"request_id":%q,"policy":%s%s}`, f.g.RequestID(int32(i)), policy, fields)),
+	f.tr.Output("fr.out."+kind+".u", []byte(fmt.Sprintf(`{"request_id":%q,"policy":%s%s}`, f.g.RequestID(int32(i)), policy, fields)),
 		time.Now())
 }
 
@@ -90,7 +90,7 @@ func (f *fixture) refund(i int, fen int64, trigger string, advance bool) {
 // check runs the audit and returns the named check.
 func (f *fixture) check(name string) Check {
 	f.t.Helper()
-	for _, c := range audit(auditInput{gen: f.g, tr: f.tr, expectDecisions: true, policy: "tmall-fast-return"}) {
+	for _, c := range Run(Input{Gen: f.g, Tracker: f.tr, ExpectDecisions: true, Policy: "tmall-fast-return"}) {
 		if c.Name == name {
 			return c
 		}
@@ -515,8 +515,8 @@ func TestInvalidInputChecks(t *testing.T) {
 	dead := func(fx *fixture, subject, reason string) {
 		fx.g.Bads = append(fx.g.Bads, world.Bad{Reason: contract.ReasonUnknownRequest, Subject: "fr.in.logistics.ua-0", Type: contract.TypeTracking, Shopper: 0, Order: -1, Follow: -1})
 		payload := []byte(`{"event_id":"ea-9","request_id":"qa-9"}`)
-		fx.tr.badSentRec(int32(len(fx.g.Bads)-1), payload)
-		fx.tr.deadLetter([]byte(fmt.Sprintf(`{"reason":%q,"subject":%q,"payload_b64":"eyJldmVudF9pZCI6ImVhLTkiLCJyZXF1ZXN0X2lkIjoicWEtOSJ9"}`, reason, subject)))
+		fx.tr.BadSent(int32(len(fx.g.Bads)-1), payload)
+		fx.tr.DeadLetter([]byte(fmt.Sprintf(`{"reason":%q,"subject":%q,"payload_b64":"eyJldmVudF9pZCI6ImVhLTkiLCJyZXF1ZXN0X2lkIjoicWEtOSJ9"}`, reason, subject)))
 	}
 	f("subject as published", "dead_letter_subject", false, func(fx *fixture) {
 		fx.send()
@@ -537,7 +537,7 @@ func TestInvalidInputChecks(t *testing.T) {
 	f("a refund for an unknown request", "no_output_for_invalid", true, func(fx *fixture) {
 		fx.send()
 		dead(fx, "fr.in.logistics.ua-0", contract.ReasonUnknownRequest)
-		fx.tr.output("fr.out.refund.ua-0", []byte(`{"request_id":"qa-9","amount_fen":100}`), time.Now())
+		fx.tr.Output("fr.out.refund.ua-0", []byte(`{"request_id":"qa-9","amount_fen":100}`), time.Now())
 	})
 	follow := func(decided bool) func(fx *fixture) {
 		return func(fx *fixture) {
@@ -545,7 +545,7 @@ func TestInvalidInputChecks(t *testing.T) {
 			i := fx.req(o, "return_refund", 3, nil)
 			fx.send()
 			fx.g.Bads = append(fx.g.Bads, world.Bad{Reason: contract.ReasonFutureTime, Subject: "fr.in.credit.ua-0", Type: contract.TypeCreditUpdated, Follow: o})
-			fx.tr.badSentRec(0, []byte("x"))
+			fx.tr.BadSent(0, []byte("x"))
 			if decided {
 				fx.decide(i, contract.DecisionApproved)
 			}
@@ -566,7 +566,7 @@ func TestResolutionsDue(t *testing.T) {
 	fx.send()
 	due := func(want int64) {
 		t.Helper()
-		if got := fx.tr.snapshot().due; got != want {
+		if got := fx.tr.Snapshot().Due; got != want {
 			t.Fatalf("due %d, want %d", got, want)
 		}
 	}
