@@ -113,7 +113,7 @@ type Config struct {
 	// FLASHRETURN_FAULT_TARGET (the planned offset in seconds in
 	// FLASHRETURN_FAULT_AT), for at most a minute.
 	FaultCmd string
-	// Faults is the fault schedule ([ParseFaults]); nil means none.
+	// Faults is the fault schedule ([faults.ParseFaults]); nil means none.
 	Faults []faults.Fault
 	// FaultLog, when not nil, gets one line per fault as it is carried
 	// out.
