@@ -137,6 +137,9 @@ type Config struct {
 // streams.
 const maxRetryFor = 2 * time.Minute
 
+// withDefaults fills in every zero field with its documented default.
+// It returns a copy and never fails: Validate calls it first and judges
+// the result, so a caller's Config is never changed under it.
 func (c Config) withDefaults() Config {
 	if c.NATSURL == "" {
 		c.NATSURL = "nats://127.0.0.1:4222"

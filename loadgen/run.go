@@ -90,12 +90,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// preEvent is one event of a throughput run, encoded before the first
+// send so that the send loop does no JSON work: the run then measures the
+// target, not loadgen's encoder. req and bad index the world's slices (-1
+// for none), as Event's do.
 type preEvent struct {
 	subject, id string
 	payload     []byte
 	req, bad    int32
 }
 
+// runner is one run's state, shared by the sender (its own goroutine),
+// the publisher's settler, the inbound poller, the sampler and the
+// faults. Fields set before the goroutines start are read without a
+// lock; the rest are atomics or guarded by seriesMu.
 type runner struct {
 	cfg  Config
 	gen  *world.Generator
@@ -120,6 +128,10 @@ type runner struct {
 	seriesMu  sync.Mutex
 }
 
+// waitStreams waits until each named stream exists, polling every 100 ms
+// up to timeout: a target started with loadgen (by hand or --spawn)
+// creates its streams a moment after it accepts connections, and a run
+// that started reading before that would miss nothing but fail at once.
 func waitStreams(ctx context.Context, js jetstream.JetStream, timeout time.Duration, names ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -318,6 +330,9 @@ func (r *runner) reportFaults(rep *Report, listenEnd time.Duration) {
 	faults.SetGaps(rep.Faults, r.decisions.Sorted(), listenEnd)
 }
 
+// streamEnd is the sequence the next message of stream name will get:
+// the consumers start there, so outputs of an earlier run against the
+// same daemon are never counted, and none of this run's is missed.
 func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
 	s, err := js.Stream(ctx, name)
 	if err != nil {
@@ -537,6 +552,10 @@ func (r *runner) pollInbound(ctx context.Context) {
 	}
 }
 
+// inboundStreams lists the streams whose names start with prefix (the
+// target's inbound streams, one per partition group). A stream that
+// vanishes between the listing and the lookup is skipped; the poller
+// lists again on its next tick while it has none.
 func inboundStreams(ctx context.Context, js jetstream.JetStream, prefix string) []jetstream.Stream {
 	var out []jetstream.Stream
 	l := js.StreamNames(ctx)

@@ -182,6 +182,9 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	return rep
 }
 
+// shapeParams is the shape's parameters as the report's JSON has them,
+// in seconds and events/s, so that a report says what was offered
+// without knowing Go's shape types.
 func shapeParams(s Shape) map[string]float64 {
 	switch v := s.(type) {
 	case Steady:
