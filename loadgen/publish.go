@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -52,7 +53,7 @@ type publisher struct {
 	js        jetstream.JetStream
 	stallWait time.Duration
 	retryFor  time.Duration
-	tr        *tracker
+	tr        *audit.Tracker
 
 	sent, acked, dups, stalls, errs, retries, failed atomic.Int64
 	late, maxLag                                     atomic.Int64 // count, nanoseconds
@@ -73,7 +74,7 @@ type publisher struct {
 	hasFailed atomic.Bool
 }
 
-func newPublisher(nc *nats.Conn, js jetstream.JetStream, tr *tracker, cfg Config) *publisher {
+func newPublisher(nc *nats.Conn, js jetstream.JetStream, tr *audit.Tracker, cfg Config) *publisher {
 	return &publisher{nc: nc, js: js, stallWait: cfg.StallWait, retryFor: cfg.RetryFor, tr: tr,
 		futures: make(chan inflight, cfg.MaxInFlight), done: make(chan struct{}), epoch: nc.Stats().Reconnects,
 		wake: make(chan struct{})}
@@ -176,10 +177,10 @@ func (p *publisher) pause(ctx context.Context, n int, since time.Time) error {
 func (p *publisher) giveUp(req, bad int32) {
 	p.failed.Add(1)
 	if req >= 0 {
-		p.tr.requestFailed(req)
+		p.tr.RequestFailed(req)
 	}
 	if bad >= 0 {
-		p.tr.badFailed(bad)
+		p.tr.BadFailed(bad)
 	}
 }
 

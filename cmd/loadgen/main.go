@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flashreturn/flashreturn/loadgen"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
 // Exit codes.
@@ -191,7 +192,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadgen: --progress must be auto, always or never\n")
 		return exitUsage
 	}
-	faults, err := loadgen.ParseFaults(*faultsArg)
+	faults, err := faults.ParseFaults(*faultsArg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage

@@ -1,4 +1,4 @@
-package loadgen
+package faults
 
 import (
 	"context"
@@ -143,12 +143,12 @@ const (
 
 var stateNames = [...]string{stateRunning: "running", stateStopped: "stopped", statePaused: "paused"}
 
-// validateFaults checks a schedule against the targets: faults on a
+// Validate checks a schedule against the targets: faults on a
 // spawned target must be actions loadgen knows, in an order that makes
 // sense (start only what is stopped, sigcont only what is paused, ...),
 // and leave the target running at the end, since a run cannot drain
 // without it; faults on any other target need a fault command.
-func validateFaults(faults []Fault, spawned map[string]bool, haveCmd bool) error {
+func Validate(faults []Fault, spawned map[string]bool, haveCmd bool) error {
 	state := map[string]procState{}
 	for _, f := range faults {
 		if !spawned[f.Target] {
@@ -260,21 +260,24 @@ func partitionOf(user string, p int) int {
 	return int(h % uint32(p))
 }
 
-// decisionLog records when each partition's decisions arrived, for the
+// DecisionLog records when each partition's decisions arrived, for the
 // decision gaps. Safe for concurrent use.
-type decisionLog struct {
+type DecisionLog struct {
 	base time.Time
 	mu   sync.Mutex
 	at   [][]time.Duration // per partition, offsets after base
 }
 
-func newDecisionLog(base time.Time, partitions int) *decisionLog {
-	return &decisionLog{base: base, at: make([][]time.Duration, partitions)}
+// NewDecisionLog returns an empty log for a target of the given
+// partition count, offsets counted from base (the run's first scheduled
+// send, so that they compare with the faults' AtSec).
+func NewDecisionLog(base time.Time, partitions int) *DecisionLog {
+	return &DecisionLog{base: base, at: make([][]time.Duration, partitions)}
 }
 
-// output notes one FR_OUT message that arrived at now; only decisions
+// Output notes one FR_OUT message that arrived at now; only decisions
 // count.
-func (d *decisionLog) output(subject string, now time.Time) {
+func (d *DecisionLog) Output(subject string, now time.Time) {
 	user, ok := strings.CutPrefix(subject, "fr.out.decision.")
 	if !ok {
 		return
@@ -285,8 +288,8 @@ func (d *decisionLog) output(subject string, now time.Time) {
 	d.mu.Unlock()
 }
 
-// sorted returns the arrivals per partition in time order.
-func (d *decisionLog) sorted() [][]time.Duration {
+// Sorted returns the arrivals per partition in time order.
+func (d *DecisionLog) Sorted() [][]time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([][]time.Duration, len(d.at))
@@ -320,10 +323,10 @@ func partitionGaps(at [][]time.Duration, from, to time.Duration) []float64 {
 	return gaps
 }
 
-// setGaps fills the decision-gap fields of faults (carried out at AtSec,
+// SetGaps fills the decision-gap fields of faults (carried out at AtSec,
 // in schedule order) from the decisions' arrival times per partition; end
 // is when the run stopped listening.
-func setGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
+func SetGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 	var all []time.Duration
 	for _, ts := range at {
 		all = append(all, ts...)
@@ -364,11 +367,11 @@ func setGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 	}
 }
 
-// faultRunner carries out a schedule during a run: itself for the
+// Runner carries out a schedule during a run: itself for the
 // processes it spawned, through the fault command for other targets.
-type faultRunner struct {
+type Runner struct {
 	faults       []Fault
-	kids         map[string]*child
+	kids         Children
 	cmd          string
 	base         time.Time
 	log          io.Writer
@@ -379,9 +382,18 @@ type faultRunner struct {
 	probes  sync.WaitGroup // readiness probes after starts
 }
 
-// run carries out the faults at their offsets until they are done or ctx
+// NewRunner returns the runner of schedule fs (in time order, as
+// [ParseFaults] leaves it), offsets counted from base. It carries out a
+// fault itself when kids has its target and through cmd (sh -c) when not;
+// each fault is logged to log (nil: not logged) as it happens, and a
+// restarted process gets readyTimeout to be ready.
+func NewRunner(fs []Fault, kids Children, cmd string, base time.Time, log io.Writer, readyTimeout time.Duration) *Runner {
+	return &Runner{faults: fs, kids: kids, cmd: cmd, base: base, log: log, readyTimeout: readyTimeout}
+}
+
+// Run carries out the faults at their offsets until they are done or ctx
 // ends; the faults not reached are reported as such.
-func (fr *faultRunner) run(ctx context.Context) {
+func (fr *Runner) Run(ctx context.Context) {
 	defer fr.probes.Wait()
 	for i, f := range fr.faults {
 		if d := time.Until(fr.base.Add(f.At)); d > 0 {
@@ -412,15 +424,16 @@ func (fr *faultRunner) run(ctx context.Context) {
 	}
 }
 
-func (fr *faultRunner) by(f Fault) string {
+func (fr *Runner) by(f Fault) string {
 	if fr.kids[f.Target] != nil {
 		return "loadgen"
 	}
 	return "fault-cmd"
 }
 
-// report returns the faults as carried out; call after run returned.
-func (fr *faultRunner) report() []FaultResult {
+// Report returns the faults as carried out; call it after Run returned
+// (the results of a fault still in progress would be missing).
+func (fr *Runner) Report() []FaultResult {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	return slices.Clone(fr.results)
@@ -428,7 +441,7 @@ func (fr *faultRunner) report() []FaultResult {
 
 var faultSignals = map[string]os.Signal{FaultKill9: sigKill, FaultSigterm: sigTerm, FaultSigstop: sigStop, FaultSigcont: sigCont}
 
-func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
+func (fr *Runner) do(ctx context.Context, f Fault) FaultResult {
 	res := FaultResult{Target: f.Target, Action: f.Action, PlannedSec: f.At.Seconds(), By: fr.by(f)}
 	c := fr.kids[f.Target]
 	if c == nil {
@@ -481,7 +494,7 @@ func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
 // (and the planned offset in seconds in FLASHRETURN_FAULT_AT). It returns
 // the tail of its output and an error text if it failed or took more than
 // a minute.
-func (fr *faultRunner) command(ctx context.Context, f Fault) (output, errText string) {
+func (fr *Runner) command(ctx context.Context, f Fault) (output, errText string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", fr.cmd, "loadgen-fault", f.Action, f.Target)
@@ -496,4 +509,21 @@ func (fr *faultRunner) command(ctx context.Context, f Fault) (output, errText st
 		errText = "fault command: " + err.Error()
 	}
 	return output, errText
+}
+
+// ms is d in milliseconds, the unit of every gap in the report.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sleepCtx sleeps for d or until ctx ends, whichever is first; it
+// returns ctx's error in the second case, so that a cancelled run stops
+// between two faults instead of carrying out the rest of its schedule.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

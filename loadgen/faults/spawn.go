@@ -1,4 +1,4 @@
-package loadgen
+package faults
 
 import (
 	"context"
@@ -75,7 +75,7 @@ type procRun struct {
 // newChild prepares (does not start) a child whose output goes to a new
 // log file under dir.
 func newChild(name, command, dir, runID string, keep bool) (*child, error) {
-	argv, err := splitCommand(command)
+	argv, err := SplitCommand(command)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: spawn %s: %w", name, err)
 	}
@@ -245,12 +245,12 @@ func (c *child) report(base time.Time) Process {
 	return p
 }
 
-// splitCommand splits a command line into words the way a shell does for
+// SplitCommand splits a command line into words the way a shell does for
 // the simple cases: blanks separate words, '...' keeps everything
 // literally, "..." keeps blanks and honours \" and \\, a backslash
 // outside quotes escapes the next character. No variables, globs or
 // redirections: the words are the program and its arguments.
-func splitCommand(s string) ([]string, error) {
+func SplitCommand(s string) ([]string, error) {
 	var words []string
 	var w strings.Builder
 	inWord := false
@@ -399,13 +399,44 @@ func tcpReady(addr string) func(context.Context) error {
 	}
 }
 
-// spawnAll starts the configured children (the NATS server first), each
-// waited on until ready. On error every child already started is
-// stopped.
-func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
-	kids := map[string]*child{}
-	fail := func(err error) (map[string]*child, error) {
-		stopAll(kids)
+// SpawnConfig says which processes a run starts as its children and how
+// it knows they are ready; see the Spawn fields of loadgen.Config, which
+// it mirrors. Only its zero Spawn and SpawnNATS mean "nothing to start".
+type SpawnConfig struct {
+	// NATSURL is where the target's NATS server listens; its host and
+	// port are the readiness probe of a spawned nats-server (and of a
+	// daemon with no HTTP readiness URL).
+	NATSURL string
+	// Spawn and SpawnNATS are the command lines of the daemon and of a
+	// separate nats-server; empty means not spawned.
+	Spawn, SpawnNATS string
+	// SpawnReady is the daemon's readiness URL ("" derives it from the
+	// command line, "none" waits for nothing).
+	SpawnReady string
+	// LogDir gets one log file per child; empty means os.TempDir().
+	LogDir string
+	// RunID names the log files, so that runs side by side do not
+	// share them.
+	RunID string
+	// Keep leaves the children running when they are stopped.
+	Keep bool
+	// ReadyTimeout bounds each child's wait for readiness.
+	ReadyTimeout time.Duration
+}
+
+// Children are the processes a run spawned, by fault target
+// (TargetDaemon, TargetNATS). A missing target was not spawned, and its
+// faults go to the fault command instead.
+type Children map[string]*child
+
+// SpawnAll starts the configured children (the NATS server first, since
+// the daemon cannot start without it), each waited on until ready. On
+// error every child already started is stopped, so a failed start leaves
+// no process behind.
+func SpawnAll(ctx context.Context, cfg SpawnConfig) (Children, error) {
+	kids := Children{}
+	fail := func(err error) (Children, error) {
+		kids.Stop()
 		return nil, err
 	}
 	addr, err := natsAddr(cfg.NATSURL)
@@ -413,7 +444,7 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 		return nil, err
 	}
 	if cfg.SpawnNATS != "" {
-		c, err := newChild(TargetNATS, cfg.SpawnNATS, cfg.SpawnLogDir, cfg.World.RunID, cfg.KeepSpawned)
+		c, err := newChild(TargetNATS, cfg.SpawnNATS, cfg.LogDir, cfg.RunID, cfg.Keep)
 		if err != nil {
 			return fail(err)
 		}
@@ -427,7 +458,7 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 		}
 	}
 	if cfg.Spawn != "" {
-		c, err := newChild(TargetDaemon, cfg.Spawn, cfg.SpawnLogDir, cfg.World.RunID, cfg.KeepSpawned)
+		c, err := newChild(TargetDaemon, cfg.Spawn, cfg.LogDir, cfg.RunID, cfg.Keep)
 		if err != nil {
 			return fail(err)
 		}
@@ -452,8 +483,11 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 	return kids, nil
 }
 
-// stopAll stops the children, the daemon before its NATS server.
-func stopAll(kids map[string]*child) {
+// Stop stops the children, the daemon before its NATS server (the other
+// order would make the daemon's shutdown wait on a server that is gone):
+// SIGTERM, then SIGKILL after 15 s. Stopping a stopped child is a no-op,
+// so Stop may be deferred and called again.
+func (kids Children) Stop() {
 	for _, name := range []string{TargetDaemon, TargetNATS} {
 		if c := kids[name]; c != nil {
 			c.stop(15 * time.Second)
@@ -461,10 +495,24 @@ func stopAll(kids map[string]*child) {
 	}
 }
 
-// spawnPartitions is the --partitions of a spawned flashreturnd command
-// line, or 0.
-func spawnPartitions(command string) int {
-	argv, err := splitCommand(command)
+// Report lists the children as reported, the NATS server first (the
+// order it was started in), times relative to base; nil when none was
+// spawned, so that a report without children has no processes field.
+func (kids Children) Report(base time.Time) []Process {
+	var out []Process
+	for _, name := range []string{TargetNATS, TargetDaemon} {
+		if c := kids[name]; c != nil {
+			out = append(out, c.report(base))
+		}
+	}
+	return out
+}
+
+// SpawnPartitions is the --partitions of a spawned flashreturnd command
+// line, or 0 when it names none or the line does not parse (the caller
+// then uses its own default).
+func SpawnPartitions(command string) int {
+	argv, err := SplitCommand(command)
 	if err != nil {
 		return 0
 	}
