@@ -367,8 +367,8 @@ func SetGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 			}
 		}
 		f.WindowEndSec = to.Seconds()
-		// Rounded to 0.1 ms: finer digits are noise at the 20 ms
-		// scale of reconnects and only make reports differ.
+		// Rounded to 0.1 ms: finer digits are below the scheduling
+		// noise of a loaded machine and only make reports differ.
 		f.GapMs = round(partitionGaps([][]time.Duration{all}, from, to)[0])
 		f.PartitionGapsMs = partitionGaps(at, from, to)
 		var got []float64

@@ -352,9 +352,10 @@ func flagValue(argv []string, name string) (string, bool) {
 // the --http address, flashreturnd's default 127.0.0.1:8080 when the
 // program is flashreturnd and names none, "" when HTTP is off or the
 // program is something else.
-// /readyz rather than the NATS port: the daemon's port accepts before
-// its streams and consumers are set up, and events sent then would
-// count against the target as latency of a start it had not finished.
+// /readyz rather than the NATS port: a daemon that embeds its server
+// can accept connections before it has recovered its state and
+// started consuming; /readyz is its own word that it can decide, so
+// readiness times in the report measure the whole restart.
 func daemonReadyURL(argv []string) string {
 	addr, ok := flagValue(argv, "http")
 	if !ok {
@@ -518,8 +519,9 @@ func SpawnAll(ctx context.Context, cfg SpawnConfig) (Children, error) {
 // order would make the daemon's shutdown wait on a server that is gone):
 // SIGTERM, then SIGKILL after 15 s. Stopping a stopped child is a no-op,
 // so Stop may be deferred and called again.
-// 15 s covers a clean flashreturnd shutdown (drain, commit, close
-// Badger) with margin; past it a hung daemon would stall the report.
+// 15 s leaves a clean flashreturnd shutdown (drain, commit, close
+// Badger) time to finish; a daemon that needs longer is taken as hung,
+// and waiting on it would only hold the report back.
 func (kids Children) Stop() {
 	for _, name := range []string{TargetDaemon, TargetNATS} {
 		if c := kids[name]; c != nil {
