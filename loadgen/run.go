@@ -440,12 +440,18 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 // target, as the open-loop model wants.
 func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duration, error) {
 	now := time.Since(r.base)
+	// Below 100 µs a sleep would oversleep by more than it waits;
+	// sending a little early is harmless, since latency is measured
+	// from the schedule, not from the send.
 	if d := off - now; d > 100*time.Microsecond {
 		if err := sleepCtx(ctx, d); err != nil {
 			return 0, err
 		}
 		now = time.Since(r.base)
 	}
+	// A late send is recorded, not caught up by skipping: every
+	// scheduled event is sent, and its latency still counts from its
+	// schedule (coordinated omission corrected).
 	r.pub.noteLag(now - off)
 	return now, nil
 }
@@ -454,12 +460,21 @@ func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duratio
 // malformed events not yet dead-lettered, outputs not yet seen (relay).
 func (r *runner) complete() bool {
 	c := r.tr.Snapshot()
+	// Failed publishes are subtracted: the target never had those
+	// events, and waiting for them would hold every faulted run to
+	// its drain deadline.
 	if c.BadSeen < c.BadSent-c.FailedBads {
 		return false
 	}
 	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
+		// The relay answers each stored event once, so acked events are
+		// the outputs to expect; acks, not sends, because a failed send
+		// produces nothing.
 		return c.OutTotal >= r.pub.acked.Load()
 	}
+	// Due: resolutions that a deadline already passed before the send
+	// makes certain; ending the drain before them would let the
+	// lifecycle checks fail a correct daemon.
 	if c.Decided < c.SentReqs-c.FailedReqs || c.Due > 0 {
 		return false
 	}
@@ -475,6 +490,8 @@ func (r *runner) complete() bool {
 // It returns the arrival time of the last output and whether it all came.
 func (r *runner) drain(ctx context.Context, sendEnd time.Duration) (time.Time, bool) {
 	deadline := r.base.Add(sendEnd).Add(r.cfg.DrainTimeout)
+	// 20 ms keeps the measured drain time within a tick of the truth
+	// while costing nothing next to the consumers' own work.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -499,6 +516,9 @@ func (r *runner) waitQuiet(ctx context.Context, deadline time.Time) {
 		deadline = q
 	}
 	for {
+		// Quiet is counted from the last output, not from the drain's
+		// end: a duplicate decision emitted late (a redelivery after a
+		// restart) must still be seen for decision_exactly_once.
 		quietFrom := r.base.Add(time.Duration(r.sendEnd.Load()))
 		if last := r.tr.Snapshot().LastOutput; last.After(quietFrom) {
 			quietFrom = last
@@ -531,6 +551,8 @@ func (r *runner) pollInbound(ctx context.Context) {
 			l := s.ListConsumers(ctx)
 			n := 0
 			for ci := range l.Info() {
+				// Pending and ack-pending both: a message delivered but not
+				// yet acknowledged is not processed either.
 				total += int64(ci.NumPending) + int64(ci.NumAckPending)
 				n++
 			}

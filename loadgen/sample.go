@@ -32,6 +32,9 @@ func (r *runner) backlog(c audit.Counts) (int64, bool) {
 // sample records one Sample per second, prints progress and, for a step
 // run, judges each finished step. It returns when done is closed.
 func (r *runner) sample(ctx context.Context, done <-chan struct{}) {
+	// One sample a second: fine enough to see a fault's outage and a
+	// Double11 ramp in the charts, coarse enough that a long run's series
+	// stays small in the JSON report.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var prev sampleState
@@ -46,6 +49,9 @@ func (r *runner) sample(ctx context.Context, done <-chan struct{}) {
 		}
 		now := time.Since(r.base)
 		c := r.tr.Snapshot()
+		// Per-second percentiles come from a window reset at each tick,
+		// so a spike shows in the second it happened instead of being
+		// averaged into the whole run's histogram.
 		p50, p99, mx, nlat := r.tr.Window()
 		cur := sampleState{t: now, sent: r.pub.sent.Load(), acked: r.pub.acked.Load(), failed: r.pub.failed.Load(),
 			decided: c.Decided, outputs: c.OutTotal, dlq: c.DLQTotal}
@@ -55,12 +61,16 @@ func (r *runner) sample(ctx context.Context, done <-chan struct{}) {
 		if r.cfg.Mode == ModeScenario {
 			offered = r.cfg.Shape.Rate(now)
 		}
+		// After the last send nothing is offered: the drain's samples
+		// must not read as a sender falling behind.
 		if r.sendEnd.Load() != 0 {
 			offered = 0
 		}
 		s := Sample{T: now.Seconds(), Offered: offered, Sent: rate(cur.sent, prev.sent), Acked: rate(cur.acked, prev.acked),
 			Decided: rate(cur.decided, prev.decided), Outputs: rate(cur.outputs, prev.outputs), DLQ: rate(cur.dlq, prev.dlq),
 			P50Ms: ms(p50), P99Ms: ms(p99), MaxMs: ms(mx), Latency: nlat, Pending: c.SentReqs - c.Decided - c.FailedReqs,
+			// Pending excludes failed requests: they will never be decided,
+			// and counting them would show a backlog the target does not have.
 			Inbound: r.inbound.Load(), Failures: cur.failed}
 		r.seriesMu.Lock()
 		r.series = append(r.series, s)
@@ -100,11 +110,21 @@ func (r *runner) judgeStep(st Step, now time.Duration, c audit.Counts, cur *samp
 	res := StepResult{Step: cur.stepIdx + 1, Rate: rate, SentPerSec: float64(cur.sent-cur.stepSent) / dt,
 		DecidedPerSec: float64(c.Decided-cur.stepDecided) / dt, P99Ms: ms(p99), Decisions: n, BacklogStart: cur.stepBacklog,
 		BacklogEnd: bl, Sustained: true}
+	// Backlog growth, not p99 alone, decides a step: an open-loop
+	// target that falls behind shows it first as a queue that keeps
+	// growing, while the p99 of the decisions that do arrive can still
+	// look good for a while. Some growth is allowed because a sample
+	// taken mid-burst is noise, not overload.
 	allowed := max(int64(rate/4), 50) // a quarter second of traffic
 	if !inbound {
+		// Without inbound consumer figures the backlog is counted in
+		// undecided requests, a few percent of events, so the allowance
+		// is scaled down by the same share.
 		allowed = max(int64(rate*r.cfg.World.ReturnFraction/12), 10)
 	}
 	switch {
+	// Checked first: if loadgen could not send the step's rate,
+	// the step measured loadgen, and the target is not blamed.
 	case res.SentPerSec < 0.9*rate:
 		res.Sustained, res.Why = false, fmt.Sprintf("sender reached only %.0f/s: loadgen or the publish path is the limit", res.SentPerSec)
 	case bl-cur.stepBacklog > allowed:
@@ -119,6 +139,9 @@ func (r *runner) judgeStep(st Step, now time.Duration, c audit.Counts, cur *samp
 	}
 	r.seriesMu.Unlock()
 	if !res.Sustained {
+		// The first unsustained step ends the ramp: the report's
+		// maximum is the last sustained rate, and pushing past it only
+		// builds a backlog that lengthens the drain.
 		r.stop.Store(true)
 	}
 	cur.stepIdx, cur.stepT, cur.stepSent, cur.stepDecided, cur.stepBacklog, cur.stepBacklogInbound = k, now, cur.sent, c.Decided, bl, inbound

@@ -45,12 +45,18 @@ type Lifecycle struct {
 
 // LifecycleOf counts the run's lifecycle. It must run after the run's
 // outputs have drained.
+// These are counts, not checks: they say how much of the lifecycle a
+// run exercised, so that a passing audit over a run with no closes or
+// no late answers is not read as proof that those paths work.
 func LifecycleOf(g *world.Generator, t *Tracker) Lifecycle {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := Lifecycle{Resolutions: map[string]int64{}, InvalidSent: map[string]int64{}, DeadLetters: maps.Clone(t.dlqReasons)}
 	for i := range t.reqs {
 		rec := &t.reqs[i]
+		// Requests whose publish failed are still counted here (unlike in
+		// the checks): the world planned and sent them, and the counts
+		// describe the traffic offered.
 		if !rec.sent || i >= len(g.Requests) {
 			continue
 		}
@@ -64,6 +70,9 @@ func LifecycleOf(g *world.Generator, t *Tracker) Lifecycle {
 		if n > 1 {
 			l.DuplicateAnswers += n - 1
 		}
+		// An answer to a request not in review must change nothing
+		// (domain.md, After review); counting them shows how often the
+		// run tested that.
 		if n > 0 && rec.decisions > 0 && rec.decision != contract.DecisionReview {
 			l.StrayAnswers++
 		}
@@ -92,6 +101,8 @@ func LifecycleOf(g *world.Generator, t *Tracker) Lifecycle {
 	}
 	for i, b := range t.badRecs {
 		if b.sent && i < len(g.Bads) {
+			// Expected by reason next to DeadLetters by reason: a reason
+			// missing from one side is visible at a glance in the summary.
 			l.InvalidSent[g.Bads[i].Reason]++
 		}
 	}

@@ -47,11 +47,17 @@ const (
 const (
 	posEffect = 1
 	posTimer  = 2
-	posEnd    = math.MaxInt64
+	// posEnd stands for "never": an inspection, cancellation or refund
+	// that did not happen sorts after everything, so at every position
+	// it reads "not yet", which is what it was when the run ended.
+	posEnd = math.MaxInt64
 )
 
 // at is the position of the effects of the input sent at hist position p
 // (Event.N+1; 0 means never, which maps to the end of the run).
+// The factor 4 leaves room between two inputs: p*4 is the input,
+// +1 its effects, +2 the timers it makes due, and the next input is at
+// p*4+4, so sub-positions never collide with a neighbour.
 func at(p int64) int64 {
 	if p == 0 {
 		return posEnd
@@ -61,11 +67,13 @@ func at(p int64) int64 {
 
 // reqView is one request as the lifecycle checks see it.
 type reqView struct {
-	i      int32
-	id     string
-	req    *world.Request
-	rec    *reqRec
-	paid   int64
+	i    int32
+	id   string
+	req  *world.Request
+	rec  *reqRec
+	paid int64
+	// amount is what the refund pays and the exposure counts (domain.md,
+	// The presets, exactly: amount_fen, default the order's paid_fen).
 	amount int64 // the request's amount: amount_fen, or the paid amount
 	// positions (see at)
 	sent, approval, cancel, back, inspect, close int64
@@ -76,6 +84,10 @@ type reqView struct {
 
 // policyOf is the platform policy the audit judges by: the configured one,
 // else the one most decisions name. Called with t.mu held.
+// A tie is broken by name so that two audits of one run judge by the
+// same policy. Caveat: a run across a policy change is judged by the
+// majority's numbers, and the preset checks may then be loose or
+// wrong for the minority's requests; pass Policy to pin it.
 func policyOf(in Input, t *Tracker) string {
 	if in.Policy != "" {
 		return in.Policy
@@ -101,6 +113,8 @@ func resolvedApproved(rec *reqRec) bool {
 
 // views builds the view of every request that was sent, accepted and
 // decided. Called with t.mu held.
+// Undecided requests are left out: decision_exactly_once already fails
+// them, and judging their lifecycle too would count one fault twice.
 func views(g *world.Generator, t *Tracker) []reqView {
 	var out []reqView
 	for i := range t.reqs {
@@ -177,6 +191,8 @@ func (v *reqView) refundPos(o outRec) int64 {
 			return v.approval
 		}
 		return v.sent
+	// max: a tracking that came before a reviewed approval
+	// triggers the refund at the approval, not before it.
 	case contract.TriggerTracking:
 		return max(v.back, v.approval)
 	case contract.TriggerInspection:
@@ -196,6 +212,10 @@ func (v *reqView) clawbackPos(o outRec) int64 {
 
 // advanced says whether money or goods were advanced for the request, and
 // how much (a refund with advance: true, or a pickup with replace: true).
+// Money first: a refund sent in advance is the amount at stake. A
+// pickup with replace: true advances goods worth the request's amount
+// (domain.md, Safety rules, exposure: "goods advanced ... the
+// request's amount").
 func (v *reqView) advanced() (int64, bool) {
 	for _, o := range v.rec.outs {
 		if o.kind == contract.OutRefund && o.advance {
@@ -216,6 +236,10 @@ func (v *reqView) advanced() (int64, bool) {
 // no refund came (cancelled, closed, trigger not reached by the end of
 // the run), what the preset promises: tmall's return_refund (refund on
 // tracking, advance), douyin's return_refund of a shipped order.
+// The promise has to be inferred from the preset because no output
+// announces it: a promised advance is invisible until its refund is
+// sent, and that may be after the run ends. jd needs no inference: its
+// advances are paid at approval (refund seen) or are replace pickups.
 func (v *reqView) countsInExposure(g *world.Generator, policy string) bool {
 	if !v.approvedAtOnce {
 		return false // a reviewed approval advances nothing
@@ -234,6 +258,9 @@ func (v *reqView) countsInExposure(g *world.Generator, policy string) bool {
 		return true
 	case "douyin-lightning":
 		o := g.Orders[v.req.Order]
+		// Both are positions in the event sequence: shipped before the
+		// request was sent means "fast refund after shipment", a tracking
+		// refund in advance; unshipped is pre_shipment, not in advance.
 		return o.Shipped != 0 && o.Shipped < v.req.Hist.Sent
 	}
 	return false
@@ -241,6 +268,10 @@ func (v *reqView) countsInExposure(g *world.Generator, policy string) bool {
 
 // exposureEnd is where an advance stops counting: its inspection, a
 // cancellation before any refund, or its close.
+// domain.md, Safety rules, exposure: an inspection result (good or
+// bad) releases the amount, as do a cancellation before any refund and
+// the close by the return deadline. A cancellation after a refund
+// changes nothing (Outcomes), hence the v.cancel < v.refund test.
 func (v *reqView) exposureEnd() int64 {
 	end := min(v.inspect, v.close)
 	if v.cancel < v.refund {
@@ -265,6 +296,9 @@ func lifecycleChecks(in Input, t *Tracker) []Check {
 			byOrder[r.Order] = append(byOrder[r.Order], k)
 		}
 	}
+	// Sorted, not map order: the examples a failed check lists must be
+	// the same for two audits of one seeded run, or reports cannot be
+	// compared.
 	users := slicesSortedKeys(byUser)
 	orders := slicesSortedKeys(byOrder)
 
@@ -294,6 +328,9 @@ func slicesSortedKeys(m map[int32][]int) []int32 {
 
 // firstAnswer is the answer that counts for a request in review: the first
 // one, unless the request was cancelled before it.
+// An answer after the cancellation is an answer "for a request not in
+// review" (domain.md, After review): it changes nothing, so it cannot
+// be the one that counts.
 func (v *reqView) firstAnswer() (world.Answer, bool) {
 	h := &v.req.Hist
 	if len(h.Answers) == 0 || at(h.Answers[0].Pos) > v.cancel {
@@ -317,6 +354,14 @@ func resolutionMatches(o outRec, approve bool, reasons []string) bool {
 	return o.outcome == contract.ResolutionApproved || o.outcome == contract.ResolutionRejected && slices.Contains(o.reasons, contract.ReasonAmountExceedsPaid)
 }
 
+// reviewResolved enforces domain.md, After review: "exactly one
+// resolution per request", the first answer's, and the Merchant
+// deadline. The timeout case comes first because an aged request's
+// deadline passed before it arrived: the daemon fires it at the next
+// clock advance of the partition, before any answer can be processed,
+// so its answers are late. It is only expected under a preset, whose
+// 72 h the world's aged requests are dated past; a custom policy may
+// have a longer deadline.
 func reviewResolved(vs []reqView, preset bool) Check {
 	c := Check{Name: "review_resolved", Rule: "a request in review that a person answered, or whose 72 h review deadline passed (fast-track rules only), ends in exactly one resolution: the first answer's, or by timeout (a later answer changes nothing)"}
 	for k := range vs {
@@ -350,6 +395,13 @@ func reviewResolved(vs []reqView, preset bool) Check {
 	return c
 }
 
+// resolutionHasReason is the converse of reviewResolved: it fails the
+// resolutions nothing called for. Each case is a sentence of domain.md,
+// After review: only the first answer counts, a request that failed a
+// safety rule "is never approved by timeout", and the deadline runs
+// 72 h from the decision (so a timeout on a request not dated past it
+// fired early). Approved-at-once and rejected requests are not in
+// review, so any resolution of theirs (but a close) is unfounded.
 func resolutionHasReason(vs []reqView, preset bool) Check {
 	c := Check{Name: "resolution_has_reason", Rule: "no resolution without reason: none for a request approved at once (but a close) or rejected, none while a review waits within its deadline or for a person after a safety rule, at most one per request, never by timeout after a safety rule"}
 	for k := range vs {
@@ -380,6 +432,12 @@ func resolutionHasReason(vs []reqView, preset bool) Check {
 	return c
 }
 
+// closes enforces domain.md, After review, Return deadline, both ways.
+// A close is only demanded of an unreturned request approved at once:
+// the world dates those past the 7 days, so the deadline has passed at
+// approval. A reviewed approval starts its 7 days at the resolution,
+// inside the run, so its close is not demanded; refund_only sends no
+// goods back and can never be closed this way.
 func closes(vs []reqView, preset bool) Check {
 	c := Check{Name: "return_deadline_close", Rule: "an approved return or exchange whose goods never came back is closed by timeout once its 7-day return deadline passed, and no other request is closed"}
 	for k := range vs {
@@ -408,6 +466,12 @@ func closes(vs []reqView, preset bool) Check {
 	return c
 }
 
+// notReturned enforces the end of domain.md's Return deadline: the
+// "claimed a return that never happened" abuse. The clawback must be
+// the advanced amount exactly (the refund, or for a replace pickup the
+// request's amount). Under another policy the penalty is only required
+// to be positive: a not_returned feedback that penalises nothing would
+// leave the abuse unanswered, which no policy is meant to allow.
 func notReturned(vs []reqView, preset bool) Check {
 	c := Check{Name: "not_returned_clawback", Rule: "a close of an advanced request (refund with advance, or pickup with replace) sends its clawback and trust feedback with outcome not_returned (penalty 50 under the presets); no other request gets either"}
 	for k := range vs {
@@ -445,6 +509,9 @@ func notReturned(vs []reqView, preset bool) Check {
 	return c
 }
 
+// domain.md, After review: a reviewed approval "is not a fast track:
+// nothing is advanced". An advance there would be credit the platform
+// extends to a shopper that the fast-track rules did not clear.
 func reviewedNotAdvanced(vs []reqView) Check {
 	c := Check{Name: "reviewed_not_advanced", Rule: "a request approved after review gets nothing in advance: no refund with advance: true, no pickup with replace: true"}
 	for k := range vs {
@@ -460,6 +527,10 @@ func reviewedNotAdvanced(vs []reqView) Check {
 	return c
 }
 
+// domain.md, Money safety, "Promises keep their policy": every output
+// names the policy version of its request. Comparing each output with
+// its decision's policy, not with the one in force, is what catches a
+// daemon that stamps a reloaded policy on an older request's refund.
 func policyEverywhere(t *Tracker, g *world.Generator) Check {
 	c := Check{Name: "policy_on_every_output", Rule: "every output about a request names a policy (name and version), the one of its request's decision"}
 	for i := range t.reqs {
@@ -484,6 +555,12 @@ func policyEverywhere(t *Tracker, g *world.Generator) Check {
 	return c
 }
 
+// exposureKept enforces domain.md, Safety rules, exposure (cap 500000
+// fen under every preset). Only approvals at once are judged: a
+// reviewed approval advances nothing, so it cannot pass the cap. What
+// counts is a lower bound of the daemon's exposure (earlier approvals
+// still open at this approval's position), so a failure is proof of a
+// breach, and a breach hidden in an uncertain order may be missed.
 func exposureKept(g *world.Generator, vs []reqView, byUser map[int32][]int, users []int32, policy string, preset bool) Check {
 	c := Check{Name: "exposure_cap_kept", Rule: fmt.Sprintf("at every approval at once, the shopper's advanced and promised money not yet got back plus the request's amount is at most %d fen", presetExposureCapFen)}
 	if !preset {
@@ -572,6 +649,10 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
+// orderCeiling enforces domain.md, Money safety, Per-order ceiling. It
+// follows the running net in input order and not only the final sum: a
+// refund that passes paid_fen broke the rule when it was paid, even if a
+// clawback brought the total back under it later.
 func orderCeiling(vs []reqView, byOrder map[int32][]int, orders []int32) Check {
 	c := Check{Name: "order_refunds_within_paid", Rule: "per order, refunds minus clawbacks of refunded money never exceed the order's paid_fen"}
 	for _, o := range orders {
@@ -638,11 +719,17 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 			}
 			exceeds := slices.Contains(va.rec.reasons, contract.ReasonAmountExceedsPaid)
 			switch {
+			// Refunds alone are a lower bound of what the daemon holds
+			// against the order (reservations are invisible), so past
+			// paid_fen the rejection is certain.
 			case va.amount+refunded > va.paid:
 				rej.Checked++
 				if va.rec.decision != contract.DecisionRejected || !exceeds {
 					rej.fail(fmt.Sprintf("%s: %d + %d refunded > paid %d: %s %v", va.id, va.amount, refunded, va.paid, va.rec.decision, va.rec.reasons))
 				}
+			// The other way only when every earlier request is over:
+			// an open one may hold a reservation that the audit cannot
+			// see and that legitimately makes this one not fit.
 			case clean:
 				allow.Checked++
 				if exceeds {
@@ -659,6 +746,8 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 // before any refund, in review with no resolution at all, or refunded and
 // finished (a refund_only's refund, or the inspection of goods that came
 // back after the refund).
+// A review without resolution never reserved anything: the amount is
+// reserved from the approval (domain.md, Per-order ceiling).
 func (v *reqView) overBefore(p int64) bool {
 	switch {
 	case v.rec.decision == contract.DecisionRejected:
@@ -677,6 +766,10 @@ func (v *reqView) overBefore(p int64) bool {
 
 // invalidChecks check that well-formed events that cannot stand changed
 // nothing and did not stop their shopper. Called with t.mu held.
+// domain.md, Input that cannot stand: such an event goes to the
+// dead-letter stream "and the rest of the partition goes on". An
+// output about it would mean it changed state; no decision for the
+// next request would mean it stopped its partition.
 func invalidChecks(g *world.Generator, t *Tracker) []Check {
 	none := Check{Name: "no_output_for_invalid", Rule: "a well-formed event that cannot stand (unknown order or request, future time, amount 0) produces no output",
 		Checked: int64(len(t.badRecs)), Failed: t.invalidN, Examples: slices.Clone(t.invalidOut)}

@@ -16,6 +16,11 @@ import (
 // Latencies are recorded in microseconds, from 1 µs to 10 minutes, with
 // three significant digits.
 const (
+	// Ten minutes is longer than any drain, so only a decision that never
+	// really came could pass it; decisions beyond it are clamped to it,
+	// not dropped, so a stalled target still shows as max. Three
+	// significant digits bound the error at 0.1%, finer than any p99.9
+	// threshold is stated, in a fixed-size histogram.
 	histMinUS = 1
 	histMaxUS = 600_000_000
 	histSig   = 3
@@ -26,6 +31,10 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMinUS, hist
 // reqRec is what the run knows about one request: when it was due, what
 // the world planned for it and what came back for it.
 type reqRec struct {
+	// sched is the scheduled send, not the actual one: a send delayed by
+	// a full in-flight window or a reconnect is charged to the target
+	// (coordinated omission corrected). Measured from the actual send,
+	// the latency would hide exactly the stalls a load test is for.
 	sched     time.Duration // send offset the latency is measured from
 	sent      bool
 	failed    bool // never accepted by the server
@@ -36,6 +45,9 @@ type reqRec struct {
 	policyKey string // the decision's policy name and version (interned)
 	rule      string
 	refunds   int32
+	// The largest is enough: refund_not_over_paid only asks whether one
+	// refund passed the paid amount, and a second refund fails
+	// refund_at_most_once on its own.
 	refundFen int64 // largest refund amount seen
 	latency   time.Duration
 	// what the world planned (copied when the request is sent, so that
@@ -62,6 +74,10 @@ type outRec struct {
 	policy  string // name and version, interned; "" if either is missing
 }
 
+// badRec is one event that must be dead-lettered, matched to its dead
+// letter by exact payload: a malformed event may have no event_id a
+// parser could read, while the dead letter always carries the
+// original bytes (payload_b64).
 type badRec struct {
 	sent    bool
 	failed  bool
@@ -74,6 +90,9 @@ type badRec struct {
 // for concurrent use: the publisher, the output consumers and the sampler
 // share it.
 type Tracker struct {
+	// One mutex over everything, so that Snapshot reads counters that
+	// agree with each other (see Counts); every critical section is a few
+	// map and slice updates, and parsing happens before the lock is taken.
 	mu   sync.Mutex
 	gen  *world.Generator // for id parsing only (immutable parts)
 	base time.Time
@@ -113,22 +132,32 @@ type Tracker struct {
 	step *hdrhistogram.Histogram // current step
 }
 
+// NewTracker returns an empty Tracker for the world g. base is the
+// run's start, the origin of every scheduled send offset and so of
+// every latency; it must be the same instant the sender schedules from.
 func NewTracker(g *world.Generator, base time.Time) *Tracker {
 	return &Tracker{gen: g, base: base, decisions: map[string]int64{}, reasons: map[string]int64{}, outputs: map[string]int64{},
 		policies: map[string]int64{}, bads: map[string]int32{}, interned: map[string]string{}, dlqReasons: map[string]int64{},
 		hist: newHist(), win: newHist(), step: newHist()}
 }
 
+// grow extends reqs to cover index i. The world numbers requests in
+// the order it emits them, which is the order they are sent, so this
+// normally appends one; it loops because an output's id is only parsed
+// (RequestIndex) and may name an index not recorded yet.
 func (t *Tracker) grow(i int32) {
 	for int(i) >= len(t.reqs) {
 		t.reqs = append(t.reqs, reqRec{})
 	}
 }
 
-// requestSent records that request i is being published; its latency will
+// RequestSent records that request i is being published; its latency will
 // be measured from offset sched after the run's base time. It must be
 // called by the goroutine that drives the generator (it reads the
 // request's plan).
+// It is called before the publish, never after: a fast target can
+// decide before the publish call returns, and a decision for a request
+// not yet marked sent would be counted as foreign.
 func (t *Tracker) RequestSent(i int32, sched time.Duration) {
 	var aged, unreturned, goods bool
 	if int(i) < len(t.gen.Requests) {
@@ -156,7 +185,7 @@ func (t *Tracker) RequestFailed(i int32) {
 	t.mu.Unlock()
 }
 
-// badSentRec records malformed event i with its exact payload.
+// BadSent records malformed event i with its exact payload.
 func (t *Tracker) BadSent(i int32, payload []byte) {
 	t.mu.Lock()
 	for int(i) >= len(t.badRecs) {
@@ -168,6 +197,9 @@ func (t *Tracker) BadSent(i int32, payload []byte) {
 	t.mu.Unlock()
 }
 
+// BadFailed records that malformed event i was never accepted by the
+// server: it cannot reach FR_DLQ, so the audit and the drain leave it
+// out rather than wait for it or fail the target for it.
 func (t *Tracker) BadFailed(i int32) {
 	t.mu.Lock()
 	if int(i) < len(t.badRecs) && !t.badRecs[i].failed {
@@ -177,10 +209,12 @@ func (t *Tracker) BadFailed(i int32) {
 	t.mu.Unlock()
 }
 
-// output handles one message of FR_OUT that arrived at now.
+// Output handles one message of FR_OUT that arrived at now.
 func (t *Tracker) Output(subject string, data []byte, now time.Time) {
 	kind := outputKind(subject)
 	var o contract.Output
+	// Parsed before the lock: decoding is the costly part, and the two
+	// output consumers should not serialise on it.
 	err := contract.Unmarshal(data, &o)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -191,6 +225,10 @@ func (t *Tracker) Output(subject string, data []byte, now time.Time) {
 		t.foreignOut++
 		return
 	}
+	// An output about an id of the "q" namespace (a request the shopper
+	// does not have) means an event that cannot stand changed state
+	// (domain.md, Input that cannot stand); no_output_for_invalid fails
+	// on it.
 	if t.gen.IsInvalidID(o.RequestID) {
 		t.invalidN++
 		if len(t.invalidOut) < 5 {
@@ -198,6 +236,9 @@ func (t *Tracker) Output(subject string, data []byte, now time.Time) {
 		}
 		return
 	}
+	// Outputs of other runs or publishers on a shared server are counted
+	// as foreign, not failed: sharing a server is allowed, and their
+	// outputs say nothing about this run.
 	i, ok := t.gen.RequestIndex(o.RequestID)
 	if !ok {
 		t.foreignOut++
@@ -231,6 +272,9 @@ func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
 	rec := &t.reqs[i]
 	rec.decisions++
 	t.decisions[d.Decision]++
+	// Only the first decision is recorded and timed: a second one is
+	// counted for decision_exactly_once, but must not move the latency
+	// figures or overwrite the decision the lifecycle checks judge.
 	if rec.decisions > 1 {
 		return
 	}
@@ -241,6 +285,9 @@ func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
 		t.reasons[c]++
 	}
 	t.policies[d.Policy.Name]++
+	// Clamped into the histogram's range so RecordValue cannot fail
+	// (its error is ignored for that reason); negative only if the
+	// sender ran ahead of its schedule, which is not latency.
 	lat := max(now.Sub(t.base)-rec.sched, 0)
 	rec.latency = lat
 	us := min(max(lat.Microseconds(), histMinUS), histMaxUS)
@@ -252,6 +299,8 @@ func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
 
 // policyKey is an output's policy as one interned string, "" when its name
 // or version is missing. Called with t.mu held.
+// Interned because a long run holds millions of outRecs that name a
+// handful of policies; one shared string each keeps memory flat.
 func (t *Tracker) policyKey(p contract.Policy) string {
 	if p.Name == "" || p.Version == "" {
 		return ""
@@ -267,6 +316,9 @@ func (t *Tracker) policyKey(p contract.Policy) string {
 // updateDue keeps rec's share of t.due: 1 while a deadline that passed
 // before the request was sent has not produced its resolution yet.
 // Called with t.mu held.
+// The drain waits while Due > 0: without it a run would end before a
+// timer-driven resolution that the run itself made due, and the
+// lifecycle checks would then fail a correct daemon for it.
 func (t *Tracker) updateDue(rec *reqRec) {
 	due := resolutionDue(rec) && !resolutionSeen(rec)
 	switch {
@@ -331,6 +383,8 @@ func waitsForPerson(reasons []string) bool {
 }
 
 // outputKind is the <kind> token of fr.out.<kind>.<user>.
+// The kind comes from the subject, not the payload, so that an output
+// whose payload does not parse is still counted under its kind.
 func outputKind(subject string) string {
 	s := strings.TrimPrefix(subject, "fr.out.")
 	if i := strings.IndexByte(s, '.'); i >= 0 {
@@ -339,12 +393,14 @@ func outputKind(subject string) string {
 	return s
 }
 
-// deadLetter handles one message of FR_DLQ.
+// DeadLetter handles one message of FR_DLQ.
 func (t *Tracker) DeadLetter(data []byte) {
 	var d contract.DeadLetter
 	err := contract.Unmarshal(data, &d)
 	var payload []byte
 	if err == nil {
+		// The original bytes identify a malformed event (see badRec),
+		// and an own valid event by its event_id.
 		payload, err = base64.StdEncoding.DecodeString(d.PayloadB64)
 	}
 	var id contract.EventIDOnly
@@ -368,6 +424,8 @@ func (t *Tracker) DeadLetter(data []byte) {
 		b.seen++
 		return
 	}
+	// A valid event of this run dead-lettered: valid_not_dead_lettered
+	// fails on it.
 	if t.gen.IsOwnEventID(id.EventID) {
 		t.validDLQN++
 		if len(t.validDLQ) < 5 {
@@ -469,6 +527,12 @@ func pct(h *hdrhistogram.Histogram, q float64) time.Duration {
 
 // Counted records that total outputs have been stored, as counted from
 // the output stream's sequence rather than read.
+// Used in throughput mode against the relay, whose outputs are not
+// read: the relay emits one output per event, and delivering each to
+// loadgen would cost the server work that flashreturnd (one output per
+// request) is not charged, so the two would not be measured alike. The
+// count only rises, so a stream info read late never moves the end of
+// processing back.
 func (t *Tracker) Counted(total int64, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

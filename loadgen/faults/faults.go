@@ -248,6 +248,9 @@ type FaultResult struct {
 // modulo p, what nats-server's {{partition(p,2)}} transform computes (the
 // contract's layout). loadgen keeps its own copy: it imports nothing of
 // the daemon.
+// If p differs from the target's count, the partition figures are
+// still computed but mean nothing: each bucket then mixes several of
+// the daemon's partitions, and a stalled one hides among live ones.
 func partitionOf(user string, p int) int {
 	if p <= 0 {
 		return 0
@@ -277,6 +280,11 @@ func NewDecisionLog(base time.Time, partitions int) *DecisionLog {
 
 // Output notes one FR_OUT message that arrived at now; only decisions
 // count.
+// The time is the arrival at loadgen, not the decision's own time:
+// a gap therefore includes any delay between FR_OUT and the
+// consumer, which is what a downstream client would see too. Only
+// decisions count because they are the target's answer to load;
+// timer outputs (resolutions, compensations) are not paced by it.
 func (d *DecisionLog) Output(subject string, now time.Time) {
 	user, ok := strings.CutPrefix(subject, "fr.out.decision.")
 	if !ok {
@@ -304,6 +312,11 @@ func (d *DecisionLog) Sorted() [][]time.Duration {
 // decision that starts at from or at a decision after it and ends at a
 // decision before to; -1 for a partition without a decision in (from, to).
 // at holds each partition's decision times in order.
+// The stretch starts at the fault, not at the last decision before it:
+// a gap is the outage after the fault, and the calm before it (low
+// rate, a quiet partition) is not the fault's doing. It ends at the
+// last decision before to, so that the next fault's outage is not
+// added to this one.
 func partitionGaps(at [][]time.Duration, from, to time.Duration) []float64 {
 	gaps := make([]float64, len(at))
 	for p, ts := range at {
@@ -326,6 +339,10 @@ func partitionGaps(at [][]time.Duration, from, to time.Duration) []float64 {
 // SetGaps fills the decision-gap fields of faults (carried out at AtSec,
 // in schedule order) from the decisions' arrival times per partition; end
 // is when the run stopped listening.
+// A fault that failed (Error set) does not end the previous window:
+// it disrupted nothing, so the outage before it is still one outage.
+// Recovering actions (start, sigcont) do not end it either: the gap
+// of a kill must span the restart that ends it.
 func SetGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 	var all []time.Duration
 	for _, ts := range at {
@@ -350,6 +367,8 @@ func SetGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 			}
 		}
 		f.WindowEndSec = to.Seconds()
+		// Rounded to 0.1 ms: finer digits are below the scheduling
+		// noise of a loaded machine and only make reports differ.
 		f.GapMs = round(partitionGaps([][]time.Duration{all}, from, to)[0])
 		f.PartitionGapsMs = partitionGaps(at, from, to)
 		var got []float64
@@ -393,6 +412,10 @@ func NewRunner(fs []Fault, kids Children, cmd string, base time.Time, log io.Wri
 
 // Run carries out the faults at their offsets until they are done or ctx
 // ends; the faults not reached are reported as such.
+// Faults are carried out one after another in this goroutine, each
+// at its offset from the run's base: the schedule is part of the
+// test's definition, so a fault is not skipped when the previous one
+// ran late, only delayed; AtSec records when it really happened.
 func (fr *Runner) Run(ctx context.Context) {
 	defer fr.probes.Wait()
 	for i, f := range fr.faults {
@@ -424,6 +447,9 @@ func (fr *Runner) Run(ctx context.Context) {
 	}
 }
 
+// by names who carried out f, for the report: a fault the fault
+// command carried out has no pid and no readiness figure, and the
+// reader must know why.
 func (fr *Runner) by(f Fault) string {
 	if fr.kids[f.Target] != nil {
 		return "loadgen"
@@ -462,6 +488,9 @@ func (fr *Runner) do(ctx context.Context, f Fault) FaultResult {
 	// new one must not open the same data directory before it is gone.
 	select {
 	case <-c.exited():
+	// Bounded: a previous life that ignores SIGTERM for 20 s is
+	// reported by start's error (still running) rather than
+	// stalling the schedule.
 	case <-time.After(20 * time.Second):
 	case <-ctx.Done():
 	}
@@ -477,6 +506,9 @@ func (fr *Runner) do(ctx context.Context, f Fault) FaultResult {
 	if c.ready != nil {
 		started := time.Now()
 		fr.probes.Add(1)
+		// Probed in the background so the next fault is not held up by a
+		// slow start; Run waits for the probes before it returns, so the
+		// report has every ReadySec.
 		go func() {
 			defer fr.probes.Done()
 			if c.waitReady(ctx, fr.readyTimeout) == nil {
@@ -494,6 +526,9 @@ func (fr *Runner) do(ctx context.Context, f Fault) FaultResult {
 // (and the planned offset in seconds in FLASHRETURN_FAULT_AT). It returns
 // the tail of its output and an error text if it failed or took more than
 // a minute.
+// The one-minute bound keeps a hung fault command (a container
+// runtime that does not answer) from freezing the schedule; only the
+// last 1024 bytes of its output are kept, which is where an error is.
 func (fr *Runner) command(ctx context.Context, f Fault) (output, errText string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

@@ -9,14 +9,20 @@ import (
 )
 
 // shanghai is the shoppers' zone; a fixed offset so no tz database is needed.
+// Shanghai has had no daylight saving since 1991, so the fixed offset
+// is exact for every date a run can produce.
 var shanghai = time.FixedZone("CST", 8*3600)
 
+// Milliseconds: the window ends at 23:59:59.999 (domain.md, Window),
+// and a coarser stamp could not place a request on either side of it.
 const atLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // formatAt renders an event time as RFC 3339 with millisecond precision and
 // the +08:00 offset of the contract's examples.
 func formatAt(t time.Time) string { return t.In(shanghai).Format(atLayout) }
 
+// marshal goes through the contract codec so that loadgen encodes
+// exactly as its audit decodes.
 func marshal(v any) ([]byte, error) { return contract.Marshal(v) }
 
 // Encode renders event e with event time at (plus e.Shift) as the JSON
@@ -38,6 +44,9 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 		r := g.Requests[e.Request]
 		ev := contract.ReturnRequested{EventID: e.ID, Type: e.Type, At: ts, UserID: g.ShopperID(e.Shopper), RequestID: g.RequestID(e.Request),
 			OrderID: g.OrderID(r.Order), Kind: r.Kind, Reason: r.Reason, Pickup: r.Pickup}
+		// Omitted rather than 0 when not set: amount_fen 0 is
+		// bad_value (domain.md, Input that cannot stand), not "the
+		// paid amount".
 		if r.AmountFen > 0 {
 			a := r.AmountFen
 			ev.AmountFen = &a
@@ -57,6 +66,8 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 	if e.Bad < 0 {
 		return nil, fmt.Errorf("loadgen: encode: unknown event type %q", e.Type)
 	}
+	// The payload is kept in Bads: the tracker matches a dead letter
+	// to its event by these exact bytes.
 	b := &g.Bads[e.Bad]
 	if b.Type != "" {
 		p, err := g.encodeInvalid(e, b, ts)
@@ -69,6 +80,8 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 	}
 	var s string
 	switch b.Reason {
+	// Each body is broken in exactly one way, so the reason the
+	// daemon must give is unambiguous.
 	case "bad_json":
 		s = `{"event_id":"` + e.ID + `","type":"order.paid","at":"` + ts + `","user_id":"` + user + `","order_id":`
 	case "missing_field":
@@ -107,6 +120,8 @@ func (g *Generator) encodeInvalid(e Event, b *Bad, ts string) ([]byte, error) {
 		if b.Order >= 0 {
 			order = g.OrderID(b.Order)
 		}
+		// amount_fen 0 on a real order: the amount is the only thing
+		// wrong, so bad_value is the only reason that fits.
 		zero := int64(0)
 		return marshal(contract.ReturnRequested{EventID: e.ID, Type: b.Type, At: ts, UserID: user, RequestID: ghost, OrderID: order,
 			Kind: "return_refund", Reason: "no_reason", AmountFen: &zero})

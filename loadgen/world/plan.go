@@ -27,6 +27,9 @@ const (
 	planAnswer
 )
 
+// plan is an event decided but not yet due. Its due is a position in
+// the event sequence, not a time: the sequence is then the same at any
+// rate, and a seed names one world however fast it is sent.
 type plan struct {
 	due     int64
 	seq     uint64
@@ -66,6 +69,10 @@ func (g *Generator) push(p plan) {
 	heap.Push(&g.pending, p)
 }
 
+// after is a due position lo to hi events from now. Delays are lower
+// bounds: when several plans fall due together they leave one per
+// event, which stretches an order's life a little at busy positions
+// but never reorders it.
 func (g *Generator) after(lo, hi int) int64 { return g.n + int64(lo+g.rng.IntN(hi-lo+1)) }
 
 // chance draws true with probability p; a p of 0 or less (a behaviour
@@ -80,6 +87,9 @@ func (g *Generator) jitter() time.Duration {
 
 // Next plans the next event of the sequence. It never runs out.
 func (g *Generator) Next() Event {
+	// The draws below happen in a fixed order on every call: the order
+	// is part of what a seed means, and reordering them would change
+	// every world (and break Classic's byte-for-byte promise).
 	defer func() { g.n++ }()
 	if g.opts.BadFraction > 0 && g.rng.Float64() < g.opts.BadFraction {
 		return g.nextBad()
@@ -89,12 +99,17 @@ func (g *Generator) Next() Event {
 			return e
 		}
 	}
+	// Due plans come before new activity, so follow-ups are never
+	// starved by fresh orders, however hot the traffic.
 	if len(g.pending) > 0 && g.pending[0].due <= g.n {
 		return g.fromPlan(heap.Pop(&g.pending).(plan))
 	}
 	return g.newActivity()
 }
 
+// base starts an event on its shopper's subject: the last token is the
+// user id because the contract requires user_id to equal it
+// (subject_mismatch otherwise) and the daemon partitions by it.
 func (g *Generator) base(typ, subjectKind string, shopper int32) Event {
 	return Event{N: g.n, Type: typ, Subject: "fr.in." + subjectKind + "." + g.ShopperID(shopper), ID: g.eventID(g.n),
 		Shopper: shopper, Order: -1, Request: -1, Bad: -1}
@@ -104,6 +119,10 @@ func (g *Generator) newActivity() Event {
 	// A request about an order that was never paid: rare, and rejected.
 	if g.rng.Float64() < g.opts.ReturnFraction*ghostShare/3 {
 		s := g.rank[g.zipf.Uint64()]
+		// Only for a credited shopper, so that the order is the one
+		// thing wrong (domain.md, Outcomes: order_unknown rejects).
+		// Each ghost gets its own negative index, so that no two
+		// share an order id and none is duplicate_request.
 		if g.credited[s] {
 			g.ghosts++
 			r := g.newRequest(-int32(g.ghosts), s)
@@ -118,6 +137,9 @@ func (g *Generator) newActivity() Event {
 	s := g.rank[g.zipf.Uint64()]
 	if !g.credited[s] {
 		g.credited[s] = true
+		// A shopper's first event is credit.updated and the order
+		// comes one event later: stars are upstream data (domain.md,
+		// Preset 1) that a request's decision must be able to read.
 		e := g.base(contract.TypeCreditUpdated, "credit", s)
 		g.push(plan{due: g.n + 1, kind: planPaid, order: g.newOrder(s)})
 		return e
@@ -130,6 +152,11 @@ func (g *Generator) newOrder(s int32) int32 {
 	cat := categories[pick(g.rng, categoryWeights)]
 	o := Order{Shopper: s, Merchant: int32(g.rng.IntN(len(g.Merchants))), Category: cat, Size: "small",
 		SevenDay: cat != "fresh" && g.rng.Float64() < 0.9, Insured: g.rng.IntN(2) == 0, City: sh.City}
+	// Log-normal prices, median 150 yuan for most categories: most
+	// ordinary orders fit under douyin's 30000-fen and jd's 20000-fen
+	// caps and a fifth to a third do not, so the amount rules are
+	// exercised both ways. Fresh food never supports 7-day returns,
+	// as on the platforms (domain.md, Preset 1 excludes it).
 	mu := math.Log(15000)
 	switch cat {
 	case "large_appliance":
@@ -158,11 +185,15 @@ func (g *Generator) addOrder(o Order) int32 {
 // event, or false when the drawn shopper or merchant does not fit.
 func (g *Generator) splurge() (Event, bool) {
 	s := int32(g.rng.IntN(len(g.Shoppers)))
+	// Three stars is the preset minimum of tmall and douyin: a splurge
+	// must be approved at once, or its advances never count.
 	if g.Shoppers[s].Stars < 3 {
 		return Event{}, false
 	}
 	m := int32(-1)
 	for range 10 {
+		// A merchant without a return address would make every
+		// request merchant_unknown (review), which advances nothing.
 		if c := int32(g.rng.IntN(len(g.Merchants))); len(g.Merchants[c].ReturnAddresses) > 0 {
 			m = c
 			break
@@ -189,6 +220,9 @@ func (g *Generator) splurge() (Event, bool) {
 		}
 		g.push(plan{due: start + splurgeOrders + j, kind: planShipped, order: o})
 		g.push(plan{due: start + 2*splurgeOrders + j, kind: planDelivered, order: o})
+		// The requests come after every delivery and before any goods
+		// go back, so all three advances are outstanding together:
+		// three of 170000 to 250000 fen pass the 500000-fen cap.
 		g.push(plan{due: start + 3*splurgeOrders + 1 + 2*j, kind: planRequest, order: o,
 			req: &Request{Order: o, Shopper: s, Kind: "return_refund", Reason: "no_reason", Stars: g.Shoppers[s].Stars,
 				Splurge: true}})
@@ -205,6 +239,8 @@ func (g *Generator) newRequest(order int32, s int32) *Request {
 	}
 	switch u := g.rng.Float64(); {
 	case u < overPaidShare:
+		// Over paid: rejected amount_exceeds_paid (domain.md, Money
+		// safety, Per-order ceiling) under every policy.
 		r.AmountFen = paid + 1 + g.rng.Int64N(paid)
 	case u < overPaidShare+partialShare && paid > 1:
 		r.AmountFen = 1 + g.rng.Int64N(paid-1)
@@ -231,6 +267,9 @@ func (g *Generator) fromPlan(p plan) Event {
 		if stale {
 			o.Shift = staleShift
 		}
+		// At most one date anomaly per request: the audit's
+		// expectation for each kind is then unambiguous (a stale
+		// and aged request would be judged by two rules at once).
 		if ret && !stale && !early {
 			switch {
 			case g.chance(g.opts.AgedFraction):
@@ -249,6 +288,8 @@ func (g *Generator) fromPlan(p plan) Event {
 			if aged || unreturned {
 				r.Aged, r.Unreturned, r.Shift, r.Cancelled = true, unreturned, o.Shift, false
 			}
+			// refund_only sends nothing back, so it could never be
+			// closed by the return deadline.
 			if unreturned && r.Kind == "refund_only" {
 				// Goods that could come back and do not.
 				r.Kind = "return_refund"
@@ -256,6 +297,9 @@ func (g *Generator) fromPlan(p plan) Event {
 					r.Kind = "exchange"
 				}
 			}
+			// Second requests only on plain orders: after an aged,
+			// stale or early first request (review, rejection) the
+			// second's expected outcome would hang on a resolution.
 			if !r.Aged && !stale && !early && g.chance(g.opts.RepeatFraction) {
 				r.Repeat, r.Cancelled = true, false
 				if g.rng.IntN(2) == 0 && o.PaidFen >= 2 {
@@ -321,6 +365,8 @@ func (g *Generator) fromPlan(p plan) Event {
 }
 
 func (g *Generator) emitRequest(r *Request) Event {
+	// Positions are stored +1 so that 0 in a History means "never"; the
+	// audit's lifecycle checks rely on that.
 	r.Hist = History{Sent: g.n + 1}
 	g.Requests = append(g.Requests, *r)
 	idx := int32(len(g.Requests) - 1)
@@ -331,6 +377,10 @@ func (g *Generator) emitRequest(r *Request) Event {
 	case r.Cancelled:
 		end = g.after(3, 20)
 		g.push(plan{due: end, kind: planCancel, request: idx})
+	// Goods come back unless the request is unreturned (its whole
+	// point), a refund_only or a ghost. The tracking follows the
+	// pickup: the courier uploads it at pickup (domain.md, Pickup
+	// windows), and some shoppers send without a pickup.
 	case r.Kind != "refund_only" && r.Order >= 0 && !r.Unreturned:
 		back := g.after(5, 40)
 		if r.Pickup {
@@ -342,6 +392,9 @@ func (g *Generator) emitRequest(r *Request) Event {
 		end = back + int64(20+g.rng.IntN(41))
 		g.push(plan{due: end, kind: planInspection, request: idx, outcome: outcomes[pick(g.rng, outcomeWeights)]})
 	}
+	// Answers go to requests whatever their decision: an answer to
+	// one not in review must change nothing (domain.md, After
+	// review), and only traffic that sends such answers tests it.
 	if g.chance(g.opts.AnswerFraction) {
 		due := g.after(2, 12)
 		g.push(g.answerPlan(due, idx))
@@ -356,6 +409,8 @@ func (g *Generator) emitRequest(r *Request) Event {
 		if g.rng.IntN(10) < 3 {
 			second.Kind = "refund_only"
 		}
+		// After the first is over, so the first holds nothing
+		// reserved and the ceiling check can say what must happen.
 		g.push(plan{due: end + int64(3+g.rng.IntN(8)), kind: planRequest, order: r.Order, req: second})
 	}
 	return e
@@ -377,6 +432,9 @@ var badReasons = []string{"bad_json", "missing_field", "bad_value", "unknown_typ
 
 func (g *Generator) nextBad() Event {
 	b := Bad{Reason: badReasons[g.rng.IntN(len(badReasons))], Shopper: -1, Order: -1, Follow: -1}
+	// Malformed events go to users of an "x" namespace that no real
+	// shopper has: were one processed by mistake, it could not change a
+	// real shopper's state and make a later decision look wrong.
 	user := "x" + g.opts.RunID + "-" + strconv.FormatInt(g.n, 10)
 	switch b.Reason {
 	case "bad_value", "subject_mismatch":
@@ -391,6 +449,9 @@ func (g *Generator) nextBad() Event {
 
 // invalidKinds are the well-formed events that cannot stand, with the
 // subject kind they are sent on and their dead-letter reason.
+// Entries repeat to weight the draw: future_time and bad_value, one
+// event type each, get two entries like unknown_order (two types), so
+// every reason is drawn at least a sixth of the time.
 var invalidKinds = []struct{ typ, subject, reason string }{
 	{contract.TypeOrderShipped, "order", contract.ReasonUnknownOrder},
 	{contract.TypeOrderDelivered, "order", contract.ReasonUnknownOrder},
@@ -418,6 +479,9 @@ func (g *Generator) nextInvalid() (Event, bool) {
 	if k.typ == contract.TypeReturnRequested {
 		b.Order = g.lastOrder[s]
 	}
+	// The follow-up order carries a request that must be decided:
+	// "the rest of the partition goes on" (domain.md, Input that
+	// cannot stand) is only tested if something comes after.
 	b.Follow = g.newOrder(s)
 	g.push(plan{due: g.n + 1, kind: planPaid, order: b.Follow, force: true})
 	g.Bads = append(g.Bads, b)
