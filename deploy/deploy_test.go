@@ -25,6 +25,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
 const (
@@ -420,6 +421,7 @@ func startDaemon(t *testing.T) *pipeline.Daemon {
 	shadow, _ := core.Preset("jd-lightning-refund")
 	d, err := pipeline.New(pipeline.Config{
 		DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPAddr: "127.0.0.1:0",
+		HTTP:   func(d *pipeline.Daemon) http.Handler { return httpapi.New(d) },
 		Policy: pol, Shadow: shadow, Partitions: 8,
 	})
 	if err != nil {

@@ -23,21 +23,10 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/ownership"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
-
-// TestOwnerKey: FR_OWNERS keys round-trip (the assignment and snapshot
-// names are tested in internal/ownership).
-func TestOwnerKey(t *testing.T) {
-	if p, ok := ownerKeyPartition(ownerKey(63)); !ok || p != 63 {
-		t.Fatal(p, ok)
-	}
-	for _, bad := range []string{"", "p.", "q.1", "p.x"} {
-		if _, ok := ownerKeyPartition(bad); ok {
-			t.Fatalf("%q parsed", bad)
-		}
-	}
-}
 
 // ---- handover through the object store ---------------------------------
 
@@ -106,7 +95,7 @@ func openTestStore(tb testing.TB, dir string) *state.Store {
 
 func startTestServer(tb testing.TB) *server.Server {
 	tb.Helper()
-	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir(), Layout: LayoutShared})
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir(), Layout: streams.LayoutShared})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -122,7 +111,7 @@ func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	}
 	tb.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: BucketSnapshots, Storage: jetstream.FileStorage})
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: cluster.BucketSnapshots, Storage: jetstream.FileStorage})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -136,7 +125,7 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	tb.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	size, err := PutSnapshot(ctx, src, obs, p, name, 1)
+	size, err := cluster.PutSnapshot(ctx, src, obs, p, name, 1)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -145,7 +134,7 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	if err := dst.DropPartition(ctx, p); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := GetSnapshot(ctx, dst, obs, p, name); err != nil {
+	if _, err := cluster.GetSnapshot(ctx, dst, obs, p, name); err != nil {
 		tb.Fatal(err)
 	}
 	return put, time.Since(start), size
@@ -184,7 +173,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("user %s deadline %d", want.ID, d)
 		}
 	}
-	if _, err := GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
+	if _, err := cluster.GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
 		t.Fatal("missing object restored")
 	}
 }
@@ -253,13 +242,16 @@ func startMember(t *testing.T, url, id string, mutate func(*Config)) *clusterMem
 	pol, _ := core.Preset("douyin-lightning")
 	cfg := Config{
 		DataDir: t.TempDir(), NATSURL: url, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1,
-		Cluster: &ClusterOptions{MemberID: id, LeaseTTL: testLease},
+		Cluster: &cluster.Options{MemberID: id, LeaseTTL: testLease},
 	}
 	if os.Getenv("FLASHRETURN_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("m", id)
 	}
 	if mutate != nil {
 		mutate(&cfg)
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = serveAPI
 	}
 	d, err := New(cfg)
 	if err != nil {
@@ -301,7 +293,7 @@ func (m *clusterMember) owned() []int {
 	if m.d.cluster == nil {
 		return nil
 	}
-	return m.d.cluster.ownedPartitions()
+	return m.d.cluster.Owned()
 }
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -333,7 +325,7 @@ type outCollector struct {
 func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
 	t.Helper()
 	oc := &outCollector{}
-	c, err := js.OrderedConsumer(context.Background(), StreamOut, jetstream.OrderedConsumerConfig{})
+	c, err := js.OrderedConsumer(context.Background(), streams.StreamOut, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +350,7 @@ func parseOut(m jetstream.Msg) outRec {
 	}
 	_ = json.Unmarshal(m.Data(), &v)
 	r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID, decision: v.Decision}
-	r.epoch, _ = strconv.ParseUint(m.Headers().Get(EpochHeader), 10, 64)
+	r.epoch, _ = strconv.ParseUint(m.Headers().Get(cluster.EpochHeader), 10, 64)
 	if meta, _ := m.Metadata(); meta != nil {
 		r.at, r.seq = meta.Timestamp, meta.Sequence.Stream
 	}
@@ -371,12 +363,12 @@ func parseOut(m jetstream.Msg) outRec {
 func readOut(js jetstream.JetStream) ([]outRec, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, StreamOut)
+	s, err := js.Stream(ctx, streams.StreamOut)
 	if err != nil {
 		return nil, err
 	}
 	last := s.CachedInfo().State.LastSeq
-	c, err := js.OrderedConsumer(ctx, StreamOut, jetstream.OrderedConsumerConfig{})
+	c, err := js.OrderedConsumer(ctx, streams.StreamOut, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -547,11 +539,11 @@ func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	defer cancel()
 	// A cluster just formed can refuse an R3 placement for a moment (a
 	// peer not yet seen online): retried like the daemon's own setup.
-	cfg := jetstream.StreamConfig{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
+	cfg := jetstream.StreamConfig{Name: streams.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
 	var err error
 	waitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
-		err = ensureStream(ctx, js, cfg)
-		return err == nil || !retryable(err)
+		_, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err == nil || !streams.Retryable(err)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -617,19 +609,19 @@ func checkExactlyOnce(t *testing.T, js jetstream.JetStream, n, parts int) {
 	}
 }
 
-func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]ownerRecord {
+func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]cluster.OwnerRecord {
 	t.Helper()
-	kv, err := js.KeyValue(context.Background(), BucketOwners)
+	kv, err := js.KeyValue(context.Background(), cluster.BucketOwners)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int]ownerRecord{}
+	out := map[int]cluster.OwnerRecord{}
 	for p := range parts {
-		e, err := kv.Get(context.Background(), ownerKey(p))
+		e, err := kv.Get(context.Background(), cluster.OwnerKey(p))
 		if err != nil {
 			continue
 		}
-		var r ownerRecord
+		var r cluster.OwnerRecord
 		_ = json.Unmarshal(e.Value(), &r)
 		out[p] = r
 	}
@@ -679,18 +671,18 @@ func TestClusterTwoDaemons(t *testing.T) {
 	// load goes on). Before the fix, the merchant view had stopped with
 	// the context, such a worker waited for it until the hard deadline,
 	// and the leave released every partition without its snapshot.
-	b.d.cluster.beforeLeave = func() {
+	b.d.cluster.BeforeLeave(func() {
 		from := r.published.Load()
 		waitUntil(t, 10*time.Second, "b's workers taking requests after its context ended", func() bool {
 			return r.published.Load() >= from+30 || r.published.Load() == n
 		})
-	}
+	})
 	b.stop(t) // graceful: drain, snapshot, release, leave
 	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
 
-	st, _ := a.d.ClusterStatus()
+	st := a.d.cluster.Status()
 	for _, op := range st.Owned {
 		if !slices.Contains(bOwned, op.Partition) {
 			continue
@@ -700,7 +692,7 @@ func TestClusterTwoDaemons(t *testing.T) {
 		final := b.d.workers[op.Partition].committed.Load()
 		if op.Restore.Source != "snapshot" || op.Restore.SnapshotCursor != final || final == 0 {
 			t.Errorf("partition %d restored from %q at %d, b's final cursor %d (b: fenced %d times, lease generation %d)", op.Partition, op.Restore.Source, op.Restore.SnapshotCursor, final,
-				b.d.cluster.m.fenced.Get(), b.d.cluster.leaseGen())
+				metricValue(b.d, `flashreturn_cluster_fenced_total`), b.d.cluster.LeaseGen())
 		}
 		t.Logf("partition %d: restored from %s (%d bytes, %.3fs), epoch %d, record %+v", op.Partition, op.Restore.Source, op.Restore.Bytes, op.Restore.Seconds, op.Epoch, rec)
 	}
@@ -729,29 +721,29 @@ func TestClusterFencing(t *testing.T) {
 	r.run(0, n, 2*time.Millisecond)
 	waitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
 	paused := time.Now()
-	a.d.cluster.hbPaused.Store(true)
+	a.d.cluster.PauseHeartbeats(true)
 	waitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
 	t.Logf("takeover %.2fs after a's heartbeats stopped (lease %s)", time.Since(paused).Seconds(), testLease)
 	if got := a.owned(); len(got) != 0 {
 		t.Fatalf("a still runs %v after b took over", got)
 	}
-	a.d.cluster.hbPaused.Store(false)
+	a.d.cluster.PauseHeartbeats(false)
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
 	waitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
 
 	// Claim times of b's takeovers, from the records' history.
-	kv, _ := js.KeyValue(context.Background(), BucketOwners)
+	kv, _ := js.KeyValue(context.Background(), cluster.BucketOwners)
 	recs := oc.snapshot()
 	for _, p := range aOwned {
-		hist, err := kv.History(context.Background(), ownerKey(p))
+		hist, err := kv.History(context.Background(), cluster.OwnerKey(p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var claimAt time.Time
 		var claimEpoch uint64
 		for _, e := range hist {
-			var rec ownerRecord
+			var rec cluster.OwnerRecord
 			_ = json.Unmarshal(e.Value(), &rec)
 			if rec.Member == "b" && rec.Epoch > before[p].Epoch && claimAt.IsZero() {
 				claimAt, claimEpoch = e.Created(), rec.Epoch
@@ -912,7 +904,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	worst, worstOther := r.decisionLatency(recs, func(p int) bool { return slices.Contains(lost, p) })
 	t.Logf("longest request-to-decision time: %s on the crashed daemon's partitions %v, %s on the others", worst.Round(time.Millisecond), lost, worstOther.Round(time.Millisecond))
 	for _, m := range ms[:2] {
-		st, _ := m.d.ClusterStatus()
+		st := m.d.cluster.Status()
 		for _, op := range st.Owned {
 			if slices.Contains(lost, op.Partition) {
 				t.Logf("partition %d on %s: restored from %s at cursor %d (local %d), %.3fs", op.Partition, m.id, op.Restore.Source, op.Restore.SnapshotCursor, op.Restore.LocalCursor, op.Restore.Seconds)

@@ -20,11 +20,16 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
 // Config configures a Daemon. The zero value of each field means the
-// default it documents; Validate fills them in.
+// default it documents; WithDefaults fills them in and Validate checks
+// the result (New does both).
 type Config struct {
 	// DataDir holds Badger state (DataDir/state) and the embedded server's
 	// store (DataDir/nats). Default "./data".
@@ -37,9 +42,14 @@ type Config struct {
 	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port.
 	NATSListen string
 	// HTTPAddr serves metrics, health and the query API. Default
-	// 127.0.0.1:8080; empty string after Validate never happens; "off"
-	// disables it.
+	// 127.0.0.1:8080; "off" disables it.
 	HTTPAddr string
+	// HTTP builds the handler served on HTTPAddr from the daemon
+	// (cmd/flashreturnd passes httpapi.New). Required unless HTTPAddr is
+	// "off": the daemon binds the listener itself (its bound address goes
+	// into the cluster member record before any partition is claimed) but
+	// knows nothing of the routes.
+	HTTP func(d *Daemon) http.Handler
 	// AdvertiseHTTP is, in cluster mode, the base URL (http:// or
 	// https://, optionally with a path prefix) at which the other members
 	// reach this daemon's HTTP endpoint: it goes into the member record,
@@ -68,15 +78,15 @@ type Config struct {
 	// Cluster, when set, runs this daemon as one member of a cluster
 	// sharing NATSURL (required): it owns only the partitions assigned to
 	// it, and partitions move with their state when members join, leave
-	// or die (cluster.go, CLUSTER.md). Nil: this daemon owns every
+	// or die (pipeline/cluster, CLUSTER.md). Nil: this daemon owns every
 	// partition.
-	Cluster *ClusterOptions
+	Cluster *cluster.Options
 	// Replicas of the streams (and cluster buckets) the daemon creates.
 	// Default 1; 3 on a 3-node NATS cluster.
 	Replicas int
 	// Layout of inbound storage. Default LayoutStreams when embedded,
 	// LayoutShared with NATSURL (it needs no server configuration).
-	Layout Layout
+	Layout streams.Layout
 	// JetStreamSync is the embedded server's fsync interval (0: server
 	// default, 2 min); JetStreamSyncAlways fsyncs every write.
 	JetStreamSync       time.Duration
@@ -116,51 +126,40 @@ type Config struct {
 	Metrics *metrics.Set
 }
 
-// DefaultMaxFuture is Config.MaxFuture's default (the contract's
-// --max-future default).
-const DefaultMaxFuture = 5 * time.Minute
-
-// Validate fills in defaults and checks the configuration.
-func (c *Config) Validate() error {
-	if c.Policy == nil {
-		return errors.New("pipeline: config: Policy is required")
-	}
+// WithDefaults returns c with every zero field set to the default it
+// documents (the values live in pipeline/defaults, shared with the flags
+// and replay). It changes nothing the caller holds: the cluster options
+// are copied before they are completed.
+func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
-		c.DataDir = "./data"
+		c.DataDir = defaults.DataDir
 	}
 	if c.NATSListen == "" {
-		c.NATSListen = "127.0.0.1:4222"
+		c.NATSListen = defaults.NATSListen
 	}
 	if c.HTTPAddr == "" {
-		c.HTTPAddr = "127.0.0.1:8080"
+		c.HTTPAddr = defaults.HTTPAddr
 	}
 	if c.Partitions == 0 {
-		c.Partitions = 64
-	}
-	if c.Partitions < 1 || c.Partitions > 4096 {
-		return fmt.Errorf("pipeline: config: Partitions %d out of 1..4096", c.Partitions)
+		c.Partitions = defaults.Partitions
 	}
 	if c.Loc == nil {
-		loc, err := time.LoadLocation("Asia/Shanghai")
-		if err != nil {
-			return fmt.Errorf("pipeline: config: load Asia/Shanghai: %w", err)
-		}
-		c.Loc = loc
+		// A missing zone database is reported by Validate (Loc stays nil).
+		c.Loc, _ = defaults.Location()
 	}
 	if c.Layout == "" {
-		c.Layout = LayoutStreams
+		// An external server has no partition mapping unless its operator
+		// installed one; the shared layout needs none.
+		c.Layout = streams.LayoutStreams
 		if c.NATSURL != "" {
-			c.Layout = LayoutShared
+			c.Layout = streams.LayoutShared
 		}
 	}
-	if c.Layout != LayoutStreams && c.Layout != LayoutShared {
-		return fmt.Errorf("pipeline: config: unknown Layout %q", c.Layout)
-	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = 256 << 20
+		c.CacheBytes = defaults.CacheBytes
 	}
 	if c.BatchMax == 0 {
-		c.BatchMax = 512
+		c.BatchMax = defaults.BatchMax
 	}
 	if c.MaxTxnBytes == 0 {
 		c.MaxTxnBytes = 4 << 20
@@ -169,13 +168,10 @@ func (c *Config) Validate() error {
 		c.SetupTimeout = 2 * time.Minute
 	}
 	if c.ClockInterval == 0 {
-		c.ClockInterval = time.Second
+		c.ClockInterval = defaults.ClockInterval
 	}
 	if c.MaxFuture == 0 {
-		c.MaxFuture = DefaultMaxFuture
-	}
-	if c.PolicyPath != "" && c.LoadPolicy == nil {
-		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
+		c.MaxFuture = defaults.MaxFuture
 	}
 	if c.PolicyReload == 0 {
 		c.PolicyReload = time.Second
@@ -184,10 +180,10 @@ func (c *Config) Validate() error {
 		c.DrainTimeout = 8 * time.Second
 	}
 	if c.InMaxAge == 0 {
-		c.InMaxAge = 7 * 24 * time.Hour
+		c.InMaxAge = defaults.InMaxAge
 	}
 	if c.OutMaxAge == 0 {
-		c.OutMaxAge = 7 * 24 * time.Hour
+		c.OutMaxAge = defaults.OutMaxAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -195,15 +191,61 @@ func (c *Config) Validate() error {
 	if c.Metrics == nil {
 		c.Metrics = metrics.NewSet()
 	}
-	if err := c.validateAdvertiseHTTP(); err != nil {
-		return err
+	if c.AdvertiseHTTP != "" {
+		// The member record carries the base without a trailing slash, so
+		// that forwarded paths join it with exactly one; an invalid value
+		// is left as is for Validate to report.
+		if base, err := cluster.ParseAdvertiseHTTP(c.AdvertiseHTTP); err == nil {
+			c.AdvertiseHTTP = base
+		}
+	}
+	if c.Cluster != nil {
+		o := c.Cluster.WithDefaults()
+		c.Cluster = &o
+	}
+	return c
+}
+
+// Validate checks the configuration (normally after WithDefaults, as New
+// does) without changing it: a field left at a zero value that has a
+// default is reported as out of range.
+func (c *Config) Validate() error {
+	if c.Policy == nil {
+		return errors.New("pipeline: config: Policy is required")
+	}
+	if c.Partitions < 1 || c.Partitions > defaults.MaxPartitions {
+		return fmt.Errorf("pipeline: config: Partitions %d out of 1..%d", c.Partitions, defaults.MaxPartitions)
+	}
+	if c.Loc == nil {
+		_, err := defaults.Location()
+		return fmt.Errorf("pipeline: config: no time zone: %w", err)
+	}
+	if c.Layout != streams.LayoutStreams && c.Layout != streams.LayoutShared {
+		return fmt.Errorf("pipeline: config: unknown Layout %q", c.Layout)
+	}
+	if c.PolicyPath != "" && c.LoadPolicy == nil {
+		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
+	}
+	if c.HTTPAddr != "off" && c.HTTP == nil {
+		return fmt.Errorf("pipeline: config: HTTPAddr %q needs HTTP (the handler to serve there, e.g. httpapi.New), or HTTPAddr \"off\"", c.HTTPAddr)
+	}
+	if c.AdvertiseHTTP != "" {
+		if c.HTTPAddr == "off" {
+			return fmt.Errorf("pipeline: config: AdvertiseHTTP %q with HTTPAddr off: nothing would answer there", c.AdvertiseHTTP)
+		}
+		if _, err := cluster.ParseAdvertiseHTTP(c.AdvertiseHTTP); err != nil {
+			return fmt.Errorf("pipeline: config: AdvertiseHTTP %q: %w", c.AdvertiseHTTP, err)
+		}
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("pipeline: config: Replicas %d out of 0..5", c.Replicas)
 	}
 	if c.Cluster != nil {
-		if err := c.Cluster.validate(c); err != nil {
+		if err := c.Cluster.Validate(); err != nil {
 			return err
+		}
+		if c.NATSURL == "" {
+			return errors.New("pipeline: config: cluster mode needs NATSURL (a NATS server or cluster shared by the members)")
 		}
 	}
 	return nil
@@ -227,10 +269,10 @@ type Daemon struct {
 	js        jetstream.JetStream
 	store     *state.Store
 	merchants *MerchantView
-	shadow    *Shadow
+	shadow    *apply.Shadow
 	reload    chan struct{}
 	workers   []*worker
-	cluster   *cluster // nil: single daemon, owning every partition
+	cluster   *cluster.Cluster // nil: single daemon, owning every partition
 	streamsOK atomic.Bool
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
 	httpAddr  atomic.Value    // string: the bound HTTP address
@@ -239,6 +281,7 @@ type Daemon struct {
 
 // New validates cfg and builds a Daemon; nothing starts until Run.
 func New(cfg Config) (*Daemon, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -246,12 +289,17 @@ func New(cfg Config) (*Daemon, error) {
 	d.policy.Store(cfg.Policy)
 	d.reload = make(chan struct{}, 1)
 	if cfg.Shadow != nil {
-		d.shadow = newShadow(cfg.Shadow, cfg.Metrics)
+		d.shadow = apply.NewShadow(cfg.Shadow, cfg.Metrics)
 	}
 	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
 	d.merchants.deadLetter = d.deadLetterSync
 	if cfg.Cluster != nil {
-		d.cluster = newCluster(d)
+		d.cluster = cluster.New(*cfg.Cluster, cfg.Partitions, cfg.Replicas, cfg.DrainTimeout, cluster.Hooks{
+			RunPartition:   d.runPartition,
+			Committed:      func(p int) uint64 { return d.workers[p].committed.Load() },
+			Ready:          func(p int) bool { return d.workers[p].ready.Load() },
+			AdvertisedHTTP: d.AdvertisedHTTP,
+		}, d.log, cfg.Metrics)
 	}
 	return d, nil
 }
@@ -305,7 +353,7 @@ func (d *Daemon) Ready() bool {
 		return false
 	}
 	if d.cluster != nil {
-		return d.cluster.ready()
+		return d.cluster.Ready()
 	}
 	for _, w := range d.workers {
 		if !w.ready.Load() {
@@ -377,7 +425,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", d.cfg.HTTPAddr, err)
 		}
 		d.httpAddr.Store(ln.Addr().String())
-		httpSrv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		httpSrv = &http.Server{Handler: d.cfg.HTTP(d), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http serve", "err", err)
@@ -387,7 +435,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	pol := d.policy.Load()
 	d.log.Info("flashreturnd started",
-		"nats", d.ClientURL(), "embedded", d.srv != nil, "layout", d.cfg.Layout,
+		"nats", RedactURL(d.ClientURL()), "embedded", d.srv != nil, "layout", d.cfg.Layout,
 		"partitions", d.cfg.Partitions, "policy", pol.Name, "policy_version", pol.Version,
 		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath())
 
@@ -423,13 +471,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Wait for the merchant view to catch up before deciding anything, so
 	// a restart never decides with a half-loaded view.
 	for !d.merchants.CaughtUp() && ctx.Err() == nil {
-		sleepCtx(ctx, 10*time.Millisecond)
+		streams.Sleep(ctx, 10*time.Millisecond)
 	}
 	var workers sync.WaitGroup
 	if d.cluster != nil {
 		// Workers start and stop as partitions are claimed and released.
 		workers.Go(func() {
-			if err := d.cluster.run(ctx); err != nil {
+			if err := d.cluster.Run(ctx, hard); err != nil {
 				d.log.Error("cluster membership stopped", "err", err)
 			}
 		})
@@ -480,10 +528,10 @@ func (d *Daemon) connect() error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { d.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl())) }),
 	}, d.cfg.NATSOptions...)
 	if url == "" {
-		srv, err := StartEmbedded(EmbeddedOptions{
+		srv, err := streams.StartEmbedded(streams.EmbeddedOptions{
 			Listen: d.cfg.NATSListen, StoreDir: filepath.Join(d.cfg.DataDir, "nats"),
 			SyncInterval: d.cfg.JetStreamSync, SyncAlways: d.cfg.JetStreamSyncAlways,
 			Layout: d.cfg.Layout, Partitions: d.cfg.Partitions,
@@ -497,7 +545,7 @@ func (d *Daemon) connect() error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		d.shutdownServer()
-		return fmt.Errorf("nats connect %q: %w", url, err)
+		return fmt.Errorf("nats connect %q: %w", RedactURL(url), err)
 	}
 	// A publish ack lost without a reconnect (a stream leader change, a
 	// server restart) must not stall a worker for ever (in a cluster it
@@ -521,7 +569,7 @@ func (d *Daemon) connect() error {
 		if err != nil {
 			nc.Close()
 			d.shutdownServer()
-			return fmt.Errorf("nats connect %q (control): %w", url, err)
+			return fmt.Errorf("nats connect %q (control): %w", RedactURL(url), err)
 		}
 		ctlJS, err := jetstream.New(ctl)
 		if err != nil {
@@ -552,11 +600,17 @@ func (d *Daemon) shutdownServer() {
 	}
 }
 
+// publishAckTimeout bounds the wait for one output's publish ack (see
+// connect): long enough for a stream leader election on a 3-node cluster
+// (~2 s), short enough that a lost ack costs a worker one retry, not a
+// stall that would also hold up its partition's release.
+const publishAckTimeout = 5 * time.Second
+
 // resetConsumer (re)creates partition p's durable pull consumer so that it
 // delivers from cursor+1: the cursor in Badger is the truth, the
 // consumer's ack floor only tells JetStream what it may discard.
 func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetstream.Consumer, error) {
-	stream := InStream(d.cfg.Layout, p)
+	stream := streams.InStream(d.cfg.Layout, p)
 	name := fmt.Sprintf("flashreturn_p%d", p)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -565,7 +619,7 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
-		FilterSubject: PartitionFilter(p),
+		FilterSubject: streams.PartitionFilter(p),
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       5 * time.Minute,
 		MaxDeliver:    -1,
@@ -600,21 +654,21 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 func (d *Daemon) setupRetry(ctx context.Context) error {
 	deadline := time.Now().Add(d.cfg.SetupTimeout)
 	for attempt := 0; ; attempt++ {
-		err := EnsureStreams(ctx, d.js, StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
+		err := streams.EnsureStreams(ctx, d.js, streams.StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
 		if err == nil && d.cluster != nil {
-			sctx, cancel := context.WithTimeout(ctx, setupCallTimeout)
-			err = d.cluster.setup(sctx)
+			sctx, cancel := context.WithTimeout(ctx, streams.SetupCallTimeout)
+			err = d.cluster.Setup(sctx, d.ctlJS, d.js, d.store)
 			cancel()
 		}
 		if err == nil {
 			return nil
 		}
-		if !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+		if !streams.Retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
 		d.m.setupRetries.Inc()
 		d.log.Warn("stream setup failed; retrying", "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return err
 		}
 	}
@@ -626,12 +680,12 @@ func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject strin
 	d.m.deadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
-		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))
+		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(streams.StreamMerchant, seq)))
 		if err == nil {
 			return
 		}
 		d.log.Warn("dead letter publish failed; retrying", "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return
 		}
 	}

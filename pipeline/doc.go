@@ -1,8 +1,24 @@
-// Package pipeline is flashreturn's IO shell around the decision core: the
-// embedded (or joined) NATS server, the streams of the contract, one
-// durable pull consumer and one worker goroutine per partition, the
-// merchant view, the clock that advances idle partitions, and the HTTP
-// endpoint (metrics, health, readiness, query API).
+// Package pipeline is flashreturn's partition runtime, the IO shell around
+// the decision core: the daemon (connections, setup, drain), one durable
+// pull consumer and one worker goroutine per partition, the merchant
+// view, the clock that advances idle partitions, policy reload, and the
+// runtime's metrics and status numbers.
+//
+// The jobs around it live in packages below it, each with its own doc:
+//
+//   - pipeline/streams: the embedded server, the contract's streams and
+//     the retry discipline of JetStream calls;
+//   - pipeline/apply: deterministic application of events (clock, timers,
+//     future time, merchants as of ingest, shadow), shared with replay;
+//   - pipeline/cluster: membership, ownership, hand-over and query
+//     routing in cluster mode, driven through func-typed hooks;
+//   - pipeline/httpapi: the HTTP endpoint, built by cmd/flashreturnd over
+//     what the Daemon exposes (Config.HTTP);
+//   - pipeline/replay: what another policy would have decided;
+//   - pipeline/defaults: the defaults shared by Config, flags and replay.
+//
+// Imports point down: pipeline imports all of them; none imports
+// pipeline.
 //
 // # Effectively-once
 //

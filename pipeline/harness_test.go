@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // harness runs a real Daemon (embedded NATS with JetStream, Badger in a
@@ -53,8 +56,15 @@ func startHarness(t *testing.T, policy string, mutate func(*Config)) *harness {
 	return runHarness(t, cfg)
 }
 
+// serveAPI is the HTTP handler the test daemons serve: the real query API
+// and status page, as cmd/flashreturnd wires them.
+func serveAPI(d *Daemon) http.Handler { return httpapi.New(d) }
+
 func runHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	if cfg.HTTP == nil {
+		cfg.HTTP = serveAPI
+	}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +86,7 @@ func runHarness(t *testing.T, cfg Config) *harness {
 	}
 	h.nc = nc
 	h.js, _ = jetstream.New(nc)
-	for _, stream := range []string{StreamOut, StreamDLQ} {
+	for _, stream := range []string{streams.StreamOut, streams.StreamDLQ} {
 		c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 		if err != nil {
 			t.Fatal(err)

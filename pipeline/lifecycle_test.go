@@ -16,6 +16,8 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // The after-sales lifecycle end to end, through the real daemon (embedded
@@ -96,7 +98,7 @@ func TestReviewAnsweredByMerchant(t *testing.T) {
 	if dec["decision"] != "review" {
 		t.Fatalf("decision %v", dec)
 	}
-	var rv requestView
+	var rv httpapi.RequestView
 	h.waitFor("request in review in the query API", func() bool {
 		return h.getJSON("/v1/users/ra/requests/r1", &rv) == http.StatusOK && rv.Stage == "review"
 	})
@@ -138,7 +140,7 @@ func TestReviewAnsweredByMerchant(t *testing.T) {
 	if rv.Resolution == nil || rv.Resolution.By != "merchant" || rv.Resolution.Note != "photos fine" || rv.Refund == nil || !rv.Refund.Sent {
 		t.Fatalf("query API after the refund: %+v %+v", rv.Resolution, rv.Refund)
 	}
-	var uv userView
+	var uv httpapi.UserView
 	h.getJSON("/v1/users/ra", &uv)
 	if len(uv.Orders) != 1 || uv.Orders[0].RefundedFen != 12900 || uv.Orders[0].ReservedFen != 0 {
 		t.Fatalf("order money %+v", uv.Orders)
@@ -244,7 +246,7 @@ func TestInputThatCannotStand(t *testing.T) {
 	// The shopper's stars are still 5: the future credit.updated was not
 	// applied, and the partition's clock did not jump to it (the pickup
 	// window of r1 is still open: no compensation).
-	var uv userView
+	var uv httpapi.UserView
 	h.getJSON("/v1/users/ub", &uv)
 	if uv.Stars != 5 {
 		t.Fatalf("stars %d: the future event was applied", uv.Stars)
@@ -261,7 +263,7 @@ func TestInputThatCannotStand(t *testing.T) {
 // the first version would be gone and the request merchant_unknown.
 func TestMerchantHistoryInBacklog(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(dir, "nats"), Layout: LayoutStreams, Partitions: 8})
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(dir, "nats"), Layout: streams.LayoutStreams, Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +274,7 @@ func TestMerchantHistoryInBacklog(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{Layout: LayoutStreams, Partitions: 8, InMaxAge: time.Hour, OutMaxAge: time.Hour}); err != nil {
+	if err := streams.EnsureStreams(ctx, js, streams.StreamOptions{Layout: streams.LayoutStreams, Partitions: 8, InMaxAge: time.Hour, OutMaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	pub := func(subj, id, body string) {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // MerchantView is every process's read-only copy of the merchant profiles
@@ -35,7 +37,7 @@ import (
 // assumed to agree (stream timestamps come from each stream's leader).
 type MerchantView struct {
 	mu         sync.RWMutex
-	byID       map[string][]merchantVersion // oldest first
+	byID       map[string][]apply.MerchantVersion // oldest first
 	caughtUp   atomic.Bool
 	lastSeq    atomic.Uint64
 	log        *slog.Logger
@@ -54,17 +56,11 @@ type MerchantView struct {
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
-// merchantVersion is one stored profile and its FR_MERCHANT timestamp.
-type merchantVersion struct {
-	at int64 // Unix ns
-	m  *core.Merchant
-}
-
 // maxMerchantVersions bounds the versions kept per merchant.
 const maxMerchantVersions = 16
 
 func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
-	v := &MerchantView{byID: make(map[string][]merchantVersion), log: log,
+	v := &MerchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
@@ -77,7 +73,7 @@ func (v *MerchantView) Lookup(id string) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if vs := v.byID[id]; len(vs) > 0 {
-		return vs[len(vs)-1].m
+		return vs[len(vs)-1].M
 	}
 	return nil
 }
@@ -87,16 +83,7 @@ func (v *MerchantView) Lookup(id string) *core.Merchant {
 func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return versionAt(v.byID[id], at)
-}
-
-func versionAt(vs []merchantVersion, at int64) *core.Merchant {
-	for i := len(vs) - 1; i >= 0; i-- {
-		if vs[i].at <= at {
-			return vs[i].m
-		}
-	}
-	return nil
+	return apply.VersionAt(v.byID[id], at)
 }
 
 // CaughtUp reports whether the view has read every profile that was stored
@@ -112,7 +99,7 @@ func (v *MerchantView) put(m *core.Merchant, at int64) {
 	if len(vs) == maxMerchantVersions {
 		vs = append(vs[:0], vs[1:]...)
 	}
-	v.byID[m.ID] = append(vs, merchantVersion{at: at, m: m})
+	v.byID[m.ID] = append(vs, apply.MerchantVersion{At: at, M: m})
 	v.mu.Unlock()
 	v.updates.Inc()
 }
@@ -156,7 +143,7 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 		// LastSeq; the events being waited for were stored (at want)
 		// before their worker asked.
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := js.Stream(ictx, StreamMerchant)
+		s, err := js.Stream(ictx, streams.StreamMerchant)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -167,7 +154,7 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 			case v.kick <- struct{}{}:
 			default:
 			}
-			if !sleepCtx(ctx, 100*time.Millisecond) {
+			if !streams.Sleep(ctx, 100*time.Millisecond) {
 				return
 			}
 			continue
@@ -209,7 +196,7 @@ func (v *MerchantView) setLastSeq(seq uint64) {
 // run watches FR_MERCHANT from the beginning with an ordered consumer until
 // ctx is done. Malformed profiles are dead-lettered.
 func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
-	s, err := js.Stream(ctx, StreamMerchant)
+	s, err := js.Stream(ctx, streams.StreamMerchant)
 	if err != nil {
 		return fmt.Errorf("merchant view: %w", err)
 	}

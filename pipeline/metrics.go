@@ -23,13 +23,13 @@ var batchBuckets = metrics.ExponentialBuckets(1, 2, 13)
 type pipelineMetrics struct {
 	set *metrics.Set
 
-	eventsIn      [core.EventClock + 1]*metrics.Counter
-	redelivered   *metrics.Counter
-	dlq           map[string]*metrics.Counter
-	effectsOut    [core.EffectResolution + 1]*metrics.Counter
+	eventsIn    [core.EventClock + 1]*metrics.Counter
+	redelivered *metrics.Counter
+	dlq         map[string]*metrics.Counter
+	effectsOut  [core.EffectResolution + 1]*metrics.Counter
 	// resolutions counts resolutions by outcome and by (approved, rejected
 	// and closed; merchant, platform, timeout).
-	resolutions [core.ResolutionClosed + 1][core.ActorTimeout + 1]*metrics.Counter
+	resolutions   [core.ResolutionClosed + 1][core.ActorTimeout + 1]*metrics.Counter
 	reasons       [core.NumCodes]*metrics.Counter
 	refundFen     *metrics.Counter
 	advanceFen    *metrics.Counter

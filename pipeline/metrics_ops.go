@@ -10,6 +10,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -67,22 +69,11 @@ type opsMetrics struct {
 	policies sync.Map // "role\x00name\x00version" → struct{}: info gauges registered
 
 	deadMu   sync.Mutex
-	dead     []DeadLetterInfo // ring buffer of the last deadLetterKeep
+	dead     []httpapi.DeadLetterInfo // ring buffer of the last deadLetterKeep
 	deadNext int
 
 	sampleMu sync.Mutex
 	samples  []statusSample // the status page's rate window
-}
-
-// DeadLetterInfo is one recent dead letter as the status page lists it
-// (the original payload stays in FR_DLQ).
-type DeadLetterInfo struct {
-	At        string `json:"at"`
-	Partition int    `json:"partition"`
-	Reason    string `json:"reason"`
-	Error     string `json:"error"`
-	Subject   string `json:"subject"`
-	StreamSeq uint64 `json:"stream_seq"`
 }
 
 func newOpsMetrics(set *metrics.Set) *opsMetrics {
@@ -133,7 +124,7 @@ func labelValue(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
-func (o *opsMetrics) addDeadLetters(ds []DeadLetterInfo) {
+func (o *opsMetrics) addDeadLetters(ds []httpapi.DeadLetterInfo) {
 	if len(ds) == 0 {
 		return
 	}
@@ -150,11 +141,11 @@ func (o *opsMetrics) addDeadLetters(ds []DeadLetterInfo) {
 }
 
 // recentDeadLetters returns the recent dead letters, newest first.
-func (o *opsMetrics) recentDeadLetters() []DeadLetterInfo {
+func (o *opsMetrics) recentDeadLetters() []httpapi.DeadLetterInfo {
 	o.deadMu.Lock()
 	defer o.deadMu.Unlock()
 	n := len(o.dead)
-	out := make([]DeadLetterInfo, 0, n)
+	out := make([]httpapi.DeadLetterInfo, 0, n)
 	for i := range n {
 		// deadNext is the slot after the newest (== n until the ring is full).
 		out = append(out, o.dead[(o.deadNext-1-i+n)%n])
@@ -188,7 +179,7 @@ type batchOps struct {
 	outstanding int64       // change of advanced money outstanding, fen
 	promised    int64       // change of advances promised, fen
 	released    int64       // advanced money released by inspections, fen
-	dead        []DeadLetterInfo
+	dead        []httpapi.DeadLetterInfo
 	cnt         counts // the pipeline counters' increments (metrics.go)
 
 	user            *core.User // the user being applied (see track)
@@ -233,7 +224,7 @@ func (b *batchOps) effect(e *core.Effect) {
 // track wraps a partition's state so that every Apply or Fire reports the
 // change of the shopper's advanced money outstanding: the stepper reads a
 // user (User), applies, then marks it dirty (MarkDirty).
-func (b *batchOps) track(pt *state.Partition) userStore { return trackedStore{pt, b} }
+func (b *batchOps) track(pt *state.Partition) apply.Store { return trackedStore{pt, b} }
 
 // trackedStore is a *state.Partition that reports outstanding-money changes
 // to its batchOps.
@@ -268,7 +259,7 @@ func (t trackedStore) MarkDirty(u *core.User) {
 
 // deadLetter notes one dead letter of the batch.
 func (b *batchOps) deadLetter(reason, text, subject string, seq uint64) {
-	b.dead = append(b.dead, DeadLetterInfo{Partition: b.p, Reason: reason, Error: text, Subject: subject, StreamSeq: seq})
+	b.dead = append(b.dead, httpapi.DeadLetterInfo{Partition: b.p, Reason: reason, Error: text, Subject: subject, StreamSeq: seq})
 }
 
 // published folds the batch in once its outputs are acknowledged.

@@ -14,6 +14,9 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -40,7 +43,7 @@ type worker struct {
 	pt  *state.Partition
 
 	cursor  uint64 // last stream sequence applied (committed or staged)
-	s       stepper
+	s       apply.Stepper
 	now     time.Time // wall clock of the batch in hand (decided_at)
 	lastCon uint64    // last consumer sequence seen
 	// asOf is the ingest time (Unix ns) of the message being applied: the
@@ -113,7 +116,7 @@ func (w *worker) run(ctx context.Context) error {
 	w.pt = pt
 	w.cursor = pt.Cursor()
 	w.committed.Store(w.cursor)
-	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
+	w.s = apply.Stepper{St: w.ops.track(pt), Clock: pt.Clock(), Log: w.log, Emit: w.emit, Shadow: w.d.shadow, OnFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outboxLen.Store(int64(len(left)))
@@ -125,7 +128,7 @@ func (w *worker) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := w.consume(ctx)
 		w.ready.Store(false)
-		if errors.Is(err, errFenced) {
+		if errors.Is(err, cluster.ErrFenced) {
 			return err
 		}
 		if err == nil || ctx.Err() != nil {
@@ -133,7 +136,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.log.Warn("consumer restarting", "err", err)
 		w.d.m.consumerReset.Inc()
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !streams.Sleep(ctx, 200*time.Millisecond) {
 			return nil
 		}
 	}
@@ -462,7 +465,7 @@ func (w *worker) finishPrev(ctx context.Context) error {
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
 func (w *worker) applyBatch() (int, error) {
-	startCursor, startClock, startCon := w.cursor, w.s.clock, w.lastCon
+	startCursor, startClock, startCon := w.cursor, w.s.Clock, w.lastCon
 	var poison map[int]string
 	for {
 		n, bad, msg, err := w.tryApply(poison)
@@ -477,7 +480,7 @@ func (w *worker) applyBatch() (int, error) {
 		w.d.m.panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
 		w.pt.Discard()
-		w.cursor, w.s.clock, w.lastCon = startCursor, startClock, startCon
+		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
 		if poison == nil {
 			poison = make(map[int]string)
 		}
@@ -560,7 +563,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
-	if text := futureTime(ev, w.asOf, w.d.cfg.MaxFuture); text != "" {
+	if text := apply.FutureTime(ev, w.asOf, w.d.cfg.MaxFuture); text != "" {
 		w.deadLetter(wire.ReasonFutureTime, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
@@ -570,7 +573,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 	if applyHook != nil {
 		applyHook(ev)
 	}
-	if err := w.s.step(ev, env); err != nil {
+	if err := w.s.Step(ev, env); err != nil {
 		w.deadLetter(wire.ReasonPoison, err.Error(), m.Subject(), seq, m.Data(), now)
 		return ""
 	}
@@ -597,7 +600,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
 		w.d.m.decision(&w.ops.cnt, e, e.Policy.Name)
-		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, now))
+		w.pt.PutTrace(e.UserID, e.RequestID, apply.EncodeTrace(e, now))
 	}
 }
 
@@ -613,7 +616,7 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 	out := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{
 		Subject: wire.DLQSubject(reason),
-		MsgID:   wire.DLQMsgID(InStream(w.d.cfg.Layout, w.p), seq),
+		MsgID:   wire.DLQMsgID(streams.InStream(w.d.cfg.Layout, w.p), seq),
 		Data:    out,
 	})
 }
@@ -626,7 +629,7 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 			return err
 		}
 		start := time.Now()
-		err := w.pt.Commit(w.cursor, w.s.clock, outbox)
+		err := w.pt.Commit(w.cursor, w.s.Clock, outbox)
 		if err == nil {
 			w.committed.Store(w.cursor)
 			w.d.m.commitLat.UpdateDuration(start)
@@ -636,7 +639,7 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 		w.d.m.commitErrors.Inc()
 		w.ready.Store(false)
 		w.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return fmt.Errorf("partition %d: commit: %w", w.p, err)
 		}
 	}
@@ -661,13 +664,13 @@ func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
 			w.ready.Store(true)
 			return nil
 		}
-		if errors.Is(err, errFenced) {
+		if errors.Is(err, cluster.ErrFenced) {
 			return err
 		}
 		w.d.m.publishErrs.Inc()
 		w.ready.Store(false)
 		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return fmt.Errorf("partition %d: publish: %w", w.p, err)
 		}
 	}
@@ -686,7 +689,7 @@ func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]
 		o := &msgs[i]
 		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
 		if w.epoch != "" {
-			msg.Header[EpochHeader] = []string{w.epoch}
+			msg.Header[cluster.EpochHeader] = []string{w.epoch}
 		}
 		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
 		if err != nil {
@@ -706,21 +709,4 @@ func (w *worker) checkFence() error {
 		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
-}
-
-func backoff(attempt int) time.Duration {
-	d := 50 * time.Millisecond << min(attempt, 5)
-	return min(d, 2*time.Second)
-}
-
-// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +25,10 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/policyfile"
 	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 func main() {
@@ -73,6 +78,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// serveHTTP is the handler the daemon serves on --http: the query API,
+// the status page, metrics and health (pipeline/httpapi), built over what
+// the daemon exposes. The daemon binds the listener; this command decides
+// what answers there.
+func serveHTTP(d *pipeline.Daemon) http.Handler { return httpapi.New(d) }
+
 // loadPolicy resolves --policy: a preset name or a policy file.
 func loadPolicy(arg string) (*core.Policy, error) {
 	if p, ok := core.Preset(arg); ok {
@@ -88,35 +99,35 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 	fs := flag.NewFlagSet("flashreturnd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		dataDir    = fs.String("data-dir", "./data", "Badger state and the embedded NATS server's store")
+		dataDir    = fs.String("data-dir", defaults.DataDir, "Badger state and the embedded NATS server's store")
 		natsURL    = fs.String("nats-url", "", "join an existing NATS server or cluster instead of embedding one")
 		natsCreds  = fs.String("nats-creds", "", "credentials file for --nats-url")
 		tlsCA      = fs.String("nats-tls-ca", "", "CA certificate to verify the NATS server")
 		tlsCert    = fs.String("nats-tls-cert", "", "client certificate for NATS (with --nats-tls-key)")
 		tlsKey     = fs.String("nats-tls-key", "", "client key for NATS (with --nats-tls-cert)")
-		natsListen = fs.String("nats-listen", "127.0.0.1:4222", "the embedded server's client address")
-		httpAddr   = fs.String("http", "127.0.0.1:8080", "metrics, health and the query API (\"off\" disables)")
+		natsListen = fs.String("nats-listen", defaults.NATSListen, "the embedded server's client address")
+		httpAddr   = fs.String("http", defaults.HTTPAddr, "metrics, health and the query API (\"off\" disables)")
 		policyArg  = fs.String("policy", "tmall-fast-return", "a preset name ("+strings.Join(core.PresetNames(), ", ")+") or a policy file (JSON or YAML)")
 		shadowArg  = fs.String("shadow", "", "a second policy (preset or file) that decides every request on a copy of the state; only counted and shown at /v1/shadow, never published")
-		partitions = fs.Int("partitions", 64, "P, the number of partitions, fixed for the life of the streams")
-		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone for calendar rules")
+		partitions = fs.Int("partitions", defaults.Partitions, "P, the number of partitions, fixed for the life of the streams")
+		tz         = fs.String("tz", defaults.Zone, "the shoppers' time zone for calendar rules")
 		layout     = fs.String("layout", "", "inbound storage: streams (one stream per partition, needs the server mapping; default when embedded) or shared (one FR_IN stream; default with --nats-url)")
 		jsSync     = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
 		stateSync  = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
-		cacheMB    = fs.Int("cache-mb", 256, "state cache budget in MiB")
+		cacheMB    = fs.Int("cache-mb", defaults.CacheMiB, "state cache budget in MiB")
 		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 1 GiB; -1: none; GOMEMLIMIT wins)")
-		batchMax   = fs.Int("batch-max", 512, "largest batch a partition worker applies and commits at once")
-		clockEvery = fs.Duration("clock-interval", time.Second, "how often clock events advance idle partitions (0 disables)")
-		maxFuture  = fs.Duration("max-future", pipeline.DefaultMaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
+		batchMax   = fs.Int("batch-max", defaults.BatchMax, "largest batch a partition worker applies and commits at once")
+		clockEvery = fs.Duration("clock-interval", defaults.ClockInterval, "how often clock events advance idle partitions (0 disables)")
+		maxFuture  = fs.Duration("max-future", defaults.MaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
 		logFormat  = fs.String("log-format", "text", "text or json")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
-	// Cluster mode: several daemons on one NATS cluster (pipeline/CLUSTER.md).
+	// Cluster mode: several daemons on one NATS cluster (pipeline/cluster/CLUSTER.md).
 	var (
 		member    = fs.String("member", "", "run as this member of a cluster of daemons sharing --nats-url (a stable name, e.g. the host's); empty: this daemon owns every partition")
-		lease     = fs.Duration("lease", 5*time.Second, "cluster membership lease: a member silent this long is replaced (the same on every member)")
-		snapEvery = fs.Duration("snapshot-interval", time.Minute, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
-		replicas  = fs.Int("replicas", 1, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
+		lease     = fs.Duration("lease", defaults.LeaseTTL, "cluster membership lease: a member silent this long is replaced (the same on every member)")
+		snapEvery = fs.Duration("snapshot-interval", defaults.SnapshotInterval, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
+		replicas  = fs.Int("replicas", defaults.Replicas, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
 		advertise = fs.String("advertise-http", "", "cluster: the base URL at which the other members reach this daemon's HTTP endpoint, to forward queries for its partitions (e.g. http://10.0.0.5:8080); default http://<--http> when --http names a concrete host, else none (the others then answer those queries 503)")
 	)
 	fs.Usage = func() {
@@ -174,8 +185,8 @@ Flags:
 		return nil, nil, fmt.Errorf("--tz %q: %w", *tz, err)
 	}
 	cfg := &pipeline.Config{
-		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr,
-		Policy: pol, Partitions: *partitions, Loc: loc, Layout: pipeline.Layout(*layout),
+		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr, HTTP: serveHTTP,
+		Policy: pol, Partitions: *partitions, Loc: loc, Layout: streams.Layout(*layout),
 		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
 	}
@@ -228,14 +239,14 @@ Flags:
 	cfg.Replicas = *replicas
 	cfg.AdvertiseHTTP = advertiseHTTP(fs, *advertise, *httpAddr)
 	if *member != "" {
-		cfg.Cluster = &pipeline.ClusterOptions{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
+		cfg.Cluster = &cluster.Options{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
 }
 
 // advertiseHTTP resolves --advertise-http: the value given on the command
 // line or in FLASHRETURN_ADVERTISE_HTTP, else derived from --http
-// (pipeline.DefaultAdvertiseHTTP: "http://"+addr when addr names a
+// (cluster.DefaultAdvertiseHTTP: "http://"+addr when addr names a
 // concrete host, else "").
 func advertiseHTTP(fs *flag.FlagSet, value, httpAddr string) string {
 	set := false
@@ -243,7 +254,7 @@ func advertiseHTTP(fs *flag.FlagSet, value, httpAddr string) string {
 	if _, env := os.LookupEnv("FLASHRETURN_ADVERTISE_HTTP"); set || env {
 		return value
 	}
-	return pipeline.DefaultAdvertiseHTTP(httpAddr)
+	return cluster.DefaultAdvertiseHTTP(httpAddr)
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {

@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
-	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/replay"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // replayCmd implements `flashreturnd replay`: what would policy B have
@@ -27,14 +29,14 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		policyArg  = fs.String("policy", "", "the policy to try (preset or file); required")
 		baseline   = fs.String("baseline", "tmall-fast-return", "the policy to compare with (normally the live one)")
 		natsURL    = fs.String("nats-url", "nats://127.0.0.1:4222", "the NATS server holding FR_IN")
-		partitions = fs.Int("partitions", 64, "P, as the daemon was run")
-		layout     = fs.String("layout", "streams", "inbound layout, as the daemon was run: streams or shared")
-		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone")
+		partitions = fs.Int("partitions", defaults.Partitions, "P, as the daemon was run")
+		layout     = fs.String("layout", string(streams.LayoutStreams), "inbound layout, as the daemon was run: streams or shared")
+		tz         = fs.String("tz", defaults.Zone, "the shoppers' time zone")
 		from       = fs.String("from", "", "start: an RFC 3339 time (stream ingest time) or a stream sequence")
 		to         = fs.String("to", "", "end: an RFC 3339 time or a stream sequence")
 		asJSON     = fs.Bool("json", false, "print the report as JSON")
 		show       = fs.Int("show", 20, "how many changed requests to list")
-		maxFuture  = fs.Duration("max-future", pipeline.DefaultMaxFuture, "as the daemon was run: events dated further ahead of their stored time are dead letters (0: off)")
+		maxFuture  = fs.Duration("max-future", defaults.MaxFuture, "as the daemon was run: events dated further ahead of their stored time are dead letters (0: off)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: flashreturnd replay --policy B [--baseline A] [--from T|SEQ] [--to T|SEQ] [flags]\n\nReplays the stored inbound events with a fresh in-memory state under both\npolicies and reports them side by side. Publishes nothing.\n\nFlags:")
@@ -63,7 +65,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	o := pipeline.ReplayOptions{Policies: []*core.Policy{a, b}, Loc: loc, Layout: pipeline.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1), MaxFuture: *maxFuture}
+	o := replay.Options{Policies: []*core.Policy{a, b}, Loc: loc, Layout: streams.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1), MaxFuture: *maxFuture}
 	if *maxFuture == 0 {
 		o.MaxFuture = -1
 	}
@@ -82,7 +84,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	res, err := pipeline.Replay(context.Background(), js, o)
+	res, err := replay.Run(context.Background(), js, o)
 	if err != nil {
 		return fail(err)
 	}
@@ -111,38 +113,38 @@ func parseBound(s string, t *time.Time, seq *uint64) error {
 	return nil
 }
 
-func printReplay(w io.Writer, r *pipeline.ReplayResult, show int) {
+func printReplay(w io.Writer, r *replay.Result, show int) {
 	fmt.Fprintf(w, "replayed %d events (%d dead letters) in %.2fs: %.0f events/s per policy pair\n\n", r.Events, r.DeadLetters, r.Seconds, r.EventsPerSec)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	a, b := r.Policies[0], r.Policies[1]
-	row := func(name string, f func(p *pipeline.PolicyStats) string) {
+	row := func(name string, f func(p *replay.PolicyStats) string) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, f(a), f(b))
 	}
-	row("policy", func(p *pipeline.PolicyStats) string { return p.Name + " " + p.Version })
-	row("requests", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Requests) })
-	row("approved", func(p *pipeline.PolicyStats) string {
+	row("policy", func(p *replay.PolicyStats) string { return p.Name + " " + p.Version })
+	row("requests", func(p *replay.PolicyStats) string { return strconv.Itoa(p.Requests) })
+	row("approved", func(p *replay.PolicyStats) string {
 		return fmt.Sprintf("%d (%.1f%%)", p.Approved, 100*p.ApprovalRate)
 	})
-	row("review", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Review) })
-	row("  of which only a person can approve", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ToPeople) })
-	row("  of which the deadline approves if silent", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.DeadlineApprovable) })
-	row("approved by the review deadline", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ApprovedByDeadline) })
-	row("approved by people", func(p *pipeline.PolicyStats) string {
+	row("review", func(p *replay.PolicyStats) string { return strconv.Itoa(p.Review) })
+	row("  of which only a person can approve", func(p *replay.PolicyStats) string { return strconv.Itoa(p.ToPeople) })
+	row("  of which the deadline approves if silent", func(p *replay.PolicyStats) string { return strconv.Itoa(p.DeadlineApprovable) })
+	row("approved by the review deadline", func(p *replay.PolicyStats) string { return strconv.Itoa(p.ApprovedByDeadline) })
+	row("approved by people", func(p *replay.PolicyStats) string {
 		return strconv.Itoa(p.Resolutions["approved/merchant"] + p.Resolutions["approved/platform"])
 	})
-	row("rejected by people", func(p *pipeline.PolicyStats) string {
+	row("rejected by people", func(p *replay.PolicyStats) string {
 		return strconv.Itoa(p.Resolutions["rejected/merchant"] + p.Resolutions["rejected/platform"])
 	})
-	row("closed, nothing sent back", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.ClosedNotReturned) })
-	row("rejected", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Rejected) })
-	row("refunded (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.RefundFen) })
-	row("advanced (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.AdvancedFen) })
-	row("outstanding at end (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.OutstandingFen) })
-	row("max outstanding, one shopper (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.MaxUserExposed) })
-	row("promised at end (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.PromisedFen) })
-	row("clawbacks (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.ClawbackFen) })
-	row("  of which not returned (yuan)", func(p *pipeline.PolicyStats) string { return yuan(p.NotReturnedFen) })
-	row("compensations", func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Compensations) })
+	row("closed, nothing sent back", func(p *replay.PolicyStats) string { return strconv.Itoa(p.ClosedNotReturned) })
+	row("rejected", func(p *replay.PolicyStats) string { return strconv.Itoa(p.Rejected) })
+	row("refunded (yuan)", func(p *replay.PolicyStats) string { return yuan(p.RefundFen) })
+	row("advanced (yuan)", func(p *replay.PolicyStats) string { return yuan(p.AdvancedFen) })
+	row("outstanding at end (yuan)", func(p *replay.PolicyStats) string { return yuan(p.OutstandingFen) })
+	row("max outstanding, one shopper (yuan)", func(p *replay.PolicyStats) string { return yuan(p.MaxUserExposed) })
+	row("promised at end (yuan)", func(p *replay.PolicyStats) string { return yuan(p.PromisedFen) })
+	row("clawbacks (yuan)", func(p *replay.PolicyStats) string { return yuan(p.ClawbackFen) })
+	row("  of which not returned (yuan)", func(p *replay.PolicyStats) string { return yuan(p.NotReturnedFen) })
+	row("compensations", func(p *replay.PolicyStats) string { return strconv.Itoa(p.Compensations) })
 	codes := map[string]bool{}
 	for _, p := range r.Policies {
 		for c := range p.Reasons {
@@ -151,7 +153,7 @@ func printReplay(w io.Writer, r *pipeline.ReplayResult, show int) {
 	}
 	for c := core.Code(0); c < core.NumCodes; c++ {
 		if codes[c.String()] {
-			row("  "+c.String(), func(p *pipeline.PolicyStats) string { return strconv.Itoa(p.Reasons[c.String()]) })
+			row("  "+c.String(), func(p *replay.PolicyStats) string { return strconv.Itoa(p.Reasons[c.String()]) })
 		}
 	}
 	_ = tw.Flush()

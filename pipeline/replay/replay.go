@@ -1,4 +1,4 @@
-package pipeline
+package replay
 
 import (
 	"container/heap"
@@ -14,17 +14,20 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
-// ReplayOptions configures Replay. Zero values mean the documented defaults.
-type ReplayOptions struct {
+// Options configures Run. Zero values mean the documented defaults.
+type Options struct {
 	// Policies to compare; the first is the baseline (normally the live
 	// policy). At least one.
 	Policies []*core.Policy
 	// Loc is the shoppers' zone. Default Asia/Shanghai.
 	Loc *time.Location
 	// Layout and Partitions of the inbound streams (as the daemon was run).
-	Layout     Layout
+	Layout     streams.Layout
 	Partitions int
 	// From and To bound the replay by stream ingest time (zero: the whole
 	// stream). FromSeq/ToSeq bound it by stream sequence instead (per
@@ -43,7 +46,7 @@ type ReplayOptions struct {
 	// letter (future_time), as in the daemon. Default 5 minutes; negative
 	// turns the check off.
 	MaxFuture time.Duration
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 }
 
 // PolicyStats is what one policy did over the replayed events.
@@ -90,8 +93,8 @@ type ChangedRequest struct {
 	Reasons   []string `json:"reasons"`
 }
 
-// ReplayResult is the side-by-side report of a replay.
-type ReplayResult struct {
+// Result is the side-by-side report of a replay.
+type Result struct {
 	Events        int              `json:"events"`
 	DeadLetters   int              `json:"dead_letters"`
 	Seconds       float64          `json:"seconds"`
@@ -102,7 +105,7 @@ type ReplayResult struct {
 	MerchantsUsed int              `json:"merchants"`
 }
 
-// Replay reads the stored inbound events (FR_IN) partition by partition,
+// Run reads the stored inbound events (FR_IN) partition by partition,
 // in stream order, and applies each policy to a fresh in-memory state with
 // the same stepper the daemon uses (clock, timers, apply), dead-lettering
 // what the daemon would (malformed, future_time, unknown order or
@@ -115,28 +118,28 @@ type ReplayResult struct {
 // MerchantHistory per merchant). A replay that starts mid-stream starts
 // from empty state, so its decisions can differ from the live ones for
 // shoppers with earlier history.
-func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*ReplayResult, error) {
+func Run(ctx context.Context, js jetstream.JetStream, o Options) (*Result, error) {
 	if len(o.Policies) == 0 {
 		return nil, errors.New("replay: no policy")
 	}
 	if o.Loc == nil {
-		loc, err := time.LoadLocation("Asia/Shanghai")
+		loc, err := defaults.Location()
 		if err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
 		}
 		o.Loc = loc
 	}
 	if o.Layout == "" {
-		o.Layout = LayoutStreams
+		o.Layout = streams.LayoutStreams
 	}
 	if o.Partitions == 0 {
-		o.Partitions = 64
+		o.Partitions = defaults.Partitions
 	}
 	if o.MaxChanged == 0 {
-		o.MaxChanged = 1000
+		o.MaxChanged = defaults.MaxChanged
 	}
 	if o.MaxFuture == 0 {
-		o.MaxFuture = DefaultMaxFuture
+		o.MaxFuture = defaults.MaxFuture
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -147,8 +150,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	}
 	// Profiles as of each event's ingest time, as the daemon reads them.
 	var asOf int64
-	lookup := func(id string) *core.Merchant { return versionAt(merchants[id], asOf) }
-	res := &ReplayResult{MerchantsUsed: len(merchants)}
+	lookup := func(id string) *core.Merchant { return apply.VersionAt(merchants[id], asOf) }
+	res := &Result{MerchantsUsed: len(merchants)}
 	engines := make([]*replayEngine, len(o.Policies))
 	for i, p := range o.Policies {
 		st := &PolicyStats{Name: p.Name, Version: p.Version, Reasons: map[string]int{}, Resolutions: map[string]int{}}
@@ -170,13 +173,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 			asOf = stored.UnixNano()
 			_, kind, user, ok := wire.ParseSubject(subject)
 			ev = core.Event{}
-			if !ok || wire.Decode(kind, user, data, &ev) != nil || futureTime(&ev, asOf, o.MaxFuture) != "" {
+			if !ok || wire.Decode(kind, user, data, &ev) != nil || apply.FutureTime(&ev, asOf, o.MaxFuture) != "" {
 				res.DeadLetters++
 				return
 			}
 			for i, e := range engines {
 				e.faults = 0
-				if err := e.s.step(&ev, &e.env); err != nil || (i == 0 && e.faults > 0) {
+				if err := e.s.Step(&ev, &e.env); err != nil || (i == 0 && e.faults > 0) {
 					// An unknown order or request is one for every
 					// policy (every request is kept, whatever its
 					// verdict): the baseline counts it.
@@ -204,7 +207,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	return res, nil
 }
 
-func compareEngines(engines []*replayEngine, res *ReplayResult, max int) {
+func compareEngines(engines []*replayEngine, res *Result, max int) {
 	base := engines[0]
 	keys := make([]string, 0, len(base.verdictOf))
 	for k := range base.verdictOf {
@@ -238,7 +241,7 @@ func compareEngines(engines []*replayEngine, res *ReplayResult, max int) {
 // replayEngine is one policy's replay: an in-memory partition and a stepper.
 type replayEngine struct {
 	env       core.Env
-	s         stepper
+	s         apply.Stepper
 	mem       *memStore
 	stats     *PolicyStats
 	rec       bool
@@ -251,7 +254,7 @@ type replayEngine struct {
 
 func (e *replayEngine) reset(log *slog.Logger) {
 	e.mem = newMemStore()
-	e.s = stepper{st: e.mem, log: log, emit: e.emit}
+	e.s = apply.Stepper{St: e.mem, Log: log, Emit: e.emit}
 }
 
 func (e *replayEngine) finishPartition() {
@@ -319,12 +322,12 @@ func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 }
 
 // readPartition delivers partition p's stored events in stream order.
-func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions, p int, f func(subject string, data []byte, stored time.Time)) error {
-	s, err := js.Stream(ctx, InStream(o.Layout, p))
+func readPartition(ctx context.Context, js jetstream.JetStream, o Options, p int, f func(subject string, data []byte, stored time.Time)) error {
+	s, err := js.Stream(ctx, streams.InStream(o.Layout, p))
 	if err != nil {
 		return fmt.Errorf("replay: partition %d: %w", p, err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	switch {
 	case o.FromSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
@@ -373,9 +376,9 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 }
 
 // loadMerchants reads every profile in FR_MERCHANT with its stored time.
-func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]merchantVersion, error) {
-	out := map[string][]merchantVersion{}
-	s, err := js.Stream(ctx, StreamMerchant)
+func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]apply.MerchantVersion, error) {
+	out := map[string][]apply.MerchantVersion{}
+	s, err := js.Stream(ctx, streams.StreamMerchant)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
 	}
@@ -399,7 +402,7 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]me
 			return nil, fmt.Errorf("replay: merchants: %w", err)
 		}
 		if mc, err := wire.DecodeMerchant(strings.TrimPrefix(m.Subject(), "fr.merchant."), m.Data(), meta.Sequence.Stream); err == nil {
-			out[mc.ID] = append(out[mc.ID], merchantVersion{at: meta.Timestamp.UnixNano(), m: mc})
+			out[mc.ID] = append(out[mc.ID], apply.MerchantVersion{At: meta.Timestamp.UnixNano(), M: mc})
 		}
 		if meta.NumPending == 0 {
 			return out, nil
@@ -407,7 +410,7 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]me
 	}
 }
 
-// memStore is an in-memory userStore for replay.
+// memStore is an in-memory apply.Store for replay.
 type memStore struct {
 	users     map[string]*core.User
 	deadlines map[string]int64
