@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
@@ -128,7 +129,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 
 	// Both members advertise their listener and see each other's.
 	for _, m := range []*clusterMember{a, b} {
-		waitUntil(t, 10*time.Second, m.id+" sees both members' addresses", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, m.id+" sees both members' addresses", func() bool {
 			st := clusterView(t, m)
 			return len(st.Directory) == 2 && st.Directory[0].HTTP == a.base() && st.Directory[1].HTTP == b.base()
 		})
@@ -237,7 +238,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 		}
 		t.Logf("after b's crash: %s=%s: %s", cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), qe.Error)
 	}
-	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
+	testkit.WaitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
 	// Taken over: a replays b's partitions from FR_IN (b left no
 	// snapshot) and answers from its own state as it catches up, ending
 	// at the state b had.
@@ -246,7 +247,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 			continue
 		}
 		var got httpAnswer
-		waitUntil(t, 20*time.Second, u+" answered by a as b had it", func() bool {
+		testkit.WaitUntil(t, 20*time.Second, u+" answered by a as b had it", func() bool {
 			got = httpGet(t, a.base(), "/v1/users/"+u, nil)
 			if got.hdr.Get(cluster.ServedByHeader) != "a" || (got.code != http.StatusOK && got.code != http.StatusNotFound) {
 				t.Fatalf("%s after the takeover: %d %s=%q %s", u, got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), got.body)
@@ -260,16 +261,16 @@ func TestClusterQueryForwarding(t *testing.T) {
 // no address, so the other answers queries for its partitions 503 (JSON
 // error naming the owner, Retry-After) rather than from its own store.
 func TestClusterQueryNoAddress(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", withHTTP)
 	b := startMember(t, url, "b", nil) // HTTP off
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
 		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
 	})
-	waitUntil(t, 10*time.Second, "a sees b", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "a sees b", func() bool {
 		st := clusterView(t, a)
 		return slices.Equal(st.Members, []string{"a", "b"})
 	})

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,12 +14,12 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/ownership"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
@@ -93,16 +91,6 @@ func openTestStore(tb testing.TB, dir string) *state.Store {
 	return st
 }
 
-func startTestServer(tb testing.TB) *server.Server {
-	tb.Helper()
-	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir(), Layout: streams.LayoutShared})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
-
 func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	tb.Helper()
 	nc, err := nats.Connect(url)
@@ -141,7 +129,7 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	obs := testObjectStore(t, srv.ClientURL())
 	src, dst := openTestStore(t, t.TempDir()), openTestStore(t, t.TempDir())
 	const p, n = 5, 3000
@@ -191,7 +179,7 @@ func BenchmarkPartitionHandover(b *testing.B) {
 	if v := os.Getenv("FLASHRETURN_HANDOVER_USERS"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	srv := startTestServer(b)
+	srv := testkit.StartServer(b)
 	obs := testObjectStore(b, srv.ClientURL())
 	src := openTestStore(b, b.TempDir())
 	const p = 3
@@ -296,17 +284,6 @@ func (m *clusterMember) owned() []int {
 	return m.d.cluster.Owned()
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // outRec is one FR_OUT message as the checks need it.
 type outRec struct {
 	kind, user, request string
@@ -316,76 +293,38 @@ type outRec struct {
 	seq                 uint64
 }
 
-// outCollector reads FR_OUT from the start with an ordered consumer.
-type outCollector struct {
-	mu   sync.Mutex
-	recs []outRec
-}
+// outCollector follows FR_OUT from the start (testkit.Collect).
+type outCollector struct{ col *testkit.Collector }
 
 func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
 	t.Helper()
-	oc := &outCollector{}
-	c, err := js.OrderedConsumer(context.Background(), streams.StreamOut, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := c.Consume(func(m jetstream.Msg) {
-		r := parseOut(m)
-		oc.mu.Lock()
-		oc.recs = append(oc.recs, r)
-		oc.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return oc
+	return &outCollector{col: testkit.Collect(t, js, streams.StreamOut)}
 }
 
-func parseOut(m jetstream.Msg) outRec {
+func parseOut(m testkit.Msg) outRec {
 	var v struct {
 		UserID    string `json:"user_id"`
 		RequestID string `json:"request_id"`
 		Decision  string `json:"decision"`
 	}
-	_ = json.Unmarshal(m.Data(), &v)
-	r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID, decision: v.Decision}
-	r.epoch, _ = strconv.ParseUint(m.Headers().Get(cluster.EpochHeader), 10, 64)
-	if meta, _ := m.Metadata(); meta != nil {
-		r.at, r.seq = meta.Timestamp, meta.Sequence.Stream
-	}
+	_ = json.Unmarshal(m.Data, &v)
+	r := outRec{kind: wireKind(m.Subject), user: v.UserID, request: v.RequestID, decision: v.Decision, at: m.Stored, seq: m.Seq}
+	r.epoch, _ = strconv.ParseUint(m.Header.Get(cluster.EpochHeader), 10, 64)
 	return r
 }
 
-// readOut reads FR_OUT from the start up to its last message now, with a
-// fresh consumer (a long-lived one may lag behind while a NATS node
-// restarts elsewhere in the cluster).
+// readOut reads FR_OUT from the start up to its last message now
+// (testkit.ReadStream: a fresh consumer, as a long-lived one may lag
+// behind while a NATS node restarts elsewhere in the cluster).
 func readOut(js jetstream.JetStream) ([]outRec, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, streams.StreamOut)
-	if err != nil {
-		return nil, err
+	msgs, err := testkit.ReadStream(ctx, js, streams.StreamOut)
+	recs := make([]outRec, 0, len(msgs))
+	for _, m := range msgs {
+		recs = append(recs, parseOut(m))
 	}
-	last := s.CachedInfo().State.LastSeq
-	c, err := js.OrderedConsumer(ctx, streams.StreamOut, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	var recs []outRec
-	for len(recs) == 0 || recs[len(recs)-1].seq < last {
-		if last == 0 || ctx.Err() != nil {
-			break
-		}
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return recs, err
-		}
-		for m := range batch.Messages() {
-			recs = append(recs, parseOut(m))
-		}
-	}
-	return recs, ctx.Err()
+	return recs, err
 }
 
 func wireKind(subject string) string {
@@ -402,9 +341,12 @@ func wireKind(subject string) string {
 }
 
 func (oc *outCollector) snapshot() []outRec {
-	oc.mu.Lock()
-	defer oc.mu.Unlock()
-	return slices.Clone(oc.recs)
+	msgs := oc.col.Msgs()
+	recs := make([]outRec, 0, len(msgs))
+	for _, m := range msgs {
+		recs = append(recs, parseOut(m))
+	}
+	return recs
 }
 
 func (oc *outCollector) count(kind string) int {
@@ -541,7 +483,7 @@ func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	// peer not yet seen online): retried like the daemon's own setup.
 	cfg := jetstream.StreamConfig{Name: streams.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
 	var err error
-	waitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
 		_, err = js.CreateOrUpdateStream(ctx, cfg)
 		return err == nil || !streams.Retryable(err)
 	})
@@ -632,12 +574,12 @@ func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]clus
 // and waits until they split the 8 partitions 4/4 and are ready.
 func startPair(t *testing.T, mutate func(*Config)) (jetstream.JetStream, *clusterMember, *clusterMember) {
 	t.Helper()
-	url := startTestServer(t).ClientURL()
+	url := testkit.StartServer(t).ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", mutate)
 	b := startMember(t, url, "b", mutate)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
 		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
 	})
 	return js, a, b
@@ -665,7 +607,7 @@ func TestClusterTwoDaemons(t *testing.T) {
 	const n = 600
 	r := newRequester(t, js)
 	r.run(0, n, time.Millisecond)
-	waitUntil(t, 20*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	testkit.WaitUntil(t, 20*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
 	// Issue 16's interleaving, every time: b's context ends, and its
 	// workers take more return requests before its leave stops them (the
 	// load goes on). Before the fix, the merchant view had stopped with
@@ -673,12 +615,12 @@ func TestClusterTwoDaemons(t *testing.T) {
 	// and the leave released every partition without its snapshot.
 	b.d.cluster.BeforeLeave(func() {
 		from := r.published.Load()
-		waitUntil(t, 10*time.Second, "b's workers taking requests after its context ended", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, "b's workers taking requests after its context ended", func() bool {
 			return r.published.Load() >= from+30 || r.published.Load() == n
 		})
 	})
 	b.stop(t) // graceful: drain, snapshot, release, leave
-	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
+	testkit.WaitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
 
@@ -705,24 +647,24 @@ func TestClusterTwoDaemons(t *testing.T) {
 // the server's), and epochs never interleave. When its heartbeats resume it
 // rejoins and the partitions are balanced again.
 func TestClusterFencing(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", nil)
 	b := startMember(t, url, "b", nil)
 	oc := collectOut(t, js)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
 	aOwned := a.owned()
 	before := ownersRecords(t, js, 8)
 
 	const n = 900
 	r := newRequester(t, js)
 	r.run(0, n, 2*time.Millisecond)
-	waitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
+	testkit.WaitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
 	paused := time.Now()
 	a.d.cluster.PauseHeartbeats(true)
-	waitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
+	testkit.WaitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
 	t.Logf("takeover %.2fs after a's heartbeats stopped (lease %s)", time.Since(paused).Seconds(), testLease)
 	if got := a.owned(); len(got) != 0 {
 		t.Fatalf("a still runs %v after b took over", got)
@@ -730,7 +672,7 @@ func TestClusterFencing(t *testing.T) {
 	a.d.cluster.PauseHeartbeats(false)
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
-	waitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+	testkit.WaitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
 
 	// Claim times of b's takeovers, from the records' history.
 	kv, _ := js.KeyValue(context.Background(), cluster.BucketOwners)
@@ -767,63 +709,6 @@ func TestClusterFencing(t *testing.T) {
 
 // ---- a three-node NATS cluster --------------------------------------------
 
-// startNATSCluster starts n clustered nats-servers with JetStream on
-// loopback and returns them (index i's store in its own temp dir).
-func startNATSCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freeTCPPort(t)
-	}
-	routes := ""
-	for i, p := range ports {
-		if i > 0 {
-			routes += ","
-		}
-		routes += fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: filepath.Join(t.TempDir(), fmt.Sprint(i)), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "fr", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(routes),
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		srvs[i] = s
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	for _, s := range srvs {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats node not ready")
-		}
-	}
-	waitUntil(t, 30*time.Second, "JetStream meta leader", func() bool {
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() {
-				return true
-			}
-		}
-		return false
-	})
-	return srvs
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // crash stops a member the way kill -9 does as far as the cluster can
 // tell: its connection drops at once, so it neither drains, snapshots,
 // releases nor leaves; its key expires and the others take over from the
@@ -843,7 +728,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("3-node cluster: skipped with -short")
 	}
-	srvs := startNATSCluster(t, 3)
+	srvs, _ := testkit.StartCluster(t, 3)
 	url := ""
 	for i, s := range srvs {
 		if i > 0 {
@@ -858,7 +743,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		c.Cluster.SnapshotInterval = time.Second
 	}
 	ms := []*clusterMember{startMember(t, url, "a", replicas), startMember(t, url, "b", replicas), startMember(t, url, "c", replicas)}
-	waitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
+	testkit.WaitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
 		n := 0
 		for _, m := range ms {
 			if k := len(m.owned()); k < 2 || k > 3 {
@@ -874,9 +759,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	const n = 900
 	r := newRequester(t, js)
 	r.run(0, n, 2*time.Millisecond)
-	waitUntil(t, 30*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	testkit.WaitUntil(t, 30*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
 	// Let a periodic snapshot of the victim's partitions happen under load.
-	waitUntil(t, 10*time.Second, "a snapshot under load", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "a snapshot under load", func() bool {
 		rec := ownersRecords(t, js, 8)
 		for _, p := range lost {
 			if rec[p].Member == victim.id && rec[p].Cursor > 0 {
@@ -889,7 +774,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	victim.crash(t)
 	// One NATS node goes too (not the one the test's client uses first).
 	srvs[2].Shutdown()
-	waitUntil(t, 30*time.Second, "survivors owning all 8", func() bool { return len(ms[0].owned())+len(ms[1].owned()) == 8 })
+	testkit.WaitUntil(t, 30*time.Second, "survivors owning all 8", func() bool { return len(ms[0].owned())+len(ms[1].owned()) == 8 })
 	t.Logf("partitions of the crashed daemon running elsewhere %.2fs after the crash (lease %s)", time.Since(crashed).Seconds(), testLease)
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
@@ -16,16 +17,7 @@ import (
 // node looks before it has a meta leader: JetStream requests fail).
 func startNoJetStream(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return testkit.StartServer(t, func(o *server.Options) { o.JetStream = false })
 }
 
 // goRun starts d.Run in a goroutine; done receives its result.
@@ -58,7 +50,7 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	waitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.setupRetries.Get() > 0 })
+	testkit.WaitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.setupRetries.Get() > 0 })
 	select {
 	case <-d.Started():
 		t.Fatal("daemon started without JetStream")
@@ -94,7 +86,7 @@ func TestSetupGivesUp(t *testing.T) {
 	}
 
 	// Permanent: the shared inbound stream exists with another P.
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	cfg = setupTestConfig(t, srv.ClientURL())
 	cfg.Layout = streams.LayoutShared
 	d, err = New(cfg)
