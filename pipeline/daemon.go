@@ -207,9 +207,11 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate checks the configuration (normally after WithDefaults, as New
-// does) without changing it: a field left at a zero value that has a
-// default is reported as out of range.
-func (c *Config) Validate() error {
+// does) without changing it (a value receiver: it cannot). A field left
+// at a zero value that has a default is reported as out of range, so
+// calling Validate without WithDefaults fails loudly rather than running
+// with zeros.
+func (c Config) Validate() error {
 	if c.Policy == nil {
 		return errors.New("pipeline: config: Policy is required")
 	}

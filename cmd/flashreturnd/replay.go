@@ -28,7 +28,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	var (
 		policyArg  = fs.String("policy", "", "the policy to try (preset or file); required")
 		baseline   = fs.String("baseline", "tmall-fast-return", "the policy to compare with (normally the live one)")
-		natsURL    = fs.String("nats-url", "nats://127.0.0.1:4222", "the NATS server holding FR_IN")
+		natsURL    = fs.String("nats-url", "nats://"+defaults.NATSListen, "the NATS server holding FR_IN")
 		partitions = fs.Int("partitions", defaults.Partitions, "P, as the daemon was run")
 		layout     = fs.String("layout", string(streams.LayoutStreams), "inbound layout, as the daemon was run: streams or shared")
 		tz         = fs.String("tz", defaults.Zone, "the shoppers' time zone")
