@@ -69,7 +69,8 @@ func (d *Daemon) AdvertisedHTTP() string {
 func (d *Daemon) runPartition(ctx context.Context, p int, fence func() error, epoch string) error {
 	w := d.workers[p]
 	w.fence, w.epoch = fence, epoch
-	err := w.run(ctx)
+	var err error
+	labelled(ctx, func(ctx context.Context) { err = w.run(ctx) }, partitionLabels(p)...)
 	w.ready.Store(false)
 	if pt := w.pt; pt != nil {
 		if err == nil && w.outboxLen.Load() == 0 && len(pt.Outbox()) > 0 && fence() == nil {

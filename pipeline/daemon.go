@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,9 +373,17 @@ func (d *Daemon) Ready() bool {
 // returns nil after a clean drain.
 func (d *Daemon) Run(ctx context.Context) error {
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Every goroutine Run starts is waited for before it returns: the
+	// deadline timer here (deferred: it ends once hardCancel, deferred
+	// after it and so run before it, has run), the HTTP server, and the
+	// workers, merchant view and housekeeping below. Nothing of a daemon
+	// outlives its Run, so a test or a process that starts another daemon
+	// on the same data dir never shares it with a straggler.
+	var owned sync.WaitGroup
+	defer owned.Wait()
 	defer hardCancel()
 	d.hard = hard
-	go func() {
+	owned.Go(func() {
 		select {
 		case <-ctx.Done():
 			t := time.NewTimer(d.cfg.DrainTimeout)
@@ -385,7 +395,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			hardCancel()
 		case <-hard.Done():
 		}
-	}()
+	})
 
 	if err := os.MkdirAll(d.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -428,11 +438,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.httpAddr.Store(ln.Addr().String())
 		httpSrv = &http.Server{Handler: d.cfg.HTTP(d), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
+		owned.Go(func() {
+			// Serve returns once Shutdown (below, after the drain) closes
+			// the listener; the deferred Wait collects it.
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http serve", "err", err)
 			}
-		}()
+		})
 	}
 
 	pol := d.policy.Load()
@@ -451,14 +463,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	mctx, stopMerchants := context.WithCancel(hard)
 	defer stopMerchants()
 	wg.Go(func() {
-		if err := d.merchants.run(mctx, d.js); err != nil {
-			d.log.Error("merchant view stopped", "err", err)
-		}
+		labelled(mctx, func(mctx context.Context) {
+			if err := d.merchants.run(mctx, d.js); err != nil {
+				d.log.Error("merchant view stopped", "err", err)
+			}
+		}, "component", "merchants")
 	})
 	wg.Go(func() {
-		if err := store.Run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error("state housekeeping stopped", "err", err)
-		}
+		labelled(ctx, func(ctx context.Context) {
+			if err := store.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("state housekeeping stopped", "err", err)
+			}
+		}, "component", "state")
 	})
 	d.workers = make([]*worker, d.cfg.Partitions)
 	for p := range d.workers {
@@ -478,25 +494,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	if d.cluster != nil {
 		// Workers start and stop as partitions are claimed and released.
+		// The slots' goroutines inherit the cluster label; runPartition
+		// adds each worker's partition label.
 		workers.Go(func() {
-			if err := d.cluster.Run(ctx, hard); err != nil {
-				d.log.Error("cluster membership stopped", "err", err)
-			}
+			labelled(ctx, func(ctx context.Context) {
+				if err := d.cluster.Run(ctx, hard); err != nil {
+					d.log.Error("cluster membership stopped", "err", err)
+				}
+			}, "component", "cluster")
 		})
 	} else {
 		for _, w := range d.workers {
 			workers.Go(func() {
-				if err := w.run(ctx); err != nil {
-					d.log.Error("partition worker stopped", "partition", w.p, "err", err)
-				}
+				labelled(ctx, func(ctx context.Context) {
+					if err := w.run(ctx); err != nil {
+						d.log.Error("partition worker stopped", "partition", w.p, "err", err)
+					}
+				}, partitionLabels(w.p)...)
 			})
 		}
 	}
 	if d.cfg.ClockInterval > 0 {
-		wg.Go(func() { d.runClock(ctx) })
+		wg.Go(func() { labelled(ctx, d.runClock, "component", "clock") })
 	}
 	if d.cfg.PolicyPath != "" {
-		wg.Go(func() { d.runPolicyReload(ctx) })
+		wg.Go(func() { labelled(ctx, d.runPolicyReload, "component", "policy-reload") })
 	}
 	<-ctx.Done()
 	d.log.Info("draining")
@@ -512,6 +534,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// labelled runs f on the calling goroutine with the pprof labels kv
+// (key, value, key, value...) added to ctx and to the goroutine, so that
+// a CPU or goroutine profile of the daemon (/debug/pprof) splits its time
+// by partition and by component: on a hot night the first question is
+// which partition burns the CPU, and without labels every worker looks
+// alike. Goroutines f starts inherit the labels.
+func labelled(ctx context.Context, f func(context.Context), kv ...string) {
+	pprof.Do(ctx, pprof.Labels(kv...), f)
+}
+
+// partitionLabels are a partition worker's pprof labels.
+func partitionLabels(p int) []string {
+	return []string{"component", "worker", "partition", strconv.Itoa(p)}
+}
+
+// b2f is a gauge's value of a boolean.
 func b2f(b bool) float64 {
 	if b {
 		return 1

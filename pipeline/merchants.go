@@ -204,7 +204,14 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	if target == 0 {
 		v.caughtUp.Store(true)
 	}
-	go v.refresh(ctx, js)
+	// The refresher and the iterator's stopper are run's: they end with
+	// ctx (rctx, cancelled on every return path), and run waits for them,
+	// so the view leaves no goroutine behind when the daemon stops.
+	rctx, stop := context.WithCancel(ctx)
+	var owned sync.WaitGroup
+	defer owned.Wait()
+	defer stop()
+	owned.Go(func() { v.refresh(rctx, js) })
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return fmt.Errorf("merchant view: ordered consumer: %w", err)
@@ -213,10 +220,10 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("merchant view: messages: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
+	owned.Go(func() {
+		<-rctx.Done()
 		it.Stop()
-	}()
+	})
 	for {
 		msg, err := it.Next()
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -156,6 +157,11 @@ func (w *worker) consume(ctx context.Context) error {
 	stop := make(chan struct{})
 	lost := make(chan error, 1)
 	w.lost, w.lostErr = lost, nil
+	// Consumer probes (checkConsumer) belong to this subscription: they
+	// run under pctx, cancelled when it ends, and are waited for then, so
+	// a probe never outlives the consumer it looks up.
+	pctx, cancelProbes := context.WithCancel(ctx)
+	probes := &probeGroup{}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in <- m:
@@ -163,14 +169,17 @@ func (w *worker) consume(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		w.log.Debug("consume", "err", err)
-		w.checkConsumer(ctx, cons, err, lost)
+		w.checkConsumer(pctx, cons, err, lost, probes)
 	}))
 	if err != nil {
+		cancelProbes()
 		return fmt.Errorf("partition %d: consume: %w", w.p, err)
 	}
 	defer func() {
 		cc.Stop()
 		close(stop)
+		cancelProbes()
+		probes.close()
 	}()
 	w.in = in
 	w.ready.Store(true)
@@ -235,7 +244,7 @@ var errConsumerLost = errors.New("pipeline: consumer lost")
 // (the pull went unanswered: a node restarted, a leader moved) end it only
 // when the consumer cannot be looked up, so that a slow but healthy
 // consumer is kept.
-func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error) {
+func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error, probes *probeGroup) {
 	signal := func(err error) {
 		select {
 		case lost <- fmt.Errorf("%w: %w", errConsumerLost, err):
@@ -246,14 +255,42 @@ func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
 		signal(err)
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		go func() {
+		// Off the handler's goroutine: an info request may take up to
+		// pullExpiry, and the client's handler must not block meanwhile.
+		probes.Go(func() {
 			ictx, cancel := context.WithTimeout(ctx, pullExpiry)
 			defer cancel()
 			if _, ierr := cons.Info(ictx); ierr != nil && ctx.Err() == nil {
 				signal(fmt.Errorf("%w (info: %w)", err, ierr))
 			}
-		}()
+		})
 	}
+}
+
+// probeGroup owns the consumer probes of one subscription. The client
+// may still call the error handler after Stop, so Go after close is a
+// no-op rather than a WaitGroup.Add racing its Wait.
+type probeGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f on a goroutine of the group, unless the group is closed.
+func (g *probeGroup) Go(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.wg.Go(f)
+	}
+}
+
+// close refuses new probes and waits for the running ones.
+func (g *probeGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // collect blocks for the first message (or takes what was carried over),

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
 	"github.com/flashreturn/flashreturn/pipeline/replay"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
@@ -22,12 +23,18 @@ import (
 
 // replayCmd implements `flashreturnd replay`: what would policy B have
 // decided over the stored inbound log, side by side with the baseline.
+// It only reads (FR_IN, FR_MERCHANT) and can run against a live
+// deployment: the ordered consumers it makes are ephemeral and leave no
+// state on the server. Its flags must describe the streams as the daemon
+// wrote them (--partitions, --layout, --max-future); their defaults are
+// the daemon's, from pipeline/defaults. Exit codes: 0 report printed, 1
+// the replay failed, 2 usage.
 func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("flashreturnd replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		policyArg  = fs.String("policy", "", "the policy to try (preset or file); required")
-		baseline   = fs.String("baseline", "tmall-fast-return", "the policy to compare with (normally the live one)")
+		baseline   = fs.String("baseline", defaults.Policy, "the policy to compare with (normally the live one)")
 		natsURL    = fs.String("nats-url", "nats://"+defaults.NATSListen, "the NATS server holding FR_IN")
 		partitions = fs.Int("partitions", defaults.Partitions, "P, as the daemon was run")
 		layout     = fs.String("layout", string(streams.LayoutStreams), "inbound layout, as the daemon was run: streams or shared")
@@ -65,8 +72,11 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	// The report lists at most --show changed requests; every change is
+	// still counted (MaxChanged bounds memory, not the count).
 	o := replay.Options{Policies: []*core.Policy{a, b}, Loc: loc, Layout: streams.Layout(*layout), Partitions: *partitions, MaxChanged: max(*show, 1), MaxFuture: *maxFuture}
 	if *maxFuture == 0 {
+		// As for the daemon: the flag's 0 is off, Options' 0 the default.
 		o.MaxFuture = -1
 	}
 	if err := parseBound(*from, &o.From, &o.FromSeq); err != nil {
@@ -77,7 +87,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	nc, err := nats.Connect(*natsURL)
 	if err != nil {
-		return fail(err)
+		// The URL may carry credentials: name the server without them.
+		return fail(fmt.Errorf("connect %s: %w", pipeline.RedactURL(*natsURL), err))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -97,6 +108,11 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseBound reads --from or --to: a bare number is a stream sequence
+// (exact, per stream: with the streams layout each partition numbers its
+// own), anything else an RFC 3339 time compared with the stored
+// timestamps (approximate across partitions, but what an operator
+// knows). "" leaves the bound open.
 func parseBound(s string, t *time.Time, seq *uint64) error {
 	if s == "" {
 		return nil
@@ -113,6 +129,11 @@ func parseBound(s string, t *time.Time, seq *uint64) error {
 	return nil
 }
 
+// printReplay writes the report as a table, baseline left, candidate
+// right. The rows follow a request's life (decided, sent to review,
+// resolved by people or deadlines, closed) and then the money, because
+// the question an operator brings is "how many more approvals, at what
+// exposure?". Reason rows appear only for reasons either policy gave.
 func printReplay(w io.Writer, r *replay.Result, show int) {
 	fmt.Fprintf(w, "replayed %d events (%d dead letters) in %.2fs: %.0f events/s per policy pair\n\n", r.Events, r.DeadLetters, r.Seconds, r.EventsPerSec)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -168,6 +189,8 @@ func printReplay(w io.Writer, r *replay.Result, show int) {
 	}
 }
 
+// pair formats one changed request's outcome under each policy as
+// "decision [reasons]", in the order of the report's columns.
 func pair(ds, rs []string) []string {
 	out := make([]string, len(ds))
 	for i := range ds {
@@ -179,4 +202,7 @@ func pair(ds, rs []string) []string {
 	return out
 }
 
+// yuan formats fen as yuan with two decimals. Money is integer fen
+// everywhere in flashreturn (no float rounding in a refund); only the
+// report turns it into yuan, for people.
 func yuan(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%100) }

@@ -57,6 +57,12 @@ import (
 // publish after its lease ended duplicates what the new owner publishes,
 // and FR_OUT's duplicate window (2 min) keeps one copy.
 
+// clusterMetrics are cluster mode's metrics (flashreturn_cluster_*). The
+// counters that matter on the night: claims and releases (a partition
+// moving), fenced (a worker stopped because its claim was gone: a paused
+// process, a lease lost to a slow network), claim conflicts (two members
+// racing for one partition, normal during a rebalance, alarming when
+// steady), heartbeat errors (the lease at risk).
 type clusterMetrics struct {
 	claims, releases, fenced, hbErrors, casConflicts *metrics.Counter
 	snapshots, snapshotErrors, snapshotBytes         *metrics.Counter
@@ -195,6 +201,9 @@ func (c *Cluster) leaseGen() uint64 {
 	return c.sm.Gen()
 }
 
+// wakeUp asks the reconcile loop for a pass now instead of at its next
+// tick. The channel holds one wake-up: several asked while a pass runs
+// collapse into one more pass, which sees everything they saw.
 func (c *Cluster) wakeUp() {
 	select {
 	case c.wake <- struct{}{}:
@@ -372,6 +381,10 @@ func (c *Cluster) do(ctx context.Context, a ownership.Action) []ownership.Action
 			c.log.Warn("partition claimed by another member; fencing", "partition", a.P, "epoch", a.Epoch, "by", a.By, "their_epoch", a.ByEpoch)
 		}
 	case ownership.Heartbeat:
+		// The machine wants a fresh heartbeat before it trusts its lease
+		// (a claim after a long pause): ask the heartbeat goroutine for a
+		// beat now and wait for it, bounded by the hard deadline, since
+		// two goroutines writing the member key would race on revisions.
 		ack := make(chan struct{})
 		select {
 		case c.beatNow <- ack:
@@ -382,6 +395,8 @@ func (c *Cluster) do(ctx context.Context, a ownership.Action) []ownership.Action
 		case <-c.hard.Done():
 		}
 	case ownership.DeleteMember:
+		// Best effort: a key left behind expires within LeaseTTL anyway;
+		// deleting it only spares the others that wait.
 		if c.memberRev != 0 && c.hard.Err() == nil {
 			dctx, cancel := context.WithTimeout(c.hard, c.o.LeaseTTL)
 			if err := c.members.Delete(dctx, c.o.MemberID, jetstream.LastRevision(c.memberRev)); err != nil {
@@ -492,6 +507,9 @@ func (c *Cluster) beat(ctx context.Context) {
 	c.wakeUp()
 }
 
+// memberInstance is the instance of a member record: a value written by
+// this process (same instance) is ours even when the revision we kept is
+// stale, e.g. after an update that timed out but landed.
 func memberInstance(v []byte) string {
 	var r memberRecord
 	_ = json.Unmarshal(v, &r)
@@ -562,12 +580,15 @@ func (c *Cluster) refreshMembers(ctx context.Context) (map[string]memberRecord, 
 	return live, nil
 }
 
+// slot is partition p's slot on this member, nil when none.
 func (c *Cluster) slot(p int) *slot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.slots[p]
 }
 
+// slotList is the slots in partition order, copied under the lock so the
+// caller may block on each (a snapshot) without holding it.
 func (c *Cluster) slotList() []*slot {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -212,9 +212,13 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 	// with a NATS node) is abandoned after restoreStall without progress,
 	// so that the caller retries instead of waiting for the deadline.
 	ctx, cancel := context.WithCancelCause(ctx)
+	// The watchdog is GetSnapshot's: it ends with ctx, cancelled on every
+	// return (deferred cancel runs before the deferred Wait).
+	var watchdog sync.WaitGroup
+	defer watchdog.Wait()
 	defer cancel(nil)
 	cr := &countReader{}
-	go func() {
+	watchdog.Go(func() {
 		t := time.NewTicker(restoreStall / 4)
 		defer t.Stop()
 		last, since := int64(-1), time.Now()
@@ -231,7 +235,7 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 				}
 			}
 		}
-	}()
+	})
 	r, err := obs.Get(ctx, name)
 	if err != nil {
 		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
@@ -251,11 +255,15 @@ const (
 	restoreStall   = 15 * time.Second
 )
 
+// countReader counts the bytes read through it, for the restore's stall
+// watchdog (which runs on another goroutine, hence the atomic) and its
+// metrics.
 type countReader struct {
 	r io.Reader
 	n atomic.Int64
 }
 
+// Read reads from the wrapped reader and counts what it got.
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))

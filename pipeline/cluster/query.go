@@ -51,6 +51,9 @@ const (
 	ForwardedHeader = "Flashreturn-Forwarded"
 )
 
+// The forwarding bounds: a forwarded query is an interactive request (an
+// operator's, a support tool's), so a slow owner is answered 503 quickly
+// rather than holding the caller.
 const (
 	// queryForwardTimeout bounds a forwarded query, connection to body.
 	queryForwardTimeout = 2 * time.Second

@@ -33,6 +33,9 @@ const (
 	EpochHeader = "Flashreturn-Epoch"
 )
 
+// memberIDRe is what a member ID may be: characters valid in a KV key, a
+// metrics label and a log line without quoting, and short enough to stay
+// readable in FR_OWNERS records and on the status page.
 var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Options turn on cluster mode (pipeline.Config.Cluster). The zero value
@@ -149,6 +152,8 @@ type OwnerRecord struct {
 // OwnerKey is partition p's key in FR_OWNERS ("p.<p>").
 func OwnerKey(p int) string { return "p." + strconv.Itoa(p) }
 
+// ownerKeyPartition parses an FR_OWNERS key back to its partition; ok is
+// false for any other key (the bucket may hold keys of later versions).
 func ownerKeyPartition(key string) (int, bool) {
 	if len(key) < 3 || key[:2] != "p." {
 		return 0, false

@@ -98,3 +98,9 @@ const (
 // MaxChanged bounds the list of requests whose outcome a replay reports
 // as changed (every change is still counted).
 const MaxChanged = 1000
+
+// Policy is the preset a daemon decides with when none is named, and the
+// baseline a replay compares against: the platform's standard policy, so
+// that a replay with no --baseline compares with what a daemon with no
+// --policy would have decided.
+const Policy = "tmall-fast-return"

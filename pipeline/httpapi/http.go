@@ -64,9 +64,17 @@ func New(b Backend) http.Handler {
 		b.WriteMetrics(w)
 		metrics.WriteProcessMetrics(w)
 	})
+	// pprof on the same listener: the HTTP address is loopback unless an
+	// operator exposes it, and a profile taken on the night (with the
+	// workers' partition labels) is worth more than a separate port to
+	// firewall. Goroutine profiles show each worker's partition label.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// healthz says the process serves HTTP (a liveness probe: restart
+	// when it fails); readyz says it decides (a readiness probe: stop
+	// routing to it), which is false while it starts, catches up with the
+	// merchant view, retries a failing commit, or holds no valid lease.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -93,6 +101,8 @@ func New(b Backend) http.Handler {
 	index, assets := statusPage() // status.go: the operator's page and its JSON
 	mux.Handle("GET /{$}", index)
 	mux.Handle("GET /static/", assets)
+	// The query routes go through the cluster's routing in cluster mode:
+	// only the owner's state answers (see routeQuery).
 	mux.HandleFunc("GET /api/status", a.serveStatus)
 	mux.HandleFunc("GET /v1/cluster", a.serveCluster)
 	mux.HandleFunc("GET /v1/users/{user}", a.routeQuery(a.serveUser))
