@@ -557,10 +557,19 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// drainContext is the context a batch in hand finishes under once the
+// daemon's context has ended: the hard deadline (DrainTimeout after the
+// drain began), so a drain finishes its batch rather than abandon it
+// half published, yet never hangs a shutdown on a dead server.
 func (d *Daemon) drainContext(context.Context) (context.Context, context.CancelFunc) {
 	return d.hard, func() {}
 }
 
+// connect starts the embedded server (when no NATSURL is given) and opens
+// the data connection (and, in cluster mode, the control connection).
+// Reconnects are unlimited and quick (250 ms): a daemon never gives up on
+// its server, it reports not-ready while it is away, and its workers
+// retry; a crash-looping process would only add restarts to an outage.
 func (d *Daemon) connect() error {
 	url := d.cfg.NATSURL
 	opts := append([]nats.Option{
@@ -623,6 +632,9 @@ func (d *Daemon) connect() error {
 	return nil
 }
 
+// closeNATS closes the connections, the control one first (the member's
+// heartbeats stop before its data connection goes), then shuts the
+// embedded server down.
 func (d *Daemon) closeNATS() {
 	if d.ctlNC != nil {
 		d.ctlNC.Close()
@@ -633,6 +645,9 @@ func (d *Daemon) closeNATS() {
 	d.shutdownServer()
 }
 
+// shutdownServer stops the embedded server, if any, and waits until it
+// has released its store, so that a restart on the same data dir finds it
+// free.
 func (d *Daemon) shutdownServer() {
 	if d.srv != nil {
 		d.srv.Shutdown()
@@ -661,8 +676,14 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 		Durable:       name,
 		FilterSubject: streams.PartitionFilter(p),
 		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       5 * time.Minute,
-		MaxDeliver:    -1,
+		// AckWait is long because redelivery is not how a worker recovers
+		// (it recreates its consumer from the cursor); a short one would
+		// only redeliver batches still waiting for their publish acks.
+		AckWait:    5 * time.Minute,
+		MaxDeliver: -1,
+		// Four batches may be unacknowledged: the one in flight, the one
+		// being applied and the client's buffer, with room to spare; any
+		// more would only be redelivered after a reset.
 		MaxAckPending: 4 * d.cfg.BatchMax,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// The authoritative cursor is in Badger, and the consumer is

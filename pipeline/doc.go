@@ -18,7 +18,29 @@
 //   - pipeline/defaults: the defaults shared by Config, flags and replay.
 //
 // Imports point down: pipeline imports all of them; none imports
-// pipeline.
+// pipeline. The cut follows what changes together: a change to how
+// partitions move between members touches pipeline/cluster and the
+// ownership machine, not the worker; a new route touches httpapi, not the
+// runtime; a rule that must hold alike live and in replay goes in apply.
+//
+// # Goroutines
+//
+// Run owns every goroutine of the daemon and returns only once each has
+// ended: one per partition worker (or, in cluster mode, the cluster's
+// loop, which owns one per claimed partition), the merchant view and its
+// refresher, state housekeeping, the clock and the policy watcher, the
+// HTTP server. Each carries pprof labels (component, and partition for a
+// worker), so a CPU or goroutine profile taken from /debug/pprof splits
+// by partition. A daemon that returned from Run has left nothing running
+// on its data directory or its connections.
+//
+// # Callers
+//
+// cmd/flashreturnd builds a Daemon from flags (with httpapi.New as its
+// HTTP handler) and runs it; deploy's and loadgen's tests run one
+// in-process; bench/ runs the built binary. Nothing else should need the
+// runtime: the query API, cluster mode and replay each have a package of
+// their own.
 //
 // # Effectively-once
 //

@@ -30,10 +30,11 @@ import (
 // stored before that time. Two daemons, or a daemon and its successor
 // after a takeover, therefore decide the same request with the same
 // profile, however far behind either view was: a decision does not
-// depend on processing time. Limits: FR_MERCHANT keeps one message per
-// merchant, so a daemon that starts after an update has only the newest
-// version (a request older than it replayed there finds no profile), and
-// the view keeps maxMerchantVersions per merchant; NATS nodes' clocks are
+// depend on processing time. Limits: FR_MERCHANT keeps the last
+// streams.MerchantHistory profiles per merchant, so a daemon that starts
+// after more updates than that lacks the oldest versions (a request older
+// than all it has finds no profile), and the view keeps
+// maxMerchantVersions per merchant; NATS nodes' clocks are
 // assumed to agree (stream timestamps come from each stream's leader).
 type MerchantView struct {
 	mu         sync.RWMutex
@@ -56,9 +57,15 @@ type MerchantView struct {
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
-// maxMerchantVersions bounds the versions kept per merchant.
+// maxMerchantVersions bounds the versions kept per merchant: more than
+// the stream keeps (streams.MerchantHistory), so that a long-running
+// daemon's view is never poorer than a fresh start's, and few enough that
+// a merchant updating in a loop cannot grow the view without bound.
 const maxMerchantVersions = 16
 
+// newMerchantView makes an empty view; run fills it. Its metrics show the
+// view's size and how often workers had to wait for it (a view that lags
+// the stream costs decision latency, never correctness).
 func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
 	v := &MerchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
@@ -90,6 +97,9 @@ func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
 // when the watcher started.
 func (v *MerchantView) CaughtUp() bool { return v.caughtUp.Load() }
 
+// put adds a version. Versions arrive in stream order, so appending
+// keeps each merchant's list oldest first, as VersionAt needs; the oldest
+// is dropped once the list is full.
 func (v *MerchantView) put(m *core.Merchant, at int64) {
 	v.mu.Lock()
 	vs := v.byID[m.ID]
@@ -149,6 +159,8 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 			if ctx.Err() != nil {
 				return
 			}
+			// Try again shortly: the waiters are still waiting, and the
+			// kick keeps the request alive even if no new waiter comes.
 			v.log.Warn("merchant view: stream info", "err", err)
 			select {
 			case v.kick <- struct{}{}:
@@ -159,6 +171,9 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 			}
 			continue
 		}
+		// Wait for the watcher to reach that sequence. moved is read under
+		// wmu and lastSeq re-checked after, so a move between the check
+		// and the wait cannot be missed.
 		last := s.CachedInfo().State.LastSeq
 		for v.lastSeq.Load() < last {
 			v.wmu.Lock()
@@ -176,6 +191,8 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 		if want > v.through.Load() {
 			v.through.Store(want)
 		}
+		// Wake every waiter of this round at once; each re-checks through
+		// and, if it needs a later time, asks for another round.
 		v.wmu.Lock()
 		close(v.done)
 		v.done = make(chan struct{})

@@ -76,6 +76,8 @@ type opsMetrics struct {
 	samples  []statusSample // the status page's rate window
 }
 
+// newOpsMetrics registers the operator's metrics on set; start is now,
+// the origin of the status page's "since start" numbers.
 func newOpsMetrics(set *metrics.Set) *opsMetrics {
 	o := &opsMetrics{set: set, start: time.Now()}
 	o.decisionLatency = set.NewPrometheusHistogramExt(`flashreturn_decision_latency_seconds`, decisionBuckets[:])
@@ -124,6 +126,9 @@ func labelValue(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
+// addDeadLetters appends a published batch's dead letters to the ring the
+// status page lists; the oldest are overwritten, the page only needs the
+// latest few to show what is going wrong now.
 func (o *opsMetrics) addDeadLetters(ds []httpapi.DeadLetterInfo) {
 	if len(ds) == 0 {
 		return
@@ -187,6 +192,9 @@ type batchOps struct {
 	userPromised    int64      // its PromisedFen when read
 }
 
+// newBatchOps makes partition p's staging of operator metrics; a worker
+// keeps two (the batch being applied and the one in flight) and swaps
+// them, so staging allocates nothing per batch.
 func newBatchOps(d *Daemon, p int) batchOps {
 	return batchOps{ops: d.m.ops, p: p,
 		events: d.m.set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
@@ -286,6 +294,8 @@ func (b *batchOps) published() {
 // latencySnapshot is a copy of the decision latency bucket counts.
 type latencySnapshot [len(decisionBuckets) + 1]uint64
 
+// latencySnapshot copies the decision latency buckets; two snapshots give
+// the distribution between them (latencyBetween).
 func (o *opsMetrics) latencySnapshot() latencySnapshot {
 	var s latencySnapshot
 	for i := range s {

@@ -13,10 +13,14 @@ import (
 )
 
 // statusWindow is the window over which the status page's rates and
-// latency percentiles are computed.
+// latency percentiles are computed: long enough that a page refreshed
+// every second shows steady numbers, short enough that a spike or a stall
+// shows within seconds (Grafana has the long view).
 const statusWindow = 15 * time.Second
 
-// statusSamplesMax bounds the samples kept for the rate window.
+// statusSamplesMax bounds the samples kept for the rate window. Samples
+// are kept at most one a second, so 15 s needs 16; the bound caps memory
+// whatever the clock does.
 const statusSamplesMax = 64
 
 // statusSample is a point of the daemon's counters for rate windows.
@@ -39,9 +43,14 @@ func (o *opsMetrics) window(cur statusSample) statusSample {
 		}
 	}
 	o.samples = keep
+	// A base younger than half a second gives rates from a handful of
+	// events (two page loads in a row); the start of the process is the
+	// better base then.
 	if len(keep) > 0 && cur.at.Sub(keep[0].at) >= 500*time.Millisecond {
 		base = keep[0]
 	}
+	// One sample a second at most, whatever the number of viewers: two
+	// open pages must not shrink the window each other sees.
 	if n := len(o.samples); (n == 0 || cur.at.Sub(o.samples[n-1].at) >= time.Second) && n < statusSamplesMax {
 		o.samples = append(o.samples, cur)
 	}
@@ -49,7 +58,9 @@ func (o *opsMetrics) window(cur statusSample) statusSample {
 }
 
 // observePolicies registers flashreturn_policy_info for the live and
-// shadow policies (called at scrape time).
+// shadow policies (called at scrape time). At scrape time rather than at
+// each swap, so that the reload path stays free of metrics bookkeeping
+// and a scrape always reports the policy in force when it ran.
 func (d *Daemon) observePolicies() {
 	d.m.ops.observePolicy("live", d.policy.Load(), d.policy.Load)
 	if d.shadow != nil {
@@ -59,7 +70,10 @@ func (d *Daemon) observePolicies() {
 }
 
 // Status computes the status page's numbers from the daemon's counters.
-// Safe to call concurrently with Run.
+// Safe to call concurrently with Run. It reads the same counters
+// /metrics exports, never the state store, so the page costs the workers
+// nothing however often it is refreshed; the price is that its numbers
+// count since this process started, not since the streams began.
 func (d *Daemon) Status() httpapi.Status {
 	now := time.Now()
 	m := d.m
@@ -80,6 +94,8 @@ func (d *Daemon) Status() httpapi.Status {
 		}
 	}
 	if d.shadow != nil {
+		// The page shows the last ten disagreements; /v1/shadow has all
+		// that are kept.
 		s := d.shadow.Summary()
 		if n := len(s.RecentDisagreements); n > 10 {
 			s.RecentDisagreements = s.RecentDisagreements[n-10:]
@@ -87,6 +103,8 @@ func (d *Daemon) Status() httpapi.Status {
 		st.Shadow = &s
 	}
 	cur := statusSample{at: now, lat: m.ops.latencySnapshot()}
+	// Clock ticks are not events anyone sent: they are left out of the
+	// rates, as they are of the partition event counters.
 	for t := core.EventOrderPaid; t < core.EventClock; t++ {
 		cur.events += m.eventsIn[t].Get()
 	}
@@ -114,6 +132,9 @@ func (d *Daemon) Status() httpapi.Status {
 			st.Reasons = append(st.Reasons, httpapi.StatusCount{Name: c.String(), Count: n})
 		}
 	}
+	// Most frequent reason first: the page lists them to answer "why are
+	// requests being sent to review?", and a stable sort keeps equal
+	// counts in code order between refreshes.
 	sort.SliceStable(st.Reasons, func(i, j int) bool { return st.Reasons[i].Count > st.Reasons[j].Count })
 
 	base := m.ops.window(cur)
@@ -124,6 +145,8 @@ func (d *Daemon) Status() httpapi.Status {
 		st.Rates.DecisionsPerSecond = float64(cur.decisions-base.decisions) / dt
 		st.Rates.DeadLettersPerSecond = float64(cur.deadN-base.deadN) / dt
 	}
+	// -1, not 0, when nothing was decided in the window: an idle night is
+	// not a night on which everything was rejected.
 	st.Rates.ApprovalRate = -1
 	if n := cur.decisions - base.decisions; n > 0 {
 		st.Rates.ApprovalRate = float64(cur.approved-base.approved) / float64(n)

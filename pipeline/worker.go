@@ -73,6 +73,9 @@ type worker struct {
 	commitBuf []state.OutMsg // prev's and the new batch's outputs, for one commit
 	retryFut  []jetstream.PubAckFuture
 
+	// ready, pending and applied are read by readiness, gauges and the
+	// status page from other goroutines; everything else above is the
+	// worker goroutine's alone.
 	ready   atomic.Bool
 	pending atomic.Int64
 	applied atomic.Uint64
@@ -93,6 +96,9 @@ type worker struct {
 	committed atomic.Uint64
 }
 
+// newWorker makes partition p's worker; run starts it. A worker outlives
+// its runs: in cluster mode the same worker runs each time its partition
+// is claimed here, so its buffers and gauges are made once.
 func newWorker(d *Daemon, p int) *worker {
 	w := &worker{
 		p:   p,
@@ -118,6 +124,9 @@ func (w *worker) run(ctx context.Context) error {
 	w.cursor = pt.Cursor()
 	w.committed.Store(w.cursor)
 	w.s = apply.Stepper{St: w.ops.track(pt), Clock: pt.Clock(), Log: w.log, Emit: w.emit, Shadow: w.d.shadow, OnFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
+	// The outbox left by the last run holds outputs that were committed
+	// but maybe never acknowledged: republish them before consuming, so
+	// that nothing committed is lost and FR_OUT drops what did arrive.
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outboxLen.Store(int64(len(left)))
@@ -135,6 +144,9 @@ func (w *worker) run(ctx context.Context) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
+		// A fixed short pause, not a backoff: the usual cause (a node
+		// restart, a leader move) passes in about a second, and every
+		// moment without a consumer is the partition's latency.
 		w.log.Warn("consumer restarting", "err", err)
 		w.d.m.consumerReset.Inc()
 		if !streams.Sleep(ctx, 200*time.Millisecond) {
@@ -153,6 +165,9 @@ func (w *worker) consume(ctx context.Context) error {
 	}
 	w.lastCon = 0
 	w.carry = w.carry[:0]
+	// Two batches of buffer: the client fills one while the worker applies
+	// the other. A fresh channel per subscription, so that nothing a
+	// stopped subscription delivered late leaks into the next one.
 	in := make(chan jetstream.Msg, 2*w.d.cfg.BatchMax)
 	stop := make(chan struct{})
 	lost := make(chan error, 1)
@@ -369,6 +384,8 @@ func (f *inflight) wait(ctx context.Context) error {
 	return f.err
 }
 
+// keep records a failed publish; the first failure is the one reported
+// (the others usually share its cause).
 func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
 	if f.err == nil {
 		f.err = fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
@@ -525,6 +542,8 @@ func (w *worker) applyBatch() (int, error) {
 	}
 }
 
+// seqOf is m's stream sequence, 0 when its metadata cannot be read (for
+// logs only).
 func (w *worker) seqOf(m jetstream.Msg) uint64 {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -564,6 +583,9 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
+		// The stored time, not the wall clock: what the merchant lookup
+		// and the future-time rule compare with must be the same in a
+		// replay, a restart and on another member.
 		w.asOf = meta.Timestamp.UnixNano()
 		if msg, ok := poison[i]; ok {
 			w.deadLetter(wire.ReasonPoison, "event could not be processed: "+msg, m.Subject(), seq, m.Data(), now)
