@@ -293,8 +293,13 @@ type outRec struct {
 	seq                 uint64
 }
 
-// outCollector follows FR_OUT from the start (testkit.Collect).
-type outCollector struct{ col *testkit.Collector }
+// outCollector follows FR_OUT from the start (testkit.Collect), parsing
+// each message once.
+type outCollector struct {
+	col  *testkit.Collector
+	mu   sync.Mutex
+	recs []outRec
+}
 
 func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
 	t.Helper()
@@ -341,12 +346,12 @@ func wireKind(subject string) string {
 }
 
 func (oc *outCollector) snapshot() []outRec {
-	msgs := oc.col.Msgs()
-	recs := make([]outRec, 0, len(msgs))
-	for _, m := range msgs {
-		recs = append(recs, parseOut(m))
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	for _, m := range oc.col.From(len(oc.recs)) {
+		oc.recs = append(oc.recs, parseOut(m))
 	}
-	return recs
+	return slices.Clone(oc.recs)
 }
 
 func (oc *outCollector) count(kind string) int {

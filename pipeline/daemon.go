@@ -272,7 +272,7 @@ type Daemon struct {
 	ctlJS     jetstream.JetStream
 	js        jetstream.JetStream
 	store     *state.Store
-	merchants *MerchantView
+	merchants *merchantView
 	shadow    *apply.Shadow
 	reload    chan struct{}
 	workers   []*worker

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ type harness struct {
 	js     jetstream.JetStream
 
 	col *testkit.Collector // FR_OUT and FR_DLQ from the start
+
+	mu   sync.Mutex
+	outs []outMsg // col's messages decoded so far (out decodes each once)
 }
 
 type outMsg struct {
@@ -151,12 +155,17 @@ func (h *harness) merchant(id string, ret, ship []string, rules []map[string]any
 
 // out returns the outputs on subjects with the given prefix.
 func (h *harness) out(prefix string) []outMsg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.col.From(len(h.outs)) {
+		var v map[string]any
+		_ = json.Unmarshal(m.Data, &v)
+		h.outs = append(h.outs, outMsg{Subject: m.Subject, Data: v, Raw: m.Data})
+	}
 	var r []outMsg
-	for _, m := range h.col.Msgs() {
-		if strings.HasPrefix(m.Subject, prefix) {
-			var v map[string]any
-			_ = json.Unmarshal(m.Data, &v)
-			r = append(r, outMsg{Subject: m.Subject, Data: v, Raw: m.Data})
+	for _, o := range h.outs {
+		if strings.HasPrefix(o.Subject, prefix) {
+			r = append(r, o)
 		}
 	}
 	return r

@@ -19,7 +19,7 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
-// MerchantView is every process's read-only copy of the merchant profiles
+// merchantView is every process's read-only copy of the merchant profiles
 // (a global table), kept current by a watcher on FR_MERCHANT. Lookups are
 // safe from any goroutine. Profiles are immutable once stored: an update
 // adds a version.
@@ -31,12 +31,12 @@ import (
 // after a takeover, therefore decide the same request with the same
 // profile, however far behind either view was: a decision does not
 // depend on processing time. Limits: FR_MERCHANT keeps the last
-// streams.MerchantHistory profiles per merchant, so a daemon that starts
+// 10 profiles per merchant (pipeline/streams), so a daemon that starts
 // after more updates than that lacks the oldest versions (a request older
 // than all it has finds no profile), and the view keeps
 // maxMerchantVersions per merchant; NATS nodes' clocks are
 // assumed to agree (stream timestamps come from each stream's leader).
-type MerchantView struct {
+type merchantView struct {
 	mu         sync.RWMutex
 	byID       map[string][]apply.MerchantVersion // oldest first
 	caughtUp   atomic.Bool
@@ -58,7 +58,7 @@ type MerchantView struct {
 }
 
 // maxMerchantVersions bounds the versions kept per merchant: more than
-// the stream keeps (streams.MerchantHistory), so that a long-running
+// the stream keeps (10, pipeline/streams), so that a long-running
 // daemon's view is never poorer than a fresh start's, and few enough that
 // a merchant updating in a loop cannot grow the view without bound.
 const maxMerchantVersions = 16
@@ -66,8 +66,8 @@ const maxMerchantVersions = 16
 // newMerchantView makes an empty view; run fills it. Its metrics show the
 // view's size and how often workers had to wait for it (a view that lags
 // the stream costs decision latency, never correctness).
-func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
-	v := &MerchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
+func newMerchantView(log *slog.Logger, set *metrics.Set) *merchantView {
+	v := &merchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
@@ -76,7 +76,7 @@ func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
 }
 
 // Lookup returns the latest profile of a merchant, or nil when unknown.
-func (v *MerchantView) Lookup(id string) *core.Merchant {
+func (v *merchantView) Lookup(id string) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if vs := v.byID[id]; len(vs) > 0 {
@@ -87,7 +87,7 @@ func (v *MerchantView) Lookup(id string) *core.Merchant {
 
 // LookupAt returns the profile of a merchant as it was at time at (Unix
 // ns): the latest version stored at or before it, or nil.
-func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
+func (v *merchantView) LookupAt(id string, at int64) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return apply.VersionAt(v.byID[id], at)
@@ -95,12 +95,12 @@ func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
 
 // CaughtUp reports whether the view has read every profile that was stored
 // when the watcher started.
-func (v *MerchantView) CaughtUp() bool { return v.caughtUp.Load() }
+func (v *merchantView) CaughtUp() bool { return v.caughtUp.Load() }
 
 // put adds a version. Versions arrive in stream order, so appending
 // keeps each merchant's list oldest first, as VersionAt needs; the oldest
 // is dropped once the list is full.
-func (v *MerchantView) put(m *core.Merchant, at int64) {
+func (v *merchantView) put(m *core.Merchant, at int64) {
 	v.mu.Lock()
 	vs := v.byID[m.ID]
 	if len(vs) == 0 {
@@ -118,7 +118,7 @@ func (v *MerchantView) put(m *core.Merchant, at int64) {
 // FR_MERCHANT at or before at (Unix ns), or ctx ends. One refresher
 // serves every waiting worker: a stream info request, then the watcher
 // reaching the stream's last sequence.
-func (v *MerchantView) WaitThrough(ctx context.Context, at int64) error {
+func (v *merchantView) WaitThrough(ctx context.Context, at int64) error {
 	for v.through.Load() < at {
 		v.wmu.Lock()
 		v.want = max(v.want, at)
@@ -139,7 +139,7 @@ func (v *MerchantView) WaitThrough(ctx context.Context, at int64) error {
 }
 
 // refresh serves WaitThrough until ctx ends.
-func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
+func (v *merchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 	for {
 		select {
 		case <-v.kick:
@@ -202,7 +202,7 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 
 // setLastSeq records the last FR_MERCHANT sequence read and wakes the
 // refresher.
-func (v *MerchantView) setLastSeq(seq uint64) {
+func (v *merchantView) setLastSeq(seq uint64) {
 	v.wmu.Lock()
 	v.lastSeq.Store(seq)
 	close(v.moved)
@@ -212,7 +212,7 @@ func (v *MerchantView) setLastSeq(seq uint64) {
 
 // run watches FR_MERCHANT from the beginning with an ordered consumer until
 // ctx is done. Malformed profiles are dead-lettered.
-func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
+func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	s, err := js.Stream(ctx, streams.StreamMerchant)
 	if err != nil {
 		return fmt.Errorf("merchant view: %w", err)

@@ -79,7 +79,7 @@ func TestMerchantViewAsOfIngest(t *testing.T) {
 	}
 
 	// Replay now, with every profile known: the same decisions, r2's too
-	// (FR_MERCHANT keeps the last streams.MerchantHistory profiles per merchant,
+	// (FR_MERCHANT keeps the last 10 profiles per merchant (pipeline/streams),
 	// so the version in force when r2 was stored is still there).
 	sentinels(h, 8)
 	pol, _ := core.Preset("tmall-fast-return")

@@ -99,8 +99,16 @@ func Collect(tb testing.TB, js jetstream.JetStream, streams ...string) *Collecto
 }
 
 // Msgs returns a copy of what was collected so far.
-func (c *Collector) Msgs() []Msg {
+func (c *Collector) Msgs() []Msg { return c.From(0) }
+
+// From returns a copy of the messages collected from the i-th on (none
+// when i is past the end), so that a poller can take only what is new
+// instead of copying, and decoding, everything at every poll.
+func (c *Collector) From(i int) []Msg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Msg(nil), c.msgs...)
+	if i >= len(c.msgs) {
+		return nil
+	}
+	return append([]Msg(nil), c.msgs[i:]...)
 }

@@ -144,8 +144,8 @@ func New(o Options, partitions, replicas int, drain time.Duration, h Hooks, log 
 		snapshots:      set.NewCounter(`flashreturn_cluster_snapshots_total`),
 		snapshotErrors: set.NewCounter(`flashreturn_cluster_snapshot_errors_total`),
 		snapshotBytes:  set.NewCounter(`flashreturn_cluster_snapshot_bytes_total`),
-		restoreSecs:    set.NewPrometheusHistogramExt(`flashreturn_cluster_restore_duration_seconds`, LatencyBuckets),
-		snapshotSecs:   set.NewPrometheusHistogramExt(`flashreturn_cluster_snapshot_duration_seconds`, LatencyBuckets),
+		restoreSecs:    set.NewPrometheusHistogramExt(`flashreturn_cluster_restore_duration_seconds`, latencyBuckets),
+		snapshotSecs:   set.NewPrometheusHistogramExt(`flashreturn_cluster_snapshot_duration_seconds`, latencyBuckets),
 
 		forwards:         set.NewCounter(`flashreturn_cluster_query_forwards_total{result="ok"}`),
 		forwardErrors:    set.NewCounter(`flashreturn_cluster_query_forwards_total{result="error"}`),

@@ -122,7 +122,7 @@ type Result struct {
 // how many requests it would have sent to people and how many the
 // deadlines would have approved or closed. Merchant profiles are read as
 // of each event's ingest time from FR_MERCHANT's history (the last
-// MerchantHistory per merchant). A replay that starts mid-stream starts
+// 10 per merchant). A replay that starts mid-stream starts
 // from empty state, so its decisions can differ from the live ones for
 // shoppers with earlier history.
 func Run(ctx context.Context, js jetstream.JetStream, o Options) (*Result, error) {

@@ -40,16 +40,16 @@ const (
 
 const (
 	inboundWildcard = "fr.in.*.*"
-	// DupWindow is the duplicate window of FR_IN, FR_OUT and FR_DLQ: a
+	// dupWindow is the duplicate window of FR_IN, FR_OUT and FR_DLQ: a
 	// message republished with the same Nats-Msg-Id within it is stored
 	// once. Effectively-once output rests on it: a restart republishes the
 	// stored outbox, and only this window drops the copies (contract.md).
-	DupWindow = 2 * time.Minute
+	dupWindow = 2 * time.Minute
 )
 
-// MerchantHistory is how many profiles FR_MERCHANT keeps per merchant
+// merchantHistory is how many profiles FR_MERCHANT keeps per merchant
 // (the contract asks for at least 10).
-const MerchantHistory = 10
+const merchantHistory = 10
 
 func partitionedDest(p int) string {
 	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
@@ -85,13 +85,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		o.Replicas = 1
 	}
 	cfgs := []jetstream.StreamConfig{
-		{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: DupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Name: StreamDLQ, Subjects: []string{"fr.dlq.>"}, Duplicates: DupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamDLQ, Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		// History per merchant: a decision reads the profile in force when
 		// its request was stored, after a restart, a takeover or in a
 		// replay too (domain.md, Missing data). An existing stream that
 		// kept one per merchant is updated on start.
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:
@@ -99,7 +99,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			return err
 		}
 		cfgs = append(cfgs, jetstream.StreamConfig{
-			Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: DupWindow, MaxAge: o.InMaxAge,
+			Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 			Storage: jetstream.FileStorage, Replicas: o.Replicas,
 			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.Partitions)},
 		})
@@ -109,7 +109,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
-				Name: InStream(o.Layout, p), Subjects: []string{PartitionFilter(p)}, Duplicates: DupWindow, MaxAge: o.InMaxAge,
+				Name: InStream(o.Layout, p), Subjects: []string{PartitionFilter(p)}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: o.Replicas,
 			})
 		}

@@ -35,15 +35,15 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []jetstream.StreamConfig{
-			{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: DupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
-			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
 		}
 		if layout == LayoutShared {
-			want = append(want, jetstream.StreamConfig{Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: DupWindow, MaxAge: o.InMaxAge,
+			want = append(want, jetstream.StreamConfig{Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: 1,
 				SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(4)}})
 		} else {
-			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{PartitionFilter(3)}, Duplicates: DupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
+			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{PartitionFilter(3)}, Duplicates: dupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
 		}
 		for _, c := range want {
 			s, err := js.Stream(ctx, c.Name)
