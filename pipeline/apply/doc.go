@@ -13,7 +13,7 @@
 // connections, Badger, the cluster) to reach it, and every change to the
 // runtime would be a change to replay's dependencies; here, what must
 // stay identical between the two lives in one place that imports only the
-// core and the wire codec.
+// core.
 //
 // # Invariants
 //
