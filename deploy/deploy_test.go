@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,7 +23,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
 const (
@@ -355,7 +356,7 @@ func TestPrometheusEvaluatesEveryExpression(t *testing.T) {
 	d := startDaemon(t)
 	ld := startLoad(t, d)
 	metricsURL := "http://" + d.HTTPAddr() + "/metrics"
-	waitFor(t, "the initial traffic to be decided", 30*time.Second, func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "the initial traffic to be decided", func() bool {
 		return metricValue(t, metricsURL, "flashreturn_decision_latency_seconds_count") >= float64(ld.initialRequests)
 	})
 
@@ -363,15 +364,15 @@ func TestPrometheusEvaluatesEveryExpression(t *testing.T) {
 	// Enough scrapes for every rate() to have two samples after the
 	// traffic started, at least one evaluation of the rules, and the
 	// trickle's decisions in the last minute.
-	waitFor(t, "Prometheus to scrape the daemon 4 times", 30*time.Second, func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "Prometheus to scrape the daemon 4 times", func() bool {
 		v, ok := prom.scalar(t, `count_over_time(flashreturn_ready{job="`+job+`"}[1m])`)
 		return ok && v >= 4
 	})
-	waitFor(t, "decisions in Prometheus' last minute", 30*time.Second, func() bool {
+	testkit.WaitUntil(t, 30*time.Second, "decisions in Prometheus' last minute", func() bool {
 		v, ok := prom.scalar(t, `sum(increase(flashreturn_decisions_total[1m]))`)
 		return ok && v > 0
 	})
-	waitFor(t, "every rule evaluated", 30*time.Second, func() bool { return prom.rulesEvaluated(t) })
+	testkit.WaitUntil(t, 30*time.Second, "every rule evaluated", func() bool { return prom.rulesEvaluated(t) })
 
 	for _, r := range prom.rules(t) {
 		if r.Health != "ok" || r.LastError != "" {
@@ -420,6 +421,7 @@ func startDaemon(t *testing.T) *pipeline.Daemon {
 	shadow, _ := core.Preset("jd-lightning-refund")
 	d, err := pipeline.New(pipeline.Config{
 		DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", HTTPAddr: "127.0.0.1:0",
+		HTTP:   func(d *pipeline.Daemon) http.Handler { return httpapi.New(d) },
 		Policy: pol, Shadow: shadow, Partitions: 8,
 	})
 	if err != nil {
@@ -446,7 +448,7 @@ func startDaemon(t *testing.T) *pipeline.Daemon {
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not start within 30s")
 	}
-	waitFor(t, "daemon ready", 30*time.Second, d.Ready)
+	testkit.WaitUntil(t, 30*time.Second, "daemon ready", d.Ready)
 	return d
 }
 
@@ -483,7 +485,7 @@ func startLoad(t *testing.T, d *pipeline.Daemon) *load {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "merchants in the daemon's view", 20*time.Second, func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "merchants in the daemon's view", func() bool {
 		return metricValue(t, "http://"+d.HTTPAddr()+"/metrics", "flashreturn_merchants") >= 3
 	})
 
@@ -631,18 +633,6 @@ func metricValue(t *testing.T, url, name string) float64 {
 	return sum
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // promServer is a running Prometheus.
 type promServer struct {
 	base string
@@ -672,7 +662,7 @@ scrape_configs:
 	// Prometheus cannot report the port it bound, so pick a free one and
 	// retry with another if something took it in between.
 	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		var log bytes.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -725,16 +715,6 @@ scrape_configs:
 		})
 		return p
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // queryResult is the data of a /api/v1/query answer.

@@ -16,6 +16,11 @@ import (
 // same tick collapse into one stored event. The tick is published to
 // fr.in.clock.<token> with a token that hashes to the partition, so it
 // travels the same mapping as user events.
+//
+// Publishing is asynchronous and unacknowledged on purpose: a tick lost
+// to a full buffer or a restart is replaced by the next one a second
+// later, and waiting for acks would let one slow stream delay the ticks
+// of all the others.
 func (d *Daemon) runClock(ctx context.Context) {
 	tokens := make([]string, d.cfg.Partitions)
 	for p := range tokens {
@@ -29,9 +34,13 @@ func (d *Daemon) runClock(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			// Whole seconds: the tick's message ID is derived from them,
+			// so daemons whose tickers are out of phase still agree on it.
 			now = now.Truncate(time.Second)
 			for p, subj := range tokens {
 				buf = wire.AppendClock(buf[:0], p, now)
+				// PublishAsync keeps data until the ack: it needs a copy of
+				// the reused buffer.
 				data := append([]byte(nil), buf...)
 				if _, err := d.js.PublishAsync(subj, data, jetstream.WithMsgID(wire.ClockMsgID(p, now)), jetstream.WithStallWait(time.Second)); err != nil {
 					d.log.Debug("clock publish", "partition", p, "err", err)

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
 // httpAnswer is one HTTP answer as the query routing tests check it.
@@ -63,19 +66,19 @@ func httpGet(t *testing.T, base, path string, hdr map[string]string) httpAnswer 
 // localAnswer asks d's handler directly, in process (no forwarding hop).
 func localAnswer(d *Daemon, path string) httpAnswer {
 	rec := httptest.NewRecorder()
-	d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	httpapi.New(d).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return httpAnswer{rec.Code, rec.Header(), rec.Body.String()}
 }
 
 func (m *clusterMember) base() string { return "http://" + m.d.HTTPAddr() }
 
-func clusterView(t *testing.T, m *clusterMember) ClusterStatus {
+func clusterView(t *testing.T, m *clusterMember) cluster.Status {
 	t.Helper()
 	a := httpGet(t, m.base(), "/v1/cluster", nil)
 	if a.code != http.StatusOK {
 		t.Fatalf("%s /v1/cluster: %d %s", m.id, a.code, a.body)
 	}
-	var st ClusterStatus
+	var st cluster.Status
 	if err := json.Unmarshal([]byte(a.body), &st); err != nil {
 		t.Fatalf("%s /v1/cluster: %v: %s", m.id, err, a.body)
 	}
@@ -83,9 +86,9 @@ func clusterView(t *testing.T, m *clusterMember) ClusterStatus {
 }
 
 // check503 checks an answer is the query API's 503: JSON error, Retry-After.
-func check503(t *testing.T, what string, a httpAnswer) queryError {
+func check503(t *testing.T, what string, a httpAnswer) cluster.QueryError {
 	t.Helper()
-	var qe queryError
+	var qe cluster.QueryError
 	if a.code != http.StatusServiceUnavailable || a.hdr.Get("Retry-After") == "" || json.Unmarshal([]byte(a.body), &qe) != nil || qe.Error == "" {
 		t.Fatalf("%s: want 503 with Retry-After and a JSON error, got %d Retry-After=%q %s", what, a.code, a.hdr.Get("Retry-After"), a.body)
 	}
@@ -126,7 +129,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 
 	// Both members advertise their listener and see each other's.
 	for _, m := range []*clusterMember{a, b} {
-		waitUntil(t, 10*time.Second, m.id+" sees both members' addresses", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, m.id+" sees both members' addresses", func() bool {
 			st := clusterView(t, m)
 			return len(st.Directory) == 2 && st.Directory[0].HTTP == a.base() && st.Directory[1].HTTP == b.base()
 		})
@@ -155,7 +158,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 		t.Fatalf("owned partitions %v do not cover 0..7 once", owned)
 	}
 
-	forwardsBefore := a.d.cluster.m.forwards.Get()
+	forwardsBefore := metricValue(a.d, `flashreturn_cluster_query_forwards_total{result="ok"}`)
 	served := map[string]int{}
 	userBody := map[string]string{}
 	for i := range n {
@@ -164,11 +167,11 @@ func TestClusterQueryForwarding(t *testing.T) {
 		for _, path := range []string{"/v1/users/" + u, "/v1/users/" + u + "/requests/r" + u} {
 			got := httpGetSteady(t, a.base(), path)
 			want := localAnswer(owner.d, path)
-			if want.code != http.StatusOK || want.hdr.Get(ServedByHeader) != owner.id {
-				t.Fatalf("%s on its owner %s: %d %s=%q %s", path, owner.id, want.code, ServedByHeader, want.hdr.Get(ServedByHeader), want.body)
+			if want.code != http.StatusOK || want.hdr.Get(cluster.ServedByHeader) != owner.id {
+				t.Fatalf("%s on its owner %s: %d %s=%q %s", path, owner.id, want.code, cluster.ServedByHeader, want.hdr.Get(cluster.ServedByHeader), want.body)
 			}
-			if got.code != http.StatusOK || got.hdr.Get(ServedByHeader) != owner.id || got.body != want.body {
-				t.Fatalf("%s through a: %d %s=%q\n got %s\nwant %s (owner %s)", path, got.code, ServedByHeader, got.hdr.Get(ServedByHeader), got.body, want.body, owner.id)
+			if got.code != http.StatusOK || got.hdr.Get(cluster.ServedByHeader) != owner.id || got.body != want.body {
+				t.Fatalf("%s through a: %d %s=%q\n got %s\nwant %s (owner %s)", path, got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), got.body, want.body, owner.id)
 			}
 			if ct := got.hdr.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("%s through a: Content-Type %q", path, ct)
@@ -180,7 +183,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 	if served["a"] == 0 || served["b"] == 0 {
 		t.Fatalf("queries served %v: want some by each member", served)
 	}
-	if f := a.d.cluster.m.forwards.Get() - forwardsBefore; f != uint64(served["b"]) {
+	if f := metricValue(a.d, `flashreturn_cluster_query_forwards_total{result="ok"}`) - forwardsBefore; f != uint64(served["b"]) {
 		t.Fatalf("a forwarded %d queries, b's partitions got %d", f, served["b"])
 	}
 	// An unknown user or request is the owner's 404, relayed.
@@ -202,18 +205,18 @@ func TestClusterQueryForwarding(t *testing.T) {
 			uB = u
 		}
 	}
-	fwd := map[string]string{ForwardedHeader: "b"}
-	forwardsBefore = a.d.cluster.m.forwards.Get()
+	fwd := map[string]string{cluster.ForwardedHeader: "b"}
+	forwardsBefore = metricValue(a.d, `flashreturn_cluster_query_forwards_total{result="ok"}`)
 	got := httpGet(t, a.base(), "/v1/users/"+uB, fwd)
 	qe := check503(t, "forwarded query for b's partition sent to a", got)
-	if got.hdr.Get(ServedByHeader) != "a" || qe.Owner != "b" || qe.Member != "a" {
-		t.Fatalf("forwarded query for b's partition: %s=%q %+v", ServedByHeader, got.hdr.Get(ServedByHeader), qe)
+	if got.hdr.Get(cluster.ServedByHeader) != "a" || qe.Owner != "b" || qe.Member != "a" {
+		t.Fatalf("forwarded query for b's partition: %s=%q %+v", cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), qe)
 	}
-	if f := a.d.cluster.m.forwards.Get() - forwardsBefore; f != 0 {
+	if f := metricValue(a.d, `flashreturn_cluster_query_forwards_total{result="ok"}`) - forwardsBefore; f != 0 {
 		t.Fatalf("a forwarded a forwarded query (%d forwards)", f)
 	}
-	if got := httpGet(t, a.base(), "/v1/users/"+uA, fwd); got.code != http.StatusOK || got.hdr.Get(ServedByHeader) != "a" {
-		t.Fatalf("forwarded query for a's partition: %d %s=%q %s", got.code, ServedByHeader, got.hdr.Get(ServedByHeader), got.body)
+	if got := httpGet(t, a.base(), "/v1/users/"+uA, fwd); got.code != http.StatusOK || got.hdr.Get(cluster.ServedByHeader) != "a" {
+		t.Fatalf("forwarded query for a's partition: %d %s=%q %s", got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), got.body)
 	}
 
 	// The owner goes away without releasing: until a takes its partitions
@@ -224,7 +227,7 @@ func TestClusterQueryForwarding(t *testing.T) {
 	b.crash(t)
 	got = httpGet(t, a.base(), "/v1/users/"+uB, nil)
 	switch {
-	case got.code == http.StatusOK && got.hdr.Get(ServedByHeader) == "a" && slices.Contains(a.owned(), wire.Partition(uB, 8)):
+	case got.code == http.StatusOK && got.hdr.Get(cluster.ServedByHeader) == "a" && slices.Contains(a.owned(), wire.Partition(uB, 8)):
 		// Correct too, but the 503 window was missed: the machine stalled
 		// for about a lease between the crash and the query.
 		t.Logf("a took b's partitions over before the first query")
@@ -233,9 +236,9 @@ func TestClusterQueryForwarding(t *testing.T) {
 		if qe.Owner != "b" {
 			t.Fatalf("503 for crashed b's partition names owner %q: %+v", qe.Owner, qe)
 		}
-		t.Logf("after b's crash: %s=%s: %s", ServedByHeader, got.hdr.Get(ServedByHeader), qe.Error)
+		t.Logf("after b's crash: %s=%s: %s", cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), qe.Error)
 	}
-	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
+	testkit.WaitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
 	// Taken over: a replays b's partitions from FR_IN (b left no
 	// snapshot) and answers from its own state as it catches up, ending
 	// at the state b had.
@@ -244,10 +247,10 @@ func TestClusterQueryForwarding(t *testing.T) {
 			continue
 		}
 		var got httpAnswer
-		waitUntil(t, 20*time.Second, u+" answered by a as b had it", func() bool {
+		testkit.WaitUntil(t, 20*time.Second, u+" answered by a as b had it", func() bool {
 			got = httpGet(t, a.base(), "/v1/users/"+u, nil)
-			if got.hdr.Get(ServedByHeader) != "a" || (got.code != http.StatusOK && got.code != http.StatusNotFound) {
-				t.Fatalf("%s after the takeover: %d %s=%q %s", u, got.code, ServedByHeader, got.hdr.Get(ServedByHeader), got.body)
+			if got.hdr.Get(cluster.ServedByHeader) != "a" || (got.code != http.StatusOK && got.code != http.StatusNotFound) {
+				t.Fatalf("%s after the takeover: %d %s=%q %s", u, got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), got.body)
 			}
 			return got.code == http.StatusOK && got.body == want
 		})
@@ -258,16 +261,16 @@ func TestClusterQueryForwarding(t *testing.T) {
 // no address, so the other answers queries for its partitions 503 (JSON
 // error naming the owner, Retry-After) rather than from its own store.
 func TestClusterQueryNoAddress(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", withHTTP)
 	b := startMember(t, url, "b", nil) // HTTP off
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
 		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
 	})
-	waitUntil(t, 10*time.Second, "a sees b", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "a sees b", func() bool {
 		st := clusterView(t, a)
 		return slices.Equal(st.Members, []string{"a", "b"})
 	})
@@ -284,14 +287,14 @@ func TestClusterQueryNoAddress(t *testing.T) {
 		checked++
 		got := httpGet(t, a.base(), "/v1/users/"+u, nil)
 		qe := check503(t, "query for b's partition", got)
-		if qe.Owner != "b" || qe.Partition != wire.Partition(u, 8) || got.hdr.Get(ServedByHeader) != "a" {
-			t.Fatalf("503 for b's partition: %s=%q %+v", ServedByHeader, got.hdr.Get(ServedByHeader), qe)
+		if qe.Owner != "b" || qe.Partition != wire.Partition(u, 8) || got.hdr.Get(cluster.ServedByHeader) != "a" {
+			t.Fatalf("503 for b's partition: %s=%q %+v", cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader), qe)
 		}
 	}
 	if checked == 0 {
 		t.Fatal("no user of b's partitions found")
 	}
-	if got := a.d.cluster.m.queryUnavailable.Get(); got < uint64(checked) {
+	if got := metricValue(a.d, `flashreturn_cluster_query_unavailable_total`); got < uint64(checked) {
 		t.Fatalf("unavailable counter %d after %d 503s", got, checked)
 	}
 }
@@ -303,7 +306,7 @@ func TestClusterRouteSingleDaemon(t *testing.T) {
 	h := startHarness(t, "douyin-lightning", nil)
 	base := "http://" + h.d.HTTPAddr()
 	a := httpGet(t, base, "/v1/cluster", nil)
-	var st ClusterStatus
+	var st cluster.Status
 	if a.code != http.StatusOK || json.Unmarshal([]byte(a.body), &st) != nil {
 		t.Fatalf("/v1/cluster: %d %s", a.code, a.body)
 	}
@@ -315,68 +318,11 @@ func TestClusterRouteSingleDaemon(t *testing.T) {
 			t.Fatalf("partition %d: %+v", p, op)
 		}
 	}
-	if got := httpGet(t, base, "/v1/users/nobody", nil); got.code != http.StatusNotFound || got.hdr.Get(ServedByHeader) != "" {
-		t.Fatalf("unknown user: %d %s=%q", got.code, ServedByHeader, got.hdr.Get(ServedByHeader))
+	if got := httpGet(t, base, "/v1/users/nobody", nil); got.code != http.StatusNotFound || got.hdr.Get(cluster.ServedByHeader) != "" {
+		t.Fatalf("unknown user: %d %s=%q", got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader))
 	}
 	// A forwarded header means nothing to a single daemon: it owns everything.
-	if got := httpGet(t, base, "/v1/users/nobody", map[string]string{ForwardedHeader: "x"}); got.code != http.StatusNotFound {
+	if got := httpGet(t, base, "/v1/users/nobody", map[string]string{cluster.ForwardedHeader: "x"}); got.code != http.StatusNotFound {
 		t.Fatalf("unknown user, forwarded: %d", got.code)
-	}
-}
-
-// TestClusterAdvertiseHTTP covers the advertised address's default, its
-// validation, and member records with and without it.
-func TestClusterAdvertiseHTTP(t *testing.T) {
-	for listen, want := range map[string]string{
-		"127.0.0.1:8080":  "http://127.0.0.1:8080",
-		"10.0.0.5:9000":   "http://10.0.0.5:9000",
-		"fr-a.local:8080": "http://fr-a.local:8080",
-		"[::1]:8080":      "http://[::1]:8080",
-		":8080":           "",
-		"0.0.0.0:8080":    "",
-		"[::]:8080":       "",
-		"127.0.0.1:0":     "",
-		"off":             "",
-		"":                "",
-	} {
-		if got := DefaultAdvertiseHTTP(listen); got != want {
-			t.Errorf("DefaultAdvertiseHTTP(%q) = %q, want %q", listen, got, want)
-		}
-	}
-	for _, tc := range []struct {
-		http, adv, want string
-		ok              bool
-	}{
-		{"127.0.0.1:8080", "", "", true},
-		{"127.0.0.1:8080", "http://10.0.0.5:8080/", "http://10.0.0.5:8080", true},
-		{"127.0.0.1:8080", "https://fr-a.example/flashreturn", "https://fr-a.example/flashreturn", true},
-		{"127.0.0.1:8080", "10.0.0.5:8080", "", false},
-		{"127.0.0.1:8080", "ftp://10.0.0.5", "", false},
-		{"127.0.0.1:8080", "http://", "", false},
-		{"127.0.0.1:8080", "http://h:1/?q=1", "", false},
-		{"off", "http://10.0.0.5:8080", "", false},
-	} {
-		c := Config{HTTPAddr: tc.http, AdvertiseHTTP: tc.adv}
-		err := c.validateAdvertiseHTTP()
-		if (err == nil) != tc.ok || (tc.ok && c.AdvertiseHTTP != tc.want) {
-			t.Errorf("AdvertiseHTTP %q (HTTP %q): got %q, %v", tc.adv, tc.http, c.AdvertiseHTTP, err)
-		}
-	}
-	// Records: without the field (older daemons), with a bare host:port
-	// (what older daemons wrote), with a URL.
-	for raw, want := range map[string]string{
-		`{"member":"a","instance":"x"}`:                               "",
-		`{"member":"a","instance":"x","http":"10.0.0.5:8080"}`:        "http://10.0.0.5:8080",
-		`{"member":"a","instance":"x","http":"[::]:8080"}`:            "",
-		`{"member":"a","instance":"x","http":"http://10.0.0.5:8080"}`: "http://10.0.0.5:8080",
-		`{"member":"a","instance":"x","http":"gopher://x"}`:           "",
-	} {
-		var r memberRecord
-		if err := json.Unmarshal([]byte(raw), &r); err != nil || r.Member != "a" {
-			t.Fatalf("%s: %+v %v", raw, r, err)
-		}
-		if got := memberBase(r.HTTP); got != want {
-			t.Errorf("%s: base %q, want %q", raw, got, want)
-		}
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,28 +14,17 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/ownership"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
-
-// TestOwnerKey: FR_OWNERS keys round-trip (the assignment and snapshot
-// names are tested in internal/ownership).
-func TestOwnerKey(t *testing.T) {
-	if p, ok := ownerKeyPartition(ownerKey(63)); !ok || p != 63 {
-		t.Fatal(p, ok)
-	}
-	for _, bad := range []string{"", "p.", "q.1", "p.x"} {
-		if _, ok := ownerKeyPartition(bad); ok {
-			t.Fatalf("%q parsed", bad)
-		}
-	}
-}
 
 // ---- handover through the object store ---------------------------------
 
@@ -104,16 +91,6 @@ func openTestStore(tb testing.TB, dir string) *state.Store {
 	return st
 }
 
-func startTestServer(tb testing.TB) *server.Server {
-	tb.Helper()
-	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir(), Layout: LayoutShared})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
-
 func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	tb.Helper()
 	nc, err := nats.Connect(url)
@@ -122,7 +99,7 @@ func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	}
 	tb.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: BucketSnapshots, Storage: jetstream.FileStorage})
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: cluster.BucketSnapshots, Storage: jetstream.FileStorage})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -136,7 +113,7 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	tb.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	size, err := PutSnapshot(ctx, src, obs, p, name, 1)
+	size, err := cluster.PutSnapshot(ctx, src, obs, p, name, 1)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -145,14 +122,14 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	if err := dst.DropPartition(ctx, p); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := GetSnapshot(ctx, dst, obs, p, name); err != nil {
+	if _, err := cluster.GetSnapshot(ctx, dst, obs, p, name); err != nil {
 		tb.Fatal(err)
 	}
 	return put, time.Since(start), size
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	obs := testObjectStore(t, srv.ClientURL())
 	src, dst := openTestStore(t, t.TempDir()), openTestStore(t, t.TempDir())
 	const p, n = 5, 3000
@@ -184,7 +161,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("user %s deadline %d", want.ID, d)
 		}
 	}
-	if _, err := GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
+	if _, err := cluster.GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
 		t.Fatal("missing object restored")
 	}
 }
@@ -202,7 +179,7 @@ func BenchmarkPartitionHandover(b *testing.B) {
 	if v := os.Getenv("FLASHRETURN_HANDOVER_USERS"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	srv := startTestServer(b)
+	srv := testkit.StartServer(b)
 	obs := testObjectStore(b, srv.ClientURL())
 	src := openTestStore(b, b.TempDir())
 	const p = 3
@@ -253,13 +230,16 @@ func startMember(t *testing.T, url, id string, mutate func(*Config)) *clusterMem
 	pol, _ := core.Preset("douyin-lightning")
 	cfg := Config{
 		DataDir: t.TempDir(), NATSURL: url, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1,
-		Cluster: &ClusterOptions{MemberID: id, LeaseTTL: testLease},
+		Cluster: &cluster.Options{MemberID: id, LeaseTTL: testLease},
 	}
 	if os.Getenv("FLASHRETURN_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("m", id)
 	}
 	if mutate != nil {
 		mutate(&cfg)
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = serveAPI
 	}
 	d, err := New(cfg)
 	if err != nil {
@@ -301,18 +281,7 @@ func (m *clusterMember) owned() []int {
 	if m.d.cluster == nil {
 		return nil
 	}
-	return m.d.cluster.ownedPartitions()
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return m.d.cluster.Owned()
 }
 
 // outRec is one FR_OUT message as the checks need it.
@@ -324,76 +293,43 @@ type outRec struct {
 	seq                 uint64
 }
 
-// outCollector reads FR_OUT from the start with an ordered consumer.
+// outCollector follows FR_OUT from the start (testkit.Collect), parsing
+// each message once.
 type outCollector struct {
+	col  *testkit.Collector
 	mu   sync.Mutex
 	recs []outRec
 }
 
 func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
 	t.Helper()
-	oc := &outCollector{}
-	c, err := js.OrderedConsumer(context.Background(), StreamOut, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := c.Consume(func(m jetstream.Msg) {
-		r := parseOut(m)
-		oc.mu.Lock()
-		oc.recs = append(oc.recs, r)
-		oc.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
-	return oc
+	return &outCollector{col: testkit.Collect(t, js, streams.StreamOut)}
 }
 
-func parseOut(m jetstream.Msg) outRec {
+func parseOut(m testkit.Msg) outRec {
 	var v struct {
 		UserID    string `json:"user_id"`
 		RequestID string `json:"request_id"`
 		Decision  string `json:"decision"`
 	}
-	_ = json.Unmarshal(m.Data(), &v)
-	r := outRec{kind: wireKind(m.Subject()), user: v.UserID, request: v.RequestID, decision: v.Decision}
-	r.epoch, _ = strconv.ParseUint(m.Headers().Get(EpochHeader), 10, 64)
-	if meta, _ := m.Metadata(); meta != nil {
-		r.at, r.seq = meta.Timestamp, meta.Sequence.Stream
-	}
+	_ = json.Unmarshal(m.Data, &v)
+	r := outRec{kind: wireKind(m.Subject), user: v.UserID, request: v.RequestID, decision: v.Decision, at: m.Stored, seq: m.Seq}
+	r.epoch, _ = strconv.ParseUint(m.Header.Get(cluster.EpochHeader), 10, 64)
 	return r
 }
 
-// readOut reads FR_OUT from the start up to its last message now, with a
-// fresh consumer (a long-lived one may lag behind while a NATS node
-// restarts elsewhere in the cluster).
+// readOut reads FR_OUT from the start up to its last message now
+// (testkit.ReadStream: a fresh consumer, as a long-lived one may lag
+// behind while a NATS node restarts elsewhere in the cluster).
 func readOut(js jetstream.JetStream) ([]outRec, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, StreamOut)
-	if err != nil {
-		return nil, err
+	msgs, err := testkit.ReadStream(ctx, js, streams.StreamOut)
+	recs := make([]outRec, 0, len(msgs))
+	for _, m := range msgs {
+		recs = append(recs, parseOut(m))
 	}
-	last := s.CachedInfo().State.LastSeq
-	c, err := js.OrderedConsumer(ctx, StreamOut, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	var recs []outRec
-	for len(recs) == 0 || recs[len(recs)-1].seq < last {
-		if last == 0 || ctx.Err() != nil {
-			break
-		}
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return recs, err
-		}
-		for m := range batch.Messages() {
-			recs = append(recs, parseOut(m))
-		}
-	}
-	return recs, ctx.Err()
+	return recs, err
 }
 
 func wireKind(subject string) string {
@@ -412,6 +348,9 @@ func wireKind(subject string) string {
 func (oc *outCollector) snapshot() []outRec {
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
+	for _, m := range oc.col.From(len(oc.recs)) {
+		oc.recs = append(oc.recs, parseOut(m))
+	}
 	return slices.Clone(oc.recs)
 }
 
@@ -547,11 +486,11 @@ func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	defer cancel()
 	// A cluster just formed can refuse an R3 placement for a moment (a
 	// peer not yet seen online): retried like the daemon's own setup.
-	cfg := jetstream.StreamConfig{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
+	cfg := jetstream.StreamConfig{Name: streams.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
 	var err error
-	waitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
-		err = ensureStream(ctx, js, cfg)
-		return err == nil || !retryable(err)
+	testkit.WaitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
+		_, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err == nil || !streams.Retryable(err)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -617,19 +556,19 @@ func checkExactlyOnce(t *testing.T, js jetstream.JetStream, n, parts int) {
 	}
 }
 
-func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]ownerRecord {
+func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]cluster.OwnerRecord {
 	t.Helper()
-	kv, err := js.KeyValue(context.Background(), BucketOwners)
+	kv, err := js.KeyValue(context.Background(), cluster.BucketOwners)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int]ownerRecord{}
+	out := map[int]cluster.OwnerRecord{}
 	for p := range parts {
-		e, err := kv.Get(context.Background(), ownerKey(p))
+		e, err := kv.Get(context.Background(), cluster.OwnerKey(p))
 		if err != nil {
 			continue
 		}
-		var r ownerRecord
+		var r cluster.OwnerRecord
 		_ = json.Unmarshal(e.Value(), &r)
 		out[p] = r
 	}
@@ -640,12 +579,12 @@ func ownersRecords(t *testing.T, js jetstream.JetStream, parts int) map[int]owne
 // and waits until they split the 8 partitions 4/4 and are ready.
 func startPair(t *testing.T, mutate func(*Config)) (jetstream.JetStream, *clusterMember, *clusterMember) {
 	t.Helper()
-	url := startTestServer(t).ClientURL()
+	url := testkit.StartServer(t).ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", mutate)
 	b := startMember(t, url, "b", mutate)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
 		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
 	})
 	return js, a, b
@@ -673,24 +612,24 @@ func TestClusterTwoDaemons(t *testing.T) {
 	const n = 600
 	r := newRequester(t, js)
 	r.run(0, n, time.Millisecond)
-	waitUntil(t, 20*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	testkit.WaitUntil(t, 20*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
 	// Issue 16's interleaving, every time: b's context ends, and its
 	// workers take more return requests before its leave stops them (the
 	// load goes on). Before the fix, the merchant view had stopped with
 	// the context, such a worker waited for it until the hard deadline,
 	// and the leave released every partition without its snapshot.
-	b.d.cluster.beforeLeave = func() {
+	b.d.cluster.BeforeLeave(func() {
 		from := r.published.Load()
-		waitUntil(t, 10*time.Second, "b's workers taking requests after its context ended", func() bool {
+		testkit.WaitUntil(t, 10*time.Second, "b's workers taking requests after its context ended", func() bool {
 			return r.published.Load() >= from+30 || r.published.Load() == n
 		})
-	}
+	})
 	b.stop(t) // graceful: drain, snapshot, release, leave
-	waitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
+	testkit.WaitUntil(t, 20*time.Second, "a owning all 8", func() bool { return len(a.owned()) == 8 && a.d.Ready() })
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
 
-	st, _ := a.d.ClusterStatus()
+	st := a.d.cluster.Status()
 	for _, op := range st.Owned {
 		if !slices.Contains(bOwned, op.Partition) {
 			continue
@@ -700,7 +639,7 @@ func TestClusterTwoDaemons(t *testing.T) {
 		final := b.d.workers[op.Partition].committed.Load()
 		if op.Restore.Source != "snapshot" || op.Restore.SnapshotCursor != final || final == 0 {
 			t.Errorf("partition %d restored from %q at %d, b's final cursor %d (b: fenced %d times, lease generation %d)", op.Partition, op.Restore.Source, op.Restore.SnapshotCursor, final,
-				b.d.cluster.m.fenced.Get(), b.d.cluster.leaseGen())
+				metricValue(b.d, `flashreturn_cluster_fenced_total`), b.d.cluster.LeaseGen())
 		}
 		t.Logf("partition %d: restored from %s (%d bytes, %.3fs), epoch %d, record %+v", op.Partition, op.Restore.Source, op.Restore.Bytes, op.Restore.Seconds, op.Epoch, rec)
 	}
@@ -713,45 +652,45 @@ func TestClusterTwoDaemons(t *testing.T) {
 // the server's), and epochs never interleave. When its heartbeats resume it
 // rejoins and the partitions are balanced again.
 func TestClusterFencing(t *testing.T) {
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	url := srv.ClientURL()
 	js := clusterClient(t, url)
 	publishMerchant(t, js, 1)
 	a := startMember(t, url, "a", nil)
 	b := startMember(t, url, "b", nil)
 	oc := collectOut(t, js)
-	waitUntil(t, 20*time.Second, "a 4/4 split", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
 	aOwned := a.owned()
 	before := ownersRecords(t, js, 8)
 
 	const n = 900
 	r := newRequester(t, js)
 	r.run(0, n, 2*time.Millisecond)
-	waitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
+	testkit.WaitUntil(t, 20*time.Second, "load flowing", func() bool { return oc.count("decision") >= 50 })
 	paused := time.Now()
-	a.d.cluster.hbPaused.Store(true)
-	waitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
+	a.d.cluster.PauseHeartbeats(true)
+	testkit.WaitUntil(t, 20*time.Second, "b owning all 8", func() bool { return len(b.owned()) == 8 })
 	t.Logf("takeover %.2fs after a's heartbeats stopped (lease %s)", time.Since(paused).Seconds(), testLease)
 	if got := a.owned(); len(got) != 0 {
 		t.Fatalf("a still runs %v after b took over", got)
 	}
-	a.d.cluster.hbPaused.Store(false)
+	a.d.cluster.PauseHeartbeats(false)
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
-	waitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
+	testkit.WaitUntil(t, 20*time.Second, "a rejoined, 4/4 again", func() bool { return len(a.owned()) == 4 && len(b.owned()) == 4 })
 
 	// Claim times of b's takeovers, from the records' history.
-	kv, _ := js.KeyValue(context.Background(), BucketOwners)
+	kv, _ := js.KeyValue(context.Background(), cluster.BucketOwners)
 	recs := oc.snapshot()
 	for _, p := range aOwned {
-		hist, err := kv.History(context.Background(), ownerKey(p))
+		hist, err := kv.History(context.Background(), cluster.OwnerKey(p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var claimAt time.Time
 		var claimEpoch uint64
 		for _, e := range hist {
-			var rec ownerRecord
+			var rec cluster.OwnerRecord
 			_ = json.Unmarshal(e.Value(), &rec)
 			if rec.Member == "b" && rec.Epoch > before[p].Epoch && claimAt.IsZero() {
 				claimAt, claimEpoch = e.Created(), rec.Epoch
@@ -775,63 +714,6 @@ func TestClusterFencing(t *testing.T) {
 
 // ---- a three-node NATS cluster --------------------------------------------
 
-// startNATSCluster starts n clustered nats-servers with JetStream on
-// loopback and returns them (index i's store in its own temp dir).
-func startNATSCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freeTCPPort(t)
-	}
-	routes := ""
-	for i, p := range ports {
-		if i > 0 {
-			routes += ","
-		}
-		routes += fmt.Sprintf("nats-route://127.0.0.1:%d", p)
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: filepath.Join(t.TempDir(), fmt.Sprint(i)), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "fr", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(routes),
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		srvs[i] = s
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	}
-	for _, s := range srvs {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats node not ready")
-		}
-	}
-	waitUntil(t, 30*time.Second, "JetStream meta leader", func() bool {
-		for _, s := range srvs {
-			if s.JetStreamIsLeader() {
-				return true
-			}
-		}
-		return false
-	})
-	return srvs
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // crash stops a member the way kill -9 does as far as the cluster can
 // tell: its connection drops at once, so it neither drains, snapshots,
 // releases nor leaves; its key expires and the others take over from the
@@ -851,7 +733,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("3-node cluster: skipped with -short")
 	}
-	srvs := startNATSCluster(t, 3)
+	srvs, _ := testkit.StartCluster(t, 3)
 	url := ""
 	for i, s := range srvs {
 		if i > 0 {
@@ -866,7 +748,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		c.Cluster.SnapshotInterval = time.Second
 	}
 	ms := []*clusterMember{startMember(t, url, "a", replicas), startMember(t, url, "b", replicas), startMember(t, url, "c", replicas)}
-	waitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
+	testkit.WaitUntil(t, 40*time.Second, "a 3/3/2 split", func() bool {
 		n := 0
 		for _, m := range ms {
 			if k := len(m.owned()); k < 2 || k > 3 {
@@ -882,9 +764,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	const n = 900
 	r := newRequester(t, js)
 	r.run(0, n, 2*time.Millisecond)
-	waitUntil(t, 30*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
+	testkit.WaitUntil(t, 30*time.Second, "a third of the load", func() bool { return r.published.Load() >= n/3 })
 	// Let a periodic snapshot of the victim's partitions happen under load.
-	waitUntil(t, 10*time.Second, "a snapshot under load", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "a snapshot under load", func() bool {
 		rec := ownersRecords(t, js, 8)
 		for _, p := range lost {
 			if rec[p].Member == victim.id && rec[p].Cursor > 0 {
@@ -897,7 +779,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	victim.crash(t)
 	// One NATS node goes too (not the one the test's client uses first).
 	srvs[2].Shutdown()
-	waitUntil(t, 30*time.Second, "survivors owning all 8", func() bool { return len(ms[0].owned())+len(ms[1].owned()) == 8 })
+	testkit.WaitUntil(t, 30*time.Second, "survivors owning all 8", func() bool { return len(ms[0].owned())+len(ms[1].owned()) == 8 })
 	t.Logf("partitions of the crashed daemon running elsewhere %.2fs after the crash (lease %s)", time.Since(crashed).Seconds(), testLease)
 	<-r.done
 	checkExactlyOnce(t, js, n, 8)
@@ -912,7 +794,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	worst, worstOther := r.decisionLatency(recs, func(p int) bool { return slices.Contains(lost, p) })
 	t.Logf("longest request-to-decision time: %s on the crashed daemon's partitions %v, %s on the others", worst.Round(time.Millisecond), lost, worstOther.Round(time.Millisecond))
 	for _, m := range ms[:2] {
-		st, _ := m.d.ClusterStatus()
+		st := m.d.cluster.Status()
 		for _, op := range st.Owned {
 			if slices.Contains(lost, op.Partition) {
 				t.Logf("partition %d on %s: restored from %s at cursor %d (local %d), %.3fs", op.Partition, m.id, op.Restore.Source, op.Restore.SnapshotCursor, op.Restore.LocalCursor, op.Restore.Seconds)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +22,16 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
 // Config configures a Daemon. The zero value of each field means the
-// default it documents; Validate fills them in.
+// default it documents; WithDefaults fills them in and Validate checks
+// the result (New does both).
 type Config struct {
 	// DataDir holds Badger state (DataDir/state) and the embedded server's
 	// store (DataDir/nats). Default "./data".
@@ -37,9 +44,14 @@ type Config struct {
 	// 127.0.0.1:4222; "127.0.0.1:-1" picks a free port.
 	NATSListen string
 	// HTTPAddr serves metrics, health and the query API. Default
-	// 127.0.0.1:8080; empty string after Validate never happens; "off"
-	// disables it.
+	// 127.0.0.1:8080; "off" disables it.
 	HTTPAddr string
+	// HTTP builds the handler served on HTTPAddr from the daemon
+	// (cmd/flashreturnd passes httpapi.New). Required unless HTTPAddr is
+	// "off": the daemon binds the listener itself (its bound address goes
+	// into the cluster member record before any partition is claimed) but
+	// knows nothing of the routes.
+	HTTP func(d *Daemon) http.Handler
 	// AdvertiseHTTP is, in cluster mode, the base URL (http:// or
 	// https://, optionally with a path prefix) at which the other members
 	// reach this daemon's HTTP endpoint: it goes into the member record,
@@ -68,15 +80,15 @@ type Config struct {
 	// Cluster, when set, runs this daemon as one member of a cluster
 	// sharing NATSURL (required): it owns only the partitions assigned to
 	// it, and partitions move with their state when members join, leave
-	// or die (cluster.go, CLUSTER.md). Nil: this daemon owns every
+	// or die (pipeline/cluster, CLUSTER.md). Nil: this daemon owns every
 	// partition.
-	Cluster *ClusterOptions
+	Cluster *cluster.Options
 	// Replicas of the streams (and cluster buckets) the daemon creates.
 	// Default 1; 3 on a 3-node NATS cluster.
 	Replicas int
 	// Layout of inbound storage. Default LayoutStreams when embedded,
 	// LayoutShared with NATSURL (it needs no server configuration).
-	Layout Layout
+	Layout streams.Layout
 	// JetStreamSync is the embedded server's fsync interval (0: server
 	// default, 2 min); JetStreamSyncAlways fsyncs every write.
 	JetStreamSync       time.Duration
@@ -116,51 +128,40 @@ type Config struct {
 	Metrics *metrics.Set
 }
 
-// DefaultMaxFuture is Config.MaxFuture's default (the contract's
-// --max-future default).
-const DefaultMaxFuture = 5 * time.Minute
-
-// Validate fills in defaults and checks the configuration.
-func (c *Config) Validate() error {
-	if c.Policy == nil {
-		return errors.New("pipeline: config: Policy is required")
-	}
+// WithDefaults returns c with every zero field set to the default it
+// documents (the values live in pipeline/defaults, shared with the flags
+// and replay). It changes nothing the caller holds: the cluster options
+// are copied before they are completed.
+func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
-		c.DataDir = "./data"
+		c.DataDir = defaults.DataDir
 	}
 	if c.NATSListen == "" {
-		c.NATSListen = "127.0.0.1:4222"
+		c.NATSListen = defaults.NATSListen
 	}
 	if c.HTTPAddr == "" {
-		c.HTTPAddr = "127.0.0.1:8080"
+		c.HTTPAddr = defaults.HTTPAddr
 	}
 	if c.Partitions == 0 {
-		c.Partitions = 64
-	}
-	if c.Partitions < 1 || c.Partitions > 4096 {
-		return fmt.Errorf("pipeline: config: Partitions %d out of 1..4096", c.Partitions)
+		c.Partitions = defaults.Partitions
 	}
 	if c.Loc == nil {
-		loc, err := time.LoadLocation("Asia/Shanghai")
-		if err != nil {
-			return fmt.Errorf("pipeline: config: load Asia/Shanghai: %w", err)
-		}
-		c.Loc = loc
+		// A missing zone database is reported by Validate (Loc stays nil).
+		c.Loc, _ = defaults.Location()
 	}
 	if c.Layout == "" {
-		c.Layout = LayoutStreams
+		// An external server has no partition mapping unless its operator
+		// installed one; the shared layout needs none.
+		c.Layout = streams.LayoutStreams
 		if c.NATSURL != "" {
-			c.Layout = LayoutShared
+			c.Layout = streams.LayoutShared
 		}
 	}
-	if c.Layout != LayoutStreams && c.Layout != LayoutShared {
-		return fmt.Errorf("pipeline: config: unknown Layout %q", c.Layout)
-	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = 256 << 20
+		c.CacheBytes = defaults.CacheBytes
 	}
 	if c.BatchMax == 0 {
-		c.BatchMax = 512
+		c.BatchMax = defaults.BatchMax
 	}
 	if c.MaxTxnBytes == 0 {
 		c.MaxTxnBytes = 4 << 20
@@ -169,13 +170,10 @@ func (c *Config) Validate() error {
 		c.SetupTimeout = 2 * time.Minute
 	}
 	if c.ClockInterval == 0 {
-		c.ClockInterval = time.Second
+		c.ClockInterval = defaults.ClockInterval
 	}
 	if c.MaxFuture == 0 {
-		c.MaxFuture = DefaultMaxFuture
-	}
-	if c.PolicyPath != "" && c.LoadPolicy == nil {
-		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
+		c.MaxFuture = defaults.MaxFuture
 	}
 	if c.PolicyReload == 0 {
 		c.PolicyReload = time.Second
@@ -184,10 +182,10 @@ func (c *Config) Validate() error {
 		c.DrainTimeout = 8 * time.Second
 	}
 	if c.InMaxAge == 0 {
-		c.InMaxAge = 7 * 24 * time.Hour
+		c.InMaxAge = defaults.InMaxAge
 	}
 	if c.OutMaxAge == 0 {
-		c.OutMaxAge = 7 * 24 * time.Hour
+		c.OutMaxAge = defaults.OutMaxAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -195,15 +193,63 @@ func (c *Config) Validate() error {
 	if c.Metrics == nil {
 		c.Metrics = metrics.NewSet()
 	}
-	if err := c.validateAdvertiseHTTP(); err != nil {
-		return err
+	if c.AdvertiseHTTP != "" {
+		// The member record carries the base without a trailing slash, so
+		// that forwarded paths join it with exactly one; an invalid value
+		// is left as is for Validate to report.
+		if base, err := cluster.ParseAdvertiseHTTP(c.AdvertiseHTTP); err == nil {
+			c.AdvertiseHTTP = base
+		}
+	}
+	if c.Cluster != nil {
+		o := c.Cluster.WithDefaults()
+		c.Cluster = &o
+	}
+	return c
+}
+
+// Validate checks the configuration (normally after WithDefaults, as New
+// does) without changing it (a value receiver: it cannot). A field left
+// at a zero value that has a default is reported as out of range, so
+// calling Validate without WithDefaults fails loudly rather than running
+// with zeros.
+func (c Config) Validate() error {
+	if c.Policy == nil {
+		return errors.New("pipeline: config: Policy is required")
+	}
+	if c.Partitions < 1 || c.Partitions > defaults.MaxPartitions {
+		return fmt.Errorf("pipeline: config: Partitions %d out of 1..%d", c.Partitions, defaults.MaxPartitions)
+	}
+	if c.Loc == nil {
+		_, err := defaults.Location()
+		return fmt.Errorf("pipeline: config: no time zone: %w", err)
+	}
+	if c.Layout != streams.LayoutStreams && c.Layout != streams.LayoutShared {
+		return fmt.Errorf("pipeline: config: unknown Layout %q", c.Layout)
+	}
+	if c.PolicyPath != "" && c.LoadPolicy == nil {
+		return errors.New("pipeline: config: PolicyPath needs LoadPolicy")
+	}
+	if c.HTTPAddr != "off" && c.HTTP == nil {
+		return fmt.Errorf("pipeline: config: HTTPAddr %q needs HTTP (the handler to serve there, e.g. httpapi.New), or HTTPAddr \"off\"", c.HTTPAddr)
+	}
+	if c.AdvertiseHTTP != "" {
+		if c.HTTPAddr == "off" {
+			return fmt.Errorf("pipeline: config: AdvertiseHTTP %q with HTTPAddr off: nothing would answer there", c.AdvertiseHTTP)
+		}
+		if _, err := cluster.ParseAdvertiseHTTP(c.AdvertiseHTTP); err != nil {
+			return fmt.Errorf("pipeline: config: AdvertiseHTTP %q: %w", c.AdvertiseHTTP, err)
+		}
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("pipeline: config: Replicas %d out of 0..5", c.Replicas)
 	}
 	if c.Cluster != nil {
-		if err := c.Cluster.validate(c); err != nil {
+		if err := c.Cluster.Validate(); err != nil {
 			return err
+		}
+		if c.NATSURL == "" {
+			return errors.New("pipeline: config: cluster mode needs NATSURL (a NATS server or cluster shared by the members)")
 		}
 	}
 	return nil
@@ -226,11 +272,11 @@ type Daemon struct {
 	ctlJS     jetstream.JetStream
 	js        jetstream.JetStream
 	store     *state.Store
-	merchants *MerchantView
-	shadow    *Shadow
+	merchants *merchantView
+	shadow    *apply.Shadow
 	reload    chan struct{}
 	workers   []*worker
-	cluster   *cluster // nil: single daemon, owning every partition
+	cluster   *cluster.Cluster // nil: single daemon, owning every partition
 	streamsOK atomic.Bool
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
 	httpAddr  atomic.Value    // string: the bound HTTP address
@@ -239,6 +285,7 @@ type Daemon struct {
 
 // New validates cfg and builds a Daemon; nothing starts until Run.
 func New(cfg Config) (*Daemon, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -246,12 +293,17 @@ func New(cfg Config) (*Daemon, error) {
 	d.policy.Store(cfg.Policy)
 	d.reload = make(chan struct{}, 1)
 	if cfg.Shadow != nil {
-		d.shadow = newShadow(cfg.Shadow, cfg.Metrics)
+		d.shadow = apply.NewShadow(cfg.Shadow, cfg.Metrics)
 	}
 	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
 	d.merchants.deadLetter = d.deadLetterSync
 	if cfg.Cluster != nil {
-		d.cluster = newCluster(d)
+		d.cluster = cluster.New(*cfg.Cluster, cfg.Partitions, cfg.Replicas, cfg.DrainTimeout, cluster.Hooks{
+			RunPartition:   d.runPartition,
+			Committed:      func(p int) uint64 { return d.workers[p].committed.Load() },
+			Ready:          func(p int) bool { return d.workers[p].ready.Load() },
+			AdvertisedHTTP: d.AdvertisedHTTP,
+		}, d.log, cfg.Metrics)
 	}
 	return d, nil
 }
@@ -305,7 +357,7 @@ func (d *Daemon) Ready() bool {
 		return false
 	}
 	if d.cluster != nil {
-		return d.cluster.ready()
+		return d.cluster.Ready()
 	}
 	for _, w := range d.workers {
 		if !w.ready.Load() {
@@ -321,9 +373,17 @@ func (d *Daemon) Ready() bool {
 // returns nil after a clean drain.
 func (d *Daemon) Run(ctx context.Context) error {
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Every goroutine Run starts is waited for before it returns: the
+	// deadline timer here (deferred: it ends once hardCancel, deferred
+	// after it and so run before it, has run), the HTTP server, and the
+	// workers, merchant view and housekeeping below. Nothing of a daemon
+	// outlives its Run, so a test or a process that starts another daemon
+	// on the same data dir never shares it with a straggler.
+	var owned sync.WaitGroup
+	defer owned.Wait()
 	defer hardCancel()
 	d.hard = hard
-	go func() {
+	owned.Go(func() {
 		select {
 		case <-ctx.Done():
 			t := time.NewTimer(d.cfg.DrainTimeout)
@@ -335,7 +395,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			hardCancel()
 		case <-hard.Done():
 		}
-	}()
+	})
 
 	if err := os.MkdirAll(d.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -377,17 +437,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", d.cfg.HTTPAddr, err)
 		}
 		d.httpAddr.Store(ln.Addr().String())
-		httpSrv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
+		httpSrv = &http.Server{Handler: d.cfg.HTTP(d), ReadHeaderTimeout: 5 * time.Second}
+		owned.Go(func() {
+			// Serve returns once Shutdown (below, after the drain) closes
+			// the listener; the deferred Wait collects it.
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http serve", "err", err)
 			}
-		}()
+		})
 	}
 
 	pol := d.policy.Load()
 	d.log.Info("flashreturnd started",
-		"nats", d.ClientURL(), "embedded", d.srv != nil, "layout", d.cfg.Layout,
+		"nats", RedactURL(d.ClientURL()), "embedded", d.srv != nil, "layout", d.cfg.Layout,
 		"partitions", d.cfg.Partitions, "policy", pol.Name, "policy_version", pol.Version,
 		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath())
 
@@ -401,14 +463,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	mctx, stopMerchants := context.WithCancel(hard)
 	defer stopMerchants()
 	wg.Go(func() {
-		if err := d.merchants.run(mctx, d.js); err != nil {
-			d.log.Error("merchant view stopped", "err", err)
-		}
+		labelled(mctx, func(mctx context.Context) {
+			if err := d.merchants.run(mctx, d.js); err != nil {
+				d.log.Error("merchant view stopped", "err", err)
+			}
+		}, "component", "merchants")
 	})
 	wg.Go(func() {
-		if err := store.Run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error("state housekeeping stopped", "err", err)
-		}
+		labelled(ctx, func(ctx context.Context) {
+			if err := store.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("state housekeeping stopped", "err", err)
+			}
+		}, "component", "state")
 	})
 	d.workers = make([]*worker, d.cfg.Partitions)
 	for p := range d.workers {
@@ -423,30 +489,36 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Wait for the merchant view to catch up before deciding anything, so
 	// a restart never decides with a half-loaded view.
 	for !d.merchants.CaughtUp() && ctx.Err() == nil {
-		sleepCtx(ctx, 10*time.Millisecond)
+		streams.Sleep(ctx, 10*time.Millisecond)
 	}
 	var workers sync.WaitGroup
 	if d.cluster != nil {
 		// Workers start and stop as partitions are claimed and released.
+		// The slots' goroutines inherit the cluster label; runPartition
+		// adds each worker's partition label.
 		workers.Go(func() {
-			if err := d.cluster.run(ctx); err != nil {
-				d.log.Error("cluster membership stopped", "err", err)
-			}
+			labelled(ctx, func(ctx context.Context) {
+				if err := d.cluster.Run(ctx, hard); err != nil {
+					d.log.Error("cluster membership stopped", "err", err)
+				}
+			}, "component", "cluster")
 		})
 	} else {
 		for _, w := range d.workers {
 			workers.Go(func() {
-				if err := w.run(ctx); err != nil {
-					d.log.Error("partition worker stopped", "partition", w.p, "err", err)
-				}
+				labelled(ctx, func(ctx context.Context) {
+					if err := w.run(ctx); err != nil {
+						d.log.Error("partition worker stopped", "partition", w.p, "err", err)
+					}
+				}, partitionLabels(w.p)...)
 			})
 		}
 	}
 	if d.cfg.ClockInterval > 0 {
-		wg.Go(func() { d.runClock(ctx) })
+		wg.Go(func() { labelled(ctx, d.runClock, "component", "clock") })
 	}
 	if d.cfg.PolicyPath != "" {
-		wg.Go(func() { d.runPolicyReload(ctx) })
+		wg.Go(func() { labelled(ctx, d.runPolicyReload, "component", "policy-reload") })
 	}
 	<-ctx.Done()
 	d.log.Info("draining")
@@ -462,6 +534,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// labelled runs f on the calling goroutine with the pprof labels kv
+// (key, value, key, value...) added to ctx and to the goroutine, so that
+// a CPU or goroutine profile of the daemon (/debug/pprof) splits its time
+// by partition and by component: on a hot night the first question is
+// which partition burns the CPU, and without labels every worker looks
+// alike. Goroutines f starts inherit the labels.
+func labelled(ctx context.Context, f func(context.Context), kv ...string) {
+	pprof.Do(ctx, pprof.Labels(kv...), f)
+}
+
+// partitionLabels are a partition worker's pprof labels.
+func partitionLabels(p int) []string {
+	return []string{"component", "worker", "partition", strconv.Itoa(p)}
+}
+
+// b2f is a gauge's value of a boolean.
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -469,10 +557,19 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// drainContext is the context a batch in hand finishes under once the
+// daemon's context has ended: the hard deadline (DrainTimeout after the
+// drain began), so a drain finishes its batch rather than abandon it
+// half published, yet never hangs a shutdown on a dead server.
 func (d *Daemon) drainContext(context.Context) (context.Context, context.CancelFunc) {
 	return d.hard, func() {}
 }
 
+// connect starts the embedded server (when no NATSURL is given) and opens
+// the data connection (and, in cluster mode, the control connection).
+// Reconnects are unlimited and quick (250 ms): a daemon never gives up on
+// its server, it reports not-ready while it is away, and its workers
+// retry; a crash-looping process would only add restarts to an outage.
 func (d *Daemon) connect() error {
 	url := d.cfg.NATSURL
 	opts := append([]nats.Option{
@@ -480,10 +577,10 @@ func (d *Daemon) connect() error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { d.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl())) }),
 	}, d.cfg.NATSOptions...)
 	if url == "" {
-		srv, err := StartEmbedded(EmbeddedOptions{
+		srv, err := streams.StartEmbedded(streams.EmbeddedOptions{
 			Listen: d.cfg.NATSListen, StoreDir: filepath.Join(d.cfg.DataDir, "nats"),
 			SyncInterval: d.cfg.JetStreamSync, SyncAlways: d.cfg.JetStreamSyncAlways,
 			Layout: d.cfg.Layout, Partitions: d.cfg.Partitions,
@@ -497,7 +594,7 @@ func (d *Daemon) connect() error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		d.shutdownServer()
-		return fmt.Errorf("nats connect %q: %w", url, err)
+		return fmt.Errorf("nats connect %q: %w", RedactURL(url), err)
 	}
 	// A publish ack lost without a reconnect (a stream leader change, a
 	// server restart) must not stall a worker for ever (in a cluster it
@@ -521,7 +618,7 @@ func (d *Daemon) connect() error {
 		if err != nil {
 			nc.Close()
 			d.shutdownServer()
-			return fmt.Errorf("nats connect %q (control): %w", url, err)
+			return fmt.Errorf("nats connect %q (control): %w", RedactURL(url), err)
 		}
 		ctlJS, err := jetstream.New(ctl)
 		if err != nil {
@@ -535,6 +632,9 @@ func (d *Daemon) connect() error {
 	return nil
 }
 
+// closeNATS closes the connections, the control one first (the member's
+// heartbeats stop before its data connection goes), then shuts the
+// embedded server down.
 func (d *Daemon) closeNATS() {
 	if d.ctlNC != nil {
 		d.ctlNC.Close()
@@ -545,6 +645,9 @@ func (d *Daemon) closeNATS() {
 	d.shutdownServer()
 }
 
+// shutdownServer stops the embedded server, if any, and waits until it
+// has released its store, so that a restart on the same data dir finds it
+// free.
 func (d *Daemon) shutdownServer() {
 	if d.srv != nil {
 		d.srv.Shutdown()
@@ -552,11 +655,17 @@ func (d *Daemon) shutdownServer() {
 	}
 }
 
+// publishAckTimeout bounds the wait for one output's publish ack (see
+// connect): long enough for a stream leader election on a 3-node cluster
+// (~2 s), short enough that a lost ack costs a worker one retry, not a
+// stall that would also hold up its partition's release.
+const publishAckTimeout = 5 * time.Second
+
 // resetConsumer (re)creates partition p's durable pull consumer so that it
 // delivers from cursor+1: the cursor in Badger is the truth, the
 // consumer's ack floor only tells JetStream what it may discard.
 func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetstream.Consumer, error) {
-	stream := InStream(d.cfg.Layout, p)
+	stream := streams.InStream(d.cfg.Layout, p)
 	name := fmt.Sprintf("flashreturn_p%d", p)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -565,10 +674,16 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
-		FilterSubject: PartitionFilter(p),
+		FilterSubject: streams.PartitionFilter(p),
 		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       5 * time.Minute,
-		MaxDeliver:    -1,
+		// AckWait is long because redelivery is not how a worker recovers
+		// (it recreates its consumer from the cursor); a short one would
+		// only redeliver batches still waiting for their publish acks.
+		AckWait:    5 * time.Minute,
+		MaxDeliver: -1,
+		// Four batches may be unacknowledged: the one in flight, the one
+		// being applied and the client's buffer, with room to spare; any
+		// more would only be redelivered after a reset.
 		MaxAckPending: 4 * d.cfg.BatchMax,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// The authoritative cursor is in Badger, and the consumer is
@@ -600,21 +715,21 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 func (d *Daemon) setupRetry(ctx context.Context) error {
 	deadline := time.Now().Add(d.cfg.SetupTimeout)
 	for attempt := 0; ; attempt++ {
-		err := EnsureStreams(ctx, d.js, StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
+		err := streams.EnsureStreams(ctx, d.js, streams.StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
 		if err == nil && d.cluster != nil {
-			sctx, cancel := context.WithTimeout(ctx, setupCallTimeout)
-			err = d.cluster.setup(sctx)
+			sctx, cancel := context.WithTimeout(ctx, streams.SetupCallTimeout)
+			err = d.cluster.Setup(sctx, d.ctlJS, d.js, d.store)
 			cancel()
 		}
 		if err == nil {
 			return nil
 		}
-		if !retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+		if !streams.Retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
 		d.m.setupRetries.Inc()
 		d.log.Warn("stream setup failed; retrying", "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return err
 		}
 	}
@@ -626,12 +741,12 @@ func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject strin
 	d.m.deadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
-		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(StreamMerchant, seq)))
+		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(streams.StreamMerchant, seq)))
 		if err == nil {
 			return
 		}
 		d.log.Warn("dead letter publish failed; retrying", "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return
 		}
 	}

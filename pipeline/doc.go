@@ -1,8 +1,46 @@
-// Package pipeline is flashreturn's IO shell around the decision core: the
-// embedded (or joined) NATS server, the streams of the contract, one
-// durable pull consumer and one worker goroutine per partition, the
-// merchant view, the clock that advances idle partitions, and the HTTP
-// endpoint (metrics, health, readiness, query API).
+// Package pipeline is flashreturn's partition runtime, the IO shell around
+// the decision core: the daemon (connections, setup, drain), one durable
+// pull consumer and one worker goroutine per partition, the merchant
+// view, the clock that advances idle partitions, policy reload, and the
+// runtime's metrics and status numbers.
+//
+// The jobs around it live in packages below it, each with its own doc:
+//
+//   - pipeline/streams: the embedded server, the contract's streams and
+//     the retry discipline of JetStream calls;
+//   - pipeline/apply: deterministic application of events (clock, timers,
+//     future time, merchants as of ingest, shadow), shared with replay;
+//   - pipeline/cluster: membership, ownership, hand-over and query
+//     routing in cluster mode, driven through func-typed hooks;
+//   - pipeline/httpapi: the HTTP endpoint, built by cmd/flashreturnd over
+//     what the Daemon exposes (Config.HTTP);
+//   - pipeline/replay: what another policy would have decided;
+//   - pipeline/defaults: the defaults shared by Config, flags and replay.
+//
+// Imports point down: pipeline imports all of them; none imports
+// pipeline. The cut follows what changes together: a change to how
+// partitions move between members touches pipeline/cluster and the
+// ownership machine, not the worker; a new route touches httpapi, not the
+// runtime; a rule that must hold alike live and in replay goes in apply.
+//
+// # Goroutines
+//
+// Run owns every goroutine of the daemon and returns only once each has
+// ended: one per partition worker (or, in cluster mode, the cluster's
+// loop, which owns one per claimed partition), the merchant view and its
+// refresher, state housekeeping, the clock and the policy watcher, the
+// HTTP server. Each carries pprof labels (component, and partition for a
+// worker), so a CPU or goroutine profile taken from /debug/pprof splits
+// by partition. A daemon that returned from Run has left nothing running
+// on its data directory or its connections.
+//
+// # Callers
+//
+// cmd/flashreturnd builds a Daemon from flags (with httpapi.New as its
+// HTTP handler) and runs it; deploy's and loadgen's tests run one
+// in-process; bench/ runs the built binary. Nothing else should need the
+// runtime: the query API, cluster mode and replay each have a package of
+// their own.
 //
 // # Effectively-once
 //

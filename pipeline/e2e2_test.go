@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
@@ -140,17 +141,8 @@ func TestQueryAPI(t *testing.T) {
 // processing resumes when the server is back.
 func TestNATSOutageThenBack(t *testing.T) {
 	storeDir := t.TempDir()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	srv := testkit.StartServer(t, func(o *server.Options) { o.StoreDir = storeDir })
 	port := srv.Addr().(interface{ String() string }).String()
-	t.Cleanup(func() { srv.Shutdown() })
 	pol, _ := core.Preset("tmall-fast-return")
 	h := runHarness(t, Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", Policy: pol, Partitions: 4, ClockInterval: -1})
 	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
@@ -166,15 +158,7 @@ func TestNATSOutageThenBack(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	h.waitFor("daemon notices the outage", func() bool { return !h.d.nc.IsConnected() })
-	srv2, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: mustPort(t, port), JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv2.Start()
-	t.Cleanup(func() { srv2.Shutdown() })
-	if !srv2.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server 2 not ready")
-	}
+	testkit.StartServer(t, func(o *server.Options) { o.Port, o.StoreDir = mustPort(t, port), storeDir })
 	h.waitFor("client reconnected", func() bool { return h.nc.IsConnected() })
 	h.waitFor("daemon ready again", h.d.Ready)
 	// A sentinel on the same user: once it is decided, everything before it is.

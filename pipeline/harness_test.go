@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // harness runs a real Daemon (embedded NATS with JetStream, Badger in a
@@ -26,9 +30,10 @@ type harness struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 
+	col *testkit.Collector // FR_OUT and FR_DLQ from the start
+
 	mu   sync.Mutex
-	outs []outMsg
-	seen map[string]bool
+	outs []outMsg // col's messages decoded so far (out decodes each once)
 }
 
 type outMsg struct {
@@ -53,14 +58,21 @@ func startHarness(t *testing.T, policy string, mutate func(*Config)) *harness {
 	return runHarness(t, cfg)
 }
 
+// serveAPI is the HTTP handler the test daemons serve: the real query API
+// and status page, as cmd/flashreturnd wires them.
+func serveAPI(d *Daemon) http.Handler { return httpapi.New(d) }
+
 func runHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	if cfg.HTTP == nil {
+		cfg.HTTP = serveAPI
+	}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, d: d, cancel: cancel, done: make(chan error, 1), seen: map[string]bool{}}
+	h := &harness{t: t, d: d, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- d.Run(ctx) }()
 	select {
 	case <-d.Started():
@@ -70,29 +82,8 @@ func runHarness(t *testing.T, cfg Config) *harness {
 		t.Fatal("daemon did not start within 30s")
 	}
 	h.waitFor("daemon ready", d.Ready)
-	nc, err := nats.Connect(d.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.nc = nc
-	h.js, _ = jetstream.New(nc)
-	for _, stream := range []string{StreamOut, StreamDLQ} {
-		c, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc, err := c.Consume(func(m jetstream.Msg) {
-			var v map[string]any
-			_ = json.Unmarshal(m.Data(), &v)
-			h.mu.Lock()
-			h.outs = append(h.outs, outMsg{Subject: m.Subject(), Data: v, Raw: append([]byte(nil), m.Data()...)})
-			h.mu.Unlock()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cc.Stop)
-	}
+	h.nc, h.js = testkit.Connect(t, d.ClientURL())
+	h.col = testkit.Collect(t, h.js, streams.StreamOut, streams.StreamDLQ)
 	t.Cleanup(func() { h.stop() })
 	return h
 }
@@ -117,16 +108,10 @@ func (h *harness) stop() {
 	}
 }
 
-// waitFor polls cond until it holds or 20 s pass.
+// waitFor waits up to 20 s for cond (testkit.WaitUntil).
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	testkit.WaitUntil(h.t, 20*time.Second, what, cond)
 }
 
 // pub publishes one inbound event with a JetStream ack. fields are merged
@@ -144,13 +129,14 @@ func (h *harness) pub(kind, user, typ, at string, fields map[string]any) {
 
 func (h *harness) pubRaw(subject, msgID string, data []byte) {
 	h.t.Helper()
+	if msgID != "" {
+		testkit.Publish(h.t, h.js, subject, msgID, data, 10*time.Second)
+		return
+	}
+	// Without an ID a retry could store the event twice: one attempt.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	opts := []jetstream.PublishOpt{}
-	if msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(msgID))
-	}
-	if _, err := h.js.Publish(ctx, subject, data, opts...); err != nil {
+	if _, err := h.js.Publish(ctx, subject, data); err != nil {
 		h.t.Fatalf("publish %s: %v", subject, err)
 	}
 }
@@ -171,6 +157,11 @@ func (h *harness) merchant(id string, ret, ship []string, rules []map[string]any
 func (h *harness) out(prefix string) []outMsg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, m := range h.col.From(len(h.outs)) {
+		var v map[string]any
+		_ = json.Unmarshal(m.Data, &v)
+		h.outs = append(h.outs, outMsg{Subject: m.Subject, Data: v, Raw: m.Data})
+	}
 	var r []outMsg
 	for _, o := range h.outs {
 		if strings.HasPrefix(o.Subject, prefix) {

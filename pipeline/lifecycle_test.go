@@ -16,6 +16,8 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // The after-sales lifecycle end to end, through the real daemon (embedded
@@ -96,7 +98,7 @@ func TestReviewAnsweredByMerchant(t *testing.T) {
 	if dec["decision"] != "review" {
 		t.Fatalf("decision %v", dec)
 	}
-	var rv requestView
+	var rv httpapi.RequestView
 	h.waitFor("request in review in the query API", func() bool {
 		return h.getJSON("/v1/users/ra/requests/r1", &rv) == http.StatusOK && rv.Stage == "review"
 	})
@@ -138,7 +140,7 @@ func TestReviewAnsweredByMerchant(t *testing.T) {
 	if rv.Resolution == nil || rv.Resolution.By != "merchant" || rv.Resolution.Note != "photos fine" || rv.Refund == nil || !rv.Refund.Sent {
 		t.Fatalf("query API after the refund: %+v %+v", rv.Resolution, rv.Refund)
 	}
-	var uv userView
+	var uv httpapi.UserView
 	h.getJSON("/v1/users/ra", &uv)
 	if len(uv.Orders) != 1 || uv.Orders[0].RefundedFen != 12900 || uv.Orders[0].ReservedFen != 0 {
 		t.Fatalf("order money %+v", uv.Orders)
@@ -171,18 +173,24 @@ func TestReviewResolvedByTimeout(t *testing.T) {
 	}
 }
 
-// TestOverdueDeadlineWinsOverLaterAnswer: a request that arrives after
-// its partition's clock has passed its review deadline (a backlog, a late
-// publisher) is approved by timeout at once, so a merchant answer dated
-// after the deadline changes nothing, whether or not a clock event falls
-// between the two. Before the fix the answer won when it came right
-// behind the request (loadgen's throughput-mode audit, review_resolved).
-func TestOverdueDeadlineWinsOverLaterAnswer(t *testing.T) {
+// TestLateEventsKeepEventTimeOrder: events dated before their
+// partition's clock (a backlog, a late publisher) keep event-time order
+// within their shopper. A merchant answer dated after a passed review
+// deadline loses to the timeout although no clock move came between the
+// request and the answer (before the fix the answer won: loadgen's
+// throughput-mode audit, review_resolved), and a pickup.done dated inside
+// its window counts although the clock is past the window's end: no
+// pickup_missed compensation.
+func TestLateEventsKeepEventTimeOrder(t *testing.T) {
 	h := startHarness(t, "tmall-fast-return", nil)
 	h.merchant("m1", []string{"desk"}, []string{"desk"}, nil)
 	h.pub("credit", "ro", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
 	h.order("ro", "o1", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
+	h.order("ro", "o2", "m1", 6000, "2026-11-11T15:00:00+08:00", nil)
 	h.tick("ro", "2026-11-20T00:00:00+08:00")
+	h.pub("return", "ro", "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r2", "order_id": "o2", "kind": "return_refund", "reason": "no_reason", "pickup": true})
+	h.pub("logistics", "ro", "pickup.done", "2026-11-12T10:30:00+08:00", map[string]any{"request_id": "r2"})
 	h.pub("return", "ro", "return.requested", "2026-11-12T10:00:00+08:00",
 		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "refund_only", "reason": "no_reason", "pickup": false})
 	h.pub("review", "ro", "review.approved", "2026-11-19T09:00:00+08:00", map[string]any{"request_id": "r1", "by": "merchant"})
@@ -194,6 +202,14 @@ func TestOverdueDeadlineWinsOverLaterAnswer(t *testing.T) {
 		t.Fatalf("resolution %v, want approved by timeout at the deadline", res)
 	}
 	h.one("fr.out.refund.ro", "r1")
+	// r2's events were applied before r1's (one shopper, one partition,
+	// stream order), so its outputs are all in by now.
+	if rf := h.one("fr.out.refund.ro", "r2"); rf["amount_fen"] != float64(6000) {
+		t.Fatalf("refund of r2 %v", rf)
+	}
+	if c := h.out("fr.out.compensation.ro"); len(c) != 0 {
+		t.Fatalf("compensation for a pickup done inside its window: %v", c)
+	}
 }
 
 // TestReturnClosedNotReturned: jd advances a return_refund at approval;
@@ -269,7 +285,7 @@ func TestInputThatCannotStand(t *testing.T) {
 	// The shopper's stars are still 5: the future credit.updated was not
 	// applied, and the partition's clock did not jump to it (the pickup
 	// window of r1 is still open: no compensation).
-	var uv userView
+	var uv httpapi.UserView
 	h.getJSON("/v1/users/ub", &uv)
 	if uv.Stars != 5 {
 		t.Fatalf("stars %d: the future event was applied", uv.Stars)
@@ -286,7 +302,7 @@ func TestInputThatCannotStand(t *testing.T) {
 // the first version would be gone and the request merchant_unknown.
 func TestMerchantHistoryInBacklog(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(dir, "nats"), Layout: LayoutStreams, Partitions: 8})
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(dir, "nats"), Layout: streams.LayoutStreams, Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +313,7 @@ func TestMerchantHistoryInBacklog(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{Layout: LayoutStreams, Partitions: 8, InMaxAge: time.Hour, OutMaxAge: time.Hour}); err != nil {
+	if err := streams.EnsureStreams(ctx, js, streams.StreamOptions{Layout: streams.LayoutStreams, Partitions: 8, InMaxAge: time.Hour, OutMaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	pub := func(subj, id, body string) {

@@ -15,9 +15,11 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
-// MerchantView is every process's read-only copy of the merchant profiles
+// merchantView is every process's read-only copy of the merchant profiles
 // (a global table), kept current by a watcher on FR_MERCHANT. Lookups are
 // safe from any goroutine. Profiles are immutable once stored: an update
 // adds a version.
@@ -28,14 +30,15 @@ import (
 // stored before that time. Two daemons, or a daemon and its successor
 // after a takeover, therefore decide the same request with the same
 // profile, however far behind either view was: a decision does not
-// depend on processing time. Limits: FR_MERCHANT keeps one message per
-// merchant, so a daemon that starts after an update has only the newest
-// version (a request older than it replayed there finds no profile), and
-// the view keeps maxMerchantVersions per merchant; NATS nodes' clocks are
+// depend on processing time. Limits: FR_MERCHANT keeps the last
+// 10 profiles per merchant (pipeline/streams), so a daemon that starts
+// after more updates than that lacks the oldest versions (a request older
+// than all it has finds no profile), and the view keeps
+// maxMerchantVersions per merchant; NATS nodes' clocks are
 // assumed to agree (stream timestamps come from each stream's leader).
-type MerchantView struct {
+type merchantView struct {
 	mu         sync.RWMutex
-	byID       map[string][]merchantVersion // oldest first
+	byID       map[string][]apply.MerchantVersion // oldest first
 	caughtUp   atomic.Bool
 	lastSeq    atomic.Uint64
 	log        *slog.Logger
@@ -54,17 +57,17 @@ type MerchantView struct {
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
-// merchantVersion is one stored profile and its FR_MERCHANT timestamp.
-type merchantVersion struct {
-	at int64 // Unix ns
-	m  *core.Merchant
-}
-
-// maxMerchantVersions bounds the versions kept per merchant.
+// maxMerchantVersions bounds the versions kept per merchant: more than
+// the stream keeps (10, pipeline/streams), so that a long-running
+// daemon's view is never poorer than a fresh start's, and few enough that
+// a merchant updating in a loop cannot grow the view without bound.
 const maxMerchantVersions = 16
 
-func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
-	v := &MerchantView{byID: make(map[string][]merchantVersion), log: log,
+// newMerchantView makes an empty view; run fills it. Its metrics show the
+// view's size and how often workers had to wait for it (a view that lags
+// the stream costs decision latency, never correctness).
+func newMerchantView(log *slog.Logger, set *metrics.Set) *merchantView {
+	v := &merchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
@@ -73,37 +76,31 @@ func newMerchantView(log *slog.Logger, set *metrics.Set) *MerchantView {
 }
 
 // Lookup returns the latest profile of a merchant, or nil when unknown.
-func (v *MerchantView) Lookup(id string) *core.Merchant {
+func (v *merchantView) Lookup(id string) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if vs := v.byID[id]; len(vs) > 0 {
-		return vs[len(vs)-1].m
+		return vs[len(vs)-1].M
 	}
 	return nil
 }
 
 // LookupAt returns the profile of a merchant as it was at time at (Unix
 // ns): the latest version stored at or before it, or nil.
-func (v *MerchantView) LookupAt(id string, at int64) *core.Merchant {
+func (v *merchantView) LookupAt(id string, at int64) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return versionAt(v.byID[id], at)
-}
-
-func versionAt(vs []merchantVersion, at int64) *core.Merchant {
-	for i := len(vs) - 1; i >= 0; i-- {
-		if vs[i].at <= at {
-			return vs[i].m
-		}
-	}
-	return nil
+	return apply.VersionAt(v.byID[id], at)
 }
 
 // CaughtUp reports whether the view has read every profile that was stored
 // when the watcher started.
-func (v *MerchantView) CaughtUp() bool { return v.caughtUp.Load() }
+func (v *merchantView) CaughtUp() bool { return v.caughtUp.Load() }
 
-func (v *MerchantView) put(m *core.Merchant, at int64) {
+// put adds a version. Versions arrive in stream order, so appending
+// keeps each merchant's list oldest first, as VersionAt needs; the oldest
+// is dropped once the list is full.
+func (v *merchantView) put(m *core.Merchant, at int64) {
 	v.mu.Lock()
 	vs := v.byID[m.ID]
 	if len(vs) == 0 {
@@ -112,7 +109,7 @@ func (v *MerchantView) put(m *core.Merchant, at int64) {
 	if len(vs) == maxMerchantVersions {
 		vs = append(vs[:0], vs[1:]...)
 	}
-	v.byID[m.ID] = append(vs, merchantVersion{at: at, m: m})
+	v.byID[m.ID] = append(vs, apply.MerchantVersion{At: at, M: m})
 	v.mu.Unlock()
 	v.updates.Inc()
 }
@@ -121,7 +118,7 @@ func (v *MerchantView) put(m *core.Merchant, at int64) {
 // FR_MERCHANT at or before at (Unix ns), or ctx ends. One refresher
 // serves every waiting worker: a stream info request, then the watcher
 // reaching the stream's last sequence.
-func (v *MerchantView) WaitThrough(ctx context.Context, at int64) error {
+func (v *merchantView) WaitThrough(ctx context.Context, at int64) error {
 	for v.through.Load() < at {
 		v.wmu.Lock()
 		v.want = max(v.want, at)
@@ -142,7 +139,7 @@ func (v *MerchantView) WaitThrough(ctx context.Context, at int64) error {
 }
 
 // refresh serves WaitThrough until ctx ends.
-func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
+func (v *merchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 	for {
 		select {
 		case <-v.kick:
@@ -156,22 +153,27 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 		// LastSeq; the events being waited for were stored (at want)
 		// before their worker asked.
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := js.Stream(ictx, StreamMerchant)
+		s, err := js.Stream(ictx, streams.StreamMerchant)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			// Try again shortly: the waiters are still waiting, and the
+			// kick keeps the request alive even if no new waiter comes.
 			v.log.Warn("merchant view: stream info", "err", err)
 			select {
 			case v.kick <- struct{}{}:
 			default:
 			}
-			if !sleepCtx(ctx, 100*time.Millisecond) {
+			if !streams.Sleep(ctx, 100*time.Millisecond) {
 				return
 			}
 			continue
 		}
+		// Wait for the watcher to reach that sequence. moved is read under
+		// wmu and lastSeq re-checked after, so a move between the check
+		// and the wait cannot be missed.
 		last := s.CachedInfo().State.LastSeq
 		for v.lastSeq.Load() < last {
 			v.wmu.Lock()
@@ -189,6 +191,8 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 		if want > v.through.Load() {
 			v.through.Store(want)
 		}
+		// Wake every waiter of this round at once; each re-checks through
+		// and, if it needs a later time, asks for another round.
 		v.wmu.Lock()
 		close(v.done)
 		v.done = make(chan struct{})
@@ -198,7 +202,7 @@ func (v *MerchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 
 // setLastSeq records the last FR_MERCHANT sequence read and wakes the
 // refresher.
-func (v *MerchantView) setLastSeq(seq uint64) {
+func (v *merchantView) setLastSeq(seq uint64) {
 	v.wmu.Lock()
 	v.lastSeq.Store(seq)
 	close(v.moved)
@@ -208,8 +212,8 @@ func (v *MerchantView) setLastSeq(seq uint64) {
 
 // run watches FR_MERCHANT from the beginning with an ordered consumer until
 // ctx is done. Malformed profiles are dead-lettered.
-func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
-	s, err := js.Stream(ctx, StreamMerchant)
+func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, streams.StreamMerchant)
 	if err != nil {
 		return fmt.Errorf("merchant view: %w", err)
 	}
@@ -217,7 +221,14 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	if target == 0 {
 		v.caughtUp.Store(true)
 	}
-	go v.refresh(ctx, js)
+	// The refresher and the iterator's stopper are run's: they end with
+	// ctx (rctx, cancelled on every return path), and run waits for them,
+	// so the view leaves no goroutine behind when the daemon stops.
+	rctx, stop := context.WithCancel(ctx)
+	var owned sync.WaitGroup
+	defer owned.Wait()
+	defer stop()
+	owned.Go(func() { v.refresh(rctx, js) })
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return fmt.Errorf("merchant view: ordered consumer: %w", err)
@@ -226,10 +237,10 @@ func (v *MerchantView) run(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("merchant view: messages: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
+	owned.Go(func() {
+		<-rctx.Done()
 		it.Stop()
-	}()
+	})
 	for {
 		msg, err := it.Next()
 		if err != nil {

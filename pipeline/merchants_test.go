@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/replay"
 )
 
 func liveDecision(h *harness, user, request string) map[string]any {
@@ -78,11 +79,11 @@ func TestMerchantViewAsOfIngest(t *testing.T) {
 	}
 
 	// Replay now, with every profile known: the same decisions, r2's too
-	// (FR_MERCHANT keeps the last MerchantHistory profiles per merchant,
+	// (FR_MERCHANT keeps the last 10 profiles per merchant (pipeline/streams),
 	// so the version in force when r2 was stored is still there).
 	sentinels(h, 8)
 	pol, _ := core.Preset("tmall-fast-return")
-	res, err := Replay(context.Background(), h.js, ReplayOptions{Policies: []*core.Policy{pol}, Partitions: 8, Record: true, RecordTime: time.Unix(0, 0)})
+	res, err := replay.Run(context.Background(), h.js, replay.Options{Policies: []*core.Policy{pol}, Partitions: 8, Record: true, RecordTime: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}

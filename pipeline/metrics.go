@@ -11,10 +11,14 @@ import (
 )
 
 // latencyBuckets are the upper bounds (seconds) of the latency histograms:
-// 50 µs to ~26 s, factor 2, readable by histogram_quantile.
+// 50 µs to ~26 s, factor 2, readable by histogram_quantile. An apply is
+// tens of µs, a commit ms, a publish ack ms to seconds under a leader
+// election: one set of buckets covers all of them with ±50% resolution.
 var latencyBuckets = metrics.ExponentialBuckets(50e-6, 2, 20)
 
-// batchBuckets are the upper bounds of the batch size histogram.
+// batchBuckets are the upper bounds of the batch size histogram: 1 to
+// 4096, factor 2. Batch size is the load signal (1 when idle, BatchMax
+// when the partition is behind), so powers of two suffice.
 var batchBuckets = metrics.ExponentialBuckets(1, 2, 13)
 
 // pipelineMetrics holds every metric of the pipeline, registered once at
@@ -23,13 +27,13 @@ var batchBuckets = metrics.ExponentialBuckets(1, 2, 13)
 type pipelineMetrics struct {
 	set *metrics.Set
 
-	eventsIn      [core.EventClock + 1]*metrics.Counter
-	redelivered   *metrics.Counter
-	dlq           map[string]*metrics.Counter
-	effectsOut    [core.EffectResolution + 1]*metrics.Counter
+	eventsIn    [core.EventClock + 1]*metrics.Counter
+	redelivered *metrics.Counter
+	dlq         map[string]*metrics.Counter
+	effectsOut  [core.EffectResolution + 1]*metrics.Counter
 	// resolutions counts resolutions by outcome and by (approved, rejected
 	// and closed; merchant, platform, timeout).
-	resolutions [core.ResolutionClosed + 1][core.ActorTimeout + 1]*metrics.Counter
+	resolutions   [core.ResolutionClosed + 1][core.ActorTimeout + 1]*metrics.Counter
 	reasons       [core.NumCodes]*metrics.Counter
 	refundFen     *metrics.Counter
 	advanceFen    *metrics.Counter
@@ -53,6 +57,10 @@ type pipelineMetrics struct {
 	ops *opsMetrics
 }
 
+// newPipelineMetrics registers every metric on set once, at New: label
+// values are bounded and known up front (event types, verdicts, reason
+// codes, DLQ reasons), so the hot path only increments counters it holds
+// and never builds a metric name.
 func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m := &pipelineMetrics{set: set, dlq: make(map[string]*metrics.Counter)}
 	for t := core.EventOrderPaid; t <= core.EventClock; t++ {
@@ -98,7 +106,6 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	return m
 }
 
-// decision counts one decision by verdict and policy.
 // counts stages the counter increments of a batch: a batch can be applied
 // twice (after a core panic, without the poison event) and its outputs are
 // published after its commit, so its counts are added once, when its
@@ -106,11 +113,13 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 // once (work outside a batch).
 type counts []countAdd
 
+// countAdd is one staged increment.
 type countAdd struct {
 	c *metrics.Counter
 	n int
 }
 
+// add stages n on c (or adds it now, for a nil *counts).
 func (cs *counts) add(c *metrics.Counter, n int) {
 	if cs == nil {
 		c.Add(n)
@@ -133,6 +142,10 @@ func (cs *counts) reset() {
 	*cs = (*cs)[:0]
 }
 
+// decision counts one decision by verdict and policy, and its reasons.
+// Counters per policy are made on first use (a reload brings a new
+// policy name) and kept in a sync.Map: workers race to make them, and
+// LoadOrStore makes every worker use the one that won.
 func (m *pipelineMetrics) decision(cs *counts, e *core.Effect, policy string) {
 	byVerdict, ok := m.decisions.Load(policy)
 	if !ok {
@@ -170,6 +183,9 @@ func (m *pipelineMetrics) effect(cs *counts, e *core.Effect) {
 	}
 }
 
+// deadLetter counts one dead letter by reason. A reason outside the
+// contract's list (wire.Reasons) still counts, on a counter made on the
+// spot: losing the count would hide exactly the unexpected case.
 func (m *pipelineMetrics) deadLetter(cs *counts, reason string) {
 	c, ok := m.dlq[reason]
 	if !ok {
@@ -178,4 +194,5 @@ func (m *pipelineMetrics) deadLetter(cs *counts, reason string) {
 	cs.add(c, 1)
 }
 
+// partitionLabel is the label set of a per-partition metric.
 func partitionLabel(p int) string { return `{partition="` + strconv.Itoa(p) + `"}` }

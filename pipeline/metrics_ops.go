@@ -10,6 +10,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -67,24 +69,15 @@ type opsMetrics struct {
 	policies sync.Map // "role\x00name\x00version" → struct{}: info gauges registered
 
 	deadMu   sync.Mutex
-	dead     []DeadLetterInfo // ring buffer of the last deadLetterKeep
+	dead     []httpapi.DeadLetterInfo // ring buffer of the last deadLetterKeep
 	deadNext int
 
 	sampleMu sync.Mutex
 	samples  []statusSample // the status page's rate window
 }
 
-// DeadLetterInfo is one recent dead letter as the status page lists it
-// (the original payload stays in FR_DLQ).
-type DeadLetterInfo struct {
-	At        string `json:"at"`
-	Partition int    `json:"partition"`
-	Reason    string `json:"reason"`
-	Error     string `json:"error"`
-	Subject   string `json:"subject"`
-	StreamSeq uint64 `json:"stream_seq"`
-}
-
+// newOpsMetrics registers the operator's metrics on set; start is now,
+// the origin of the status page's "since start" numbers.
 func newOpsMetrics(set *metrics.Set) *opsMetrics {
 	o := &opsMetrics{set: set, start: time.Now()}
 	o.decisionLatency = set.NewPrometheusHistogramExt(`flashreturn_decision_latency_seconds`, decisionBuckets[:])
@@ -133,7 +126,10 @@ func labelValue(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
-func (o *opsMetrics) addDeadLetters(ds []DeadLetterInfo) {
+// addDeadLetters appends a published batch's dead letters to the ring the
+// status page lists; the oldest are overwritten, the page only needs the
+// latest few to show what is going wrong now.
+func (o *opsMetrics) addDeadLetters(ds []httpapi.DeadLetterInfo) {
 	if len(ds) == 0 {
 		return
 	}
@@ -150,11 +146,11 @@ func (o *opsMetrics) addDeadLetters(ds []DeadLetterInfo) {
 }
 
 // recentDeadLetters returns the recent dead letters, newest first.
-func (o *opsMetrics) recentDeadLetters() []DeadLetterInfo {
+func (o *opsMetrics) recentDeadLetters() []httpapi.DeadLetterInfo {
 	o.deadMu.Lock()
 	defer o.deadMu.Unlock()
 	n := len(o.dead)
-	out := make([]DeadLetterInfo, 0, n)
+	out := make([]httpapi.DeadLetterInfo, 0, n)
 	for i := range n {
 		// deadNext is the slot after the newest (== n until the ring is full).
 		out = append(out, o.dead[(o.deadNext-1-i+n)%n])
@@ -188,7 +184,7 @@ type batchOps struct {
 	outstanding int64       // change of advanced money outstanding, fen
 	promised    int64       // change of advances promised, fen
 	released    int64       // advanced money released by inspections, fen
-	dead        []DeadLetterInfo
+	dead        []httpapi.DeadLetterInfo
 	cnt         counts // the pipeline counters' increments (metrics.go)
 
 	user            *core.User // the user being applied (see track)
@@ -196,6 +192,9 @@ type batchOps struct {
 	userPromised    int64      // its PromisedFen when read
 }
 
+// newBatchOps makes partition p's staging of operator metrics; a worker
+// keeps two (the batch being applied and the one in flight) and swaps
+// them, so staging allocates nothing per batch.
 func newBatchOps(d *Daemon, p int) batchOps {
 	return batchOps{ops: d.m.ops, p: p,
 		events: d.m.set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
@@ -233,7 +232,7 @@ func (b *batchOps) effect(e *core.Effect) {
 // track wraps a partition's state so that every Apply or Fire reports the
 // change of the shopper's advanced money outstanding: the stepper reads a
 // user (User), applies, then marks it dirty (MarkDirty).
-func (b *batchOps) track(pt *state.Partition) userStore { return trackedStore{pt, b} }
+func (b *batchOps) track(pt *state.Partition) apply.Store { return trackedStore{pt, b} }
 
 // trackedStore is a *state.Partition that reports outstanding-money changes
 // to its batchOps.
@@ -268,7 +267,7 @@ func (t trackedStore) MarkDirty(u *core.User) {
 
 // deadLetter notes one dead letter of the batch.
 func (b *batchOps) deadLetter(reason, text, subject string, seq uint64) {
-	b.dead = append(b.dead, DeadLetterInfo{Partition: b.p, Reason: reason, Error: text, Subject: subject, StreamSeq: seq})
+	b.dead = append(b.dead, httpapi.DeadLetterInfo{Partition: b.p, Reason: reason, Error: text, Subject: subject, StreamSeq: seq})
 }
 
 // published folds the batch in once its outputs are acknowledged.
@@ -295,6 +294,8 @@ func (b *batchOps) published() {
 // latencySnapshot is a copy of the decision latency bucket counts.
 type latencySnapshot [len(decisionBuckets) + 1]uint64
 
+// latencySnapshot copies the decision latency buckets; two snapshots give
+// the distribution between them (latencyBetween).
 func (o *opsMetrics) latencySnapshot() latencySnapshot {
 	var s latencySnapshot
 	for i := range s {

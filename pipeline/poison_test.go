@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // TestPoisonEvent: an event that panics the core goes to fr.dlq.poison
@@ -22,13 +23,13 @@ import (
 // The events are stored while no daemon runs, so that the restarted
 // daemon takes them as one backlog batch.
 func TestPoisonEvent(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: LayoutStreams, Partitions: 8})
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: streams.LayoutStreams, Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	pol, _ := core.Preset("douyin-lightning")
-	cfg := Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), Layout: LayoutStreams, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1}
+	cfg := Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), Layout: streams.LayoutStreams, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1}
 	h := runHarness(t, cfg)
 	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
 	// One partition's shoppers only: they share a consumer, so a batch.

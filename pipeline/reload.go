@@ -23,6 +23,10 @@ func (d *Daemon) Reload() {
 func (d *Daemon) runPolicyReload(ctx context.Context) {
 	ok := d.m.set.NewCounter(`flashreturn_policy_reloads_total{result="ok"}`)
 	bad := d.m.set.NewCounter(`flashreturn_policy_reloads_total{result="error"}`)
+	// Size and modification time, not a hash: a stat every second costs
+	// nothing, and an editor's save changes at least the time. A file
+	// replaced by another of the same size within the same mtime tick is
+	// missed until the next change or SIGHUP, which is why Reload exists.
 	stamp := func() (time.Time, int64) {
 		fi, err := os.Stat(d.cfg.PolicyPath)
 		if err != nil {
@@ -54,6 +58,9 @@ func (d *Daemon) runPolicyReload(ctx context.Context) {
 			d.log.Error("policy file refused; keeping the policy in force", "file", d.cfg.PolicyPath, "err", err, "policy", cur.Name, "version", cur.Version)
 			continue
 		}
+		// The same name and version is the same policy: a touched file, or
+		// a save that only changed comments, must not log a swap nor count
+		// as a reload.
 		if cur := d.policy.Load(); cur.Version == p.Version && cur.Name == p.Name {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/replay"
 )
 
 var decidedAt = regexp.MustCompile(`"decided_at":"[^"]*"`)
@@ -49,7 +50,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 	h.waitFor("compensations fired", func() bool { return len(h.out("fr.out.compensation.")) > 0 })
 	sentinels(h, 8)
 	pol, _ := core.Preset("douyin-lightning")
-	res, err := Replay(context.Background(), h.js, ReplayOptions{Policies: []*core.Policy{pol}, Partitions: 8, Record: true, RecordTime: time.Unix(0, 0)})
+	res, err := replay.Run(context.Background(), h.js, replay.Options{Policies: []*core.Policy{pol}, Partitions: 8, Record: true, RecordTime: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestReplayWhatIf(t *testing.T) {
 	sentinels(h, 8)
 	tm, _ := core.Preset("tmall-fast-return")
 	jd, _ := core.Preset("jd-lightning-refund")
-	res, err := Replay(context.Background(), h.js, ReplayOptions{Policies: []*core.Policy{tm, jd}, Partitions: 8})
+	res, err := replay.Run(context.Background(), h.js, replay.Options{Policies: []*core.Policy{tm, jd}, Partitions: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

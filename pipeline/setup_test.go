@@ -2,32 +2,22 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // startNoJetStream starts a NATS server without JetStream (as a cluster
 // node looks before it has a meta leader: JetStream requests fail).
 func startNoJetStream(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return testkit.StartServer(t, func(o *server.Options) { o.JetStream = false })
 }
 
 // goRun starts d.Run in a goroutine; done receives its result.
@@ -60,7 +50,7 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	waitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.setupRetries.Get() > 0 })
+	testkit.WaitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.setupRetries.Get() > 0 })
 	select {
 	case <-d.Started():
 		t.Fatal("daemon started without JetStream")
@@ -96,9 +86,9 @@ func TestSetupGivesUp(t *testing.T) {
 	}
 
 	// Permanent: the shared inbound stream exists with another P.
-	srv := startTestServer(t)
+	srv := testkit.StartServer(t)
 	cfg = setupTestConfig(t, srv.ClientURL())
-	cfg.Layout = LayoutShared
+	cfg.Layout = streams.LayoutShared
 	d, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +106,7 @@ func TestSetupGivesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = d.Run(context.Background())
-	var pe *permanentError
-	if !errors.As(err, &pe) {
+	if err == nil || streams.Retryable(err) {
 		t.Fatalf("P changed: got %v, want a permanent error", err)
 	}
 	if n := d.m.setupRetries.Get(); n != 0 {
@@ -125,78 +114,39 @@ func TestSetupGivesUp(t *testing.T) {
 	}
 }
 
-// TestEnsureStreamsIdempotent: after EnsureStreams every stream already
-// has the settings asked for (as the server normalises them), so a
-// restart only reads stream info and proposes nothing; a changed setting
-// is still applied.
-func TestEnsureStreamsIdempotent(t *testing.T) {
-	for _, layout := range []Layout{LayoutShared, LayoutStreams} {
-		srv, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: layout, Partitions: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		o := StreamOptions{Layout: layout, Partitions: 4, InMaxAge: time.Hour, OutMaxAge: 2 * time.Hour}
-		if err := EnsureStreams(ctx, js, o); err != nil {
-			t.Fatal(err)
-		}
-		want := []jetstream.StreamConfig{
-			{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
-			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
-		}
-		if layout == LayoutShared {
-			want = append(want, jetstream.StreamConfig{Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
-				Storage: jetstream.FileStorage, Replicas: 1,
-				SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(4)}})
-		} else {
-			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{PartitionFilter(3)}, Duplicates: dupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
-		}
-		for _, c := range want {
-			s, err := js.Stream(ctx, c.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !streamConfigured(s.CachedInfo().Config, c) {
-				t.Errorf("%s %s: created stream does not match its config: have %+v", layout, c.Name, s.CachedInfo().Config)
-			}
-		}
-		// A changed retention is applied on the next start.
-		o.OutMaxAge = 3 * time.Hour
-		if err := EnsureStreams(ctx, js, o); err != nil {
-			t.Fatal(err)
-		}
-		s, err := js.Stream(ctx, StreamOut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := s.CachedInfo().Config.MaxAge; got != 3*time.Hour {
-			t.Errorf("%s: FR_OUT MaxAge %s after the update, want 3h", layout, got)
-		}
-	}
+// metricValue reads a counter of d's metrics set by name (the cluster's
+// counters are registered there, so tests need not reach into it).
+func metricValue(d *Daemon, name string) uint64 {
+	return d.cfg.Metrics.GetOrCreateCounter(name).Get()
 }
 
-// TestRetryable: which setup errors the daemon waits out.
-func TestRetryable(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want bool
+// TestConfigAdvertiseHTTP: WithDefaults trims the advertised base URL,
+// Validate refuses a malformed one or one with HTTP off, and neither
+// changes the Config it is called on.
+func TestConfigAdvertiseHTTP(t *testing.T) {
+	pol, _ := core.Preset("tmall-fast-return")
+	noop := func(*Daemon) http.Handler { return http.NotFoundHandler() }
+	for _, tc := range []struct {
+		http, adv, want string
+		ok              bool
 	}{
-		{context.DeadlineExceeded, true},
-		{&jetstream.APIError{Code: 503, ErrorCode: jetstream.JSErrCodeJetStreamNotEnabled}, true},
-		{&jetstream.APIError{Code: 400, ErrorCode: errCodeNoSuitablePeers}, true},
-		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamNameInUse}, false},
-		{permanent(errors.New("P changed")), false},
+		{"127.0.0.1:8080", "", "", true},
+		{"127.0.0.1:8080", "http://10.0.0.5:8080/", "http://10.0.0.5:8080", true},
+		{"127.0.0.1:8080", "https://fr-a.example/flashreturn", "https://fr-a.example/flashreturn", true},
+		{"127.0.0.1:8080", "10.0.0.5:8080", "", false},
+		{"127.0.0.1:8080", "ftp://10.0.0.5", "", false},
+		{"127.0.0.1:8080", "http://", "", false},
+		{"127.0.0.1:8080", "http://h:1/?q=1", "", false},
+		{"off", "http://10.0.0.5:8080", "", false},
 	} {
-		if got := retryable(fmt.Errorf("wrapped: %w", c.err)); got != c.want {
-			t.Errorf("retryable(%v) = %v, want %v", c.err, got, c.want)
+		given := Config{HTTPAddr: tc.http, AdvertiseHTTP: tc.adv, Policy: pol, HTTP: noop}
+		c := given.WithDefaults()
+		err := c.Validate()
+		if (err == nil) != tc.ok || (tc.ok && c.AdvertiseHTTP != tc.want) {
+			t.Errorf("AdvertiseHTTP %q (HTTP %q): got %q, %v", tc.adv, tc.http, c.AdvertiseHTTP, err)
+		}
+		if given.AdvertiseHTTP != tc.adv {
+			t.Errorf("WithDefaults changed the caller's AdvertiseHTTP to %q", given.AdvertiseHTTP)
 		}
 	}
 }

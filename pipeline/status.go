@@ -1,127 +1,27 @@
 package pipeline
 
 import (
-	"embed"
-	"io/fs"
 	"math"
-	"net/http"
 	"sort"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
-// staticFiles is the status page: plain HTML, one script and one style
-// sheet, no build step.
-//
-//go:embed static
-var staticFiles embed.FS
-
 // statusWindow is the window over which the status page's rates and
-// latency percentiles are computed.
+// latency percentiles are computed: long enough that a page refreshed
+// every second shows steady numbers, short enough that a spike or a stall
+// shows within seconds (Grafana has the long view).
 const statusWindow = 15 * time.Second
 
-// statusSamplesMax bounds the samples kept for the rate window.
+// statusSamplesMax bounds the samples kept for the rate window. Samples
+// are kept at most one a second, so 15 s needs 16; the bound caps memory
+// whatever the clock does.
 const statusSamplesMax = 64
-
-// statusPage serves the embedded status page: "/" is static/index.html,
-// "/static/..." the assets.
-func statusPage() (index, assets http.Handler) {
-	sub, err := fs.Sub(staticFiles, "static")
-	if err != nil {
-		panic("pipeline: embedded status page: " + err.Error()) // a build bug
-	}
-	files := http.FileServerFS(sub)
-	index = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := fs.ReadFile(sub, "index.html")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(b)
-	})
-	return index, http.StripPrefix("/static/", files)
-}
-
-// Status is the answer of GET /api/status: what the status page shows,
-// computed from the daemon's own counters. Rates and percentiles cover
-// the last WindowSeconds (up to 15 s; since start on the first call or
-// after a long idle spell); totals count since this process started.
-type Status struct {
-	Now             string            `json:"now"`
-	UptimeSeconds   float64           `json:"uptime_seconds"`
-	Ready           bool              `json:"ready"`
-	Partitions      int               `json:"partitions"`
-	PartitionsReady int               `json:"partitions_ready"`
-	Policy          policyRef         `json:"policy"`
-	Shadow          *ShadowSummary    `json:"shadow,omitempty"`
-	WindowSeconds   float64           `json:"window_seconds"`
-	Rates           StatusRates       `json:"rates"`
-	Latency         StatusLatency     `json:"latency"`
-	LatencyAll      StatusLatency     `json:"latency_since_start"`
-	Totals          StatusTotals      `json:"totals"`
-	Decisions       map[string]uint64 `json:"decisions"`
-	// Resolutions counts the ends of reviews and closes since start, by
-	// "<outcome>/<by>": approved/merchant, approved/platform,
-	// approved/timeout, rejected/merchant, rejected/platform,
-	// closed/timeout.
-	Resolutions map[string]uint64 `json:"resolutions"`
-	Reasons         []StatusCount     `json:"reasons"`
-	DeadByReason    map[string]uint64 `json:"dead_letters_by_reason"`
-	Backlog         []PartitionStatus `json:"backlog"`
-	DeadLetters     []DeadLetterInfo  `json:"recent_dead_letters"`
-}
-
-// StatusRates are per-second rates over the status window.
-type StatusRates struct {
-	EventsPerSecond      float64 `json:"events_per_second"`
-	DecisionsPerSecond   float64 `json:"decisions_per_second"`
-	DeadLettersPerSecond float64 `json:"dead_letters_per_second"`
-	// ApprovalRate is approved/decided over the window (0..1); -1 when
-	// nothing was decided in the window.
-	ApprovalRate float64 `json:"approval_rate"`
-}
-
-// StatusLatency is request-to-decision latency (ingest to publish ack) in
-// seconds, over the status window or since start; -1 when nothing was
-// decided in it.
-type StatusLatency struct {
-	Decisions  uint64  `json:"decisions"`
-	P50Seconds float64 `json:"p50_seconds"`
-	P99Seconds float64 `json:"p99_seconds"`
-}
-
-// StatusTotals are counts and money (fen) since this process started.
-type StatusTotals struct {
-	EventsIn               uint64 `json:"events_in"`
-	Decisions              uint64 `json:"decisions"`
-	DeadLetters            uint64 `json:"dead_letters"`
-	RefundsFen             uint64 `json:"refunds_fen"`
-	AdvancedFen            uint64 `json:"advanced_fen"`
-	ClawbacksFen           uint64 `json:"clawbacks_fen"`
-	CompensationFen        uint64 `json:"compensation_fen"`
-	AdvancedOutstandingFen int64  `json:"advanced_outstanding_fen"`
-	PromisedOutstandingFen int64  `json:"promised_outstanding_fen"`
-	Pending                int64  `json:"pending"`
-}
-
-// StatusCount is one labelled count.
-type StatusCount struct {
-	Name  string `json:"name"`
-	Count uint64 `json:"count"`
-}
-
-// PartitionStatus is one partition's backlog.
-type PartitionStatus struct {
-	Partition int    `json:"partition"`
-	Ready     bool   `json:"ready"`
-	Pending   int64  `json:"pending"`
-	Events    uint64 `json:"events"`
-}
 
 // statusSample is a point of the daemon's counters for rate windows.
 type statusSample struct {
@@ -143,9 +43,14 @@ func (o *opsMetrics) window(cur statusSample) statusSample {
 		}
 	}
 	o.samples = keep
+	// A base younger than half a second gives rates from a handful of
+	// events (two page loads in a row); the start of the process is the
+	// better base then.
 	if len(keep) > 0 && cur.at.Sub(keep[0].at) >= 500*time.Millisecond {
 		base = keep[0]
 	}
+	// One sample a second at most, whatever the number of viewers: two
+	// open pages must not shrink the window each other sees.
 	if n := len(o.samples); (n == 0 || cur.at.Sub(o.samples[n-1].at) >= time.Second) && n < statusSamplesMax {
 		o.samples = append(o.samples, cur)
 	}
@@ -153,27 +58,32 @@ func (o *opsMetrics) window(cur statusSample) statusSample {
 }
 
 // observePolicies registers flashreturn_policy_info for the live and
-// shadow policies (called at scrape time).
+// shadow policies (called at scrape time). At scrape time rather than at
+// each swap, so that the reload path stays free of metrics bookkeeping
+// and a scrape always reports the policy in force when it ran.
 func (d *Daemon) observePolicies() {
 	d.m.ops.observePolicy("live", d.policy.Load(), d.policy.Load)
 	if d.shadow != nil {
-		sp := d.shadow.policy
+		sp := d.shadow.Policy()
 		d.m.ops.observePolicy("shadow", sp, func() *core.Policy { return sp })
 	}
 }
 
 // Status computes the status page's numbers from the daemon's counters.
-// Safe to call concurrently with Run.
-func (d *Daemon) Status() Status {
+// Safe to call concurrently with Run. It reads the same counters
+// /metrics exports, never the state store, so the page costs the workers
+// nothing however often it is refreshed; the price is that its numbers
+// count since this process started, not since the streams began.
+func (d *Daemon) Status() httpapi.Status {
 	now := time.Now()
 	m := d.m
 	pol := d.policy.Load()
-	st := Status{
+	st := httpapi.Status{
 		Now: now.In(d.cfg.Loc).Format(time.RFC3339), UptimeSeconds: now.Sub(m.ops.start).Seconds(),
 		Ready: d.Ready(), Partitions: d.cfg.Partitions,
-		Policy:       policyRef{Name: pol.Name, Version: pol.Version},
+		Policy:       apply.PolicyRef{Name: pol.Name, Version: pol.Version},
 		Decisions:    map[string]uint64{"approved": 0, "review": 0, "rejected": 0},
-		DeadByReason: map[string]uint64{}, Reasons: []StatusCount{}, Backlog: []PartitionStatus{},
+		DeadByReason: map[string]uint64{}, Reasons: []httpapi.StatusCount{}, Backlog: []httpapi.PartitionStatus{},
 		Resolutions: map[string]uint64{},
 	}
 	for o, byActor := range m.resolutions {
@@ -184,6 +94,8 @@ func (d *Daemon) Status() Status {
 		}
 	}
 	if d.shadow != nil {
+		// The page shows the last ten disagreements; /v1/shadow has all
+		// that are kept.
 		s := d.shadow.Summary()
 		if n := len(s.RecentDisagreements); n > 10 {
 			s.RecentDisagreements = s.RecentDisagreements[n-10:]
@@ -191,6 +103,8 @@ func (d *Daemon) Status() Status {
 		st.Shadow = &s
 	}
 	cur := statusSample{at: now, lat: m.ops.latencySnapshot()}
+	// Clock ticks are not events anyone sent: they are left out of the
+	// rates, as they are of the partition event counters.
 	for t := core.EventOrderPaid; t < core.EventClock; t++ {
 		cur.events += m.eventsIn[t].Get()
 	}
@@ -215,9 +129,12 @@ func (d *Daemon) Status() Status {
 	}
 	for c := core.Code(0); c < core.NumCodes; c++ {
 		if n := m.reasons[c].Get(); n > 0 {
-			st.Reasons = append(st.Reasons, StatusCount{Name: c.String(), Count: n})
+			st.Reasons = append(st.Reasons, httpapi.StatusCount{Name: c.String(), Count: n})
 		}
 	}
+	// Most frequent reason first: the page lists them to answer "why are
+	// requests being sent to review?", and a stable sort keeps equal
+	// counts in code order between refreshes.
 	sort.SliceStable(st.Reasons, func(i, j int) bool { return st.Reasons[i].Count > st.Reasons[j].Count })
 
 	base := m.ops.window(cur)
@@ -228,6 +145,8 @@ func (d *Daemon) Status() Status {
 		st.Rates.DecisionsPerSecond = float64(cur.decisions-base.decisions) / dt
 		st.Rates.DeadLettersPerSecond = float64(cur.deadN-base.deadN) / dt
 	}
+	// -1, not 0, when nothing was decided in the window: an idle night is
+	// not a night on which everything was rejected.
 	st.Rates.ApprovalRate = -1
 	if n := cur.decisions - base.decisions; n > 0 {
 		st.Rates.ApprovalRate = float64(cur.approved-base.approved) / float64(n)
@@ -235,7 +154,7 @@ func (d *Daemon) Status() Status {
 	st.Latency = latencyBetween(base.lat, cur.lat)
 	st.LatencyAll = latencyBetween(latencySnapshot{}, cur.lat)
 
-	st.Totals = StatusTotals{
+	st.Totals = httpapi.StatusTotals{
 		EventsIn: cur.events, Decisions: cur.decisions, DeadLetters: cur.deadN,
 		RefundsFen: m.refundFen.Get(), AdvancedFen: m.advanceFen.Get(), ClawbacksFen: m.clawbackFen.Get(),
 		CompensationFen: m.compensFen.Get(), AdvancedOutstandingFen: m.ops.outstandingFen.Load(),
@@ -244,7 +163,7 @@ func (d *Daemon) Status() Status {
 	select {
 	case <-d.started: // d.workers is set before started is closed
 		for _, w := range d.workers {
-			ps := PartitionStatus{Partition: w.p, Ready: w.ready.Load(), Pending: w.pending.Load(), Events: w.ops.events.Get()}
+			ps := httpapi.PartitionStatus{Partition: w.p, Ready: w.ready.Load(), Pending: w.pending.Load(), Events: w.ops.events.Get()}
 			if ps.Ready {
 				st.PartitionsReady++
 			}
@@ -258,17 +177,11 @@ func (d *Daemon) Status() Status {
 }
 
 // latencyBetween summarises the decisions between two snapshots.
-func latencyBetween(from, to latencySnapshot) StatusLatency {
+func latencyBetween(from, to latencySnapshot) httpapi.StatusLatency {
 	p50, n := quantile(0.5, from, to)
 	if n == 0 {
-		return StatusLatency{P50Seconds: -1, P99Seconds: -1}
+		return httpapi.StatusLatency{P50Seconds: -1, P99Seconds: -1}
 	}
 	p99, _ := quantile(0.99, from, to)
-	return StatusLatency{Decisions: n, P50Seconds: p50, P99Seconds: p99}
-}
-
-func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
-	st := d.Status()
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, &st)
+	return httpapi.StatusLatency{Decisions: n, P50Seconds: p50, P99Seconds: p99}
 }

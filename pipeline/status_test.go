@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
 var statusScreenshot = flag.String("status-screenshot", "", "TestStatusPageChromium also saves a screenshot of the status page to this file (e.g. ../docs/status.png)")
@@ -80,7 +81,7 @@ func TestStatusAPI(t *testing.T) {
 	base := "http://" + h.d.HTTPAddr()
 	// Everything is folded in after the publish ack, and the harness saw the
 	// outputs, but the worker may not have returned from step yet: poll.
-	var st Status
+	var st httpapi.Status
 	h.waitFor("status counts the traffic", func() bool {
 		getJSON(t, base+"/api/status", &st)
 		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2 && st.Latency.Decisions == 3
@@ -178,7 +179,7 @@ func TestStatusWindow(t *testing.T) {
 func TestDeadLetterRing(t *testing.T) {
 	o := newOpsMetrics(metrics.NewSet())
 	for i := range deadLetterKeep + 7 {
-		o.addDeadLetters([]DeadLetterInfo{{StreamSeq: uint64(i)}})
+		o.addDeadLetters([]httpapi.DeadLetterInfo{{StreamSeq: uint64(i)}})
 		got := o.recentDeadLetters()
 		if len(got) != min(i+1, deadLetterKeep) || got[0].StreamSeq != uint64(i) || got[len(got)-1].StreamSeq != uint64(max(0, i+1-deadLetterKeep)) {
 			t.Fatalf("after %d: %d entries, newest %d, oldest %d", i, len(got), got[0].StreamSeq, got[len(got)-1].StreamSeq)
@@ -258,7 +259,7 @@ func TestStatusPageChromium(t *testing.T) {
 	statusTraffic(h)
 	base := "http://" + h.d.HTTPAddr()
 	h.waitFor("status counts the traffic", func() bool {
-		var st Status
+		var st httpapi.Status
 		getJSON(t, base+"/api/status", &st)
 		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2
 	})
@@ -302,7 +303,7 @@ func TestStatusPageChromium(t *testing.T) {
 		stop := startTrickle(h)
 		defer stop()
 		h.waitFor("trickle traffic decided", func() bool {
-			var st Status
+			var st httpapi.Status
 			getJSON(t, base+"/api/status", &st)
 			return st.Totals.Decisions >= 150
 		})

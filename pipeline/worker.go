@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -40,7 +44,7 @@ type worker struct {
 	pt  *state.Partition
 
 	cursor  uint64 // last stream sequence applied (committed or staged)
-	s       stepper
+	s       apply.Stepper
 	now     time.Time // wall clock of the batch in hand (decided_at)
 	lastCon uint64    // last consumer sequence seen
 	// asOf is the ingest time (Unix ns) of the message being applied: the
@@ -69,6 +73,9 @@ type worker struct {
 	commitBuf []state.OutMsg // prev's and the new batch's outputs, for one commit
 	retryFut  []jetstream.PubAckFuture
 
+	// ready, pending and applied are read by readiness, gauges and the
+	// status page from other goroutines; everything else above is the
+	// worker goroutine's alone.
 	ready   atomic.Bool
 	pending atomic.Int64
 	applied atomic.Uint64
@@ -89,6 +96,9 @@ type worker struct {
 	committed atomic.Uint64
 }
 
+// newWorker makes partition p's worker; run starts it. A worker outlives
+// its runs: in cluster mode the same worker runs each time its partition
+// is claimed here, so its buffers and gauges are made once.
 func newWorker(d *Daemon, p int) *worker {
 	w := &worker{
 		p:   p,
@@ -113,7 +123,10 @@ func (w *worker) run(ctx context.Context) error {
 	w.pt = pt
 	w.cursor = pt.Cursor()
 	w.committed.Store(w.cursor)
-	w.s = stepper{st: w.ops.track(pt), clock: pt.Clock(), log: w.log, emit: w.emit, shadow: w.d.shadow, onFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
+	w.s = apply.Stepper{St: w.ops.track(pt), Clock: pt.Clock(), Log: w.log, Emit: w.emit, Shadow: w.d.shadow, OnFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
+	// The outbox left by the last run holds outputs that were committed
+	// but maybe never acknowledged: republish them before consuming, so
+	// that nothing committed is lost and FR_OUT drops what did arrive.
 	if left := pt.Outbox(); len(left) > 0 {
 		w.log.Info("republishing outbox left by the last run", "messages", len(left))
 		w.outboxLen.Store(int64(len(left)))
@@ -125,15 +138,18 @@ func (w *worker) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := w.consume(ctx)
 		w.ready.Store(false)
-		if errors.Is(err, errFenced) {
+		if errors.Is(err, cluster.ErrFenced) {
 			return err
 		}
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
+		// A fixed short pause, not a backoff: the usual cause (a node
+		// restart, a leader move) passes in about a second, and every
+		// moment without a consumer is the partition's latency.
 		w.log.Warn("consumer restarting", "err", err)
 		w.d.m.consumerReset.Inc()
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !streams.Sleep(ctx, 200*time.Millisecond) {
 			return nil
 		}
 	}
@@ -149,10 +165,18 @@ func (w *worker) consume(ctx context.Context) error {
 	}
 	w.lastCon = 0
 	w.carry = w.carry[:0]
+	// Two batches of buffer: the client fills one while the worker applies
+	// the other. A fresh channel per subscription, so that nothing a
+	// stopped subscription delivered late leaks into the next one.
 	in := make(chan jetstream.Msg, 2*w.d.cfg.BatchMax)
 	stop := make(chan struct{})
 	lost := make(chan error, 1)
 	w.lost, w.lostErr = lost, nil
+	// Consumer probes (checkConsumer) belong to this subscription: they
+	// run under pctx, cancelled when it ends, and are waited for then, so
+	// a probe never outlives the consumer it looks up.
+	pctx, cancelProbes := context.WithCancel(ctx)
+	probes := &probeGroup{}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in <- m:
@@ -160,14 +184,17 @@ func (w *worker) consume(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		w.log.Debug("consume", "err", err)
-		w.checkConsumer(ctx, cons, err, lost)
+		w.checkConsumer(pctx, cons, err, lost, probes)
 	}))
 	if err != nil {
+		cancelProbes()
 		return fmt.Errorf("partition %d: consume: %w", w.p, err)
 	}
 	defer func() {
 		cc.Stop()
 		close(stop)
+		cancelProbes()
+		probes.close()
 	}()
 	w.in = in
 	w.ready.Store(true)
@@ -232,7 +259,7 @@ var errConsumerLost = errors.New("pipeline: consumer lost")
 // (the pull went unanswered: a node restarted, a leader moved) end it only
 // when the consumer cannot be looked up, so that a slow but healthy
 // consumer is kept.
-func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error) {
+func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error, probes *probeGroup) {
 	signal := func(err error) {
 		select {
 		case lost <- fmt.Errorf("%w: %w", errConsumerLost, err):
@@ -243,14 +270,42 @@ func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
 		signal(err)
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		go func() {
+		// Off the handler's goroutine: an info request may take up to
+		// pullExpiry, and the client's handler must not block meanwhile.
+		probes.Go(func() {
 			ictx, cancel := context.WithTimeout(ctx, pullExpiry)
 			defer cancel()
 			if _, ierr := cons.Info(ictx); ierr != nil && ctx.Err() == nil {
 				signal(fmt.Errorf("%w (info: %w)", err, ierr))
 			}
-		}()
+		})
 	}
+}
+
+// probeGroup owns the consumer probes of one subscription. The client
+// may still call the error handler after Stop, so Go after close is a
+// no-op rather than a WaitGroup.Add racing its Wait.
+type probeGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f on a goroutine of the group, unless the group is closed.
+func (g *probeGroup) Go(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.wg.Go(f)
+	}
+}
+
+// close refuses new probes and waits for the running ones.
+func (g *probeGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // collect blocks for the first message (or takes what was carried over),
@@ -329,6 +384,8 @@ func (f *inflight) wait(ctx context.Context) error {
 	return f.err
 }
 
+// keep records a failed publish; the first failure is the one reported
+// (the others usually share its cause).
 func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
 	if f.err == nil {
 		f.err = fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
@@ -462,7 +519,7 @@ func (w *worker) finishPrev(ctx context.Context) error {
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
 func (w *worker) applyBatch() (int, error) {
-	startCursor, startClock, startCon := w.cursor, w.s.clock, w.lastCon
+	startCursor, startClock, startCon := w.cursor, w.s.Clock, w.lastCon
 	var poison map[int]string
 	for {
 		n, bad, msg, err := w.tryApply(poison)
@@ -477,7 +534,7 @@ func (w *worker) applyBatch() (int, error) {
 		w.d.m.panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
 		w.pt.Discard()
-		w.cursor, w.s.clock, w.lastCon = startCursor, startClock, startCon
+		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
 		if poison == nil {
 			poison = make(map[int]string)
 		}
@@ -485,6 +542,8 @@ func (w *worker) applyBatch() (int, error) {
 	}
 }
 
+// seqOf is m's stream sequence, 0 when its metadata cannot be read (for
+// logs only).
 func (w *worker) seqOf(m jetstream.Msg) uint64 {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -524,6 +583,9 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
+		// The stored time, not the wall clock: what the merchant lookup
+		// and the future-time rule compare with must be the same in a
+		// replay, a restart and on another member.
 		w.asOf = meta.Timestamp.UnixNano()
 		if msg, ok := poison[i]; ok {
 			w.deadLetter(wire.ReasonPoison, "event could not be processed: "+msg, m.Subject(), seq, m.Data(), now)
@@ -560,7 +622,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
-	if text := futureTime(ev, w.asOf, w.d.cfg.MaxFuture); text != "" {
+	if text := apply.FutureTime(ev, w.asOf, w.d.cfg.MaxFuture); text != "" {
 		w.deadLetter(wire.ReasonFutureTime, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
@@ -570,7 +632,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 	if applyHook != nil {
 		applyHook(ev)
 	}
-	if err := w.s.step(ev, env); err != nil {
+	if err := w.s.Step(ev, env); err != nil {
 		w.deadLetter(wire.ReasonPoison, err.Error(), m.Subject(), seq, m.Data(), now)
 		return ""
 	}
@@ -597,7 +659,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
 		w.d.m.decision(&w.ops.cnt, e, e.Policy.Name)
-		w.pt.PutTrace(e.UserID, e.RequestID, encodeTrace(e, now))
+		w.pt.PutTrace(e.UserID, e.RequestID, apply.EncodeTrace(e, now))
 	}
 }
 
@@ -613,7 +675,7 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 	out := w.arena[start:len(w.arena):len(w.arena)]
 	w.outbox = append(w.outbox, state.OutMsg{
 		Subject: wire.DLQSubject(reason),
-		MsgID:   wire.DLQMsgID(InStream(w.d.cfg.Layout, w.p), seq),
+		MsgID:   wire.DLQMsgID(streams.InStream(w.d.cfg.Layout, w.p), seq),
 		Data:    out,
 	})
 }
@@ -626,7 +688,7 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 			return err
 		}
 		start := time.Now()
-		err := w.pt.Commit(w.cursor, w.s.clock, outbox)
+		err := w.pt.Commit(w.cursor, w.s.Clock, outbox)
 		if err == nil {
 			w.committed.Store(w.cursor)
 			w.d.m.commitLat.UpdateDuration(start)
@@ -636,7 +698,7 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 		w.d.m.commitErrors.Inc()
 		w.ready.Store(false)
 		w.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return fmt.Errorf("partition %d: commit: %w", w.p, err)
 		}
 	}
@@ -661,13 +723,13 @@ func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
 			w.ready.Store(true)
 			return nil
 		}
-		if errors.Is(err, errFenced) {
+		if errors.Is(err, cluster.ErrFenced) {
 			return err
 		}
 		w.d.m.publishErrs.Inc()
 		w.ready.Store(false)
 		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
-		if !sleepCtx(ctx, backoff(attempt)) {
+		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return fmt.Errorf("partition %d: publish: %w", w.p, err)
 		}
 	}
@@ -686,7 +748,7 @@ func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]
 		o := &msgs[i]
 		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
 		if w.epoch != "" {
-			msg.Header[EpochHeader] = []string{w.epoch}
+			msg.Header[cluster.EpochHeader] = []string{w.epoch}
 		}
 		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
 		if err != nil {
@@ -706,21 +768,4 @@ func (w *worker) checkFence() error {
 		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
-}
-
-func backoff(attempt int) time.Duration {
-	d := 50 * time.Millisecond << min(attempt, 5)
-	return min(d, 2*time.Second)
-}
-
-// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
 )
 
 func TestPolicyShowAndCheck(t *testing.T) {
@@ -93,5 +96,42 @@ func TestFlagsAdvertiseHTTP(t *testing.T) {
 		if cfg.AdvertiseHTTP != tc.want {
 			t.Errorf("%v (env %q): AdvertiseHTTP %q, want %q", tc.args, tc.env, cfg.AdvertiseHTTP, tc.want)
 		}
+	}
+}
+
+// TestFlagDefaultsAreConfigDefaults: with no flags, parseFlags yields the
+// Config a library caller gets from a zero Config's WithDefaults, on
+// every setting the two share (both read pipeline/defaults), and the
+// replay command's defaults are the same values.
+func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
+	for _, k := range []string{"FLASHRETURN_PARTITIONS", "FLASHRETURN_TZ", "FLASHRETURN_CACHE_MB", "FLASHRETURN_HTTP"} {
+		if _, set := os.LookupEnv(k); set {
+			t.Skipf("%s set in the environment", k)
+		}
+	}
+	var errb bytes.Buffer
+	cfg, _, err := parseFlags(nil, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := pipeline.Config{}.WithDefaults()
+	got := cfg.WithDefaults()
+	for name, pair := range map[string][2]any{
+		"partitions":  {got.Partitions, lib.Partitions},
+		"tz":          {got.Loc.String(), lib.Loc.String()},
+		"cache":       {got.CacheBytes, lib.CacheBytes},
+		"batch":       {got.BatchMax, lib.BatchMax},
+		"clock":       {got.ClockInterval, lib.ClockInterval},
+		"max-future":  {got.MaxFuture, lib.MaxFuture},
+		"data-dir":    {got.DataDir, lib.DataDir},
+		"http":        {got.HTTPAddr, lib.HTTPAddr},
+		"nats-listen": {got.NATSListen, lib.NATSListen},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("%s: flag default %v, Config default %v", name, pair[0], pair[1])
+		}
+	}
+	if lib.Partitions != defaults.Partitions || lib.Loc.String() != defaults.Zone {
+		t.Errorf("Config defaults %d %s differ from pipeline/defaults", lib.Partitions, lib.Loc)
 	}
 }

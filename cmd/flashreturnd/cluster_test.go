@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,49 +12,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 )
-
-// startNATSCluster starts a 3-node JetStream cluster on loopback in this
-// process and returns the nodes and their client URLs, comma-separated.
-func startNATSCluster(t *testing.T) ([]*server.Server, string) {
-	t.Helper()
-	const n = 3
-	ports := make([]int, n)
-	var routes []string
-	for i := range ports {
-		ports[i] = freePort(t)
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
-	}
-	srvs := make([]*server.Server, n)
-	var urls []string
-	for i := range srvs {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: freePort(t),
-			JetStream: true, StoreDir: filepath.Join(t.TempDir(), fmt.Sprint(i)), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "fr", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		srvs[i] = s
-		urls = append(urls, s.ClientURL())
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(srvs, (*server.Server).JetStreamIsLeader) {
-		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader within 30s")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
-	return srvs, strings.Join(urls, ",")
-}
 
 // owners reads FR_OWNERS: partition -> owning member ("" when released).
 func owners(js jetstream.JetStream, parts int) map[int]string {
@@ -90,28 +51,23 @@ func TestClusterKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster process test skipped in -short mode")
 	}
-	srvs, urls := startNATSCluster(t)
+	srvs, urls := testkit.StartCluster(t, 3)
 	// The merchant goes in before the daemons start (they wait for their
 	// merchant view to catch up), so that no request meets an empty view.
 	{
-		nc, err := nats.Connect(urls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
+		_, js := testkit.Connect(t, urls)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: 3})
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: 3})
 		cancel()
-		nc.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		merchant, _ := json.Marshal(map[string]any{"event_id": "m1", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00", "merchant_id": "m1", "return_addresses": []string{"addr"}, "ship_addresses": []string{"addr"}})
-		publishAll(t, urls, []event{{subject: "fr.merchant.m1", id: "m1", data: merchant}})
+		testkit.Publish(t, js, "fr.merchant.m1", "m1", merchant, 20*time.Second)
 	}
 	kids := map[string]*child{}
 	for _, id := range []string{"a", "b", "c"} {
-		kids[id] = startChild(t, t.TempDir(), freePort(t), freePort(t),
+		kids[id] = startChild(t, t.TempDir(), testkit.FreePort(t), testkit.FreePort(t),
 			"--nats-url", urls, "--member", id, "--lease", "2s", "--replicas", "3", "--snapshot-interval", "1s")
 	}
 	t.Cleanup(func() {
@@ -121,12 +77,7 @@ func TestClusterKill9(t *testing.T) {
 			}
 		}
 	})
-	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := testkit.Connect(t, urls)
 	const parts = 8
 	members := func(o map[int]string) map[string][]int {
 		m := map[string][]int{}
@@ -137,13 +88,10 @@ func TestClusterKill9(t *testing.T) {
 		}
 		return m
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for o := owners(js, parts); len(o) < parts || len(members(o)) != 3 || len(members(o)[""]) > 0; o = owners(js, parts) {
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions not spread over the 3 members within 30s: %v", o)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
+	testkit.WaitUntil(t, 30*time.Second, "partitions spread over the 3 members", func() bool {
+		o := owners(js, parts)
+		return len(o) == parts && len(members(o)) == 3 && len(members(o)[""]) == 0
+	})
 	lost := members(owners(js, parts))["c"]
 	t.Logf("c owns %v", lost)
 
@@ -158,14 +106,10 @@ func TestClusterKill9(t *testing.T) {
 	published.Go(func() {
 		for i := range users {
 			for _, e := range refundWorld(i, i+1) {
-				for {
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					_, err := js.Publish(ctx, e.subject, e.data, jetstream.WithMsgID(e.id))
-					cancel()
-					if err == nil {
-						break
-					}
-					time.Sleep(50 * time.Millisecond) // retry pause while a node is down
+				// Retried with the same ID while a node is down.
+				if err := testkit.PublishRetry(context.Background(), js, e.subject, e.id, e.data, 2*time.Minute); err != nil {
+					t.Error(err)
+					return
 				}
 				if strings.HasPrefix(e.subject, "fr.in.return.") {
 					mu.Lock()
@@ -194,7 +138,7 @@ func TestClusterKill9(t *testing.T) {
 		decision string
 	}
 	var decisions, refunds map[string][]out
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		decisions, refunds = map[string][]out{}, map[string][]out{}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 )
 
 // TestMain lets the test binary stand in for flashreturnd: with
@@ -26,16 +24,6 @@ func TestMain(m *testing.M) {
 		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 type child struct {
@@ -63,21 +51,15 @@ func startChild(t *testing.T, dataDir string, natsPort, httpPort int, extra ...s
 		}
 	})
 	c := &child{cmd: cmd, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort)}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.WaitUntil(t, 30*time.Second, "child daemon ready", func() bool {
 		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatal("child daemon not ready within 30s")
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return c
 }
 
 func (c *child) kill9(t *testing.T) {
@@ -90,25 +72,10 @@ func (c *child) kill9(t *testing.T) {
 // until stored; it gives up only when the deadline passes.
 func publishAll(t *testing.T, url string, evs []event) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.Connect(t, url)
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	for _, e := range evs {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := js.Publish(ctx, e.subject, e.data, jetstream.WithMsgID(e.id))
-			cancel()
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("publish %s: %v", e.id, err)
-			}
-		}
+		testkit.Publish(t, js, e.subject, e.id, e.data, 20*time.Second)
 	}
 }
 
@@ -215,7 +182,7 @@ func TestKill9AndRestart(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
 	dir := t.TempDir()
-	natsPort, httpPort := freePort(t), freePort(t)
+	natsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	c := startChild(t, dir, natsPort, httpPort)
 	merchant, _ := json.Marshal(map[string]any{"event_id": "m1", "type": "merchant.updated", "at": "2026-11-01T00:00:00+08:00", "merchant_id": "m1", "return_addresses": []string{"addr"}, "ship_addresses": []string{"addr"}})
 	publishAll(t, c.natsURL, []event{{subject: "fr.merchant.m1", id: "m1", data: merchant}})
@@ -232,12 +199,7 @@ func TestKill9AndRestart(t *testing.T) {
 		c = startChild(t, dir, natsPort, httpPort)
 	}
 	defer c.kill9(t)
-	nc, err := nats.Connect(c.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t, c.natsURL)
 	var outputs map[string]map[string]int // user → output kind → count
 	complete := func() bool {
 		for i := range users {
@@ -253,26 +215,17 @@ func TestKill9AndRestart(t *testing.T) {
 	for {
 		outputs = map[string]map[string]int{}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		cons, err := js.OrderedConsumer(ctx, "FR_OUT", jetstream.OrderedConsumerConfig{})
+		msgs, err := testkit.ReadStream(ctx, js, "FR_OUT")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read FR_OUT: %v", err)
 		}
-		info, err := js.Stream(ctx, "FR_OUT")
-		if err != nil {
-			t.Fatal(err)
-		}
-		total := info.CachedInfo().State.Msgs
-		for i := uint64(0); i < total; i++ {
-			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-			if err != nil {
-				t.Fatalf("read FR_OUT: %v", err)
-			}
+		for _, m := range msgs {
 			var v struct {
 				UserID    string `json:"user_id"`
 				RequestID string `json:"request_id"`
 			}
-			_ = json.Unmarshal(m.Data(), &v)
-			kind := strings.Split(m.Subject(), ".")[2]
+			_ = json.Unmarshal(m.Data, &v)
+			kind := strings.Split(m.Subject, ".")[2]
 			if outputs[v.UserID] == nil {
 				outputs[v.UserID] = map[string]int{}
 			}

@@ -4,6 +4,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/internal/testkit"
 )
 
 // TestGracefulDrain: SIGTERM while events are in flight makes the daemon
@@ -13,7 +15,7 @@ func TestGracefulDrain(t *testing.T) {
 		t.Skip("process test skipped in -short mode")
 	}
 	dir := t.TempDir()
-	natsPort, httpPort := freePort(t), freePort(t)
+	natsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	c := startChild(t, dir, natsPort, httpPort)
 	publishAll(t, c.natsURL, world(0, 100))
 	start := time.Now()

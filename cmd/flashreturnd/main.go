@@ -1,7 +1,3 @@
-// Command flashreturnd is the flashreturn daemon: with no flags it runs a
-// complete system on one machine (an embedded NATS server with JetStream,
-// one worker per partition with Badger state, the HTTP endpoint). See
-// README.md and `flashreturnd --help`.
 package main
 
 import (
@@ -11,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +22,10 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/policyfile"
 	"github.com/flashreturn/flashreturn/pipeline"
+	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 func main() {
@@ -33,6 +35,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is main without os.Exit, so that tests (and the test binary
+// standing in for the daemon) can call it: it returns the exit code
+// documented in doc.go and writes only to stdout and stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "policy" {
 		return policyCmd(args[1:], stdout, stderr)
@@ -50,21 +55,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	d, err := pipeline.New(*cfg)
 	if err != nil {
+		// A Config that does not validate is a usage error: nothing ran.
 		fmt.Fprintln(stderr, "flashreturnd:", err)
 		return 2
 	}
+	// SIGINT and SIGTERM end ctx: the daemon drains (finishes and
+	// publishes the batch in hand, releases its partitions in cluster
+	// mode) within its DrainTimeout, and a second signal is not needed.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the policy file now instead of at the next poll.
+	// The forwarder is owned by run: it ends when hup is closed, and run
+	// waits for it, so no goroutine outlives the daemon it reloads.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer func() {
-		signal.Stop(hup)
-		close(hup)
-	}()
-	go func() {
+	var forwarder sync.WaitGroup
+	forwarder.Go(func() {
 		for range hup {
 			d.Reload()
 		}
+	})
+	defer func() {
+		signal.Stop(hup)
+		close(hup)
+		forwarder.Wait()
 	}()
 	if err := d.Run(ctx); err != nil {
 		logger.Error("flashreturnd stopped", "err", err)
@@ -73,7 +87,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadPolicy resolves --policy: a preset name or a policy file.
+// serveHTTP is the handler the daemon serves on --http: the query API,
+// the status page, metrics and health (pipeline/httpapi), built over what
+// the daemon exposes. The daemon binds the listener; this command decides
+// what answers there.
+func serveHTTP(d *pipeline.Daemon) http.Handler { return httpapi.New(d) }
+
+// loadPolicy resolves --policy: a preset name or a policy file. A preset
+// name wins over a file of the same name in the working directory:
+// presets are what docs and tests name, and a stray file must not change
+// what they mean.
 func loadPolicy(arg string) (*core.Policy, error) {
 	if p, ok := core.Preset(arg); ok {
 		return p, nil
@@ -84,39 +107,67 @@ func loadPolicy(arg string) (*core.Policy, error) {
 	return policyfile.Load(arg)
 }
 
+// parseFlags builds the daemon's Config from the environment and args
+// (in that order: the command line wins). It loads the policy files
+// named, so a bad policy is a usage error reported before anything
+// starts; it also sets the Go runtime's soft memory limit, which belongs
+// to the process and not to a library Config. Fields left to their
+// defaults stay zero: pipeline.Config.WithDefaults fills them from
+// pipeline/defaults, the same values the flags show in --help.
 func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger, error) {
 	fs := flag.NewFlagSet("flashreturnd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		dataDir    = fs.String("data-dir", "./data", "Badger state and the embedded NATS server's store")
+		// Where state lives and how NATS is reached. Credentials belong in
+		// --nats-creds rather than in --nats-url: the daemon redacts the
+		// URL in its own logs, but a URL on the command line still shows
+		// in process listings.
+		dataDir    = fs.String("data-dir", defaults.DataDir, "Badger state and the embedded NATS server's store")
 		natsURL    = fs.String("nats-url", "", "join an existing NATS server or cluster instead of embedding one")
 		natsCreds  = fs.String("nats-creds", "", "credentials file for --nats-url")
 		tlsCA      = fs.String("nats-tls-ca", "", "CA certificate to verify the NATS server")
 		tlsCert    = fs.String("nats-tls-cert", "", "client certificate for NATS (with --nats-tls-key)")
 		tlsKey     = fs.String("nats-tls-key", "", "client key for NATS (with --nats-tls-cert)")
-		natsListen = fs.String("nats-listen", "127.0.0.1:4222", "the embedded server's client address")
-		httpAddr   = fs.String("http", "127.0.0.1:8080", "metrics, health and the query API (\"off\" disables)")
-		policyArg  = fs.String("policy", "tmall-fast-return", "a preset name ("+strings.Join(core.PresetNames(), ", ")+") or a policy file (JSON or YAML)")
-		shadowArg  = fs.String("shadow", "", "a second policy (preset or file) that decides every request on a copy of the state; only counted and shown at /v1/shadow, never published")
-		partitions = fs.Int("partitions", 64, "P, the number of partitions, fixed for the life of the streams")
-		tz         = fs.String("tz", "Asia/Shanghai", "the shoppers' time zone for calendar rules")
+		natsListen = fs.String("nats-listen", defaults.NATSListen, "the embedded server's client address")
+		httpAddr   = fs.String("http", defaults.HTTPAddr, "metrics, health and the query API (\"off\" disables)")
+		// What decides. A policy given as a file is watched and reloaded
+		// (SIGHUP forces it); a preset is compiled in and never changes.
+		policyArg = fs.String("policy", defaults.Policy, "a preset name ("+strings.Join(core.PresetNames(), ", ")+") or a policy file (JSON or YAML)")
+		shadowArg = fs.String("shadow", "", "a second policy (preset or file) that decides every request on a copy of the state; only counted and shown at /v1/shadow, never published")
+		// How events are laid out and read. These must agree with the
+		// streams that exist (P above all): the daemon refuses a P that
+		// contradicts them rather than route shoppers to the wrong state.
+		partitions = fs.Int("partitions", defaults.Partitions, "P, the number of partitions, fixed for the life of the streams")
+		tz         = fs.String("tz", defaults.Zone, "the shoppers' time zone for calendar rules")
 		layout     = fs.String("layout", "", "inbound storage: streams (one stream per partition, needs the server mapping; default when embedded) or shared (one FR_IN stream; default with --nats-url)")
-		jsSync     = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
-		stateSync  = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
-		cacheMB    = fs.Int("cache-mb", 256, "state cache budget in MiB")
+		// Durability against speed. Both fsync knobs default off: a killed
+		// process loses nothing either way (the OS keeps what it was
+		// given); they matter for a power loss, and README gives what each
+		// costs in throughput.
+		jsSync    = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
+		stateSync = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
+		// Memory and batching, sized for one machine serving 64 partitions
+		// (see the memory limit's comment below for what else is in RSS).
+		cacheMB    = fs.Int("cache-mb", defaults.CacheMiB, "state cache budget in MiB")
 		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 1 GiB; -1: none; GOMEMLIMIT wins)")
-		batchMax   = fs.Int("batch-max", 512, "largest batch a partition worker applies and commits at once")
-		clockEvery = fs.Duration("clock-interval", time.Second, "how often clock events advance idle partitions (0 disables)")
-		maxFuture  = fs.Duration("max-future", pipeline.DefaultMaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
-		logFormat  = fs.String("log-format", "text", "text or json")
-		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+		batchMax   = fs.Int("batch-max", defaults.BatchMax, "largest batch a partition worker applies and commits at once")
+		clockEvery = fs.Duration("clock-interval", defaults.ClockInterval, "how often clock events advance idle partitions (0 disables)")
+		maxFuture  = fs.Duration("max-future", defaults.MaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
+		// Logs go to stderr (see newLogger).
+		logFormat = fs.String("log-format", "text", "text or json")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
-	// Cluster mode: several daemons on one NATS cluster (pipeline/CLUSTER.md).
+	// Cluster mode: several daemons on one NATS cluster (pipeline/cluster/CLUSTER.md).
+	// --lease must be the same on every member (it is the FR_MEMBERS
+	// bucket's TTL; a member with another value refuses to start), and
+	// --member should survive restarts (a host or pod name), since the
+	// assignment depends only on member IDs and a restarted member then
+	// gets its partitions, and their local state, back.
 	var (
 		member    = fs.String("member", "", "run as this member of a cluster of daemons sharing --nats-url (a stable name, e.g. the host's); empty: this daemon owns every partition")
-		lease     = fs.Duration("lease", 5*time.Second, "cluster membership lease: a member silent this long is replaced (the same on every member)")
-		snapEvery = fs.Duration("snapshot-interval", time.Minute, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
-		replicas  = fs.Int("replicas", 1, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
+		lease     = fs.Duration("lease", defaults.LeaseTTL, "cluster membership lease: a member silent this long is replaced (the same on every member)")
+		snapEvery = fs.Duration("snapshot-interval", defaults.SnapshotInterval, "cluster: how often each owned partition's state is snapshotted to FR_SNAPSHOTS (bounds what a takeover replays)")
+		replicas  = fs.Int("replicas", defaults.Replicas, "JetStream replicas of the streams and cluster buckets the daemon creates (3 on a 3-node NATS cluster)")
 		advertise = fs.String("advertise-http", "", "cluster: the base URL at which the other members reach this daemon's HTTP endpoint, to forward queries for its partitions (e.g. http://10.0.0.5:8080); default http://<--http> when --http names a concrete host, else none (the others then answer those queries 503)")
 	)
 	fs.Usage = func() {
@@ -136,7 +187,10 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	// Environment first, so that the command line overrides it.
+	// Environment first, so that the command line overrides it. Every flag
+	// has a FLASHRETURN_<NAME> twin, derived here rather than listed, so a
+	// new flag cannot be forgotten in the environment (containers set the
+	// environment, people type flags).
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "FLASHRETURN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -152,6 +206,8 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
+	// A stray argument is most often a misspelt subcommand; running the
+	// daemon anyway would surprise more than refusing.
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
@@ -174,8 +230,8 @@ Flags:
 		return nil, nil, fmt.Errorf("--tz %q: %w", *tz, err)
 	}
 	cfg := &pipeline.Config{
-		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr,
-		Policy: pol, Partitions: *partitions, Loc: loc, Layout: pipeline.Layout(*layout),
+		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr, HTTP: serveHTTP,
+		Policy: pol, Partitions: *partitions, Loc: loc, Layout: streams.Layout(*layout),
 		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
 	}
@@ -196,6 +252,8 @@ Flags:
 		cfg.PolicyPath, cfg.LoadPolicy = *policyArg, policyfile.Load
 	}
 	if *clockEvery == 0 {
+		// The flag's 0 means off (tests drive time with their own
+		// events); Config's 0 means the default, its off is negative.
 		cfg.ClockInterval = -1
 	}
 	cfg.MaxFuture = *maxFuture
@@ -225,27 +283,39 @@ Flags:
 	if *tlsCert != "" {
 		cfg.NATSOptions = append(cfg.NATSOptions, nats.ClientCert(*tlsCert, *tlsKey))
 	}
+	// Replicas apply to the streams and buckets this daemon creates; an
+	// existing stream keeps its own, so every member of a cluster should
+	// pass the same value (a mismatch shows as a stream update on start).
 	cfg.Replicas = *replicas
 	cfg.AdvertiseHTTP = advertiseHTTP(fs, *advertise, *httpAddr)
+	// --member turns on cluster mode; the cluster options' own defaults
+	// (MaxRestores) are pipeline/cluster's, not flags: they are tuning an
+	// operator has not needed to change.
 	if *member != "" {
-		cfg.Cluster = &pipeline.ClusterOptions{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
+		cfg.Cluster = &cluster.Options{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
 }
 
 // advertiseHTTP resolves --advertise-http: the value given on the command
 // line or in FLASHRETURN_ADVERTISE_HTTP, else derived from --http
-// (pipeline.DefaultAdvertiseHTTP: "http://"+addr when addr names a
-// concrete host, else "").
+// (cluster.DefaultAdvertiseHTTP: "http://"+addr when addr names a
+// concrete host, else ""). An explicitly empty value (the flag or the
+// variable set to "") is kept: it is how an operator says "advertise
+// nothing" for a member others must not forward to, which a default
+// derived from --http would silently undo.
 func advertiseHTTP(fs *flag.FlagSet, value, httpAddr string) string {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "advertise-http" })
 	if _, env := os.LookupEnv("FLASHRETURN_ADVERTISE_HTTP"); set || env {
 		return value
 	}
-	return pipeline.DefaultAdvertiseHTTP(httpAddr)
+	return cluster.DefaultAdvertiseHTTP(httpAddr)
 }
 
+// newLogger makes the daemon's logger: text for a terminal, JSON for a log
+// pipeline. Logs go to stderr; stdout is left to the subcommands' output
+// (a policy file, a replay report) so that it can be redirected whole.
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -261,7 +331,10 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-// policyCmd implements `flashreturnd policy show|check`.
+// policyCmd implements `flashreturnd policy show|check`: show prints a
+// preset as the policy file that reproduces it (the starting point of a
+// custom policy), check loads a file with the daemon's own loader, so a
+// file that passes check is one the daemon's reload accepts.
 func policyCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 2 || (args[0] != "show" && args[0] != "check") {
 		fmt.Fprintln(stderr, "usage: flashreturnd policy show <preset> | policy check <file>")

@@ -134,7 +134,7 @@ func fencingRejections() *timeseries.PanelBuilder {
 }
 
 // clusterRow: membership and ownership in cluster mode. Its metrics exist
-// today (pipeline/cluster.go) but only when flashreturnd runs with
+// today (pipeline/cluster) but only when flashreturnd runs with
 // --cluster; switching it on needs the Prometheus test to scrape a
 // cluster member, or to accept absent series for this row.
 func clusterRow() row {

@@ -1,4 +1,4 @@
-package pipeline
+package apply
 
 import (
 	"sync"
@@ -33,8 +33,8 @@ type Shadow struct {
 	// deadline approves when nobody answers.
 	toPeople, byDeadline [2]int64
 	byPair               map[[2]core.Verdict]int64
-	recent        []Disagreement // ring buffer
-	next          int
+	recent               []Disagreement // ring buffer
+	next                 int
 
 	liveApp, shadowApp, disagree *metrics.Counter
 	liveFen, shadowFen           *metrics.Counter
@@ -52,25 +52,28 @@ type Disagreement struct {
 
 // ShadowSummary is the answer of GET /v1/shadow.
 type ShadowSummary struct {
-	Policy              policyRef        `json:"policy"`
-	Requests            int64            `json:"requests"`
-	LiveApproved        int64            `json:"live_approved"`
-	ShadowApproved      int64            `json:"shadow_approved"`
-	LiveAdvancedFen     int64            `json:"live_advanced_fen"`
-	ShadowAdvancedFen   int64            `json:"shadow_advanced_fen"`
-	Disagreements       int64            `json:"disagreements"`
+	Policy            PolicyRef `json:"policy"`
+	Requests          int64     `json:"requests"`
+	LiveApproved      int64     `json:"live_approved"`
+	ShadowApproved    int64     `json:"shadow_approved"`
+	LiveAdvancedFen   int64     `json:"live_advanced_fen"`
+	ShadowAdvancedFen int64     `json:"shadow_advanced_fen"`
+	Disagreements     int64     `json:"disagreements"`
 	// After review: how many of each side's reviews wait for a person (a
 	// safety rule failed, or the merchant is unknown), and how many the
 	// review deadline approves when nobody answers.
-	LiveToPeople           int64 `json:"live_to_people"`
-	ShadowToPeople         int64 `json:"shadow_to_people"`
-	LiveDeadlineApprovable int64 `json:"live_deadline_approvable"`
-	ShadowDeadlineApproves int64 `json:"shadow_deadline_approvable"`
-	ByOutcome           map[string]int64 `json:"by_outcome"`
-	RecentDisagreements []Disagreement   `json:"recent_disagreements"`
+	LiveToPeople           int64            `json:"live_to_people"`
+	ShadowToPeople         int64            `json:"shadow_to_people"`
+	LiveDeadlineApprovable int64            `json:"live_deadline_approvable"`
+	ShadowDeadlineApproves int64            `json:"shadow_deadline_approvable"`
+	ByOutcome              map[string]int64 `json:"by_outcome"`
+	RecentDisagreements    []Disagreement   `json:"recent_disagreements"`
 }
 
-func newShadow(p *core.Policy, set *metrics.Set) *Shadow {
+// NewShadow makes the shadow of policy p and registers its counters
+// (flashreturn_shadow_*{shadow="<name>"}) on set. One per daemon: the
+// counters are registered once, and registering them twice panics.
+func NewShadow(p *core.Policy, set *metrics.Set) *Shadow {
 	l := `{shadow="` + p.Name + `"}`
 	return &Shadow{
 		policy:    p,
@@ -148,13 +151,17 @@ func (s *Shadow) observe(live, shadow []core.Effect) {
 	s.next = (s.next + 1) % shadowKeep
 }
 
+// Policy returns the shadow policy (fixed for the daemon's life; a reload
+// swaps only the live policy).
+func (s *Shadow) Policy() *core.Policy { return s.policy }
+
 // Summary returns the counts so far and the recent disagreements, oldest
 // first.
 func (s *Shadow) Summary() ShadowSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := ShadowSummary{
-		Policy: policyRef{Name: s.policy.Name, Version: s.policy.Version}, Requests: s.requests,
+		Policy: PolicyRef{Name: s.policy.Name, Version: s.policy.Version}, Requests: s.requests,
 		LiveApproved: s.liveApproved, ShadowApproved: s.shadowApprove,
 		LiveAdvancedFen: s.liveAdvance, ShadowAdvancedFen: s.shadowAdvance,
 		Disagreements: s.disagreements, ByOutcome: map[string]int64{},

@@ -1,4 +1,4 @@
-package pipeline
+package streams
 
 import (
 	"context"
@@ -40,12 +40,16 @@ const (
 
 const (
 	inboundWildcard = "fr.in.*.*"
-	dupWindow       = 2 * time.Minute
+	// dupWindow is the duplicate window of FR_IN, FR_OUT and FR_DLQ: a
+	// message republished with the same Nats-Msg-Id within it is stored
+	// once. Effectively-once output rests on it: a restart republishes the
+	// stored outbox, and only this window drops the copies (contract.md).
+	dupWindow = 2 * time.Minute
 )
 
-// MerchantHistory is how many profiles FR_MERCHANT keeps per merchant
+// merchantHistory is how many profiles FR_MERCHANT keeps per merchant
 // (the contract asks for at least 10).
-const MerchantHistory = 10
+const merchantHistory = 10
 
 func partitionedDest(p int) string {
 	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
@@ -87,7 +91,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		// its request was stored, after a restart, a takeover or in a
 		// replay too (domain.md, Missing data). An existing stream that
 		// kept one per merchant is updated on start.
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: MerchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:
@@ -101,7 +105,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		})
 	case LayoutStreams:
 		if _, err := js.Stream(ctx, InStream(o.Layout, o.Partitions)); err == nil {
-			return permanent(fmt.Errorf("streams: %s exists: the inbound streams were created with more than %d partitions", InStream(o.Layout, o.Partitions), o.Partitions))
+			return Permanent(fmt.Errorf("streams: %s exists: the inbound streams were created with more than %d partitions", InStream(o.Layout, o.Partitions), o.Partitions))
 		}
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
@@ -110,7 +114,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			})
 		}
 	default:
-		return permanent(fmt.Errorf("streams: unknown layout %q", o.Layout))
+		return Permanent(fmt.Errorf("streams: unknown layout %q", o.Layout))
 	}
 	for _, c := range cfgs {
 		if err := ensureStream(ctx, js, c); err != nil {
@@ -122,14 +126,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 
 // ensureStream creates stream c, or updates it when its settings differ.
 // A stream that exists as configured is left alone (an info request, no
-// meta-layer proposal). Each request is bounded by setupCallTimeout and a
+// meta-layer proposal). Each request is bounded by SetupCallTimeout and a
 // timed-out one is retried a few times: on a cluster, two daemons that
 // create the same stream at once race in the meta layer and the loser
 // gets no answer at all (nats-io/nats.go#949, nats-io/nats-server#3677);
 // its retry finds the stream made.
 func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) error {
 	for attempt := 0; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, setupCallTimeout)
+		cctx, cancel := context.WithTimeout(ctx, SetupCallTimeout)
 		s, err := js.Stream(cctx, c.Name)
 		switch {
 		case err == nil && streamConfigured(s.CachedInfo().Config, c):
@@ -159,8 +163,11 @@ func streamConfigured(have, want jetstream.StreamConfig) bool {
 	return have.SubjectTransform != nil && *have.SubjectTransform == *want.SubjectTransform
 }
 
-// setupCallTimeout bounds one JetStream API call of the daemon's setup.
-const setupCallTimeout = 5 * time.Second
+// SetupCallTimeout bounds one JetStream API call of the daemon's setup
+// (stream and bucket creation). A request the meta layer drops gets no
+// answer at all, so without a bound a racing daemon would wait forever;
+// 5 s is several meta-layer round trips on a loaded 3-node cluster.
+const SetupCallTimeout = 5 * time.Second
 
 // permanentError marks a setup error that retrying cannot mend (a
 // configuration that contradicts the existing streams or buckets).
@@ -169,18 +176,22 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-func permanent(err error) error { return &permanentError{err} }
+// Permanent marks err as a setup error that retrying cannot mend:
+// [Retryable] reports false for it (and for anything wrapping it), so the
+// daemon's setup loop gives up at once instead of retrying for its whole
+// SetupTimeout.
+func Permanent(err error) error { return &permanentError{err} }
 
 // errCodeNoSuitablePeers is JetStream's "no suitable peers for
 // placement" (10005): a replicated stream asked for while a node of a
 // forming or recovering cluster is not yet known to be online.
 const errCodeNoSuitablePeers jetstream.ErrorCode = 10005
 
-// retryable reports whether a setup error may pass on its own: anything
+// Retryable reports whether a setup error may pass on its own: anything
 // but a permanent error or a request the server rejects as invalid (an
 // API error with code 400, such as a stream config it cannot accept),
 // except a placement that fails only because a peer is offline.
-func retryable(err error) bool {
+func Retryable(err error) bool {
 	var pe *permanentError
 	if errors.As(err, &pe) {
 		return false
@@ -202,7 +213,7 @@ func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) e
 	}
 	tr := s.CachedInfo().Config.SubjectTransform
 	if tr != nil && tr.Destination != partitionedDest(p) {
-		return permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", StreamIn, tr.Destination, p))
+		return Permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", StreamIn, tr.Destination, p))
 	}
 	return nil
 }

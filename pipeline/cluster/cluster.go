@@ -1,4 +1,4 @@
-package pipeline
+package cluster
 
 import (
 	"cmp"
@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/ownership"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
+	"github.com/flashreturn/flashreturn/state"
 )
 
 // Cluster mode: several daemons share one NATS cluster, each running the
@@ -55,18 +57,32 @@ import (
 // publish after its lease ended duplicates what the new owner publishes,
 // and FR_OUT's duplicate window (2 min) keeps one copy.
 
+// clusterMetrics are cluster mode's metrics (flashreturn_cluster_*). The
+// counters that matter on the night: claims and releases (a partition
+// moving), fenced (a worker stopped because its claim was gone: a paused
+// process, a lease lost to a slow network), claim conflicts (two members
+// racing for one partition, normal during a rebalance, alarming when
+// steady), heartbeat errors (the lease at risk).
 type clusterMetrics struct {
 	claims, releases, fenced, hbErrors, casConflicts *metrics.Counter
 	snapshots, snapshotErrors, snapshotBytes         *metrics.Counter
 	restoreSecs, snapshotSecs                        *metrics.PrometheusHistogram
-	// Query routing (cluster_http.go).
+	// Query routing (query.go).
 	forwards, forwardErrors, queryUnavailable *metrics.Counter
 }
 
-// cluster is a daemon's membership, ownership and handover machinery.
-type cluster struct {
-	d        *Daemon
-	o        ClusterOptions
+// Cluster is a daemon's membership, ownership and handover machinery. The
+// daemon makes one with [New] when it runs in cluster mode, calls
+// [Cluster.Setup] while it creates its streams, then [Cluster.Run] in
+// place of starting its workers: the Cluster starts and stops them
+// through the daemon's [Hooks] as partitions are claimed and released. It
+// never sees a worker: what it knows of one is what the hooks return.
+type Cluster struct {
+	o        Options
+	h        Hooks
+	parts    int
+	replicas int
+	drain    time.Duration
 	log      *slog.Logger
 	instance string
 	hbEvery  time.Duration
@@ -74,6 +90,11 @@ type cluster struct {
 	members jetstream.KeyValue
 	owners  jetstream.KeyValue
 	snaps   jetstream.ObjectStore
+	store   *state.Store // set by Setup: snapshots read and write it
+	// hard is the daemon's hard deadline (set by Run): the context of
+	// the work that must outlive the drain's start (releases, the member
+	// key's deletion) but not the drain's end.
+	hard context.Context
 
 	t0       time.Time   // the machine's clock: ns since t0
 	hbPaused atomic.Bool // test hook: heartbeats are skipped
@@ -98,19 +119,22 @@ type cluster struct {
 	m clusterMetrics
 }
 
-func newCluster(d *Daemon) *cluster {
-	o := *d.cfg.Cluster
-	c := &cluster{
-		d: d, o: o, log: d.log.With("component", "cluster", "member", o.MemberID),
+// New makes the Cluster of member o.MemberID (o is completed with
+// [Options.WithDefaults]) over partitions partitions, and registers its
+// metrics on set. Nothing runs until Setup and Run.
+func New(o Options, partitions, replicas int, drain time.Duration, h Hooks, log *slog.Logger, set *metrics.Set) *Cluster {
+	o = o.WithDefaults()
+	c := &Cluster{
+		o: o, h: h, parts: partitions, replicas: replicas, drain: drain,
+		log:      log.With("component", "cluster", "member", o.MemberID),
 		instance: strconv.FormatInt(time.Now().UnixNano(), 36),
 		hbEvery:  o.LeaseTTL / 5,
 		t0:       time.Now(),
 		wake:     make(chan struct{}, 1), beatNow: make(chan chan struct{}), restores: make(chan struct{}, o.MaxRestores),
-		sm:   ownership.New(ownership.Config{Member: o.MemberID, Partitions: d.cfg.Partitions, Lease: o.LeaseTTL, SnapshotInterval: o.SnapshotInterval}),
+		sm:   ownership.New(ownership.Config{Member: o.MemberID, Partitions: partitions, Lease: o.LeaseTTL, SnapshotInterval: o.SnapshotInterval}),
 		live: map[string]memberRecord{}, slots: map[int]*slot{},
 		httpc: newQueryClient(),
 	}
-	set := d.cfg.Metrics
 	c.m = clusterMetrics{
 		claims:         set.NewCounter(`flashreturn_cluster_claims_total`),
 		releases:       set.NewCounter(`flashreturn_cluster_releases_total`),
@@ -127,8 +151,14 @@ func newCluster(d *Daemon) *cluster {
 		forwardErrors:    set.NewCounter(`flashreturn_cluster_query_forwards_total{result="error"}`),
 		queryUnavailable: set.NewCounter(`flashreturn_cluster_query_unavailable_total`),
 	}
-	set.NewGauge(`flashreturn_cluster_owned_partitions`, func() float64 { return float64(len(c.ownedPartitions())) })
-	set.NewGauge(`flashreturn_cluster_lease_valid`, func() float64 { v, _ := c.lease(); return b2f(v) })
+	set.NewGauge(`flashreturn_cluster_owned_partitions`, func() float64 { return float64(len(c.Owned())) })
+	set.NewGauge(`flashreturn_cluster_lease_valid`, func() float64 {
+		v, _ := c.lease()
+		if v {
+			return 1
+		}
+		return 0
+	})
 	set.NewGauge(`flashreturn_cluster_members`, func() float64 {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -138,25 +168,25 @@ func newCluster(d *Daemon) *cluster {
 }
 
 // now is the machine's clock: monotonic ns since the cluster was made.
-func (c *cluster) now() int64 { return int64(time.Since(c.t0)) }
+func (c *Cluster) now() int64 { return int64(time.Since(c.t0)) }
 
 // step runs one input of the machine under the lock and returns the
 // actions it asks for.
-func (c *cluster) step(f func(m *ownership.Machine, now int64) []ownership.Action) []ownership.Action {
+func (c *Cluster) step(f func(m *ownership.Machine, now int64) []ownership.Action) []ownership.Action {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return f(c.sm, c.now())
 }
 
 // fence is the machine's Check of partition p's claim of epoch, now.
-func (c *cluster) fence(p int, epoch uint64) ownership.Reason {
+func (c *Cluster) fence(p int, epoch uint64) ownership.Reason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sm.Check(p, epoch, c.now())
 }
 
 // lease reports whether the member's lease holds, and for how long.
-func (c *cluster) lease() (bool, time.Duration) {
+func (c *Cluster) lease() (bool, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -165,27 +195,33 @@ func (c *cluster) lease() (bool, time.Duration) {
 }
 
 // leaseGen is the current lease generation (tests log it).
-func (c *cluster) leaseGen() uint64 {
+func (c *Cluster) leaseGen() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sm.Gen()
 }
 
-func (c *cluster) wakeUp() {
+// wakeUp asks the reconcile loop for a pass now instead of at its next
+// tick. The channel holds one wake-up: several asked while a pass runs
+// collapse into one more pass, which sees everything they saw.
+func (c *Cluster) wakeUp() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// setup creates (or opens) the buckets. Every member must use the same
-// LeaseTTL: it is the members bucket's TTL.
-func (c *cluster) setup(ctx context.Context) error {
-	js := c.d.ctlJS // membership and ownership: the control connection
-	if js == nil {
-		js = c.d.js
-	}
-	replicas := max(c.d.cfg.Replicas, 1)
+// Setup creates (or opens) the buckets, and keeps the connections and the
+// store the cluster works with: control carries membership and ownership
+// (a connection of its own, so that a heartbeat never queues behind a
+// busy worker's publishes), data the snapshots (bulk transfers), store
+// the partitions' state. Every member must use the same LeaseTTL: it is
+// the members bucket's TTL, and a mismatch is a permanent error. The
+// daemon retries a failed Setup with its stream setup.
+func (c *Cluster) Setup(ctx context.Context, control, data jetstream.JetStream, store *state.Store) error {
+	js := control
+	c.store = store
+	replicas := max(c.replicas, 1)
 	kv, err := js.KeyValue(ctx, BucketMembers)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketMembers, TTL: c.o.LeaseTTL,
@@ -199,7 +235,7 @@ func (c *cluster) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: bucket %s: %w", BucketMembers, err)
 	}
 	if st.TTL() != c.o.LeaseTTL {
-		return permanent(fmt.Errorf("cluster: lease TTL %s differs from the %s bucket's %s: every member must use the same lease", c.o.LeaseTTL, BucketMembers, st.TTL()))
+		return streams.Permanent(fmt.Errorf("cluster: lease TTL %s differs from the %s bucket's %s: every member must use the same lease", c.o.LeaseTTL, BucketMembers, st.TTL()))
 	}
 	c.members = kv
 	c.owners, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketOwners, History: 8,
@@ -208,9 +244,9 @@ func (c *cluster) setup(ctx context.Context) error {
 		return fmt.Errorf("cluster: bucket %s: %w", BucketOwners, err)
 	}
 	// Snapshots are bulk transfers: the data connection.
-	c.snaps, err = c.d.js.ObjectStore(ctx, BucketSnapshots)
+	c.snaps, err = data.ObjectStore(ctx, BucketSnapshots)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		c.snaps, err = c.d.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketSnapshots,
+		c.snaps, err = data.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketSnapshots,
 			Storage: jetstream.FileStorage, Replicas: replicas, Description: "flashreturn partition state snapshots"})
 	}
 	if err != nil {
@@ -219,10 +255,14 @@ func (c *cluster) setup(ctx context.Context) error {
 	return nil
 }
 
-// run keeps membership, ownership and the workers of owned partitions
+// Run keeps membership, ownership and the workers of owned partitions
 // until ctx ends, then leaves the cluster: stop the workers (drain),
-// snapshot and release every partition, delete the member key.
-func (c *cluster) run(ctx context.Context) error {
+// snapshot and release every partition, delete the member key. hard is
+// the daemon's hard deadline: the leave's releases and snapshots run
+// under it, after ctx has ended. Run returns once every goroutine it
+// started has ended.
+func (c *Cluster) Run(ctx, hard context.Context) error {
+	c.hard = hard
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { c.heartbeats(bg) })
@@ -249,14 +289,14 @@ func (c *cluster) run(ctx context.Context) error {
 	c.slotWG.Wait()
 	// The heartbeat goroutine is gone: delete the member key so that the
 	// others rebalance at once instead of after LeaseTTL.
-	c.drive(c.d.hard, c.step(func(m *ownership.Machine, _ int64) []ownership.Action { return m.Shutdown() }))
+	c.drive(c.hard, c.step(func(m *ownership.Machine, _ int64) []ownership.Action { return m.Shutdown() }))
 	c.httpc.CloseIdleConnections()
 	return nil
 }
 
 // drive carries out actions, and the actions their results ask for, in
 // order, until none is left.
-func (c *cluster) drive(ctx context.Context, acts []ownership.Action) {
+func (c *Cluster) drive(ctx context.Context, acts []ownership.Action) {
 	for len(acts) > 0 {
 		a := acts[0]
 		acts = append(acts[1:], c.do(ctx, a)...)
@@ -264,7 +304,7 @@ func (c *cluster) drive(ctx context.Context, acts []ownership.Action) {
 }
 
 // do carries out one action and feeds its result to the machine.
-func (c *cluster) do(ctx context.Context, a ownership.Action) []ownership.Action {
+func (c *Cluster) do(ctx context.Context, a ownership.Action) []ownership.Action {
 	switch a.Kind {
 	case ownership.ReadMembers:
 		live, err := c.refreshMembers(ctx)
@@ -341,18 +381,24 @@ func (c *cluster) do(ctx context.Context, a ownership.Action) []ownership.Action
 			c.log.Warn("partition claimed by another member; fencing", "partition", a.P, "epoch", a.Epoch, "by", a.By, "their_epoch", a.ByEpoch)
 		}
 	case ownership.Heartbeat:
+		// The machine wants a fresh heartbeat before it trusts its lease
+		// (a claim after a long pause): ask the heartbeat goroutine for a
+		// beat now and wait for it, bounded by the hard deadline, since
+		// two goroutines writing the member key would race on revisions.
 		ack := make(chan struct{})
 		select {
 		case c.beatNow <- ack:
 			select {
 			case <-ack:
-			case <-c.d.hard.Done():
+			case <-c.hard.Done():
 			}
-		case <-c.d.hard.Done():
+		case <-c.hard.Done():
 		}
 	case ownership.DeleteMember:
-		if c.memberRev != 0 && c.d.hard.Err() == nil {
-			dctx, cancel := context.WithTimeout(c.d.hard, c.o.LeaseTTL)
+		// Best effort: a key left behind expires within LeaseTTL anyway;
+		// deleting it only spares the others that wait.
+		if c.memberRev != 0 && c.hard.Err() == nil {
+			dctx, cancel := context.WithTimeout(c.hard, c.o.LeaseTTL)
 			if err := c.members.Delete(dctx, c.o.MemberID, jetstream.LastRevision(c.memberRev)); err != nil {
 				c.log.Debug("delete member key", "err", err)
 			}
@@ -363,7 +409,7 @@ func (c *cluster) do(ctx context.Context, a ownership.Action) []ownership.Action
 }
 
 // drop forgets a slot the machine dropped, and says why.
-func (c *cluster) drop(a ownership.Action) {
+func (c *Cluster) drop(a ownership.Action) {
 	c.mu.Lock()
 	s := c.slots[a.P]
 	if s != nil && s.epoch == a.Epoch {
@@ -394,7 +440,7 @@ func (c *cluster) drop(a ownership.Action) {
 }
 
 // heartbeats renews the member key every hbEvery.
-func (c *cluster) heartbeats(ctx context.Context) {
+func (c *Cluster) heartbeats(ctx context.Context) {
 	t := time.NewTicker(c.hbEvery)
 	defer t.Stop()
 	var ack chan struct{}
@@ -416,14 +462,14 @@ func (c *cluster) heartbeats(ctx context.Context) {
 }
 
 // beat writes the member key once and reports the result to the machine.
-func (c *cluster) beat(ctx context.Context) {
+func (c *Cluster) beat(ctx context.Context) {
 	sent := c.now()
 	bctx, cancel := context.WithTimeout(ctx, c.o.LeaseTTL)
 	defer cancel()
 	c.mu.Lock()
 	leaving := c.sm.Leaving()
 	c.mu.Unlock()
-	val, _ := json.Marshal(memberRecord{Member: c.o.MemberID, Instance: c.instance, Leaving: leaving, HTTP: c.d.advertisedHTTP()})
+	val, _ := json.Marshal(memberRecord{Member: c.o.MemberID, Instance: c.instance, Leaving: leaving, HTTP: c.h.AdvertisedHTTP()})
 	id := c.o.MemberID
 	rejoin := false
 	var rev uint64
@@ -461,6 +507,9 @@ func (c *cluster) beat(ctx context.Context) {
 	c.wakeUp()
 }
 
+// memberInstance is the instance of a member record: a value written by
+// this process (same instance) is ours even when the revision we kept is
+// stale, e.g. after an update that timed out but landed.
 func memberInstance(v []byte) string {
 	var r memberRecord
 	_ = json.Unmarshal(v, &r)
@@ -468,12 +517,12 @@ func memberInstance(v []byte) string {
 }
 
 // watchOwners feeds every FR_OWNERS record to the machine.
-func (c *cluster) watchOwners(ctx context.Context) {
+func (c *Cluster) watchOwners(ctx context.Context) {
 	for ctx.Err() == nil {
 		w, err := c.owners.WatchAll(ctx)
 		if err != nil {
 			c.log.Warn("owners watch", "err", err)
-			sleepCtx(ctx, c.hbEvery)
+			streams.Sleep(ctx, c.hbEvery)
 			continue
 		}
 		for e := range w.Updates() {
@@ -482,12 +531,12 @@ func (c *cluster) watchOwners(ctx context.Context) {
 				continue
 			}
 			p, ok := ownerKeyPartition(e.Key())
-			if !ok || p >= c.d.cfg.Partitions {
+			if !ok || p >= c.parts {
 				continue
 			}
 			oe := ownership.Entry{Rev: e.Revision()}
 			if e.Operation() == jetstream.KeyValuePut {
-				var rec ownerRecord
+				var rec OwnerRecord
 				if err := json.Unmarshal(e.Value(), &rec); err == nil {
 					oe.Record, oe.OK = toRecord(rec), true
 				}
@@ -500,7 +549,7 @@ func (c *cluster) watchOwners(ctx context.Context) {
 }
 
 // refreshMembers reads the member keys present (including leaving ones).
-func (c *cluster) refreshMembers(ctx context.Context) (map[string]memberRecord, error) {
+func (c *Cluster) refreshMembers(ctx context.Context) (map[string]memberRecord, error) {
 	mctx, cancel := context.WithTimeout(ctx, c.o.LeaseTTL)
 	defer cancel()
 	keys, err := c.members.Keys(mctx)
@@ -531,13 +580,16 @@ func (c *cluster) refreshMembers(ctx context.Context) (map[string]memberRecord, 
 	return live, nil
 }
 
-func (c *cluster) slot(p int) *slot {
+// slot is partition p's slot on this member, nil when none.
+func (c *Cluster) slot(p int) *slot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.slots[p]
 }
 
-func (c *cluster) slotList() []*slot {
+// slotList is the slots in partition order, copied under the lock so the
+// caller may block on each (a snapshot) without holding it.
+func (c *Cluster) slotList() []*slot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := make([]*slot, 0, len(c.slots))
@@ -550,7 +602,7 @@ func (c *cluster) slotList() []*slot {
 
 // writeRecord writes partition p's record with a compare-and-set on rev
 // (a create unless exists) and returns the new revision.
-func (c *cluster) writeRecord(ctx context.Context, p int, rec ownership.Record, rev uint64, exists bool) (uint64, error) {
+func (c *Cluster) writeRecord(ctx context.Context, p int, rec ownership.Record, rev uint64, exists bool) (uint64, error) {
 	val, err := json.Marshal(fromRecord(rec))
 	if err != nil {
 		return 0, err
@@ -559,9 +611,9 @@ func (c *cluster) writeRecord(ctx context.Context, p int, rec ownership.Record, 
 	defer cancel()
 	var nrev uint64
 	if exists {
-		nrev, err = c.owners.Update(wctx, ownerKey(p), val, rev)
+		nrev, err = c.owners.Update(wctx, OwnerKey(p), val, rev)
 	} else {
-		nrev, err = c.owners.Create(wctx, ownerKey(p), val)
+		nrev, err = c.owners.Create(wctx, OwnerKey(p), val)
 	}
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		c.m.casConflicts.Inc()
@@ -574,8 +626,8 @@ func (c *cluster) writeRecord(ctx context.Context, p int, rec ownership.Record, 
 // its own worker has stopped, its snapshot due within three quarters of
 // the drain budget (from now). Heartbeats go on meanwhile, so the lease
 // stays valid.
-func (c *cluster) leave() {
-	deadline := c.now() + int64(c.d.cfg.DrainTimeout*3/4)
+func (c *Cluster) leave() {
+	deadline := c.now() + int64(c.drain*3/4)
 	var stops []ownership.Action
 	for _, a := range c.step(func(m *ownership.Machine, now int64) []ownership.Action { return m.Leave(now, deadline) }) {
 		if a.Kind == ownership.Stop {
@@ -584,18 +636,18 @@ func (c *cluster) leave() {
 		}
 		// Tell the others first: they stop targeting us, and claim each
 		// partition as soon as it is released.
-		c.drive(c.d.hard, []ownership.Action{a})
+		c.drive(c.hard, []ownership.Action{a})
 	}
 	var wg sync.WaitGroup
 	for _, a := range stops {
-		wg.Go(func() { c.drive(c.d.hard, []ownership.Action{a}) })
+		wg.Go(func() { c.drive(c.hard, []ownership.Action{a}) })
 	}
 	wg.Wait()
 }
 
-// ready reports whether the lease is valid and every owned partition is
-// consuming.
-func (c *cluster) ready() bool {
+// Ready reports whether the lease is valid and every owned partition is
+// consuming (the daemon's readiness in cluster mode).
+func (c *Cluster) Ready() bool {
 	c.mu.Lock()
 	valid, _ := c.sm.LeaseValid(c.now())
 	slots := c.sm.Slots()
@@ -604,15 +656,15 @@ func (c *cluster) ready() bool {
 		return false
 	}
 	for _, si := range slots {
-		if si.Phase != ownership.Running || !c.d.workers[si.P].ready.Load() {
+		if si.Phase != ownership.Running || !c.h.Ready(si.P) {
 			return false
 		}
 	}
 	return true
 }
 
-// ownedPartitions lists the partitions whose worker runs here.
-func (c *cluster) ownedPartitions() []int {
+// Owned lists the partitions whose worker runs here, in order.
+func (c *Cluster) Owned() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var ps []int

@@ -1,4 +1,4 @@
-package pipeline
+package replay
 
 import (
 	"container/heap"
@@ -14,17 +14,22 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
-// ReplayOptions configures Replay. Zero values mean the documented defaults.
-type ReplayOptions struct {
+// Options configures Run. Zero values mean the documented defaults.
+type Options struct {
 	// Policies to compare; the first is the baseline (normally the live
-	// policy). At least one.
+	// policy). At least one. Each gets its own state: policies diverge as
+	// soon as one approves what another rejects, and a shared state would
+	// let one policy's refunds change another's exposure checks.
 	Policies []*core.Policy
 	// Loc is the shoppers' zone. Default Asia/Shanghai.
 	Loc *time.Location
 	// Layout and Partitions of the inbound streams (as the daemon was run).
-	Layout     Layout
+	Layout     streams.Layout
 	Partitions int
 	// From and To bound the replay by stream ingest time (zero: the whole
 	// stream). FromSeq/ToSeq bound it by stream sequence instead (per
@@ -43,7 +48,7 @@ type ReplayOptions struct {
 	// letter (future_time), as in the daemon. Default 5 minutes; negative
 	// turns the check off.
 	MaxFuture time.Duration
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 }
 
 // PolicyStats is what one policy did over the replayed events.
@@ -90,8 +95,13 @@ type ChangedRequest struct {
 	Reasons   []string `json:"reasons"`
 }
 
-// ReplayResult is the side-by-side report of a replay.
-type ReplayResult struct {
+// Result is the side-by-side report of a replay.
+//
+// Events counts every stored event read, DeadLetters those the daemon
+// would have dead-lettered (counted once, not per policy); Seconds and
+// EventsPerSec measure this run's wall time, for a sense of how long a
+// longer window would take, not a benchmark.
+type Result struct {
 	Events        int              `json:"events"`
 	DeadLetters   int              `json:"dead_letters"`
 	Seconds       float64          `json:"seconds"`
@@ -102,7 +112,7 @@ type ReplayResult struct {
 	MerchantsUsed int              `json:"merchants"`
 }
 
-// Replay reads the stored inbound events (FR_IN) partition by partition,
+// Run reads the stored inbound events (FR_IN) partition by partition,
 // in stream order, and applies each policy to a fresh in-memory state with
 // the same stepper the daemon uses (clock, timers, apply), dead-lettering
 // what the daemon would (malformed, future_time, unknown order or
@@ -112,43 +122,46 @@ type ReplayResult struct {
 // how many requests it would have sent to people and how many the
 // deadlines would have approved or closed. Merchant profiles are read as
 // of each event's ingest time from FR_MERCHANT's history (the last
-// MerchantHistory per merchant). A replay that starts mid-stream starts
+// 10 per merchant). A replay that starts mid-stream starts
 // from empty state, so its decisions can differ from the live ones for
 // shoppers with earlier history.
-func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*ReplayResult, error) {
+func Run(ctx context.Context, js jetstream.JetStream, o Options) (*Result, error) {
 	if len(o.Policies) == 0 {
 		return nil, errors.New("replay: no policy")
 	}
 	if o.Loc == nil {
-		loc, err := time.LoadLocation("Asia/Shanghai")
+		loc, err := defaults.Location()
 		if err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
 		}
 		o.Loc = loc
 	}
 	if o.Layout == "" {
-		o.Layout = LayoutStreams
+		o.Layout = streams.LayoutStreams
 	}
 	if o.Partitions == 0 {
-		o.Partitions = 64
+		o.Partitions = defaults.Partitions
 	}
 	if o.MaxChanged == 0 {
-		o.MaxChanged = 1000
+		o.MaxChanged = defaults.MaxChanged
 	}
 	if o.MaxFuture == 0 {
-		o.MaxFuture = DefaultMaxFuture
+		o.MaxFuture = defaults.MaxFuture
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Merchants first, whole: FR_MERCHANT is small (a few versions per
+	// merchant) and every partition needs all of it, whereas FR_IN is read
+	// once, partition by partition, and never held in memory.
 	merchants, err := loadMerchants(ctx, js)
 	if err != nil {
 		return nil, err
 	}
 	// Profiles as of each event's ingest time, as the daemon reads them.
 	var asOf int64
-	lookup := func(id string) *core.Merchant { return versionAt(merchants[id], asOf) }
-	res := &ReplayResult{MerchantsUsed: len(merchants)}
+	lookup := func(id string) *core.Merchant { return apply.VersionAt(merchants[id], asOf) }
+	res := &Result{MerchantsUsed: len(merchants)}
 	engines := make([]*replayEngine, len(o.Policies))
 	for i, p := range o.Policies {
 		st := &PolicyStats{Name: p.Name, Version: p.Version, Reasons: map[string]int{}, Resolutions: map[string]int{}}
@@ -160,7 +173,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 			verdicts: map[string]core.CodeSet{}, verdictOf: map[string]core.Verdict{}}
 	}
 	start := time.Now()
+	// One decoded event is shared by every engine: Step does not keep it
+	// past the call, and decoding once per event instead of once per
+	// policy halves a two-policy replay's codec time.
 	var ev core.Event
+	// Partitions are independent (a shopper's events all land in one), so
+	// each starts from empty state; that bounds memory to one partition's
+	// shoppers per policy, whatever the stream's length.
 	for p := 0; p < o.Partitions; p++ {
 		for _, e := range engines {
 			e.reset(o.Logger)
@@ -168,15 +187,18 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 		err := readPartition(ctx, js, o, p, func(subject string, data []byte, stored time.Time) {
 			res.Events++
 			asOf = stored.UnixNano()
+			// What the daemon would dead-letter before applying anything
+			// (a bad subject, a malformed payload, an event from the
+			// future) is counted once and stepped by no policy.
 			_, kind, user, ok := wire.ParseSubject(subject)
 			ev = core.Event{}
-			if !ok || wire.Decode(kind, user, data, &ev) != nil || futureTime(&ev, asOf, o.MaxFuture) != "" {
+			if !ok || wire.Decode(kind, user, data, &ev) != nil || apply.FutureTime(&ev, asOf, o.MaxFuture) != "" {
 				res.DeadLetters++
 				return
 			}
 			for i, e := range engines {
 				e.faults = 0
-				if err := e.s.step(&ev, &e.env); err != nil || (i == 0 && e.faults > 0) {
+				if err := e.s.Step(&ev, &e.env); err != nil || (i == 0 && e.faults > 0) {
 					// An unknown order or request is one for every
 					// policy (every request is kept, whatever its
 					// verdict): the baseline counts it.
@@ -204,7 +226,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (*Repl
 	return res, nil
 }
 
-func compareEngines(engines []*replayEngine, res *ReplayResult, max int) {
+// compareEngines lists the requests whose verdict or reasons differ
+// between the baseline (engines[0]) and any other policy, in key order so
+// that two runs over the same stream print the same list. Only requests
+// the baseline decided are compared: a request is decided by every policy
+// or by none (the same events reach all of them).
+func compareEngines(engines []*replayEngine, res *Result, max int) {
 	base := engines[0]
 	keys := make([]string, 0, len(base.verdictOf))
 	for k := range base.verdictOf {
@@ -236,9 +263,12 @@ func compareEngines(engines []*replayEngine, res *ReplayResult, max int) {
 }
 
 // replayEngine is one policy's replay: an in-memory partition and a stepper.
+// verdicts and verdictOf are keyed "user/request" over the whole replay
+// (not per partition), because compareEngines runs once at the end; a
+// request ID is only unique per shopper, hence the user in the key.
 type replayEngine struct {
 	env       core.Env
-	s         stepper
+	s         apply.Stepper
 	mem       *memStore
 	stats     *PolicyStats
 	rec       bool
@@ -249,11 +279,16 @@ type replayEngine struct {
 	faults    int // dead letters the core reported for the event being stepped
 }
 
+// reset starts a partition: fresh state, and a Stepper whose clock is
+// zero, as a daemon's first run on an empty partition has it.
 func (e *replayEngine) reset(log *slog.Logger) {
 	e.mem = newMemStore()
-	e.s = stepper{st: e.mem, log: log, emit: e.emit}
+	e.s = apply.Stepper{St: e.mem, Log: log, Emit: e.emit}
 }
 
+// finishPartition folds the partition's end state into the report: the
+// money still advanced or promised when the replayed stream ends, which
+// is what a policy's exposure would have been at that point.
 func (e *replayEngine) finishPartition() {
 	for _, u := range e.mem.users {
 		e.stats.OutstandingFen += u.OutstandingFen
@@ -262,6 +297,10 @@ func (e *replayEngine) finishPartition() {
 	}
 }
 
+// emit counts one effect into the policy's report. It is the Stepper's
+// Emit: it sees effects in the order the daemon would publish them, so a
+// recorded effect (Record) is byte for byte what the daemon published,
+// decided_at aside (RecordTime stands in for the batch's wall clock).
 func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 	st := e.stats
 	switch ef.Kind {
@@ -318,13 +357,18 @@ func (e *replayEngine) emit(ef *core.Effect, env *core.Env) {
 	}
 }
 
-// readPartition delivers partition p's stored events in stream order.
-func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions, p int, f func(subject string, data []byte, stored time.Time)) error {
-	s, err := js.Stream(ctx, InStream(o.Layout, p))
+// readPartition delivers partition p's stored events in stream order,
+// with an ordered consumer (ephemeral, flow-controlled, recreated by the
+// client on a gap): a replay of a live deployment leaves nothing behind
+// on the server. It stops at the bounds, or at the last message stored
+// when the read began (NumPending reaching 0), so a stream that keeps
+// growing does not keep a replay running.
+func readPartition(ctx context.Context, js jetstream.JetStream, o Options, p int, f func(subject string, data []byte, stored time.Time)) error {
+	s, err := js.Stream(ctx, streams.InStream(o.Layout, p))
 	if err != nil {
 		return fmt.Errorf("replay: partition %d: %w", p, err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	switch {
 	case o.FromSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
@@ -344,6 +388,9 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 		return nil
 	}
 	for {
+		// 1024 per fetch keeps round trips rare without holding more than
+		// a few hundred KiB of events; 5 s is long enough for a loaded
+		// server, short enough to report a stuck consumer.
 		batch, err := c.Fetch(1024, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("replay: partition %d: fetch: %w", p, err)
@@ -372,10 +419,13 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 	}
 }
 
-// loadMerchants reads every profile in FR_MERCHANT with its stored time.
-func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]merchantVersion, error) {
-	out := map[string][]merchantVersion{}
-	s, err := js.Stream(ctx, StreamMerchant)
+// loadMerchants reads every profile in FR_MERCHANT with its stored time,
+// oldest first per merchant (stream order), as the daemon's merchant view
+// holds them. A malformed profile is skipped: the daemon dead-letters it
+// and decides without it, which is what skipping reproduces.
+func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]apply.MerchantVersion, error) {
+	out := map[string][]apply.MerchantVersion{}
+	s, err := js.Stream(ctx, streams.StreamMerchant)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
 	}
@@ -399,7 +449,7 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]me
 			return nil, fmt.Errorf("replay: merchants: %w", err)
 		}
 		if mc, err := wire.DecodeMerchant(strings.TrimPrefix(m.Subject(), "fr.merchant."), m.Data(), meta.Sequence.Stream); err == nil {
-			out[mc.ID] = append(out[mc.ID], merchantVersion{at: meta.Timestamp.UnixNano(), m: mc})
+			out[mc.ID] = append(out[mc.ID], apply.MerchantVersion{At: meta.Timestamp.UnixNano(), M: mc})
 		}
 		if meta.NumPending == 0 {
 			return out, nil
@@ -407,17 +457,24 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]me
 	}
 }
 
-// memStore is an in-memory userStore for replay.
+// memStore is an in-memory apply.Store for replay. Timers are a heap with
+// lazy deletion: re-arming a user pushes a new entry and leaves the old
+// one in place, and Due skips entries whose deadline is no longer the
+// user's. That keeps SetDeadline O(log n) without a heap index, at the
+// cost of stale entries that live until they come due.
 type memStore struct {
 	users     map[string]*core.User
 	deadlines map[string]int64
 	h         timerHeap
 }
 
+// newMemStore is an empty partition.
 func newMemStore() *memStore {
 	return &memStore{users: map[string]*core.User{}, deadlines: map[string]int64{}}
 }
 
+// User returns id's state, creating it empty on first sight as the
+// daemon's store does: a shopper's first event needs no setup.
 func (m *memStore) User(id string) (*core.User, error) {
 	u, ok := m.users[id]
 	if !ok {
@@ -427,8 +484,13 @@ func (m *memStore) User(id string) (*core.User, error) {
 	return u, nil
 }
 
+// MarkDirty is a no-op: the map holds the live users, nothing is written
+// back anywhere.
 func (m *memStore) MarkDirty(*core.User) {}
 
+// SetDeadline arms (d > 0) or disarms (d == 0) id's timer. Re-arming at
+// the same deadline pushes nothing, so a user touched by every event of
+// a burst does not fill the heap with copies.
 func (m *memStore) SetDeadline(id string, d int64) {
 	if d == 0 {
 		delete(m.deadlines, id)
@@ -454,11 +516,15 @@ func (m *memStore) Due(now int64, dst []string) []string {
 	return dst
 }
 
+// timerEntry is one armed timer: deadline d of user u.
 type timerEntry struct {
 	d int64
 	u string
 }
 
+// timerHeap orders timers by (deadline, user), the order the daemon's
+// state fires them in (apply.Store's contract): ties must break alike, or
+// two timers due at one clock event would emit in a different order.
 type timerHeap []timerEntry
 
 func (h timerHeap) Len() int { return len(h) }

@@ -1,4 +1,4 @@
-package pipeline
+package replay
 
 import (
 	"log/slog"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/apply"
 )
 
 var benchRequest = []byte(`{"event_id":"e-000123","type":"return.requested","at":"2026-11-12T10:00:00.250+08:00","user_id":"u42","request_id":"r7","order_id":"o3","kind":"return_refund","reason":"no_reason","pickup":true}`)
@@ -24,8 +25,8 @@ func BenchmarkDecodeDecideEncode(b *testing.B) {
 	mem := newMemStore()
 	var out []byte
 	now := time.Now()
-	s := stepper{st: mem, log: slog.New(slog.DiscardHandler)}
-	s.emit = func(e *core.Effect, env *core.Env) { out = wire.AppendEffect(out[:0], e, env.Loc, now) }
+	s := apply.Stepper{St: mem, Log: slog.New(slog.DiscardHandler)}
+	s.Emit = func(e *core.Effect, env *core.Env) { out = wire.AppendEffect(out[:0], e, env.Loc, now) }
 	at := time.Date(2026, 11, 11, 15, 0, 0, 0, loc).UnixNano()
 	warm := func() *core.User {
 		u := &core.User{ID: "u42", Stars: 4, MaxAt: at}
@@ -42,7 +43,7 @@ func BenchmarkDecodeDecideEncode(b *testing.B) {
 		if err := wire.Decode("return", "u42", benchRequest, &ev); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.step(&ev, env); err != nil {
+		if err := s.Step(&ev, env); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package streams
 
 import (
 	"fmt"
@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
 )
 
 // EmbeddedOptions configures the in-process NATS server that flashreturnd
 // runs when it is not given a --nats-url.
 type EmbeddedOptions struct {
 	// Listen is the client address (host:port). Port "-1" picks a free port
-	// (tests); empty means 127.0.0.1:4222.
+	// (tests); empty means defaults.NATSListen (127.0.0.1:4222).
 	Listen string
 	// StoreDir is where JetStream keeps its files.
 	StoreDir string
@@ -33,17 +35,17 @@ type EmbeddedOptions struct {
 // until it accepts connections. The caller shuts it down with Shutdown and
 // WaitForShutdown.
 func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
-	host, port := "127.0.0.1", 4222
-	if o.Listen != "" {
-		h, p, err := net.SplitHostPort(o.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("embedded nats: listen address %q: %w", o.Listen, err)
-		}
-		pn, err := strconv.Atoi(p)
-		if err != nil {
-			return nil, fmt.Errorf("embedded nats: listen port %q: %w", p, err)
-		}
-		host, port = h, pn
+	listen := o.Listen
+	if listen == "" {
+		listen = defaults.NATSListen
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen port %q: %w", p, err)
 	}
 	opts := &server.Options{
 		ServerName:   "flashreturn-embedded",

@@ -1,4 +1,4 @@
-package pipeline
+package cluster
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/ownership"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -47,7 +48,7 @@ type RestoreInfo struct {
 // goroutine, from the claim until the release is written or the claim
 // dropped. Its decision state lives in the machine.
 type slot struct {
-	c     *cluster
+	c     *Cluster
 	p     int
 	epoch uint64
 	rec   ownership.Record // the record claimed
@@ -68,15 +69,15 @@ func (s *slot) check() error {
 	case "":
 		return nil
 	case ownership.ReasonSuperseded:
-		return fmt.Errorf("%w (epoch %d superseded)", errFenced, s.epoch)
+		return fmt.Errorf("%w (epoch %d superseded)", ErrFenced, s.epoch)
 	default:
-		return fmt.Errorf("%w (%s, epoch %d)", errFenced, r, s.epoch)
+		return fmt.Errorf("%w (%s, epoch %d)", ErrFenced, r, s.epoch)
 	}
 }
 
 // start registers the slot of a partition just claimed and starts its
 // goroutine.
-func (c *cluster) start(ctx context.Context, a ownership.Action) {
+func (c *Cluster) start(ctx context.Context, a ownership.Action) {
 	c.m.claims.Inc()
 	c.log.Info("partition claimed", "partition", a.P, "epoch", a.Epoch, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
 	s := &slot{c: c, p: a.P, epoch: a.Epoch, rec: a.Record, done: make(chan struct{})}
@@ -91,37 +92,19 @@ func (c *cluster) start(ctx context.Context, a ownership.Action) {
 // runSlot restores partition s.p, runs its worker until stopped or
 // fenced, then reports the end to the machine and carries out what it
 // asks (the release), before closing s.done.
-func (c *cluster) runSlot(ctx context.Context, s *slot) {
+func (c *Cluster) runSlot(ctx context.Context, s *slot) {
 	defer close(s.done)
-	w := c.d.workers[s.p]
 	if err := c.restore(ctx, s); err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("partition restore failed", "partition", s.p, "err", err)
 		}
 	} else {
 		c.cleanSnapshots(ctx, s.p, s.rec.Snapshot)
-		w.fence, w.epoch = s.check, strconv.FormatUint(s.epoch, 10)
 		c.mu.Lock()
 		c.sm.Running(s.p, s.epoch)
 		c.mu.Unlock()
-		err := w.run(ctx)
-		w.ready.Store(false)
-		if pt := w.pt; pt != nil {
-			if err == nil && w.outboxLen.Load() == 0 && len(pt.Outbox()) > 0 && s.check() == nil {
-				// A clean stop: everything committed was published. Clear
-				// the stored outbox, so that whoever resumes from this
-				// state (the release snapshot, or this copy later) does
-				// not republish a batch that may by then be older than
-				// FR_OUT's duplicate window.
-				if cerr := pt.Commit(pt.Cursor(), pt.Clock(), nil); cerr != nil {
-					c.log.Warn("clear published outbox", "partition", s.p, "err", cerr)
-				}
-			}
-			pt.Release()
-			w.pt = nil
-		}
-		w.outboxLen.Store(0) // what a fenced worker left is in the local outbox only
-		if err != nil && !errors.Is(err, errFenced) {
+		err := c.h.RunPartition(ctx, s.p, s.check, strconv.FormatUint(s.epoch, 10))
+		if err != nil && !errors.Is(err, ErrFenced) {
 			c.log.Error("partition worker stopped", "partition", s.p, "err", err)
 		}
 	}
@@ -129,18 +112,18 @@ func (c *cluster) runSlot(ctx context.Context, s *slot) {
 	// of the partition in flight.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cursor := w.committed.Load()
-	c.drive(c.d.hard, c.step(func(m *ownership.Machine, now int64) []ownership.Action {
+	cursor := c.h.Committed(s.p)
+	c.drive(c.hard, c.step(func(m *ownership.Machine, now int64) []ownership.Action {
 		return m.Stopped(now, s.p, s.epoch, cursor)
 	}))
 }
 
 // snapshot writes a snapshot the machine asked for. A release's is bound
 // by the drain (and the machine's deadline), not by the reconcile loop.
-func (c *cluster) snapshot(ctx context.Context, a ownership.Action) []ownership.Action {
+func (c *Cluster) snapshot(ctx context.Context, a ownership.Action) []ownership.Action {
 	sctx := ctx
 	if a.Purpose == ownership.ForRelease {
-		sctx = c.d.hard
+		sctx = c.hard
 		if a.Deadline != 0 {
 			var cancel context.CancelFunc
 			sctx, cancel = context.WithDeadline(sctx, c.t0.Add(time.Duration(a.Deadline)))
@@ -163,7 +146,7 @@ func (c *cluster) snapshot(ctx context.Context, a ownership.Action) []ownership.
 // snapshotter reports the owned partitions' progress, each at most every
 // SnapshotInterval/4 (10 s at most), one at a time, and writes the
 // periodic snapshots the machine asks for.
-func (c *cluster) snapshotter(ctx context.Context) {
+func (c *Cluster) snapshotter(ctx context.Context) {
 	every := min(c.o.SnapshotInterval/4, 10*time.Second)
 	t := time.NewTicker(max(every, 100*time.Millisecond))
 	defer t.Stop()
@@ -178,7 +161,7 @@ func (c *cluster) snapshotter(ctx context.Context) {
 				return
 			}
 			s.mu.Lock()
-			cursor := c.d.workers[s.p].committed.Load() // a lower bound of the export's cursor
+			cursor := c.h.Committed(s.p) // a lower bound of the export's cursor
 			c.drive(ctx, c.step(func(m *ownership.Machine, now int64) []ownership.Action {
 				return m.Progress(now, s.p, s.epoch, cursor)
 			}))
@@ -229,9 +212,13 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 	// with a NATS node) is abandoned after restoreStall without progress,
 	// so that the caller retries instead of waiting for the deadline.
 	ctx, cancel := context.WithCancelCause(ctx)
+	// The watchdog is GetSnapshot's: it ends with ctx, cancelled on every
+	// return (deferred cancel runs before the deferred Wait).
+	var watchdog sync.WaitGroup
+	defer watchdog.Wait()
 	defer cancel(nil)
 	cr := &countReader{}
-	go func() {
+	watchdog.Go(func() {
 		t := time.NewTicker(restoreStall / 4)
 		defer t.Stop()
 		last, since := int64(-1), time.Now()
@@ -248,7 +235,7 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 				}
 			}
 		}
-	}()
+	})
 	r, err := obs.Get(ctx, name)
 	if err != nil {
 		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
@@ -268,11 +255,15 @@ const (
 	restoreStall   = 15 * time.Second
 )
 
+// countReader counts the bytes read through it, for the restore's stall
+// watchdog (which runs on another goroutine, hence the atomic) and its
+// metrics.
 type countReader struct {
 	r io.Reader
 	n atomic.Int64
 }
 
+// Read reads from the wrapped reader and counts what it got.
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
@@ -280,9 +271,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 // putSnapshot is PutSnapshot with the daemon's metrics.
-func (c *cluster) putSnapshot(ctx context.Context, p int, name string, cursor uint64) (int64, error) {
+func (c *Cluster) putSnapshot(ctx context.Context, p int, name string, cursor uint64) (int64, error) {
 	start := time.Now()
-	n, err := PutSnapshot(ctx, c.d.store, c.snaps, p, name, cursor)
+	n, err := PutSnapshot(ctx, c.store, c.snaps, p, name, cursor)
 	if err != nil {
 		c.m.snapshotErrors.Inc()
 		return 0, err
@@ -295,11 +286,11 @@ func (c *cluster) putSnapshot(ctx context.Context, p int, name string, cursor ui
 }
 
 // deleteSnapshot removes an object, best effort ("" is a no-op).
-func (c *cluster) deleteSnapshot(name string) {
+func (c *Cluster) deleteSnapshot(name string) {
 	if name == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.d.hard), c.o.LeaseTTL)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.hard), c.o.LeaseTTL)
 	defer cancel()
 	if err := c.snaps.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		c.log.Debug("delete snapshot", "object", name, "err", err)
@@ -308,7 +299,7 @@ func (c *cluster) deleteSnapshot(name string) {
 
 // cleanSnapshots deletes partition p's objects other than keep: uploads
 // by earlier owners that never became the snapshot.
-func (c *cluster) cleanSnapshots(ctx context.Context, p int, keep string) {
+func (c *Cluster) cleanSnapshots(ctx context.Context, p int, keep string) {
 	lctx, cancel := context.WithTimeout(ctx, c.o.LeaseTTL)
 	defer cancel()
 	objs, err := c.snaps.List(lctx)
@@ -330,7 +321,7 @@ func (c *cluster) cleanSnapshots(ctx context.Context, p int, keep string) {
 // replaying the whole stream (which would re-emit outputs far older than
 // FR_OUT's duplicate window); a snapshot object that is gone falls back to
 // the local copy, or to an empty partition, with an error logged.
-func (c *cluster) restore(ctx context.Context, s *slot) error {
+func (c *Cluster) restore(ctx context.Context, s *slot) error {
 	select {
 	case c.restores <- struct{}{}:
 	case <-ctx.Done():
@@ -338,7 +329,7 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 	}
 	defer func() { <-c.restores }()
 	start := time.Now()
-	p, store := s.p, c.d.store
+	p, store := s.p, c.store
 	var local ownership.Local
 	pt, err := store.Partition(p)
 	switch {
@@ -354,7 +345,7 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 	plan, ok := c.sm.PlanRestore(p, s.epoch, local)
 	c.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("partition %d: %w (epoch %d gone before its restore)", p, errFenced, s.epoch)
+		return fmt.Errorf("partition %d: %w (epoch %d gone before its restore)", p, ErrFenced, s.epoch)
 	}
 	info := RestoreInfo{Source: string(plan.Source), Snapshot: plan.Snapshot, SnapshotCursor: plan.SnapshotCursor, LocalCursor: plan.LocalCursor}
 	switch {
@@ -396,7 +387,7 @@ func (c *cluster) restore(ctx context.Context, s *slot) error {
 				break
 			}
 			c.log.Warn("snapshot restore failed; retrying", "partition", p, "attempt", attempt, "err", err)
-			if !sleepCtx(ctx, backoff(attempt)) {
+			if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 				return ctx.Err()
 			}
 		}

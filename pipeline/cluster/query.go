@@ -1,4 +1,4 @@
-package pipeline
+package cluster
 
 import (
 	"cmp"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bytedance/sonic"
 
 	"github.com/flashreturn/flashreturn/internal/ownership"
 	"github.com/flashreturn/flashreturn/internal/wire"
@@ -49,6 +51,9 @@ const (
 	ForwardedHeader = "Flashreturn-Forwarded"
 )
 
+// The forwarding bounds: a forwarded query is an interactive request (an
+// operator's, a support tool's), so a slow owner is answered 503 quickly
+// rather than holding the caller.
 const (
 	// queryForwardTimeout bounds a forwarded query, connection to body.
 	queryForwardTimeout = 2 * time.Second
@@ -76,41 +81,15 @@ func DefaultAdvertiseHTTP(listen string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// parseAdvertiseHTTP checks an advertised base URL (http or https, a host,
+// ParseAdvertiseHTTP checks an advertised base URL (http or https, a host,
 // an optional path prefix, no query) and returns it without a trailing
 // slash.
-func parseAdvertiseHTTP(s string) (string, error) {
+func ParseAdvertiseHTTP(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("want an http:// or https:// base URL such as http://10.0.0.5:8080")
 	}
 	return strings.TrimRight(s, "/"), nil
-}
-
-// validateAdvertiseHTTP is Config.Validate's check of AdvertiseHTTP.
-func (c *Config) validateAdvertiseHTTP() error {
-	if c.AdvertiseHTTP == "" {
-		return nil
-	}
-	if c.HTTPAddr == "off" {
-		return fmt.Errorf("pipeline: config: AdvertiseHTTP %q with HTTPAddr off: nothing would answer there", c.AdvertiseHTTP)
-	}
-	base, err := parseAdvertiseHTTP(c.AdvertiseHTTP)
-	if err != nil {
-		return fmt.Errorf("pipeline: config: AdvertiseHTTP %q: %w", c.AdvertiseHTTP, err)
-	}
-	c.AdvertiseHTTP = base
-	return nil
-}
-
-// advertisedHTTP is the base URL this daemon puts in its member record:
-// Config.AdvertiseHTTP, else derived from the bound listener (see
-// DefaultAdvertiseHTTP), else "".
-func (d *Daemon) advertisedHTTP() string {
-	if d.cfg.AdvertiseHTTP != "" {
-		return d.cfg.AdvertiseHTTP
-	}
-	return DefaultAdvertiseHTTP(d.HTTPAddr())
 }
 
 // memberBase is the base URL of a member record's HTTP field. A record
@@ -123,7 +102,7 @@ func memberBase(s string) string {
 	if !strings.Contains(s, "://") {
 		return DefaultAdvertiseHTTP(s)
 	}
-	base, err := parseAdvertiseHTTP(s)
+	base, err := ParseAdvertiseHTTP(s)
 	if err != nil {
 		return ""
 	}
@@ -139,7 +118,7 @@ type queryRoute struct {
 }
 
 // route decides where a query for partition p goes.
-func (c *cluster) route(p int) queryRoute {
+func (c *Cluster) route(p int) queryRoute {
 	c.mu.Lock()
 	now := c.now()
 	si, claimed := c.sm.Slot(p)
@@ -166,26 +145,22 @@ func (c *cluster) route(p int) queryRoute {
 	return rt
 }
 
-// queryError is the JSON body of a 503 answer of the query API.
-type queryError struct {
+// QueryError is the JSON body of a 503 answer of the query API.
+type QueryError struct {
 	Error     string `json:"error"`
 	Partition int    `json:"partition"`
 	Owner     string `json:"owner,omitempty"`
 	Member    string `json:"member"`
 }
 
-// routeQuery wraps a query handler that answers from local state: outside
-// cluster mode it runs as is; in cluster mode it runs only for a
-// partition owned here, and other queries are forwarded or answered 503
-// (see the comment at the top of this file).
-func (d *Daemon) routeQuery(local http.HandlerFunc) http.HandlerFunc {
+// RouteQuery wraps a query handler that answers from local state (its
+// route has a {user} path value): it runs only for a partition owned
+// here, and other queries are forwarded or answered 503 (see the comment
+// at the top of this file). Outside cluster mode the daemon has no
+// Cluster and the query API serves local directly.
+func (c *Cluster) RouteQuery(local http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := d.cluster
-		if c == nil {
-			local(w, r)
-			return
-		}
-		p := wire.Partition(r.PathValue("user"), d.cfg.Partitions)
+		p := wire.Partition(r.PathValue("user"), c.parts)
 		rt := c.route(p)
 		switch {
 		case rt.local:
@@ -203,18 +178,18 @@ func (d *Daemon) routeQuery(local http.HandlerFunc) http.HandlerFunc {
 }
 
 // unavailable answers 503 with a JSON error and Retry-After.
-func (c *cluster) unavailable(w http.ResponseWriter, p int, owner, msg string) {
+func (c *Cluster) unavailable(w http.ResponseWriter, p int, owner, msg string) {
 	c.m.queryUnavailable.Inc()
 	h := w.Header()
 	h.Set(ServedByHeader, c.o.MemberID)
 	h.Set("Retry-After", queryRetryAfter)
 	h.Set("Cache-Control", "no-store")
-	writeJSONStatus(w, http.StatusServiceUnavailable, &queryError{Error: msg, Partition: p, Owner: owner, Member: c.o.MemberID})
+	WriteJSON(w, http.StatusServiceUnavailable, &QueryError{Error: msg, Partition: p, Owner: owner, Member: c.o.MemberID})
 }
 
 // forward sends the query to the partition's owner and relays its answer;
 // when the owner does not answer in time, the answer is 503.
-func (c *cluster) forward(w http.ResponseWriter, r *http.Request, p int, rt queryRoute) {
+func (c *Cluster) forward(w http.ResponseWriter, r *http.Request, p int, rt queryRoute) {
 	ctx, cancel := context.WithTimeout(r.Context(), queryForwardTimeout)
 	defer cancel()
 	target := rt.base + r.URL.EscapedPath()
@@ -282,10 +257,10 @@ func newQueryClient() *http.Client {
 	}
 }
 
-// ClusterStatus is a daemon's view of the cluster, the answer of
+// Status is a daemon's view of the cluster, the answer of
 // GET /v1/cluster. Outside cluster mode that route answers Mode "single",
-// no member, no lease, and every partition in Owned.
-type ClusterStatus struct {
+// no member, no lease, and every partition in Owned ([SingleStatus]).
+type Status struct {
 	// Mode is "cluster" or "single".
 	Mode string `json:"mode"`
 	// Member is this daemon's member ID ("" outside cluster mode).
@@ -327,20 +302,15 @@ type OwnedPartition struct {
 	Restore   RestoreInfo `json:"restore"`
 }
 
-// ClusterStatus returns the cluster view; ok is false outside cluster
-// mode. Safe for concurrent use.
-func (d *Daemon) ClusterStatus() (st ClusterStatus, ok bool) {
-	c := d.cluster
-	if c == nil {
-		return st, false
-	}
-	st.Mode, st.Member, st.HTTP, st.Partitions = "cluster", c.o.MemberID, d.advertisedHTTP(), d.cfg.Partitions
+// Status returns the cluster view. Safe for concurrent use.
+func (c *Cluster) Status() (st Status) {
+	st.Mode, st.Member, st.HTTP, st.Partitions = "cluster", c.o.MemberID, c.h.AdvertisedHTTP(), c.parts
 	var remaining time.Duration
 	if st.LeaseValid, remaining = c.lease(); st.LeaseValid {
 		st.LeaseRemainingSeconds = remaining.Seconds()
 	}
 	st.Members, st.Directory, st.Owned = []string{}, []MemberInfo{}, []OwnedPartition{}
-	st.Owners = make([]string, d.cfg.Partitions)
+	st.Owners = make([]string, c.parts)
 	c.mu.Lock()
 	for id, r := range c.live {
 		st.Members = append(st.Members, id)
@@ -360,7 +330,7 @@ func (d *Daemon) ClusterStatus() (st ClusterStatus, ok bool) {
 	slices.Sort(st.Members)
 	slices.SortFunc(st.Directory, func(a, b MemberInfo) int { return cmp.Compare(a.Member, b.Member) })
 	for _, si := range slots {
-		op := OwnedPartition{Partition: si.P, Epoch: si.Epoch, Running: si.Phase == ownership.Running, Ready: d.workers[si.P].ready.Load(), Snapshot: si.Record.Snapshot}
+		op := OwnedPartition{Partition: si.P, Epoch: si.Epoch, Running: si.Phase == ownership.Running, Ready: c.h.Ready(si.P), Snapshot: si.Record.Snapshot}
 		if s := io[si.P]; s != nil && s.epoch == si.Epoch {
 			if r := s.restore.Load(); r != nil {
 				op.Restore = *r
@@ -368,32 +338,35 @@ func (d *Daemon) ClusterStatus() (st ClusterStatus, ok bool) {
 		}
 		st.Owned = append(st.Owned, op)
 	}
-	return st, true
+	return st
 }
 
-// serveCluster answers GET /v1/cluster: ClusterStatus in cluster mode;
-// outside it, a single daemon's view (mode "single", no member, every
-// partition owned locally), so that tools need not special-case it.
-func (d *Daemon) serveCluster(w http.ResponseWriter, _ *http.Request) {
-	st, ok := d.ClusterStatus()
-	if !ok {
-		st = d.singleStatus()
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, &st)
-}
-
-// singleStatus is the ClusterStatus of a daemon outside cluster mode.
-func (d *Daemon) singleStatus() ClusterStatus {
-	st := ClusterStatus{Mode: "single", Partitions: d.cfg.Partitions, HTTP: d.advertisedHTTP(),
+// SingleStatus is the Status of a daemon outside cluster mode, so that
+// tools need not special-case it: mode "single", no member, every
+// partition owned and running locally. ready is nil before the daemon
+// has started its workers (then no partition is listed), else reports
+// partition p's readiness.
+func SingleStatus(partitions int, http string, ready func(p int) bool) Status {
+	st := Status{Mode: "single", Partitions: partitions, HTTP: http,
 		Members: []string{}, Directory: []MemberInfo{}, Owned: []OwnedPartition{}}
-	select {
-	case <-d.started: // d.workers is written before started closes
-	default:
+	if ready == nil {
 		return st
 	}
-	for p, w := range d.workers {
-		st.Owned = append(st.Owned, OwnedPartition{Partition: p, Running: true, Ready: w.ready.Load(), Restore: RestoreInfo{Source: "local"}})
+	for p := range partitions {
+		st.Owned = append(st.Owned, OwnedPartition{Partition: p, Running: true, Ready: ready(p), Restore: RestoreInfo{Source: "local"}})
 	}
 	return st
+}
+
+// WriteJSON answers code with v encoded as JSON (sonic, as the rest of
+// the query API, so that forwarded and local answers encode alike).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	b, err := sonic.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
 }

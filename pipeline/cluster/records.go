@@ -1,6 +1,7 @@
-package pipeline
+package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/ownership"
+	"github.com/flashreturn/flashreturn/pipeline/defaults"
 )
 
 // Cluster mode's configuration and what it stores in NATS: the options,
@@ -21,9 +23,6 @@ import (
 // or a newer claim seen).
 var ErrFenced = errors.New("pipeline: partition fenced: claim no longer held")
 
-// errFenced is the package's name for ErrFenced.
-var errFenced = ErrFenced
-
 // Names of the cluster's JetStream buckets and of the output header.
 const (
 	BucketMembers   = "FR_MEMBERS"
@@ -34,15 +33,15 @@ const (
 	EpochHeader = "Flashreturn-Epoch"
 )
 
+// memberIDRe is what a member ID may be: characters valid in a KV key, a
+// metrics label and a log line without quoting, and short enough to stay
+// readable in FR_OWNERS records and on the status page.
 var memberIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// publishAckTimeout bounds the wait for one output's publish ack (see
-// Daemon.connect).
-const publishAckTimeout = 5 * time.Second
-
-// ClusterOptions turn on cluster mode (Config.Cluster). The zero value of
-// every field but MemberID means the default it documents.
-type ClusterOptions struct {
+// Options turn on cluster mode (pipeline.Config.Cluster). The zero value
+// of every field but MemberID means the default it documents
+// ([Options.WithDefaults] fills them in).
+type Options struct {
 	// MemberID names this daemon in the cluster (required;
 	// [A-Za-z0-9_-]{1,64}). Keep it stable across restarts (a host or pod
 	// name): the assignment depends only on the member IDs, so a restarted
@@ -65,26 +64,58 @@ type ClusterOptions struct {
 	MaxRestores int
 }
 
-func (o *ClusterOptions) validate(c *Config) error {
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = defaults.LeaseTTL
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = defaults.SnapshotInterval
+	}
+	if o.MaxRestores <= 0 {
+		// Two restores at once keep a joining member's downloads from
+		// starving its NATS connection, while a member taking over a dead
+		// one's partitions still restores them in parallel.
+		o.MaxRestores = 2
+	}
+	return o
+}
+
+// Validate checks o (after WithDefaults) without changing it. The
+// member ID must be usable as a KV key and in metrics labels; a lease
+// under a second leaves heartbeats (every LeaseTTL/5) no slack for a GC
+// pause or a slow NATS round trip.
+func (o Options) Validate() error {
 	if !memberIDRe.MatchString(o.MemberID) {
 		return fmt.Errorf("pipeline: config: cluster MemberID %q must match [A-Za-z0-9_-]{1,64}", o.MemberID)
-	}
-	if c.NATSURL == "" {
-		return errors.New("pipeline: config: cluster mode needs NATSURL (a NATS server or cluster shared by the members)")
-	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 5 * time.Second
 	}
 	if o.LeaseTTL < time.Second {
 		return fmt.Errorf("pipeline: config: cluster LeaseTTL %s is under 1s", o.LeaseTTL)
 	}
-	if o.SnapshotInterval == 0 {
-		o.SnapshotInterval = time.Minute
-	}
-	if o.MaxRestores <= 0 {
-		o.MaxRestores = 2
-	}
 	return nil
+}
+
+// Hooks are what a Cluster asks of its daemon's partition runtime. The
+// cluster decides when a partition runs; the daemon owns how: the
+// Cluster never touches a worker, only these functions, each safe to call
+// from any goroutine.
+type Hooks struct {
+	// RunPartition runs partition p's worker until ctx ends or fence
+	// reports an error (the claim is gone), and returns the worker's
+	// error (one wrapping ErrFenced when fenced). The worker checks fence
+	// before every commit and every publish, and sends epoch as the
+	// EpochHeader of every output. Before it returns, the daemon releases
+	// the partition's state (the cluster snapshots it next).
+	RunPartition func(ctx context.Context, p int, fence func() error, epoch string) error
+	// Committed is partition p's last committed cursor: a lower bound of
+	// what a snapshot exported now holds, and, once RunPartition has
+	// returned, the final cursor a release records.
+	Committed func(p int) uint64
+	// Ready reports whether partition p's worker is consuming.
+	Ready func(p int) bool
+	// AdvertisedHTTP is the base URL the member record advertises for
+	// forwarded queries ("" none).
+	AdvertisedHTTP func() string
 }
 
 // memberRecord is the value of a member's key in FR_MEMBERS.
@@ -101,8 +132,8 @@ type memberRecord struct {
 	HTTP string `json:"http,omitempty"`
 }
 
-// ownerRecord is the value of a partition's key in FR_OWNERS.
-type ownerRecord struct {
+// OwnerRecord is the value of a partition's key in FR_OWNERS.
+type OwnerRecord struct {
 	// Member owns the partition; "" once released.
 	Member string `json:"member"`
 	// Epoch is incremented by every claim: the fencing token.
@@ -118,8 +149,11 @@ type ownerRecord struct {
 	At       time.Time `json:"at"`
 }
 
-func ownerKey(p int) string { return "p." + strconv.Itoa(p) }
+// OwnerKey is partition p's key in FR_OWNERS ("p.<p>").
+func OwnerKey(p int) string { return "p." + strconv.Itoa(p) }
 
+// ownerKeyPartition parses an FR_OWNERS key back to its partition; ok is
+// false for any other key (the bucket may hold keys of later versions).
 func ownerKeyPartition(key string) (int, bool) {
 	if len(key) < 3 || key[:2] != "p." {
 		return 0, false
@@ -130,12 +164,12 @@ func ownerKeyPartition(key string) (int, bool) {
 
 // toRecord and fromRecord convert between FR_OWNERS' JSON and the
 // machine's record (the wall-clock At is for operators only).
-func toRecord(r ownerRecord) ownership.Record {
+func toRecord(r OwnerRecord) ownership.Record {
 	return ownership.Record{Member: r.Member, Epoch: r.Epoch, Snapshot: r.Snapshot, Cursor: r.Cursor, Released: r.Released}
 }
 
-func fromRecord(r ownership.Record) ownerRecord {
-	return ownerRecord{Member: r.Member, Epoch: r.Epoch, Snapshot: r.Snapshot, Cursor: r.Cursor, Released: r.Released, At: time.Now().UTC()}
+func fromRecord(r ownership.Record) OwnerRecord {
+	return OwnerRecord{Member: r.Member, Epoch: r.Epoch, Snapshot: r.Snapshot, Cursor: r.Cursor, Released: r.Released, At: time.Now().UTC()}
 }
 
 // outcome classifies a compare-and-set write's error for the machine: a

@@ -1,4 +1,4 @@
-package pipeline
+package apply
 
 import (
 	"time"
@@ -8,26 +8,29 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 )
 
-// traceRecord is what the query API shows of a decision: the policy that
+// TraceRecord is what the query API shows of a decision: the policy that
 // made it and every rule evaluated with the values compared. It is stored
 // beside the user's state, not in it, so the hot state stays small.
-type traceRecord struct {
-	Policy           policyRef    `json:"policy"`
+type TraceRecord struct {
+	Policy           PolicyRef    `json:"policy"`
 	Decision         string       `json:"decision"`
 	Reasons          []string     `json:"reasons"`
 	MerchantRule     string       `json:"merchant_rule,omitempty"`
 	MerchantRevision uint64       `json:"merchant_revision"`
 	RequestAt        string       `json:"request_at"`
 	DecidedAt        string       `json:"decided_at"`
-	Trace            []traceCheck `json:"trace"`
+	Trace            []TraceCheck `json:"trace"`
 }
 
-type policyRef struct {
+// PolicyRef names a policy as the APIs show it (name and version).
+type PolicyRef struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 }
 
-type traceCheck struct {
+// TraceCheck is one rule evaluated for a decision: the values compared
+// and whether it passed, as the core's trace recorded them.
+type TraceCheck struct {
 	Rule   string `json:"rule"`
 	Pass   bool   `json:"pass"`
 	Got    int64  `json:"got"`
@@ -35,25 +38,28 @@ type traceCheck struct {
 	Detail string `json:"detail"`
 }
 
-func encodeTrace(e *core.Effect, now time.Time) []byte {
+// EncodeTrace encodes the TraceRecord of decision effect e, decided at
+// now (the batch's wall clock: the one value of a record that replay
+// cannot reproduce, which is why records are not outputs).
+func EncodeTrace(e *core.Effect, now time.Time) []byte {
 	p := e.Policy
-	r := traceRecord{
-		Policy:           policyRef{Name: p.Name, Version: p.Version},
+	r := TraceRecord{
+		Policy:           PolicyRef{Name: p.Name, Version: p.Version},
 		Decision:         e.Verdict.String(),
 		Reasons:          e.Reasons.AppendStrings(make([]string, 0, 4)),
 		MerchantRule:     e.MerchantRule,
 		MerchantRevision: e.MerchantRevision,
 		RequestAt:        e.RequestAt,
 		DecidedAt:        now.Format(time.RFC3339Nano),
-		Trace:            make([]traceCheck, 0, e.Trace.N),
+		Trace:            make([]TraceCheck, 0, e.Trace.N),
 	}
 	for _, c := range e.Trace.Checks[:e.Trace.N] {
-		r.Trace = append(r.Trace, traceCheck{Rule: c.Name(), Pass: c.Pass, Got: c.Got, Limit: c.Limit, Detail: c.String()})
+		r.Trace = append(r.Trace, TraceCheck{Rule: c.Name(), Pass: c.Pass, Got: c.Got, Limit: c.Limit, Detail: c.String()})
 	}
 	b, err := sonic.Marshal(&r)
 	if err != nil {
 		// A plain struct of strings and numbers always encodes.
-		panic("pipeline: encode trace: " + err.Error())
+		panic("apply: encode trace: " + err.Error())
 	}
 	return b
 }

@@ -1,0 +1,160 @@
+package apply
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+)
+
+// Store is the per-partition state a [Stepper] reads and writes: the
+// Badger-backed *state.Partition in the daemon (wrapped to count what it
+// touches), an in-memory map in replay. Due must return the users whose
+// deadline is before now in (deadline, user) order and forget their
+// timers: that order is part of determinism, since two timers firing at
+// one clock event emit their effects in it.
+type Store interface {
+	User(id string) (*core.User, error)
+	MarkDirty(u *core.User)
+	SetDeadline(userID string, deadline int64)
+	Due(now int64, dst []string) []string
+}
+
+// Stepper applies the decoded events of one partition in stream order. It
+// keeps the partition's event-time clock (the largest at seen, clock events
+// included), fires the timers that the clock has passed before applying
+// the event that moved it, applies the event, and re-arms the user's timer.
+// The daemon's workers and replay share it, which is what makes a replay
+// fire timers at the same points as the live run.
+//
+// A Stepper is owned by one goroutine (a partition worker, or a replay
+// engine); it is not safe for concurrent use. Its fields are set once by
+// the owner before the first Step; Clock is read back (and, after a
+// discarded batch, restored) by the worker, which commits it with the
+// partition's cursor.
+type Stepper struct {
+	// St is the partition's state.
+	St Store
+	// Clock is the partition's event time (Unix ns): the largest at seen.
+	Clock int64
+	// Log reports timers dropped because their user's state is unreadable.
+	Log *slog.Logger
+	// Emit receives every effect, in order, with the environment it was
+	// decided in. It must not retain e past the call: the effects slice is
+	// reused by the next event.
+	Emit func(e *core.Effect, env *core.Env)
+	// Shadow, when set, decides every return request a second time on a
+	// copy of the state (live daemon only; replay compares policies its own
+	// way).
+	Shadow *Shadow
+	// OnFire counts fired timers (may be nil).
+	OnFire func()
+
+	effects  []core.Effect
+	shadowFx []core.Effect
+	due      []string
+}
+
+// Step applies one decoded event. It returns an error only when the
+// user's state cannot be read (the caller dead-letters the event as
+// poison). A panic of the core propagates: the worker recovers it and
+// re-applies the batch without the event.
+func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
+	s.advance(ev.At, env)
+	if ev.Type == core.EventClock {
+		return nil
+	}
+	u, err := s.St.User(ev.UserID)
+	if err != nil {
+		return fmt.Errorf("state of user %s cannot be read: %w", ev.UserID, err)
+	}
+	// A late event (dated before the partition clock: a backlog, a slow
+	// publisher) first fires its shopper's timers due before its own at.
+	// The clock passed those deadlines only after the timer was armed
+	// (the request itself was late), so nothing fired them yet; without
+	// this, a merchant's answer dated after a passed review deadline would
+	// win against the timeout because no clock move came between the two
+	// (loadgen's throughput audit, review_resolved). Firing up to the
+	// event's at, not the clock, keeps a late pickup.done dated inside its
+	// window from paying a pickup_missed compensation. The outcome thus
+	// depends on the events' at only, as replay requires.
+	if dl, ok := core.NextDeadline(u); ok && dl < ev.At {
+		s.fire(u, ev.At, env)
+	}
+	var shadowFx []core.Effect
+	if s.Shadow != nil && ev.Type == core.EventReturnRequested {
+		senv := *env
+		senv.Policy = s.Shadow.policy
+		s.shadowFx = core.Apply(u.Clone(), ev, &senv, s.shadowFx[:0])
+		shadowFx = s.shadowFx
+	}
+	s.effects = core.Apply(u, ev, env, s.effects[:0])
+	if shadowFx != nil {
+		s.Shadow.observe(s.effects, shadowFx)
+	}
+	s.St.MarkDirty(u)
+	s.rearm(u)
+	for i := range s.effects {
+		s.Emit(&s.effects[i], env)
+	}
+	return nil
+}
+
+// advance moves the clock to at and fires every timer now due, in
+// (deadline, user) order.
+func (s *Stepper) advance(at int64, env *core.Env) {
+	if at <= s.Clock {
+		return
+	}
+	s.Clock = at
+	s.due = s.St.Due(s.Clock, s.due[:0])
+	for _, id := range s.due {
+		u, err := s.St.User(id)
+		if err != nil {
+			s.Log.Error("timer: state cannot be read; timer dropped", "user", id, "err", err)
+			s.St.SetDeadline(id, 0)
+			continue
+		}
+		s.fire(u, s.Clock, env)
+	}
+}
+
+// fire fires u's timers due before now, emits what they produce and
+// re-arms u's next deadline.
+func (s *Stepper) fire(u *core.User, now int64, env *core.Env) {
+	s.effects = core.Fire(u, now, env, s.effects[:0])
+	if s.OnFire != nil {
+		s.OnFire()
+	}
+	s.St.MarkDirty(u)
+	s.rearm(u)
+	for i := range s.effects {
+		s.Emit(&s.effects[i], env)
+	}
+}
+
+// rearm records u's next deadline in the timer index (0: none).
+func (s *Stepper) rearm(u *core.User) {
+	dl, ok := core.NextDeadline(u)
+	if !ok {
+		dl = 0
+	}
+	s.St.SetDeadline(u.ID, dl)
+}
+
+// FutureTime returns why an event must be dead-lettered as future_time,
+// or "" when it may be applied: its at is later than storedAt (the Unix ns
+// time its stream stored it) by more than maxFuture (the allowed clock
+// skew of publishers; 0 or less turns the check off). The daemon and
+// replay compare with the stored timestamp, never with their own clock, so
+// both decide the same message alike. One publisher with a wrong clock
+// thus cannot move a partition's event time and fire its timers early.
+func FutureTime(ev *core.Event, storedAt int64, maxFuture time.Duration) string {
+	if maxFuture <= 0 || ev.At-storedAt <= int64(maxFuture) {
+		return ""
+	}
+	ahead := time.Duration(ev.At - storedAt).Round(time.Millisecond)
+	return fmt.Sprintf("field \"at\" is %s, %s after the stream stored the event (%s): more than the allowed %s",
+		ev.AtRaw, ahead, time.Unix(0, storedAt).UTC().Format(time.RFC3339Nano), maxFuture)
+}
