@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/faults"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 // Modes of a run.
@@ -25,6 +28,11 @@ const (
 	// ExpectOutputs: one output on fr.out.> per event sent (the relay).
 	ExpectOutputs = "outputs"
 )
+
+// WorldOptions sizes and seeds the simulated marketplace; it is
+// [world.Options], named here so that callers that configure a run
+// (cmd/loadgen, bench/relay) need only this package.
+type WorldOptions = world.Options
 
 // Config is one run's configuration. The zero value, apart from Shape,
 // means the documented defaults; see each field.
@@ -105,8 +113,8 @@ type Config struct {
 	// FLASHRETURN_FAULT_TARGET (the planned offset in seconds in
 	// FLASHRETURN_FAULT_AT), for at most a minute.
 	FaultCmd string
-	// Faults is the fault schedule ([ParseFaults]); nil means none.
-	Faults []Fault
+	// Faults is the fault schedule ([faults.ParseFaults]); nil means none.
+	Faults []faults.Fault
 	// FaultLog, when not nil, gets one line per fault as it is carried
 	// out.
 	FaultLog io.Writer
@@ -129,6 +137,9 @@ type Config struct {
 // streams.
 const maxRetryFor = 2 * time.Minute
 
+// withDefaults fills in every zero field with its documented default.
+// It returns a copy and never fails: Validate calls it first and judges
+// the result, so a caller's Config is never changed under it.
 func (c Config) withDefaults() Config {
 	if c.NATSURL == "" {
 		c.NATSURL = "nats://127.0.0.1:4222"
@@ -173,7 +184,7 @@ func (c Config) withDefaults() Config {
 		c.InboundPrefix = "FR_IN"
 	}
 	if c.Partitions == 0 {
-		c.Partitions = spawnPartitions(c.Spawn)
+		c.Partitions = faults.SpawnPartitions(c.Spawn)
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 64
@@ -181,7 +192,7 @@ func (c Config) withDefaults() Config {
 	if c.RetryFor == 0 {
 		c.RetryFor = time.Minute
 	}
-	c.World = c.World.withDefaults()
+	c.World = c.World.WithDefaults()
 	return c
 }
 
@@ -212,16 +223,16 @@ func (c Config) Validate() error {
 	if c.RetryFor < 0 || c.RetryFor > maxRetryFor {
 		return fmt.Errorf("loadgen: retry-for %v outside (0, %v]: a re-send after the duplicate window could be stored twice", c.RetryFor, maxRetryFor)
 	}
-	for name, cmd := range map[string]string{TargetDaemon: c.Spawn, TargetNATS: c.SpawnNATS} {
+	for name, cmd := range map[string]string{faults.TargetDaemon: c.Spawn, faults.TargetNATS: c.SpawnNATS} {
 		if cmd == "" {
 			continue
 		}
-		if _, err := splitCommand(cmd); err != nil {
+		if _, err := faults.SplitCommand(cmd); err != nil {
 			return fmt.Errorf("loadgen: spawn %s: %w", name, err)
 		}
 	}
-	spawned := map[string]bool{TargetDaemon: c.Spawn != "", TargetNATS: c.SpawnNATS != ""}
-	if err := validateFaults(c.Faults, spawned, c.FaultCmd != ""); err != nil {
+	spawned := map[string]bool{faults.TargetDaemon: c.Spawn != "", faults.TargetNATS: c.SpawnNATS != ""}
+	if err := faults.Validate(c.Faults, spawned, c.FaultCmd != ""); err != nil {
 		return err
 	}
 	if c.Mode == ModeScenario {
@@ -236,5 +247,5 @@ func (c Config) Validate() error {
 			return fmt.Errorf("loadgen: threshold %q: unknown metric %q", t.Expr, t.Metric)
 		}
 	}
-	return c.World.validate()
+	return c.World.Validate()
 }

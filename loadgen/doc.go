@@ -6,12 +6,12 @@
 //
 // # World
 //
-// [NewGenerator] builds a seeded marketplace: shoppers (stars mostly 3-5,
+// [world.NewGenerator] builds a seeded marketplace: shoppers (stars mostly 3-5,
 // a 1-2 tail, Zipf-skewed activity so some are hot), merchants (most with
 // one return address equal to their ship address, some mismatched or with
 // none, some with their own auto-approval rules) and an endless sequence
 // of events: credit.updated when a shopper first appears, then per order
-// order.paid, order.shipped, order.delivered and, for about 6% of orders,
+// order.paid, order.Shipped, order.delivered and, for about 6% of orders,
 // return.requested (reason and kind mix, pickups, partial and excessive
 // amounts, stale and early requests, cancellations) followed by
 // logistics.tracking / pickup.done and inspection.result (a few bad).
@@ -45,7 +45,7 @@
 //   - splurges: a good shopper's three orders of 170000 to 250000 fen,
 //     all three returns asked for before any goods go back, so that
 //     promised advances reach the 500000-fen exposure cap;
-//   - events that cannot stand, on a real shopper's subject: order.shipped
+//   - events that cannot stand, on a real shopper's subject: order.Shipped
 //     or order.delivered for an order the shopper does not have,
 //     follow-ups and answers for a request the shopper does not have (ids
 //     of a "q" namespace), an event dated an hour ahead, a request with
@@ -160,7 +160,7 @@
 // the target answers its /readyz (or, for other programs, its NATS port
 // accepts); Config.SpawnNATS also runs a separate nats-server, started
 // first. Both are stopped at the end (SIGTERM, SIGKILL after 15 s) unless
-// Config.KeepSpawned. Config.Faults is a schedule ([ParseFaults]) such as
+// Config.KeepSpawned. Config.Faults is a schedule ([faults.ParseFaults]) such as
 // kill9@15s,start@17s,sigterm@30s,start@31s,nats:kill9@40s,nats:start@42s:
 // kill9, sigterm, sigstop, sigcont and start, on the daemon by default or
 // on "nats:". loadgen carries them out itself on what it spawned and runs
@@ -174,7 +174,7 @@
 // the same one: nothing lost, nothing doubled.
 //
 // Each fault is logged as it happens (Config.FaultLog), listed in the
-// report ([FaultResult]: when, the pid, how long a restarted process took
+// report ([faults.FaultResult]: when, the pid, how long a restarted process took
 // to be ready) and marked on the HTML report's time charts. Its decision
 // gap is the longest time without a decision from the fault until the
 // next disruptive fault: over all decisions (for one daemon, the outage
@@ -201,6 +201,30 @@
 // start, interrupted), and 4 when the audit passed but a threshold was
 // broken.
 //
-// Callers: cmd/loadgen (flags to [Config]), bench/run.sh, and tests that
-// call [Run] in-process against an embedded server.
+// # Packages
+//
+// Each package has one job, and imports point down only:
+//
+//   - loadgen (this package): the run loop: [Config] and its defaults,
+//     the traffic shapes, the open-loop sender and its publisher with
+//     same-Msg-Id retries, the per-second samples and step judgement,
+//     and the [Report] with its text, JSON and HTML forms and the
+//     thresholds. It imports every package below.
+//   - loadgen/audit: the tracker of what came back and the end-to-end
+//     audit run on it once the outputs drained.
+//   - loadgen/faults: the fault schedule, the spawned processes and
+//     their signals, and the decision gaps. It imports nothing of
+//     loadgen, so it can be tested without a world or a server.
+//   - loadgen/world: the seeded world and the encoding of its events.
+//   - loadgen/contract: the contract's JSON shapes and strings, and the
+//     codec; the bottom of the graph.
+//
+// The cut follows what changes together: a contract change touches
+// contract (and the audit's expectations), a new kind of traffic touches
+// world, a new check touches audit, a new disruption touches faults, and
+// none of them touches the run loop.
+//
+// Callers: cmd/loadgen (flags to [Config]), bench/run.sh, bench/relay's
+// test, and tests that call [Run] in-process against an embedded
+// server.
 package loadgen

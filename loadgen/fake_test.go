@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,9 +139,9 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 	num := func(k string) (float64, bool) { n, ok := ev[k].(float64); return n, ok }
 	user := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
 	typ := str("type")
-	known := map[string]bool{typeOrderPaid: true, typeOrderShipped: true, typeOrderDelivered: true, typeCreditUpdated: true,
-		typeReturnRequested: true, typeReturnCancelled: true, typeTracking: true, typePickupDone: true, typeInspection: true,
-		typeReviewApproved: true, typeReviewRejected: true}
+	known := map[string]bool{contract.TypeOrderPaid: true, contract.TypeOrderShipped: true, contract.TypeOrderDelivered: true, contract.TypeCreditUpdated: true,
+		contract.TypeReturnRequested: true, contract.TypeReturnCancelled: true, contract.TypeTracking: true, contract.TypePickupDone: true, contract.TypeInspection: true,
+		contract.TypeReviewApproved: true, contract.TypeReviewRejected: true}
 	amount, hasAmount := num("amount_fen")
 	at, _ := time.Parse(time.RFC3339Nano, str("at"))
 	var stored time.Time
@@ -154,7 +155,7 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 	case str("user_id") != user:
 		f.dlq(m, "subject_mismatch")
 		return
-	case typ == typeOrderPaid && str("order_id") == "":
+	case typ == contract.TypeOrderPaid && str("order_id") == "":
 		f.dlq(m, "missing_field")
 		return
 	case hasAmount && amount <= 0:
@@ -171,35 +172,35 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 		r = nil
 	}
 	switch typ {
-	case typeOrderShipped, typeOrderDelivered:
+	case contract.TypeOrderShipped, contract.TypeOrderDelivered:
 		o := f.orders[str("order_id")]
 		if o == nil || o.user != user {
 			f.dlq(m, "unknown_order")
 			return
 		}
-		if typ == typeOrderDelivered {
+		if typ == contract.TypeOrderDelivered {
 			o.delivered = at
 		}
-	case typeReturnCancelled, typeTracking, typePickupDone, typeInspection, typeReviewApproved, typeReviewRejected:
+	case contract.TypeReturnCancelled, contract.TypeTracking, contract.TypePickupDone, contract.TypeInspection, contract.TypeReviewApproved, contract.TypeReviewRejected:
 		if r == nil {
 			f.dlq(m, "unknown_request")
 			return
 		}
 	}
 	switch typ {
-	case typeCreditUpdated:
+	case contract.TypeCreditUpdated:
 		s, _ := num("stars")
 		if s < 1 || s > 5 {
 			f.dlq(m, "bad_value")
 			return
 		}
 		f.stars[user] = int(s)
-	case typeOrderPaid:
+	case contract.TypeOrderPaid:
 		p, _ := num("paid_fen")
 		f.orders[str("order_id")] = &fakeOrder{user: user, paid: int64(p)}
-	case typeReturnRequested:
+	case contract.TypeReturnRequested:
 		f.requested(m, str("request_id"), str("order_id"), str("kind"), user, int64(amount), hasAmount, at, stored)
-	case typeTracking, typePickupDone:
+	case contract.TypeTracking, contract.TypePickupDone:
 		if r.status != "approved" || r.refunded {
 			return
 		}
@@ -209,29 +210,29 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 			n = 2
 		}
 		for range n {
-			f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerTracking, "advance": true})
+			f.out(contract.OutRefund, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": contract.TriggerTracking, "advance": true})
 		}
-	case typeInspection:
+	case contract.TypeInspection:
 		o := f.orders[r.order]
 		bad := str("outcome") != "ok"
 		switch {
 		case r.status == "approved":
 			f.outstanding[r.user] -= r.amount
 			if bad && r.refunded {
-				f.out(outClawbackKind, r, map[string]any{"amount_fen": r.amount, "outcome": str("outcome")})
+				f.out(contract.OutClawback, r, map[string]any{"amount_fen": r.amount, "outcome": str("outcome")})
 				o.reserved -= r.amount
 			}
 		case r.status == "reviewed" && r.kind == "return_refund":
 			if bad {
 				o.reserved -= r.amount
 			} else {
-				f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerInspection, "advance": false})
+				f.out(contract.OutRefund, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": contract.TriggerInspection, "advance": false})
 			}
 		default:
 			return
 		}
 		f.end(r)
-	case typeReturnCancelled:
+	case contract.TypeReturnCancelled:
 		switch {
 		case r.status == "approved" && !r.refunded:
 			f.outstanding[r.user] -= r.amount
@@ -241,9 +242,9 @@ func (f *fakeDaemon) handle(m jetstream.Msg) {
 			return
 		}
 		f.end(r)
-	case typeReviewApproved, typeReviewRejected:
+	case contract.TypeReviewApproved, contract.TypeReviewRejected:
 		if r.status == "review" {
-			f.resolve(r, typ == typeReviewApproved, str("by"), str("at"))
+			f.resolve(r, typ == contract.TypeReviewApproved, str("by"), str("at"))
 		}
 	}
 }
@@ -262,21 +263,21 @@ func (f *fakeDaemon) resolve(r *fakeReq, approve bool, by, at string) {
 	res := map[string]any{"resolution_id": r.id + "-res", "order_id": r.order, "by": by, "at": at, "reasons": []string{}}
 	switch {
 	case !approve:
-		res["outcome"] = resolutionRejected
+		res["outcome"] = contract.ResolutionRejected
 		f.end(r)
 	case r.kind != "exchange" && o.reserved+r.amount > o.paid:
-		res["outcome"], res["reasons"] = resolutionRejected, []string{reasonAmountExceedsPaid}
+		res["outcome"], res["reasons"] = contract.ResolutionRejected, []string{contract.ReasonAmountExceedsPaid}
 		f.end(r)
 	default:
-		res["outcome"] = resolutionApproved
+		res["outcome"] = contract.ResolutionApproved
 		r.status = "reviewed"
 		if r.kind != "exchange" {
 			o.reserved += r.amount
 		}
 	}
-	f.out(outResolutionKind, r, res)
+	f.out(contract.OutResolution, r, res)
 	if r.status == "reviewed" && r.kind == "refund_only" {
-		f.out(outRefundKind, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": triggerApproval, "advance": false})
+		f.out(contract.OutRefund, r, map[string]any{"refund_id": r.id + "-r", "amount_fen": r.amount, "trigger": contract.TriggerApproval, "advance": false})
 		f.end(r)
 	}
 }
@@ -298,17 +299,17 @@ func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, am
 	}
 	r := &fakeReq{id: id, user: user, order: order, kind: kind, amount: amount}
 	f.reqs[id] = r
-	decision, reasons := decisionApproved, []string{}
+	decision, reasons := contract.DecisionApproved, []string{}
 	switch {
 	case o == nil:
-		decision, reasons = decisionRejected, []string{reasonOrderUnknown}
+		decision, reasons = contract.DecisionRejected, []string{contract.ReasonOrderUnknown}
 	case amount > paid || amount+o.reserved > paid || o.open != "":
-		decision = decisionRejected
+		decision = contract.DecisionRejected
 		if amount > paid || amount+o.reserved > paid {
-			reasons = append(reasons, reasonAmountExceedsPaid)
+			reasons = append(reasons, contract.ReasonAmountExceedsPaid)
 		}
 		if o.open != "" {
-			reasons = append(reasons, reasonDuplicateRequest)
+			reasons = append(reasons, contract.ReasonDuplicateRequest)
 		}
 	default:
 		if kind != "return_refund" {
@@ -322,22 +323,22 @@ func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, am
 		} else if at.Sub(o.delivered) > 7*24*time.Hour {
 			reasons = append(reasons, "outside_window")
 		}
-		if f.outstanding[user]+amount > presetExposureCapFen {
-			reasons = append(reasons, reasonExposureCap)
+		if f.outstanding[user]+amount > exposureCapFen {
+			reasons = append(reasons, contract.ReasonExposureCap)
 			r.safety = true
 		}
 		if len(reasons) > 0 {
-			decision = decisionReview
+			decision = contract.DecisionReview
 		}
 	}
 	r.status = "over"
 	switch decision {
-	case decisionApproved:
+	case contract.DecisionApproved:
 		r.status = "approved"
 		o.open = id
 		o.reserved += amount
 		f.outstanding[user] += amount
-	case decisionReview:
+	case contract.DecisionReview:
 		r.status = "review"
 		o.open = id
 	}
@@ -355,12 +356,17 @@ func (f *fakeDaemon) requested(m jetstream.Msg, id, order, kind, user string, am
 	// Deadlines that had passed when the request was stored fire at once.
 	switch {
 	case r.status == "review" && !r.safety && stored.Sub(at) > 72*time.Hour:
-		f.resolve(r, true, byTimeout, at.Add(72*time.Hour).Format(time.RFC3339Nano))
+		f.resolve(r, true, contract.ByTimeout, at.Add(72*time.Hour).Format(time.RFC3339Nano))
 	case r.status == "approved" && kind != "refund_only" && stored.Sub(at) > 7*24*time.Hour:
 		f.outstanding[user] -= amount
 		o.reserved -= amount
 		f.end(r)
-		f.out(outResolutionKind, r, map[string]any{"resolution_id": id + "-close", "order_id": order, "outcome": resolutionClosed,
-			"by": byTimeout, "reasons": []string{}, "at": at.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)})
+		f.out(contract.OutResolution, r, map[string]any{"resolution_id": id + "-close", "order_id": order, "outcome": contract.ResolutionClosed,
+			"by": contract.ByTimeout, "reasons": []string{}, "at": at.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)})
 	}
 }
+
+// exposureCapFen is the shipped presets' cap on advanced and promised
+// money per shopper (the audit's presetExposureCapFen), which the fake
+// applies like the daemon.
+const exposureCapFen = 500000

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"html/template"
 	"io"
+
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 )
 
 // WriteHTML writes the report as one self-contained HTML page: no external
@@ -14,7 +16,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 
 var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"deref": func(p *float64) float64 { return *p },
-	"status": func(c Check) string {
+	"status": func(c audit.Check) string {
 		switch {
 		case c.Skipped != "":
 			return "skip"

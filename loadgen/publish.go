@@ -7,14 +7,21 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // maxStallTime bounds how long one publish may wait for an in-flight slot
 // before the wait counts as a failure of that publish.
+// A minute matches RetryFor's default: a target that cannot take
+// acks for that long is down, and the publish then goes the way of
+// any failure (counted, re-sent) instead of blocking the sender for
+// ever and hiding the outage from the failure counts.
 const maxStallTime = 60 * time.Second
 
+// inflight keeps the message with its future so that a failed ack can
+// be re-sent byte for byte, Nats-Msg-Id included.
 type inflight struct {
 	f        jetstream.PubAckFuture
 	msg      *nats.Msg
@@ -52,7 +59,7 @@ type publisher struct {
 	js        jetstream.JetStream
 	stallWait time.Duration
 	retryFor  time.Duration
-	tr        *tracker
+	tr        *audit.Tracker
 
 	sent, acked, dups, stalls, errs, retries, failed atomic.Int64
 	late, maxLag                                     atomic.Int64 // count, nanoseconds
@@ -73,7 +80,7 @@ type publisher struct {
 	hasFailed atomic.Bool
 }
 
-func newPublisher(nc *nats.Conn, js jetstream.JetStream, tr *tracker, cfg Config) *publisher {
+func newPublisher(nc *nats.Conn, js jetstream.JetStream, tr *audit.Tracker, cfg Config) *publisher {
 	return &publisher{nc: nc, js: js, stallWait: cfg.StallWait, retryFor: cfg.RetryFor, tr: tr,
 		futures: make(chan inflight, cfg.MaxInFlight), done: make(chan struct{}), epoch: nc.Stats().Reconnects,
 		wake: make(chan struct{})}
@@ -81,6 +88,8 @@ func newPublisher(nc *nats.Conn, js jetstream.JetStream, tr *tracker, cfg Config
 
 // noteLag records how far behind its schedule a send is.
 func (p *publisher) noteLag(lag time.Duration) {
+	// Up to 1 ms is scheduler jitter on a loaded machine, not a
+	// sender falling behind; counting it would drown real lateness.
 	if lag <= time.Millisecond {
 		return
 	}
@@ -95,6 +104,10 @@ func (p *publisher) noteLag(lag time.Duration) {
 
 // backoff is the wait before re-send attempt n (from 1): 50 ms doubling
 // up to 1 s.
+// 50 ms first, so a brief blip costs little; capped at 1 s, so that a
+// target back after a long outage is used within a second (pause
+// also watches the connection), and a minute of RetryFor still makes
+// some sixty attempts.
 func backoff(n int) time.Duration {
 	return min(50*time.Millisecond<<min(n-1, 5), time.Second)
 }
@@ -105,10 +118,18 @@ func backoff(n int) time.Duration {
 // (retrying with backoff); an event it gives up on is counted as failed.
 // It returns an error only when ctx ends.
 func (p *publisher) publish(ctx context.Context, subject, id string, payload []byte, req, bad int32) error {
+	// Nats-Msg-Id = event_id, and the same on every re-send: when an
+	// ack is lost but the event was stored, the server's duplicate
+	// window turns the re-send into a duplicate ack instead of a second
+	// event. A fresh id would double the event, and the audit would
+	// (rightly) fail the target for two decisions it was sent twice.
 	msg := &nats.Msg{Subject: subject, Data: payload, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
 	var stallStart, since time.Time
 	attempts := 0
 	for {
+		// Nothing newer goes out before the failures are re-sent: a
+		// shopper's events must be stored in send order (contract.md,
+		// Streams), or a request could arrive before its order.
 		if p.hasFailed.Load() || p.nc.Stats().Reconnects != p.epoch {
 			if err := p.recover(ctx); err != nil {
 				p.giveUp(req, bad)
@@ -130,6 +151,9 @@ func (p *publisher) publish(ctx context.Context, subject, id string, payload []b
 			p.giveUp(req, bad)
 			return ctx.Err()
 		}
+		// A full in-flight window is back-pressure, not an error: the
+		// send waits, and since latency is measured from the schedule
+		// the wait is charged to the target (coordinated omission).
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			p.stalls.Add(1)
 			if stallStart.IsZero() {
@@ -143,6 +167,9 @@ func (p *publisher) publish(ctx context.Context, subject, id string, payload []b
 		if since.IsZero() {
 			since = time.Now()
 		}
+		// RetryFor is at most the streams' 2-minute duplicate
+		// window (Config.Validate): a re-send after it could be
+		// stored twice.
 		if time.Since(since) >= p.retryFor {
 			p.giveUp(req, bad)
 			return nil
@@ -173,13 +200,15 @@ func (p *publisher) pause(ctx context.Context, n int, since time.Time) error {
 	return nil
 }
 
+// giveUp counts an event the target will never have: the tracker
+// stops waiting for it, and events_accepted fails the audit.
 func (p *publisher) giveUp(req, bad int32) {
 	p.failed.Add(1)
 	if req >= 0 {
-		p.tr.requestFailed(req)
+		p.tr.RequestFailed(req)
 	}
 	if bad >= 0 {
-		p.tr.badFailed(bad)
+		p.tr.BadFailed(bad)
 	}
 }
 
@@ -200,6 +229,8 @@ func (p *publisher) settle(ctx context.Context) {
 			p.errs.Add(1)
 			p.settleOne(&retryItem{msg: in.msg, req: in.req, bad: in.bad, since: time.Now()})
 		case <-ctx.Done():
+			// Cancelled: an unsettled ack is given up rather than waited
+			// for, so an interrupted run ends promptly.
 			p.giveUp(in.req, in.bad)
 			p.settleOne(nil)
 		}
@@ -273,6 +304,8 @@ func (p *publisher) recover(ctx context.Context) error {
 func (p *publisher) resend(ctx context.Context, it retryItem) error {
 	for attempt := 1; ; attempt++ {
 		p.retries.Add(1)
+		// Synchronous and one at a time: re-sends keep their
+		// original order only if each is stored before the next goes.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		ack, err := p.js.PublishMsg(actx, it.msg)
 		cancel()
@@ -313,6 +346,9 @@ func (p *publisher) stats() PublishStats {
 		LateSends: p.late.Load()}
 }
 
+// sleepCtx sleeps for d or until ctx ends. A stopped timer rather than
+// time.After, so that the many short waits of a long outage do not
+// leave timers behind until they fire.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,11 +65,11 @@ func TestPublisherKeepsOrderAcrossServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	g, err := NewGenerator(smallWorld(9))
+	g, err := world.NewGenerator(smallWorld(9))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPublisher(nc, js, newTracker(g, time.Now()), Config{MaxInFlight: 256, StallWait: 200 * time.Millisecond, RetryFor: 30 * time.Second})
+	p := newPublisher(nc, js, audit.NewTracker(g, time.Now()), Config{MaxInFlight: 256, StallWait: 200 * time.Millisecond, RetryFor: 30 * time.Second})
 	settled := make(chan struct{})
 	go func() { defer close(settled); p.settle(ctx) }()
 	restarter := make(chan struct{})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
 // Report is what a run measured and what its audit found. It is plain data:
@@ -41,7 +43,7 @@ type Report struct {
 	MalformedSent int64 `json:"malformed_sent"`
 	// Lifecycle counts review answers, deadlines, resolutions and dead
 	// letters by reason.
-	Lifecycle Lifecycle `json:"lifecycle"`
+	Lifecycle audit.Lifecycle `json:"lifecycle"`
 	// Latency is request (scheduled send) to decision (arrival).
 	Latency Latency `json:"latency"`
 	// Series has one sample per second of the run.
@@ -64,14 +66,14 @@ type Report struct {
 	Drained  bool    `json:"drained"`
 	DrainSec float64 `json:"drain_sec"`
 	// Audit lists every check; Passed is true when none failed.
-	Audit  []Check `json:"audit"`
-	Passed bool    `json:"passed"`
+	Audit  []audit.Check `json:"audit"`
+	Passed bool          `json:"passed"`
 	// Processes are the processes the run spawned (Config.Spawn,
 	// Config.SpawnNATS), each life of each.
-	Processes []Process `json:"processes,omitempty"`
+	Processes []faults.Process `json:"processes,omitempty"`
 	// Faults are the faults of the schedule as carried out, with the
 	// decision gap each caused.
-	Faults []FaultResult `json:"faults,omitempty"`
+	Faults []faults.FaultResult `json:"faults,omitempty"`
 	// Thresholds are the thresholds of the run with what was measured;
 	// ThresholdsPassed is true when none is broken (so also without any).
 	Thresholds       []ThresholdResult `json:"thresholds,omitempty"`
@@ -237,8 +239,8 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 }
 
 // Failed returns the checks that failed.
-func (r *Report) Failed() []Check {
-	var out []Check
+func (r *Report) Failed() []audit.Check {
+	var out []audit.Check
 	for _, c := range r.Audit {
 		if !c.OK() {
 			out = append(out, c)
@@ -264,13 +266,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  send rate %.0f events/s\n", float64(ps.Sent)/r.SendSec)
 	}
 	fmt.Fprintf(&b, "  backlog max %d at %.0fs, cleared %.0fs later\n", r.BacklogMax, r.BacklogMaxAtSec, r.BacklogClearSec)
-	fmt.Fprintf(&b, "  requests %d, decided %d: %s\n", r.Requests, r.Decided, fmtCounts(r.Decisions))
+	fmt.Fprintf(&b, "  requests %d, decided %d: %s\n", r.Requests, r.Decided, audit.FormatCounts(r.Decisions))
 	if len(r.Reasons) > 0 {
-		fmt.Fprintf(&b, "  reasons: %s\n", fmtCounts(r.Reasons))
+		fmt.Fprintf(&b, "  reasons: %s\n", audit.FormatCounts(r.Reasons))
 	}
-	fmt.Fprintf(&b, "  outputs %d: %s; dead letters %d (malformed sent %d); policy %s\n", r.OutputsTotal, fmtCounts(r.Outputs),
-		r.DeadLetters, r.MalformedSent, fmtCounts(r.Policies))
-	r.Lifecycle.writeText(&b)
+	fmt.Fprintf(&b, "  outputs %d: %s; dead letters %d (malformed sent %d); policy %s\n", r.OutputsTotal, audit.FormatCounts(r.Outputs),
+		r.DeadLetters, r.MalformedSent, audit.FormatCounts(r.Policies))
+	r.Lifecycle.WriteText(&b)
 	l := r.Latency
 	fmt.Fprintf(&b, "  request->decision latency (from %s, n=%d): p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n",
 		l.MeasuredFrom, l.Count, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs)
@@ -347,12 +349,13 @@ func (r *Report) writeFaultsText(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "  faults (%s), decision gaps over %d partitions:\n", r.Params.Faults, r.Params.Partitions)
 	for _, f := range r.Faults {
-		b.WriteString("    " + f.Summary() + "\n")
+		b.WriteString("    " + faultSummary(f) + "\n")
 	}
 }
 
-// Summary is the fault in one line: when, what, and the gap it caused.
-func (f FaultResult) Summary() string {
+// faultSummary is the fault in one line: when, what, and the gap it
+// caused.
+func faultSummary(f faults.FaultResult) string {
 	var b strings.Builder
 	if f.AtSec < 0 {
 		fmt.Fprintf(&b, "planned %+.2fs %s %s: %s", f.PlannedSec, f.Target, f.Action, f.Error)
@@ -382,18 +385,6 @@ func (f FaultResult) Summary() string {
 		fmt.Fprintf(&b, ": no decision by %+.2fs", f.WindowEndSec)
 	}
 	return b.String()
-}
-
-func fmtCounts(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, " ")
 }
 
 func fmtParams(m map[string]float64) string {

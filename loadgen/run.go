@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,15 +41,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	gen, err := NewGenerator(cfg.World)
+	gen, err := world.NewGenerator(cfg.World)
 	if err != nil {
 		return nil, err
 	}
-	kids, err := spawnAll(ctx, cfg)
+	kids, err := faults.SpawnAll(ctx, faults.SpawnConfig{NATSURL: cfg.NATSURL, Spawn: cfg.Spawn, SpawnNATS: cfg.SpawnNATS,
+		SpawnReady: cfg.SpawnReady, LogDir: cfg.SpawnLogDir, RunID: cfg.World.RunID, Keep: cfg.KeepSpawned,
+		ReadyTimeout: cfg.ReadyTimeout})
 	if err != nil {
 		return nil, err
 	}
-	defer stopAll(kids) // a no-op once stopped
+	defer kids.Stop() // a no-op once stopped
 	// No reconnect buffer: a publish during an outage fails at once and is
 	// retried in order by the publisher, instead of being flushed after
 	// the reconnect ahead of earlier events whose acks were lost.
@@ -78,34 +84,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	nc.Close()
-	stopAll(kids)
-	for _, name := range []string{TargetNATS, TargetDaemon} {
-		if c := kids[name]; c != nil {
-			rep.Processes = append(rep.Processes, c.report(r.base))
-		}
-	}
+	kids.Stop()
+	rep.Processes = kids.Report(r.base)
 	rep.ApplyThresholds(cfg.Thresholds)
 	return rep, nil
 }
 
+// preEvent is one event of a throughput run, encoded before the first
+// send so that the send loop does no JSON work: the run then measures the
+// target, not loadgen's encoder. req and bad index the world's slices (-1
+// for none), as Event's do.
 type preEvent struct {
 	subject, id string
 	payload     []byte
 	req, bad    int32
 }
 
+// runner is one run's state, shared by the sender (its own goroutine),
+// the publisher's settler, the inbound poller, the sampler and the
+// faults. Fields set before the goroutines start are read without a
+// lock; the rest are atomics or guarded by seriesMu.
 type runner struct {
 	cfg  Config
-	gen  *Generator
+	gen  *world.Generator
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	tr   *tracker
+	tr   *audit.Tracker
 	pub  *publisher
 	base time.Time
 
-	kids      map[string]*child
-	faults    *faultRunner // nil without faults
-	decisions *decisionLog // nil without faults
+	kids      faults.Children
+	faults    *faults.Runner      // nil without faults
+	decisions *faults.DecisionLog // nil without faults
 
 	pre       []preEvent // throughput mode
 	stop      atomic.Bool
@@ -118,6 +128,10 @@ type runner struct {
 	seriesMu  sync.Mutex
 }
 
+// waitStreams waits until each named stream exists, polling every 100 ms
+// up to timeout: a target started with loadgen (by hand or --spawn)
+// creates its streams a moment after it accepts connections, and a run
+// that started reading before that would miss nothing but fail at once.
 func waitStreams(ctx context.Context, js jetstream.JetStream, timeout time.Duration, names ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -183,7 +197,7 @@ func (r *runner) publishMerchants(ctx context.Context) error {
 // that no event is dated ahead of its send: the daemon dead-letters an
 // event dated past --max-future).
 func (r *runner) pregenerate() {
-	r.gen.validOnly()
+	r.gen.ValidOnly()
 	rate := r.cfg.Rate
 	if rate == 0 {
 		rate = 1_000_000
@@ -198,7 +212,7 @@ func (r *runner) pregenerate() {
 			panic(err) // the generator only plans types Encode knows
 		}
 		r.pre[n] = preEvent{subject: e.Subject, id: e.ID, payload: payload, req: e.Request, bad: -1}
-		if e.Type != typeReturnRequested {
+		if e.Type != contract.TypeReturnRequested {
 			r.pre[n].req = -1
 		}
 	}
@@ -216,7 +230,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	// The base is fixed before the consumers start so that every arrival
 	// time is after it; the first send is scheduled at base.
 	r.base = time.Now()
-	r.tr = newTracker(r.gen, r.base)
+	r.tr = audit.NewTracker(r.gen, r.base)
 	// Counting the relay's outputs by stream sequence instead of reading
 	// them keeps loadgen from costing the server one delivery per event,
 	// which flashreturnd (an output per request, not per event) would not
@@ -229,19 +243,19 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		go func() { defer close(cdone); r.countOutputs(cctx, outStart) }()
 		stopOut = func() { ccancel(); <-cdone }
 	} else {
-		handle := r.tr.output
+		handle := r.tr.Output
 		if len(r.cfg.Faults) > 0 {
-			r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+			r.decisions = faults.NewDecisionLog(r.base, r.cfg.Partitions)
 			handle = func(subject string, data []byte, at time.Time) {
-				r.tr.output(subject, data, at)
-				r.decisions.output(subject, at)
+				r.tr.Output(subject, data, at)
+				r.decisions.Output(subject, at)
 			}
 		}
 		if stopOut, err = r.consume(ctx, streamOut, outStart, handle); err != nil {
 			return nil, err
 		}
 	}
-	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.deadLetter(data) })
+	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.DeadLetter(data) })
 	if err != nil {
 		stopOut()
 		return nil, err
@@ -258,9 +272,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	faultCtx, faultCancel := context.WithCancel(ctx)
 	faultsDone := make(chan struct{})
 	if len(r.cfg.Faults) > 0 {
-		r.faults = &faultRunner{faults: r.cfg.Faults, kids: r.kids, cmd: r.cfg.FaultCmd, base: r.base, log: r.cfg.FaultLog,
-			readyTimeout: r.cfg.ReadyTimeout}
-		go func() { defer close(faultsDone); r.faults.run(faultCtx) }()
+		r.faults = faults.NewRunner(r.cfg.Faults, r.kids, r.cfg.FaultCmd, r.base, r.cfg.FaultLog, r.cfg.ReadyTimeout)
+		go func() { defer close(faultsDone); r.faults.Run(faultCtx) }()
 	} else {
 		close(faultsDone)
 	}
@@ -310,13 +323,16 @@ func (r *runner) reportFaults(rep *Report, listenEnd time.Duration) {
 		parts[i] = f.String()
 	}
 	rep.Params.Faults = strings.Join(parts, ",")
-	rep.Faults = r.faults.report()
+	rep.Faults = r.faults.Report()
 	if r.decisions == nil { // outputs counted, not read (the relay): no decisions
-		r.decisions = newDecisionLog(r.base, r.cfg.Partitions)
+		r.decisions = faults.NewDecisionLog(r.base, r.cfg.Partitions)
 	}
-	setGaps(rep.Faults, r.decisions.sorted(), listenEnd)
+	faults.SetGaps(rep.Faults, r.decisions.Sorted(), listenEnd)
 }
 
+// streamEnd is the sequence the next message of stream name will get:
+// the consumers start there, so outputs of an earlier run against the
+// same daemon are never counted, and none of this run's is missed.
 func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
 	s, err := js.Stream(ctx, name)
 	if err != nil {
@@ -368,12 +384,12 @@ func (r *runner) sendScenario(ctx context.Context) error {
 			return err
 		}
 		req := int32(-1)
-		if e.Type == typeReturnRequested {
+		if e.Type == contract.TypeReturnRequested {
 			req = e.Request
-			r.tr.requestSent(req, off)
+			r.tr.RequestSent(req, off)
 		}
 		if e.Bad >= 0 {
-			r.tr.badSentRec(e.Bad, payload)
+			r.tr.BadSent(e.Bad, payload)
 		}
 		if err := r.pub.publish(ctx, e.Subject, e.ID, payload, req, e.Bad); err != nil {
 			return err
@@ -406,7 +422,7 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 			if r.cfg.Rate == 0 {
 				from = sendOff // no schedule: the actual send
 			}
-			r.tr.requestSent(e.req, from)
+			r.tr.RequestSent(e.req, from)
 		}
 		if err := r.pub.publish(ctx, e.subject, e.id, e.payload, e.req, e.bad); err != nil {
 			return err
@@ -424,12 +440,18 @@ func (r *runner) sendThroughput(ctx context.Context) error {
 // target, as the open-loop model wants.
 func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duration, error) {
 	now := time.Since(r.base)
+	// Below 100 µs a sleep would oversleep by more than it waits;
+	// sending a little early is harmless, since latency is measured
+	// from the schedule, not from the send.
 	if d := off - now; d > 100*time.Microsecond {
 		if err := sleepCtx(ctx, d); err != nil {
 			return 0, err
 		}
 		now = time.Since(r.base)
 	}
+	// A late send is recorded, not caught up by skipping: every
+	// scheduled event is sent, and its latency still counts from its
+	// schedule (coordinated omission corrected).
 	r.pub.noteLag(now - off)
 	return now, nil
 }
@@ -437,14 +459,23 @@ func (r *runner) waitUntil(ctx context.Context, off time.Duration) (time.Duratio
 // outstanding says what is still expected: requests without a decision,
 // malformed events not yet dead-lettered, outputs not yet seen (relay).
 func (r *runner) complete() bool {
-	c := r.tr.snapshot()
-	if c.badSeen < c.badSent-c.failedBads {
+	c := r.tr.Snapshot()
+	// Failed publishes are subtracted: the target never had those
+	// events, and waiting for them would hold every faulted run to
+	// its drain deadline.
+	if c.BadSeen < c.BadSent-c.FailedBads {
 		return false
 	}
 	if r.cfg.Mode == ModeThroughput && r.cfg.Expect == ExpectOutputs {
-		return c.outTotal >= r.pub.acked.Load()
+		// The relay answers each stored event once, so acked events are
+		// the outputs to expect; acks, not sends, because a failed send
+		// produces nothing.
+		return c.OutTotal >= r.pub.acked.Load()
 	}
-	if c.decided < c.sentReqs-c.failedReqs || c.due > 0 {
+	// Due: resolutions that a deadline already passed before the send
+	// makes certain; ending the drain before them would let the
+	// lifecycle checks fail a correct daemon.
+	if c.Decided < c.SentReqs-c.FailedReqs || c.Due > 0 {
 		return false
 	}
 	// An empty inbound backlog counts only if it was measured after the
@@ -459,19 +490,21 @@ func (r *runner) complete() bool {
 // It returns the arrival time of the last output and whether it all came.
 func (r *runner) drain(ctx context.Context, sendEnd time.Duration) (time.Time, bool) {
 	deadline := r.base.Add(sendEnd).Add(r.cfg.DrainTimeout)
+	// 20 ms keeps the measured drain time within a tick of the truth
+	// while costing nothing next to the consumers' own work.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if r.complete() {
-			return r.tr.snapshot().lastOutput, true
+			return r.tr.Snapshot().LastOutput, true
 		}
 		if time.Now().After(deadline) {
-			return r.tr.snapshot().lastOutput, false
+			return r.tr.Snapshot().LastOutput, false
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return r.tr.snapshot().lastOutput, false
+			return r.tr.Snapshot().LastOutput, false
 		}
 	}
 }
@@ -483,8 +516,11 @@ func (r *runner) waitQuiet(ctx context.Context, deadline time.Time) {
 		deadline = q
 	}
 	for {
+		// Quiet is counted from the last output, not from the drain's
+		// end: a duplicate decision emitted late (a redelivery after a
+		// restart) must still be seen for decision_exactly_once.
 		quietFrom := r.base.Add(time.Duration(r.sendEnd.Load()))
-		if last := r.tr.snapshot().lastOutput; last.After(quietFrom) {
+		if last := r.tr.Snapshot().LastOutput; last.After(quietFrom) {
 			quietFrom = last
 		}
 		quietUntil := quietFrom.Add(r.cfg.QuietPeriod)
@@ -515,6 +551,8 @@ func (r *runner) pollInbound(ctx context.Context) {
 			l := s.ListConsumers(ctx)
 			n := 0
 			for ci := range l.Info() {
+				// Pending and ack-pending both: a message delivered but not
+				// yet acknowledged is not processed either.
 				total += int64(ci.NumPending) + int64(ci.NumAckPending)
 				n++
 			}
@@ -536,6 +574,10 @@ func (r *runner) pollInbound(ctx context.Context) {
 	}
 }
 
+// inboundStreams lists the streams whose names start with prefix (the
+// target's inbound streams, one per partition group). A stream that
+// vanishes between the listing and the lookup is skipped; the poller
+// lists again on its next tick while it has none.
 func inboundStreams(ctx context.Context, js jetstream.JetStream, prefix string) []jetstream.Stream {
 	var out []jetstream.Stream
 	l := js.StreamNames(ctx)
@@ -561,7 +603,7 @@ func (r *runner) countOutputs(ctx context.Context, start uint64) {
 	s, err := r.js.Stream(ctx, streamOut)
 	for err == nil {
 		if info, ierr := s.Info(ctx); ierr == nil && info.State.LastSeq+1 >= start {
-			r.tr.counted(int64(info.State.LastSeq+1-start), time.Now())
+			r.tr.Counted(int64(info.State.LastSeq+1-start), time.Now())
 		}
 		select {
 		case <-t.C:

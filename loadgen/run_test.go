@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 func smallWorld(seed uint64) WorldOptions {
@@ -53,11 +57,11 @@ func TestRunPassesAuditAgainstCorrectTarget(t *testing.T) {
 	if rep.MalformedSent == 0 || rep.DeadLetters != rep.MalformedSent {
 		t.Fatalf("seed 1: malformed sent %d, dead letters %d", rep.MalformedSent, rep.DeadLetters)
 	}
-	if rep.Decisions[decisionRejected] == 0 && rep.Decisions[decisionReview] == 0 {
+	if rep.Decisions[contract.DecisionRejected] == 0 && rep.Decisions[contract.DecisionReview] == 0 {
 		t.Fatalf("seed 1: every request approved: the world has no hard cases: %v", rep.Decisions)
 	}
 	l := rep.Lifecycle
-	if l.Answers == 0 || l.Resolutions["approved/"+byTimeout] == 0 || l.Closes == 0 || l.DeadLetters[reasonUnknownRequest] == 0 ||
+	if l.Answers == 0 || l.Resolutions["approved/"+contract.ByTimeout] == 0 || l.Closes == 0 || l.DeadLetters[contract.ReasonUnknownRequest] == 0 ||
 		l.SecondRequests == 0 || l.SplurgeRequests == 0 {
 		t.Fatalf("seed 1: the lifecycle did not show (answers, timeouts, closes, unknown requests):\n%s", failures(rep))
 	}
@@ -122,7 +126,7 @@ func TestOpenLoopWithSlowReceiver(t *testing.T) {
 
 func TestAuditCatchesPlantedViolations(t *testing.T) {
 	f := &fakeDaemon{skipDecision: map[string]bool{"rt-0": true, "rt-3": true}, doubleRefund: map[string]bool{}}
-	g, _ := NewGenerator(smallWorld(4))
+	g, _ := world.NewGenerator(smallWorld(4))
 	for i := range 2000 {
 		f.doubleRefund[g.RequestID(int32(i))] = true
 	}
@@ -131,7 +135,7 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	if rep.Passed {
 		t.Fatalf("seed 4: planted faults passed the audit:\n%s", failures(rep))
 	}
-	failed := map[string]Check{}
+	failed := map[string]audit.Check{}
 	for _, c := range rep.Failed() {
 		failed[c.Name] = c
 	}
@@ -146,69 +150,6 @@ func TestAuditCatchesPlantedViolations(t *testing.T) {
 	}
 }
 
-// The audit's rules, fed planted outputs directly.
-func TestAuditRules(t *testing.T) {
-	g, err := NewGenerator(WorldOptions{Seed: 5, RunID: "a", Shoppers: 10, Merchants: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Orders = []Order{{Shopper: 0, Merchant: 0, PaidFen: 1000}}
-	g.Merchants[0].Rules = nil
-	g.Requests = []Request{
-		{Order: 0, Stars: 5},                  // r0: two decisions
-		{Order: 0, Stars: 5},                  // r1: no decision
-		{Order: 0, Stars: 5},                  // r2: refund after review
-		{Order: 0, Stars: 5},                  // r3: approved, refund over paid, twice
-		{Order: 0, Stars: 1},                  // r4: 1 star approved
-		{Order: 0, Stars: 5, AmountFen: 2000}, // r5: over paid, approved
-		{Order: -1, Stars: 5},                 // r6: unknown order, review
-		{Order: 0, Stars: 5},                  // r7: fine
-	}
-	g.Bads = []Bad{{Reason: "bad_json", Subject: "fr.in.order.x"}, {Reason: "bad_value", Subject: "fr.in.credit.x"}}
-	tr := newTracker(g, time.Now())
-	for i := range g.Requests {
-		tr.requestSent(int32(i), 0)
-	}
-	tr.badSentRec(0, []byte("{"))
-	tr.badSentRec(1, []byte(`{"stars":9}`))
-	dec := func(i int, d string) {
-		tr.output("fr.out.decision.u", []byte(`{"request_id":"`+g.RequestID(int32(i))+`","decision":"`+d+`","reasons":[],"policy":{"name":"tmall-fast-return"}}`), time.Now())
-	}
-	ref := func(i int, fen string) {
-		tr.output("fr.out.refund.u", []byte(`{"request_id":"`+g.RequestID(int32(i))+`","amount_fen":`+fen+`}`), time.Now())
-	}
-	dec(0, decisionApproved)
-	dec(0, decisionApproved)
-	dec(2, decisionReview)
-	ref(2, "500")
-	dec(3, decisionApproved)
-	ref(3, "1500")
-	ref(3, "1500")
-	dec(4, decisionApproved)
-	dec(5, decisionApproved)
-	dec(6, decisionReview)
-	dec(7, decisionApproved)
-	ref(7, "1000")
-	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"ew=="}`))                         // "{"
-	tr.deadLetter([]byte(`{"reason":"bad_json","payload_b64":"eyJldmVudF9pZCI6ImVhLTEyIn0="}`)) // {"event_id":"ea-12"}
-
-	got := map[string]int64{}
-	for _, c := range audit(auditInput{gen: g, tr: tr, expectDecisions: true}) {
-		got[c.Name] = c.Failed
-	}
-	want := map[string]int64{"events_accepted": 0, "decision_exactly_once": 2, "refund_at_most_once": 1, "refund_not_over_paid": 1,
-		"refund_only_if_approved": 1, "malformed_dead_lettered": 1, "dead_letter_reason": 0, "valid_not_dead_lettered": 1,
-		"low_stars_not_approved": 1, "amount_over_paid_rejected": 1, "unknown_order_rejected": 1, "outside_window_not_approved": 0}
-	for name, n := range want {
-		if got[name] != n {
-			t.Errorf("%s: %d failures, want %d", name, got[name], n)
-		}
-	}
-}
-
-// A step run against a receiver with a fixed capacity (10 ms per request,
-// about 100 requests/s, about 1250 events/s of this world) finds a limit
-// below it and stops at the first step it cannot sustain.
 func TestStepFindsTheLimit(t *testing.T) {
 	rep := runAgainst(t, &fakeDaemon{delay: 10 * time.Millisecond, serial: true},
 		Config{Shape: Step{Start: 300, Increment: 600, StepDuration: 2 * time.Second, MaxSteps: 5}, World: smallWorld(6),

@@ -105,6 +105,8 @@ func (s Step) Length() time.Duration { return s.StepDuration * time.Duration(s.M
 // Name implements [Shape].
 func (s Step) Name() string { return "step" }
 
+// validateShape rejects a shape that would send nothing or never end:
+// a run must have a last send to drain after.
 func validateShape(s Shape) error {
 	switch v := s.(type) {
 	case Steady:

@@ -66,7 +66,7 @@ var thresholdRE = regexp.MustCompile(`^([a-z][a-z0-9_.]*)(<=|>=|==|!=|<|>)(.+)$`
 //     arrived (unbounded when the run never drained); a duration.
 //   - backlog_clear: time from the backlog's peak until it fell under
 //     100 ms of offered traffic (unbounded if it never did); a duration.
-//   - gap: the largest decision gap any fault caused (see [FaultResult]);
+//   - gap: the largest decision gap any fault caused (see [faults.FaultResult]);
 //     a duration.
 //   - decided: requests that got a decision, as a share (99.9%), a rate
 //     over the sending time (800/s) or a count (12000).

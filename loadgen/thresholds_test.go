@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
 func TestParseThreshold(t *testing.T) {
@@ -78,8 +81,8 @@ func TestThresholdEvaluate(t *testing.T) {
 		DeadLetters: 4, Publish: PublishStats{Sent: 2000},
 		Series:          []Sample{{T: 1}},
 		BacklogClearSec: 3,
-		Audit:           []Check{{Name: "valid_not_dead_lettered", Checked: 4, Failed: 1}},
-		Faults:          []FaultResult{{GapMs: 1200}, {GapMs: -1}, {GapMs: 2500}},
+		Audit:           []audit.Check{{Name: "valid_not_dead_lettered", Checked: 4, Failed: 1}},
+		Faults:          []faults.FaultResult{{GapMs: 1200}, {GapMs: -1}, {GapMs: 2500}},
 	}
 	f := func(expr string, pass bool, text string) {
 		t.Helper()
@@ -132,7 +135,7 @@ func TestThresholdEvaluate(t *testing.T) {
 	g("decided>1/s", false, "not measured: nothing sent")
 	g("dlq<0.1%", false, "not measured: nothing sent")
 	g("dlq_unexpected==0", false, "not measured: the audit did not count dead letters")
-	empty.Faults = []FaultResult{{GapMs: -1}}
+	empty.Faults = []faults.FaultResult{{GapMs: -1}}
 	g("gap<5s", false, "no decision after any fault")
 }
 

@@ -171,6 +171,31 @@ func TestReviewResolvedByTimeout(t *testing.T) {
 	}
 }
 
+// TestOverdueDeadlineWinsOverLaterAnswer: a request that arrives after
+// its partition's clock has passed its review deadline (a backlog, a late
+// publisher) is approved by timeout at once, so a merchant answer dated
+// after the deadline changes nothing, whether or not a clock event falls
+// between the two. Before the fix the answer won when it came right
+// behind the request (loadgen's throughput-mode audit, review_resolved).
+func TestOverdueDeadlineWinsOverLaterAnswer(t *testing.T) {
+	h := startHarness(t, "tmall-fast-return", nil)
+	h.merchant("m1", []string{"desk"}, []string{"desk"}, nil)
+	h.pub("credit", "ro", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h.order("ro", "o1", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
+	h.tick("ro", "2026-11-20T00:00:00+08:00")
+	h.pub("return", "ro", "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "refund_only", "reason": "no_reason", "pickup": false})
+	h.pub("review", "ro", "review.approved", "2026-11-19T09:00:00+08:00", map[string]any{"request_id": "r1", "by": "merchant"})
+	if d := h.one("fr.out.decision.ro", "r1"); d["decision"] != "review" {
+		t.Fatalf("decision %v", d)
+	}
+	res := h.one("fr.out.resolution.ro", "r1")
+	if res["outcome"] != "approved" || res["by"] != "timeout" || res["at"] != "2026-11-15T10:00:00.000+08:00" {
+		t.Fatalf("resolution %v, want approved by timeout at the deadline", res)
+	}
+	h.one("fr.out.refund.ro", "r1")
+}
+
 // TestReturnClosedNotReturned: jd advances a return_refund at approval;
 // nothing comes back within 7 days, so the request is closed, the advance
 // clawed back (not_returned), trust feedback sent with the policy's

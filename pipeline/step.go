@@ -61,10 +61,10 @@ func (s *stepper) step(ev *core.Event, env *core.Env) error {
 		s.shadow.observe(s.effects, shadowFx)
 	}
 	s.st.MarkDirty(u)
-	s.rearm(u)
 	for i := range s.effects {
 		s.emit(&s.effects[i], env)
 	}
+	s.rearm(u, env)
 	return nil
 }
 
@@ -83,20 +83,40 @@ func (s *stepper) advance(at int64, env *core.Env) {
 			s.st.SetDeadline(id, 0)
 			continue
 		}
-		s.effects = core.Fire(u, s.clock, env, s.effects[:0])
-		if s.onFire != nil {
-			s.onFire()
-		}
-		s.st.MarkDirty(u)
-		s.rearm(u)
-		for i := range s.effects {
-			s.emit(&s.effects[i], env)
-		}
+		s.fire(u, env)
+		s.rearm(u, env)
 	}
 }
 
-func (s *stepper) rearm(u *core.User) {
+// fire applies u's timers due at the partition clock and emits what they
+// produce.
+func (s *stepper) fire(u *core.User, env *core.Env) {
+	s.effects = core.Fire(u, s.clock, env, s.effects[:0])
+	if s.onFire != nil {
+		s.onFire()
+	}
+	s.st.MarkDirty(u)
+	for i := range s.effects {
+		s.emit(&s.effects[i], env)
+	}
+}
+
+// rearm records u's next deadline in the timer index. A deadline that is
+// already before the partition clock fires at once: an event can arm a
+// timer in the past (a request older than the partition clock, as a
+// backlog or a late publisher delivers it), and waiting for the clock's
+// next move would let an event that arrives before that move (the
+// merchant's answer right behind the request) win a race that event time
+// says the deadline already won. Firing here makes the outcome depend on
+// the events' at only, not on whether a clock event happened to fall
+// between them. One [core.Fire] is enough: it fires, in deadline order,
+// every timer before the clock, including those a fired timer arms.
+func (s *stepper) rearm(u *core.User, env *core.Env) {
 	dl, ok := core.NextDeadline(u)
+	if ok && dl < s.clock {
+		s.fire(u, env)
+		dl, ok = core.NextDeadline(u)
+	}
 	if !ok {
 		dl = 0
 	}

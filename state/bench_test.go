@@ -10,6 +10,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 const benchBatch = 256
@@ -75,10 +76,10 @@ func BenchmarkRawTxn256(b *testing.B) {
 			for _, id := range ids {
 				u, _ := pt.User(id)
 				keys = append(keys, userKey(0, id))
-				vals = append(vals, appendUser(nil, u))
+				vals = append(vals, record.AppendUser(nil, u))
 			}
 			keys = append(keys, pt.metaKey, pt.outboxKey)
-			vals = append(vals, appendMeta(nil, 1, 1), appendOutbox(nil, benchOutbox()))
+			vals = append(vals, record.AppendMeta(nil, 1, 1), record.AppendOutbox(nil, benchOutbox()))
 			b.ReportAllocs()
 			for b.Loop() {
 				rawCommit(b, s.db, keys, vals, len(ids))
@@ -102,24 +103,13 @@ func BenchmarkUserCacheHit(b *testing.B) {
 
 func BenchmarkEncodeUser(b *testing.B) {
 	u := typicalUser(12345)
-	buf := appendUser(nil, u)
+	buf := record.AppendUser(nil, u)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendUser(buf[:0], u)
+		buf = record.AppendUser(buf[:0], u)
 	}
 	b.ReportMetric(float64(len(buf)), "bytes/user")
 	b.ReportMetric(float64(memSize(u)), "cachebytes/user")
-}
-
-func BenchmarkDecodeUser(b *testing.B) {
-	rec := appendUser(nil, typicalUser(12345))
-	res := testResolver(nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := decodeUser(rec, res); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // BenchmarkUserMiss reads users that are not cached (Badger point reads).
@@ -212,10 +202,10 @@ func BenchmarkCommitVsRaw256(b *testing.B) {
 			for _, id := range ids {
 				u, _ := pt.User(id)
 				keys = append(keys, userKey(1, id)) // another partition: same sizes, no interference
-				vals = append(vals, appendUser(nil, u))
+				vals = append(vals, record.AppendUser(nil, u))
 			}
 			keys = append(keys, appendKey(nil, 1, sufMeta, ""), appendKey(nil, 1, sufOutbox, ""))
-			vals = append(vals, appendMeta(nil, 1, 1), appendOutbox(nil, out))
+			vals = append(vals, record.AppendMeta(nil, 1, 1), record.AppendOutbox(nil, out))
 			var commitNs, rawNs time.Duration
 			cursor := uint64(1)
 			for b.Loop() {

@@ -24,18 +24,24 @@ type cache struct {
 	bytes int64  // estimated bytes of every entry, clean or dirty
 }
 
+// newCache returns an empty cache whose LRU list is the sentinel alone
+// (a circular list: no nil checks on insert or unlink).
 func newCache() *cache {
 	c := &cache{m: make(map[string]*centry)}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c
 }
 
+// pushFront inserts a clean entry as the most recently used.
 func (c *cache) pushFront(e *centry) {
 	e.prev, e.next = &c.lru, c.lru.next
 	e.next.prev = e
 	c.lru.next = e
 }
 
+// unlink takes an entry out of the LRU list (it became dirty, or is
+// evicted); dirty entries are never on the list, which is what keeps
+// eviction from dropping uncommitted changes.
 func (c *cache) unlink(e *centry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil

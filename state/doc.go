@@ -74,21 +74,12 @@
 //
 // # Encoding
 //
-// User states use a compact binary record (codec.go): a version byte, then
-// varints and length-prefixed strings, with times stored relative to the
-// user's MaxAt (a request's approval and resolution times relative to its
-// At) in seconds, milliseconds or nanoseconds, whichever is exact, and
-// booleans in bit sets. A request's policy is stored as its version: each
-// distinct version once per user (8 bytes), each request an index into
-// that list. A typical shopper (3 orders, 1 request approved by tmall, its
-// advance promised) takes 279 bytes (243 in version 1), and about 307
-// bytes per user in Badger's tables (uncompressed, keys included; 242 in
-// version 1, measured with TestFootprint at 1 000 000 shoppers). Decoders
-// read every version up to theirs; adding a field to core.User, Order or
-// Request is a new version (see codec.go); TestCodecCoversAllFields fails
-// until the codec knows every field, and testdata/user_v1.golden and
-// user_v2.golden pin versions 1 and 2 (a frozen version-1 encoder in the
-// tests still writes the former byte for byte).
+// Records (users, meta, outbox, policies) are encoded by state/record,
+// which owns the format, its versions and the derivation of version-1
+// users; this package owns where they are stored and when they are
+// written. A typical shopper takes about 307 bytes per user in Badger's
+// tables (uncompressed, keys included; 242 in version 1, measured with
+// TestFootprint at 1 000 000 shoppers).
 //
 // # Policies
 //
@@ -131,52 +122,10 @@
 // Version-1 user records (written before issue 14) still load. Their
 // requests get Options.LegacyPolicy, the daemon's --policy (without one
 // they read as corrupt, [ErrNoLegacyPolicy]), and the fields version 1
-// lacked are derived (deriveV1), exactly where version 1's rules leave no
-// doubt and as an assumption otherwise:
-//
-//   - Policy: the legacy policy, for every request. Assumption: it is the
-//     policy that decided them. A request decided under another policy
-//     follows the legacy one's terms (refund trigger and advance, pickup
-//     grace, deadlines, penalties) from now on. Once the user is committed
-//     again, the legacy policy's record is stored and the request keeps it
-//     whatever --policy later says.
-//   - ApprovedAt = At for approved requests (version 1 approved only at the
-//     decision: fast track or merchant rule). No request has a resolution:
-//     a request in review stays in review.
-//   - PayTrigger, PayAdvance: the legacy policy's refund rule for the kind,
-//     or pre_shipment (not an advance) when the refund sent was
-//     pre_shipment. For a request whose refund was sent they only describe
-//     it; nothing reads them any more.
-//   - Reserved when approved, open, refund not sent and the trigger is not
-//     none; Promised when, in addition, the rule is tracking with advance
-//     (tmall and douyin waiting for the tracking number). User.PromisedFen
-//     is the sum of the promised amounts, Order.ReservedFen of the reserved
-//     ones.
-//   - Order.RefundedFen: the refunds sent on the order minus those clawed
-//     back (a bad inspection after an advance), over the requests the
-//     record holds. Limit: version 1 pruned requests 90 days after they
-//     closed; refunds of pruned requests are not counted, so the per-order
-//     ceiling does not see a refund made more than 90 days before the
-//     upgrade.
-//   - Order.LastAt: the latest time the record knows about the order: paid,
-//     shipped, delivered, and its requests' decision, refund and close.
-//     Limit: version 1 did not keep the time of a tracking or pickup of a
-//     still open request, so LastAt may be earlier than the true last
-//     event; the order is still kept at least 400 days after it.
-//   - ClawbackSent: a bad inspection after an advance refund; TrustSent:
-//     any inspection (version 1 sent feedback for each); TrustMarks: the
-//     version-1 bad inspections after an advance (version 1 had no
-//     not_returned).
-//   - CourierOnTime: a pickup with pickup.done or tracking recorded and no
-//     compensation sent (version 1 would have compensated had the window
-//     passed first), so the new pickup timer does not compensate it now.
-//     PickupAsked: a pickup was scheduled, except an exchange's under a
-//     policy with exchange_pickup (it was not asked for). Limit: a request
-//     in review that asked for a pickup is not known to have asked, and
-//     gets none if a person approves it.
-//   - GoodsAdvance stays false: version 1 did not count an exchange's new
-//     item in OutstandingFen, so a version-1 replace exchange is not clawed
-//     back if its goods never come back.
+// lacked are derived from it by state/record (its package doc lists each
+// derivation and its limits). Once such a user is committed again, it is
+// written as version 2 and the legacy policy's record is stored with it,
+// so the request keeps that policy whatever --policy later says.
 //
 // The derived state arms core's new timers: the review deadline of a
 // request in review (At + review_deadline) and the return deadline of an

@@ -139,6 +139,9 @@ func (s *Store) DropPartition(ctx context.Context, p int) error {
 	return nil
 }
 
+// withReserved runs f with partition p reserved, so that an import or a
+// drop can never run while the partition is owned (or another import or
+// drop runs): ErrPartitionBusy instead of two writers on one prefix.
 func (s *Store) withReserved(p int, f func() error) error {
 	if err := checkPartition(p); err != nil {
 		return err
@@ -153,6 +156,11 @@ func (s *Store) withReserved(p int, f func() error) error {
 	return f()
 }
 
+// importPartition reads an export (magic, entries, end tag, count and
+// CRC-32C) into partition p. The "importing" marker is written before
+// anything else and deleted last, together with the meta record (the
+// cursor), so an import cut short by a crash leaves the partition refusing
+// to open (ErrImportIncomplete) instead of half-filled and silently used.
 func (s *Store) importPartition(ctx context.Context, p int, r io.Reader) error {
 	h := crc32.New(crcTable)
 	br := &hashReader{r: bufio.NewReaderSize(r, 64<<10), h: h}
@@ -306,10 +314,17 @@ type importTxn struct {
 	n   int
 }
 
+// newImportBatch starts the first transaction of an import or migration.
 func newImportBatch(db *badger.DB) *importTxn {
 	return &importTxn{db: db, txn: db.NewTransaction(true)}
 }
 
+// set adds an entry, committing the transaction first when it holds
+// importBatch entries or Badger finds it too big. Several commits are
+// not atomic; that is safe because both users redo their work after a
+// crash: an import's marker keeps the partition closed until the import
+// is run again, and the timer migration runs again at the next open
+// (its marker is written last).
 func (b *importTxn) set(e *badger.Entry) error {
 	if b.n >= importBatch {
 		if err := b.flush(); err != nil {
@@ -330,6 +345,8 @@ func (b *importTxn) set(e *badger.Entry) error {
 	return nil
 }
 
+// flush commits what is pending and starts the next transaction; the
+// caller discards the last one if it stops early.
 func (b *importTxn) flush() error {
 	err := b.txn.Commit()
 	b.txn = b.db.NewTransaction(true)
@@ -337,6 +354,9 @@ func (b *importTxn) flush() error {
 	return err
 }
 
+// readBytes reads one length-prefixed field of an export. The length is
+// bounded (2 GiB) before allocating, so a corrupt or hostile stream
+// cannot make the importer allocate without limit.
 func readBytes(br *hashReader) ([]byte, error) {
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
@@ -352,6 +372,9 @@ func readBytes(br *hashReader) ([]byte, error) {
 	return b, nil
 }
 
+// unexpected turns an EOF into ErrUnexpectedEOF: a well-formed export
+// ends with its end tag, count and checksum, so an EOF anywhere the
+// importer reads means a truncated stream, not a finished one.
 func unexpected(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF
@@ -366,12 +389,15 @@ type hashReader struct {
 	b [1]byte
 }
 
+// Read reads and hashes what it read.
 func (r *hashReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.h.Write(p[:n])
 	return n, err
 }
 
+// ReadByte reads and hashes one byte (binary.ReadUvarint reads through
+// it); the one-byte buffer avoids an allocation per byte.
 func (r *hashReader) ReadByte() (byte, error) {
 	c, err := r.r.ReadByte()
 	if err == nil {

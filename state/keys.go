@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Key layout. Every key a partition owns starts with its prefix
@@ -15,7 +17,7 @@ import (
 //	p/<pp>/importing                  present while an import is under way
 //	p/<pp>/timers-v2                  present once the timers of version-1
 //	                                  users are armed (migrateTimers)
-//	p/<pp>/u/<user>                   user state (userV2; userV1 read), TTL = retention
+//	p/<pp>/u/<user>                   user state (userV2; record.UserV1 read), TTL = retention
 //	p/<pp>/t/<user>                   timer: deadline, 8 bytes big-endian, TTL = retention
 //	p/<pp>/tr/<uvarint len(user)><user>/<request>   rule trace, TTL = retention
 //	p/<pp>/pol/<version>              a policy the partition's requests follow:
@@ -43,6 +45,8 @@ var (
 	sufTimersV2  = []byte("timers-v2")
 )
 
+// checkPartition rejects partition numbers that do not fit the key's two
+// bytes: a larger one would wrap and alias another partition's keys.
 func checkPartition(p int) error {
 	if p < 0 || p >= MaxPartitions {
 		return fmt.Errorf("%w: partition %d out of range [0,%d)", ErrInvalidOption, p, MaxPartitions)
@@ -57,24 +61,35 @@ func appendPrefix(dst []byte, p int) []byte {
 	return append(dst, '/')
 }
 
+// partitionPrefix is the prefix every key of partition p starts with: the
+// one range an export, import or drop scans.
 func partitionPrefix(p int) []byte { return appendPrefix(make([]byte, 0, prefixLen), p) }
 
+// appendKey appends the key prefix + suffix + id (an empty id for the
+// partition's own records: meta, outbox, markers).
 func appendKey(dst []byte, p int, suffix []byte, id string) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, suffix...)
 	return append(dst, id...)
 }
 
+// userKey is the key of a user's state, sized exactly so that building it
+// is one allocation.
 func userKey(p int, id string) []byte {
 	return appendKey(make([]byte, 0, prefixLen+len(sufUser)+len(id)), p, sufUser, id)
 }
 
-func appendPolicyKey(dst []byte, p int, k polKey) []byte {
+// appendPolicyKey appends the key of a policy record: the version in its
+// 16 hex digits, readable in a key dump and parsed back at open.
+func appendPolicyKey(dst []byte, p int, k record.PolicyKey) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, sufPolicy...)
 	return hex.AppendEncode(dst, k[:])
 }
 
+// appendTraceKey appends the key of a request's rule trace; the user ID
+// is length-prefixed so that an ID containing "/" cannot collide with
+// another user's request.
 func appendTraceKey(dst []byte, p int, userID, requestID string) []byte {
 	dst = appendPrefix(dst, p)
 	dst = append(dst, sufTrace...)

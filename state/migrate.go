@@ -7,6 +7,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // migrateTimers brings the partition's timer index up to the issue-14
@@ -47,11 +48,11 @@ func (pt *Partition) migrateTimers() error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			err := item.Value(func(v []byte) error {
-				if len(v) == 0 || v[0] != userV1 {
+				if len(v) == 0 || v[0] != record.UserV1 {
 					return nil
 				}
 				v1++
-				u, err := decodeUser(v, &pt.res)
+				u, err := record.DecodeUser(v, &pt.res)
 				if err == nil && u.ID != string(item.Key()[len(prefix):]) {
 					err = errors.New("record holds another user")
 				}
@@ -91,7 +92,7 @@ func (pt *Partition) migrateTimers() error {
 		}
 	}
 	if noLegacy == 0 {
-		if err := wb.set(&badger.Entry{Key: marker, Value: []byte{userVersion}}); err != nil {
+		if err := wb.set(&badger.Entry{Key: marker, Value: []byte{record.UserVersion}}); err != nil {
 			return err
 		}
 	}

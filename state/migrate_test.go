@@ -10,6 +10,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // TestMigrateTimers opens a partition written by the previous release:
@@ -55,8 +56,8 @@ func TestMigrateTimers(t *testing.T) {
 	set(s, appendKey(nil, 0, sufTimer, "early"), timer(at+100*day)) // later than the review deadline
 	v2 := user("v2", review)
 	v2.Requests[0].Policy = polTmall
-	set(s, userKey(0, "v2"), appendUser(nil, v2))    // not migrated: its timer is the worker's
-	set(s, userKey(0, "junk"), []byte{userV1, 0xff}) // corrupt for good: skipped
+	set(s, userKey(0, "v2"), record.AppendUser(nil, v2))    // not migrated: its timer is the worker's
+	set(s, userKey(0, "junk"), []byte{record.UserV1, 0xff}) // corrupt for good: skipped
 	s.Close()
 
 	// Without a legacy policy nothing can be read: no timer, no marker.

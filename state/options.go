@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Defaults applied by [Open] to zero fields of [Options].
@@ -69,7 +70,7 @@ type Options struct {
 	// LegacyPolicy is the policy given to the requests of user records
 	// written before requests kept their policy (record version 1), and to
 	// requests stored with no policy; the fields version 1 lacked are
-	// derived from it (see the package doc, Migration from version 1).
+	// derived from it (see state/record's package doc, Version 1).
 	// The daemon passes its --policy: the policy that decided those
 	// requests, as far as anyone knows. Once such a user is committed
 	// again, its requests follow this policy for good (its record is
@@ -105,7 +106,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: memtable size %d is negative", ErrInvalidOption, o.memTableBytes)
 	}
 	if o.LegacyPolicy != nil {
-		if _, _, err := encodePolicy(o.LegacyPolicy); err != nil {
+		if _, _, err := record.EncodePolicy(o.LegacyPolicy); err != nil {
 			return fmt.Errorf("%w: LegacyPolicy: %w", ErrInvalidOption, err)
 		}
 	}

@@ -12,14 +12,18 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // OutMsg is one output message of a batch, kept in the outbox until the
-// batch's next commit replaces it.
-type OutMsg struct {
-	Subject string // NATS subject, e.g. fr.out.refund.<user>
-	MsgID   string // deterministic Nats-Msg-Id for JetStream deduplication
-	Data    []byte // payload
+// batch's next commit replaces it (its codec is record's).
+type OutMsg = record.OutMsg
+
+// OutboxBytes returns the number of bytes msgs add to a commit's
+// transaction, to be added to [Partition.StagedBytes] when checking a batch
+// against [Store.MaxBatchBytes].
+func OutboxBytes(msgs []OutMsg) int {
+	return record.OutboxSizeBound(msgs) + entryOverhead + prefixLen + len(sufOutbox)
 }
 
 // entryOverhead is what Badger adds to key and value lengths when it sizes
@@ -54,7 +58,7 @@ type Partition struct {
 	// the next commit, and the two policies last found in either (most
 	// recent first; see stagePolicies).
 	pols     polTable
-	res      policyResolver
+	res      record.Resolver
 	newPols  []stagedPolicy
 	lastPols [2]*core.Policy
 
@@ -76,6 +80,10 @@ type Partition struct {
 
 type span struct{ k0, k1, v0, v1 int }
 
+// loadPartition opens partition p for its owner: it refuses a partition
+// an import left unfinished, reads meta, outbox, policy table and timer
+// index in one snapshot (so they are those of the same commit), and runs
+// the one-off timer migration of version-1 users.
 func loadPartition(s *Store, p int) (*Partition, error) {
 	pt := &Partition{
 		s:         s,
@@ -85,9 +93,9 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 		t:         newTimers(),
 		metaKey:   appendKey(nil, p, sufMeta, ""),
 		outboxKey: appendKey(nil, p, sufOutbox, ""),
-		pols:      polTable{m: make(map[polKey]*core.Policy)},
+		pols:      polTable{m: make(map[record.PolicyKey]*core.Policy)},
 	}
-	pt.res = policyResolver{find: pt.findPolicy, legacy: s.opts.LegacyPolicy}
+	pt.res = record.Resolver{Find: pt.findPolicy, Legacy: s.opts.LegacyPolicy}
 	err := s.db.View(func(txn *badger.Txn) error {
 		if _, err := txn.Get(appendKey(nil, p, sufImporting, "")); err == nil {
 			return fmt.Errorf("partition %d: %w", p, ErrImportIncomplete)
@@ -95,13 +103,13 @@ func loadPartition(s *Store, p int) (*Partition, error) {
 			return err
 		}
 		if err := getValue(txn, pt.metaKey, func(v []byte) (err error) {
-			pt.cursor, pt.clock, err = decodeMeta(v)
+			pt.cursor, pt.clock, err = record.DecodeMeta(v)
 			return err
 		}); err != nil {
 			return err
 		}
 		if err := getValue(txn, pt.outboxKey, func(v []byte) error {
-			msgs, err := decodeOutbox(v)
+			msgs, err := record.DecodeOutbox(v)
 			pt.outboxRec, pt.outboxN = append([]byte(nil), v...), len(msgs)
 			return err
 		}); err != nil {
@@ -172,7 +180,7 @@ func (pt *Partition) loadPolicies(txn *badger.Txn) error {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
-		var k polKey
+		var k record.PolicyKey
 		var p *core.Policy
 		ver := item.Key()[len(prefix):]
 		_, err := hex.Decode(k[:], ver)
@@ -181,7 +189,7 @@ func (pt *Partition) loadPolicies(txn *badger.Txn) error {
 		}
 		if err == nil {
 			err = item.Value(func(v []byte) (err error) {
-				p, err = decodePolicy(k, v)
+				p, err = record.DecodePolicy(k, v)
 				return err
 			})
 		}
@@ -230,7 +238,7 @@ func (pt *Partition) Outbox() []OutMsg {
 	if pt.outboxN == 0 {
 		return nil
 	}
-	msgs, err := decodeOutbox(pt.outboxRec)
+	msgs, err := record.DecodeOutbox(pt.outboxRec)
 	if err != nil {
 		// Checked at load and written by Commit: cannot happen.
 		panic(fmt.Sprintf("state: outbox of partition %d: %v", pt.p, err))
@@ -259,7 +267,7 @@ func (pt *Partition) User(id string) (*core.User, error) {
 	var u *core.User
 	err := pt.s.db.View(func(txn *badger.Txn) error {
 		return getValue(txn, key, func(v []byte) (err error) {
-			u, err = decodeUser(v, &pt.res)
+			u, err = record.DecodeUser(v, &pt.res)
 			if err == nil && u.ID != id {
 				err = fmt.Errorf("record holds user %q", u.ID)
 			}
@@ -286,6 +294,9 @@ func (pt *Partition) User(id string) (*core.User, error) {
 	return u, nil
 }
 
+// addCacheBytes accounts a change of the cache's estimated size, in the
+// partition and in the Store's totals that the metrics and the budget
+// share read.
 func (pt *Partition) addCacheBytes(delta int64, users int64) {
 	pt.c.bytes += delta
 	pt.s.cacheBytes.Add(delta)
@@ -335,7 +346,7 @@ func (pt *Partition) MarkDirty(u *core.User) {
 		e.dirty = true
 		pt.dirty = append(pt.dirty, e)
 	}
-	est := encodedSizeBound(u) + prefixLen + len(sufUser) + len(u.ID) + entryOverhead
+	est := record.EncodedSizeBound(u) + prefixLen + len(sufUser) + len(u.ID) + entryOverhead
 	pt.staged += est - e.est
 	e.est = est
 	// An error (a policy that cannot be stored) is Commit's to report.
@@ -375,7 +386,7 @@ func (pt *Partition) PutTrace(userID, requestID string, data []byte) {
 // [Store.MaxBatchBytes].
 func (pt *Partition) StagedBytes() int {
 	return pt.staged + len(pt.trKeys) + len(pt.trVals) + len(pt.trSpans)*entryOverhead +
-		len(pt.metaKey) + 1 + 2*maxVarint + entryOverhead
+		len(pt.metaKey) + record.MetaSizeMax + entryOverhead
 }
 
 // DirtyUsers returns the number of users staged for the next Commit.
@@ -416,7 +427,7 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 		}
 		k0, v0 := len(kb), len(vb)
 		kb = appendKey(kb, pt.p, sufUser, e.u.ID)
-		vb = appendUser(vb, e.u)
+		vb = record.AppendUser(vb, e.u)
 		spans = append(spans, span{k0, len(kb), v0, len(vb)})
 	}
 	nUsers := len(spans)
@@ -433,10 +444,10 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 		kb = appendPolicyKey(kb, pt.p, pt.newPols[i].k)
 	}
 	m0 := len(vb)
-	vb = appendMeta(vb, cursor, clock)
+	vb = record.AppendMeta(vb, cursor, clock)
 	var ob []byte
 	if len(outbox) > 0 {
-		ob = appendOutbox(pt.nextOutbox[:0], outbox)
+		ob = record.AppendOutbox(pt.nextOutbox[:0], outbox)
 	}
 	pt.keyBuf, pt.valBuf, pt.spans = kb, vb, spans
 
@@ -476,8 +487,8 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	}
 	// Policy records never expire: a user written later may refer to them.
 	for i := range pt.newPols {
-		k0 := p0 + i*(prefixLen+len(sufPolicy)+2*len(polKey{}))
-		k := kb[k0 : k0+prefixLen+len(sufPolicy)+2*len(polKey{})]
+		k0 := p0 + i*(prefixLen+len(sufPolicy)+2*len(record.PolicyKey{}))
+		k := kb[k0 : k0+prefixLen+len(sufPolicy)+2*len(record.PolicyKey{})]
 		v := pt.newPols[i].rec
 		bytes += len(k) + len(v)
 		if err := set(k, v, false); err != nil {
@@ -542,6 +553,9 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	return nil
 }
 
+// txnError marks Badger's transaction-too-big as ErrBatchTooBig, the one
+// commit failure the caller fixes by cutting smaller batches rather than
+// retrying.
 func txnError(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("%w: %w", ErrBatchTooBig, err)
@@ -549,6 +563,8 @@ func txnError(err error) error {
 	return err
 }
 
+// clearStaged forgets the staged policy records and traces, keeping their
+// buffers for the next batch.
 func (pt *Partition) clearStaged() {
 	clear(pt.newPols)
 	pt.newPols = pt.newPols[:0]
@@ -556,6 +572,9 @@ func (pt *Partition) clearStaged() {
 	pt.trKeys, pt.trVals, pt.trSpans = pt.trKeys[:0], pt.trVals[:0], pt.trSpans[:0]
 }
 
+// flushCounters adds the batch's cache counters to the shared metrics:
+// counted in plain fields per lookup and published once per batch, so the
+// hot path touches no shared memory.
 func (pt *Partition) flushCounters() {
 	m := pt.s.m
 	if pt.hits > 0 {

@@ -1,113 +1,32 @@
 package state
 
 import (
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/flashreturn/flashreturn/internal/core"
-	"github.com/flashreturn/flashreturn/internal/policyfile"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
-// Errors of the policy table, matched with errors.Is.
+// Errors of the record codec, re-exported so that callers match a
+// [*CorruptError]'s cause with errors.Is without importing state/record;
+// the values are record's own.
 var (
-	// ErrUnknownPolicy is wrapped by the [*CorruptError] of a user record
-	// one of whose requests follows a policy version its partition has not
-	// stored. The error names the version.
-	ErrUnknownPolicy = errors.New("state: unknown policy version")
-	// ErrNoLegacyPolicy is wrapped by the [*CorruptError] of a version-1
-	// user record (written before requests kept their policy) read by a
-	// store opened without Options.LegacyPolicy.
-	ErrNoLegacyPolicy = errors.New("state: version-1 record and no Options.LegacyPolicy")
+	// ErrUnsupportedVersion: a record written by a newer release, or
+	// garbage; it must not be overwritten.
+	ErrUnsupportedVersion = record.ErrUnsupportedVersion
+	// ErrUnknownPolicy: a request follows a policy version the partition
+	// has not stored; the error names the version.
+	ErrUnknownPolicy = record.ErrUnknownPolicy
+	// ErrNoLegacyPolicy: a version-1 user record read by a store opened
+	// without Options.LegacyPolicy.
+	ErrNoLegacyPolicy = record.ErrNoLegacyPolicy
 )
-
-// polKey is a policy version in binary: the 16 hex digits of
-// core.Policy.Version ([core.Policy.Finish]) as 8 bytes. It keys the
-// policy tables, the policy records and the codec's policy dictionary.
-type polKey [8]byte
-
-// String returns the version as core writes it (16 lowercase hex digits).
-func (k polKey) String() string { return hex.EncodeToString(k[:]) }
-
-// versionKey parses a policy version: exactly 16 lowercase hex digits, as
-// [core.Policy.Finish] sets it. It does not allocate.
-func versionKey(v string) (k polKey, ok bool) {
-	if len(v) != 2*len(k) {
-		return k, false
-	}
-	for i := range k {
-		hi, ok1 := fromHex(v[2*i])
-		lo, ok2 := fromHex(v[2*i+1])
-		if !ok1 || !ok2 {
-			return k, false
-		}
-		k[i] = hi<<4 | lo
-	}
-	return k, true
-}
-
-func fromHex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
-// encodePolicy returns the stored form of p: its policy file as JSON
-// ([policyfile.MarshalFormat]). It checks that the file parses back into
-// the same version, so that what is stored under a version is what that
-// version means: a policy whose Version is not the digest of its content
-// (not built by [core.Policy.Finish], or changed since) is refused.
-func encodePolicy(p *core.Policy) (polKey, []byte, error) {
-	k, ok := versionKey(p.Version)
-	if !ok {
-		return k, nil, fmt.Errorf("policy %q: version %q is not 16 hex digits (core.Policy.Finish sets it)", p.Name, p.Version)
-	}
-	rec, err := policyfile.MarshalFormat(p, policyfile.FormatJSON)
-	if err != nil {
-		return k, nil, fmt.Errorf("policy %q version %s: %w", p.Name, p.Version, err)
-	}
-	back, err := policyfile.Parse(rec, policyfile.FormatJSON)
-	if err != nil {
-		return k, nil, fmt.Errorf("policy %q version %s does not read back: %w", p.Name, p.Version, err)
-	}
-	if back.Version != p.Version {
-		return k, nil, fmt.Errorf("policy %q: version %s does not match its content (version %s)", p.Name, p.Version, back.Version)
-	}
-	return k, rec, nil
-}
-
-// decodePolicy parses a policy record stored under version k and checks
-// that its content has that version.
-func decodePolicy(k polKey, rec []byte) (*core.Policy, error) {
-	p, err := policyfile.Parse(rec, policyfile.FormatJSON)
-	if err != nil {
-		return nil, err
-	}
-	if p.Version != k.String() {
-		return nil, fmt.Errorf("policy record of version %s holds version %s (%q)", k, p.Version, p.Name)
-	}
-	return p, nil
-}
-
-// policyResolver gives decodeUser the policies a record refers to.
-type policyResolver struct {
-	// find returns the policy of version k, or an error wrapping
-	// ErrUnknownPolicy.
-	find func(k polKey) (*core.Policy, error)
-	// legacy is the policy of the requests stored without one (version-1
-	// records, and requests whose Policy was nil); nil: none.
-	legacy *core.Policy
-}
 
 // unknownPolicy is the error of a version the partition has not stored.
-func unknownPolicy(p int, k polKey) error {
+func unknownPolicy(p int, k record.PolicyKey) error {
 	return fmt.Errorf("%w %s: partition %d has no record of it", ErrUnknownPolicy, k, p)
 }
 
@@ -116,25 +35,25 @@ func unknownPolicy(p int, k polKey) error {
 // saves parsing and memory). Safe for concurrent use.
 type interner struct {
 	mu sync.Mutex
-	m  map[polKey]*core.Policy
+	m  map[record.PolicyKey]*core.Policy
 }
 
 // intern returns the policy already known for k, else records p.
-func (in *interner) intern(k polKey, p *core.Policy) *core.Policy {
+func (in *interner) intern(k record.PolicyKey, p *core.Policy) *core.Policy {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if q := in.m[k]; q != nil {
 		return q
 	}
 	if in.m == nil {
-		in.m = make(map[polKey]*core.Policy)
+		in.m = make(map[record.PolicyKey]*core.Policy)
 	}
 	in.m[k] = p
 	return p
 }
 
 // get returns the policy known for k, or nil.
-func (in *interner) get(k polKey) *core.Policy {
+func (in *interner) get(k record.PolicyKey) *core.Policy {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.m[k]
@@ -146,7 +65,7 @@ func (in *interner) get(k polKey) *core.Policy {
 // the lock held ([Partition.Policies]).
 type polTable struct {
 	mu sync.Mutex
-	m  map[polKey]*core.Policy
+	m  map[record.PolicyKey]*core.Policy
 }
 
 // add records committed policies.
@@ -179,9 +98,9 @@ func (t *polTable) sorted() []*core.Policy {
 
 // stagedPolicy is a policy record to write with the next commit.
 type stagedPolicy struct {
-	k   polKey
+	k   record.PolicyKey
 	p   *core.Policy
-	rec []byte // encodePolicy's output
+	rec []byte // record.EncodePolicy's output
 }
 
 // Policies returns the policies stored in the partition (every version a
@@ -191,9 +110,9 @@ type stagedPolicy struct {
 // policies are shared and read-only.
 func (pt *Partition) Policies() []*core.Policy { return pt.pols.sorted() }
 
-// findPolicy is the partition's policyResolver.find: its table only (a
+// findPolicy is the partition's record.Resolver.find: its table only (a
 // record of the partition refers to committed policies of the partition).
-func (pt *Partition) findPolicy(k polKey) (*core.Policy, error) {
+func (pt *Partition) findPolicy(k record.PolicyKey) (*core.Policy, error) {
 	if p := pt.pols.m[k]; p != nil {
 		return p, nil
 	}
@@ -221,8 +140,12 @@ func (pt *Partition) stagePolicies(u *core.User) error {
 	return nil
 }
 
+// stagePolicy stages the record of p unless the partition has it stored
+// or staged. EncodePolicy refuses a policy whose version is not its
+// content's, and that error fails the commit: a record that lied about
+// its version would change what old requests follow after a restart.
 func (pt *Partition) stagePolicy(p *core.Policy) error {
-	k, ok := versionKey(p.Version)
+	k, ok := record.VersionKey(p.Version)
 	if ok && pt.pols.m[k] != nil {
 		return nil
 	}
@@ -231,7 +154,7 @@ func (pt *Partition) stagePolicy(p *core.Policy) error {
 			return nil
 		}
 	}
-	k, rec, err := encodePolicy(p)
+	k, rec, err := record.EncodePolicy(p)
 	if err != nil {
 		return err
 	}
@@ -242,5 +165,5 @@ func (pt *Partition) stagePolicy(p *core.Policy) error {
 
 // policyEntryBytes is what one policy record adds to a transaction.
 func policyEntryBytes(rec []byte) int {
-	return prefixLen + len(sufPolicy) + 2*len(polKey{}) + len(rec) + entryOverhead
+	return prefixLen + len(sufPolicy) + 2*len(record.PolicyKey{}) + len(rec) + entryOverhead
 }

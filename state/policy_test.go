@@ -15,6 +15,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // namedPolicy returns a finished copy of base named name (a new version).
@@ -96,8 +97,8 @@ func TestPolicyTablePersists(t *testing.T) {
 	b := mustUser(t, pt, "b")
 	*b = *userWith("b", polJD, polTmall, polJD)
 	pt.MarkDirty(b)
-	_, rec, _ := encodePolicy(polJD)
-	_, recT, _ := encodePolicy(polTmall)
+	_, rec, _ := record.EncodePolicy(polJD)
+	_, recT, _ := record.EncodePolicy(polTmall)
 	if withUser-staged0 < len(recT) || pt.StagedBytes()-withUser < len(rec) {
 		t.Errorf("StagedBytes does not count the policy records: %d, %d, %d", staged0, withUser, pt.StagedBytes())
 	}
@@ -228,7 +229,7 @@ func TestPolicyCorrupt(t *testing.T) {
 	}
 	// A user whose request follows a version partition 0 does not have.
 	stranger := namedPolicy(t, polTmall, "stranger")
-	put(userKey(0, "x"), appendUser(nil, userWith("x", stranger)))
+	put(userKey(0, "x"), record.AppendUser(nil, userWith("x", stranger)))
 	pt := mustPartition(t, s, 0)
 	_, err := pt.User("x")
 	var ce *CorruptError
@@ -246,7 +247,7 @@ func TestPolicyCorrupt(t *testing.T) {
 	// A policy record that is not what its key says is skipped at open
 	// (logged, counted); a commit of a request following that version
 	// writes it again.
-	_, recT, _ := encodePolicy(polTmall)
+	_, recT, _ := record.EncodePolicy(polTmall)
 	put(appendPolicyKey(nil, 1, mustPolKey(stranger)), recT)
 	put(appendKey(nil, 1, sufPolicy, "nothex"), recT)
 	pt = mustPartition(t, s, 1)
@@ -275,8 +276,8 @@ func TestPolicyCorrupt(t *testing.T) {
 	}
 }
 
-func mustPolKey(p *core.Policy) polKey {
-	k, ok := versionKey(p.Version)
+func mustPolKey(p *core.Policy) record.PolicyKey {
+	k, ok := record.VersionKey(p.Version)
 	if !ok {
 		panic(p.Version)
 	}

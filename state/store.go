@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Errors callers can branch on with errors.Is.
@@ -126,7 +127,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.cacheShare.Store(opts.CacheBytes)
 	if p := opts.LegacyPolicy; p != nil {
-		k, _ := versionKey(p.Version) // checked by Validate
+		k, _ := record.VersionKey(p.Version) // checked by Validate
 		s.pols.intern(k, p)
 	}
 	s.m = newStoreMetrics(opts.Metrics, s)
@@ -202,6 +203,9 @@ func (s *Store) reserve(p int) error {
 	return nil
 }
 
+// unreserve frees p and re-divides the cache budget among the partitions
+// still open, so a process that gave partitions away lets the others
+// cache more.
 func (s *Store) unreserve(p int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -234,9 +238,9 @@ func (s *Store) ReadUser(p int, userID string) (u *core.User, ok bool, err error
 		if err != nil {
 			return err
 		}
-		res := policyResolver{find: func(k polKey) (*core.Policy, error) { return s.readPolicy(txn, p, k) }, legacy: s.opts.LegacyPolicy}
+		res := record.Resolver{Find: func(k record.PolicyKey) (*core.Policy, error) { return s.readPolicy(txn, p, k) }, Legacy: s.opts.LegacyPolicy}
 		return item.Value(func(v []byte) error {
-			u, decodeErr = decodeUser(v, &res)
+			u, decodeErr = record.DecodeUser(v, &res)
 			if decodeErr == nil && u.ID != userID {
 				decodeErr = fmt.Errorf("record holds user %q", u.ID)
 			}
@@ -259,7 +263,7 @@ func (s *Store) ReadUser(p int, userID string) (u *core.User, ok bool, err error
 // readPolicy resolves version k for a reader of partition p: the
 // partition must have its record (in txn's snapshot); the policy itself
 // comes from the store's interner, or is parsed from the record.
-func (s *Store) readPolicy(txn *badger.Txn, p int, k polKey) (*core.Policy, error) {
+func (s *Store) readPolicy(txn *badger.Txn, p int, k record.PolicyKey) (*core.Policy, error) {
 	item, err := txn.Get(appendPolicyKey(nil, p, k))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, unknownPolicy(p, k)
@@ -272,7 +276,7 @@ func (s *Store) readPolicy(txn *badger.Txn, p int, k polKey) (*core.Policy, erro
 	}
 	var q *core.Policy
 	err = item.Value(func(v []byte) (err error) {
-		q, err = decodePolicy(k, v)
+		q, err = record.DecodePolicy(k, v)
 		return err
 	})
 	if err != nil {
@@ -350,6 +354,8 @@ func (s *Store) runGC(ctx context.Context) {
 // badgerLogger routes Badger's logs to slog.
 type badgerLogger struct{ l *slog.Logger }
 
+// log forwards one Badger message with component=badger; Badger's format
+// strings end in a newline, which slog would keep.
 func (b badgerLogger) log(level slog.Level, format string, args []any) {
 	ctx := context.Background()
 	if !b.l.Enabled(ctx, level) {
@@ -382,6 +388,9 @@ type storeMetrics struct {
 	gcErrors      *metrics.Counter
 }
 
+// newStoreMetrics registers the store's metrics in set (see the package
+// doc, Metrics); unregister removes them when the store closes, so a
+// process that reopens a store does not register twice.
 func newStoreMetrics(set *metrics.Set, s *Store) *storeMetrics {
 	m := &storeMetrics{set: set}
 	counter := func(name string) *metrics.Counter {
@@ -460,6 +469,10 @@ var badgerCounters = [...][2]string{
 	{"badger_hit_num_lsm_bloom_filter", "flashreturn_badger_bloom_hits_total"},
 }
 
+// writeBadgerMetrics writes Badger's expvar counters and the sizes of
+// dir's LSM and value log as flashreturn_badger_* and _lsm/_vlog_bytes.
+// Badger publishes process-wide expvars, so with two stores the
+// counters are their sum.
 func writeBadgerMetrics(w io.Writer, dir string) {
 	for _, c := range badgerCounters {
 		if v, ok := expvarSum(c[0]); ok {

@@ -19,6 +19,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -361,11 +362,11 @@ func TestCorruptRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(userKey(0, "bad"), []byte{userV1, 0xff})
-	future := appendUser(nil, &core.User{ID: "future"})
-	future[0] = userVersion + 1
+	put(userKey(0, "bad"), []byte{record.UserV1, 0xff})
+	future := record.AppendUser(nil, &core.User{ID: "future"})
+	future[0] = record.UserVersion + 1
 	put(userKey(0, "future"), future)
-	put(userKey(0, "other"), appendUser(nil, &core.User{ID: "someone-else"}))
+	put(userKey(0, "other"), record.AppendUser(nil, &core.User{ID: "someone-else"}))
 	pt := mustPartition(t, s, 0)
 	for _, id := range []string{"bad", "future", "other"} {
 		_, err := pt.User(id)

@@ -6,6 +6,9 @@ type timerItem struct {
 	u string
 }
 
+// less orders the heap by deadline, then user ID: ties must break the same
+// way on every run, because the worker fires due users in this order and
+// a replay must emit the same effects in the same order.
 func (a timerItem) less(b timerItem) bool { return a.d < b.d || a.d == b.d && a.u < b.u }
 
 // timers is a partition's timer index: the committed deadlines, the staged
@@ -19,10 +22,16 @@ type timers struct {
 	keep      []timerItem // scratch for due
 }
 
+// newTimers returns an empty index; loadPartition fills committed from the
+// partition's timer keys before the heap is built.
 func newTimers() *timers {
 	return &timers{committed: make(map[string]int64), staged: make(map[string]int64)}
 }
 
+// effective is u's deadline as the current batch sees it: a staged change
+// (0 meaning cleared) shadows the committed one, so a heap item that no
+// longer equals it is stale and is skipped rather than searched for and
+// removed (lazy deletion keeps set O(log n)).
 func (t *timers) effective(u string) int64 {
 	if d, ok := t.staged[u]; ok {
 		return d
@@ -126,6 +135,9 @@ func (t *timers) len() int {
 	return n
 }
 
+// push adds an item and sifts it up. Hand-written rather than
+// container/heap, whose Push takes an interface: boxing a timerItem would
+// cost an allocation per push on the worker's hot path.
 func (t *timers) push(it timerItem) {
 	t.h = append(t.h, it)
 	i := len(t.h) - 1
@@ -139,6 +151,8 @@ func (t *timers) push(it timerItem) {
 	}
 }
 
+// pop removes the earliest item; the vacated slot is zeroed so that the
+// heap's spare capacity does not pin user ID strings.
 func (t *timers) pop() timerItem {
 	it := t.h[0]
 	n := len(t.h) - 1
@@ -151,6 +165,7 @@ func (t *timers) pop() timerItem {
 	return it
 }
 
+// down sifts the item at i down to restore the heap order.
 func (t *timers) down(i int) {
 	n := len(t.h)
 	for {

@@ -33,9 +33,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flashreturn/flashreturn/loadgen"
+	"github.com/flashreturn/flashreturn/loadgen/faults"
 )
 
 // Exit codes.
+// They are distinct because a caller acts differently on
+// each: bench/run.sh reports a faulted run as "audit failed" (1: the
+// target lost, doubled or mis-decided something, a correctness bug),
+// "threshold broken" (4: the target was correct but too slow or its
+// outage too long, a performance finding) or "could not be carried out"
+// (3: nothing was measured; the figures must not be quoted). Folding 4
+// into 1 would make a slow but correct daemon look broken; folding 3
+// into 1 would blame the target for a missing server. 2 is the flag
+// package's own convention for usage errors, so a typo in a CI script
+// fails before any load is sent.
 const (
 	exitOK        = 0
 	exitAudit     = 1
@@ -44,11 +55,16 @@ const (
 	exitThreshold = 4
 )
 
+// main only maps run's result to the process status: run takes its
+// arguments and writers as parameters so that main_test.go can drive
+// every exit path in-process without a subprocess.
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // thresholdFlags collects repeated --threshold flags.
+// Each is parsed as it is set, so that a bad expression is a usage
+// error (exit 2) reported before the run, not after minutes of load.
 type thresholdFlags []loadgen.Threshold
 
 func (t *thresholdFlags) String() string {
@@ -70,6 +86,9 @@ func (t *thresholdFlags) Set(s string) error {
 
 // exitCode is the exit status of a finished run: a failed audit wins over
 // a broken threshold.
+// It wins because thresholds measured on a target that lost
+// or doubled events describe a run that did not do the work; reporting
+// 4 there would let a caller that only gates on latency accept it.
 func exitCode(rep *loadgen.Report) int {
 	switch {
 	case !rep.Passed:
@@ -80,7 +99,13 @@ func exitCode(rep *loadgen.Report) int {
 	return exitOK
 }
 
+// run parses args, runs one load test and writes its reports. It returns
+// an exit code rather than calling os.Exit so that deferred cleanup
+// (the signal context, which also stops the spawned target through
+// loadgen.Run's context) always runs.
 func run(args []string, stdout, stderr io.Writer) int {
+	// ContinueOnError, not ExitOnError: ExitOnError calls os.Exit from
+	// inside Parse, which would end a test that calls run in-process.
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -134,13 +159,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"Nats-Msg-Id; the report lists each fault with the decision gap it caused.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	// --policy-hint is kept for scripts written before --policy; both set
+	// the same variable, so the last one given wins.
 	fs.StringVar(policy, "policy-hint", "", "alias of --policy")
 	if err := fs.Parse(args); err != nil {
+		// -h is a request, not a mistake: exit 0 so `loadgen -h | less`
+		// and scripts probing the flags do not see a failure.
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	// Stray arguments are most often a flag value with a space that the
+	// shell split (--spawn without quotes); running anyway would load a
+	// target other than the one meant.
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %v\n", fs.Args())
 		return exitUsage
@@ -149,9 +181,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		DrainTimeout: *drain, Policy: *policy,
 		World: loadgen.WorldOptions{Seed: *seed, RunID: *runID, Shoppers: *shoppers, Merchants: *merchants, ReturnFraction: *returns,
 			BadFraction: *bad, Classic: *classic}}
+	// The run id prefixes every user, order and request id, so two runs
+	// against one long-lived daemon never share a shopper: a second run
+	// with the same ids would see its requests taken as redeliveries (no
+	// output; domain.md, Outcomes) or its publishes dropped as duplicates
+	// inside the 2-minute window, and fail a correct target.
+	// Seconds in base 36 are unique enough for runs started by hand.
 	if cfg.World.RunID == "" {
 		cfg.World.RunID = strconv.FormatInt(time.Now().Unix(), 36)
 	}
+	// --rate has a default of 1000 for the scenario shapes, but in
+	// throughput mode that default would cap the measurement at 1000/s:
+	// only an explicit --rate limits it, so fs.Visit (set flags only)
+	// and not *rate decides.
 	if *mode == loadgen.ModeThroughput {
 		// Unlimited unless --rate is given.
 		fs.Visit(func(f *flag.Flag) {
@@ -183,6 +225,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "always":
 		cfg.Progress = stderr
 	case "auto":
+		// Progress lines are for a person watching; in a pipe or a log
+		// file they are noise, so auto means a terminal only.
 		if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 			cfg.Progress = stderr
 		}
@@ -191,7 +235,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadgen: --progress must be auto, always or never\n")
 		return exitUsage
 	}
-	faults, err := loadgen.ParseFaults(*faultsArg)
+	// The schedule is parsed here, not inside Run, so that a bad one
+	// is a usage error (2) and not a failed run (3): nothing was
+	// started and nothing needs stopping.
+	faults, err := faults.ParseFaults(*faultsArg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -199,17 +246,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Spawn, cfg.SpawnNATS, cfg.SpawnReady, cfg.SpawnLogDir, cfg.KeepSpawned = *spawn, *spawnNATS, *spawnReady, *spawnLogs, *spawnKeep
 	cfg.FaultCmd, cfg.Faults, cfg.Partitions, cfg.RetryFor, cfg.Thresholds = *faultCmd, faults, *partitions, *retryFor, thresholds
 	if len(faults) > 0 {
+		// Faults are logged as they happen, whatever --progress says: a
+		// person watching a faulted run must be able to tell the outage
+		// the target caused from one loadgen caused.
 		cfg.FaultLog = stderr
 	}
+	// Validate catches combinations no single flag can (a fault
+	// outside the shape, --retry-for past the duplicate window)
+	// before anything is spawned or sent.
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
 
+	// Ctrl-C or SIGTERM cancels the run's context instead of killing
+	// loadgen outright: Run then stops the processes it spawned, which
+	// would otherwise outlive it holding the target's ports and data
+	// directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil {
+		// An interrupted run is exit 3 like any run that could not be
+		// carried out: its partial figures are not a measurement.
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "loadgen: interrupted: %v\n", err)
 		} else {
@@ -217,6 +276,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitRun
 	}
+	// The human summary comes first, so that even a run whose JSON or
+	// HTML file cannot be written (exit 3) has shown its figures.
 	if !*quietStdio {
 		_ = rep.WriteText(stdout)
 	}
@@ -237,6 +298,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitRun
 		}
 	}
+	// The verdict goes to stderr as well as into the reports so that a
+	// CI log shows why the exit code is not 0 without opening the JSON.
 	for _, c := range rep.Failed() {
 		fmt.Fprintf(stderr, "loadgen: audit failed: %s: %d of %d (%s)\n", c.Name, c.Failed, c.Checked, c.Rule)
 	}
@@ -246,6 +309,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitCode(rep)
 }
 
+// writeFile writes a report to path, or to stdout for "-". The Close
+// error is returned, not ignored: on a full disk it is where a
+// truncated JSON report shows up, and a truncated report must not pass
+// for a complete one (the caller exits 3).
 func writeFile(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(stdout)
@@ -263,6 +330,9 @@ func writeFile(path string, stdout io.Writer, write func(io.Writer) error) error
 
 // isTerminal reports whether f is a terminal (it answers the termios ioctl;
 // /dev/null and pipes do not).
+// The ioctl avoids a dependency on a terminal package for one
+// question; TCGETS is the Linux name of the request, which ties this
+// command to Linux as the rest of the bench tooling is.
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil

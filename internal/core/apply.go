@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -235,19 +236,6 @@ func (r *Request) InReview() bool {
 	return r.Verdict == VerdictReview && r.Resolution == ResolutionNone && r.Status == StatusOpen
 }
 
-// Stage returns where the request stands in the after-sales flow, as the
-// query API reports it: review until a person or a deadline resolves it,
-// processing while approved and open, feedback once it ended.
-func (r *Request) Stage() Stage {
-	switch {
-	case r.InReview():
-		return StageReview
-	case r.Status == StatusOpen:
-		return StageProcessing
-	}
-	return StageFeedback
-}
-
 // GoodsComeBack reports whether goods travel back to the merchant for this
 // request: its kind needs a return address and it was not settled by a
 // pre-shipment refund (the order never left the merchant).
@@ -259,7 +247,7 @@ func (r *Request) GoodsComeBack() bool {
 // got back (counted in User.OutstandingFen): an advance refund sent, or
 // the new item of a replace exchange, until the inspection or the close.
 func (r *Request) Outstanding() int64 {
-	if r.Status == StatusOpen && ((r.RefundSent && r.RefundAdvance) || r.GoodsAdvance) {
+	if r.Status == StatusOpen && r.Advanced() {
 		return r.AmountFen
 	}
 	return 0
@@ -269,75 +257,6 @@ func (r *Request) Outstanding() int64 {
 // (an advance refund sent, or a replace exchange's new item handed over):
 // a bad inspection or a not_returned close then claws it back.
 func (r *Request) Advanced() bool { return (r.RefundSent && r.RefundAdvance) || r.GoodsAdvance }
-
-// policy returns the policy the request follows: the one that decided it
-// (env's for a request decided before requests kept their policy).
-func (r *Request) policy(env *Env) *Policy {
-	if r.Policy != nil {
-		return r.Policy
-	}
-	return env.Policy
-}
-
-// EffectRef names one output a request produced, for the query API.
-type EffectRef struct {
-	Kind EffectKind // which output
-	// ID is its downstream idempotency key where the contract has one
-	// (refund_id, pickup_id, resolution_id), else its Nats-Msg-Id.
-	ID string
-}
-
-// Effects lists the outputs the request has produced so far: decision,
-// resolution (the answer to its review), the close by its return deadline,
-// refund, pickup, compensation, clawback, trust. userID is the request's
-// shopper. It allocates (query API, not the hot path).
-func (r *Request) Effects(userID string) []EffectRef {
-	e := Effect{UserID: userID, RequestID: r.ID}
-	ref := func(k EffectKind) EffectRef {
-		e.Kind = k
-		switch k {
-		case EffectRefund:
-			return EffectRef{k, e.RefundID()}
-		case EffectPickup:
-			return EffectRef{k, e.PickupID()}
-		case EffectResolution:
-			return EffectRef{k, e.ResolutionID()}
-		}
-		return EffectRef{k, e.MsgID()}
-	}
-	refs := []EffectRef{ref(EffectDecision)}
-	if r.Resolution != ResolutionNone {
-		refs = append(refs, ref(EffectResolution))
-	}
-	if r.Status == StatusClosed {
-		e.Resolution = ResolutionClosed
-		refs = append(refs, ref(EffectResolution))
-		e.Resolution = ResolutionNone
-	}
-	if r.RefundSent {
-		refs = append(refs, ref(EffectRefund))
-	}
-	if r.Pickup {
-		refs = append(refs, ref(EffectPickup))
-	}
-	if r.CompensationSent {
-		refs = append(refs, ref(EffectCompensation))
-	}
-	if r.ClawbackSent {
-		refs = append(refs, ref(EffectClawback))
-	}
-	if r.TrustSent {
-		refs = append(refs, ref(EffectTrust))
-	}
-	return refs
-}
-
-// TrustFlagged reports whether the shopper fails the trust rule of p at
-// event time at: a trust mark (bad inspection after an advance, or a
-// not_returned close) in (at - p.TrustWindow, at].
-func (u *User) TrustFlagged(at int64, p *Policy) bool {
-	return countIn(u.TrustMarks, at-int64(p.TrustWindow), at) > 0
-}
 
 // end ends an open request with status s at time at, giving back
 // everything it holds: its reservation on the order (a refund promised
@@ -408,16 +327,8 @@ func sendRefund(u *User, r *Request, trig Trigger, at int64, out []Effect) []Eff
 	if advance {
 		u.OutstandingFen += r.AmountFen
 	}
-	out = append(out, Effect{
-		Kind:      EffectRefund,
-		UserID:    u.ID,
-		RequestID: r.ID,
-		OrderID:   r.OrderID,
-		Policy:    r.Policy,
-		AmountFen: r.AmountFen,
-		Trigger:   trig,
-		Advance:   advance,
-	})
+	out, e := emit(out, EffectRefund, u, r)
+	e.AmountFen, e.Trigger, e.Advance = r.AmountFen, trig, advance
 	if !r.GoodsComeBack() {
 		u.end(r, StatusFinished, at)
 	}
@@ -495,20 +406,31 @@ func clawback(u *User, r *Request, outcome Outcome, at int64, out []Effect) []Ef
 		}
 	}
 	r.ClawbackSent = true
-	return append(out, Effect{
-		Kind: EffectClawback, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID, Policy: r.Policy,
-		AmountFen: r.AmountFen, Outcome: outcome,
-	})
+	out, e := emit(out, EffectClawback, u, r)
+	e.AmountFen, e.Outcome = r.AmountFen, outcome
+	return out
 }
 
 // trustFeedback emits the feedback of outcome for r, with the penalty of
 // r's policy.
 func trustFeedback(u *User, r *Request, outcome Outcome, out []Effect) []Effect {
 	r.TrustSent = true
-	return append(out, Effect{
-		Kind: EffectTrust, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID, Policy: r.Policy,
-		Outcome: outcome, Penalty: r.Policy.Penalties[outcome],
-	})
+	out, e := emit(out, EffectTrust, u, r)
+	e.Outcome, e.Penalty = outcome, r.Policy.Penalties[outcome]
+	return out
+}
+
+// emit appends an effect of kind k about request r of u to out and
+// returns out and the new effect for the caller to fill. Every output
+// names the shopper, the request, its order and the request's policy.
+// The effect is built in place: an Effect with its trace is over a
+// kilobyte, and a literal appended would be built and then copied. The
+// pointer is valid until out is appended to again.
+func emit(out []Effect, k EffectKind, u *User, r *Request) ([]Effect, *Effect) {
+	out = slices.Grow(out, 1)[:len(out)+1]
+	e := &out[len(out)-1]
+	*e = Effect{Kind: k, UserID: u.ID, RequestID: r.ID, OrderID: r.OrderID, Policy: r.Policy}
+	return out, e
 }
 
 // inspection reports whether o is an inspection outcome (not

@@ -71,8 +71,7 @@ func (c *checker) ceiling(o *Order, amount int64) {
 // shopper and not got back, plus the advances it has promised, plus this
 // amount, stays at or under the cap.
 func (c *checker) exposure(u *User, amount, capFen int64) {
-	sum := u.OutstandingFen + u.PromisedFen + amount
-	if ch := c.next(CodeExposureCap, sum <= capFen); ch != nil {
+	if ch := c.next(CodeExposureCap, u.Exposure()+amount <= capFen); ch != nil {
 		ch.Got, ch.Limit, ch.Held, ch.Promised = amount, capFen, u.OutstandingFen, u.PromisedFen
 	}
 }
@@ -82,15 +81,6 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // countIn counts the times t in ts with from < t <= to.
@@ -111,18 +101,6 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	p := env.Policy
 	at := ev.At
-	// Grow out in place and fill the decision there: an Effect with its
-	// trace is over a kilobyte, so it is not built on the stack and copied.
-	out = slices.Grow(out, 1)[:len(out)+1]
-	e := &out[len(out)-1]
-	*e = Effect{}
-	e.Kind = EffectDecision
-	e.UserID = u.ID
-	e.RequestID = ev.RequestID
-	e.OrderID = ev.OrderID
-	e.RequestAt = ev.AtRaw
-	e.Policy = p
-	c := checker{tr: &e.Trace}
 	rq := Request{
 		ID:          ev.RequestID,
 		OrderID:     ev.OrderID,
@@ -136,6 +114,11 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if ev.HasAmount {
 		rq.AmountFen = ev.AmountFen
 	}
+	// The decision is filled in place in out (see emit) and its checks
+	// written straight into its trace.
+	out, e := emit(out, EffectDecision, u, &rq)
+	e.RequestAt = ev.AtRaw
+	c := checker{tr: &e.Trace}
 
 	// Rules that reject: the request cannot stand.
 	o := u.order(ev.OrderID)
@@ -193,7 +176,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		c.check(CodeAmountOverCap, o.PaidFen <= p.AmountCapFen, o.PaidFen, p.AmountCapFen, "")
 	}
 	if len(p.ExcludedCategories) > 0 {
-		ex := containsString(p.ExcludedCategories, o.Category)
+		ex := slices.Contains(p.ExcludedCategories, o.Category)
 		c.check(CodeCategoryExcluded, !ex, b2i(ex), 0, o.Category)
 	}
 	if p.RequireSingleAddress {
@@ -206,7 +189,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		c.check(CodeMerchantAddressMismatch, ok, nr, ns, "")
 	}
 	if len(p.Cities) > 0 {
-		in := containsString(p.Cities, o.City)
+		in := slices.Contains(p.Cities, o.City)
 		c.check(CodeCityNotCovered, in, b2i(in), int64(len(p.Cities)), o.City)
 	}
 	if ev.Kind.NeedsReturnAddress() {
@@ -318,17 +301,9 @@ func schedulePickup(u *User, r *Request, o *Order, replace bool, at int64, env *
 	r.PickupSize = size
 	r.Replace = replace
 	r.WindowStart, r.WindowEnd = PickupWindow(at, size, r.Policy, env.loc())
-	return append(out, Effect{
-		Kind:        EffectPickup,
-		UserID:      u.ID,
-		RequestID:   r.ID,
-		OrderID:     r.OrderID,
-		Policy:      r.Policy,
-		Size:        size,
-		WindowStart: r.WindowStart,
-		WindowEnd:   r.WindowEnd,
-		Replace:     r.Replace,
-	})
+	out, e := emit(out, EffectPickup, u, r)
+	e.Size, e.WindowStart, e.WindowEnd, e.Replace = size, r.WindowStart, r.WindowEnd, r.Replace
+	return out
 }
 
 // ruleMatches reports whether every condition of the merchant rule holds
@@ -353,7 +328,7 @@ func ruleMatches(mr *MerchantRule, u *User, ev *Event, o *Order, env *Env) bool 
 			return false
 		}
 	}
-	if len(mr.Categories) > 0 && !containsString(mr.Categories, o.Category) {
+	if len(mr.Categories) > 0 && !slices.Contains(mr.Categories, o.Category) {
 		return false
 	}
 	return true

@@ -49,6 +49,13 @@
 // as it likes. Policies come from [Preset] or internal/policyfile and are
 // validated and versioned by [Policy.Finish].
 //
+// The query API and the status page show a shopper and its requests
+// through the query functions ([Request.Stage], [Request.Effects],
+// [Request.RefundState], [Request.PickupState], [Request.Closed],
+// [Request.Timer], [User.Trust], [User.Exposure], [User.OpenRequests]),
+// never by re-reading fields: what "in review" or "flagged" means is a
+// rule, and it lives here beside the decisions that apply it.
+//
 // # Decisions
 //
 // A return.requested is checked in three steps, each check recorded in the

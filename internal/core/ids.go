@@ -41,16 +41,10 @@ func (e *Effect) appendIDTail(dst []byte) []byte {
 // request approved after review can have both). It depends only on
 // UserID, RequestID and whether the resolution is a close.
 func (e *Effect) ResolutionID() string {
-	return string(e.appendResolutionID(nil))
-}
-
-func (e *Effect) appendResolutionID(dst []byte) []byte {
-	dst = append(dst, "rs"...)
-	dst = e.appendIDTail(dst)
 	if e.Resolution == ResolutionClosed {
-		dst = append(dst, closedSuffix...)
+		return "rs." + e.UserID + "." + e.RequestID + closedSuffix
 	}
-	return dst
+	return "rs." + e.UserID + "." + e.RequestID
 }
 
 // closedSuffix ends the IDs of a close by the return deadline.

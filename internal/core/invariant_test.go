@@ -565,6 +565,7 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 // the partition's clock having been held back by this shopper's event
 // times, may close a request that the next Apply prunes).
 func checkState(t *testing.T, seed uint64, i int, u *User, p *Policy, pruned bool) {
+	checkQuery(t, u, p)
 	t.Helper()
 	failf := func(format string, args ...any) {
 		t.Helper()

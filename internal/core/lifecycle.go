@@ -26,7 +26,8 @@ func answered(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if ev.Type == EventReviewRejected {
 		r.Resolution, r.ResolvedBy, r.ResolvedAt = ResolutionRejected, ev.By, ev.At
 		u.end(r, StatusRejected, ev.At)
-		return append(out, resolution(u, r))
+		out, _ = resolution(out, u, r)
+		return out
 	}
 	return approveReviewed(u, r, ev.By, ev.At, env, out)
 }
@@ -57,16 +58,17 @@ func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []E
 		// a request with no order can never be approved.
 		r.Resolution, r.ResolveCodes = ResolutionRejected, CodeSet(0).With(CodeOrderUnknown)
 		u.end(r, StatusRejected, at)
-		return append(out, resolution(u, r))
+		out, _ = resolution(out, u, r)
+		return out
 	}
 	held := o.ReservedFen + o.RefundedFen
 	if held+r.AmountFen > o.PaidFen {
 		r.Resolution, r.ResolveCodes = ResolutionRejected, CodeSet(0).With(CodeAmountExceedsPaid)
 		u.end(r, StatusRejected, at)
-		e := resolution(u, r)
+		out, e := resolution(out, u, r)
 		c := checker{tr: &e.Trace}
 		c.add(Check{Code: CodeAmountExceedsPaid, Got: r.AmountFen, Limit: o.PaidFen, Held: held})
-		return append(out, e)
+		return out
 	}
 	r.Resolution = ResolutionApproved
 	trig := TriggerInspection
@@ -76,7 +78,7 @@ func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []E
 		trig = TriggerNone
 	}
 	u.reserve(r, o, trig, false, at)
-	e := resolution(u, r)
+	out, e := resolution(out, u, r)
 	c := checker{tr: &e.Trace}
 	c.add(Check{Code: CodeAmountExceedsPaid, Pass: true, Got: r.AmountFen, Limit: o.PaidFen, Held: held})
 	if r.Kind.NeedsReturnAddress() {
@@ -84,7 +86,7 @@ func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []E
 			e.ReturnAddress = m.ReturnAddresses[0]
 		}
 	}
-	out = append(out, e)
+	// e is not used past this point: the appends below may move out.
 	switch {
 	case trig == TriggerApproval:
 		return sendRefund(u, r, TriggerApproval, at, out)
@@ -105,9 +107,8 @@ func closeNotReturned(u *User, r *Request, at int64, out []Effect) []Effect {
 	// The request keeps its review resolution, if it had one (approved by
 	// a person or a timeout): the close is a second, distinct output
 	// ([Effect.ResolutionID]); the request's status says it was closed.
-	e := resolution(u, r)
+	out, e := resolution(out, u, r)
 	e.Resolution, e.By, e.At, e.Reasons, e.Note = ResolutionClosed, ActorTimeout, at, 0, ""
-	out = append(out, e)
 	if r.Advanced() {
 		out = clawback(u, r, OutcomeNotReturned, at, out)
 		out = trustFeedback(u, r, OutcomeNotReturned, out)
@@ -117,21 +118,12 @@ func closeNotReturned(u *User, r *Request, at int64, out []Effect) []Effect {
 	return out
 }
 
-// resolution builds the resolution effect of r (return address and trace
-// are the caller's).
-func resolution(u *User, r *Request) Effect {
-	return Effect{
-		Kind:       EffectResolution,
-		UserID:     u.ID,
-		RequestID:  r.ID,
-		OrderID:    r.OrderID,
-		Policy:     r.Policy,
-		Resolution: r.Resolution,
-		By:         r.ResolvedBy,
-		At:         r.ResolvedAt,
-		Reasons:    r.ResolveCodes,
-		Note:       r.Note,
-	}
+// resolution appends the resolution effect of r to out (see emit; the
+// return address and the trace are the caller's).
+func resolution(out []Effect, u *User, r *Request) ([]Effect, *Effect) {
+	out, e := emit(out, EffectResolution, u, r)
+	e.Resolution, e.By, e.At, e.Reasons, e.Note = r.Resolution, r.ResolvedBy, r.ResolvedAt, r.ResolveCodes, r.Note
+	return out, e
 }
 
 // cutNote returns s cut to at most MaxNoteBytes at a UTF-8 boundary.

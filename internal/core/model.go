@@ -38,12 +38,7 @@ var codeNames = [NumCodes]string{
 }
 
 // String returns the contract string of the code.
-func (c Code) String() string {
-	if c < NumCodes {
-		return codeNames[c]
-	}
-	return ""
-}
+func (c Code) String() string { return enumName(codeNames[:], c) }
 
 // CodeSet is a bit set of reason codes.
 type CodeSet uint32
@@ -78,12 +73,7 @@ const (
 var verdictNames = [...]string{"", "approved", "review", "rejected"}
 
 // String returns the contract string ("approved").
-func (v Verdict) String() string {
-	if int(v) < len(verdictNames) {
-		return verdictNames[v]
-	}
-	return ""
-}
+func (v Verdict) String() string { return enumName(verdictNames[:], v) }
 
 // Trigger is what released a refund.
 type Trigger uint8
@@ -100,12 +90,7 @@ const (
 var triggerNames = [...]string{"", "pre_shipment", "approval", "tracking", "inspection"}
 
 // String returns the contract string ("tracking").
-func (t Trigger) String() string {
-	if int(t) < len(triggerNames) {
-		return triggerNames[t]
-	}
-	return ""
-}
+func (t Trigger) String() string { return enumName(triggerNames[:], t) }
 
 // Status is where a request stands in its life.
 type Status uint8
@@ -127,12 +112,7 @@ const (
 var statusNames = [...]string{"", "open", "rejected", "cancelled", "finished", "closed"}
 
 // String returns a lower-case name of the status ("open").
-func (s Status) String() string {
-	if int(s) < len(statusNames) {
-		return statusNames[s]
-	}
-	return ""
-}
+func (s Status) String() string { return enumName(statusNames[:], s) }
 
 // Resolution is how a request that went to review ended, or how an
 // approved request was closed.
@@ -151,12 +131,7 @@ const (
 var resolutionNames = [...]string{"", "approved", "rejected", "closed"}
 
 // String returns the contract string ("approved").
-func (r Resolution) String() string {
-	if int(r) < len(resolutionNames) {
-		return resolutionNames[r]
-	}
-	return ""
-}
+func (r Resolution) String() string { return enumName(resolutionNames[:], r) }
 
 // Stage is where a request stands as the contract's query API names it.
 type Stage uint8
@@ -178,12 +153,7 @@ const (
 var stageNames = [...]string{"application", "review", "processing", "feedback"}
 
 // String returns the contract string ("review").
-func (s Stage) String() string {
-	if int(s) < len(stageNames) {
-		return stageNames[s]
-	}
-	return ""
-}
+func (s Stage) String() string { return enumName(stageNames[:], s) }
 
 // Order is what the core keeps of one order. Times are Unix nanoseconds;
 // 0 means "not yet".
@@ -331,12 +301,7 @@ const (
 var effectKindNames = [...]string{"", "decision", "refund", "pickup", "compensation", "clawback", "trust", "resolution", "dead_letter"}
 
 // String returns the subject token of the kind ("decision").
-func (k EffectKind) String() string {
-	if int(k) < len(effectKindNames) {
-		return effectKindNames[k]
-	}
-	return ""
-}
+func (k EffectKind) String() string { return enumName(effectKindNames[:], k) }
 
 // Fault is why a well-formed event cannot stand: what it refers to does not
 // exist in the shopper's state.
@@ -357,12 +322,7 @@ const (
 var faultNames = [...]string{"", "unknown_order", "unknown_request"}
 
 // String returns the contract's DLQ reason ("unknown_order").
-func (f Fault) String() string {
-	if int(f) < len(faultNames) {
-		return faultNames[f]
-	}
-	return ""
-}
+func (f Fault) String() string { return enumName(faultNames[:], f) }
 
 // Check is one rule evaluated for a decision, with the values compared, for
 // the rule trace (e.g. Rule "amount_cap", Got 30001, Limit 30000, Pass false).

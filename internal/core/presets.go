@@ -81,22 +81,19 @@ func ReasonSetOf(reasons ...Reason) ReasonSet {
 }
 
 // Kinds returns the kinds in the set, in ascending order.
-func (s KindSet) Kinds() []Kind {
-	var out []Kind
-	for k := KindReturnRefund; k < numKinds; k++ {
-		if s.Has(k) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
+func (s KindSet) Kinds() []Kind { return members(uint64(s), KindReturnRefund, numKinds) }
 
 // Reasons returns the reasons in the set, in ascending order.
-func (s ReasonSet) Reasons() []Reason {
-	var out []Reason
-	for r := ReasonNoReason; r < numReasons; r++ {
-		if s.Has(r) {
-			out = append(out, r)
+func (s ReasonSet) Reasons() []Reason { return members(uint64(s), ReasonNoReason, numReasons) }
+
+// members returns the values v in [first, end) whose bit 1<<v is set in
+// s, ascending: the one walk behind every bit set's listing, so that a
+// policy's canonical form and its trace list members in the same order.
+func members[T ~uint8](s uint64, first, end T) []T {
+	var out []T
+	for v := first; v < end; v++ {
+		if s&(1<<v) != 0 {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -108,12 +105,7 @@ func ParseTrigger(s string) (Trigger, bool) {
 	if s == "" || s == "none" {
 		return TriggerNone, true
 	}
-	for i := 1; i < len(triggerNames); i++ {
-		if triggerNames[i] == s {
-			return Trigger(i), true
-		}
-	}
-	return TriggerNone, false
+	return parseEnum(s, triggerNames[:], TriggerNone)
 }
 
 // PresetNames returns the names of the shipped presets in the order of the
@@ -126,10 +118,9 @@ func PresetNames() []string {
 // an unknown name. The caller may modify the copy (and must call Finish
 // again if it does).
 func Preset(name string) (*Policy, bool) {
-	var p *Policy
+	p := basePreset(name)
 	switch name {
 	case PresetTmall:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund)
 		p.MinStars = 3
 		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
@@ -138,7 +129,6 @@ func Preset(name string) (*Policy, bool) {
 		p.Refunds[KindReturnRefund] = RefundRule{Trigger: TriggerTracking, Advance: true}
 		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
 	case PresetDouyin:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund)
 		p.MinStars = 3
 		p.Reasons = ReasonSetOf(ReasonNoReason, ReasonDislike, ReasonWrongOrder)
@@ -149,7 +139,6 @@ func Preset(name string) (*Policy, bool) {
 		p.Refunds[KindRefundOnly] = RefundRule{Trigger: TriggerApproval}
 		p.PreShipmentRefund = true
 	case PresetJD:
-		p = basePreset(name)
 		p.Kinds = KindSetOf(KindReturnRefund, KindRefundOnly, KindExchange)
 		p.MinStars = 2
 		p.Reasons = ReasonSetOf(ReasonQuality, ReasonDamaged, ReasonNotAsDescribed)
@@ -385,17 +374,9 @@ func (p *Policy) canonical() []byte {
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 	line("format", "flashreturn-policy/1")
 	line("name", strconv.Quote(p.Name))
-	var ks []string
-	for _, k := range p.Kinds.Kinds() {
-		ks = append(ks, k.String())
-	}
-	line("kinds", strings.Join(ks, ","))
+	line("kinds", joinNames(p.Kinds.Kinds(), ","))
 	line("min_stars", itoa(int64(p.MinStars)))
-	var rs []string
-	for _, r := range p.Reasons.Reasons() {
-		rs = append(rs, r.String())
-	}
-	line("reasons", strings.Join(rs, ","))
+	line("reasons", joinNames(p.Reasons.Reasons(), ","))
 	line("require_seven_day", strconv.FormatBool(p.RequireSevenDay))
 	line("window_days", itoa(int64(p.WindowDays)))
 	line("amount_cap_fen", itoa(p.AmountCapFen))

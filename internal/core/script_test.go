@@ -237,6 +237,12 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 			_, id = kv(c.args[0])
 		}
 		b.WriteString(formatUser(w.user(id), w.env.Loc))
+	case "query":
+		id := "u1"
+		if len(c.args) > 0 {
+			_, id = kv(c.args[0])
+		}
+		b.WriteString(formatQuery(w.user(id), w.env.Policy, w.env.Loc))
 	default:
 		t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
 	}
@@ -603,4 +609,35 @@ func TestScriptsCoverEveryCode(t *testing.T) {
 			t.Errorf("no script output contains %q", k)
 		}
 	}
+}
+
+// formatQuery renders what the query API shows of a shopper and each of
+// its requests, from the query functions of query.go (the HTTP API renders
+// the same values as JSON).
+func formatQuery(u *User, p *Policy, loc *time.Location) string {
+	var b strings.Builder
+	marks, flagged := u.Trust(p)
+	fmt.Fprintf(&b, "query %s exposure=%d open=%v trust_marks=%d flagged=%t\n", u.ID, u.Exposure(), u.OpenRequests(nil), marks, flagged)
+	for i := range u.Requests {
+		r := &u.Requests[i]
+		fmt.Fprintf(&b, "  %s stage=%s status=%s", r.ID, r.Stage(), r.Status)
+		if rs, ok := r.RefundState(); ok {
+			fmt.Fprintf(&b, " refund=%s/advance=%t/reserved=%t/sent=%t", rs.Trigger, rs.Advance, rs.Reserved, rs.Sent)
+			if rs.Sent {
+				fmt.Fprintf(&b, "@%s", fmtTime(rs.SentAt, loc))
+			}
+		}
+		if ps, ok := r.PickupState(); ok {
+			fmt.Fprintf(&b, " pickup=%s..%s/done=%t/compensated=%t", fmtTime(ps.WindowStart, loc), fmtTime(ps.WindowEnd, loc), ps.Done, ps.Compensated)
+		}
+		if at, ok := r.Closed(); ok {
+			fmt.Fprintf(&b, " closed@%s", fmtTime(at, loc))
+		}
+		b.WriteString("\n    effects:")
+		for _, e := range r.Effects(u.ID) {
+			fmt.Fprintf(&b, " %s=%s", e.Kind, e.ID)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

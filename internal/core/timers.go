@@ -26,12 +26,7 @@ const (
 var timerNames = [...]string{"", "pickup", "review", "return"}
 
 // String returns the timer's name ("pickup").
-func (k TimerKind) String() string {
-	if int(k) < len(timerNames) {
-		return timerNames[k]
-	}
-	return ""
-}
+func (k TimerKind) String() string { return enumName(timerNames[:], k) }
 
 // Timer returns the request's earliest armed timer: its kind and deadline
 // (Unix ns). The timer fires once event time is strictly past the
@@ -118,14 +113,9 @@ func Fire(u *User, now int64, env *Env, out []Effect) []Effect {
 		switch kind {
 		case TimerPickup:
 			r.CompensationSent = true
-			out = append(out, Effect{
-				Kind:      EffectCompensation,
-				UserID:    u.ID,
-				RequestID: r.ID,
-				OrderID:   r.OrderID,
-				Policy:    r.Policy,
-				AmountFen: r.Policy.CompensationFen,
-			})
+			var e *Effect
+			out, e = emit(out, EffectCompensation, u, r)
+			e.AmountFen = r.Policy.CompensationFen
 		case TimerReview:
 			out = approveReviewed(u, r, ActorTimeout, dl, env, out)
 		case TimerReturn:
@@ -164,37 +154,39 @@ func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
 	orders := u.MaxAt - int64(max(OrderRetention, p.Retention()))
-	// Compact in place through pointers: the elements are large, and most
-	// calls drop nothing.
-	n := 0
-	for i := range u.Requests {
-		r := &u.Requests[i]
-		if (r.Status != StatusOpen && r.ClosedAt < cutoff) || (r.Status == StatusOpen && r.At < abandon) {
-			continue
+	u.Requests = compact(u.Requests, func(r *Request) bool {
+		if r.Status == StatusOpen {
+			return r.At >= abandon
 		}
-		if n != i {
-			u.Requests[n] = *r
-		}
-		n++
-	}
-	clear(u.Requests[n:])
-	u.Requests = u.Requests[:n]
-	n = 0
-	for i := range u.Orders {
-		o := &u.Orders[i]
-		if o.LastAt < orders && o.ReservedFen == 0 && !u.referenced(o.ID) {
-			continue
-		}
-		if n != i {
-			u.Orders[n] = *o
-		}
-		n++
-	}
-	clear(u.Orders[n:])
-	u.Orders = u.Orders[:n]
+		return r.ClosedAt >= cutoff
+	})
+	// After the requests: an order is kept while a kept request refers to it.
+	u.Orders = compact(u.Orders, func(o *Order) bool {
+		return o.LastAt >= orders || o.ReservedFen != 0 || u.referenced(o.ID)
+	})
+	velocity, trust := u.MaxAt-int64(p.VelocityWindow), u.MaxAt-int64(p.TrustWindow)
+	u.RecentRequests = compact(u.RecentRequests, func(t *int64) bool { return *t > velocity })
+	u.TrustMarks = compact(u.TrustMarks, func(t *int64) bool { return *t > trust })
+}
 
-	u.RecentRequests = dropTimes(u.RecentRequests, u.MaxAt-int64(p.VelocityWindow))
-	u.TrustMarks = dropTimes(u.TrustMarks, u.MaxAt-int64(p.TrustWindow))
+// compact keeps the elements of s for which keep holds, in order and in
+// place, and clears the tail so that dropped entries pin no strings. It
+// goes through pointers: requests and orders are hundreds of bytes, and
+// most calls (prune runs on almost every event) drop nothing, so an
+// element is read in place and copied only when it moves.
+func compact[T any](s []T, keep func(*T) bool) []T {
+	n := 0
+	for i := range s {
+		if !keep(&s[i]) {
+			continue
+		}
+		if n != i {
+			s[n] = s[i]
+		}
+		n++
+	}
+	clear(s[n:])
+	return s[:n]
 }
 
 // referenced reports whether a request of u refers to the order.
@@ -205,16 +197,4 @@ func (u *User) referenced(orderID string) bool {
 		}
 	}
 	return false
-}
-
-// dropTimes removes the times t <= cutoff, keeping the order of the rest.
-func dropTimes(ts []int64, cutoff int64) []int64 {
-	n := 0
-	for _, t := range ts {
-		if t > cutoff {
-			ts[n] = t
-			n++
-		}
-	}
-	return ts[:n]
 }

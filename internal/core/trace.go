@@ -27,12 +27,7 @@ var ruleNames = [NumCodes]string{
 
 // Name returns the stable name of the rule the check evaluated ("credit",
 // "window", "amount_cap", ...): one rule per reason code.
-func (c Check) Name() string {
-	if c.Code < NumCodes {
-		return ruleNames[c.Code]
-	}
-	return ""
-}
+func (c Check) Name() string { return enumName(ruleNames[:], c.Code) }
 
 // List returns the checks recorded in the trace (a view of its array).
 func (t *Trace) List() []Check { return t.Checks[:t.N] }
@@ -153,14 +148,19 @@ func reasonList(s ReasonSet) string { return enumList(s.Reasons()) }
 
 // enumList renders contract names as "[a b c]".
 func enumList[T interface{ String() string }](items []T) string {
+	return "[" + joinNames(items, " ") + "]"
+}
+
+// joinNames joins the contract names of items with sep. The policy's
+// canonical form (and so its Version) depends on this exact output: a
+// change here changes every policy version.
+func joinNames[T interface{ String() string }](items []T, sep string) string {
 	var b strings.Builder
-	b.WriteByte('[')
 	for i, it := range items {
 		if i > 0 {
-			b.WriteByte(' ')
+			b.WriteString(sep)
 		}
 		b.WriteString(it.String())
 	}
-	b.WriteByte(']')
 	return b.String()
 }

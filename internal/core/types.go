@@ -34,22 +34,12 @@ var eventTypeNames = [numEventTypes]string{
 }
 
 // String returns the contract name of the type ("order.paid").
-func (t EventType) String() string {
-	if t < numEventTypes {
-		return eventTypeNames[t]
-	}
-	return ""
-}
+func (t EventType) String() string { return enumName(eventTypeNames[:], t) }
 
 // ParseEventType maps a contract type name to its EventType; ok is false for
 // unknown names.
 func ParseEventType(s string) (EventType, bool) {
-	for i := EventOrderPaid; i < numEventTypes; i++ {
-		if eventTypeNames[i] == s {
-			return i, true
-		}
-	}
-	return EventInvalid, false
+	return parseEnum(s, eventTypeNames[:], EventInvalid)
 }
 
 // Kind is the kind of an after-sales request.
@@ -67,12 +57,7 @@ const (
 var kindNames = [numKinds]string{"", "return_refund", "refund_only", "exchange"}
 
 // String returns the contract name of the kind.
-func (k Kind) String() string {
-	if k < numKinds {
-		return kindNames[k]
-	}
-	return ""
-}
+func (k Kind) String() string { return enumName(kindNames[:], k) }
 
 // ParseKind maps a contract name to a Kind.
 func ParseKind(s string) (Kind, bool) { return parseEnum(s, kindNames[:], KindInvalid) }
@@ -105,12 +90,7 @@ const (
 var reasonNames = [numReasons]string{"", "no_reason", "dislike", "wrong_order", "quality", "damaged", "not_as_described", "other"}
 
 // String returns the contract name of the reason.
-func (r Reason) String() string {
-	if r < numReasons {
-		return reasonNames[r]
-	}
-	return ""
-}
+func (r Reason) String() string { return enumName(reasonNames[:], r) }
 
 // ParseReason maps a contract name to a Reason.
 func ParseReason(s string) (Reason, bool) { return parseEnum(s, reasonNames[:], ReasonInvalid) }
@@ -135,12 +115,7 @@ const (
 var sizeNames = [numSizes]string{"", "small", "large"}
 
 // String returns the contract name of the size.
-func (s Size) String() string {
-	if s < numSizes {
-		return sizeNames[s]
-	}
-	return ""
-}
+func (s Size) String() string { return enumName(sizeNames[:], s) }
 
 // ParseSize maps a contract name to a Size.
 func ParseSize(s string) (Size, bool) { return parseEnum(s, sizeNames[:], SizeInvalid) }
@@ -168,12 +143,7 @@ const (
 var outcomeNames = [numOutcomes]string{"", "ok", "damaged", "used", "empty_box", "wrong_item", "not_returned"}
 
 // String returns the contract name of the outcome.
-func (o Outcome) String() string {
-	if o < numOutcomes {
-		return outcomeNames[o]
-	}
-	return ""
-}
+func (o Outcome) String() string { return enumName(outcomeNames[:], o) }
 
 // ParseOutcome maps the contract name of an inspection outcome to an
 // Outcome; "not_returned" is not one (see [OutcomeNotReturned]).
@@ -202,18 +172,26 @@ const (
 var actorNames = [numActors]string{"", "merchant", "platform", "timeout"}
 
 // String returns the contract name ("merchant").
-func (a Actor) String() string {
-	if a < numActors {
-		return actorNames[a]
-	}
-	return ""
-}
+func (a Actor) String() string { return enumName(actorNames[:], a) }
 
 // ParseActor maps the contract name of a person who answers a review
 // ("merchant" or "platform") to an Actor; "timeout" is the engine's own
 // and is not accepted.
 func ParseActor(s string) (Actor, bool) { return parseEnum(s, actorNames[:ActorTimeout], ActorNone) }
 
+// enumName returns names[v], or "" for a value outside the table (a
+// corrupt record or a bad cast must print as nothing, not panic). Every
+// enum's String is this one lookup, so a new enum cannot get the bounds
+// check wrong.
+func enumName[T ~uint8](names []string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return ""
+}
+
+// parseEnum maps a contract name to its value; index 0 (the invalid or
+// "none" value) is never matched, so an empty string is not a name.
 func parseEnum[T ~uint8](s string, names []string, invalid T) (T, bool) {
 	for i := 1; i < len(names); i++ {
 		if names[i] == s {

@@ -1,17 +1,17 @@
-package loadgen
+package world
 
 import (
-	"container/heap"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 )
 
-// WorldOptions sizes and seeds the simulated marketplace. The zero value
-// means the documented defaults; see [WorldOptions.withDefaults].
-type WorldOptions struct {
+// Options sizes and seeds the simulated marketplace. The zero value
+// means the documented defaults; see [Options.withDefaults].
+type Options struct {
 	// Seed drives every random choice. The same Seed, RunID and sizes give
 	// the same world and the same event sequence, byte for byte once the
 	// event times are fixed.
@@ -48,11 +48,11 @@ type WorldOptions struct {
 	// AnswerFraction is the share of requests that a merchant or a
 	// platform reviewer answers (review.approved or review.rejected,
 	// sometimes with a note), whatever their decision turns out to be: an
-	// answer to a request in review resolves it, one to a request that
+	// Answer to a request in review resolves it, one to a request that
 	// was approved or rejected must change nothing. 0 means 0.25.
 	AnswerFraction float64
 	// DuplicateAnswerFraction is the share of answered requests that get
-	// a second answer (only the first counts). 0 means 0.1.
+	// a second Answer (only the first counts). 0 means 0.1.
 	DuplicateAnswerFraction float64
 	// AgedFraction is the share of requests dated, with their order,
 	// more than the 72-hour review deadline back (3 days plus 1 to 5
@@ -80,7 +80,7 @@ type WorldOptions struct {
 	// InvalidFraction is the share of events that are well formed but
 	// cannot stand, on a real shopper's subject: an order.shipped or
 	// order.delivered for an order the shopper does not have
-	// (unknown_order), a follow-up or review answer for a request the
+	// (unknown_order), a follow-up or review Answer for a request the
 	// shopper does not have (unknown_request), an event dated an hour
 	// ahead (future_time) and a return.requested with amount_fen 0
 	// (bad_value). Each is followed by a new order of the same shopper,
@@ -88,7 +88,7 @@ type WorldOptions struct {
 	InvalidFraction float64
 }
 
-// Defaults of the lifecycle fractions of [WorldOptions].
+// Defaults of the lifecycle fractions of [Options].
 const (
 	DefaultAnswerFraction          = 0.25
 	DefaultDuplicateAnswerFraction = 0.1
@@ -99,7 +99,10 @@ const (
 	DefaultInvalidFraction         = 0.002
 )
 
-func (o WorldOptions) withDefaults() WorldOptions {
+// WithDefaults fills in the documented default of every zero field and
+// turns the lifecycle fractions that Classic or a negative value turn off
+// into -1, the one value [Generator] reads as "draw nothing".
+func (o Options) WithDefaults() Options {
 	if o.RunID == "" {
 		o.RunID = "run"
 	}
@@ -135,7 +138,9 @@ func (o WorldOptions) withDefaults() WorldOptions {
 	return o
 }
 
-func (o WorldOptions) validate() error {
+// Validate reports the first setting of defaulted options that no world
+// can be built from.
+func (o Options) Validate() error {
 	if len(o.RunID) > 16 || !validID(o.RunID) {
 		return fmt.Errorf("loadgen: run id %q must match [A-Za-z0-9_-]{1,16}", o.RunID)
 	}
@@ -154,7 +159,7 @@ func (o WorldOptions) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"answer", o.AnswerFraction}, {"duplicate answer", o.DuplicateAnswerFraction}, {"aged", o.AgedFraction},
+	}{{"Answer", o.AnswerFraction}, {"duplicate Answer", o.DuplicateAnswerFraction}, {"aged", o.AgedFraction},
 		{"unreturned", o.UnreturnedFraction}, {"repeat", o.RepeatFraction}, {"splurge", o.SplurgeFraction},
 		{"invalid", o.InvalidFraction}} {
 		if f.v > 1 {
@@ -193,7 +198,7 @@ type Merchant struct {
 	ReturnAddresses []string
 	ShipAddresses   []string
 	// Rules are the merchant's own auto-approval rules, often none.
-	Rules []MerchantRule
+	Rules []contract.MerchantRule
 }
 
 // Order is one paid order of the world.
@@ -215,9 +220,10 @@ type Order struct {
 	// and for the order of an aged or unreturned request (dated back
 	// with it, so that its window still holds).
 	Shift time.Duration
-	// shipped is the position (Event.N+1) of the order.shipped sent, 0
-	// until then.
-	shipped int64
+	// Shipped is the position (Event.N+1) of the order.shipped sent, 0
+	// until then; the audit needs it for douyin's promise, which holds
+	// only for a request after shipment.
+	Shipped int64
 }
 
 // Request is one after-sales request of the world.
@@ -254,23 +260,36 @@ type Request struct {
 	Splurge, Second, Repeat bool
 	// repeatFen is the amount of the second request (0: the paid amount).
 	repeatFen int64
-	// hist is what the world has sent about the request.
-	hist reqHist
+	// Hist is what the world has sent about the request so far; the
+	// audit places the daemon's outputs against it. It grows as Next
+	// plans the request's follow-ups, so it may be read only under the
+	// caller's own ordering with the goroutine that drives Next.
+	Hist History
 }
 
-// reqHist records what the world sent about one request, for the audit.
-// Positions are Event.N+1, so that 0 means "not sent".
-type reqHist struct {
-	sent, cancel, back, inspect int64
-	outcome                     string // the inspection's
-	answers                     []answer
+// History records what the world sent about one request, for the audit.
+// Positions are Event.N+1, so that 0 means "not sent": a position of 0
+// can then never be mistaken for the first event of the run.
+type History struct {
+	// Sent is the return.requested's position; Cancel the
+	// return.cancelled's; Back the first of tracking or pickup.done (the
+	// goods on their way back); Inspect the inspection.result's.
+	Sent, Cancel, Back, Inspect int64
+	// Outcome is the inspection's outcome.
+	Outcome string
+	// Answers are the review answers sent, in order; only the first one
+	// counts for the daemon.
+	Answers []Answer
 }
 
-// answer is one review answer sent.
-type answer struct {
-	pos     int64 // Event.N+1
-	approve bool
-	by      string
+// Answer is one review answer sent.
+type Answer struct {
+	// Pos is the answer's position (Event.N+1).
+	Pos int64
+	// Approve says review.approved (else review.rejected).
+	Approve bool
+	// By is the answer's `by`: merchant or platform.
+	By string
 }
 
 // Bad is one event that must be dead-lettered, and the reason it must
@@ -313,7 +332,7 @@ type Event struct {
 	Shopper, Order, Request, Bad int32
 	// Outcome is an inspection.result's outcome.
 	Outcome string
-	// By is a review answer's `by` (merchant or platform).
+	// By is a review Answer's `by` (merchant or platform).
 	By string
 	// Shift is added to the event's send time to get its `at`.
 	Shift time.Duration
@@ -324,7 +343,7 @@ type Event struct {
 // produce them. It is not safe for concurrent use; the exported slices may
 // be read once generation has stopped or under the caller's own ordering.
 type Generator struct {
-	opts     WorldOptions
+	opts     Options
 	rng      *rand.Rand
 	zipf     *rand.Zipf
 	rank     []int32 // zipf rank -> shopper index
@@ -378,11 +397,11 @@ const (
 
 // The lifecycle's shapes.
 const (
-	// agedShift and unreturnedShift date a request back past the review
+	// AgedShift and UnreturnedShift date a request back past the review
 	// deadline (72 h) and the return deadline (7 days); each gets up to
 	// shiftJitterMinutes more.
-	agedShift          = -(72*time.Hour + time.Hour)
-	unreturnedShift    = -(7*24*time.Hour + time.Hour)
+	AgedShift          = -(72*time.Hour + time.Hour)
+	UnreturnedShift    = -(7*24*time.Hour + time.Hour)
 	shiftJitterMinutes = 240
 	// futureShift dates a future_time event ahead of its send time, far
 	// past the daemon's default --max-future (5 minutes).
@@ -401,9 +420,9 @@ const (
 
 // NewGenerator builds the shoppers and merchants of a world; events come
 // from [Generator.Next].
-func NewGenerator(o WorldOptions) (*Generator, error) {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
+func NewGenerator(o Options) (*Generator, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
@@ -449,7 +468,7 @@ func (g *Generator) newMerchant(i int) Merchant {
 	if g.rng.Float64() < ruleShare {
 		n := 1 + g.rng.IntN(2)
 		for k := 0; k < n; k++ {
-			r := MerchantRule{Name: fmt.Sprintf("assistant-%d", k)}
+			r := contract.MerchantRule{Name: fmt.Sprintf("assistant-%d", k)}
 			switch g.rng.IntN(3) {
 			case 0: // small quality claims from decent shoppers
 				r.Reasons = []string{"quality", "damaged", "not_as_described"}
@@ -469,14 +488,14 @@ func (g *Generator) newMerchant(i int) Merchant {
 	return m
 }
 
-// validOnly stops the generator planning events that must be
+// ValidOnly stops the generator planning events that must be
 // dead-lettered (malformed or invalid), for a throughput run.
-func (g *Generator) validOnly() {
+func (g *Generator) ValidOnly() {
 	g.opts.BadFraction, g.opts.InvalidFraction = 0, -1
 }
 
 // Options returns the options the world was built with, defaults filled in.
-func (g *Generator) Options() WorldOptions { return g.opts }
+func (g *Generator) Options() Options { return g.opts }
 
 // ShopperID is the user_id of shopper i.
 func (g *Generator) ShopperID(i int32) string { return "u" + g.opts.RunID + "-" + strconv.Itoa(int(i)) }
@@ -504,15 +523,15 @@ func (g *Generator) InvalidID(n int64) string {
 	return "q" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
 }
 
-// isInvalidID reports whether id was made by InvalidID.
-func (g *Generator) isInvalidID(id string) bool {
+// IsInvalidID reports whether id was made by InvalidID.
+func (g *Generator) IsInvalidID(id string) bool {
 	p := "q" + g.opts.RunID + "-"
 	return len(id) > len(p) && id[:len(p)] == p
 }
 
-// requestIndex parses a request id made by RequestID; ok is false for ids
+// RequestIndex parses a request id made by RequestID; ok is false for ids
 // of other runs or publishers.
-func (g *Generator) requestIndex(id string) (int32, bool) {
+func (g *Generator) RequestIndex(id string) (int32, bool) {
 	p := "r" + g.opts.RunID + "-"
 	if len(id) <= len(p) || id[:len(p)] != p {
 		return 0, false
@@ -528,9 +547,9 @@ func (g *Generator) eventID(n int64) string {
 	return "e" + g.opts.RunID + "-" + strconv.FormatInt(n, 10)
 }
 
-// isOwnEventID reports whether id is the event_id of one of this
+// IsOwnEventID reports whether id is the event_id of one of this
 // generator's valid events or merchant profiles.
-func (g *Generator) isOwnEventID(id string) bool {
+func (g *Generator) IsOwnEventID(id string) bool {
 	for _, p := range []string{"e" + g.opts.RunID + "-", "p" + g.opts.RunID + "-"} {
 		if len(id) > len(p) && id[:len(p)] == p {
 			return true
@@ -544,435 +563,7 @@ func (g *Generator) isOwnEventID(id string) bool {
 func (g *Generator) MerchantEvent(i int32, at time.Time) (subject string, id string, payload []byte, err error) {
 	m := g.Merchants[i]
 	id = "p" + g.opts.RunID + "-" + strconv.Itoa(int(i))
-	b, err := marshal(evMerchant{EventID: id, Type: typeMerchantUpdated, At: formatAt(at), MerchantID: g.MerchantID(i),
+	b, err := marshal(contract.MerchantUpdated{EventID: id, Type: contract.TypeMerchantUpdated, At: formatAt(at), MerchantID: g.MerchantID(i),
 		ReturnAddresses: m.ReturnAddresses, ShipAddresses: m.ShipAddresses, Rules: m.Rules})
 	return "fr.merchant." + g.MerchantID(i), id, b, err
-}
-
-type planKind uint8
-
-const (
-	planPaid planKind = iota
-	planShipped
-	planDelivered
-	planRequest
-	planCancel
-	planTracking
-	planPickup
-	planInspection
-	planAnswer
-)
-
-type plan struct {
-	due     int64
-	seq     uint64
-	kind    planKind
-	order   int32
-	request int32
-	outcome string // inspection outcome, or "approved"/"rejected" for an answer
-	by      string // an answer's by
-	// planPaid: force gives the order a request; fixed says its other
-	// events are planned already (a splurge's).
-	force, fixed bool
-	// fields of a request not yet sent
-	req *Request
-}
-
-type planHeap []plan
-
-func (h planHeap) Len() int { return len(h) }
-func (h planHeap) Less(i, j int) bool {
-	if h[i].due != h[j].due {
-		return h[i].due < h[j].due
-	}
-	return h[i].seq < h[j].seq
-}
-func (h planHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *planHeap) Push(x any)   { *h = append(*h, x.(plan)) }
-func (h *planHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-func (g *Generator) push(p plan) {
-	g.seq++
-	p.seq = g.seq
-	heap.Push(&g.pending, p)
-}
-
-func (g *Generator) after(lo, hi int) int64 { return g.n + int64(lo+g.rng.IntN(hi-lo+1)) }
-
-// chance draws true with probability p; a p of 0 or less (a behaviour
-// turned off) draws nothing, so that a classic world's sequence does not
-// depend on the lifecycle's knobs.
-func (g *Generator) chance(p float64) bool { return p > 0 && g.rng.Float64() < p }
-
-// jitter is 0 to shiftJitterMinutes minutes.
-func (g *Generator) jitter() time.Duration {
-	return time.Duration(g.rng.IntN(shiftJitterMinutes+1)) * time.Minute
-}
-
-// Next plans the next event of the sequence. It never runs out.
-func (g *Generator) Next() Event {
-	defer func() { g.n++ }()
-	if g.opts.BadFraction > 0 && g.rng.Float64() < g.opts.BadFraction {
-		return g.nextBad()
-	}
-	if g.chance(g.opts.InvalidFraction) {
-		if e, ok := g.nextInvalid(); ok {
-			return e
-		}
-	}
-	if len(g.pending) > 0 && g.pending[0].due <= g.n {
-		return g.fromPlan(heap.Pop(&g.pending).(plan))
-	}
-	return g.newActivity()
-}
-
-func (g *Generator) base(typ, subjectKind string, shopper int32) Event {
-	return Event{N: g.n, Type: typ, Subject: "fr.in." + subjectKind + "." + g.ShopperID(shopper), ID: g.eventID(g.n),
-		Shopper: shopper, Order: -1, Request: -1, Bad: -1}
-}
-
-func (g *Generator) newActivity() Event {
-	// A request about an order that was never paid: rare, and rejected.
-	if g.rng.Float64() < g.opts.ReturnFraction*ghostShare/3 {
-		s := g.rank[g.zipf.Uint64()]
-		if g.credited[s] {
-			g.ghosts++
-			r := g.newRequest(-int32(g.ghosts), s)
-			return g.emitRequest(r)
-		}
-	}
-	if g.chance(g.opts.SplurgeFraction) {
-		if e, ok := g.splurge(); ok {
-			return e
-		}
-	}
-	s := g.rank[g.zipf.Uint64()]
-	if !g.credited[s] {
-		g.credited[s] = true
-		e := g.base(typeCreditUpdated, "credit", s)
-		g.push(plan{due: g.n + 1, kind: planPaid, order: g.newOrder(s)})
-		return e
-	}
-	return g.fromPlan(plan{kind: planPaid, order: g.newOrder(s)})
-}
-
-func (g *Generator) newOrder(s int32) int32 {
-	sh := g.Shoppers[s]
-	cat := categories[pick(g.rng, categoryWeights)]
-	o := Order{Shopper: s, Merchant: int32(g.rng.IntN(len(g.Merchants))), Category: cat, Size: "small",
-		SevenDay: cat != "fresh" && g.rng.Float64() < 0.9, Insured: g.rng.IntN(2) == 0, City: sh.City}
-	mu := math.Log(15000)
-	switch cat {
-	case "large_appliance":
-		o.Size, mu = "large", math.Log(300000)
-	case "electronics":
-		mu = math.Log(80000)
-	case "home":
-		if g.rng.Float64() < 0.3 {
-			o.Size = "large"
-		}
-	}
-	o.PaidFen = min(max(int64(math.Exp(mu+0.9*g.rng.NormFloat64())), 100), 5_000_000)
-	return g.addOrder(o)
-}
-
-func (g *Generator) addOrder(o Order) int32 {
-	g.Orders = append(g.Orders, o)
-	i := int32(len(g.Orders) - 1)
-	g.lastOrder[o.Shopper] = i
-	return i
-}
-
-// splurge plans a good shopper's three large orders, delivered, then
-// three return requests in a row before any goods go back: promised
-// advances that reach the exposure cap. It returns the splurge's first
-// event, or false when the drawn shopper or merchant does not fit.
-func (g *Generator) splurge() (Event, bool) {
-	s := int32(g.rng.IntN(len(g.Shoppers)))
-	if g.Shoppers[s].Stars < 3 {
-		return Event{}, false
-	}
-	m := int32(-1)
-	for range 10 {
-		if c := int32(g.rng.IntN(len(g.Merchants))); len(g.Merchants[c].ReturnAddresses) > 0 {
-			m = c
-			break
-		}
-	}
-	if m < 0 {
-		return Event{}, false
-	}
-	var first Event
-	start := g.n
-	if !g.credited[s] {
-		g.credited[s] = true
-		first = g.base(typeCreditUpdated, "credit", s)
-		start++
-	}
-	for j := range int64(splurgeOrders) {
-		o := g.addOrder(Order{Shopper: s, Merchant: m, Category: "electronics", Size: "small",
-			PaidFen: splurgeMinFen + g.rng.Int64N(splurgeSpanFen+1), SevenDay: true, Insured: g.rng.IntN(2) == 0,
-			City: g.Shoppers[s].City})
-		if j == 0 && start == g.n {
-			first = g.fromPlan(plan{kind: planPaid, order: o, fixed: true})
-		} else {
-			g.push(plan{due: start + j, kind: planPaid, order: o, fixed: true})
-		}
-		g.push(plan{due: start + splurgeOrders + j, kind: planShipped, order: o})
-		g.push(plan{due: start + 2*splurgeOrders + j, kind: planDelivered, order: o})
-		g.push(plan{due: start + 3*splurgeOrders + 1 + 2*j, kind: planRequest, order: o,
-			req: &Request{Order: o, Shopper: s, Kind: "return_refund", Reason: "no_reason", Stars: g.Shoppers[s].Stars,
-				Splurge: true}})
-	}
-	return first, true
-}
-
-func (g *Generator) newRequest(order int32, s int32) *Request {
-	r := &Request{Order: order, Shopper: s, Kind: kinds[pick(g.rng, kindWeights)], Reason: reasons[pick(g.rng, reasonWeights)],
-		Pickup: g.rng.Float64() < 0.4, Stars: g.Shoppers[s].Stars}
-	paid := int64(10000)
-	if order >= 0 {
-		paid = g.Orders[order].PaidFen
-	}
-	switch u := g.rng.Float64(); {
-	case u < overPaidShare:
-		r.AmountFen = paid + 1 + g.rng.Int64N(paid)
-	case u < overPaidShare+partialShare && paid > 1:
-		r.AmountFen = 1 + g.rng.Int64N(paid-1)
-	}
-	r.Cancelled = g.rng.Float64() < cancelShare
-	return r
-}
-
-func (g *Generator) fromPlan(p plan) Event {
-	switch p.kind {
-	case planPaid:
-		o := &g.Orders[p.order]
-		e := g.base(typeOrderPaid, "order", o.Shopper)
-		e.Order = p.order
-		if p.fixed {
-			return e
-		}
-		ret := g.rng.Float64() < g.opts.ReturnFraction || p.force
-		var stale, early, aged, unreturned bool
-		if ret {
-			u := g.rng.Float64()
-			stale, early = u < staleShare, u >= staleShare && u < staleShare+earlyShare
-		}
-		if stale {
-			o.Shift = staleShift
-		}
-		if ret && !stale && !early {
-			switch {
-			case g.chance(g.opts.AgedFraction):
-				aged, o.Shift = true, agedShift-g.jitter()
-			case g.chance(g.opts.UnreturnedFraction):
-				unreturned, o.Shift = true, unreturnedShift-g.jitter()
-			}
-		}
-		e.Shift = o.Shift
-		ship := g.after(5, 40)
-		g.push(plan{due: ship, kind: planShipped, order: p.order})
-		deliver := ship + int64(5+g.rng.IntN(36))
-		if ret {
-			r := g.newRequest(p.order, o.Shopper)
-			r.Stale, r.Early = stale, early
-			if aged || unreturned {
-				r.Aged, r.Unreturned, r.Shift, r.Cancelled = true, unreturned, o.Shift, false
-			}
-			if unreturned && r.Kind == "refund_only" {
-				// Goods that could come back and do not.
-				r.Kind = "return_refund"
-				if g.rng.IntN(4) == 0 {
-					r.Kind = "exchange"
-				}
-			}
-			if !r.Aged && !stale && !early && g.chance(g.opts.RepeatFraction) {
-				r.Repeat, r.Cancelled = true, false
-				if g.rng.IntN(2) == 0 && o.PaidFen >= 2 {
-					r.AmountFen = max(o.PaidFen*6/10, 1)
-					r.repeatFen = o.PaidFen - r.AmountFen
-				}
-			}
-			due := deliver + int64(5+g.rng.IntN(56))
-			if early {
-				due = ship + 1 + int64(g.rng.IntN(4))
-				deliver = due + int64(5+g.rng.IntN(36))
-			}
-			g.push(plan{due: due, kind: planRequest, order: p.order, req: r})
-		}
-		g.push(plan{due: deliver, kind: planDelivered, order: p.order})
-		return e
-	case planShipped, planDelivered:
-		o := &g.Orders[p.order]
-		typ := typeOrderShipped
-		if p.kind == planDelivered {
-			typ = typeOrderDelivered
-		} else {
-			o.shipped = g.n + 1
-		}
-		e := g.base(typ, "order", o.Shopper)
-		e.Order, e.Shift = p.order, o.Shift
-		return e
-	case planRequest:
-		return g.emitRequest(p.req)
-	default:
-		r := &g.Requests[p.request]
-		h := &r.hist
-		var e Event
-		switch p.kind {
-		case planCancel:
-			e = g.base(typeReturnCancelled, "return", r.Shopper)
-			h.cancel = g.n + 1
-		case planTracking, planPickup:
-			if p.kind == planTracking {
-				e = g.base(typeTracking, "logistics", r.Shopper)
-			} else {
-				e = g.base(typePickupDone, "logistics", r.Shopper)
-			}
-			if h.back == 0 {
-				h.back = g.n + 1
-			}
-		case planAnswer:
-			typ := typeReviewRejected
-			if p.outcome == decisionApproved {
-				typ = typeReviewApproved
-			}
-			e = g.base(typ, "review", r.Shopper)
-			e.By = p.by
-			h.answers = append(h.answers, answer{pos: g.n + 1, approve: p.outcome == decisionApproved, by: p.by})
-		default:
-			e = g.base(typeInspection, "inspection", r.Shopper)
-			e.Outcome = p.outcome
-			h.inspect, h.outcome = g.n+1, p.outcome
-		}
-		e.Request, e.Order = p.request, r.Order
-		return e
-	}
-}
-
-func (g *Generator) emitRequest(r *Request) Event {
-	r.hist = reqHist{sent: g.n + 1}
-	g.Requests = append(g.Requests, *r)
-	idx := int32(len(g.Requests) - 1)
-	e := g.base(typeReturnRequested, "return", r.Shopper)
-	e.Request, e.Order, e.Shift = idx, r.Order, r.Shift
-	end := g.n // when the request is over, as far as the world goes
-	switch {
-	case r.Cancelled:
-		end = g.after(3, 20)
-		g.push(plan{due: end, kind: planCancel, request: idx})
-	case r.Kind != "refund_only" && r.Order >= 0 && !r.Unreturned:
-		back := g.after(5, 40)
-		if r.Pickup {
-			g.push(plan{due: back, kind: planPickup, request: idx})
-		}
-		if !r.Pickup || g.rng.IntN(2) == 0 {
-			g.push(plan{due: back + 1, kind: planTracking, request: idx})
-		}
-		end = back + int64(20+g.rng.IntN(41))
-		g.push(plan{due: end, kind: planInspection, request: idx, outcome: outcomes[pick(g.rng, outcomeWeights)]})
-	}
-	if g.chance(g.opts.AnswerFraction) {
-		due := g.after(2, 12)
-		g.push(g.answerPlan(due, idx))
-		if g.chance(g.opts.DuplicateAnswerFraction) {
-			g.push(g.answerPlan(due+int64(1+g.rng.IntN(10)), idx))
-		}
-		end = max(end, due)
-	}
-	if r.Repeat {
-		second := &Request{Order: r.Order, Shopper: r.Shopper, Kind: "return_refund", Reason: r.Reason, Stars: r.Stars,
-			AmountFen: r.repeatFen, Second: true}
-		if g.rng.IntN(10) < 3 {
-			second.Kind = "refund_only"
-		}
-		g.push(plan{due: end + int64(3+g.rng.IntN(8)), kind: planRequest, order: r.Order, req: second})
-	}
-	return e
-}
-
-// answerPlan plans a review answer to request idx.
-func (g *Generator) answerPlan(due int64, idx int32) plan {
-	p := plan{due: due, kind: planAnswer, request: idx, outcome: decisionRejected, by: "platform"}
-	if g.rng.Float64() < answerApproveShare {
-		p.outcome = decisionApproved
-	}
-	if g.rng.Float64() < answerMerchantShare {
-		p.by = "merchant"
-	}
-	return p
-}
-
-var badReasons = []string{"bad_json", "missing_field", "bad_value", "unknown_type", "subject_mismatch"}
-
-func (g *Generator) nextBad() Event {
-	b := Bad{Reason: badReasons[g.rng.IntN(len(badReasons))], Shopper: -1, Order: -1, Follow: -1}
-	user := "x" + g.opts.RunID + "-" + strconv.FormatInt(g.n, 10)
-	switch b.Reason {
-	case "bad_value", "subject_mismatch":
-		b.Subject = "fr.in.credit." + user
-	default:
-		b.Subject = "fr.in.order." + user
-	}
-	g.Bads = append(g.Bads, b)
-	return Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: -1, Order: -1, Request: -1,
-		Bad: int32(len(g.Bads) - 1)}
-}
-
-// invalidKinds are the well-formed events that cannot stand, with the
-// subject kind they are sent on and their dead-letter reason.
-var invalidKinds = []struct{ typ, subject, reason string }{
-	{typeOrderShipped, "order", reasonUnknownOrder},
-	{typeOrderDelivered, "order", reasonUnknownOrder},
-	{typeReturnCancelled, "return", reasonUnknownRequest},
-	{typeTracking, "logistics", reasonUnknownRequest},
-	{typePickupDone, "logistics", reasonUnknownRequest},
-	{typeInspection, "inspection", reasonUnknownRequest},
-	{typeReviewApproved, "review", reasonUnknownRequest},
-	{typeReviewRejected, "review", reasonUnknownRequest},
-	{typeCreditUpdated, "credit", reasonFutureTime},
-	{typeCreditUpdated, "credit", reasonFutureTime},
-	{typeReturnRequested, "return", reasonBadValue},
-	{typeReturnRequested, "return", reasonBadValue},
-}
-
-// nextInvalid plans a well-formed event that cannot stand, on a known
-// shopper's subject, and a new order of the same shopper right after it.
-func (g *Generator) nextInvalid() (Event, bool) {
-	s := g.rank[g.zipf.Uint64()]
-	if !g.credited[s] {
-		return Event{}, false
-	}
-	k := invalidKinds[g.rng.IntN(len(invalidKinds))]
-	b := Bad{Reason: k.reason, Subject: "fr.in." + k.subject + "." + g.ShopperID(s), Type: k.typ, Shopper: s, Order: -1}
-	if k.typ == typeReturnRequested {
-		b.Order = g.lastOrder[s]
-	}
-	b.Follow = g.newOrder(s)
-	g.push(plan{due: g.n + 1, kind: planPaid, order: b.Follow, force: true})
-	g.Bads = append(g.Bads, b)
-	e := Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: s, Order: -1, Request: -1,
-		Bad: int32(len(g.Bads) - 1)}
-	if k.reason == reasonFutureTime {
-		e.Shift = futureShift
-	}
-	return e, true
-}
-
-// pick draws an index with the given weights (which sum to about 1).
-func pick(rng *rand.Rand, w []float64) int {
-	u := rng.Float64()
-	for i, x := range w {
-		if u < x {
-			return i
-		}
-		u -= x
-	}
-	return len(w) - 1
 }

@@ -1,4 +1,4 @@
-package loadgen
+package world
 
 import (
 	"bytes"
@@ -8,12 +8,14 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 )
 
 var fixedAt = time.Date(2026, 11, 11, 0, 0, 0, 0, shanghai)
 
 // genEvents plans n events and encodes the first enc of them.
-func genEvents(t *testing.T, o WorldOptions, n, enc int) (*Generator, []Event, [][]byte) {
+func genEvents(t *testing.T, o Options, n, enc int) (*Generator, []Event, [][]byte) {
 	t.Helper()
 	g, err := NewGenerator(o)
 	if err != nil {
@@ -36,7 +38,7 @@ func genEvents(t *testing.T, o WorldOptions, n, enc int) (*Generator, []Event, [
 }
 
 func TestGeneratorDeterministic(t *testing.T) {
-	o := WorldOptions{Seed: 42, RunID: "t", Shoppers: 5000, Merchants: 100, BadFraction: 0.01}
+	o := Options{Seed: 42, RunID: "t", Shoppers: 5000, Merchants: 100, BadFraction: 0.01}
 	_, a, pa := genEvents(t, o, 20000, 20000)
 	_, b, pb := genEvents(t, o, 20000, 20000)
 	for i := range a {
@@ -59,7 +61,7 @@ func TestGeneratorDeterministic(t *testing.T) {
 
 func TestGeneratorDistributions(t *testing.T) {
 	const seed = 7
-	o := WorldOptions{Seed: seed, RunID: "t", Shoppers: 20000, Merchants: 500, BadFraction: 0.01}
+	o := Options{Seed: seed, RunID: "t", Shoppers: 20000, Merchants: 500, BadFraction: 0.01}
 	g, evs, payloads := genEvents(t, o, 200000, 5000)
 
 	stars := make([]int, 6)
@@ -78,14 +80,14 @@ func TestGeneratorDistributions(t *testing.T) {
 	bad := 0
 	for _, e := range evs {
 		types[e.Type]++
-		if e.Type == typeOrderPaid {
+		if e.Type == contract.TypeOrderPaid {
 			perShopper[e.Shopper]++
 		}
 		if e.Bad >= 0 {
 			bad++
 		}
 	}
-	paid := types[typeOrderPaid]
+	paid := types[contract.TypeOrderPaid]
 	// Requests are planned at order.paid; the last few hundred orders'
 	// requests are still pending when the sequence is cut. Second
 	// requests, splurges and the orders that follow an invalid event are
@@ -109,7 +111,7 @@ func TestGeneratorDistributions(t *testing.T) {
 	if got := float64(bad) / float64(len(evs)); math.Abs(got-0.01) > 0.002 {
 		t.Errorf("seed %d: malformed share %.4f, want 0.01±0.002", seed, got)
 	}
-	for _, typ := range []string{typeCreditUpdated, typeOrderShipped, typeOrderDelivered, typeTracking, typePickupDone, typeInspection, typeReturnCancelled} {
+	for _, typ := range []string{contract.TypeCreditUpdated, contract.TypeOrderShipped, contract.TypeOrderDelivered, contract.TypeTracking, contract.TypePickupDone, contract.TypeInspection, contract.TypeReturnCancelled} {
 		if types[typ] == 0 {
 			t.Errorf("seed %d: no %s events in %d", seed, typ, len(evs))
 		}
@@ -155,8 +157,8 @@ func TestGeneratorDistributions(t *testing.T) {
 
 	// Every payload is JSON with the event's id, except bad_json ones.
 	for i, e := range evs[:5000] {
-		var v eventIDOnly
-		err := api.Unmarshal(payloads[i], &v)
+		var v contract.EventIDOnly
+		err := contract.Unmarshal(payloads[i], &v)
 		if e.Bad >= 0 && g.Bads[e.Bad].Reason == "bad_json" {
 			if err == nil {
 				t.Fatalf("seed %d: bad_json event %d parses: %s", seed, i, payloads[i])
@@ -173,23 +175,23 @@ func TestGeneratorDistributions(t *testing.T) {
 // follow-ups after it: the sequence is causally ordered.
 func TestGeneratorCausalOrder(t *testing.T) {
 	const seed = 11
-	g, evs, _ := genEvents(t, WorldOptions{Seed: seed, RunID: "t", Shoppers: 3000, Merchants: 50}, 100000, 0)
+	g, evs, _ := genEvents(t, Options{Seed: seed, RunID: "t", Shoppers: 3000, Merchants: 50}, 100000, 0)
 	seenPaid := map[int32]bool{}
 	seenDelivered := map[int32]bool{}
 	seenRequest := map[int32]bool{}
 	credited := map[int32]bool{}
 	for i, e := range evs {
 		switch e.Type {
-		case typeCreditUpdated:
+		case contract.TypeCreditUpdated:
 			credited[e.Shopper] = true
-		case typeOrderPaid:
+		case contract.TypeOrderPaid:
 			if !credited[e.Shopper] {
 				t.Fatalf("seed %d: event %d: order.paid before the shopper's credit.updated", seed, i)
 			}
 			seenPaid[e.Order] = true
-		case typeOrderDelivered:
+		case contract.TypeOrderDelivered:
 			seenDelivered[e.Order] = true
-		case typeReturnRequested:
+		case contract.TypeReturnRequested:
 			r := g.Requests[e.Request]
 			if r.Order >= 0 && !seenPaid[r.Order] {
 				t.Fatalf("seed %d: event %d: request before its order.paid", seed, i)
@@ -198,7 +200,7 @@ func TestGeneratorCausalOrder(t *testing.T) {
 				t.Fatalf("seed %d: event %d: request before delivery", seed, i)
 			}
 			seenRequest[e.Request] = true
-		case typeTracking, typePickupDone, typeInspection, typeReturnCancelled:
+		case contract.TypeTracking, contract.TypePickupDone, contract.TypeInspection, contract.TypeReturnCancelled:
 			if !seenRequest[e.Request] {
 				t.Fatalf("seed %d: event %d: %s before its request", seed, i, e.Type)
 			}
@@ -206,48 +208,9 @@ func TestGeneratorCausalOrder(t *testing.T) {
 	}
 }
 
-func TestScheduleShapes(t *testing.T) {
-	count := func(s Shape) (n int, last time.Duration) {
-		sch := schedule{shape: s}
-		for {
-			off, ok := sch.next()
-			if !ok {
-				return n, last
-			}
-			if off < last {
-				t.Fatalf("%s: offsets go back: %v after %v", s.Name(), off, last)
-			}
-			n, last = n+1, off
-		}
-	}
-	if n, _ := count(Steady{EventsPerSec: 1000, Duration: 10 * time.Second}); n < 9999 || n > 10001 {
-		t.Errorf("steady 1000/s for 10s: %d events", n)
-	}
-	d := Double11{Base: 100, Peak: 1000, Duration: 100 * time.Second}.withDefaults()
-	if r := d.Rate(d.Ramp + d.Hold/2); r != 1000 {
-		t.Errorf("double11 at the hold: rate %v, want the peak", r)
-	}
-	if r := d.Rate(d.Ramp / 2); math.Abs(r-550) > 1 {
-		t.Errorf("double11 half-way up the ramp: rate %v, want 550", r)
-	}
-	if r := d.Rate(99 * time.Second); r < 100 || r > 110 {
-		t.Errorf("double11 at the end: rate %v, want back near the base", r)
-	}
-	// integral: ramp 5s avg 550 + hold 10s at 1000 + decay 85s
-	tail := 85.0
-	want := 5*550.0 + 10*1000.0 + 100*tail + 900*15*(1-math.Exp(-tail/15))
-	if n, _ := count(d); math.Abs(float64(n)-want)/want > 0.01 {
-		t.Errorf("double11: %d events, want %.0f±1%%", n, want)
-	}
-	st := Step{Start: 100, Increment: 100, StepDuration: time.Second, MaxSteps: 3}
-	if n, _ := count(st); n < 599 || n > 601 {
-		t.Errorf("step 100,200,300 for 1s each: %d events", n)
-	}
-}
-
 // worldHash digests the first n events of a world, encoded at fixedAt +
 // i ms.
-func worldHash(t *testing.T, o WorldOptions, n int) string {
+func worldHash(t *testing.T, o Options, n int) string {
 	t.Helper()
 	g, err := NewGenerator(o)
 	if err != nil {
@@ -275,7 +238,7 @@ func TestClassicWorldUnchanged(t *testing.T) {
 		42: "7de53280777319f3976942850043af1404842b13c9778ac131707ca36fbdbcae",
 	}
 	for seed, w := range want {
-		o := WorldOptions{Seed: seed, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2, Classic: true}
+		o := Options{Seed: seed, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2, Classic: true}
 		if got := worldHash(t, o, 50000); got != w {
 			t.Errorf("seed %d: classic world digest %s, want %s (the world before the lifecycle)", seed, got, w)
 		}
@@ -285,7 +248,7 @@ func TestClassicWorldUnchanged(t *testing.T) {
 		}
 	}
 	// Each behaviour turned off on its own also draws nothing.
-	o := WorldOptions{Seed: 1, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2,
+	o := Options{Seed: 1, RunID: "h", Shoppers: 3000, Merchants: 60, BadFraction: 0.01, ReturnFraction: 0.2,
 		AnswerFraction: -1, DuplicateAnswerFraction: -1, AgedFraction: -1, UnreturnedFraction: -1, RepeatFraction: -1,
 		SplurgeFraction: -1, InvalidFraction: -1}
 	if got := worldHash(t, o, 50000); got != want[1] {
@@ -299,7 +262,7 @@ func parseAt(t *testing.T, payload []byte) time.Time {
 	var v struct {
 		At string `json:"at"`
 	}
-	if err := api.Unmarshal(payload, &v); err != nil {
+	if err := contract.Unmarshal(payload, &v); err != nil {
 		t.Fatalf("%v: %s", err, payload)
 	}
 	at, err := time.Parse(time.RFC3339Nano, v.At)
@@ -316,7 +279,7 @@ func parseAt(t *testing.T, payload []byte) time.Time {
 // order of the same shopper.
 func TestGeneratorLifecycle(t *testing.T) {
 	const seed = 9
-	o := WorldOptions{Seed: seed, RunID: "t", Shoppers: 20000, Merchants: 300}
+	o := Options{Seed: seed, RunID: "t", Shoppers: 20000, Merchants: 300}
 	g, evs, _ := genEvents(t, o, 300000, 0)
 	types := map[string]int{}
 	reasonsSent := map[string]int{}
@@ -329,20 +292,20 @@ func TestGeneratorLifecycle(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range []string{reasonUnknownOrder, reasonUnknownRequest, reasonFutureTime, reasonBadValue} {
+	for _, r := range []string{contract.ReasonUnknownOrder, contract.ReasonUnknownRequest, contract.ReasonFutureTime, contract.ReasonBadValue} {
 		if reasonsSent[r] == 0 {
 			t.Errorf("seed %d: no event that must be dead-lettered %s in %d", seed, r, len(evs))
 		}
 	}
-	if got := float64(reasonsSent[reasonUnknownOrder]+reasonsSent[reasonUnknownRequest]+reasonsSent[reasonFutureTime]+
-		reasonsSent[reasonBadValue]) / float64(len(evs)); got < 0.001 || got > 0.003 {
+	if got := float64(reasonsSent[contract.ReasonUnknownOrder]+reasonsSent[contract.ReasonUnknownRequest]+reasonsSent[contract.ReasonFutureTime]+
+		reasonsSent[contract.ReasonBadValue]) / float64(len(evs)); got < 0.001 || got > 0.003 {
 		t.Errorf("seed %d: share of events that cannot stand %.4f, want about %v", seed, got, DefaultInvalidFraction)
 	}
 	var aged, unreturned, answered, dup, second, splurge, late int
 	for i := range g.Requests {
 		r := &g.Requests[i]
-		h := &r.hist
-		if h.sent == 0 {
+		h := &r.Hist
+		if h.Sent == 0 {
 			t.Fatalf("seed %d: request %d has no position", seed, i)
 		}
 		if r.Aged {
@@ -350,25 +313,25 @@ func TestGeneratorLifecycle(t *testing.T) {
 		}
 		if r.Unreturned {
 			unreturned++
-			if r.Kind == "refund_only" || h.back != 0 || h.inspect != 0 || h.cancel != 0 {
-				t.Fatalf("seed %d: unreturned request %d: kind %s, back %d, inspection %d, cancel %d", seed, i, r.Kind, h.back, h.inspect, h.cancel)
+			if r.Kind == "refund_only" || h.Back != 0 || h.Inspect != 0 || h.Cancel != 0 {
+				t.Fatalf("seed %d: unreturned request %d: kind %s, back %d, inspection %d, cancel %d", seed, i, r.Kind, h.Back, h.Inspect, h.Cancel)
 			}
-			if r.Shift > unreturnedShift {
+			if r.Shift > UnreturnedShift {
 				t.Fatalf("seed %d: unreturned request %d dated only %v back", seed, i, -r.Shift)
 			}
-		} else if r.Aged && r.Shift > agedShift {
+		} else if r.Aged && r.Shift > AgedShift {
 			t.Fatalf("seed %d: aged request %d dated only %v back", seed, i, -r.Shift)
 		}
-		if len(h.answers) > 0 {
+		if len(h.Answers) > 0 {
 			answered++
 			if r.Aged {
 				late++
 			}
-			if h.answers[0].pos <= h.sent {
+			if h.Answers[0].Pos <= h.Sent {
 				t.Fatalf("seed %d: request %d answered before it was sent", seed, i)
 			}
 		}
-		if len(h.answers) > 1 {
+		if len(h.Answers) > 1 {
 			dup++
 		}
 		if r.Second {
@@ -416,15 +379,15 @@ func TestGeneratorLifecycle(t *testing.T) {
 			for _, i := range rs[k : k+splurgeOrders] {
 				r := &g.Requests[i]
 				total += g.Orders[r.Order].PaidFen
-				lastSent = max(lastSent, r.hist.sent)
-				if r.hist.back != 0 {
-					firstBack = min(firstBack, r.hist.back)
+				lastSent = max(lastSent, r.Hist.Sent)
+				if r.Hist.Back != 0 {
+					firstBack = min(firstBack, r.Hist.Back)
 				}
-				if g.Orders[r.Order].PaidFen > presetExposureCapFen/2 {
+				if g.Orders[r.Order].PaidFen > exposureCapFen/2 {
 					t.Fatalf("seed %d: splurge order of %d fen: two would not fit under the cap", seed, g.Orders[r.Order].PaidFen)
 				}
 			}
-			if total <= presetExposureCapFen || firstBack < lastSent {
+			if total <= exposureCapFen || firstBack < lastSent {
 				t.Fatalf("seed %d: shopper %d splurge: total %d, last request at %d, first goods back at %d", seed, s, total, lastSent, firstBack)
 			}
 		}
@@ -445,8 +408,8 @@ func TestGeneratorLifecycle(t *testing.T) {
 			t.Fatalf("seed %d: second request %d before its first", seed, i)
 		}
 		fr := &g.Requests[f]
-		if over := max(fr.hist.sent, fr.hist.inspect); r.hist.sent <= over {
-			t.Fatalf("seed %d: second request %d at %d, first over at %d", seed, i, r.hist.sent, over)
+		if over := max(fr.Hist.Sent, fr.Hist.Inspect); r.Hist.Sent <= over {
+			t.Fatalf("seed %d: second request %d at %d, first over at %d", seed, i, r.Hist.Sent, over)
 		}
 		if r.AmountFen != 0 && r.AmountFen+fr.AmountFen != g.Orders[r.Order].PaidFen {
 			t.Fatalf("seed %d: split %d + %d of paid %d", seed, fr.AmountFen, r.AmountFen, g.Orders[r.Order].PaidFen)
@@ -461,7 +424,7 @@ func TestGeneratorLifecycle(t *testing.T) {
 // review and return deadlines; everything else is dated at its send.
 func TestGeneratorDates(t *testing.T) {
 	const seed = 13
-	o := WorldOptions{Seed: seed, RunID: "t", Shoppers: 5000, Merchants: 100, BadFraction: 0.01}
+	o := Options{Seed: seed, RunID: "t", Shoppers: 5000, Merchants: 100, BadFraction: 0.01}
 	g, evs, payloads := genEvents(t, o, 100000, 100000)
 	delivered := map[int32]time.Time{}
 	for i, e := range evs {
@@ -471,7 +434,7 @@ func TestGeneratorDates(t *testing.T) {
 		}
 		at := parseAt(t, payloads[i])
 		if e.Bad >= 0 {
-			if g.Bads[e.Bad].Reason == reasonFutureTime {
+			if g.Bads[e.Bad].Reason == contract.ReasonFutureTime {
 				if at.Sub(send) <= 5*time.Minute {
 					t.Fatalf("seed %d: future_time event %d dated only %v ahead", seed, i, at.Sub(send))
 				}
@@ -484,9 +447,9 @@ func TestGeneratorDates(t *testing.T) {
 			t.Fatalf("seed %d: valid event %d (%s) dated %v after its send", seed, i, e.Type, at.Sub(send))
 		}
 		switch e.Type {
-		case typeOrderDelivered:
+		case contract.TypeOrderDelivered:
 			delivered[e.Order] = at
-		case typeReturnRequested:
+		case contract.TypeReturnRequested:
 			r := &g.Requests[e.Request]
 			switch {
 			case r.Unreturned && send.Sub(at) <= 7*24*time.Hour:
@@ -511,7 +474,7 @@ func TestGeneratorDates(t *testing.T) {
 				t.Fatalf("seed %d: request %d at %v outside the window of sign-off %v", seed, e.Request, at, d)
 			}
 		default:
-			if e.Order < 0 || e.Type == typeOrderPaid || e.Type == typeOrderShipped {
+			if e.Order < 0 || e.Type == contract.TypeOrderPaid || e.Type == contract.TypeOrderShipped {
 				continue
 			}
 			if e.Request >= 0 && !at.Equal(send) {
@@ -521,24 +484,7 @@ func TestGeneratorDates(t *testing.T) {
 	}
 }
 
-// A throughput run's pre-generated events are dated no later than the
-// moment generation ends, so none is ahead of its send.
-func TestPregeneratedNotAhead(t *testing.T) {
-	cfg := Config{Mode: ModeThroughput, Events: 20000, World: WorldOptions{Seed: 3, RunID: "t", Shoppers: 2000, Merchants: 50,
-		BadFraction: 0.05}}.withDefaults()
-	g, err := NewGenerator(cfg.World)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{cfg: cfg, gen: g}
-	r.pregenerate()
-	done := time.Now()
-	for i, e := range r.pre {
-		if at := parseAt(t, e.payload); at.After(done) {
-			t.Fatalf("seed 3: pre-generated event %d dated %v after generation ended", i, at.Sub(done))
-		}
-	}
-	if len(g.Bads) != 0 {
-		t.Fatalf("seed 3: a throughput run planned %d events that must be dead-lettered", len(g.Bads))
-	}
-}
+// exposureCapFen is the shipped presets' exposure cap (the audit's
+// presetExposureCapFen): splurges are sized to cross it with their third
+// order, which TestGeneratorLifecycle checks.
+const exposureCapFen = 500000

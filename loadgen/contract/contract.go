@@ -1,4 +1,4 @@
-package loadgen
+package contract
 
 // The JSON shapes of shared/contract.md as an outside client sees them.
 // loadgen is written against the contract page, not against the daemon's
@@ -6,71 +6,71 @@ package loadgen
 
 // Inbound event types of the contract.
 const (
-	typeOrderPaid       = "order.paid"
-	typeOrderShipped    = "order.shipped"
-	typeOrderDelivered  = "order.delivered"
-	typeCreditUpdated   = "credit.updated"
-	typeReturnRequested = "return.requested"
-	typeReturnCancelled = "return.cancelled"
-	typeTracking        = "logistics.tracking"
-	typePickupDone      = "pickup.done"
-	typeInspection      = "inspection.result"
-	typeMerchantUpdated = "merchant.updated"
-	typeReviewApproved  = "review.approved"
-	typeReviewRejected  = "review.rejected"
+	TypeOrderPaid       = "order.paid"
+	TypeOrderShipped    = "order.shipped"
+	TypeOrderDelivered  = "order.delivered"
+	TypeCreditUpdated   = "credit.updated"
+	TypeReturnRequested = "return.requested"
+	TypeReturnCancelled = "return.cancelled"
+	TypeTracking        = "logistics.tracking"
+	TypePickupDone      = "pickup.done"
+	TypeInspection      = "inspection.result"
+	TypeMerchantUpdated = "merchant.updated"
+	TypeReviewApproved  = "review.approved"
+	TypeReviewRejected  = "review.rejected"
 )
 
 // Decision values of fr.out.decision.<user>.
 const (
-	decisionApproved = "approved"
-	decisionReview   = "review"
-	decisionRejected = "rejected"
+	DecisionApproved = "approved"
+	DecisionReview   = "review"
+	DecisionRejected = "rejected"
 )
 
 // Reason codes loadgen checks in its audit.
 const (
-	reasonAmountExceedsPaid = "amount_exceeds_paid"
-	reasonOrderUnknown      = "order_unknown"
-	reasonDuplicateRequest  = "duplicate_request"
-	reasonExposureCap       = "exposure_cap"
-	reasonVelocityCap       = "velocity_cap"
-	reasonTrustFlagged      = "trust_flagged"
-	reasonMerchantUnknown   = "merchant_unknown"
+	ReasonAmountExceedsPaid = "amount_exceeds_paid"
+	ReasonOrderUnknown      = "order_unknown"
+	ReasonDuplicateRequest  = "duplicate_request"
+	ReasonExposureCap       = "exposure_cap"
+	ReasonVelocityCap       = "velocity_cap"
+	ReasonTrustFlagged      = "trust_flagged"
+	ReasonMerchantUnknown   = "merchant_unknown"
 )
 
 // Dead-letter reasons of the well-formed events that cannot stand (and
 // bad_value, shared with malformed ones).
 const (
-	reasonUnknownOrder   = "unknown_order"
-	reasonUnknownRequest = "unknown_request"
-	reasonFutureTime     = "future_time"
-	reasonBadValue       = "bad_value"
+	ReasonUnknownOrder   = "unknown_order"
+	ReasonUnknownRequest = "unknown_request"
+	ReasonFutureTime     = "future_time"
+	ReasonBadValue       = "bad_value"
 )
 
 // Output kinds (the <kind> of fr.out.<kind>.<user>) and the values of
 // their fields that the audit reads.
 const (
-	outDecisionKind     = "decision"
-	outRefundKind       = "refund"
-	outPickupKind       = "pickup"
-	outCompensationKind = "compensation"
-	outClawbackKind     = "clawback"
-	outTrustKind        = "trust"
-	outResolutionKind   = "resolution"
+	OutDecision     = "decision"
+	OutRefund       = "refund"
+	OutPickup       = "pickup"
+	OutCompensation = "compensation"
+	OutClawback     = "clawback"
+	OutTrust        = "trust"
+	OutResolution   = "resolution"
 
-	resolutionApproved = "approved"
-	resolutionRejected = "rejected"
-	resolutionClosed   = "closed"
-	byTimeout          = "timeout"
-	outcomeNotReturned = "not_returned"
+	ResolutionApproved = "approved"
+	ResolutionRejected = "rejected"
+	ResolutionClosed   = "closed"
+	ByTimeout          = "timeout"
+	OutcomeNotReturned = "not_returned"
 
-	triggerPreShipment = "pre_shipment"
-	triggerApproval    = "approval"
-	triggerTracking    = "tracking"
-	triggerInspection  = "inspection"
+	TriggerPreShipment = "pre_shipment"
+	TriggerApproval    = "approval"
+	TriggerTracking    = "tracking"
+	TriggerInspection  = "inspection"
 )
 
-type evOrderPaid struct {
+type OrderPaid struct {
 	EventID          string `json:"event_id"`
 	Type             string `json:"type"`
 	At               string `json:"at"`
@@ -85,7 +85,7 @@ type evOrderPaid struct {
 	City             string `json:"city,omitempty"`
 }
 
-type evOrder struct {
+type OrderEvent struct {
 	EventID string `json:"event_id"`
 	Type    string `json:"type"`
 	At      string `json:"at"`
@@ -93,7 +93,7 @@ type evOrder struct {
 	OrderID string `json:"order_id"`
 }
 
-type evCredit struct {
+type CreditUpdated struct {
 	EventID string `json:"event_id"`
 	Type    string `json:"type"`
 	At      string `json:"at"`
@@ -101,7 +101,7 @@ type evCredit struct {
 	Stars   int    `json:"stars"`
 }
 
-type evReturnRequested struct {
+type ReturnRequested struct {
 	EventID   string `json:"event_id"`
 	Type      string `json:"type"`
 	At        string `json:"at"`
@@ -114,7 +114,7 @@ type evReturnRequested struct {
 	AmountFen *int64 `json:"amount_fen,omitempty"`
 }
 
-type evRequestRef struct {
+type RequestRef struct {
 	EventID    string `json:"event_id"`
 	Type       string `json:"type"`
 	At         string `json:"at"`
@@ -124,7 +124,7 @@ type evRequestRef struct {
 	Outcome    string `json:"outcome,omitempty"`
 }
 
-type evReview struct {
+type ReviewAnswer struct {
 	EventID   string `json:"event_id"`
 	Type      string `json:"type"`
 	At        string `json:"at"`
@@ -134,7 +134,7 @@ type evReview struct {
 	Note      string `json:"note,omitempty"`
 }
 
-type evMerchant struct {
+type MerchantUpdated struct {
 	EventID         string         `json:"event_id"`
 	Type            string         `json:"type"`
 	At              string         `json:"at"`
@@ -157,20 +157,20 @@ type MerchantRule struct {
 	Categories   []string `json:"categories,omitempty"`
 }
 
-// outPolicy is the `policy` of an output: the policy that decided its
+// Policy is the `policy` of an output: the policy that decided its
 // request.
-type outPolicy struct {
+type Policy struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 }
 
-// outAny is the part of any output about a request (fr.out.<kind>.<user>:
+// Output is the part of any output about a request (fr.out.<kind>.<user>:
 // decision, refund, pickup, compensation, clawback, trust, resolution)
 // that loadgen reads; each kind fills the fields it has.
-type outAny struct {
-	RequestID string    `json:"request_id"`
-	UserID    string    `json:"user_id"`
-	Policy    outPolicy `json:"policy"`
+type Output struct {
+	RequestID string `json:"request_id"`
+	UserID    string `json:"user_id"`
+	Policy    Policy `json:"policy"`
 	// decision
 	Decision     string   `json:"decision"`
 	Reasons      []string `json:"reasons"`
@@ -189,14 +189,23 @@ type outAny struct {
 	At string `json:"at"`
 }
 
-// outDLQ is the part of fr.dlq.<reason> that loadgen reads.
-type outDLQ struct {
+// DeadLetter is the part of fr.dlq.<reason> that loadgen reads.
+type DeadLetter struct {
 	Reason     string `json:"reason"`
 	Subject    string `json:"subject"`
 	PayloadB64 string `json:"payload_b64"`
 }
 
-// eventIDOnly pulls the event id out of a dead-lettered payload.
-type eventIDOnly struct {
+// EventIDOnly pulls the event id out of a dead-lettered payload.
+type EventIDOnly struct {
 	EventID string `json:"event_id"`
 }
+
+// Marshal encodes v as the contract's JSON with the package's codec
+// (sonic; encoding/json under -race, see api). Every payload loadgen
+// sends goes through it, so the race-enabled tests send the bytes a
+// normal build sends.
+func Marshal(v any) ([]byte, error) { return api.Marshal(v) }
+
+// Unmarshal decodes the contract's JSON with the package's codec.
+func Unmarshal(b []byte, v any) error { return api.Unmarshal(b, v) }

@@ -1,4 +1,4 @@
-package loadgen
+package faults
 
 import (
 	"fmt"
@@ -87,7 +87,7 @@ func TestValidateFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = validateFaults(fs, spawned, haveCmd)
+		err = Validate(fs, spawned, haveCmd)
 		switch {
 		case wantErr == "" && err != nil:
 			t.Fatalf("%q: %v", schedule, err)
@@ -115,40 +115,15 @@ func TestValidateFaults(t *testing.T) {
 	f("reboot@1s", daemonOnly, false, `unknown action "reboot"`)
 }
 
-func TestConfigValidatesFaults(t *testing.T) {
-	base := Config{Shape: Steady{EventsPerSec: 100, Duration: 10 * time.Second}, Spawn: "bin/flashreturnd --data-dir /tmp/x"}
-	f := func(mod func(*Config), wantErr string) {
-		t.Helper()
-		c := base
-		mod(&c)
-		err := c.Validate()
-		switch {
-		case wantErr == "" && err != nil:
-			t.Fatalf("%v", err)
-		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
-			t.Fatalf("error %v, want one containing %q", err, wantErr)
-		}
-	}
-	faults := func(s string) []Fault { fs, _ := ParseFaults(s); return fs }
-	f(func(c *Config) { c.Faults = faults("kill9@5s,start@6s") }, "")
-	f(func(c *Config) { c.Faults = faults("kill9@5s,start@10s") }, "not before the end")
-	f(func(c *Config) { c.Faults = faults("kill9@5s,start@6s"); c.Spawn = "" }, "not spawned")
-	f(func(c *Config) { c.Spawn = `bin/flashreturnd --data-dir "/tmp/x` }, "unterminated")
-	f(func(c *Config) { c.RetryFor = 3 * time.Minute }, "retry-for")
-	f(func(c *Config) { c.RetryFor = -time.Second }, "retry-for")
-	f(func(c *Config) { c.Partitions = -1 }, "partitions")
-	f(func(c *Config) { c.Thresholds = []Threshold{{Expr: "x<1", Metric: "x"}} }, "unknown metric")
-}
-
 func TestSplitCommand(t *testing.T) {
 	f := func(in string, want ...string) {
 		t.Helper()
-		got, err := splitCommand(in)
+		got, err := SplitCommand(in)
 		if err != nil {
-			t.Fatalf("splitCommand(%q): %v", in, err)
+			t.Fatalf("SplitCommand(%q): %v", in, err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("splitCommand(%q) = %q, want %q", in, got, want)
+			t.Fatalf("SplitCommand(%q) = %q, want %q", in, got, want)
 		}
 	}
 	f("bin/flashreturnd --data-dir /tmp/x", "bin/flashreturnd", "--data-dir", "/tmp/x")
@@ -158,8 +133,8 @@ func TestSplitCommand(t *testing.T) {
 	f(`a 'it''s' "say \"hi\" \\ \n"`, "a", "its", `say "hi" \ \n`)
 	f(`--x='$HOME' y"z"w`, "--x=$HOME", "yzw")
 	for _, in := range []string{"", "   ", `a 'b`, `a "b`, `a \`} {
-		if _, err := splitCommand(in); err == nil {
-			t.Fatalf("splitCommand(%q): no error", in)
+		if _, err := SplitCommand(in); err == nil {
+			t.Fatalf("SplitCommand(%q): no error", in)
 		}
 	}
 }
@@ -167,7 +142,7 @@ func TestSplitCommand(t *testing.T) {
 func TestDaemonReadyURL(t *testing.T) {
 	f := func(cmd, want string) {
 		t.Helper()
-		argv, err := splitCommand(cmd)
+		argv, err := SplitCommand(cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,10 +159,10 @@ func TestDaemonReadyURL(t *testing.T) {
 	f("bin/flashreturnd --http off", "")
 	f("bin/other --data-dir x", "")
 	f("bin/flashreturnd -- --http 1.2.3.4:5", "http://127.0.0.1:8080/readyz")
-	if got := spawnPartitions("bin/flashreturnd --partitions 8 --data-dir x"); got != 8 {
+	if got := SpawnPartitions("bin/flashreturnd --partitions 8 --data-dir x"); got != 8 {
 		t.Fatalf("partitions %d, want 8", got)
 	}
-	if got := spawnPartitions("bin/flashreturnd --partitions=x"); got != 0 {
+	if got := SpawnPartitions("bin/flashreturnd --partitions=x"); got != 0 {
 		t.Fatalf("partitions %d, want 0", got)
 	}
 	for in, want := range map[string]string{"nats://127.0.0.1:4222": "127.0.0.1:4222", "nats://h": "h:4222",
@@ -247,7 +222,7 @@ func TestPartitionGaps(t *testing.T) {
 		{Target: TargetDaemon, Action: FaultKill9, AtSec: 4},
 		{Target: TargetDaemon, Action: FaultStart, AtSec: -1, Error: "not reached"},
 	}
-	setGaps(faults, at, 10*time.Second)
+	SetGaps(faults, at, 10*time.Second)
 	k := faults[0]
 	// All decisions together after 1s: 1001, 1200, 1500, 2000, 3000, 3100
 	// before the kill at 4s: the longest silence is 1500 -> 2000... no,
@@ -269,16 +244,16 @@ func TestPartitionGaps(t *testing.T) {
 
 func TestDecisionLog(t *testing.T) {
 	base := time.Now()
-	d := newDecisionLog(base, 8)
+	d := NewDecisionLog(base, 8)
 	ub := "ub"
 	for i := 0; partitionOf(ub, 8) == partitionOf("ua", 8); i++ {
 		ub = fmt.Sprintf("ub%d", i)
 	}
-	d.output("fr.out.refund.ua", base.Add(time.Second)) // not a decision
-	d.output("fr.out.decision.ua", base.Add(2*time.Second))
-	d.output("fr.out.decision.ua", base.Add(time.Second))
-	d.output("fr.out.decision."+ub, base.Add(3*time.Second))
-	at := d.sorted()
+	d.Output("fr.out.refund.ua", base.Add(time.Second)) // not a decision
+	d.Output("fr.out.decision.ua", base.Add(2*time.Second))
+	d.Output("fr.out.decision.ua", base.Add(time.Second))
+	d.Output("fr.out.decision."+ub, base.Add(3*time.Second))
+	at := d.Sorted()
 	pa, pb := partitionOf("ua", 8), partitionOf(ub, 8)
 	if !reflect.DeepEqual(at[pa], []time.Duration{time.Second, 2 * time.Second}) || !reflect.DeepEqual(at[pb], []time.Duration{3 * time.Second}) {
 		t.Fatalf("decision log %v (ua on %d, %s on %d)", at, pa, ub, pb)

@@ -1,4 +1,4 @@
-package state
+package recordtest
 
 import (
 	"encoding/binary"
@@ -6,14 +6,14 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 )
 
-// appendUserV1 is the version-1 encoder as release ea8a0fb shipped it
+// AppendUserV1 is the version-1 encoder as release ea8a0fb shipped it
 // (TrustMarks stands where BadInspections was), frozen to write version-1
 // records for the migration tests. TestCodecGolden checks that it still
 // writes testdata/user_v1.golden byte for byte. Fields version 1 did not
 // have are ignored.
-func appendUserV1(dst []byte, u *core.User) []byte {
+func AppendUserV1(dst []byte, u *core.User) []byte {
 	base := u.MaxAt
-	dst = append(dst, userV1)
+	dst = append(dst, 1) // the version byte
 	dst = appendString(dst, u.ID)
 	dst = binary.AppendVarint(dst, int64(u.Stars))
 	dst = binary.AppendVarint(dst, u.OutstandingFen)
@@ -63,4 +63,56 @@ func appendUserV1(dst []byte, u *core.User) []byte {
 		dst = appendTime(dst, base, t)
 	}
 	return dst
+}
+
+// The encoding helpers below are copies of record's as version 1 used
+// them, not calls into record: a frozen encoder must not change when the
+// live codec does (a new time encoding in a version 3 would otherwise
+// silently rewrite what "version 1" means here). TestCodecGolden checks
+// both encoders against their golden files independently.
+
+// appendString writes a uvarint length and the bytes.
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// flagByte packs booleans, the first in bit 0.
+func flagByte(bs ...bool) byte {
+	var f byte
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
+// appendTime writes t relative to base: 0 for "not yet", else the
+// difference in whole seconds, milliseconds or nanoseconds (unit in bits
+// 1-2, sign in bit 0), or escape 1 and the full wrapping difference when
+// the quotient does not fit.
+func appendTime(dst []byte, base, t int64) []byte {
+	if t == 0 {
+		return append(dst, 0)
+	}
+	d := uint64(base) - uint64(t)
+	var sign uint64
+	a := d
+	if int64(d) < 0 {
+		sign, a = 1, -d
+	}
+	unit, div := uint64(3), uint64(1)
+	switch {
+	case a%1e9 == 0:
+		unit, div = 1, 1e9
+	case a%1e6 == 0:
+		unit, div = 2, 1e6
+	}
+	q := a / div
+	if q >= 1<<61 {
+		dst = append(dst, 1)
+		return binary.AppendUvarint(dst, d)
+	}
+	return binary.AppendUvarint(dst, q<<3|unit<<1|sign)
 }

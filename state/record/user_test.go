@@ -1,4 +1,4 @@
-package state
+package record
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func TestCodecCoversAllFields(t *testing.T) {
 		}
 		for _, f := range got {
 			if !slices.Contains(known, f) {
-				t.Errorf("core.%s.%s is not in the state codec: add it as a new record version (see state/codec.go)", typ.Name(), f)
+				t.Errorf("core.%s.%s is not in the state codec: add it as a new record version (see state/record/user.go)", typ.Name(), f)
 			}
 		}
 		for _, f := range known {
@@ -67,7 +67,7 @@ func TestCodecCoversAllFields(t *testing.T) {
 
 func roundTrip(t *testing.T, u *core.User) []byte {
 	t.Helper()
-	enc := appendUser(nil, u)
+	enc := AppendUser(nil, u)
 	got, err := decodeTest(enc)
 	if err != nil {
 		t.Fatalf("decode %x: %v", enc, err)
@@ -80,8 +80,8 @@ func roundTrip(t *testing.T, u *core.User) []byte {
 			t.Fatalf("request %d: policy %p, want the table's %p", i, got.Requests[i].Policy, u.Requests[i].Policy)
 		}
 	}
-	if b := encodedSizeBound(u); b < len(enc) {
-		t.Fatalf("encodedSizeBound %d < encoded %d", b, len(enc))
+	if b := EncodedSizeBound(u); b < len(enc) {
+		t.Fatalf("EncodedSizeBound %d < encoded %d", b, len(enc))
 	}
 	return enc
 }
@@ -108,7 +108,7 @@ func TestCodecRoundTrip(t *testing.T) {
 // policy (or none).
 func TestCodecPolicies(t *testing.T) {
 	u := fullUser() // r1 and r3 follow tmall, r2 jd
-	enc := appendUser(nil, u)
+	enc := AppendUser(nil, u)
 	if n := bytes.Count(enc, mustKey(t, polTmall)); n != 1 {
 		t.Errorf("tmall's version stored %d times, want once", n)
 	}
@@ -117,13 +117,13 @@ func TestCodecPolicies(t *testing.T) {
 	}
 	// Two pointers to one version share an entry.
 	u.Requests[2].Policy = mustPreset(core.PresetTmall)
-	if again := appendUser(nil, u); !bytes.Equal(again, enc) {
+	if again := AppendUser(nil, u); !bytes.Equal(again, enc) {
 		t.Errorf("a second pointer to tmall changed the record")
 	}
 
 	u.Requests[1].Policy = nil
-	enc = appendUser(nil, u)
-	got, err := decodeUser(enc, testResolver(polDouyin))
+	enc = AppendUser(nil, u)
+	got, err := DecodeUser(enc, testResolver(polDouyin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestCodecPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Requests[1].Policy = &other
-	_, err = decodeTest(appendUser(nil, u))
+	_, err = decodeTest(AppendUser(nil, u))
 	if !errors.Is(err, ErrUnknownPolicy) || !strings.Contains(err.Error(), other.Version) {
 		t.Errorf("unknown version: %v", err)
 	}
@@ -150,8 +150,8 @@ func TestCodecPolicies(t *testing.T) {
 	bad := other
 	bad.Version = "v1"
 	u.Requests[1].Policy = &bad
-	enc = appendUser(nil, u)
-	if b := encodedSizeBound(u); b < len(enc) {
+	enc = AppendUser(nil, u)
+	if b := EncodedSizeBound(u); b < len(enc) {
 		t.Errorf("bound %d < %d", b, len(enc))
 	}
 	if _, err := decodeTest(enc); !errors.Is(err, ErrUnknownPolicy) || !strings.Contains(err.Error(), `"v1"`) {
@@ -160,7 +160,7 @@ func TestCodecPolicies(t *testing.T) {
 }
 
 func mustKey(t *testing.T, p *core.Policy) []byte {
-	k, ok := versionKey(p.Version)
+	k, ok := VersionKey(p.Version)
 	if !ok {
 		t.Fatalf("version %q", p.Version)
 	}
@@ -192,9 +192,9 @@ func TestEncodedSizeBound(t *testing.T) {
 		u.RecentRequests = append(u.RecentRequests, worstTime)
 		u.TrustMarks = append(u.TrustMarks, worstTime)
 	}
-	enc := appendUser(nil, u)
-	if b := encodedSizeBound(u); b < len(enc) {
-		t.Fatalf("encodedSizeBound %d < encoded %d", b, len(enc))
+	enc := AppendUser(nil, u)
+	if b := EncodedSizeBound(u); b < len(enc) {
+		t.Fatalf("EncodedSizeBound %d < encoded %d", b, len(enc))
 	}
 	if d := appendTime(nil, u.MaxAt, worstTime); len(d) != maxTime {
 		t.Fatalf("worst time takes %d bytes, maxTime is %d", len(d), maxTime)
@@ -202,7 +202,7 @@ func TestEncodedSizeBound(t *testing.T) {
 	if d := appendTime(nil, worstTime, worst(worstTime)); len(d) != maxTime {
 		t.Fatalf("worst request time takes %d bytes, maxTime is %d", len(d), maxTime)
 	}
-	t.Logf("worst case: %d bytes, bound %d", len(enc), encodedSizeBound(u))
+	t.Logf("worst case: %d bytes, bound %d", len(enc), EncodedSizeBound(u))
 }
 
 func TestTimeCodec(t *testing.T) {
@@ -233,10 +233,10 @@ func TestTimeCodec(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := appendUser(nil, fullUser())
+	good := AppendUser(nil, fullUser())
 	f := func(name string, rec []byte, want error) {
 		t.Helper()
-		u, err := decodeUser(rec, testResolver(polTmall))
+		u, err := DecodeUser(rec, testResolver(polTmall))
 		if err == nil {
 			t.Errorf("%s: decoded %+v, want error", name, u)
 			return
@@ -247,12 +247,12 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	f("empty", nil, errShort)
 	f("version 0", append([]byte{0}, good[1:]...), ErrUnsupportedVersion)
-	f("future version", append([]byte{userVersion + 1}, good[1:]...), ErrUnsupportedVersion)
+	f("future version", append([]byte{UserVersion + 1}, good[1:]...), ErrUnsupportedVersion)
 	f("trailing byte", append(slices.Clone(good), 0), nil)
 	for n := 1; n < len(good); n++ {
 		f("truncated", good[:n], nil)
 	}
-	bad := appendUser(nil, &core.User{Orders: []core.Order{{}}})
+	bad := AppendUser(nil, &core.User{Orders: []core.Order{{}}})
 	// The order's flags byte follows the header (version, ID, stars,
 	// outstanding, MaxAt, promised, empty dictionary, order count), 4
 	// empty strings, size and paid.
@@ -260,13 +260,13 @@ func TestDecodeRejects(t *testing.T) {
 	bad[i] = 0x80
 	f("unknown flag", bad, nil)
 	f("huge slice", []byte{userV2, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
-	f("huge slice v1", []byte{userV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
+	f("huge slice v1", []byte{UserV1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
 	f("huge dictionary", []byte{userV2, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, nil)
 	f("bad policy tag", []byte{userV2, 0, 0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil)
 
 	// A request referring past the dictionary.
 	u := &core.User{Requests: []core.Request{{Policy: polTmall}}}
-	rec := appendUser(nil, u)
+	rec := AppendUser(nil, u)
 	j := bytes.Index(rec, mustKey(t, polTmall)) + 8 + 1 + 1 + 19 // key, order and request counts, v1 part of the request
 	if rec[j] != 1 {
 		t.Fatalf("policy index at %d is %d, want 1: %x", j, rec[j], rec)
@@ -283,7 +283,7 @@ func TestDecodeRejects(t *testing.T) {
 	bad[len(bad)-1-1-1-1-1-1-1-1-1] = rfPickupAsked // the request's flags
 	f("v1 flag bit 7", bad, nil)
 	bad[len(bad)-9] = 0
-	if _, err := decodeUser(bad, testResolver(polTmall)); err != nil {
+	if _, err := DecodeUser(bad, testResolver(polTmall)); err != nil {
 		t.Errorf("v1 flags offset: %v", err)
 	}
 }
@@ -292,14 +292,14 @@ func TestCodecGolden(t *testing.T) {
 	golden := func(v int, u *core.User, enc []byte) []byte {
 		t.Helper()
 		path := filepath.Join("testdata", fmt.Sprintf("user_v%d.golden", v))
-		if *update && v == userVersion {
+		if *update && v == UserVersion {
 			if err := os.WriteFile(path, []byte(hex.Dump(enc)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		dump, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatalf("%v (run go test ./state -run Golden -update to create it)", err)
+			t.Fatalf("%v (run go test ./state/record -run Golden -update to create it)", err)
 		}
 		g := undump(t, dump)
 		// Stability: while v is the current version the encoding must
@@ -311,7 +311,7 @@ func TestCodecGolden(t *testing.T) {
 	}
 
 	// Version 2 reads back exactly.
-	g2 := golden(userV2, fullUser(), appendUser(nil, fullUser()))
+	g2 := golden(userV2, fullUser(), AppendUser(nil, fullUser()))
 	got, err := decodeTest(g2)
 	if err != nil {
 		t.Fatalf("decode golden v2: %v", err)
@@ -321,8 +321,8 @@ func TestCodecGolden(t *testing.T) {
 	}
 
 	// Version 1 reads with the legacy policy and the derived fields.
-	g1 := golden(userV1, fullUserV1(), appendUserV1(nil, fullUserV1()))
-	got, err = decodeUser(g1, testResolver(polJD))
+	g1 := golden(UserV1, fullUserV1(), appendUserV1(nil, fullUserV1()))
+	got, err = DecodeUser(g1, testResolver(polJD))
 	if err != nil {
 		t.Fatalf("decode golden v1: %v", err)
 	}
@@ -383,7 +383,7 @@ func TestDecodeV1Derives(t *testing.T) {
 	f.RefundSent, f.RefundTrigger, f.RefundAt, f.Status, f.ClosedAt = true, core.TriggerPreShipment, at, core.StatusFinished, at
 	v1.Requests = []core.Request{a, dup, b, c, d, e, f}
 
-	got, err := decodeUser(appendUserV1(nil, v1), testResolver(polTmall))
+	got, err := DecodeUser(appendUserV1(nil, v1), testResolver(polTmall))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,19 +453,19 @@ func undump(t *testing.T, dump []byte) []byte {
 }
 
 func FuzzDecodeUser(f *testing.F) {
-	f.Add(appendUser(nil, fullUser()))
-	f.Add(appendUser(nil, typicalUser(1)))
-	f.Add(appendUser(nil, &core.User{}))
+	f.Add(AppendUser(nil, fullUser()))
+	f.Add(AppendUser(nil, typicalUser(1)))
+	f.Add(AppendUser(nil, &core.User{}))
 	f.Add(appendUserV1(nil, fullUserV1()))
-	f.Add([]byte{userV1, 1, 'x', 0, 0, 0, 1})
+	f.Add([]byte{UserV1, 1, 'x', 0, 0, 0, 1})
 	res := testResolver(polJD)
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		u, err := decodeUser(rec, res)
+		u, err := DecodeUser(rec, res)
 		if err != nil {
 			return
 		}
 		// Whatever decodes must re-encode to something that decodes the same.
-		u2, err := decodeUser(appendUser(nil, u), res)
+		u2, err := DecodeUser(AppendUser(nil, u), res)
 		if err != nil {
 			t.Fatalf("re-encoded record fails: %v", err)
 		}
@@ -476,14 +476,14 @@ func FuzzDecodeUser(f *testing.F) {
 }
 
 func FuzzDecodeOutbox(f *testing.F) {
-	f.Add(appendOutbox(nil, []OutMsg{{Subject: "fr.out.refund.u1", MsgID: "r1:refund", Data: []byte(`{}`)}}))
+	f.Add(AppendOutbox(nil, []OutMsg{{Subject: "fr.out.refund.u1", MsgID: "r1:refund", Data: []byte(`{}`)}}))
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		msgs, err := decodeOutbox(rec)
+		msgs, err := DecodeOutbox(rec)
 		if err != nil {
 			return
 		}
 		// Varints need not be canonical; the messages must survive.
-		again, err := decodeOutbox(appendOutbox(nil, msgs))
+		again, err := DecodeOutbox(AppendOutbox(nil, msgs))
 		if err != nil {
 			t.Fatalf("re-encoded outbox fails: %v", err)
 		}
@@ -499,19 +499,30 @@ func FuzzDecodeOutbox(f *testing.F) {
 }
 
 func TestMetaOutboxCodec(t *testing.T) {
-	c, k, err := decodeMeta(appendMeta(nil, math.MaxUint64, math.MinInt64))
+	c, k, err := DecodeMeta(AppendMeta(nil, math.MaxUint64, math.MinInt64))
 	if err != nil || c != math.MaxUint64 || k != math.MinInt64 {
 		t.Fatalf("meta round trip: %d %d %v", c, k, err)
 	}
-	if _, _, err := decodeMeta([]byte{2, 0, 0}); !errors.Is(err, ErrUnsupportedVersion) {
+	if _, _, err := DecodeMeta([]byte{2, 0, 0}); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("meta v2: %v", err)
 	}
 	msgs := []OutMsg{{"a", "b", []byte("c")}, {"", "", nil}}
-	got, err := decodeOutbox(appendOutbox(nil, msgs))
+	got, err := DecodeOutbox(AppendOutbox(nil, msgs))
 	if err != nil || len(got) != 2 || got[0].Subject != "a" || string(got[0].Data) != "c" || len(got[1].Data) != 0 {
 		t.Fatalf("outbox round trip: %+v %v", got, err)
 	}
-	if n := OutboxBytes(msgs); n < len(appendOutbox(nil, msgs))+len(sufOutbox) {
-		t.Fatalf("OutboxBytes %d too small", n)
+	if n := OutboxSizeBound(msgs); n < len(AppendOutbox(nil, msgs)) {
+		t.Fatalf("OutboxSizeBound %d too small", n)
+	}
+}
+
+func BenchmarkDecodeUser(b *testing.B) {
+	rec := AppendUser(nil, typicalUser(12345))
+	res := testResolver(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeUser(rec, res); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,10 +1,9 @@
-package state
+package record
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 )
@@ -15,16 +14,16 @@ import (
 // a newer release is reported rather than misread (and then overwritten).
 //
 // Adding a field to core.User, core.Order or core.Request is a versioned
-// change: add the field at the end of its section in appendUser, bump
-// userVersion, and make decodeUser read it only when the record's version is
+// change: add the field at the end of its section in AppendUser, bump
+// UserVersion, and make DecodeUser read it only when the record's version is
 // high enough (older records leave it zero, or derive it: see deriveV1).
 // Keep the golden files of the older versions (testdata/user_v1.golden...)
 // and add one for the new version. TestCodecCoversAllFields fails until
 // the codec knows every field.
 const (
-	userV1      = 1
+	UserV1      = 1
 	userV2      = 2      // issue 14: money safety, review lifecycle, request policies
-	userVersion = userV2 // version written by appendUser
+	UserVersion = userV2 // version written by AppendUser
 
 	metaV1   = 1
 	outboxV1 = 1
@@ -76,7 +75,7 @@ const (
 // Policy dictionary entry tags (version 2).
 const (
 	// polTagKey: 8 bytes follow, a version of 16 hex digits (the only
-	// form Commit stores: see encodePolicy).
+	// form Commit stores: see EncodePolicy).
 	polTagKey = 1
 	// polTagString: a length-prefixed version string follows, for a
 	// version that is not 16 hex digits (a hand-built policy; it can never
@@ -88,7 +87,7 @@ const (
 // and decoder handle without allocating.
 const maxDictStack = 4
 
-// appendUser appends the current-version encoding of u to dst.
+// AppendUser appends the current-version encoding of u to dst.
 //
 // Layout (version 2); s = uvarint length + bytes, v = zig-zag varint,
 // uv = uvarint, b = one byte, t = time relative to MaxAt (appendTime),
@@ -116,10 +115,10 @@ const maxDictStack = 4
 //	uv len(RecentRequests), each t | uv len(TrustMarks), each t
 //
 // A request's policy is stored as its version, once per user in the
-// dictionary; decodeUser resolves it through the partition's policy table.
-func appendUser(dst []byte, u *core.User) []byte {
+// dictionary; DecodeUser resolves it through the partition's policy table.
+func AppendUser(dst []byte, u *core.User) []byte {
 	base := u.MaxAt
-	dst = append(dst, userVersion)
+	dst = append(dst, UserVersion)
 	dst = appendString(dst, u.ID)
 	dst = binary.AppendVarint(dst, int64(u.Stars))
 	dst = binary.AppendVarint(dst, u.OutstandingFen)
@@ -136,7 +135,7 @@ func appendUser(dst []byte, u *core.User) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(dict)))
 	for _, p := range dict {
-		if k, ok := versionKey(p.Version); ok {
+		if k, ok := VersionKey(p.Version); ok {
 			dst = append(dst, polTagKey)
 			dst = append(dst, k[:]...)
 		} else {
@@ -231,19 +230,8 @@ func dictIndex(dict []*core.Policy, p *core.Policy) int {
 	return 0
 }
 
-// flagByte packs eight booleans, the first in bit 0.
-func flagByte(bs ...bool) byte {
-	var f byte
-	for i, b := range bs {
-		if b {
-			f |= 1 << i
-		}
-	}
-	return f
-}
-
 // Upper bounds of the encoded size of the fixed-size parts (varints at their
-// longest), used by encodedSizeBound. A time takes at most maxTime bytes
+// longest), used by EncodedSizeBound. A time takes at most maxTime bytes
 // (the escape byte and a full uvarint).
 const (
 	maxVarint    = binary.MaxVarintLen64
@@ -254,9 +242,9 @@ const (
 		maxVarint + 1 + 1 + maxTime + 2 + maxTime + maxVarint
 )
 
-// encodedSizeBound returns an upper bound of len(appendUser(nil, u)),
+// EncodedSizeBound returns an upper bound of len(AppendUser(nil, u)),
 // cheaply (no encoding). Typical users encode to about half of it.
-func encodedSizeBound(u *core.User) int {
+func EncodedSizeBound(u *core.User) int {
 	n := userFixedMax + strBound(u.ID) + (len(u.RecentRequests)+len(u.TrustMarks))*maxTime
 	for i := range u.Orders {
 		o := &u.Orders[i]
@@ -266,185 +254,27 @@ func encodedSizeBound(u *core.User) int {
 		r := &u.Requests[i]
 		n += requestMax + strBound(r.ID) + strBound(r.OrderID) + strBound(r.MerchantRule) + strBound(r.Note)
 		if r.Policy != nil { // at most one dictionary entry per request
-			n += 1 + max(len(polKey{}), strBound(r.Policy.Version))
+			n += 1 + max(len(PolicyKey{}), strBound(r.Policy.Version))
 		}
 	}
 	return n
 }
 
-func strBound(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
-
-func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// Time encoding. Times are Unix nanoseconds where 0 means "not yet"; most
-// lie within days of the user's MaxAt and are whole seconds or milliseconds.
-// A time is one uvarint x:
-//
-//	x == 0: the time is 0
-//	x == 1: escape; a second uvarint holds d = base - t (wrapping) in full
-//	else:   x = q<<3 | unit<<1 | sign, |base - t| = q * unit (unit 1 = s,
-//	        2 = ms, 3 = ns), sign 1 when t > base
-//
-// Three days before MaxAt costs 3 bytes in seconds, 5 in milliseconds.
-const (
-	timeZero   = 0
-	timeEscape = 1
-)
-
-var timeUnits = [4]uint64{0, 1e9, 1e6, 1}
-
-func appendTime(dst []byte, base, t int64) []byte {
-	if t == 0 {
-		return append(dst, timeZero)
-	}
-	d := uint64(base) - uint64(t) // wrapping; decode reverses it exactly
-	var sign uint64
-	a := d
-	if int64(d) < 0 {
-		sign, a = 1, -d
-	}
-	unit := uint64(3)
-	switch {
-	case a%1e9 == 0:
-		unit = 1
-	case a%1e6 == 0:
-		unit = 2
-	}
-	q := a / timeUnits[unit]
-	if q >= 1<<61 {
-		dst = append(dst, timeEscape)
-		return binary.AppendUvarint(dst, d)
-	}
-	return binary.AppendUvarint(dst, q<<3|unit<<1|sign)
-}
-
-// decoder reads a record. Strings are cut from one string holding the whole
-// record, so decoding a user costs one allocation for all its strings.
-type decoder struct {
-	s   string // the whole record
-	off int
-	err error
-}
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-	d.off = len(d.s)
-}
-
-func (d *decoder) byte() byte {
-	if d.off >= len(d.s) {
-		d.fail(errShort)
-		return 0
-	}
-	b := d.s[d.off]
-	d.off++
-	return b
-}
-
-func (d *decoder) uvarint() uint64 {
-	var x uint64
-	var s uint
-	for i := 0; i < binary.MaxVarintLen64; i++ {
-		if d.off >= len(d.s) {
-			d.fail(errShort)
-			return 0
-		}
-		b := d.s[d.off]
-		d.off++
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				break
-			}
-			return x | uint64(b)<<s
-		}
-		x |= uint64(b&0x7f) << s
-		s += 7
-	}
-	d.fail(errors.New("state: varint overflows 64 bits"))
-	return 0
-}
-
-func (d *decoder) varint() int64 {
-	ux := d.uvarint()
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.s)-d.off) {
-		d.fail(errShort)
-		return ""
-	}
-	s := d.s[d.off : d.off+int(n)]
-	d.off += int(n)
-	return s
-}
-
-// count reads a slice length and checks that at least min bytes per element
-// remain, so a corrupt length cannot make the decoder allocate much.
-func (d *decoder) count(min int) int {
-	n := d.uvarint()
-	if n > uint64((len(d.s)-d.off)/min) {
-		d.fail(fmt.Errorf("state: slice length %d exceeds record", n))
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) time(base int64) int64 {
-	x := d.uvarint()
-	switch x {
-	case timeZero:
-		return 0
-	case timeEscape:
-		return int64(uint64(base) - d.uvarint())
-	}
-	unit := (x >> 1) & 3
-	if unit == 0 {
-		d.fail(fmt.Errorf("state: bad time unit in %#x", x))
-		return 0
-	}
-	a := (x >> 3) * timeUnits[unit]
-	if x&1 != 0 {
-		a = -a
-	}
-	return int64(uint64(base) - a)
-}
-
-func (d *decoder) flags(all byte) byte {
-	f := d.byte()
-	if f&^all != 0 {
-		d.fail(fmt.Errorf("state: unknown flag bits %#x", f&^all))
-	}
-	return f
-}
-
-// decodeUser decodes a record written by appendUser of this or an older
+// DecodeUser decodes a record written by AppendUser of this or an older
 // version, resolving the policies of its requests with res. It never
 // panics; a malformed record yields an error, and so does a policy version
 // res cannot resolve (ErrUnknownPolicy) or a version-1 record when res has
 // no legacy policy (ErrNoLegacyPolicy). A version-1 record gets the legacy
 // policy and the fields version 1 lacked derived from it (deriveV1).
-func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
+func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 	if len(rec) == 0 {
 		return nil, errShort
 	}
 	v := rec[0]
-	if v == 0 || v > userVersion {
-		return nil, fmt.Errorf("%w %d (this release reads up to %d)", ErrUnsupportedVersion, v, userVersion)
+	if v == 0 || v > UserVersion {
+		return nil, fmt.Errorf("%w %d (this release reads up to %d)", ErrUnsupportedVersion, v, UserVersion)
 	}
-	if v == userV1 && res.legacy == nil {
+	if v == UserV1 && res.Legacy == nil {
 		return nil, ErrNoLegacyPolicy
 	}
 	d := decoder{s: string(rec), off: 1}
@@ -463,7 +293,7 @@ func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 			dict = make([]*core.Policy, 0, n)
 		}
 		for range n {
-			var k polKey
+			var k PolicyKey
 			switch tag := d.byte(); tag {
 			case polTagKey:
 				if len(d.s)-d.off < len(k) {
@@ -475,7 +305,7 @@ func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 				if d.err != nil {
 					break
 				}
-				p, err := res.find(k)
+				p, err := res.Find(k)
 				if err != nil {
 					d.fail(err)
 				}
@@ -518,7 +348,7 @@ func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 		}
 	}
 	rfMask := byte(rfAll)
-	if v == userV1 {
+	if v == UserV1 {
 		rfMask = rfAllV1
 	}
 	if n := d.count(requestMin); n > 0 {
@@ -552,12 +382,12 @@ func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 			r.WindowEnd = d.time(base)
 			r.Inspection = core.Outcome(d.byte())
 			r.ClosedAt = d.time(base)
-			if v == userV1 {
+			if v == UserV1 {
 				continue
 			}
 			switch pi := d.uvarint(); {
 			case pi == 0:
-				r.Policy = res.legacy
+				r.Policy = res.Legacy
 			case pi <= uint64(len(dict)):
 				r.Policy = dict[pi-1]
 			default:
@@ -590,161 +420,8 @@ func decodeUser(rec []byte, res *policyResolver) (*core.User, error) {
 	if d.off != len(d.s) {
 		return nil, fmt.Errorf("state: %d trailing bytes in user record", len(d.s)-d.off)
 	}
-	if v == userV1 {
-		deriveV1(u, res.legacy)
+	if v == UserV1 {
+		deriveV1(u, res.Legacy)
 	}
 	return u, nil
-}
-
-// codeSet reads a core.CodeSet (uvarint of at most 32 bits).
-func (d *decoder) codeSet() core.CodeSet {
-	x := d.uvarint()
-	if x > 1<<32-1 {
-		d.fail(fmt.Errorf("state: code set %#x overflows", x))
-	}
-	return core.CodeSet(x)
-}
-
-// deriveV1 completes a user decoded from a version-1 record (written
-// before requests kept their policy, before the per-order ceiling and the
-// review lifecycle) as well as the record allows; the package doc
-// (Migration from version 1) states each derivation and its limits. p is
-// the store's legacy policy.
-func deriveV1(u *core.User, p *core.Policy) {
-	for i := range u.Requests {
-		r := &u.Requests[i]
-		r.Policy = p
-		// Version 1 sent trust feedback for every inspection, and a
-		// clawback for a bad one after an advance refund.
-		r.TrustSent = r.Inspection != core.OutcomeNone
-		r.ClawbackSent = r.Inspection.Bad() && r.RefundSent && r.RefundAdvance
-		// A courier's sign recorded with no compensation sent came before
-		// version 1 fired the window (otherwise it would have
-		// compensated): the courier counts as on time, so the new pickup
-		// timer does not compensate it now.
-		r.CourierOnTime = r.Pickup && !r.CompensationSent && (r.PickupDone || r.Tracked)
-		// Version 1 scheduled a pickup only when asked, except an
-		// exchange under a policy with ExchangePickup.
-		r.PickupAsked = r.Pickup && (r.Kind != core.KindExchange || !p.ExchangePickup)
-		if r.Verdict != core.VerdictApproved {
-			continue // version 1 had no review answers: review stays review
-		}
-		r.ApprovedAt = r.At
-		rule := p.RefundRule(r.Kind)
-		if r.RefundTrigger == core.TriggerPreShipment {
-			rule = core.RefundRule{Trigger: core.TriggerPreShipment}
-		}
-		r.PayTrigger, r.PayAdvance = rule.Trigger, rule.Advance
-		if r.Status == core.StatusOpen && !r.RefundSent && rule.Trigger != core.TriggerNone {
-			r.Reserved = true
-			if rule.Advance && rule.Trigger == core.TriggerTracking {
-				r.Promised = true
-				u.PromisedFen += r.AmountFen
-			}
-		}
-	}
-	for i := range u.Orders {
-		o := &u.Orders[i]
-		o.LastAt = max(o.PaidAt, o.ShippedAt, o.DeliveredAt)
-		for j := range u.Requests {
-			r := &u.Requests[j]
-			if r.OrderID != o.ID {
-				continue
-			}
-			o.LastAt = max(o.LastAt, r.At, r.RefundAt, r.ClosedAt)
-			if r.Reserved {
-				o.ReservedFen += r.AmountFen
-			}
-			if r.RefundSent && !r.ClawbackSent {
-				o.RefundedFen += r.AmountFen
-			}
-		}
-	}
-}
-
-func (d *decoder) times(base int64) []int64 {
-	n := d.count(1)
-	if n == 0 {
-		return nil
-	}
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = d.time(base)
-	}
-	return ts
-}
-
-// Meta record: b version | uv cursor | v clock.
-func appendMeta(dst []byte, cursor uint64, clock int64) []byte {
-	dst = append(dst, metaV1)
-	dst = binary.AppendUvarint(dst, cursor)
-	return binary.AppendVarint(dst, clock)
-}
-
-func decodeMeta(rec []byte) (cursor uint64, clock int64, err error) {
-	if len(rec) == 0 || rec[0] != metaV1 {
-		return 0, 0, fmt.Errorf("%w: meta record", ErrUnsupportedVersion)
-	}
-	d := decoder{s: string(rec), off: 1}
-	cursor = d.uvarint()
-	clock = d.varint()
-	if d.err == nil && d.off != len(d.s) {
-		d.err = errors.New("state: trailing bytes in meta record")
-	}
-	return cursor, clock, d.err
-}
-
-// Outbox record: b version | uv count | each: s Subject, s MsgID, s Data.
-func appendOutbox(dst []byte, msgs []OutMsg) []byte {
-	dst = append(dst, outboxV1)
-	dst = binary.AppendUvarint(dst, uint64(len(msgs)))
-	for i := range msgs {
-		m := &msgs[i]
-		dst = appendString(dst, m.Subject)
-		dst = appendString(dst, m.MsgID)
-		dst = binary.AppendUvarint(dst, uint64(len(m.Data)))
-		dst = append(dst, m.Data...)
-	}
-	return dst
-}
-
-// decodeOutbox decodes an outbox record. Data slices alias rec.
-func decodeOutbox(rec []byte) ([]OutMsg, error) {
-	if len(rec) == 0 || rec[0] != outboxV1 {
-		return nil, fmt.Errorf("%w: outbox record", ErrUnsupportedVersion)
-	}
-	// Subjects and IDs become strings (one allocation); Data aliases rec.
-	d := decoder{s: string(rec), off: 1}
-	n := d.count(3)
-	msgs := make([]OutMsg, n)
-	for i := range msgs {
-		msgs[i].Subject = d.string()
-		msgs[i].MsgID = d.string()
-		l := d.uvarint()
-		if l > uint64(len(d.s)-d.off) {
-			d.fail(errShort)
-			break
-		}
-		start := d.off
-		d.off += int(l)
-		msgs[i].Data = rec[start:d.off:d.off]
-	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	if d.off != len(d.s) {
-		return nil, errors.New("state: trailing bytes in outbox record")
-	}
-	return msgs, nil
-}
-
-// OutboxBytes returns the number of bytes msgs add to a commit's
-// transaction, to be added to [Partition.StagedBytes] when checking a batch
-// against [Store.MaxBatchBytes].
-func OutboxBytes(msgs []OutMsg) int {
-	n := 1 + maxVarint + entryOverhead + prefixLen + len(sufOutbox)
-	for i := range msgs {
-		n += strBound(msgs[i].Subject) + strBound(msgs[i].MsgID) + uvarintLen(uint64(len(msgs[i].Data))) + len(msgs[i].Data)
-	}
-	return n
 }

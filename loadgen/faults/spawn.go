@@ -1,4 +1,4 @@
-package loadgen
+package faults
 
 import (
 	"context"
@@ -53,19 +53,28 @@ type ProcessRun struct {
 type child struct {
 	name, command string
 	argv          []string
-	logPath       string
-	log           *os.File
-	readyDesc     string
-	ready         func(ctx context.Context) error // nil: none
-	keep          bool
+	// log is shared by every life of the process, appended to, so a
+	// crash's last words and the restart's first lines read in order.
+	logPath   string
+	log       *os.File
+	readyDesc string
+	ready     func(ctx context.Context) error // nil: none
+	keep      bool
 
-	mu     sync.Mutex
-	cur    *os.Process
-	done   chan struct{} // closed when the current process has been waited for; nil before the first start
+	mu   sync.Mutex
+	cur  *os.Process
+	done chan struct{} // closed when the current process has been waited for; nil before the first start
+	// paused is remembered so that stop can SIGCONT first: a stopped
+	// process does not act on SIGTERM, and the end of the run would then
+	// wait the whole grace period and SIGKILL a daemon that could have
+	// shut down cleanly.
 	paused bool
 	runs   []procRun
 }
 
+// procRun is one life: a kill9/start schedule gives a child several,
+// and the report lists each with its pid and how it ended, so that an
+// unexpected exit (a crash on restart) is told apart from the kill.
 type procRun struct {
 	pid        int
 	start, end time.Time
@@ -75,13 +84,15 @@ type procRun struct {
 // newChild prepares (does not start) a child whose output goes to a new
 // log file under dir.
 func newChild(name, command, dir, runID string, keep bool) (*child, error) {
-	argv, err := splitCommand(command)
+	argv, err := SplitCommand(command)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: spawn %s: %w", name, err)
 	}
 	if dir == "" {
 		dir = os.TempDir()
 	}
+	// The run id in the name keeps two runs side by side from writing
+	// one file; O_TRUNC because a rerun with the same id is a new run.
 	path := filepath.Join(dir, "loadgen-"+runID+"-"+name+".log")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
@@ -90,6 +101,9 @@ func newChild(name, command, dir, runID string, keep bool) (*child, error) {
 	return &child{name: name, command: command, argv: argv, logPath: path, log: f, keep: keep}, nil
 }
 
+// running reports whether the current process has not been waited for
+// yet. Called with c.mu held. Liveness is the Wait goroutine's verdict,
+// not a signal-0 probe, which a reused pid could fool.
 func (c *child) running() bool {
 	if c.done == nil {
 		return false
@@ -112,6 +126,8 @@ func (c *child) start() (int, error) {
 	fmt.Fprintf(c.log, "--- loadgen: starting %s at %s: %s\n", c.name, time.Now().Format(time.RFC3339Nano), c.command)
 	cmd := exec.Command(c.argv[0], c.argv[1:]...)
 	cmd.Stdout, cmd.Stderr = c.log, c.log // stdin: /dev/null
+	// stdin stays /dev/null: a daemon must not read loadgen's
+	// terminal, nor get its Ctrl-C (see sysProcAttr).
 	cmd.SysProcAttr = sysProcAttr(c.keep)
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", c.name, err)
@@ -121,6 +137,9 @@ func (c *child) start() (int, error) {
 	i := len(c.runs)
 	c.runs = append(c.runs, procRun{pid: p.Pid, start: time.Now()})
 	c.cur, c.done, c.paused = p, done, false
+	// Exactly one Wait per process, in its own goroutine: it reaps
+	// the zombie, records how the life ended, and closing done is
+	// what every other wait (start after sigterm, stop) selects on.
 	go func() {
 		exit := "exit status 0"
 		if err := cmd.Wait(); err != nil {
@@ -195,6 +214,9 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("%s exited before it was ready (%s); see %s", c.name, c.lastExit(), c.logPath)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready within %v (%s: %v); see %s", c.name, timeout, c.readyDesc, err, c.logPath)
+		// A probe error is not fatal: a starting daemon refuses
+		// connections until it listens. Only its exit or the
+		// timeout ends the wait, and both name the log to read.
 		case <-time.After(20 * time.Millisecond): // polling interval of the probe
 		}
 	}
@@ -245,12 +267,12 @@ func (c *child) report(base time.Time) Process {
 	return p
 }
 
-// splitCommand splits a command line into words the way a shell does for
+// SplitCommand splits a command line into words the way a shell does for
 // the simple cases: blanks separate words, '...' keeps everything
 // literally, "..." keeps blanks and honours \" and \\, a backslash
 // outside quotes escapes the next character. No variables, globs or
 // redirections: the words are the program and its arguments.
-func splitCommand(s string) ([]string, error) {
+func SplitCommand(s string) ([]string, error) {
 	var words []string
 	var w strings.Builder
 	inWord := false
@@ -330,6 +352,10 @@ func flagValue(argv []string, name string) (string, bool) {
 // the --http address, flashreturnd's default 127.0.0.1:8080 when the
 // program is flashreturnd and names none, "" when HTTP is off or the
 // program is something else.
+// /readyz rather than the NATS port: a daemon that embeds its server
+// can accept connections before it has recovered its state and
+// started consuming; /readyz is its own word that it can decide, so
+// readiness times in the report measure the whole restart.
 func daemonReadyURL(argv []string) string {
 	addr, ok := flagValue(argv, "http")
 	if !ok {
@@ -345,6 +371,8 @@ func daemonReadyURL(argv []string) string {
 	if err != nil {
 		return ""
 	}
+	// A wildcard listen address is not a place to connect to;
+	// the loopback reaches it on the same machine.
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
@@ -352,6 +380,8 @@ func daemonReadyURL(argv []string) string {
 }
 
 // natsAddr is host:port of the first server of a NATS URL list.
+// Only the first server is probed: a spawned nats-server is one
+// process, and the NATS URL list's first entry is where it listens.
 func natsAddr(urls string) (string, error) {
 	first, _, _ := strings.Cut(urls, ",")
 	u, err := url.Parse(strings.TrimSpace(first))
@@ -367,6 +397,8 @@ func natsAddr(urls string) (string, error) {
 
 // httpReady is a probe that passes when GET url answers 200.
 func httpReady(u string) func(context.Context) error {
+	// A one-second timeout per probe: a daemon that is up but hung must
+	// not stall the readiness loop beyond its own deadline.
 	client := &http.Client{Timeout: time.Second}
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -399,13 +431,44 @@ func tcpReady(addr string) func(context.Context) error {
 	}
 }
 
-// spawnAll starts the configured children (the NATS server first), each
-// waited on until ready. On error every child already started is
-// stopped.
-func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
-	kids := map[string]*child{}
-	fail := func(err error) (map[string]*child, error) {
-		stopAll(kids)
+// SpawnConfig says which processes a run starts as its children and how
+// it knows they are ready; see the Spawn fields of loadgen.Config, which
+// it mirrors. Only its zero Spawn and SpawnNATS mean "nothing to start".
+type SpawnConfig struct {
+	// NATSURL is where the target's NATS server listens; its host and
+	// port are the readiness probe of a spawned nats-server (and of a
+	// daemon with no HTTP readiness URL).
+	NATSURL string
+	// Spawn and SpawnNATS are the command lines of the daemon and of a
+	// separate nats-server; empty means not spawned.
+	Spawn, SpawnNATS string
+	// SpawnReady is the daemon's readiness URL ("" derives it from the
+	// command line, "none" waits for nothing).
+	SpawnReady string
+	// LogDir gets one log file per child; empty means os.TempDir().
+	LogDir string
+	// RunID names the log files, so that runs side by side do not
+	// share them.
+	RunID string
+	// Keep leaves the children running when they are stopped.
+	Keep bool
+	// ReadyTimeout bounds each child's wait for readiness.
+	ReadyTimeout time.Duration
+}
+
+// Children are the processes a run spawned, by fault target
+// (TargetDaemon, TargetNATS). A missing target was not spawned, and its
+// faults go to the fault command instead.
+type Children map[string]*child
+
+// SpawnAll starts the configured children (the NATS server first, since
+// the daemon cannot start without it), each waited on until ready. On
+// error every child already started is stopped, so a failed start leaves
+// no process behind.
+func SpawnAll(ctx context.Context, cfg SpawnConfig) (Children, error) {
+	kids := Children{}
+	fail := func(err error) (Children, error) {
+		kids.Stop()
 		return nil, err
 	}
 	addr, err := natsAddr(cfg.NATSURL)
@@ -413,7 +476,7 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 		return nil, err
 	}
 	if cfg.SpawnNATS != "" {
-		c, err := newChild(TargetNATS, cfg.SpawnNATS, cfg.SpawnLogDir, cfg.World.RunID, cfg.KeepSpawned)
+		c, err := newChild(TargetNATS, cfg.SpawnNATS, cfg.LogDir, cfg.RunID, cfg.Keep)
 		if err != nil {
 			return fail(err)
 		}
@@ -427,7 +490,7 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 		}
 	}
 	if cfg.Spawn != "" {
-		c, err := newChild(TargetDaemon, cfg.Spawn, cfg.SpawnLogDir, cfg.World.RunID, cfg.KeepSpawned)
+		c, err := newChild(TargetDaemon, cfg.Spawn, cfg.LogDir, cfg.RunID, cfg.Keep)
 		if err != nil {
 			return fail(err)
 		}
@@ -452,8 +515,14 @@ func spawnAll(ctx context.Context, cfg Config) (map[string]*child, error) {
 	return kids, nil
 }
 
-// stopAll stops the children, the daemon before its NATS server.
-func stopAll(kids map[string]*child) {
+// Stop stops the children, the daemon before its NATS server (the other
+// order would make the daemon's shutdown wait on a server that is gone):
+// SIGTERM, then SIGKILL after 15 s. Stopping a stopped child is a no-op,
+// so Stop may be deferred and called again.
+// 15 s leaves a clean flashreturnd shutdown (drain, commit, close
+// Badger) time to finish; a daemon that needs longer is taken as hung,
+// and waiting on it would only hold the report back.
+func (kids Children) Stop() {
 	for _, name := range []string{TargetDaemon, TargetNATS} {
 		if c := kids[name]; c != nil {
 			c.stop(15 * time.Second)
@@ -461,10 +530,28 @@ func stopAll(kids map[string]*child) {
 	}
 }
 
-// spawnPartitions is the --partitions of a spawned flashreturnd command
-// line, or 0.
-func spawnPartitions(command string) int {
-	argv, err := splitCommand(command)
+// Report lists the children as reported, the NATS server first (the
+// order it was started in), times relative to base; nil when none was
+// spawned, so that a report without children has no processes field.
+func (kids Children) Report(base time.Time) []Process {
+	var out []Process
+	for _, name := range []string{TargetNATS, TargetDaemon} {
+		if c := kids[name]; c != nil {
+			out = append(out, c.report(base))
+		}
+	}
+	return out
+}
+
+// SpawnPartitions is the --partitions of a spawned flashreturnd command
+// line, or 0 when it names none or the line does not parse (the caller
+// then uses its own default).
+// It exists so that the decision gaps are measured per partition with
+// the daemon's own count: with a different count, decisions would be
+// mapped to partitions the daemon does not have and the per-partition
+// gaps would mix partitions.
+func SpawnPartitions(command string) int {
+	argv, err := SplitCommand(command)
 	if err != nil {
 		return 0
 	}

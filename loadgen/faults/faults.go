@@ -1,4 +1,4 @@
-package loadgen
+package faults
 
 import (
 	"context"
@@ -143,12 +143,12 @@ const (
 
 var stateNames = [...]string{stateRunning: "running", stateStopped: "stopped", statePaused: "paused"}
 
-// validateFaults checks a schedule against the targets: faults on a
+// Validate checks a schedule against the targets: faults on a
 // spawned target must be actions loadgen knows, in an order that makes
 // sense (start only what is stopped, sigcont only what is paused, ...),
 // and leave the target running at the end, since a run cannot drain
 // without it; faults on any other target need a fault command.
-func validateFaults(faults []Fault, spawned map[string]bool, haveCmd bool) error {
+func Validate(faults []Fault, spawned map[string]bool, haveCmd bool) error {
 	state := map[string]procState{}
 	for _, f := range faults {
 		if !spawned[f.Target] {
@@ -248,6 +248,9 @@ type FaultResult struct {
 // modulo p, what nats-server's {{partition(p,2)}} transform computes (the
 // contract's layout). loadgen keeps its own copy: it imports nothing of
 // the daemon.
+// If p differs from the target's count, the partition figures are
+// still computed but mean nothing: each bucket then mixes several of
+// the daemon's partitions, and a stalled one hides among live ones.
 func partitionOf(user string, p int) int {
 	if p <= 0 {
 		return 0
@@ -260,21 +263,29 @@ func partitionOf(user string, p int) int {
 	return int(h % uint32(p))
 }
 
-// decisionLog records when each partition's decisions arrived, for the
+// DecisionLog records when each partition's decisions arrived, for the
 // decision gaps. Safe for concurrent use.
-type decisionLog struct {
+type DecisionLog struct {
 	base time.Time
 	mu   sync.Mutex
 	at   [][]time.Duration // per partition, offsets after base
 }
 
-func newDecisionLog(base time.Time, partitions int) *decisionLog {
-	return &decisionLog{base: base, at: make([][]time.Duration, partitions)}
+// NewDecisionLog returns an empty log for a target of the given
+// partition count, offsets counted from base (the run's first scheduled
+// send, so that they compare with the faults' AtSec).
+func NewDecisionLog(base time.Time, partitions int) *DecisionLog {
+	return &DecisionLog{base: base, at: make([][]time.Duration, partitions)}
 }
 
-// output notes one FR_OUT message that arrived at now; only decisions
+// Output notes one FR_OUT message that arrived at now; only decisions
 // count.
-func (d *decisionLog) output(subject string, now time.Time) {
+// The time is the arrival at loadgen, not the decision's own time:
+// a gap therefore includes any delay between FR_OUT and the
+// consumer, which is what a downstream client would see too. Only
+// decisions count because they are the target's answer to load;
+// timer outputs (resolutions, compensations) are not paced by it.
+func (d *DecisionLog) Output(subject string, now time.Time) {
 	user, ok := strings.CutPrefix(subject, "fr.out.decision.")
 	if !ok {
 		return
@@ -285,8 +296,8 @@ func (d *decisionLog) output(subject string, now time.Time) {
 	d.mu.Unlock()
 }
 
-// sorted returns the arrivals per partition in time order.
-func (d *decisionLog) sorted() [][]time.Duration {
+// Sorted returns the arrivals per partition in time order.
+func (d *DecisionLog) Sorted() [][]time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([][]time.Duration, len(d.at))
@@ -301,6 +312,11 @@ func (d *decisionLog) sorted() [][]time.Duration {
 // decision that starts at from or at a decision after it and ends at a
 // decision before to; -1 for a partition without a decision in (from, to).
 // at holds each partition's decision times in order.
+// The stretch starts at the fault, not at the last decision before it:
+// a gap is the outage after the fault, and the calm before it (low
+// rate, a quiet partition) is not the fault's doing. It ends at the
+// last decision before to, so that the next fault's outage is not
+// added to this one.
 func partitionGaps(at [][]time.Duration, from, to time.Duration) []float64 {
 	gaps := make([]float64, len(at))
 	for p, ts := range at {
@@ -320,10 +336,14 @@ func partitionGaps(at [][]time.Duration, from, to time.Duration) []float64 {
 	return gaps
 }
 
-// setGaps fills the decision-gap fields of faults (carried out at AtSec,
+// SetGaps fills the decision-gap fields of faults (carried out at AtSec,
 // in schedule order) from the decisions' arrival times per partition; end
 // is when the run stopped listening.
-func setGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
+// A fault that failed (Error set) does not end the previous window:
+// it disrupted nothing, so the outage before it is still one outage.
+// Recovering actions (start, sigcont) do not end it either: the gap
+// of a kill must span the restart that ends it.
+func SetGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 	var all []time.Duration
 	for _, ts := range at {
 		all = append(all, ts...)
@@ -347,6 +367,8 @@ func setGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 			}
 		}
 		f.WindowEndSec = to.Seconds()
+		// Rounded to 0.1 ms: finer digits are below the scheduling
+		// noise of a loaded machine and only make reports differ.
 		f.GapMs = round(partitionGaps([][]time.Duration{all}, from, to)[0])
 		f.PartitionGapsMs = partitionGaps(at, from, to)
 		var got []float64
@@ -364,11 +386,11 @@ func setGaps(faults []FaultResult, at [][]time.Duration, end time.Duration) {
 	}
 }
 
-// faultRunner carries out a schedule during a run: itself for the
+// Runner carries out a schedule during a run: itself for the
 // processes it spawned, through the fault command for other targets.
-type faultRunner struct {
+type Runner struct {
 	faults       []Fault
-	kids         map[string]*child
+	kids         Children
 	cmd          string
 	base         time.Time
 	log          io.Writer
@@ -379,9 +401,22 @@ type faultRunner struct {
 	probes  sync.WaitGroup // readiness probes after starts
 }
 
-// run carries out the faults at their offsets until they are done or ctx
+// NewRunner returns the runner of schedule fs (in time order, as
+// [ParseFaults] leaves it), offsets counted from base. It carries out a
+// fault itself when kids has its target and through cmd (sh -c) when not;
+// each fault is logged to log (nil: not logged) as it happens, and a
+// restarted process gets readyTimeout to be ready.
+func NewRunner(fs []Fault, kids Children, cmd string, base time.Time, log io.Writer, readyTimeout time.Duration) *Runner {
+	return &Runner{faults: fs, kids: kids, cmd: cmd, base: base, log: log, readyTimeout: readyTimeout}
+}
+
+// Run carries out the faults at their offsets until they are done or ctx
 // ends; the faults not reached are reported as such.
-func (fr *faultRunner) run(ctx context.Context) {
+// Faults are carried out one after another in this goroutine, each
+// at its offset from the run's base: the schedule is part of the
+// test's definition, so a fault is not skipped when the previous one
+// ran late, only delayed; AtSec records when it really happened.
+func (fr *Runner) Run(ctx context.Context) {
 	defer fr.probes.Wait()
 	for i, f := range fr.faults {
 		if d := time.Until(fr.base.Add(f.At)); d > 0 {
@@ -412,15 +447,19 @@ func (fr *faultRunner) run(ctx context.Context) {
 	}
 }
 
-func (fr *faultRunner) by(f Fault) string {
+// by names who carried out f, for the report: a fault the fault
+// command carried out has no pid and no readiness figure, and the
+// reader must know why.
+func (fr *Runner) by(f Fault) string {
 	if fr.kids[f.Target] != nil {
 		return "loadgen"
 	}
 	return "fault-cmd"
 }
 
-// report returns the faults as carried out; call after run returned.
-func (fr *faultRunner) report() []FaultResult {
+// Report returns the faults as carried out; call it after Run returned
+// (the results of a fault still in progress would be missing).
+func (fr *Runner) Report() []FaultResult {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	return slices.Clone(fr.results)
@@ -428,7 +467,7 @@ func (fr *faultRunner) report() []FaultResult {
 
 var faultSignals = map[string]os.Signal{FaultKill9: sigKill, FaultSigterm: sigTerm, FaultSigstop: sigStop, FaultSigcont: sigCont}
 
-func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
+func (fr *Runner) do(ctx context.Context, f Fault) FaultResult {
 	res := FaultResult{Target: f.Target, Action: f.Action, PlannedSec: f.At.Seconds(), By: fr.by(f)}
 	c := fr.kids[f.Target]
 	if c == nil {
@@ -449,6 +488,9 @@ func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
 	// new one must not open the same data directory before it is gone.
 	select {
 	case <-c.exited():
+	// Bounded: a previous life that ignores SIGTERM for 20 s is
+	// reported by start's error (still running) rather than
+	// stalling the schedule.
 	case <-time.After(20 * time.Second):
 	case <-ctx.Done():
 	}
@@ -464,6 +506,9 @@ func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
 	if c.ready != nil {
 		started := time.Now()
 		fr.probes.Add(1)
+		// Probed in the background so the next fault is not held up by a
+		// slow start; Run waits for the probes before it returns, so the
+		// report has every ReadySec.
 		go func() {
 			defer fr.probes.Done()
 			if c.waitReady(ctx, fr.readyTimeout) == nil {
@@ -481,7 +526,10 @@ func (fr *faultRunner) do(ctx context.Context, f Fault) FaultResult {
 // (and the planned offset in seconds in FLASHRETURN_FAULT_AT). It returns
 // the tail of its output and an error text if it failed or took more than
 // a minute.
-func (fr *faultRunner) command(ctx context.Context, f Fault) (output, errText string) {
+// The one-minute bound keeps a hung fault command (a container
+// runtime that does not answer) from freezing the schedule; only the
+// last 1024 bytes of its output are kept, which is where an error is.
+func (fr *Runner) command(ctx context.Context, f Fault) (output, errText string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", fr.cmd, "loadgen-fault", f.Action, f.Target)
@@ -496,4 +544,21 @@ func (fr *faultRunner) command(ctx context.Context, f Fault) (output, errText st
 		errText = "fault command: " + err.Error()
 	}
 	return output, errText
+}
+
+// ms is d in milliseconds, the unit of every gap in the report.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sleepCtx sleeps for d or until ctx ends, whichever is first; it
+// returns ctx's error in the second case, so that a cancelled run stops
+// between two faults instead of carrying out the rest of its schedule.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -1,10 +1,13 @@
-package loadgen
+package audit
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
 
 // fixture is a hand-built world and what a run saw of it, for the
@@ -12,13 +15,13 @@ import (
 // explicit positions (the history the world would have recorded).
 type fixture struct {
 	t  *testing.T
-	g  *Generator
-	tr *tracker
+	g  *world.Generator
+	tr *Tracker
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	g, err := NewGenerator(WorldOptions{Seed: 1, RunID: "a", Shoppers: 4, Merchants: 2})
+	g, err := world.NewGenerator(world.Options{Seed: 1, RunID: "a", Shoppers: 4, Merchants: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,14 +30,14 @@ func newFixture(t *testing.T) *fixture {
 
 // order adds an order of shopper 0 paid paid fen.
 func (f *fixture) order(paid int64) int32 {
-	f.g.Orders = append(f.g.Orders, Order{Shopper: 0, Merchant: 0, PaidFen: paid})
+	f.g.Orders = append(f.g.Orders, world.Order{Shopper: 0, Merchant: 0, PaidFen: paid})
 	return int32(len(f.g.Orders) - 1)
 }
 
 // req adds a request sent at position pos (Event.N+1) and returns its
 // index; mod adjusts it.
-func (f *fixture) req(order int32, kind string, pos int64, mod func(r *Request)) int {
-	r := Request{Order: order, Shopper: 0, Kind: kind, Reason: "no_reason", Stars: 5, hist: reqHist{sent: pos}}
+func (f *fixture) req(order int32, kind string, pos int64, mod func(r *world.Request)) int {
+	r := world.Request{Order: order, Shopper: 0, Kind: kind, Reason: "no_reason", Stars: 5, Hist: world.History{Sent: pos}}
 	if mod != nil {
 		mod(&r)
 	}
@@ -44,9 +47,9 @@ func (f *fixture) req(order int32, kind string, pos int64, mod func(r *Request))
 
 // send marks every request sent (call once, after the requests are built).
 func (f *fixture) send() {
-	f.tr = newTracker(f.g, time.Now())
+	f.tr = NewTracker(f.g, time.Now())
 	for i := range f.g.Requests {
-		f.tr.requestSent(int32(i), 0)
+		f.tr.RequestSent(int32(i), 0)
 	}
 }
 
@@ -60,7 +63,7 @@ func (f *fixture) outPolicy(kind string, i int, fields, policy string) {
 	if fields != "" {
 		fields = "," + fields
 	}
-	f.tr.output("fr.out."+kind+".u", []byte(fmt.Sprintf(`{"request_id":%q,"policy":%s%s}`, f.g.RequestID(int32(i)), policy, fields)),
+	f.tr.Output("fr.out."+kind+".u", []byte(fmt.Sprintf(`{"request_id":%q,"policy":%s%s}`, f.g.RequestID(int32(i)), policy, fields)),
 		time.Now())
 }
 
@@ -69,7 +72,7 @@ func (f *fixture) decide(i int, decision string, reasons ...string) {
 	if len(reasons) > 0 {
 		rs = `["` + strings.Join(reasons, `","`) + `"]`
 	}
-	f.out(outDecisionKind, i, fmt.Sprintf(`"decision":%q,"reasons":%s`, decision, rs))
+	f.out(contract.OutDecision, i, fmt.Sprintf(`"decision":%q,"reasons":%s`, decision, rs))
 }
 
 func (f *fixture) resolve(i int, outcome, by string, reasons ...string) {
@@ -77,17 +80,17 @@ func (f *fixture) resolve(i int, outcome, by string, reasons ...string) {
 	if len(reasons) > 0 {
 		rs = `["` + strings.Join(reasons, `","`) + `"]`
 	}
-	f.out(outResolutionKind, i, fmt.Sprintf(`"outcome":%q,"by":%q,"reasons":%s`, outcome, by, rs))
+	f.out(contract.OutResolution, i, fmt.Sprintf(`"outcome":%q,"by":%q,"reasons":%s`, outcome, by, rs))
 }
 
 func (f *fixture) refund(i int, fen int64, trigger string, advance bool) {
-	f.out(outRefundKind, i, fmt.Sprintf(`"amount_fen":%d,"trigger":%q,"advance":%v`, fen, trigger, advance))
+	f.out(contract.OutRefund, i, fmt.Sprintf(`"amount_fen":%d,"trigger":%q,"advance":%v`, fen, trigger, advance))
 }
 
 // check runs the audit and returns the named check.
 func (f *fixture) check(name string) Check {
 	f.t.Helper()
-	for _, c := range audit(auditInput{gen: f.g, tr: f.tr, expectDecisions: true, policy: "tmall-fast-return"}) {
+	for _, c := range Run(Input{Gen: f.g, Tracker: f.tr, ExpectDecisions: true, Policy: "tmall-fast-return"}) {
 		if c.Name == name {
 			return c
 		}
@@ -96,15 +99,17 @@ func (f *fixture) check(name string) Check {
 	return Check{}
 }
 
-func answered(pos int64, approve bool, by string) func(r *Request) {
-	return func(r *Request) { r.hist.answers = append(r.hist.answers, answer{pos: pos, approve: approve, by: by}) }
+func answered(pos int64, approve bool, by string) func(r *world.Request) {
+	return func(r *world.Request) {
+		r.Hist.Answers = append(r.Hist.Answers, world.Answer{Pos: pos, Approve: approve, By: by})
+	}
 }
 
-func aged(r *Request)       { r.Aged, r.Shift = true, agedShift }
-func unreturned(r *Request) { r.Aged, r.Unreturned, r.Shift = true, true, unreturnedShift }
+func aged(r *world.Request)       { r.Aged, r.Shift = true, world.AgedShift }
+func unreturned(r *world.Request) { r.Aged, r.Unreturned, r.Shift = true, true, world.UnreturnedShift }
 
-func both(mods ...func(r *Request)) func(r *Request) {
-	return func(r *Request) {
+func both(mods ...func(r *world.Request)) func(r *world.Request) {
+	return func(r *world.Request) {
 		for _, m := range mods {
 			m(r)
 		}
@@ -125,227 +130,227 @@ func TestLifecycleChecks(t *testing.T) {
 		{"answer resolves", "review_resolved", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "merchant")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "merchant")
 		}},
 		{"answer ignored", "review_resolved", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
+			f.decide(i, contract.DecisionReview, "credit_low")
 		}},
 		{"answer by the wrong person", "review_resolved", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "platform")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "platform")
 		}},
 		{"second answer counted", "review_resolved", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, both(answered(3, true, "merchant"), answered(4, false, "platform")))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionRejected, "platform")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionRejected, "platform")
 		}},
 		{"approval over the ceiling rejected", "review_resolved", false, func(f *fixture) {
 			i := f.req(f.order(10000), "refund_only", 1, answered(3, true, "platform"))
 			f.send()
-			f.decide(i, decisionReview, "kind_not_eligible")
-			f.resolve(i, resolutionRejected, "platform", reasonAmountExceedsPaid)
+			f.decide(i, contract.DecisionReview, "kind_not_eligible")
+			f.resolve(i, contract.ResolutionRejected, "platform", contract.ReasonAmountExceedsPaid)
 		}},
 		{"deadline passed: timeout, late answer ignored", "review_resolved", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, false, "merchant")))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, byTimeout)
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, contract.ByTimeout)
 		}},
 		{"late answer counted", "review_resolved", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, false, "merchant")))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionRejected, "merchant")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionRejected, "merchant")
 		}},
 		{"deadline passed, nothing", "review_resolved", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, aged)
 			f.send()
-			f.decide(i, decisionReview, "outside_window")
+			f.decide(i, contract.DecisionReview, "outside_window")
 		}},
 		{"safety waits for a person", "resolution_has_reason", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, aged)
 			f.send()
-			f.decide(i, decisionReview, reasonExposureCap)
+			f.decide(i, contract.DecisionReview, contract.ReasonExposureCap)
 		}},
 		{"safety answered late", "review_resolved", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, both(aged, answered(3, true, "platform")))
 			f.send()
-			f.decide(i, decisionReview, reasonTrustFlagged)
-			f.resolve(i, resolutionApproved, "platform")
+			f.decide(i, contract.DecisionReview, contract.ReasonTrustFlagged)
+			f.resolve(i, contract.ResolutionApproved, "platform")
 		}},
 
 		{"approved at once, stray answer acted on", "resolution_has_reason", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, false, "merchant"))
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionRejected, "merchant")
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionRejected, "merchant")
 		}},
 		{"approved at once, closed", "resolution_has_reason", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, byTimeout)
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
 		}},
 		{"timeout within the deadline", "resolution_has_reason", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, nil)
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, byTimeout)
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, contract.ByTimeout)
 		}},
 		{"timeout after a safety rule", "resolution_has_reason", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, aged)
 			f.send()
-			f.decide(i, decisionReview, "credit_low", reasonVelocityCap)
-			f.resolve(i, resolutionApproved, byTimeout)
+			f.decide(i, contract.DecisionReview, "credit_low", contract.ReasonVelocityCap)
+			f.resolve(i, contract.ResolutionApproved, contract.ByTimeout)
 		}},
 		{"rejected, then resolved", "resolution_has_reason", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
 			f.send()
-			f.decide(i, decisionRejected, reasonDuplicateRequest)
-			f.resolve(i, resolutionApproved, "merchant")
+			f.decide(i, contract.DecisionRejected, contract.ReasonDuplicateRequest)
+			f.resolve(i, contract.ResolutionApproved, "merchant")
 		}},
 		{"answer after a cancellation", "resolution_has_reason", true, func(f *fixture) {
-			i := f.req(f.order(10000), "return_refund", 1, both(func(r *Request) { r.hist.cancel = 2 }, answered(3, true, "merchant")))
+			i := f.req(f.order(10000), "return_refund", 1, both(func(r *world.Request) { r.Hist.Cancel = 2 }, answered(3, true, "merchant")))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "merchant")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "merchant")
 		}},
 		{"two resolutions", "resolution_has_reason", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(3, true, "merchant"))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "merchant")
-			f.resolve(i, resolutionRejected, "merchant")
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "merchant")
+			f.resolve(i, contract.ResolutionRejected, "merchant")
 		}},
 
 		{"unreturned closed", "return_deadline_close", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, byTimeout)
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
 		}},
 		{"unreturned never closed", "return_deadline_close", true, func(f *fixture) {
 			i := f.req(f.order(10000), "exchange", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
+			f.decide(i, contract.DecisionApproved)
 		}},
 		{"closed within the deadline", "return_deadline_close", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, aged)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, byTimeout)
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
 		}},
 		{"closed by a person", "return_deadline_close", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, "merchant")
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, "merchant")
 		}},
 
 		{"advance clawed back", "not_returned_clawback", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerApproval, true)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
-			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerApproval, true)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutClawback, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.out(contract.OutTrust, i, `"outcome":"not_returned","penalty":50`)
 		}},
 		{"goods advanced clawed back", "not_returned_clawback", false, func(f *fixture) {
-			i := f.req(f.order(10000), "exchange", 1, both(unreturned, func(r *Request) { r.AmountFen = 7000 }))
+			i := f.req(f.order(10000), "exchange", 1, both(unreturned, func(r *world.Request) { r.AmountFen = 7000 }))
 			f.send()
-			f.decide(i, decisionApproved)
-			f.out(outPickupKind, i, `"replace":true`)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outClawbackKind, i, `"amount_fen":7000,"outcome":"not_returned"`)
-			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+			f.decide(i, contract.DecisionApproved)
+			f.out(contract.OutPickup, i, `"replace":true`)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutClawback, i, `"amount_fen":7000,"outcome":"not_returned"`)
+			f.out(contract.OutTrust, i, `"outcome":"not_returned","penalty":50`)
 		}},
 		{"advance not clawed back", "not_returned_clawback", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerApproval, true)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerApproval, true)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutTrust, i, `"outcome":"not_returned","penalty":50`)
 		}},
 		{"clawback of the wrong amount", "not_returned_clawback", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerApproval, true)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outClawbackKind, i, `"amount_fen":5000,"outcome":"not_returned"`)
-			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":50`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerApproval, true)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutClawback, i, `"amount_fen":5000,"outcome":"not_returned"`)
+			f.out(contract.OutTrust, i, `"outcome":"not_returned","penalty":50`)
 		}},
 		{"wrong penalty", "not_returned_clawback", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerApproval, true)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
-			f.out(outTrustKind, i, `"outcome":"not_returned","penalty":20`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerApproval, true)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutClawback, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.out(contract.OutTrust, i, `"outcome":"not_returned","penalty":20`)
 		}},
 		{"promise released, nothing to claw back", "not_returned_clawback", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, byTimeout)
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
 		}},
 		{"clawback of nothing advanced", "not_returned_clawback", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, unreturned)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.resolve(i, resolutionClosed, byTimeout)
-			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.decide(i, contract.DecisionApproved)
+			f.resolve(i, contract.ResolutionClosed, contract.ByTimeout)
+			f.out(contract.OutClawback, i, `"amount_fen":10000,"outcome":"not_returned"`)
 		}},
 		{"not_returned without a close", "not_returned_clawback", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, nil)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerTracking, true)
-			f.out(outClawbackKind, i, `"amount_fen":10000,"outcome":"not_returned"`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerTracking, true)
+			f.out(contract.OutClawback, i, `"amount_fen":10000,"outcome":"not_returned"`)
 		}},
 
 		{"reviewed approval refunds at inspection", "reviewed_not_advanced", false, func(f *fixture) {
-			i := f.req(f.order(10000), "return_refund", 1, both(answered(2, true, "merchant"), func(r *Request) { r.hist.inspect = 5 }))
+			i := f.req(f.order(10000), "return_refund", 1, both(answered(2, true, "merchant"), func(r *world.Request) { r.Hist.Inspect = 5 }))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "merchant")
-			f.refund(i, 10000, triggerInspection, false)
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "merchant")
+			f.refund(i, 10000, contract.TriggerInspection, false)
 		}},
 		{"reviewed approval advances", "reviewed_not_advanced", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, answered(2, true, "merchant"))
 			f.send()
-			f.decide(i, decisionReview, "credit_low")
-			f.resolve(i, resolutionApproved, "merchant")
-			f.refund(i, 10000, triggerTracking, true)
+			f.decide(i, contract.DecisionReview, "credit_low")
+			f.resolve(i, contract.ResolutionApproved, "merchant")
+			f.refund(i, 10000, contract.TriggerTracking, true)
 		}},
 
 		{"one policy everywhere", "policy_on_every_output", false, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, nil)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.refund(i, 10000, triggerTracking, true)
-			f.out(outPickupKind, i, `"replace":false`)
+			f.decide(i, contract.DecisionApproved)
+			f.refund(i, 10000, contract.TriggerTracking, true)
+			f.out(contract.OutPickup, i, `"replace":false`)
 		}},
 		{"output without policy version", "policy_on_every_output", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, nil)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.outPolicy(outRefundKind, i, `"amount_fen":10000`, `{"name":"tmall-fast-return"}`)
+			f.decide(i, contract.DecisionApproved)
+			f.outPolicy(contract.OutRefund, i, `"amount_fen":10000`, `{"name":"tmall-fast-return"}`)
 		}},
 		{"output under another policy", "policy_on_every_output", true, func(f *fixture) {
 			i := f.req(f.order(10000), "return_refund", 1, nil)
 			f.send()
-			f.decide(i, decisionApproved)
-			f.outPolicy(outTrustKind, i, `"outcome":"ok"`, `{"name":"jd-lightning-refund","version":"v2"}`)
+			f.decide(i, contract.DecisionApproved)
+			f.outPolicy(contract.OutTrust, i, `"outcome":"ok"`, `{"name":"jd-lightning-refund","version":"v2"}`)
 		}},
 
 		// tmall promises the advance at approval: three 200000 approvals
@@ -356,7 +361,7 @@ func TestLifecycleChecks(t *testing.T) {
 			}
 			f.send()
 			for k := range 3 {
-				f.decide(k, decisionApproved)
+				f.decide(k, contract.DecisionApproved)
 			}
 		}},
 		{"third sent to review", "exposure_cap_kept", false, func(f *fixture) {
@@ -364,38 +369,38 @@ func TestLifecycleChecks(t *testing.T) {
 				f.req(f.order(200000), "return_refund", 1+k, nil)
 			}
 			f.send()
-			f.decide(0, decisionApproved)
-			f.decide(1, decisionApproved)
-			f.decide(2, decisionReview, reasonExposureCap)
+			f.decide(0, contract.DecisionApproved)
+			f.decide(1, contract.DecisionApproved)
+			f.decide(2, contract.DecisionReview, contract.ReasonExposureCap)
 		}},
 		{"inspection releases", "exposure_cap_kept", false, func(f *fixture) {
-			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			f.req(f.order(200000), "return_refund", 1, func(r *world.Request) { r.Hist.Back, r.Hist.Inspect = 2, 3 })
 			f.req(f.order(200000), "return_refund", 4, nil)
 			f.req(f.order(200000), "return_refund", 5, nil)
 			f.send()
 			for k := range 3 {
-				f.decide(k, decisionApproved)
+				f.decide(k, contract.DecisionApproved)
 			}
-			f.refund(0, 200000, triggerTracking, true)
+			f.refund(0, 200000, contract.TriggerTracking, true)
 		}},
 		{"cancellation before the refund releases", "exposure_cap_kept", false, func(f *fixture) {
-			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.cancel = 2 })
+			f.req(f.order(200000), "return_refund", 1, func(r *world.Request) { r.Hist.Cancel = 2 })
 			f.req(f.order(200000), "return_refund", 3, nil)
 			f.req(f.order(200000), "return_refund", 4, nil)
 			f.send()
 			for k := range 3 {
-				f.decide(k, decisionApproved)
+				f.decide(k, contract.DecisionApproved)
 			}
 		}},
 		{"cancellation after the refund does not", "exposure_cap_kept", true, func(f *fixture) {
-			f.req(f.order(200000), "return_refund", 1, func(r *Request) { r.hist.back, r.hist.cancel = 2, 3 })
+			f.req(f.order(200000), "return_refund", 1, func(r *world.Request) { r.Hist.Back, r.Hist.Cancel = 2, 3 })
 			f.req(f.order(200000), "return_refund", 4, nil)
 			f.req(f.order(200000), "return_refund", 5, nil)
 			f.send()
 			for k := range 3 {
-				f.decide(k, decisionApproved)
+				f.decide(k, contract.DecisionApproved)
 			}
-			f.refund(0, 200000, triggerTracking, true)
+			f.refund(0, 200000, contract.TriggerTracking, true)
 		}},
 		{"close releases", "exposure_cap_kept", false, func(f *fixture) {
 			f.req(f.order(200000), "return_refund", 1, unreturned)
@@ -403,14 +408,14 @@ func TestLifecycleChecks(t *testing.T) {
 			f.req(f.order(200000), "return_refund", 3, nil)
 			f.send()
 			for k := range 3 {
-				f.decide(k, decisionApproved)
+				f.decide(k, contract.DecisionApproved)
 			}
-			f.resolve(0, resolutionClosed, byTimeout)
+			f.resolve(0, contract.ResolutionClosed, contract.ByTimeout)
 		}},
 		{"one request over the cap", "exposure_cap_kept", true, func(f *fixture) {
 			i := f.req(f.order(600000), "refund_only", 1, nil)
 			f.send()
-			f.decide(i, decisionApproved)
+			f.decide(i, contract.DecisionApproved)
 		}},
 
 		{"refunded twice over two requests", "order_refunds_within_paid", true, func(f *fixture) {
@@ -418,31 +423,31 @@ func TestLifecycleChecks(t *testing.T) {
 			a := f.req(o, "refund_only", 1, nil)
 			b := f.req(o, "refund_only", 2, nil)
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 10000, triggerApproval, false)
-			f.decide(b, decisionApproved)
-			f.refund(b, 10000, triggerApproval, false)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 10000, contract.TriggerApproval, false)
+			f.decide(b, contract.DecisionApproved)
+			f.refund(b, 10000, contract.TriggerApproval, false)
 		}},
 		{"6000 then 4000", "order_refunds_within_paid", false, func(f *fixture) {
 			o := f.order(10000)
-			a := f.req(o, "refund_only", 1, func(r *Request) { r.AmountFen = 6000 })
-			b := f.req(o, "refund_only", 2, func(r *Request) { r.AmountFen = 4000 })
+			a := f.req(o, "refund_only", 1, func(r *world.Request) { r.AmountFen = 6000 })
+			b := f.req(o, "refund_only", 2, func(r *world.Request) { r.AmountFen = 4000 })
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 6000, triggerApproval, false)
-			f.decide(b, decisionApproved)
-			f.refund(b, 4000, triggerApproval, false)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 6000, contract.TriggerApproval, false)
+			f.decide(b, contract.DecisionApproved)
+			f.refund(b, 4000, contract.TriggerApproval, false)
 		}},
 		{"clawback gives the ceiling back", "order_refunds_within_paid", false, func(f *fixture) {
 			o := f.order(10000)
-			a := f.req(o, "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			a := f.req(o, "return_refund", 1, func(r *world.Request) { r.Hist.Back, r.Hist.Inspect = 2, 3 })
 			b := f.req(o, "refund_only", 4, nil)
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 10000, triggerTracking, true)
-			f.out(outClawbackKind, a, `"amount_fen":10000,"outcome":"empty_box"`)
-			f.decide(b, decisionApproved)
-			f.refund(b, 10000, triggerApproval, false)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 10000, contract.TriggerTracking, true)
+			f.out(contract.OutClawback, a, `"amount_fen":10000,"outcome":"empty_box"`)
+			f.decide(b, contract.DecisionApproved)
+			f.refund(b, 10000, contract.TriggerApproval, false)
 		}},
 
 		{"second request over the ceiling rejected", "order_ceiling_rejects", false, func(f *fixture) {
@@ -450,36 +455,36 @@ func TestLifecycleChecks(t *testing.T) {
 			a := f.req(o, "refund_only", 1, nil)
 			b := f.req(o, "refund_only", 5, nil)
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 10000, triggerApproval, false)
-			f.decide(b, decisionRejected, reasonAmountExceedsPaid)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 10000, contract.TriggerApproval, false)
+			f.decide(b, contract.DecisionRejected, contract.ReasonAmountExceedsPaid)
 		}},
 		{"second request over the ceiling approved", "order_ceiling_rejects", true, func(f *fixture) {
 			o := f.order(10000)
-			a := f.req(o, "return_refund", 1, func(r *Request) { r.hist.back, r.hist.inspect = 2, 3 })
+			a := f.req(o, "return_refund", 1, func(r *world.Request) { r.Hist.Back, r.Hist.Inspect = 2, 3 })
 			b := f.req(o, "return_refund", 5, nil)
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 10000, triggerTracking, true)
-			f.decide(b, decisionApproved)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 10000, contract.TriggerTracking, true)
+			f.decide(b, contract.DecisionApproved)
 		}},
 		{"4000 after 6000 allowed", "order_ceiling_allows", false, func(f *fixture) {
 			o := f.order(10000)
-			a := f.req(o, "refund_only", 1, func(r *Request) { r.AmountFen = 6000 })
-			b := f.req(o, "refund_only", 5, func(r *Request) { r.AmountFen = 4000 })
+			a := f.req(o, "refund_only", 1, func(r *world.Request) { r.AmountFen = 6000 })
+			b := f.req(o, "refund_only", 5, func(r *world.Request) { r.AmountFen = 4000 })
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 6000, triggerApproval, false)
-			f.decide(b, decisionApproved)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 6000, contract.TriggerApproval, false)
+			f.decide(b, contract.DecisionApproved)
 		}},
 		{"4000 after 6000 refused", "order_ceiling_allows", true, func(f *fixture) {
 			o := f.order(10000)
-			a := f.req(o, "return_refund", 1, func(r *Request) { r.AmountFen, r.hist.back, r.hist.inspect = 6000, 2, 3 })
-			b := f.req(o, "refund_only", 5, func(r *Request) { r.AmountFen = 4000 })
+			a := f.req(o, "return_refund", 1, func(r *world.Request) { r.AmountFen, r.Hist.Back, r.Hist.Inspect = 6000, 2, 3 })
+			b := f.req(o, "refund_only", 5, func(r *world.Request) { r.AmountFen = 4000 })
 			f.send()
-			f.decide(a, decisionApproved)
-			f.refund(a, 6000, triggerTracking, true)
-			f.decide(b, decisionRejected, reasonAmountExceedsPaid)
+			f.decide(a, contract.DecisionApproved)
+			f.refund(a, 6000, contract.TriggerTracking, true)
+			f.decide(b, contract.DecisionRejected, contract.ReasonAmountExceedsPaid)
 		}},
 	}
 	for _, c := range cases {
@@ -508,18 +513,18 @@ func TestInvalidInputChecks(t *testing.T) {
 		}
 	}
 	dead := func(fx *fixture, subject, reason string) {
-		fx.g.Bads = append(fx.g.Bads, Bad{Reason: reasonUnknownRequest, Subject: "fr.in.logistics.ua-0", Type: typeTracking, Shopper: 0, Order: -1, Follow: -1})
+		fx.g.Bads = append(fx.g.Bads, world.Bad{Reason: contract.ReasonUnknownRequest, Subject: "fr.in.logistics.ua-0", Type: contract.TypeTracking, Shopper: 0, Order: -1, Follow: -1})
 		payload := []byte(`{"event_id":"ea-9","request_id":"qa-9"}`)
-		fx.tr.badSentRec(int32(len(fx.g.Bads)-1), payload)
-		fx.tr.deadLetter([]byte(fmt.Sprintf(`{"reason":%q,"subject":%q,"payload_b64":"eyJldmVudF9pZCI6ImVhLTkiLCJyZXF1ZXN0X2lkIjoicWEtOSJ9"}`, reason, subject)))
+		fx.tr.BadSent(int32(len(fx.g.Bads)-1), payload)
+		fx.tr.DeadLetter([]byte(fmt.Sprintf(`{"reason":%q,"subject":%q,"payload_b64":"eyJldmVudF9pZCI6ImVhLTkiLCJyZXF1ZXN0X2lkIjoicWEtOSJ9"}`, reason, subject)))
 	}
 	f("subject as published", "dead_letter_subject", false, func(fx *fixture) {
 		fx.send()
-		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
+		dead(fx, "fr.in.logistics.ua-0", contract.ReasonUnknownRequest)
 	})
 	f("subject as stored", "dead_letter_subject", true, func(fx *fixture) {
 		fx.send()
-		dead(fx, "fr.p.3.logistics.ua-0", reasonUnknownRequest)
+		dead(fx, "fr.p.3.logistics.ua-0", contract.ReasonUnknownRequest)
 	})
 	f("reason", "dead_letter_reason", true, func(fx *fixture) {
 		fx.send()
@@ -527,22 +532,22 @@ func TestInvalidInputChecks(t *testing.T) {
 	})
 	f("silent", "no_output_for_invalid", false, func(fx *fixture) {
 		fx.send()
-		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
+		dead(fx, "fr.in.logistics.ua-0", contract.ReasonUnknownRequest)
 	})
 	f("a refund for an unknown request", "no_output_for_invalid", true, func(fx *fixture) {
 		fx.send()
-		dead(fx, "fr.in.logistics.ua-0", reasonUnknownRequest)
-		fx.tr.output("fr.out.refund.ua-0", []byte(`{"request_id":"qa-9","amount_fen":100}`), time.Now())
+		dead(fx, "fr.in.logistics.ua-0", contract.ReasonUnknownRequest)
+		fx.tr.Output("fr.out.refund.ua-0", []byte(`{"request_id":"qa-9","amount_fen":100}`), time.Now())
 	})
 	follow := func(decided bool) func(fx *fixture) {
 		return func(fx *fixture) {
 			o := fx.order(5000)
 			i := fx.req(o, "return_refund", 3, nil)
 			fx.send()
-			fx.g.Bads = append(fx.g.Bads, Bad{Reason: reasonFutureTime, Subject: "fr.in.credit.ua-0", Type: typeCreditUpdated, Follow: o})
-			fx.tr.badSentRec(0, []byte("x"))
+			fx.g.Bads = append(fx.g.Bads, world.Bad{Reason: contract.ReasonFutureTime, Subject: "fr.in.credit.ua-0", Type: contract.TypeCreditUpdated, Follow: o})
+			fx.tr.BadSent(0, []byte("x"))
 			if decided {
-				fx.decide(i, decisionApproved)
+				fx.decide(i, contract.DecisionApproved)
 			}
 		}
 	}
@@ -561,18 +566,18 @@ func TestResolutionsDue(t *testing.T) {
 	fx.send()
 	due := func(want int64) {
 		t.Helper()
-		if got := fx.tr.snapshot().due; got != want {
+		if got := fx.tr.Snapshot().Due; got != want {
 			t.Fatalf("due %d, want %d", got, want)
 		}
 	}
 	due(0)
-	fx.decide(a, decisionReview, "credit_low")
-	fx.decide(b, decisionApproved)
-	fx.decide(c, decisionReview, reasonExposureCap) // waits for a person
-	fx.decide(d, decisionReview, "credit_low")      // within its deadline
+	fx.decide(a, contract.DecisionReview, "credit_low")
+	fx.decide(b, contract.DecisionApproved)
+	fx.decide(c, contract.DecisionReview, contract.ReasonExposureCap) // waits for a person
+	fx.decide(d, contract.DecisionReview, "credit_low")               // within its deadline
 	due(2)
-	fx.resolve(a, resolutionApproved, byTimeout)
+	fx.resolve(a, contract.ResolutionApproved, contract.ByTimeout)
 	due(1)
-	fx.resolve(b, resolutionClosed, byTimeout)
+	fx.resolve(b, contract.ResolutionClosed, contract.ByTimeout)
 	due(0)
 }

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package loadgen
+package faults
 
 import "syscall"
 

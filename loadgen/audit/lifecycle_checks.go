@@ -1,207 +1,13 @@
-package loadgen
+package audit
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
-	"strings"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/loadgen/world"
 )
-
-// Check is one audit rule and how the run fared against it.
-type Check struct {
-	// Name is a stable identifier, e.g. "decision_exactly_once".
-	Name string `json:"name"`
-	// Rule says in a sentence what must hold.
-	Rule string `json:"rule"`
-	// Checked is how many items the rule was applied to.
-	Checked int64 `json:"checked"`
-	// Failed is how many broke it; the check passes when it is 0.
-	Failed int64 `json:"failed"`
-	// Examples names up to five offending items.
-	Examples []string `json:"examples,omitempty"`
-	// Skipped says why the rule could not be applied, if it could not.
-	Skipped string `json:"skipped,omitempty"`
-}
-
-// OK reports whether the check passed (or was skipped).
-func (c Check) OK() bool { return c.Failed == 0 }
-
-func (c *Check) fail(example string) {
-	c.Failed++
-	if len(c.Examples) < 5 {
-		c.Examples = append(c.Examples, example)
-	}
-}
-
-// presetMinStars are the minimum stars of the shipped presets
-// (shared/domain.md).
-var presetMinStars = map[string]int{"tmall-fast-return": 3, "douyin-lightning": 3, "jd-lightning-refund": 2}
-
-// auditInput is what the audit reads: the world, what the run saw, and
-// the publish outcome.
-type auditInput struct {
-	gen        *Generator
-	tr         *tracker
-	failedPubs int64
-	// policy is the name of the platform policy to judge expectations by;
-	// empty means: the one the decisions name.
-	policy string
-	// expectDecisions is false when the target does not decide (the relay).
-	expectDecisions bool
-}
-
-// audit checks the invariants of the contract and the simple expectations
-// the world implies. It must run after the run's outputs have drained.
-func audit(in auditInput) []Check {
-	g, t := in.gen, in.tr
-	t.mu.Lock()
-	defer t.mu.Unlock()
-
-	accepted := Check{Name: "events_accepted", Rule: "every event was accepted by the server (publish acked)"}
-	accepted.Checked = t.sentReqs + t.badSent
-	accepted.Failed = in.failedPubs
-	checks := []Check{accepted}
-
-	once := Check{Name: "decision_exactly_once", Rule: "every return.requested gets exactly one decision"}
-	refundOnce := Check{Name: "refund_at_most_once", Rule: "no request gets two refunds"}
-	refundPaid := Check{Name: "refund_not_over_paid", Rule: "no refund exceeds the order's paid amount"}
-	refundApproved := Check{Name: "refund_only_if_approved", Rule: "no refund for a request that was not approved (at once, or by a resolution)"}
-	for i := range t.reqs {
-		r := &t.reqs[i]
-		id := g.RequestID(int32(i))
-		if r.sent && !r.failed {
-			once.Checked++
-			if r.decisions != 1 {
-				once.fail(fmt.Sprintf("%s: %d decisions", id, r.decisions))
-			}
-		}
-		if r.refunds == 0 {
-			continue
-		}
-		refundOnce.Checked++
-		refundPaid.Checked++
-		refundApproved.Checked++
-		if r.refunds > 1 {
-			refundOnce.fail(fmt.Sprintf("%s: %d refunds", id, r.refunds))
-		}
-		var paid int64
-		if i < len(g.Requests) && g.Requests[i].Order >= 0 {
-			paid = g.Orders[g.Requests[i].Order].PaidFen
-		}
-		if r.refundFen > paid {
-			refundPaid.fail(fmt.Sprintf("%s: refund %d fen > paid %d fen", id, r.refundFen, paid))
-		}
-		if r.decision != decisionApproved && !resolvedApproved(r) {
-			refundApproved.fail(fmt.Sprintf("%s: refund after decision %q and no approving resolution", id, r.decision))
-		}
-	}
-	if !in.expectDecisions {
-		once.Skipped = "the target does not decide (relay)"
-		once.Failed, once.Examples = 0, nil
-	}
-	checks = append(checks, once, refundOnce, refundPaid, refundApproved)
-
-	dlq := Check{Name: "malformed_dead_lettered", Rule: "every malformed event, and every well-formed one that cannot stand, reaches the dead-letter stream"}
-	dlqReason := Check{Name: "dead_letter_reason", Rule: "every such event is dead-lettered with the contract's reason (bad_json ... unknown_order, unknown_request, future_time)"}
-	dlqSubject := Check{Name: "dead_letter_subject", Rule: "a dead letter's subject is the subject the event was published to (fr.in.<kind>.<user_id>)"}
-	for i, b := range t.badRecs {
-		if !b.sent || b.failed {
-			continue
-		}
-		dlq.Checked++
-		want := g.Bads[i].Reason
-		if b.seen == 0 {
-			dlq.fail(fmt.Sprintf("%s (%s) never dead-lettered", g.Bads[i].Subject, want))
-			continue
-		}
-		dlqReason.Checked++
-		if b.reason != want {
-			dlqReason.fail(fmt.Sprintf("%s: reason %q, want %q", g.Bads[i].Subject, b.reason, want))
-		}
-		dlqSubject.Checked++
-		if b.subject != g.Bads[i].Subject {
-			dlqSubject.fail(fmt.Sprintf("%s (%s): dead letter names subject %q", g.Bads[i].Subject, want, b.subject))
-		}
-	}
-	valid := Check{Name: "valid_not_dead_lettered", Rule: "no valid event is dead-lettered", Checked: t.dlqTotal, Failed: t.validDLQN,
-		Examples: slices.Clone(t.validDLQ)}
-	checks = append(checks, dlq, dlqReason, dlqSubject, valid)
-	if in.expectDecisions {
-		checks = append(checks, expectations(in, t)...)
-		checks = append(checks, lifecycleChecks(in, t)...)
-	}
-	return checks
-}
-
-// expectations are the decisions the world implies for simple cases.
-// Called with t.mu held.
-func expectations(in auditInput, t *tracker) []Check {
-	g := in.gen
-	policy := policyOf(in, t)
-	minStars, preset := presetMinStars[policy]
-
-	low := Check{Name: "low_stars_not_approved", Rule: "a shopper below the policy's minimum stars is never approved (unless a merchant rule admits the stars)"}
-	over := Check{Name: "amount_over_paid_rejected", Rule: "a request for more than was paid is rejected with amount_exceeds_paid"}
-	ghost := Check{Name: "unknown_order_rejected", Rule: "a request for an order never paid is rejected with order_unknown"}
-	window := Check{Name: "outside_window_not_approved", Rule: "a request 10 days after sign-off, or before delivery, is not approved (merchants without rules)"}
-	if !preset {
-		low.Skipped = fmt.Sprintf("policy %q is not a shipped preset: minimum stars unknown", policy)
-	}
-	for i := range t.reqs {
-		rec := &t.reqs[i]
-		if !rec.sent || rec.failed || rec.decisions == 0 || i >= len(g.Requests) {
-			continue
-		}
-		req := g.Requests[i]
-		id := g.RequestID(int32(i))
-		var rules []MerchantRule
-		var paid int64
-		if req.Order >= 0 {
-			o := g.Orders[req.Order]
-			paid = o.PaidFen
-			rules = g.Merchants[o.Merchant].Rules
-		}
-		if req.Order < 0 {
-			ghost.Checked++
-			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonOrderUnknown) {
-				ghost.fail(fmt.Sprintf("%s: %s %v", id, rec.decision, rec.reasons))
-			}
-			continue
-		}
-		if req.AmountFen > paid {
-			over.Checked++
-			if rec.decision != decisionRejected || !slices.Contains(rec.reasons, reasonAmountExceedsPaid) {
-				over.fail(fmt.Sprintf("%s: %s %v (amount %d > paid %d)", id, rec.decision, rec.reasons, req.AmountFen, paid))
-			}
-			continue
-		}
-		if preset && req.Stars < minStars && !rulesAdmitStars(rules, req.Stars) {
-			low.Checked++
-			if rec.decision == decisionApproved {
-				low.fail(fmt.Sprintf("%s: %d stars approved under %s", id, req.Stars, policy))
-			}
-		}
-		if (req.Stale || req.Early) && len(rules) == 0 {
-			window.Checked++
-			if rec.decision == decisionApproved {
-				window.fail(fmt.Sprintf("%s: approved (stale=%v early=%v)", id, req.Stale, req.Early))
-			}
-		}
-	}
-	return []Check{low, over, ghost, window}
-}
-
-// rulesAdmitStars reports whether some merchant rule could approve a
-// shopper with the given stars.
-func rulesAdmitStars(rules []MerchantRule, stars int) bool {
-	for _, r := range rules {
-		if r.MinStars == 0 || r.MinStars <= stars {
-			return true
-		}
-	}
-	return false
-}
 
 // The after-sales lifecycle checks. They reconstruct what happened to
 // each request from two sources: what the world sent (the request's
@@ -241,11 +47,17 @@ const (
 const (
 	posEffect = 1
 	posTimer  = 2
-	posEnd    = math.MaxInt64
+	// posEnd stands for "never": an inspection, cancellation or refund
+	// that did not happen sorts after everything, so at every position
+	// it reads "not yet", which is what it was when the run ended.
+	posEnd = math.MaxInt64
 )
 
 // at is the position of the effects of the input sent at hist position p
 // (Event.N+1; 0 means never, which maps to the end of the run).
+// The factor 4 leaves room between two inputs: p*4 is the input,
+// +1 its effects, +2 the timers it makes due, and the next input is at
+// p*4+4, so sub-positions never collide with a neighbour.
 func at(p int64) int64 {
 	if p == 0 {
 		return posEnd
@@ -255,11 +67,13 @@ func at(p int64) int64 {
 
 // reqView is one request as the lifecycle checks see it.
 type reqView struct {
-	i      int32
-	id     string
-	req    *Request
-	rec    *reqRec
-	paid   int64
+	i    int32
+	id   string
+	req  *world.Request
+	rec  *reqRec
+	paid int64
+	// amount is what the refund pays and the exposure counts (domain.md,
+	// The presets, exactly: amount_fen, default the order's paid_fen).
 	amount int64 // the request's amount: amount_fen, or the paid amount
 	// positions (see at)
 	sent, approval, cancel, back, inspect, close int64
@@ -270,9 +84,13 @@ type reqView struct {
 
 // policyOf is the platform policy the audit judges by: the configured one,
 // else the one most decisions name. Called with t.mu held.
-func policyOf(in auditInput, t *tracker) string {
-	if in.policy != "" {
-		return in.policy
+// A tie is broken by name so that two audits of one run judge by the
+// same policy. Caveat: a run across a policy change is judged by the
+// majority's numbers, and the preset checks may then be loose or
+// wrong for the minority's requests; pass Policy to pin it.
+func policyOf(in Input, t *Tracker) string {
+	if in.Policy != "" {
+		return in.Policy
 	}
 	policy, most := "", int64(0)
 	for name, n := range t.policies {
@@ -286,7 +104,7 @@ func policyOf(in auditInput, t *tracker) string {
 // resolvedApproved reports whether a resolution approved the request.
 func resolvedApproved(rec *reqRec) bool {
 	for _, o := range rec.outs {
-		if o.kind == outResolutionKind && o.outcome == resolutionApproved {
+		if o.kind == contract.OutResolution && o.outcome == contract.ResolutionApproved {
 			return true
 		}
 	}
@@ -295,7 +113,9 @@ func resolvedApproved(rec *reqRec) bool {
 
 // views builds the view of every request that was sent, accepted and
 // decided. Called with t.mu held.
-func views(g *Generator, t *tracker) []reqView {
+// Undecided requests are left out: decision_exactly_once already fails
+// them, and judging their lifecycle too would count one fault twice.
+func views(g *world.Generator, t *Tracker) []reqView {
 	var out []reqView
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -303,10 +123,10 @@ func views(g *Generator, t *tracker) []reqView {
 			continue
 		}
 		r := &g.Requests[i]
-		v := reqView{i: int32(i), id: g.RequestID(int32(i)), req: r, rec: rec, sent: at(r.hist.sent), approval: posEnd,
-			cancel: posEnd, back: at(r.hist.back), inspect: at(r.hist.inspect), close: posEnd, refund: posEnd}
-		if r.hist.cancel != 0 {
-			v.cancel = at(r.hist.cancel)
+		v := reqView{i: int32(i), id: g.RequestID(int32(i)), req: r, rec: rec, sent: at(r.Hist.Sent), approval: posEnd,
+			cancel: posEnd, back: at(r.Hist.Back), inspect: at(r.Hist.Inspect), close: posEnd, refund: posEnd}
+		if r.Hist.Cancel != 0 {
+			v.cancel = at(r.Hist.Cancel)
 		}
 		if r.Order >= 0 {
 			v.paid = g.Orders[r.Order].PaidFen
@@ -316,18 +136,18 @@ func views(g *Generator, t *tracker) []reqView {
 			v.amount = v.paid
 		}
 		for _, o := range rec.outs {
-			if o.kind != outResolutionKind {
+			if o.kind != contract.OutResolution {
 				continue
 			}
-			if o.outcome == resolutionClosed {
+			if o.outcome == contract.ResolutionClosed {
 				v.closes = append(v.closes, o)
 			} else {
 				v.resolutions = append(v.resolutions, o)
 			}
 		}
-		if rec.decision == decisionApproved {
+		if rec.decision == contract.DecisionApproved {
 			v.approvedAtOnce, v.approval = true, v.sent
-		} else if len(v.resolutions) > 0 && v.resolutions[0].outcome == resolutionApproved {
+		} else if len(v.resolutions) > 0 && v.resolutions[0].outcome == contract.ResolutionApproved {
 			v.approvedByReview = true
 			v.approval = v.resolutionPos(v.resolutions[0])
 		}
@@ -341,7 +161,7 @@ func views(g *Generator, t *tracker) []reqView {
 			}
 		}
 		for _, o := range rec.outs {
-			if o.kind == outRefundKind {
+			if o.kind == contract.OutRefund {
 				v.refund = v.refundPos(o)
 				break
 			}
@@ -354,11 +174,11 @@ func views(g *Generator, t *tracker) []reqView {
 // resolutionPos places a (non-closed) resolution: at the first answer, or
 // right after the request for a timeout.
 func (v *reqView) resolutionPos(o outRec) int64 {
-	if o.by == byTimeout {
+	if o.by == contract.ByTimeout {
 		return v.sent - posEffect + posTimer
 	}
-	if len(v.req.hist.answers) > 0 {
-		return at(v.req.hist.answers[0].pos)
+	if len(v.req.Hist.Answers) > 0 {
+		return at(v.req.Hist.Answers[0].Pos)
 	}
 	return posEnd
 }
@@ -366,14 +186,16 @@ func (v *reqView) resolutionPos(o outRec) int64 {
 // refundPos places a refund at its trigger.
 func (v *reqView) refundPos(o outRec) int64 {
 	switch o.trigger {
-	case triggerPreShipment, triggerApproval:
+	case contract.TriggerPreShipment, contract.TriggerApproval:
 		if v.approval != posEnd {
 			return v.approval
 		}
 		return v.sent
-	case triggerTracking:
+	// max: a tracking that came before a reviewed approval
+	// triggers the refund at the approval, not before it.
+	case contract.TriggerTracking:
 		return max(v.back, v.approval)
-	case triggerInspection:
+	case contract.TriggerInspection:
 		return v.inspect
 	}
 	return posEnd
@@ -382,7 +204,7 @@ func (v *reqView) refundPos(o outRec) int64 {
 // clawbackPos places a clawback: at the close for not_returned, else at
 // the inspection.
 func (v *reqView) clawbackPos(o outRec) int64 {
-	if o.outcome == outcomeNotReturned {
+	if o.outcome == contract.OutcomeNotReturned {
 		return v.close
 	}
 	return v.inspect
@@ -390,14 +212,18 @@ func (v *reqView) clawbackPos(o outRec) int64 {
 
 // advanced says whether money or goods were advanced for the request, and
 // how much (a refund with advance: true, or a pickup with replace: true).
+// Money first: a refund sent in advance is the amount at stake. A
+// pickup with replace: true advances goods worth the request's amount
+// (domain.md, Safety rules, exposure: "goods advanced ... the
+// request's amount").
 func (v *reqView) advanced() (int64, bool) {
 	for _, o := range v.rec.outs {
-		if o.kind == outRefundKind && o.advance {
+		if o.kind == contract.OutRefund && o.advance {
 			return o.amount, true
 		}
 	}
 	for _, o := range v.rec.outs {
-		if o.kind == outPickupKind && o.replace {
+		if o.kind == contract.OutPickup && o.replace {
 			return v.amount, true
 		}
 	}
@@ -410,7 +236,11 @@ func (v *reqView) advanced() (int64, bool) {
 // no refund came (cancelled, closed, trigger not reached by the end of
 // the run), what the preset promises: tmall's return_refund (refund on
 // tracking, advance), douyin's return_refund of a shipped order.
-func (v *reqView) countsInExposure(g *Generator, policy string) bool {
+// The promise has to be inferred from the preset because no output
+// announces it: a promised advance is invisible until its refund is
+// sent, and that may be after the run ends. jd needs no inference: its
+// advances are paid at approval (refund seen) or are replace pickups.
+func (v *reqView) countsInExposure(g *world.Generator, policy string) bool {
 	if !v.approvedAtOnce {
 		return false // a reviewed approval advances nothing
 	}
@@ -428,13 +258,20 @@ func (v *reqView) countsInExposure(g *Generator, policy string) bool {
 		return true
 	case "douyin-lightning":
 		o := g.Orders[v.req.Order]
-		return o.shipped != 0 && o.shipped < v.req.hist.sent
+		// Both are positions in the event sequence: shipped before the
+		// request was sent means "fast refund after shipment", a tracking
+		// refund in advance; unshipped is pre_shipment, not in advance.
+		return o.Shipped != 0 && o.Shipped < v.req.Hist.Sent
 	}
 	return false
 }
 
 // exposureEnd is where an advance stops counting: its inspection, a
 // cancellation before any refund, or its close.
+// domain.md, Safety rules, exposure: an inspection result (good or
+// bad) releases the amount, as do a cancellation before any refund and
+// the close by the return deadline. A cancellation after a refund
+// changes nothing (Outcomes), hence the v.cancel < v.refund test.
 func (v *reqView) exposureEnd() int64 {
 	end := min(v.inspect, v.close)
 	if v.cancel < v.refund {
@@ -445,8 +282,8 @@ func (v *reqView) exposureEnd() int64 {
 
 // lifecycleChecks are the checks of money safety, resolutions and
 // deadlines, and the policy every output names. Called with t.mu held.
-func lifecycleChecks(in auditInput, t *tracker) []Check {
-	g := in.gen
+func lifecycleChecks(in Input, t *Tracker) []Check {
+	g := in.Gen
 	policy := policyOf(in, t)
 	_, preset := presetMinStars[policy]
 	vs := views(g, t)
@@ -459,6 +296,9 @@ func lifecycleChecks(in auditInput, t *tracker) []Check {
 			byOrder[r.Order] = append(byOrder[r.Order], k)
 		}
 	}
+	// Sorted, not map order: the examples a failed check lists must be
+	// the same for two audits of one seeded run, or reports cannot be
+	// compared.
 	users := slicesSortedKeys(byUser)
 	orders := slicesSortedKeys(byOrder)
 
@@ -488,12 +328,15 @@ func slicesSortedKeys(m map[int32][]int) []int32 {
 
 // firstAnswer is the answer that counts for a request in review: the first
 // one, unless the request was cancelled before it.
-func (v *reqView) firstAnswer() (answer, bool) {
-	h := &v.req.hist
-	if len(h.answers) == 0 || at(h.answers[0].pos) > v.cancel {
-		return answer{}, false
+// An answer after the cancellation is an answer "for a request not in
+// review" (domain.md, After review): it changes nothing, so it cannot
+// be the one that counts.
+func (v *reqView) firstAnswer() (world.Answer, bool) {
+	h := &v.req.Hist
+	if len(h.Answers) == 0 || at(h.Answers[0].Pos) > v.cancel {
+		return world.Answer{}, false
 	}
-	return h.answers[0], true
+	return h.Answers[0], true
 }
 
 // resolutionMatches reports whether a resolution carries out an approval
@@ -502,20 +345,28 @@ func (v *reqView) firstAnswer() (answer, bool) {
 // merchant is unknown (no return address to approve with) the spec says
 // nothing, so any outcome is accepted.
 func resolutionMatches(o outRec, approve bool, reasons []string) bool {
-	if slices.Contains(reasons, reasonMerchantUnknown) {
+	if slices.Contains(reasons, contract.ReasonMerchantUnknown) {
 		return true
 	}
 	if !approve {
-		return o.outcome == resolutionRejected
+		return o.outcome == contract.ResolutionRejected
 	}
-	return o.outcome == resolutionApproved || o.outcome == resolutionRejected && slices.Contains(o.reasons, reasonAmountExceedsPaid)
+	return o.outcome == contract.ResolutionApproved || o.outcome == contract.ResolutionRejected && slices.Contains(o.reasons, contract.ReasonAmountExceedsPaid)
 }
 
+// reviewResolved enforces domain.md, After review: "exactly one
+// resolution per request", the first answer's, and the Merchant
+// deadline. The timeout case comes first because an aged request's
+// deadline passed before it arrived: the daemon fires it at the next
+// clock advance of the partition, before any answer can be processed,
+// so its answers are late. It is only expected under a preset, whose
+// 72 h the world's aged requests are dated past; a custom policy may
+// have a longer deadline.
 func reviewResolved(vs []reqView, preset bool) Check {
 	c := Check{Name: "review_resolved", Rule: "a request in review that a person answered, or whose 72 h review deadline passed (fast-track rules only), ends in exactly one resolution: the first answer's, or by timeout (a later answer changes nothing)"}
 	for k := range vs {
 		v := &vs[k]
-		if v.rec.decision != decisionReview {
+		if v.rec.decision != contract.DecisionReview {
 			continue
 		}
 		ans, answered := v.firstAnswer()
@@ -524,9 +375,9 @@ func reviewResolved(vs []reqView, preset bool) Check {
 		var approve bool
 		switch {
 		case !safety && v.req.Aged && preset && v.cancel == posEnd:
-			wantBy, approve = byTimeout, true
+			wantBy, approve = contract.ByTimeout, true
 		case answered:
-			wantBy, approve = ans.by, ans.approve
+			wantBy, approve = ans.By, ans.Approve
 		default:
 			continue
 		}
@@ -544,6 +395,13 @@ func reviewResolved(vs []reqView, preset bool) Check {
 	return c
 }
 
+// resolutionHasReason is the converse of reviewResolved: it fails the
+// resolutions nothing called for. Each case is a sentence of domain.md,
+// After review: only the first answer counts, a request that failed a
+// safety rule "is never approved by timeout", and the deadline runs
+// 72 h from the decision (so a timeout on a request not dated past it
+// fired early). Approved-at-once and rejected requests are not in
+// review, so any resolution of theirs (but a close) is unfounded.
 func resolutionHasReason(vs []reqView, preset bool) Check {
 	c := Check{Name: "resolution_has_reason", Rule: "no resolution without reason: none for a request approved at once (but a close) or rejected, none while a review waits within its deadline or for a person after a safety rule, at most one per request, never by timeout after a safety rule"}
 	for k := range vs {
@@ -554,19 +412,19 @@ func resolutionHasReason(vs []reqView, preset bool) Check {
 			c.fail(fmt.Sprintf("%s: %d resolutions", v.id, len(v.resolutions)))
 		case len(v.closes) > 1:
 			c.fail(fmt.Sprintf("%s: %d closes", v.id, len(v.closes)))
-		case v.rec.decision == decisionRejected && len(v.resolutions)+len(v.closes) > 0:
+		case v.rec.decision == contract.DecisionRejected && len(v.resolutions)+len(v.closes) > 0:
 			c.fail(fmt.Sprintf("%s: rejected, then a resolution", v.id))
-		case v.rec.decision == decisionApproved && len(v.resolutions) > 0:
+		case v.rec.decision == contract.DecisionApproved && len(v.resolutions) > 0:
 			c.fail(fmt.Sprintf("%s: approved at once, then resolution %s by %s", v.id, v.resolutions[0].outcome, v.resolutions[0].by))
-		case v.rec.decision == decisionReview && len(v.resolutions) == 1:
+		case v.rec.decision == contract.DecisionReview && len(v.resolutions) == 1:
 			o := v.resolutions[0]
 			_, answered := v.firstAnswer()
 			switch {
-			case o.by == byTimeout && failedSafety(v.rec.reasons):
+			case o.by == contract.ByTimeout && failedSafety(v.rec.reasons):
 				c.fail(fmt.Sprintf("%s: resolved by timeout after safety rules %v", v.id, v.rec.reasons))
-			case o.by == byTimeout && preset && !v.req.Aged:
+			case o.by == contract.ByTimeout && preset && !v.req.Aged:
 				c.fail(fmt.Sprintf("%s: resolved by timeout within its 72 h review deadline", v.id))
-			case o.by != byTimeout && !answered:
+			case o.by != contract.ByTimeout && !answered:
 				c.fail(fmt.Sprintf("%s: resolved by %s with no answer that counts", v.id, o.by))
 			}
 		}
@@ -574,6 +432,12 @@ func resolutionHasReason(vs []reqView, preset bool) Check {
 	return c
 }
 
+// closes enforces domain.md, After review, Return deadline, both ways.
+// A close is only demanded of an unreturned request approved at once:
+// the world dates those past the 7 days, so the deadline has passed at
+// approval. A reviewed approval starts its 7 days at the resolution,
+// inside the run, so its close is not demanded; refund_only sends no
+// goods back and can never be closed this way.
 func closes(vs []reqView, preset bool) Check {
 	c := Check{Name: "return_deadline_close", Rule: "an approved return or exchange whose goods never came back is closed by timeout once its 7-day return deadline passed, and no other request is closed"}
 	for k := range vs {
@@ -589,7 +453,7 @@ func closes(vs []reqView, preset bool) Check {
 		}
 		o := v.closes[0]
 		switch {
-		case o.by != byTimeout:
+		case o.by != contract.ByTimeout:
 			c.fail(fmt.Sprintf("%s: closed by %s", v.id, o.by))
 		case v.approval == posEnd:
 			c.fail(fmt.Sprintf("%s: closed, never approved (decision %s)", v.id, v.rec.decision))
@@ -602,6 +466,12 @@ func closes(vs []reqView, preset bool) Check {
 	return c
 }
 
+// notReturned enforces the end of domain.md's Return deadline: the
+// "claimed a return that never happened" abuse. The clawback must be
+// the advanced amount exactly (the refund, or for a replace pickup the
+// request's amount). Under another policy the penalty is only required
+// to be positive: a not_returned feedback that penalises nothing would
+// leave the abuse unanswered, which no policy is meant to allow.
 func notReturned(vs []reqView, preset bool) Check {
 	c := Check{Name: "not_returned_clawback", Rule: "a close of an advanced request (refund with advance, or pickup with replace) sends its clawback and trust feedback with outcome not_returned (penalty 50 under the presets); no other request gets either"}
 	for k := range vs {
@@ -609,9 +479,9 @@ func notReturned(vs []reqView, preset bool) Check {
 		var claws, trusts []outRec
 		for _, o := range v.rec.outs {
 			switch {
-			case o.kind == outClawbackKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutClawback && o.outcome == contract.OutcomeNotReturned:
 				claws = append(claws, o)
-			case o.kind == outTrustKind && o.outcome == outcomeNotReturned:
+			case o.kind == contract.OutTrust && o.outcome == contract.OutcomeNotReturned:
 				trusts = append(trusts, o)
 			}
 		}
@@ -639,6 +509,9 @@ func notReturned(vs []reqView, preset bool) Check {
 	return c
 }
 
+// domain.md, After review: a reviewed approval "is not a fast track:
+// nothing is advanced". An advance there would be credit the platform
+// extends to a shopper that the fast-track rules did not clear.
 func reviewedNotAdvanced(vs []reqView) Check {
 	c := Check{Name: "reviewed_not_advanced", Rule: "a request approved after review gets nothing in advance: no refund with advance: true, no pickup with replace: true"}
 	for k := range vs {
@@ -654,7 +527,11 @@ func reviewedNotAdvanced(vs []reqView) Check {
 	return c
 }
 
-func policyEverywhere(t *tracker, g *Generator) Check {
+// domain.md, Money safety, "Promises keep their policy": every output
+// names the policy version of its request. Comparing each output with
+// its decision's policy, not with the one in force, is what catches a
+// daemon that stamps a reloaded policy on an older request's refund.
+func policyEverywhere(t *Tracker, g *world.Generator) Check {
 	c := Check{Name: "policy_on_every_output", Rule: "every output about a request names a policy (name and version), the one of its request's decision"}
 	for i := range t.reqs {
 		rec := &t.reqs[i]
@@ -678,7 +555,13 @@ func policyEverywhere(t *tracker, g *Generator) Check {
 	return c
 }
 
-func exposureKept(g *Generator, vs []reqView, byUser map[int32][]int, users []int32, policy string, preset bool) Check {
+// exposureKept enforces domain.md, Safety rules, exposure (cap 500000
+// fen under every preset). Only approvals at once are judged: a
+// reviewed approval advances nothing, so it cannot pass the cap. What
+// counts is a lower bound of the daemon's exposure (earlier approvals
+// still open at this approval's position), so a failure is proof of a
+// breach, and a breach hidden in an uncertain order may be missed.
+func exposureKept(g *world.Generator, vs []reqView, byUser map[int32][]int, users []int32, policy string, preset bool) Check {
 	c := Check{Name: "exposure_cap_kept", Rule: fmt.Sprintf("at every approval at once, the shopper's advanced and promised money not yet got back plus the request's amount is at most %d fen", presetExposureCapFen)}
 	if !preset {
 		c.Skipped = fmt.Sprintf("policy %q is not a shipped preset: cap and promises unknown", policy)
@@ -732,13 +615,13 @@ func orderMoves(vs []reqView, ks []int) []moneyMove {
 		v := &vs[k]
 		var refunded int64
 		for _, o := range v.rec.outs {
-			if o.kind == outRefundKind {
+			if o.kind == contract.OutRefund {
 				refunded += o.amount
 				mv = append(mv, moneyMove{pos: v.refundPos(o), fen: o.amount, id: v.id})
 			}
 		}
 		for _, o := range v.rec.outs {
-			if o.kind == outClawbackKind && refunded > 0 {
+			if o.kind == contract.OutClawback && refunded > 0 {
 				// Only money comes back to the order's ceiling: the
 				// clawback of an exchange's goods is not refunded money.
 				back := min(o.amount, refunded)
@@ -766,6 +649,10 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
+// orderCeiling enforces domain.md, Money safety, Per-order ceiling. It
+// follows the running net in input order and not only the final sum: a
+// refund that passes paid_fen broke the rule when it was paid, even if a
+// clawback brought the total back under it later.
 func orderCeiling(vs []reqView, byOrder map[int32][]int, orders []int32) Check {
 	c := Check{Name: "order_refunds_within_paid", Rule: "per order, refunds minus clawbacks of refunded money never exceed the order's paid_fen"}
 	for _, o := range orders {
@@ -830,13 +717,19 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 			if earlier == 0 {
 				continue
 			}
-			exceeds := slices.Contains(va.rec.reasons, reasonAmountExceedsPaid)
+			exceeds := slices.Contains(va.rec.reasons, contract.ReasonAmountExceedsPaid)
 			switch {
+			// Refunds alone are a lower bound of what the daemon holds
+			// against the order (reservations are invisible), so past
+			// paid_fen the rejection is certain.
 			case va.amount+refunded > va.paid:
 				rej.Checked++
-				if va.rec.decision != decisionRejected || !exceeds {
+				if va.rec.decision != contract.DecisionRejected || !exceeds {
 					rej.fail(fmt.Sprintf("%s: %d + %d refunded > paid %d: %s %v", va.id, va.amount, refunded, va.paid, va.rec.decision, va.rec.reasons))
 				}
+			// The other way only when every earlier request is over:
+			// an open one may hold a reservation that the audit cannot
+			// see and that legitimately makes this one not fit.
 			case clean:
 				allow.Checked++
 				if exceeds {
@@ -853,13 +746,15 @@ func ceilingExpectations(vs []reqView, byOrder map[int32][]int, orders []int32) 
 // before any refund, in review with no resolution at all, or refunded and
 // finished (a refund_only's refund, or the inspection of goods that came
 // back after the refund).
+// A review without resolution never reserved anything: the amount is
+// reserved from the approval (domain.md, Per-order ceiling).
 func (v *reqView) overBefore(p int64) bool {
 	switch {
-	case v.rec.decision == decisionRejected:
+	case v.rec.decision == contract.DecisionRejected:
 		return true
 	case v.cancel < p && v.refund > v.cancel:
 		return true
-	case v.rec.decision == decisionReview && len(v.resolutions) == 0 && len(v.closes) == 0:
+	case v.rec.decision == contract.DecisionReview && len(v.resolutions) == 0 && len(v.closes) == 0:
 		return true
 	case v.refund == posEnd:
 		return false
@@ -871,7 +766,11 @@ func (v *reqView) overBefore(p int64) bool {
 
 // invalidChecks check that well-formed events that cannot stand changed
 // nothing and did not stop their shopper. Called with t.mu held.
-func invalidChecks(g *Generator, t *tracker) []Check {
+// domain.md, Input that cannot stand: such an event goes to the
+// dead-letter stream "and the rest of the partition goes on". An
+// output about it would mean it changed state; no decision for the
+// next request would mean it stopped its partition.
+func invalidChecks(g *world.Generator, t *Tracker) []Check {
 	none := Check{Name: "no_output_for_invalid", Rule: "a well-formed event that cannot stand (unknown order or request, future time, amount 0) produces no output",
 		Checked: int64(len(t.badRecs)), Failed: t.invalidN, Examples: slices.Clone(t.invalidOut)}
 	next := Check{Name: "valid_after_invalid", Rule: "after an event that cannot stand, the same shopper's next request is decided"}
@@ -896,101 +795,4 @@ func invalidChecks(g *Generator, t *tracker) []Check {
 		}
 	}
 	return []Check{none, next}
-}
-
-// Lifecycle counts what the after-sales lifecycle did in a run: what the
-// world sent and what came back. It is part of [Report].
-type Lifecycle struct {
-	// Answers counts the review answers sent; LateAnswers those to
-	// requests dated past their review deadline; DuplicateAnswers the
-	// answers after a request's first; StrayAnswers the first answers to
-	// requests whose decision was not review.
-	Answers          int64 `json:"review_answers"`
-	LateAnswers      int64 `json:"late_answers"`
-	DuplicateAnswers int64 `json:"duplicate_answers"`
-	StrayAnswers     int64 `json:"stray_answers"`
-	// Aged and Unreturned count the requests sent dated past the review
-	// deadline, and past the return deadline with goods that never come
-	// back; SecondRequests those on an order that had one before;
-	// SplurgeRequests those of splurges.
-	Aged            int64 `json:"aged_requests"`
-	Unreturned      int64 `json:"unreturned_requests"`
-	SecondRequests  int64 `json:"second_requests"`
-	SplurgeRequests int64 `json:"splurge_requests"`
-	// Resolutions counts resolutions by "outcome/by" (closes included);
-	// Closes the closed ones; NotReturnedClawbacks and NotReturnedTrust
-	// the clawbacks and trust feedbacks with outcome not_returned.
-	Resolutions          map[string]int64 `json:"resolutions"`
-	Closes               int64            `json:"closes"`
-	NotReturnedClawbacks int64            `json:"not_returned_clawbacks"`
-	NotReturnedTrust     int64            `json:"not_returned_trust"`
-	// InvalidSent counts the events sent that must be dead-lettered, by
-	// the reason they must get; DeadLetters the FR_DLQ messages by the
-	// reason they carry.
-	InvalidSent map[string]int64 `json:"dead_letters_expected"`
-	DeadLetters map[string]int64 `json:"dead_letters_by_reason"`
-}
-
-// lifecycleOf counts the run's lifecycle. It must run after the run's
-// outputs have drained.
-func lifecycleOf(g *Generator, t *tracker) Lifecycle {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := Lifecycle{Resolutions: map[string]int64{}, InvalidSent: map[string]int64{}, DeadLetters: maps.Clone(t.dlqReasons)}
-	for i := range t.reqs {
-		rec := &t.reqs[i]
-		if !rec.sent || i >= len(g.Requests) {
-			continue
-		}
-		r := &g.Requests[i]
-		n := int64(len(r.hist.answers))
-		l.Answers += n
-		if r.Aged {
-			l.LateAnswers += n
-			l.Aged++
-		}
-		if n > 1 {
-			l.DuplicateAnswers += n - 1
-		}
-		if n > 0 && rec.decisions > 0 && rec.decision != decisionReview {
-			l.StrayAnswers++
-		}
-		if r.Unreturned {
-			l.Unreturned++
-		}
-		if r.Second {
-			l.SecondRequests++
-		}
-		if r.Splurge {
-			l.SplurgeRequests++
-		}
-		for _, o := range rec.outs {
-			switch {
-			case o.kind == outResolutionKind:
-				l.Resolutions[o.outcome+"/"+o.by]++
-				if o.outcome == resolutionClosed {
-					l.Closes++
-				}
-			case o.kind == outClawbackKind && o.outcome == outcomeNotReturned:
-				l.NotReturnedClawbacks++
-			case o.kind == outTrustKind && o.outcome == outcomeNotReturned:
-				l.NotReturnedTrust++
-			}
-		}
-	}
-	for i, b := range t.badRecs {
-		if b.sent && i < len(g.Bads) {
-			l.InvalidSent[g.Bads[i].Reason]++
-		}
-	}
-	return l
-}
-
-// writeText writes the lifecycle lines of the human summary.
-func (l Lifecycle) writeText(b *strings.Builder) {
-	fmt.Fprintf(b, "  lifecycle: review answers %d (late %d, duplicate %d, to requests not in review %d); aged requests %d, unreturned %d, second %d, splurge %d\n",
-		l.Answers, l.LateAnswers, l.DuplicateAnswers, l.StrayAnswers, l.Aged, l.Unreturned, l.SecondRequests, l.SplurgeRequests)
-	fmt.Fprintf(b, "  resolutions: %s; closes %d, not_returned clawbacks %d, trust %d\n", fmtCounts(l.Resolutions), l.Closes,
-		l.NotReturnedClawbacks, l.NotReturnedTrust)
-	fmt.Fprintf(b, "  dead letters by reason: %s (expected %s)\n", fmtCounts(l.DeadLetters), fmtCounts(l.InvalidSent))
 }

@@ -1,6 +1,6 @@
 //go:build race
 
-package loadgen
+package contract
 
 import "encoding/json"
 
