@@ -76,16 +76,27 @@ var allowedImports = map[string]importRule{
 	pkgPolicy: {Internal: []string{pkgCore}, Modules: []string{modYAML}},
 	// lint has doc.go only; its tests read the tree with the stdlib.
 	"internal/lint": {},
-	pkgState:        {Internal: []string{pkgCore, pkgPolicy}, Modules: []string{modBadger, modMetrics}},
+	pkgState:        {Internal: []string{pkgCore, pkgPolicy, "state/record"}, Modules: []string{modBadger, modMetrics}},
+	// record is the stored byte formats: below state, no Badger (it
+	// encodes; state stores). recordtest holds fixtures for tests only.
+	"state/record":            {Internal: []string{pkgCore, pkgPolicy}},
+	"state/record/recordtest": {Internal: []string{pkgCore, "state/record"}},
 	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
 	// loadgen is a publisher and reader of the contract: core's types and
 	// wire's encoders are the contract in code; pipeline and state are the
 	// daemon it measures from outside.
-	pkgLoadgen: {Internal: []string{pkgCore, pkgWire}, Modules: []string{modNATS, modHdr, modSonic}},
+	pkgLoadgen: {Internal: []string{pkgCore, pkgWire, "loadgen/audit", "loadgen/contract", "loadgen/faults", "loadgen/world"},
+		Modules: []string{modNATS, modHdr, modSonic}},
+	// loadgen's own layers, pointing down: contract <- world <- audit <-
+	// loadgen; faults (processes and signals) stands beside them.
+	"loadgen/contract": {Internal: []string{pkgCore, pkgWire}, Modules: []string{modSonic}},
+	"loadgen/world":    {Internal: []string{pkgCore, pkgWire, "loadgen/contract"}},
+	"loadgen/audit":    {Internal: []string{pkgCore, pkgWire, "loadgen/contract", "loadgen/world"}, Modules: []string{modHdr}},
+	"loadgen/faults":   {Internal: []string{pkgCore, pkgWire}, Modules: []string{modXSys}},
 	"cmd/flashreturnd": {Internal: []string{pkgCore, pkgWire, pkgPolicy, pkgState, pkgPipeline},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
-	"cmd/loadgen": {Internal: []string{pkgLoadgen, pkgCore, pkgWire}, Modules: []string{modXSys, modNATS}},
+	"cmd/loadgen": {Internal: []string{pkgLoadgen, "loadgen/faults", pkgCore, pkgWire}, Modules: []string{modXSys, modNATS}},
 	// The relay is the ceiling the daemon is compared with: it may share
 	// the contract's names, not the daemon's code.
 	"bench/relay":    {Internal: []string{pkgCore, pkgWire}, Modules: []string{modNATS, modServer}},
