@@ -74,6 +74,8 @@ var allowedImports = map[string]importRule{
 	// policyfile reads a file (Load) and YAML; it is below state, which
 	// stores policies in its own codec.
 	pkgPolicy: {Internal: []string{pkgCore}, Modules: []string{modYAML}},
+	// script is the datadriven runner of the pure packages' tests.
+	"internal/script": {},
 	// lint has doc.go only; its tests read the tree with the stdlib.
 	"internal/lint": {},
 	pkgState:        {Internal: []string{pkgCore, pkgPolicy, "state/record"}, Modules: []string{modBadger, modMetrics}},
