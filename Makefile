@@ -38,10 +38,14 @@ test-cluster:
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
+## lint: gofmt, vet, staticcheck, and the module-wide checks of
+## internal/lint (tracked files, allowed imports, sizes, comment share,
+## package docs; every violation is listed).
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+	$(GO) test -count=1 ./internal/lint/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -31,4 +31,13 @@
 //	loadgen --mode throughput --expect outputs --events 1000000 --nats-url ...
 //
 // as bench/run.sh does.
+//
+// What the ratio leaves out, by design: the relay reads no state, so
+// Badger's cost and the decision logic are both on the daemon's side of
+// the ratio; and it publishes exactly one output per input, where the
+// daemon publishes zero to several, so on event mixes with many effects
+// the daemon is slowed by more publishes as well as by more work. Keep
+// its settings (streams, batch, acks, Nats-Msg-Id) in step with the
+// daemon's, or the ratio stops meaning anything; that is why main.go
+// comments each of them.
 package main

@@ -22,15 +22,29 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// The relay's stream settings mirror flashreturnd's on purpose: the
+// ceiling it measures is only a ceiling for the daemon if the server does
+// the same work on both sides of the comparison (same subjects, same
+// transform, same duplicate window, whose bookkeeping is a real cost per
+// message). The contract's names are spelled out here rather than taken
+// from the daemon's packages so that the relay links none of the code it
+// is compared with.
 const (
 	inboundWildcard = "fr.in.*.*"
-	dupWindow       = 2 * time.Minute
+	// dupWindow is the contract's minimum and the daemon's value.
+	dupWindow = 2 * time.Minute
 )
 
+// partitionedDest is the subject transform of the contract's partitioned
+// form; it must hash the same token (wildcard 2, the user) as the daemon's
+// mapping, or the relay would spread events over partitions differently
+// and measure another fan-out.
 func partitionedDest(p int) string {
 	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
 }
 
+// partitionFilter is partition p's subjects after the transform: the
+// consumer filter (shared layout) or the stream's subjects (streams).
 func partitionFilter(p int) string { return "fr.p." + strconv.Itoa(p) + ".>" }
 
 // options are the relay's settings; see the flags in main for defaults.
@@ -45,8 +59,14 @@ type options struct {
 	stats      io.Writer // one line per second when not nil
 }
 
+// main parses flags, starts the CPU profile and runs until a signal. The
+// profile covers the embedded server too, since it runs in this process:
+// that is why embedding is the default, the profile then shows how the
+// time splits between NATS and the relay loop.
+
 func main() {
 	var o options
+	// Exit codes follow the go tools: 0 for -h, 2 for a bad flag.
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.StringVar(&o.natsURL, "nats-url", "", "join this NATS server instead of embedding one")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:4222", "client address of the embedded server (port -1: any free port)")
@@ -88,6 +108,8 @@ func main() {
 		fmt.Printf("relay ready url=%s layout=%s partitions=%d batch=%d\n", url, o.layout, o.partitions, o.batch)
 	})
 	if err != nil {
+		// os.Exit skips the deferred calls: stop the profile by hand so
+		// that a failed run still leaves a readable profile behind.
 		fmt.Fprintln(os.Stderr, "relay:", err)
 		stop()
 		pprof.StopCPUProfile()
@@ -129,6 +151,8 @@ func run(ctx context.Context, o options, ready func(url string)) error {
 	var wg sync.WaitGroup
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One slot per worker: a worker that fails after another already did
+	// must not block on the send, or wg.Wait below would never return.
 	errs := make(chan error, o.partitions)
 	for p := 0; p < o.partitions; p++ {
 		w, err := newWorker(wctx, js, o, p, &relayed)
@@ -144,12 +168,18 @@ func run(ctx context.Context, o options, ready func(url string)) error {
 			}
 		}()
 	}
+	// Ready only once every consumer exists: the load generator starts
+	// its clock at this line, and events published before a consumer
+	// exists would be measured as a slow start of the relay.
 	if ready != nil {
 		ready(url)
 	}
 	if o.stats != nil {
 		go printStats(wctx, o.stats, &relayed)
 	}
+	// Drain: each worker finishes the batch in hand (its outputs acked,
+	// its input acked) before run returns, as flashreturnd does on
+	// SIGTERM, so an interrupted benchmark leaves no half-relayed batch.
 	<-wctx.Done()
 	wg.Wait()
 	select {
@@ -160,6 +190,14 @@ func run(ctx context.Context, o options, ready func(url string)) error {
 	}
 }
 
+// embed starts the in-process nats-server. NoSigs leaves SIGINT and
+// SIGTERM to the relay's own drain (the server would otherwise shut
+// itself down under the workers); NoLog keeps stdout to the one "relay
+// ready" line that bench/run.sh waits for. The subject mapping of the
+// streams layout is installed before Start, so that no publish can arrive
+// before it and land unmapped. The returned cleanup waits for the
+// server's shutdown before removing a temporary store, which it would
+// otherwise still be writing.
 func embed(o options) (*server.Server, func(), error) {
 	host, port := "127.0.0.1", 4222
 	if o.listen != "" {
@@ -201,6 +239,8 @@ func embed(o options) (*server.Server, func(), error) {
 	return srv, func() { srv.Shutdown(); srv.WaitForShutdown(); rm() }, nil
 }
 
+// inStream names the stream that stores partition p: FR_IN for every
+// partition in the shared layout, FR_IN_<p> in the streams layout.
 func inStream(layout string, p int) string {
 	if layout == "shared" {
 		return "FR_IN"
@@ -208,6 +248,11 @@ func inStream(layout string, p int) string {
 	return "FR_IN_" + strconv.Itoa(p)
 }
 
+// ensureStreams creates the streams flashreturnd would, so that loadgen
+// drives the relay unchanged (it reads FR_OUT to count outputs, and
+// publishes merchants to FR_MERCHANT). There is no MaxAge: a benchmark
+// run is minutes long and its store is temporary. CreateOrUpdate makes a
+// second run against the same --data-dir or --nats-url harmless.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error {
 	cfgs := []jetstream.StreamConfig{
 		{Name: "FR_OUT", Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
@@ -232,7 +277,9 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error
 	return nil
 }
 
-// worker relays one partition.
+// worker relays one partition: one durable consumer, one goroutine, like
+// a flashreturnd partition worker, so that the relay has the same
+// parallelism and the same per-partition ordering.
 type worker struct {
 	js      jetstream.JetStream
 	p       int
@@ -241,9 +288,17 @@ type worker struct {
 	cc      jetstream.ConsumeContext
 	msgs    chan jetstream.Msg
 	relayed *atomic.Int64
-	futs    []jetstream.PubAckFuture
-	outs    []*nats.Msg
+	// futs and outs are reused from batch to batch (one allocation per
+	// worker, not per batch); outs keeps each message for a resend.
+	futs []jetstream.PubAckFuture
+	outs []*nats.Msg
 }
+
+// newWorker creates partition p's consumer and starts its delivery into
+// w.msgs. AckWait (30 s) is far above a batch's round trip so that no
+// message is redelivered during a measurement, which would be counted
+// twice; MaxAckPending (4 batches) lets the server run ahead by the
+// buffered batches without letting one partition hoard the stream.
 
 func newWorker(ctx context.Context, js jetstream.JetStream, o options, p int, relayed *atomic.Int64) (*worker, error) {
 	w := &worker{js: js, p: p, stream: inStream(o.layout, p), batch: o.batch, msgs: make(chan jetstream.Msg, 2*o.batch),
@@ -257,6 +312,10 @@ func newWorker(ctx context.Context, js jetstream.JetStream, o options, p int, re
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: consumer: %w", p, err)
 	}
+	// The callback only hands the message over. The channel holds two
+	// batches, the same as PullMaxMessages, so a full channel means the
+	// worker is behind and blocking here is the back-pressure; ctx frees
+	// it at shutdown.
 	w.cc, err = cons.Consume(func(m jetstream.Msg) {
 		select {
 		case w.msgs <- m:
@@ -277,6 +336,9 @@ func (w *worker) run(ctx context.Context) error {
 	}()
 	batch := make([]jetstream.Msg, 0, w.batch)
 	for {
+		// Block for the first message only, then take what is already
+		// buffered: latency stays one message's under light load while
+		// batches fill up under heavy load, with no timer to tune.
 		batch = batch[:0]
 		select {
 		case m := <-w.msgs:
@@ -311,8 +373,12 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 		if err != nil {
 			return fmt.Errorf("partition %d: metadata: %w", w.p, err)
 		}
+		// The user is the last token in every layout (fr.p.<p>.<kind>.<user>).
 		subj := m.Subject()
 		user := subj[strings.LastIndexByte(subj, '.')+1:]
+		// The Nats-Msg-Id is the input's stream and sequence, so a batch
+		// redelivered after a crash publishes the same ids and FR_OUT keeps
+		// one copy: the same idempotence (and dedup cost) as the daemon's.
 		out := &nats.Msg{Subject: "fr.out.relay." + user, Data: m.Data(),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{w.stream + "-" + strconv.FormatUint(md.Sequence.Stream, 10)}}}
 		f, err := w.publish(ctx, out)
@@ -322,6 +388,9 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 		w.futs = append(w.futs, f)
 		w.outs = append(w.outs, out)
 	}
+	// Every output is stored before the input is acknowledged; a failed
+	// async publish is retried synchronously (resend) rather than failing
+	// the batch, as a transient timeout under load is expected.
 	for i, f := range w.futs {
 		select {
 		case <-f.Ok():
@@ -333,6 +402,9 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 			return ctx.Err()
 		}
 	}
+	// One AckAll on the last message acknowledges the whole batch: one
+	// ack per batch instead of per message, the largest saving batching
+	// buys on the consumer side.
 	if err := batch[len(batch)-1].Ack(); err != nil {
 		return fmt.Errorf("partition %d: ack: %w", w.p, err)
 	}
@@ -341,6 +413,9 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 }
 
 // publish sends asynchronously, waiting while the in-flight bound is hit.
+// The bound (WithPublishAsyncMaxPending in run) is shared by all workers;
+// hitting it is back-pressure from the server, so the loop waits in
+// one-second stalls instead of failing the batch.
 func (w *worker) publish(ctx context.Context, m *nats.Msg) (jetstream.PubAckFuture, error) {
 	for {
 		f, err := w.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Second))
@@ -372,6 +447,9 @@ func (w *worker) resend(ctx context.Context, m *nats.Msg) error {
 	}
 }
 
+// printStats writes the relayed total and the last second's rate once a
+// second, for watching a run by eye; bench/run.sh reads loadgen's report,
+// not this.
 func printStats(ctx context.Context, w io.Writer, relayed *atomic.Int64) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -18,6 +18,8 @@ import (
 	"github.com/flashreturn/flashreturn/deploy/grafana"
 )
 
+// main writes the dashboard. It takes no arguments besides -o so that
+// `go generate` and a person run the same command with the same result.
 func main() {
 	out := flag.String("o", "-", "file to write the dashboard JSON to (- for standard output)")
 	flag.Parse()
@@ -31,6 +33,10 @@ func main() {
 	}
 }
 
+// run renders the dashboard and writes it. The file is written whole
+// with os.WriteFile; the committed JSON is the reviewed artefact and
+// TestCommittedDashboardIsGenerated (in deploy/grafana) compares it with a fresh
+// render, so a half-written file fails there rather than in Grafana.
 func run(out string) error {
 	b, err := grafana.JSON()
 	if err != nil {

@@ -15,10 +15,15 @@ type row struct {
 	panels []cog.Builder[dashboard.Panel]
 }
 
-// panels is shorthand for a row's panel list.
+// panels is shorthand for a row's panel list; the builders differ in type
+// (stat, time series, table) and share only the cog.Builder interface.
 func panels(ps ...cog.Builder[dashboard.Panel]) []cog.Builder[dashboard.Panel] { return ps }
 
-// rows is the dashboard, top to bottom. To add a panel, add it to the
+// rows is the dashboard, top to bottom: the order is the order of an
+// on-call's questions (are shoppers answered? is money right? is input
+// flowing? where is it stuck? what does a batch cost? is the process
+// healthy? which policy runs?), so that reading down stops at the first
+// row that looks wrong. To add a panel, add it to the
 // row of its concern (or a new row here); deploy/README.md explains each
 // panel to operators, keep it in step. Rows for metrics that other work
 // is adding are in later.go, ready to be listed here once those metrics
@@ -86,6 +91,9 @@ func shopperStats() []cog.Builder[dashboard.Panel] {
 	)
 }
 
+// decisionsByOutcome stacks decisions by verdict and policy: stacked, the
+// top of the graph is the total rate, so a shift from approved to review
+// shows as bands changing size under a flat line, not as a traffic drop.
 func decisionsByOutcome() *timeseries.PanelBuilder {
 	return timeseriesPanel("Decisions / s by outcome and policy",
 		"Decisions per second split by verdict and by the policy that made them.",
@@ -94,6 +102,11 @@ func decisionsByOutcome() *timeseries.PanelBuilder {
 	).Stacking(stacking(common.StackingModeNormal))
 }
 
+// decisionLatency draws the quantiles of the decision latency across all
+// selected instances: the buckets are summed by le before the quantile,
+// because a quantile of per-instance quantiles is not a quantile of
+// anything. p99.9 is there because the tail, not the median, is what a
+// stalled partition or a commit retry shows up in first.
 func decisionLatency() *timeseries.PanelBuilder {
 	return timeseriesPanel("Request → decision latency",
 		"From JetStream ingest of return.requested to the publish ack of its decision (p50, p99, p99.9). Includes time queued behind a backlog.",
@@ -115,6 +128,10 @@ func sloBurnRate() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// notApprovedReasons shows the top 8 reason codes: the contract has 17,
+// and a legend of all of them hides the two or three that move when a
+// policy or a merchant's rules change. Not stacked, since one request can
+// count under several reasons and a stack would suggest a total.
 func notApprovedReasons() *timeseries.PanelBuilder {
 	return timeseriesPanel("Why requests are not approved at once",
 		"Reason codes of review and rejected decisions per second (top 8). A request can carry several reasons.",
@@ -132,6 +149,9 @@ func moneyRow() row {
 	)}
 }
 
+// moneyPerMinute shows money as ¥ per minute rather than per second:
+// at per-second scale typical refunds are fractions of a yuan that
+// round to nothing on the axis, and finance reads amounts per minute.
 func moneyPerMinute() *timeseries.PanelBuilder {
 	perMinute := func(counter, legend string) query {
 		return query{`sum(rate(` + counter + `{instance=~"$instance"}[$__rate_interval])) * 60 / 100`, legend}
@@ -147,6 +167,9 @@ func moneyPerMinute() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// advancedOutstanding is per instance, not summed: the gauge is the
+// change since each process started (see its description), so a sum over
+// processes that started at different times would mean nothing.
 func advancedOutstanding() *timeseries.PanelBuilder {
 	return timeseriesPanel("Advanced money outstanding (change this run)",
 		"Money refunded in advance and not yet covered by an inspection, added during the current run of each process (it starts at 0 when flashreturnd starts; its slope is exact). Per instance.",
@@ -168,6 +191,9 @@ func flowRow() row {
 	)}
 }
 
+// eventsIn stacks inbound events by type; clock ticks are left out
+// because they are the daemon's own heartbeat, one per partition every
+// ClockInterval, and would make the idle floor look like traffic.
 func eventsIn() *timeseries.PanelBuilder {
 	return timeseriesPanel("Events in / s by type",
 		"Valid inbound events applied per second, by type (clock ticks excluded).",
@@ -176,6 +202,8 @@ func eventsIn() *timeseries.PanelBuilder {
 	).Stacking(stacking(common.StackingModeNormal))
 }
 
+// effectsOut stacks published effects by kind (the fr.out subjects):
+// read against eventsIn, it shows how many outputs an event mix yields.
 func effectsOut() *timeseries.PanelBuilder {
 	return timeseriesPanel("Effects out / s by kind",
 		"Outputs published to FR_OUT per second, by kind.",
@@ -184,6 +212,9 @@ func effectsOut() *timeseries.PanelBuilder {
 	).Stacking(stacking(common.StackingModeNormal))
 }
 
+// deadLetters stacks dead letters by reason (the fr.dlq subjects): a
+// publisher's bug shows as one reason rising (missing_field after a
+// schema change, subject_mismatch after a routing change).
 func deadLetters() *timeseries.PanelBuilder {
 	return timeseriesPanel("Dead letters / s by reason",
 		"Inbound messages sent to fr.dlq.<reason>. bad_json/missing_field/bad_value/unknown_type/subject_mismatch are publisher bugs; poison is ours.",
@@ -192,6 +223,9 @@ func deadLetters() *timeseries.PanelBuilder {
 	).Stacking(stacking(common.StackingModeNormal))
 }
 
+// endToEndLag is lag for every event, where decisionLatency covers only
+// return requests: a backlog of other events delays the requests queued
+// behind them, and this panel shows it before the decision SLO burns.
 func endToEndLag() *timeseries.PanelBuilder {
 	return timeseriesPanel("End-to-end lag",
 		"Processing time minus JetStream ingest time of each event (p50, p99): how far behind the workers are.",
@@ -200,6 +234,9 @@ func endToEndLag() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// deadLetterShare divides dead letters by everything received (applied
+// plus dead-lettered, clock ticks left out): a rate alone cannot tell a
+// broken publisher from a busy day, a share can.
 func deadLetterShare() *timeseries.PanelBuilder {
 	return timeseriesPanel("Dead-letter share",
 		"Dead letters as a share of inbound events (valid + dead-lettered, clock ticks excluded). The DLQ-spike page fires above 1%.",
@@ -208,6 +245,10 @@ func deadLetterShare() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// timersAndRedeliveries puts together three rates that are normally near
+// zero or steady and that rise together after a restart or a takeover:
+// timers (missed pickup windows) fired as event time catches up,
+// redelivered events skipped as already applied, and consumers rebuilt.
 func timersAndRedeliveries() *timeseries.PanelBuilder {
 	return timeseriesPanel("Timers and redeliveries / s",
 		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds.",
@@ -227,6 +268,10 @@ func partitionsRow() row {
 	)}
 }
 
+// pendingTop10 draws the ten most backlogged partitions and the total:
+// with 64 partitions a line each is unreadable, and a backlog that is one
+// partition's (a hot shopper, a stuck worker) looks different from one
+// spread over all of them (the daemon is simply too slow).
 func pendingTop10() *timeseries.PanelBuilder {
 	return timeseriesPanel("Consumer pending, top 10 partitions",
 		"Events waiting in JetStream per partition (the 10 largest). One partition far above the rest is a hot shopper or a stuck worker.",
@@ -236,6 +281,9 @@ func pendingTop10() *timeseries.PanelBuilder {
 	)
 }
 
+// hottestPartitions shows the five busiest partitions' event rates; a
+// partition far above the rest is a hot user, whose events must stay on
+// one partition for ordering, so the fix is elsewhere than adding workers.
 func hottestPartitions() *timeseries.PanelBuilder {
 	return timeseriesPanel("Hottest partitions (events / s)",
 		"Inbound events applied per second by the 5 busiest partitions (clock ticks excluded).",
@@ -244,6 +292,10 @@ func hottestPartitions() *timeseries.PanelBuilder {
 	)
 }
 
+// skewAndOutbox: the hottest-to-average ratio over 5 minutes (a steadier
+// window than the zoom's, since skew is a property of the load, not a
+// spike), partitions not ready, and outputs committed but not yet
+// acknowledged by FR_OUT, which grows when publishing stalls.
 func skewAndOutbox() *timeseries.PanelBuilder {
 	return timeseriesPanel("Partition skew and outbox",
 		"Busiest partition's rate over the average partition's (1 = even), partitions not ready, and outputs committed but not yet acknowledged.",
@@ -280,6 +332,10 @@ func latencyPanel(title, description, hist string) *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// batchSize shows quantiles and the mean of events per batch: batches
+// grow with load by design (a worker takes what is waiting), so small
+// batches under a backlog mean the worker is not getting messages fast
+// enough, not that it is idle.
 func batchSize() *timeseries.PanelBuilder {
 	qs := quantiles("flashreturn_batch_size_events", "$__rate_interval", p50, p99)
 	qs = append(qs, query{`sum(rate(flashreturn_batch_size_events_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(flashreturn_batch_size_events_count{instance=~"$instance"}[$__rate_interval]))`, "mean"})
@@ -289,6 +345,9 @@ func batchSize() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// errorsAndRetries: commit and publish errors are retried, so a rate here
+// is latency, not loss; poison events are dead-lettered and each one is
+// a shopper's event that did not apply.
 func errorsAndRetries() *timeseries.PanelBuilder {
 	return timeseriesPanel("Errors and retries / s",
 		"Commit and publish failures (retried, never skipped) and poison events (core panics or unreadable state).",
@@ -299,6 +358,10 @@ func errorsAndRetries() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// stateStore shows Badger's on-disk sizes and the cache against its
+// budget; a value log that keeps growing while the LSM stays flat is the
+// usual sign that value-log GC is not keeping up with rewrites of users'
+// records, which disk alerts would only catch much later.
 func stateStore() *timeseries.PanelBuilder {
 	return timeseriesPanel("State store",
 		"Badger LSM and value-log size on disk, and the state cache size against its budget (--cache-mb).",
@@ -320,6 +383,9 @@ func processRow() row {
 	)}
 }
 
+// cpu is per instance and in cores (not percent), so that it reads the
+// same on any machine size; the GC line is the share worth tuning
+// (GOGC, the state cache) before adding machines.
 func cpu() *timeseries.PanelBuilder {
 	return timeseriesPanel("CPU",
 		"CPU cores used by flashreturnd (the embedded NATS server included when embedded) and by the Go GC.",
@@ -329,6 +395,9 @@ func cpu() *timeseries.PanelBuilder {
 	).Min(0).AxisLabel("cores")
 }
 
+// memory puts RSS next to the Go heap: a gap that grows between them is
+// memory outside the heap (Badger's mmap'd tables and caches), which the
+// Go runtime's numbers alone would not show.
 func memory() *timeseries.PanelBuilder {
 	return timeseriesPanel("Memory",
 		"Resident memory and Go heap in use.",
@@ -347,6 +416,9 @@ func goroutines() *timeseries.PanelBuilder {
 	).Min(0)
 }
 
+// gcPauses is the maximum pause (quantile 1), not a percentile: a single
+// long pause delays every partition at once, which is what the decision
+// latency's tail would show without saying why.
 func gcPauses() *timeseries.PanelBuilder {
 	return timeseriesPanel("GC pauses",
 		"Longest recent stop-the-world GC pause.",
@@ -367,6 +439,9 @@ func policyRow() row {
 	)}
 }
 
+// shadowVsLive compares approval rates of the live and shadow policy on
+// the same requests; disagreements, not the two rates, are what decide
+// whether a shadow policy is safe to promote.
 func shadowVsLive() *timeseries.PanelBuilder {
 	return timeseriesPanel("Shadow policy vs live",
 		"With --shadow: approvals per second of the live and shadow policy on the same requests, and disagreements. Empty without a shadow policy.",

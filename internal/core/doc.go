@@ -7,7 +7,7 @@
 // # Invariants
 //
 //   - No IO, no clock, no randomness, no goroutines: time is the event's At,
-//     zones come from [Env].Loc (TestNoIOImports enforces the imports).
+//     zones come from [Env].Loc (internal/lint TestPurity enforces it).
 //   - Money is integer fen; nothing iterates a map into an output.
 //   - Effects carry IDs derived from the user, the request and the effect
 //     kind ([Effect.MsgID], [Effect.RefundID], [Effect.PickupID],

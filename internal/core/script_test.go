@@ -12,7 +12,6 @@ package core
 // regenerates the expected outputs; review the diff.
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,107 +20,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/internal/script"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata scripts")
-
-type scriptCase struct {
-	pos    string // file:line of the command
-	cmd    string
-	args   []string
-	input  []string
-	output string
-}
-
-// parseScript splits a script file into cases.
-func parseScript(t *testing.T, path string) []scriptCase {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var cases []scriptCase
-	for i := 0; i < len(lines); {
-		l := strings.TrimSpace(lines[i])
-		if l == "" || strings.HasPrefix(l, "#") {
-			i++
-			continue
-		}
-		c := scriptCase{pos: fmt.Sprintf("%s:%d", path, i+1)}
-		f := strings.Fields(l)
-		c.cmd, c.args = f[0], f[1:]
-		i++
-		for ; i < len(lines) && lines[i] != "----"; i++ {
-			c.input = append(c.input, lines[i])
-		}
-		if i == len(lines) {
-			t.Fatalf("%s: no ---- separator", c.pos)
-		}
-		i++
-		var out []string
-		for ; i < len(lines) && lines[i] != ""; i++ {
-			out = append(out, lines[i])
-		}
-		if len(out) > 0 {
-			c.output = strings.Join(out, "\n") + "\n"
-		}
-		cases = append(cases, c)
-	}
-	return cases
-}
-
-// writeScript renders cases back into the file format (comments between
-// cases are kept by rewriting only what follows each ----).
-func rewriteScript(t *testing.T, path string, actual []string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var b strings.Builder
-	k := 0
-	for i := 0; i < len(lines); i++ {
-		b.WriteString(lines[i])
-		if i < len(lines)-1 {
-			b.WriteByte('\n')
-		}
-		if lines[i] == "----" {
-			for i+1 < len(lines) && lines[i+1] != "" {
-				i++ // skip the old output
-			}
-			b.WriteString(actual[k])
-			k++
-		}
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestScripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			cases := parseScript(t, path)
-			w := newWorld(t)
-			var actual []string
-			for _, c := range cases {
-				got := w.run(t, c)
-				actual = append(actual, got)
-				if !*rewrite && got != c.output {
-					t.Errorf("%s: %s %s\n--- want\n%s--- got\n%s", c.pos, c.cmd, strings.Join(c.args, " "), c.output, got)
-				}
-			}
-			if *rewrite {
-				rewriteScript(t, path, actual)
-			}
-		})
-	}
+	script.Run(t, "testdata/*.txt", func(t *testing.T) func(*testing.T, script.Case) string {
+		w := newWorld(t)
+		return w.run
+	})
 }
 
 // world is the scripted environment: users, merchants, policy, zone and
@@ -165,17 +72,17 @@ func (w *world) user(id string) *User {
 	return u
 }
 
-func (w *world) run(t *testing.T, c scriptCase) string {
+func (w *world) run(t *testing.T, c script.Case) string {
 	var b strings.Builder
-	switch c.cmd {
+	switch c.Cmd {
 	case "policy":
-		p, ok := Preset(c.args[0])
+		p, ok := Preset(c.Args[0])
 		if !ok {
-			t.Fatalf("%s: unknown preset %s", c.pos, c.args[0])
+			t.Fatalf("%s: unknown preset %s", c.Pos, c.Args[0])
 		}
-		for _, l := range c.input {
+		for _, l := range c.Input {
 			if l = strings.TrimSpace(l); l != "" {
-				setPolicy(t, c.pos, p, l)
+				setPolicy(t, c.Pos, p, l)
 			}
 		}
 		if err := p.Finish(); err != nil {
@@ -185,7 +92,7 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 		w.env.Policy = p
 	case "merchant":
 		m := &Merchant{}
-		for _, a := range c.args {
+		for _, a := range c.Args {
 			switch k, v := kv(a); k {
 			case "id":
 				m.ID = v
@@ -194,7 +101,7 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 				m.Revision = n
 			}
 		}
-		for _, l := range c.input {
+		for _, l := range c.Input {
 			l = strings.TrimSpace(l)
 			switch k, v, _ := strings.Cut(l, ":"); k {
 			case "return":
@@ -202,30 +109,40 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 			case "ship":
 				m.ShipAddresses = append(m.ShipAddresses, strings.TrimSpace(v))
 			case "rule":
-				m.Rules = append(m.Rules, parseRule(t, c.pos, strings.Fields(v)))
+				m.Rules = append(m.Rules, parseRule(t, c.Pos, strings.Fields(v)))
 			}
 		}
 		w.merchants[m.ID] = m
 	case "events":
-		trace := slices.Contains(c.args, "trace")
-		for _, l := range c.input {
+		trace := slices.Contains(c.Args, "trace")
+		for _, l := range c.Input {
 			if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
 				continue
 			}
-			ev := parseEvent(t, c.pos, l)
+			ev := parseEvent(t, c.Pos, l)
 			w.advance(&b, ev.At)
 			if ev.Type == EventClock {
 				continue
 			}
 			u := w.user(ev.UserID)
+			// As pipeline's stepper does: a late event (dated before the
+			// partition clock) first fires its shopper's timers that are
+			// due before its own at, so it cannot overtake a deadline
+			// that event time says passed before it.
+			if dl, ok := NextDeadline(u); ok && dl < ev.At {
+				w.out = Fire(u, ev.At, &w.env, w.out[:0])
+				for i := range w.out {
+					b.WriteString(w.formatEffect(&w.out[i], false))
+				}
+			}
 			w.out = Apply(u, &ev, &w.env, w.out[:0])
 			for i := range w.out {
 				b.WriteString(w.formatEffect(&w.out[i], trace))
 			}
 		}
 	case "fire":
-		_, v := kv(c.args[0])
-		w.advance(&b, parseTime(t, c.pos, v))
+		_, v := kv(c.Args[0])
+		w.advance(&b, parseTime(t, c.Pos, v))
 	case "reset":
 		// A fresh world (no shoppers, clock at zero), keeping the policy
 		// and merchants: scenarios that follow do not see each other's
@@ -233,18 +150,18 @@ func (w *world) run(t *testing.T, c scriptCase) string {
 		w.users, w.order, w.clock = map[string]*User{}, nil, 0
 	case "state":
 		id := "u1"
-		if len(c.args) > 0 {
-			_, id = kv(c.args[0])
+		if len(c.Args) > 0 {
+			_, id = kv(c.Args[0])
 		}
 		b.WriteString(formatUser(w.user(id), w.env.Loc))
 	case "query":
 		id := "u1"
-		if len(c.args) > 0 {
-			_, id = kv(c.args[0])
+		if len(c.Args) > 0 {
+			_, id = kv(c.Args[0])
 		}
 		b.WriteString(formatQuery(w.user(id), w.env.Policy, w.env.Loc))
 	default:
-		t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
+		t.Fatalf("%s: unknown command %q", c.Pos, c.Cmd)
 	}
 	return b.String()
 }

@@ -6,7 +6,7 @@
 // inputs and returns [Action] values; the caller (pipeline/cluster.go)
 // does the IO, over NATS KV, the object store and the partition workers,
 // and feeds the results back. No IO, no clock reads, no goroutines, no
-// randomness, standard library only (TestNoIOImports).
+// randomness, standard library only (internal/lint TestPurity).
 //
 // Because the time is an input, the protocol is tested in milliseconds
 // instead of with real clusters and multi-second leases: scripts in

@@ -46,116 +46,21 @@ package ownership
 //	query routing: IO, covered by the pipeline tests)
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/internal/script"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata scripts")
-
-type scriptCase struct {
-	pos    string // file:line of the command
-	cmd    string
-	args   []string
-	input  []string
-	output string
-}
-
-// parseScript splits a script file into cases.
-func parseScript(t *testing.T, path string) []scriptCase {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var cases []scriptCase
-	for i := 0; i < len(lines); {
-		l := strings.TrimSpace(lines[i])
-		if l == "" || strings.HasPrefix(l, "#") {
-			i++
-			continue
-		}
-		c := scriptCase{pos: fmt.Sprintf("%s:%d", path, i+1)}
-		f := strings.Fields(l)
-		c.cmd, c.args = f[0], f[1:]
-		i++
-		for ; i < len(lines) && lines[i] != "----"; i++ {
-			c.input = append(c.input, lines[i])
-		}
-		if i == len(lines) {
-			t.Fatalf("%s: no ---- separator", c.pos)
-		}
-		i++
-		var out []string
-		for ; i < len(lines) && lines[i] != ""; i++ {
-			out = append(out, lines[i])
-		}
-		if len(out) > 0 {
-			c.output = strings.Join(out, "\n") + "\n"
-		}
-		cases = append(cases, c)
-	}
-	return cases
-}
-
-// rewriteScript replaces what follows each ---- with the actual output,
-// keeping everything else (comments, commands) as it is.
-func rewriteScript(t *testing.T, path string, actual []string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var b strings.Builder
-	k := 0
-	for i := 0; i < len(lines); i++ {
-		b.WriteString(lines[i])
-		if i < len(lines)-1 {
-			b.WriteByte('\n')
-		}
-		if lines[i] == "----" {
-			for i+1 < len(lines) && lines[i+1] != "" {
-				i++ // skip the old output
-			}
-			b.WriteString(actual[k])
-			k++
-		}
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestScripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scripts: %v", err)
-	}
-	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			cases := parseScript(t, path)
-			var s *sim
-			var actual []string
-			for _, c := range cases {
-				got := runCase(t, &s, c)
-				actual = append(actual, got)
-				if !*rewrite && got != c.output {
-					t.Errorf("%s: %s %s\n--- want\n%s--- got\n%s", c.pos, c.cmd, strings.Join(c.args, " "), c.output, got)
-				}
-			}
-			if *rewrite {
-				rewriteScript(t, path, actual)
-			}
-		})
-	}
+	script.Run(t, "testdata/*.txt", func(t *testing.T) func(*testing.T, script.Case) string {
+		var s *sim
+		return func(t *testing.T, c script.Case) string { return runCase(t, &s, c) }
+	})
 }
 
 // args holds a command's arguments: positional words and key=value
@@ -167,9 +72,9 @@ type args struct {
 	kv    map[string]string
 }
 
-func parseArgs(t *testing.T, c scriptCase) args {
-	a := args{t: t, pos: c.pos, kv: map[string]string{}}
-	for _, w := range c.args {
+func parseArgs(t *testing.T, c script.Case) args {
+	a := args{t: t, pos: c.Pos, kv: map[string]string{}}
+	for _, w := range c.Args {
 		if k, v, ok := strings.Cut(w, "="); ok {
 			a.kv[k] = v
 		} else {
@@ -227,9 +132,9 @@ func (a args) members(s *sim) []*simMember {
 }
 
 // runCase runs one command and returns its output.
-func runCase(t *testing.T, sp **sim, c scriptCase) string {
+func runCase(t *testing.T, sp **sim, c script.Case) string {
 	a := parseArgs(t, c)
-	switch c.cmd {
+	switch c.Cmd {
 	case "assign":
 		// assign parts=N members=a,b,...: each member's partitions.
 		return formatAssign(Assign(splitMembers(a.kv["members"]), a.num("parts", 8)))
@@ -248,18 +153,18 @@ func runCase(t *testing.T, sp **sim, c scriptCase) string {
 		}
 		return fmt.Sprintf("moved %d of %d\n%s", moved, parts, formatAssign(y))
 	}
-	if c.cmd == "init" {
+	if c.Cmd == "init" {
 		*sp = newSim(a.num("parts", 8), a.dur("lease", 3*time.Second), a.dur("interval", 0))
 		(*sp).drainTimeout = a.dur("drain", 8*time.Second)
 		return ""
 	}
 	s := *sp
 	if s == nil {
-		t.Fatalf("%s: init first", c.pos)
+		t.Fatalf("%s: init first", c.Pos)
 	}
 	s.trace = s.trace[:0]
 	var b strings.Builder
-	switch c.cmd {
+	switch c.Cmd {
 	case "start":
 		for _, id := range a.words {
 			s.start(id)
@@ -285,7 +190,7 @@ func runCase(t *testing.T, sp **sim, c scriptCase) string {
 		}
 	case "freeze", "thaw":
 		for _, mb := range a.members(s) {
-			mb.frozen = c.cmd == "freeze"
+			mb.frozen = c.Cmd == "freeze"
 		}
 	case "heartbeats":
 		for _, mb := range a.members(s) {
@@ -314,7 +219,7 @@ func runCase(t *testing.T, sp **sim, c scriptCase) string {
 		p := a.num("p", 0)
 		rec := Record{Member: a.kv["member"], Epoch: uint64(a.num("epoch", 0)), Snapshot: a.kv["snapshot"], Cursor: uint64(a.num("cursor", 0)), Released: uint64(a.num("released", 0))}
 		if _, o := s.cas(p, rec, s.owners[p].Rev, !s.owners[p].OK); o != Written {
-			t.Fatalf("%s: record write failed", c.pos)
+			t.Fatalf("%s: record write failed", c.Pos)
 		}
 	case "beat":
 		for _, mb := range a.members(s) {
@@ -410,7 +315,7 @@ func runCase(t *testing.T, sp **sim, c scriptCase) string {
 		}
 		s.violations = s.violations[:0]
 	default:
-		t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
+		t.Fatalf("%s: unknown command %q", c.Pos, c.Cmd)
 	}
 	for _, l := range s.trace {
 		b.WriteString(l)

@@ -15,15 +15,26 @@ import (
 // decoder walks the tree into a policy, remembering the line of every
 // field it set so that validation errors from core can name it.
 type decoder struct {
-	p     *core.Policy
+	// p starts as the base preset's copy (core.Preset returns a fresh
+	// one) or as defaults(), and each field of the file overwrites it.
+	p *core.Policy
+	// lines maps a field path ("refunds.exchange.trigger", "cities[2]")
+	// to the line that set it. core.Policy.Finish knows fields, not
+	// lines; this is how its error gets one (lineOf).
 	lines map[string]int
 }
 
+// errAt returns an *Error at n's line naming field: every error the walk
+// finds itself goes through here, so that none lacks a line.
 func (d *decoder) errAt(n *node, field, format string, args ...any) error {
 	return &Error{Line: n.line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // topFields are the keys of a policy file, in the order Marshal writes them.
+// decode applies them in this order too, whatever the file's order, so
+// that which of two bad fields is reported does not depend on how the
+// file was laid out; "base" comes first because every other field
+// overrides it.
 var topFields = []string{
 	"base", "name", "kinds", "min_stars", "reasons", "require_seven_day",
 	"window_days", "amount_cap_fen", "excluded_categories",
@@ -34,7 +45,9 @@ var topFields = []string{
 	"penalties",
 }
 
-// required lists the keys a file must set when it has no base.
+// required lists the keys a file must set when it has no base: the ones
+// with no sensible shared default (who may be fast-tracked, and what is
+// paid). A file with a base inherits them, which is the point of a base.
 var required = []string{"name", "kinds", "min_stars", "reasons", "refunds"}
 
 // decode turns the tree into a finished policy.
@@ -60,6 +73,9 @@ func decode(root *node) (*core.Policy, error) {
 	} else {
 		d.p = defaults()
 	}
+	// The version is a digest of the content that Finish computes; the
+	// base's own version must not survive a file that changed anything,
+	// or decisions would name the preset's version for another policy.
 	d.p.Version = ""
 	for _, k := range topFields[1:] {
 		n, ok := fields[k]
@@ -71,6 +87,9 @@ func decode(root *node) (*core.Policy, error) {
 			return nil, err
 		}
 	}
+	// Required fields are checked after the others so that a base-less
+	// file with a bad value and a missing field reports the bad value,
+	// which is usually the line the writer is looking at.
 	if _, ok := fields["base"]; !ok {
 		for _, k := range required {
 			if _, ok := fields[k]; !ok {
@@ -78,6 +97,9 @@ func decode(root *node) (*core.Policy, error) {
 			}
 		}
 	}
+	// Range and consistency checks are core's (Finish), not the file's, so
+	// that a file and a preset are held to exactly the same rules; the
+	// file's part is only to give the error a line.
 	if err := d.p.Finish(); err != nil {
 		var pe *core.PolicyError
 		if errors.As(err, &pe) {
@@ -89,7 +111,10 @@ func decode(root *node) (*core.Policy, error) {
 }
 
 // lineOf returns the line of field, or of its closest parent set in the
-// file; 0 when it came from the defaults or the base.
+// file; 0 when it came from the defaults or the base. A parent's line is
+// the honest answer when the file set a whole mapping ("refunds:") and
+// core complains about one entry the file left out; no line at all is
+// the honest answer for a value the file never wrote.
 func (d *decoder) lineOf(field string) int {
 	for {
 		if l, ok := d.lines[field]; ok {
@@ -104,7 +129,9 @@ func (d *decoder) lineOf(field string) int {
 }
 
 // defaults is the starting point of a file without a base: the parameters
-// the presets share, and no fast-track rules.
+// the presets share, and no fast-track rules. It reads core's Default*
+// constants rather than copying numbers so that a preset and a base-less
+// file cannot drift apart when a default changes.
 func defaults() *core.Policy {
 	return &core.Policy{
 		WindowDays:      core.DefaultWindowDays,
@@ -126,6 +153,14 @@ func defaults() *core.Policy {
 
 // mapFields checks a mapping's keys against known (rejecting unknown and
 // repeated keys) and returns the values by key.
+//
+// An unknown key is an error, not ignored: a misspelt "window_dayz" would
+// otherwise run the policy on the default window, the failure the check
+// command exists to catch. A repeated key is an error because parsers
+// disagree on which copy wins (encoding/json keeps the last) and the
+// writer meant one of them. Integer and boolean keys are accepted as
+// names only so that the message says "unknown field" with the key,
+// rather than a type error about a key.
 func mapFields(n *node, prefix string, known []string) (map[string]*node, error) {
 	out := make(map[string]*node, len(n.keys))
 	for i, k := range n.keys {
@@ -144,12 +179,19 @@ func mapFields(n *node, prefix string, known []string) (map[string]*node, error)
 	return out, nil
 }
 
+// field sets one top-level parameter from its node. The switch lists the
+// fields in topFields order; each delegates the type check to a helper
+// that names the field and the line.
 func (d *decoder) field(k string, n *node) (err error) {
 	p := d.p
 	switch k {
 	case "name":
 		p.Name, err = d.str(n, k)
 	case "kinds":
+		// A list in the file replaces the base's list, never adds to it:
+		// the file shows the whole set, so a reader of the file alone
+		// knows what is fast-tracked. A duplicate entry is refused as a
+		// likely copy-paste slip.
 		p.Kinds = 0
 		err = d.list(n, k, func(item *node, f string) error {
 			s, err := d.str(item, f)
@@ -167,6 +209,7 @@ func (d *decoder) field(k string, n *node) (err error) {
 			return nil
 		})
 	case "reasons":
+		// Replaces the base's list, like kinds.
 		p.Reasons = 0
 		err = d.list(n, k, func(item *node, f string) error {
 			s, err := d.str(item, f)
@@ -233,6 +276,8 @@ func (d *decoder) field(k string, n *node) (err error) {
 	return err
 }
 
+// scalar fails unless n is a scalar; want describes the expected value
+// for the message ("an integer").
 func (d *decoder) scalar(n *node, field, want string) error {
 	if n.kind != kindScalar {
 		return d.errAt(n, field, "want %s, got %s", want, n.kind)
@@ -240,6 +285,10 @@ func (d *decoder) scalar(n *node, field, want string) error {
 	return nil
 }
 
+// str returns a string value. A number or boolean where a string belongs
+// is refused, not converted: name: 2024 would otherwise become "2024" in
+// one format and fail in the other, and Marshal always quotes names so
+// its output never needs the conversion.
 func (d *decoder) str(n *node, field string) (string, error) {
 	if err := d.scalar(n, field, "a string"); err != nil {
 		return "", err
@@ -250,6 +299,10 @@ func (d *decoder) str(n *node, field string) (string, error) {
 	return n.value, nil
 }
 
+// int returns an integer value. YAML's integer forms are accepted because
+// a YAML writer may use them (1_000_000 for a fen cap reads better), but
+// base 10 is tried first so that 010 is ten, as a person writing a count
+// means it, and not octal eight.
 func (d *decoder) int(n *node, field string) (int64, error) {
 	if err := d.scalar(n, field, "an integer"); err != nil {
 		return 0, err
@@ -268,6 +321,10 @@ func (d *decoder) int(n *node, field string) (int64, error) {
 	return v, nil
 }
 
+// smallInt returns an integer that fits in 32 bits, for counts (stars,
+// days, velocity, penalty points). The bound is not the policy's range
+// (Finish checks that); it keeps the int conversion lossless on every
+// platform, so that 4294967297 days cannot wrap into one day.
 func (d *decoder) smallInt(n *node, field string) (int, error) {
 	v, err := d.int(n, field)
 	if err != nil {
@@ -279,6 +336,8 @@ func (d *decoder) smallInt(n *node, field string) (int, error) {
 	return int(v), nil
 }
 
+// bool returns a boolean value; only true and false are booleans (see
+// fromYAML), so "yes" here is an error that says so.
 func (d *decoder) bool(n *node, field string) (bool, error) {
 	if err := d.scalar(n, field, "true or false"); err != nil {
 		return false, err
@@ -289,6 +348,9 @@ func (d *decoder) bool(n *node, field string) (bool, error) {
 	return n.value == "true", nil
 }
 
+// list calls each for every item of a list, with the item's field path
+// ("cities[2]"), whose line it records for lineOf. A null (a YAML key with
+// nothing after it) is an empty list, which is what such a line means.
 func (d *decoder) list(n *node, field string, each func(item *node, field string) error) error {
 	if n.kind == kindScalar && n.typ == typeNull {
 		return nil // "cities:" with nothing: empty
@@ -306,6 +368,8 @@ func (d *decoder) list(n *node, field string, each func(item *node, field string
 	return nil
 }
 
+// strings returns a list of strings (categories, cities). On error the
+// partial list is returned with it, and the caller drops both.
 func (d *decoder) strings(n *node, field string) ([]string, error) {
 	var out []string
 	err := d.list(n, field, func(item *node, f string) error {
@@ -330,6 +394,11 @@ func (d *decoder) duration(n *node, field string) (time.Duration, error) {
 	return v, nil
 }
 
+// parseDuration reads what duration accepts. Days have their own suffix
+// because Go durations stop at hours and policy periods are in days (a
+// 90-day trust window as "2160h" is unreadable). The 100-year bound keeps
+// n*24h inside time.Duration (about 292 years) so that a huge day count
+// is an error and not an overflow into a negative duration.
 func parseDuration(s string) (time.Duration, bool) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
@@ -343,7 +412,9 @@ func parseDuration(s string) (time.Duration, bool) {
 }
 
 // formatDuration renders d the way parseDuration reads it, in the largest
-// whole unit (days from two days up, so a day reads "24h").
+// whole unit (days from two days up, so a day reads "24h"). The output
+// must parse back to exactly d: Marshal's round trip keeps the Version,
+// which is a digest of the values, only if no rendering rounds.
 func formatDuration(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
@@ -356,6 +427,10 @@ func formatDuration(d time.Duration) string {
 	return d.String()
 }
 
+// serviceHours reads {start, end}, both required: a window with one end
+// from the file and one from the base would be a window nobody wrote.
+// Times are local HH:MM; 24:00 is allowed as an end, since the window is
+// half-open [start, end).
 func (d *decoder) serviceHours(n *node, field string) error {
 	if n.kind != kindMap {
 		return d.errAt(n, field, "want a mapping {start: \"09:00\", end: \"20:00\"}, got %s", n.kind)
@@ -387,6 +462,13 @@ func (d *decoder) serviceHours(n *node, field string) error {
 	return nil
 }
 
+// refunds reads the per-kind refund table, which replaces the base's
+// whole table: a kind left out pays no refund. Merging instead would let
+// a base's advance payment survive in a file that never mentions it, and
+// refunds are the money the platform pays before it has the goods.
+//
+// pre_shipment is refused as a trigger: it is not a per-kind choice but
+// what core applies to unshipped orders when pre_shipment_refund is set.
 func (d *decoder) refunds(n *node, field string) error {
 	if n.kind != kindMap {
 		return d.errAt(n, field, "want a mapping of kind to {trigger, advance}, got %s", n.kind)
@@ -442,7 +524,9 @@ func (d *decoder) refunds(n *node, field string) error {
 // not_returned (a return closed by its deadline after an advance).
 var penaltyOutcomes = []string{"ok", "damaged", "used", "wrong_item", "empty_box", "not_returned"}
 
-// outcomeOf maps a key of penaltyOutcomes to its Outcome.
+// outcomeOf maps a key of penaltyOutcomes to its Outcome. not_returned is
+// handled first because it is no inspection result, so ParseOutcome (which
+// reads inspection.result payloads) rightly does not accept it.
 func outcomeOf(name string) core.Outcome {
 	if name == core.OutcomeNotReturned.String() {
 		return core.OutcomeNotReturned
@@ -451,6 +535,10 @@ func outcomeOf(name string) core.Outcome {
 	return o
 }
 
+// penalties overrides only the outcomes the file lists, unlike refunds:
+// penalty points have sensible shared defaults, and a file that tunes one
+// outcome should not have to restate the other five (or silently make
+// them free by leaving them out).
 func (d *decoder) penalties(n *node, field string) error {
 	if n.kind != kindMap {
 		return d.errAt(n, field, "want a mapping of outcome to points, got %s", n.kind)

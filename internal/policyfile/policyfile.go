@@ -16,7 +16,12 @@ import (
 type Format uint8
 
 // Formats. FormatAuto picks JSON when the first non-blank byte is '{',
-// YAML otherwise.
+// YAML otherwise. YAML could read most JSON files too, but a JSON file
+// read as JSON gets JSON's error messages and number rules (no 1_000, no
+// 0x1f), which is what its writer expects. The sniff's one cost: a YAML
+// file written as a single flow mapping ({name: x, ...}) is taken for
+// JSON and refused as invalid JSON; Load avoids it for files named .yaml
+// or .yml, whose extension decides.
 const (
 	FormatAuto Format = iota
 	FormatJSON
@@ -38,6 +43,12 @@ func (f Format) String() string {
 // repeated field, a value of the wrong type, or a parameter that
 // [core.Policy.Finish] rejects. It names the field (dotted path, e.g.
 // "refunds.exchange.trigger", or "cities[2]") and the line when known.
+//
+// The line is unknown (0) for a value the file did not write, e.g. a
+// window inherited from the base preset that core finds inconsistent
+// with one the file set; the field still names it. Err keeps the cause
+// for errors.Is: core.ErrInvalidPolicy for a parameter core refuses, the
+// parser's error for a syntax error.
 type Error struct {
 	Path  string // the file, when read by Load
 	Line  int    // 1-based; 0 when unknown (e.g. a value from the base preset)
@@ -71,12 +82,20 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// maxFileSize bounds what Load reads.
+// maxFileSize bounds what Load reads. A real policy is under 2 KB (a
+// marshalled preset is about 40 lines); 1 MiB is far above that and stops
+// a --policy pointed at the wrong file (a log, a Badger value log) from
+// being parsed at length before it fails. The file is read whole first, so
+// the check is after the read: the bound protects the parser, not memory.
 const maxFileSize = 1 << 20
 
 // Load reads a policy file and parses it: format by extension (.json;
 // .yaml or .yml), otherwise sniffed (see FormatAuto). Errors are *Error
 // naming the path.
+//
+// Load is what `flashreturnd --policy <file>` and `flashreturnd policy
+// check <file>` call; the check command prints the *Error and exits
+// non-zero, so a bad file is refused before a daemon ever runs with it.
 func Load(path string) (*core.Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -85,6 +104,8 @@ func Load(path string) (*core.Policy, error) {
 	if len(data) > maxFileSize {
 		return nil, &Error{Path: path, Msg: fmt.Sprintf("file larger than %d bytes", maxFileSize)}
 	}
+	// The extension, when it says, wins over sniffing: a .yaml file that
+	// happens to be a flow mapping is still reported with YAML's errors.
 	f := FormatAuto
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".json":
@@ -93,6 +114,8 @@ func Load(path string) (*core.Policy, error) {
 		f = FormatYAML
 	}
 	p, err := Parse(data, f)
+	// Parse knows no path; the error gains it here so that a message
+	// printed by the check command names the file as the operator typed it.
 	if e, ok := err.(*Error); ok {
 		e.Path = path
 	}
@@ -101,8 +124,20 @@ func Load(path string) (*core.Policy, error) {
 
 // Parse parses a policy file in the given format and returns the finished
 // policy (Version set). Unknown fields are rejected; errors are *Error.
+//
+// Parsing is in two steps: the format's parser builds a neutral tree with
+// lines (tree.go), then one walker checks it against the fields of
+// core.Policy (decode.go). The split is what makes JSON and YAML files
+// obey the same rules and report the same messages; the only
+// format-specific errors are syntax errors. The first error found is
+// returned; a file with several mistakes is fixed one run at a time, in
+// the fixed order of topFields.
 func Parse(data []byte, f Format) (*core.Policy, error) {
 	if f == FormatAuto {
+		// A UTF-8 byte order mark, which some editors write, is skipped
+		// for the sniff only: yaml.v3 skips it itself, and encoding/json
+		// refuses it with a syntax error on line 1, which names the
+		// problem well enough.
 		f = FormatYAML
 		if t := bytes.TrimLeft(data, " \t\r\n\ufeff"); len(t) > 0 && t[0] == '{' {
 			f = FormatJSON
@@ -125,6 +160,12 @@ func Parse(data []byte, f Format) (*core.Policy, error) {
 }
 
 // view is a policy as a file shows it, in the order Marshal writes it.
+// The JSON form is this struct through encoding/json, whose field order is
+// the struct's; keep it in topFields order so that a JSON and a YAML file
+// of the same policy read the same top to bottom. Durations and the
+// service hours are strings in their file spelling ("90d", "09:00"), not
+// nanoseconds and minutes, so that the JSON form is as readable as the
+// YAML one and parses back through the same helpers.
 type view struct {
 	Name                 string                `json:"name"`
 	Kinds                []string              `json:"kinds"`
@@ -153,16 +194,23 @@ type view struct {
 	Penalties            map[string]int        `json:"penalties"`
 }
 
+// refundView is one kind's row of the refund table; Trigger is "none"
+// rather than empty for a kind that pays nothing, so that the file says so.
 type refundView struct {
 	Trigger string `json:"trigger"`
 	Advance bool   `json:"advance"`
 }
 
+// hoursView is service_hours as written: local "HH:MM" strings.
 type hoursView struct {
 	Start string `json:"start"`
 	End   string `json:"end"`
 }
 
+// toView builds the file form of p. Lists start empty rather than nil so
+// that JSON writes [] (an empty list the reader can fill in) and not null;
+// every kind gets a refund row and every outcome a penalty, so that the
+// output is a complete statement of the policy with nothing inherited.
 func toView(p *core.Policy) *view {
 	v := &view{
 		Name:                 p.Name,
@@ -227,6 +275,13 @@ func MarshalFormat(p *core.Policy, f Format) ([]byte, error) {
 		}
 		return append(b, '\n'), nil
 	}
+	// YAML is written by hand, not with yaml.Marshal: the library would
+	// sort map keys, could not place the explanatory comments, and would
+	// write lists in block style, three times as long. Strings a reader
+	// types (name, categories, cities) are quoted with strconv.Quote so
+	// that a name like "yes" or "2024" stays a string when read back
+	// (str refuses anything else); enum lists are left bare because their
+	// values are fixed identifiers.
 	var b bytes.Buffer
 	q := strconv.Quote
 	list := func(l []string, quote bool) string {
@@ -239,6 +294,9 @@ func MarshalFormat(p *core.Policy, f Format) ([]byte, error) {
 		}
 		return "[" + strings.Join(out, ", ") + "]"
 	}
+	// The version in the header is for the reader only: Parse ignores
+	// comments and recomputes it, so an edited file never claims the
+	// version it was copied from.
 	fmt.Fprintf(&b, "# flashreturn policy %s, version %s\n", p.Name, p.Version)
 	fmt.Fprintf(&b, "name: %s\n", q(v.Name))
 	fmt.Fprintf(&b, "# kinds that can be fast-tracked: return_refund, refund_only, exchange\n")

@@ -37,8 +37,17 @@ var genericAPI = sonic.Config{UseNumber: true, CaseSensitive: true, ValidateStri
 
 // unsetStr marks a string field the payload did not set (absent or null).
 // It is recognised by its address, so no payload content can imitate it.
+// The contract tells "absent" from "empty" (a missing city defaults, a
+// missing category is missing_field, "" is a value); *string fields would
+// tell them apart too but cost an allocation per field on the hot path,
+// which this sentinel does not. Decoding into the pre-set struct leaves
+// the sentinel wherever the key is absent, and JSON null leaves a Go
+// string unchanged too (encoding/json's rule, which sonic follows), so
+// null reads as unset: the contract's "null counts as absent".
 var unsetStr = "\x00unset"
 
+// isUnset compares addresses, not bytes: a payload holding the same
+// eight bytes as the sentinel is still a set value.
 func isUnset(s string) bool {
 	return len(s) == len(unsetStr) && unsafe.StringData(s) == unsafe.StringData(unsetStr)
 }
@@ -52,7 +61,9 @@ const (
 
 // optInt is an integer field whose presence is known. Decoding it never
 // fails: a non-integer is recorded as stBad and reported by the validator,
-// which knows the field's name.
+// which knows the field's name. Had it returned an error, sonic would have
+// stopped decoding at that field, losing the later ones, and its error
+// names no field in a form a dead letter can use.
 type optInt struct {
 	v  int64
 	st uint8
@@ -75,7 +86,11 @@ func (o *optInt) UnmarshalJSON(b []byte) error {
 }
 
 // parseJSONInt parses -?(0|[1-9][0-9]*) into an int64; fractions,
-// exponents, strings and overflow fail.
+// exponents, strings and overflow fail. Money is integer fen by contract:
+// 100.0 or 1e2 is refused rather than converted, since a publisher that
+// sends floats has a rounding bug somewhere and the dead letter is where
+// it learns of it. Hand-written rather than strconv.ParseInt because the
+// input is a []byte and the conversion to string would allocate.
 func parseJSONInt(b []byte) (int64, bool) {
 	neg := false
 	if len(b) > 0 && b[0] == '-' {
@@ -125,7 +140,12 @@ func (o *optBool) UnmarshalJSON(b []byte) error {
 }
 
 // rawEvent is the union of every inbound event's fields. Strings start as
-// unsetStr; optInt and optBool start unset.
+// unsetStr; optInt and optBool start unset. One struct for all types, not
+// one per type, because the type is only known after decoding: a union
+// decodes in one pass, and sonic compiles a single decoder for it. The
+// validator then reads only the fields of the decoded type, which is how
+// "fields that the type does not list are ignored, whatever their value"
+// holds.
 type rawEvent struct {
 	Type    string `json:"type"`
 	EventID string `json:"event_id"`
@@ -156,6 +176,9 @@ type rawEvent struct {
 	Note string `json:"note"`
 }
 
+// rawEventUnset is the starting value of every decode: each string field
+// holds the sentinel, so that after the decode an untouched field is
+// recognisable (see unsetStr).
 var rawEventUnset = rawEvent{
 	Type: unsetStr, EventID: unsetStr, At: unsetStr, UserID: unsetStr,
 	OrderID: unsetStr, MerchantID: unsetStr, Category: unsetStr, Size: unsetStr,
@@ -171,6 +194,10 @@ type decodeState struct {
 	chk checker
 }
 
+// statePool holds decodeStates between calls. The pipeline decodes on one
+// goroutine per partition, so a pool (per-P caches) rather than one state
+// per worker keeps Decode a plain function that any caller can use
+// concurrently.
 var statePool = sync.Pool{New: func() any { return new(decodeState) }}
 
 // Decode decodes and validates one inbound user event (or clock tick)
@@ -270,6 +297,10 @@ type checker struct {
 	typ      string // for messages: the event type, once known
 }
 
+// lookup returns the generic value of a field, decoding the payload into
+// a map once, on first use, and only when sonic reported a type mismatch:
+// valid events never pay for the map, and an event with several wrongly
+// typed fields pays once.
 func (c *checker) lookup(name string) (any, bool) {
 	if !c.mismatch {
 		return nil, false
@@ -312,6 +343,9 @@ func (c *checker) optString(name, s string) (string, error) {
 	return s, nil
 }
 
+// id validates a required ID field. IDs become NATS subject tokens and
+// Badger key parts downstream, which is why the syntax is strict: a dot
+// or a space in a user_id would make a subject with another meaning.
 func (c *checker) id(name, s string) (string, error) {
 	s, err := c.reqString(name, s)
 	if err != nil {
@@ -323,6 +357,9 @@ func (c *checker) id(name, s string) (string, error) {
 	return s, nil
 }
 
+// at validates the event time and returns it in Unix nanoseconds and as
+// sent. The raw text is kept because decisions echo it as request_at:
+// re-formatting would change a publisher's offset or precision.
 func (c *checker) at(s string) (int64, string, error) {
 	s, err := c.reqString("at", s)
 	if err != nil {
@@ -335,6 +372,8 @@ func (c *checker) at(s string) (int64, string, error) {
 	return ns, s, nil
 }
 
+// nonNegative validates a fen amount; the bool reports whether it was
+// present, for amount_fen, whose absence means "the paid amount".
 func (c *checker) nonNegative(name string, o optInt, required bool) (int64, bool, error) {
 	switch o.st {
 	case stUnset:
@@ -351,6 +390,8 @@ func (c *checker) nonNegative(name string, o optInt, required bool) (int64, bool
 	return o.v, true, nil
 }
 
+// boolean validates a true/false field; "true" as a string is bad_value,
+// not true, so that a publisher's serialisation bug is seen.
 func (c *checker) boolean(name string, o optBool, required bool) (bool, error) {
 	switch o.st {
 	case stUnset:
@@ -378,6 +419,9 @@ func enum[T ~uint8](c *checker, name, s string, parse func(string) (T, bool), al
 }
 
 // event validates r as an event on the given subject tokens and fills ev.
+// The order of checks is the contract's (see the package doc) and decides
+// which reason a message with several faults is dead-lettered under, so
+// it must not change: loadgen's audit expects the reason it injected.
 func (c *checker) event(kindToken, userToken string, r *rawEvent, ev *core.Event) error {
 	if isUnset(r.Type) {
 		if err := c.wrongString("type"); err != nil {
@@ -516,6 +560,9 @@ func (c *checker) event(kindToken, userToken string, r *rawEvent, ev *core.Event
 	return nil
 }
 
+// idChars is the ID alphabet as a lookup table: ValidID runs for every ID
+// of every event, and a table index per byte is cheaper than a regexp or
+// range comparisons.
 var idChars = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
@@ -543,7 +590,9 @@ func ValidID(s string) bool {
 	return true
 }
 
-// quote returns s quoted for an error sentence, cut to 64 bytes.
+// quote returns s quoted for an error sentence, cut to 64 bytes, so that
+// a dead letter of a huge bad value does not repeat it in its error field
+// (the payload itself is kept, in payload_b64).
 func quote(s string) string {
 	if len(s) > 64 {
 		return strconv.Quote(s[:64]) + "..."

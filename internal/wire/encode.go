@@ -217,6 +217,11 @@ func appendIDBody(dst []byte, prefix string, e *core.Effect) []byte {
 // "stream_seq", "payload_b64"} where error is a sentence naming the field
 // (see [Error]) and payload_b64 the original bytes in standard base64 with
 // padding. It does not allocate when dst has room.
+//
+// The payload is base64, not embedded: a dead letter is often not JSON
+// or not valid UTF-8 at all (that may be why it is dead), and only base64
+// carries every byte through a JSON string unchanged, so the publisher
+// can be shown exactly what it sent.
 func AppendDLQ(dst []byte, reason, errMsg, subject string, streamSeq uint64, payload []byte) []byte {
 	dst = append(dst, `{"reason":`...)
 	dst = appendString(dst, reason)
@@ -233,7 +238,10 @@ func AppendDLQ(dst []byte, reason, errMsg, subject string, streamSeq uint64, pay
 
 // DLQMsgID returns the Nats-Msg-Id of the dead letter for message seq of
 // stream: "dlq.<stream>.<seq>", so that dead-lettering the same stored
-// message twice (after a crash) yields one DLQ entry.
+// message twice (after a crash) yields one DLQ entry. The stream name is
+// part of the ID because sequences are per stream: in the per-partition
+// layout FR_IN_3 and FR_IN_7 both have a message 42, and a sequence alone
+// would make FR_DLQ drop the second as a duplicate.
 func DLQMsgID(stream string, seq uint64) string {
 	return "dlq." + stream + "." + strconv.FormatUint(seq, 10)
 }
@@ -249,6 +257,10 @@ func ClockMsgID(p int, at time.Time) string {
 	return string(appendClockID(nil, p, at))
 }
 
+// appendClockID writes ClockMsgID into dst. The second, not the tick's
+// full time, is in the ID: daemons' tickers are not aligned, and only a
+// coarser unit makes two daemons that both believe they own p (during a
+// hand-over) produce the same ID for the same tick.
 func appendClockID(dst []byte, p int, at time.Time) []byte {
 	dst = append(dst, "clock-"...)
 	dst = strconv.AppendInt(dst, int64(p), 10)
@@ -280,6 +292,8 @@ var plainASCII = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// lsb and msb are the per-byte constants of plainPrefix's word-at-a-time
+// test (a byte of 0x01 and a byte of 0x80 repeated eight times).
 const (
 	lsb = 0x0101010101010101
 	msb = 0x8080808080808080
@@ -287,6 +301,10 @@ const (
 
 // plainPrefix returns the length of the longest prefix of s that needs no
 // escaping (ASCII 0x20..0x7f except '"' and '\\'), eight bytes at a time.
+// Almost every string the daemon writes is a plain ID or code, so the
+// common case is one pass of word compares and a single copy; the test
+// may flag a plain byte as suspect (the subtraction borrows), never the
+// reverse, and the byte loop after it settles what the words left open.
 func plainPrefix(s string) int {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
@@ -315,7 +333,11 @@ func appendString(dst []byte, s string) []byte {
 // appendStringBody appends s escaped for the inside of a JSON string: '"',
 // '\\' and control characters are escaped, invalid UTF-8 becomes \ufffd,
 // and U+2028/U+2029 are escaped (as encoding/json does, minus HTML
-// escaping).
+// escaping). U+2028/U+2029 are valid in JSON but end a line in older
+// JavaScript, and the shopper app is a JavaScript consumer of FR_OUT;
+// HTML escaping is left out because no consumer embeds outputs in HTML
+// and it would make notes with "<" unreadable. FuzzAppendString holds
+// the output to encoding/json's decoding of it.
 func appendStringBody(dst []byte, s string) []byte {
 	start := 0
 	i := plainPrefix(s)

@@ -33,6 +33,9 @@ func DecodeMerchant(merchantToken string, data []byte, rev uint64) (*core.Mercha
 	if err := genericAPI.Unmarshal(data, &m); err != nil {
 		return nil, errBadJSON("payload is not valid JSON: %s", sonicMsg(err))
 	}
+	// The checks follow Decode's order (type, then event_id and at, then
+	// the subject's token, then the type's own fields), so that a merchant
+	// message and a user event with the same fault get the same reason.
 	o := obj{m: m, typ: TypeMerchantUpdated}
 	typ, err := o.str("type", true)
 	if err != nil {
@@ -41,6 +44,9 @@ func DecodeMerchant(merchantToken string, data []byte, rev uint64) (*core.Mercha
 		}
 		return nil, err
 	}
+	// A user event type on a merchant subject is a routing mistake of the
+	// publisher (subject_mismatch), not an unknown type: the message says
+	// which subject it belongs on.
 	if typ != TypeMerchantUpdated {
 		if t, ok := core.ParseEventType(typ); ok {
 			return nil, &Error{Reason: ReasonSubjectMismatch, Field: "type",
@@ -169,6 +175,8 @@ type obj struct {
 	typ    string
 }
 
+// path names a field for an error: "rules[1].max_days", so that a
+// merchant fixing a profile with a dozen rules knows which one.
 func (o obj) path(name string) string { return o.prefix + name }
 
 // get returns the field, treating null as absent.
@@ -177,6 +185,8 @@ func (o obj) get(name string) (any, bool) {
 	return v, ok && v != nil
 }
 
+// str reads a string field; a number or boolean is bad_value, never
+// converted, the same rule Decode applies to user events.
 func (o obj) str(name string, required bool) (string, error) {
 	v, ok := o.get(name)
 	if !ok {
@@ -192,6 +202,8 @@ func (o obj) str(name string, required bool) (string, error) {
 	return s, nil
 }
 
+// id reads a required ID field with Decode's ID syntax: merchant_id
+// becomes a subject token, like user_id.
 func (o obj) id(name string) (string, error) {
 	s, err := o.str(name, true)
 	if err != nil {
@@ -203,6 +215,8 @@ func (o obj) id(name string) (string, error) {
 	return s, nil
 }
 
+// array reads an array field; ok tells an absent optional array (match
+// anything) from an empty one, which for addresses is a real value.
 func (o obj) array(name string, required bool) ([]any, bool, error) {
 	v, ok := o.get(name)
 	if !ok {
@@ -239,6 +253,10 @@ func (o obj) strs(name string, required, nonEmpty bool) ([]string, error) {
 	return out, nil
 }
 
+// int reads an optional integer. genericAPI decodes numbers as
+// json.Number (UseNumber), so the text is checked with Decode's integer
+// rule: 5.0 and 5e0 are refused, and a value beyond 2^53 is not rounded
+// through a float64 on its way.
 func (o obj) int(name string) (int64, bool, error) {
 	v, ok := o.get(name)
 	if !ok {

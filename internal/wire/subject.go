@@ -191,7 +191,7 @@ func Partition(userID string, p int) int {
 // usable as a stream's SubjectTransform or as a server subject mapping.
 // Its partition token equals [Partition](user, p).
 func PartitionMapping(p int) (src, dest string) {
-	return InPrefix + "*.*", PartPrefix + "{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+	return InWildcard, PartPrefix + "{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
 }
 
 // ClockToken returns the first of "c0", "c1", "c2", ... that [Partition]

@@ -8,6 +8,11 @@ import "time"
 // "Z" may be lower case (RFC 3339 §5.6). The second must be 00..59 (no
 // leap second, like time.Parse). ok is false for anything else, including
 // instants outside the int64 nanosecond range (1677-09-21 to 2262-04-11).
+//
+// time.Parse would do, but allocates for its error values and is several
+// times slower; it runs on every event's at (and every order.delivered's
+// sign-off), and the result is only ever needed as nanoseconds. The
+// fuzz test FuzzParseRFC3339 holds it to time.Parse's answers.
 func parseRFC3339(s string) (ns int64, ok bool) {
 	// 2006-01-02T15:04:05Z is the shortest form.
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' {
@@ -89,7 +94,8 @@ func parseRFC3339(s string) (ns int64, ok bool) {
 	return secs*1e9 + frac, true
 }
 
-// num parses a fixed-width run of ASCII digits.
+// num parses a fixed-width run of ASCII digits. Fixed width is RFC
+// 3339's rule: "2026-1-1" is not a date there, and must not be one here.
 func num(s string) (int, bool) {
 	n := 0
 	for i := 0; i < len(s); i++ {
@@ -102,6 +108,9 @@ func num(s string) (int, bool) {
 	return n, true
 }
 
+// daysIn returns the days of a month in the proleptic Gregorian calendar,
+// so that 2026-02-29 is refused as time.Parse refuses it, rather than
+// normalised into March 1st.
 func daysIn(year, month int) int {
 	switch month {
 	case 2:
@@ -146,6 +155,8 @@ func appendTime(dst []byte, t time.Time, loc *time.Location) []byte {
 	}
 	t = t.In(loc)
 	year, month, day := t.Date()
+	// The fast path writes four-digit years only; anything else is so
+	// rare (a test's extreme value) that the library's formatting is fine.
 	if year < 0 || year > 9999 {
 		return t.AppendFormat(dst, TimeLayout)
 	}
