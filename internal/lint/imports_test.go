@@ -48,7 +48,7 @@ const (
 // pureDeny is the standard library a pure package may not reach for: the
 // file system, the network, processes, randomness. internal/core and
 // internal/ownership check the full list, clock calls and goroutines in
-// their own lint_test.go; this is the module-wide net under them.
+// TestPurity (purity_test.go); this is the module-wide net under them.
 var pureDeny = []string{"os", "os/exec", "os/signal", "io/fs", "net", "net/http", "syscall", "math/rand", "math/rand/v2", "crypto/rand", "log", "log/slog"}
 
 // allowedImports is the import graph the module keeps, derived from the
@@ -83,8 +83,25 @@ var allowedImports = map[string]importRule{
 	// encodes; state stores). recordtest holds fixtures for tests only.
 	"state/record":            {Internal: []string{pkgCore, pkgPolicy}},
 	"state/record/recordtest": {Internal: []string{pkgCore, "state/record"}},
-	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState},
+	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState,
+		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/streams"},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
+	// pipeline's own layers (see pipeline/doc.go's map): defaults at the
+	// bottom, then streams; apply is the deterministic step shared by the
+	// workers and replay; cluster and httpapi get the runtime through
+	// hooks and an interface, so that none of them imports pipeline.
+	"pipeline/defaults": {},
+	"pipeline/streams":  {Internal: []string{"pipeline/defaults"}, Modules: []string{modNATS, modServer}},
+	"pipeline/apply":    {Internal: []string{pkgCore, pkgWire}, Modules: []string{modMetrics, modSonic}},
+	"pipeline/cluster": {Internal: []string{pkgOwner, pkgWire, "pipeline/defaults", "pipeline/streams", pkgState},
+		Modules: []string{modNATS, modMetrics, modSonic}},
+	"pipeline/httpapi": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/cluster", pkgState},
+		Modules: []string{modMetrics, modSonic}},
+	"pipeline/replay": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/defaults", "pipeline/streams"},
+		Modules: []string{modNATS}},
+	// testkit is used by the tests of every layer, so it imports no
+	// module package: a test of state must not link the daemon.
+	"internal/testkit": {Modules: []string{modNATS, modServer}},
 	// loadgen is a publisher and reader of the contract: core's types and
 	// wire's encoders are the contract in code; pipeline and state are the
 	// daemon it measures from outside.
@@ -96,7 +113,8 @@ var allowedImports = map[string]importRule{
 	"loadgen/world":    {Internal: []string{pkgCore, pkgWire, "loadgen/contract"}},
 	"loadgen/audit":    {Internal: []string{pkgCore, pkgWire, "loadgen/contract", "loadgen/world"}, Modules: []string{modHdr}},
 	"loadgen/faults":   {Internal: []string{pkgCore, pkgWire}, Modules: []string{modXSys}},
-	"cmd/flashreturnd": {Internal: []string{pkgCore, pkgWire, pkgPolicy, pkgState, pkgPipeline},
+	"cmd/flashreturnd": {Internal: []string{pkgCore, pkgWire, pkgPolicy, pkgState, pkgPipeline,
+		"pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/replay", "pipeline/streams"},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
 	"cmd/loadgen": {Internal: []string{pkgLoadgen, "loadgen/faults", pkgCore, pkgWire}, Modules: []string{modXSys, modNATS}},
 	// The relay is the ceiling the daemon is compared with: it may share

@@ -73,6 +73,9 @@ func Parse(t *testing.T, path string) []Case {
 			t.Fatalf("%s: no ---- separator", c.Pos)
 		}
 		i++
+		// The expected output ends at the first blank line, so an
+		// output cannot hold one: the format's one restriction, as in
+		// datadriven without its "----\n----" double separator.
 		var out []string
 		for ; i < len(lines) && lines[i] != ""; i++ {
 			out = append(out, lines[i])
