@@ -5,7 +5,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 )
@@ -182,7 +181,7 @@ func (c Config) withDefaults() Config {
 		c.QuietPeriod = time.Second
 	}
 	if c.InboundPrefix == "" {
-		c.InboundPrefix = wire.StreamIn
+		c.InboundPrefix = "FR_IN"
 	}
 	if c.Partitions == 0 {
 		c.Partitions = faults.SpawnPartitions(c.Spawn)

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
@@ -20,9 +19,9 @@ import (
 
 // Stream names of the contract that loadgen reads or needs.
 const (
-	streamOut      = wire.StreamOut
-	streamDLQ      = wire.StreamDLQ
-	streamMerchant = wire.StreamMerchant
+	streamOut      = "FR_OUT"
+	streamDLQ      = "FR_DLQ"
+	streamMerchant = "FR_MERCHANT"
 )
 
 // Run executes one load run against the target at cfg.NATSURL and returns

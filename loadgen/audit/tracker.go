@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 )
@@ -387,7 +386,7 @@ func waitsForPerson(reasons []string) bool {
 // The kind comes from the subject, not the payload, so that an output
 // whose payload does not parse is still counted under its kind.
 func outputKind(subject string) string {
-	s := strings.TrimPrefix(subject, wire.OutPrefix)
+	s := strings.TrimPrefix(subject, "fr.out.")
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		return s[:i]
 	}

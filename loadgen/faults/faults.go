@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // Fault actions. loadgen carries these out itself on the processes it
@@ -288,7 +286,7 @@ func NewDecisionLog(base time.Time, partitions int) *DecisionLog {
 // decisions count because they are the target's answer to load;
 // timer outputs (resolutions, compensations) are not paced by it.
 func (d *DecisionLog) Output(subject string, now time.Time) {
-	user, ok := strings.CutPrefix(subject, wire.OutPrefix+wire.OutDecision+".")
+	user, ok := strings.CutPrefix(subject, "fr.out.decision.")
 	if !ok {
 		return
 	}

@@ -3,7 +3,6 @@ package world
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/flashreturn/flashreturn/loadgen/contract"
@@ -75,9 +74,10 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 		b.Payload = p
 		return p, err
 	}
-	// The bad event's subject is one this generator built with
-	// wire.InSubject, so its last token is the user.
-	user := b.Subject[strings.LastIndexByte(b.Subject, '.')+1:]
+	user := b.Subject[len("fr.in.credit."):]
+	if b.Subject[:len("fr.in.order.")] == "fr.in.order." {
+		user = b.Subject[len("fr.in.order."):]
+	}
 	var s string
 	switch b.Reason {
 	// Each body is broken in exactly one way, so the reason the
