@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 )
@@ -181,7 +182,7 @@ func (c Config) withDefaults() Config {
 		c.QuietPeriod = time.Second
 	}
 	if c.InboundPrefix == "" {
-		c.InboundPrefix = "FR_IN"
+		c.InboundPrefix = contract.StreamIn
 	}
 	if c.Partitions == 0 {
 		c.Partitions = faults.SpawnPartitions(c.Spawn)

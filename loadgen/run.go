@@ -19,9 +19,9 @@ import (
 
 // Stream names of the contract that loadgen reads or needs.
 const (
-	streamOut      = "FR_OUT"
-	streamDLQ      = "FR_DLQ"
-	streamMerchant = "FR_MERCHANT"
+	streamOut      = contract.StreamOut
+	streamDLQ      = contract.StreamDLQ
+	streamMerchant = contract.StreamMerchant
 )
 
 // Run executes one load run against the target at cfg.NATSURL and returns

@@ -386,7 +386,7 @@ func waitsForPerson(reasons []string) bool {
 // The kind comes from the subject, not the payload, so that an output
 // whose payload does not parse is still counted under its kind.
 func outputKind(subject string) string {
-	s := strings.TrimPrefix(subject, "fr.out.")
+	s := strings.TrimPrefix(subject, contract.OutPrefix)
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		return s[:i]
 	}

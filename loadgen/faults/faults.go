@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flashreturn/flashreturn/loadgen/contract"
 )
 
 // Fault actions. loadgen carries these out itself on the processes it
@@ -286,7 +288,7 @@ func NewDecisionLog(base time.Time, partitions int) *DecisionLog {
 // decisions count because they are the target's answer to load;
 // timer outputs (resolutions, compensations) are not paced by it.
 func (d *DecisionLog) Output(subject string, now time.Time) {
-	user, ok := strings.CutPrefix(subject, "fr.out.decision.")
+	user, ok := strings.CutPrefix(subject, contract.OutPrefix+contract.OutDecision+".")
 	if !ok {
 		return
 	}

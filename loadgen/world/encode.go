@@ -3,6 +3,7 @@ package world
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flashreturn/flashreturn/loadgen/contract"
@@ -74,10 +75,9 @@ func (g *Generator) Encode(e Event, at time.Time) ([]byte, error) {
 		b.Payload = p
 		return p, err
 	}
-	user := b.Subject[len("fr.in.credit."):]
-	if b.Subject[:len("fr.in.order.")] == "fr.in.order." {
-		user = b.Subject[len("fr.in.order."):]
-	}
+	// The bad event's subject is one this generator built with
+	// contract.InSubject, so its last token is the user.
+	user := b.Subject[strings.LastIndexByte(b.Subject, '.')+1:]
 	var s string
 	switch b.Reason {
 	// Each body is broken in exactly one way, so the reason the

@@ -111,7 +111,7 @@ func (g *Generator) Next() Event {
 // user id because the contract requires user_id to equal it
 // (subject_mismatch otherwise) and the daemon partitions by it.
 func (g *Generator) base(typ, subjectKind string, shopper int32) Event {
-	return Event{N: g.n, Type: typ, Subject: "fr.in." + subjectKind + "." + g.ShopperID(shopper), ID: g.eventID(g.n),
+	return Event{N: g.n, Type: typ, Subject: contract.InSubject(subjectKind, g.ShopperID(shopper)), ID: g.eventID(g.n),
 		Shopper: shopper, Order: -1, Request: -1, Bad: -1}
 }
 
@@ -438,9 +438,9 @@ func (g *Generator) nextBad() Event {
 	user := "x" + g.opts.RunID + "-" + strconv.FormatInt(g.n, 10)
 	switch b.Reason {
 	case "bad_value", "subject_mismatch":
-		b.Subject = "fr.in.credit." + user
+		b.Subject = contract.InSubject(contract.KindCredit, user)
 	default:
-		b.Subject = "fr.in.order." + user
+		b.Subject = contract.InSubject(contract.KindOrder, user)
 	}
 	g.Bads = append(g.Bads, b)
 	return Event{N: g.n, Type: "bad." + b.Reason, Subject: b.Subject, ID: g.eventID(g.n), Shopper: -1, Order: -1, Request: -1,
@@ -475,7 +475,7 @@ func (g *Generator) nextInvalid() (Event, bool) {
 		return Event{}, false
 	}
 	k := invalidKinds[g.rng.IntN(len(invalidKinds))]
-	b := Bad{Reason: k.reason, Subject: "fr.in." + k.subject + "." + g.ShopperID(s), Type: k.typ, Shopper: s, Order: -1}
+	b := Bad{Reason: k.reason, Subject: contract.InSubject(k.subject, g.ShopperID(s)), Type: k.typ, Shopper: s, Order: -1}
 	if k.typ == contract.TypeReturnRequested {
 		b.Order = g.lastOrder[s]
 	}

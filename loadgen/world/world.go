@@ -565,5 +565,5 @@ func (g *Generator) MerchantEvent(i int32, at time.Time) (subject string, id str
 	id = "p" + g.opts.RunID + "-" + strconv.Itoa(int(i))
 	b, err := marshal(contract.MerchantUpdated{EventID: id, Type: contract.TypeMerchantUpdated, At: formatAt(at), MerchantID: g.MerchantID(i),
 		ReturnAddresses: m.ReturnAddresses, ShipAddresses: m.ShipAddresses, Rules: m.Rules})
-	return "fr.merchant." + g.MerchantID(i), id, b, err
+	return contract.MerchantSubject(g.MerchantID(i)), id, b, err
 }
