@@ -24,7 +24,7 @@ import (
 func (d *Daemon) runClock(ctx context.Context) {
 	tokens := make([]string, d.cfg.Partitions)
 	for p := range tokens {
-		tokens[p] = "fr.in.clock." + wire.ClockToken(p, d.cfg.Partitions)
+		tokens[p] = wire.ClockSubject(p, d.cfg.Partitions)
 	}
 	t := time.NewTicker(d.cfg.ClockInterval)
 	defer t.Stop()

@@ -256,7 +256,10 @@ func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
 			continue
 		}
 		seq := meta.Sequence.Stream
-		token := strings.TrimPrefix(msg.Subject(), "fr.merchant.")
+		// Not wire.MerchantOf: a malformed token (empty, or with dots)
+		// must still reach DecodeMerchant, so that its dead letter quotes
+		// the token the publisher used (MerchantOf would report none).
+		token := strings.TrimPrefix(msg.Subject(), wire.MerchantPrefix)
 		m, derr := wire.DecodeMerchant(token, msg.Data(), seq)
 		if derr != nil {
 			reason, text := dlqReason(derr)

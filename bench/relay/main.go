@@ -20,32 +20,29 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // The relay's stream settings mirror flashreturnd's on purpose: the
 // ceiling it measures is only a ceiling for the daemon if the server does
 // the same work on both sides of the comparison (same subjects, same
 // transform, same duplicate window, whose bookkeeping is a real cost per
-// message). The contract's names are spelled out here rather than taken
-// from the daemon's packages so that the relay links none of the code it
-// is compared with.
-const (
-	inboundWildcard = "fr.in.*.*"
-	// dupWindow is the contract's minimum and the daemon's value.
-	dupWindow = 2 * time.Minute
-)
+// message). The contract's names come from internal/wire, the contract
+// in code (checked against contract.md there), and not from the daemon's
+// packages, so that the relay links none of the code it is compared with.
+
+// dupWindow is the contract's minimum and the daemon's value.
+const dupWindow = wire.MinDuplicateWindow
 
 // partitionedDest is the subject transform of the contract's partitioned
 // form; it must hash the same token (wildcard 2, the user) as the daemon's
 // mapping, or the relay would spread events over partitions differently
 // and measure another fan-out.
 func partitionedDest(p int) string {
-	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+	_, dest := wire.PartitionMapping(p)
+	return dest
 }
-
-// partitionFilter is partition p's subjects after the transform: the
-// consumer filter (shared layout) or the stream's subjects (streams).
-func partitionFilter(p int) string { return "fr.p." + strconv.Itoa(p) + ".>" }
 
 // options are the relay's settings; see the flags in main for defaults.
 type options struct {
@@ -225,7 +222,7 @@ func embed(o options) (*server.Server, func(), error) {
 		return nil, nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	if o.layout == "streams" {
-		if err := srv.GlobalAccount().AddMapping(inboundWildcard, partitionedDest(o.partitions)); err != nil {
+		if err := srv.GlobalAccount().AddMapping(wire.PartitionMapping(o.partitions)); err != nil {
 			rm()
 			return nil, nil, fmt.Errorf("embedded nats: partition mapping: %w", err)
 		}
@@ -243,9 +240,9 @@ func embed(o options) (*server.Server, func(), error) {
 // partition in the shared layout, FR_IN_<p> in the streams layout.
 func inStream(layout string, p int) string {
 	if layout == "shared" {
-		return "FR_IN"
+		return wire.StreamIn
 	}
-	return "FR_IN_" + strconv.Itoa(p)
+	return wire.PartitionStream(p)
 }
 
 // ensureStreams creates the streams flashreturnd would, so that loadgen
@@ -255,17 +252,17 @@ func inStream(layout string, p int) string {
 // second run against the same --data-dir or --nats-url harmless.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error {
 	cfgs := []jetstream.StreamConfig{
-		{Name: "FR_OUT", Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
-		{Name: "FR_DLQ", Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
-		{Name: "FR_MERCHANT", Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 10, Storage: jetstream.FileStorage},
+		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
+		{Name: wire.StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: wire.MerchantHistory, Storage: jetstream.FileStorage},
 	}
 	if o.layout == "shared" {
-		cfgs = append(cfgs, jetstream.StreamConfig{Name: "FR_IN", Subjects: []string{inboundWildcard}, Duplicates: dupWindow,
+		cfgs = append(cfgs, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{wire.InWildcard}, Duplicates: dupWindow,
 			Storage:          jetstream.FileStorage,
-			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.partitions)}})
+			SubjectTransform: &jetstream.SubjectTransformConfig{Source: wire.InWildcard, Destination: partitionedDest(o.partitions)}})
 	} else {
 		for p := 0; p < o.partitions; p++ {
-			cfgs = append(cfgs, jetstream.StreamConfig{Name: inStream(o.layout, p), Subjects: []string{partitionFilter(p)},
+			cfgs = append(cfgs, jetstream.StreamConfig{Name: inStream(o.layout, p), Subjects: []string{wire.PartitionFilter(p)},
 				Duplicates: dupWindow, Storage: jetstream.FileStorage})
 		}
 	}
@@ -306,7 +303,7 @@ func newWorker(ctx context.Context, js jetstream.JetStream, o options, p int, re
 	cfg := jetstream.ConsumerConfig{Durable: "relay-" + strconv.Itoa(p), AckPolicy: jetstream.AckAllPolicy,
 		AckWait: 30 * time.Second, MaxAckPending: 4 * o.batch}
 	if o.layout == "shared" {
-		cfg.FilterSubject = partitionFilter(p)
+		cfg.FilterSubject = wire.PartitionFilter(p)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, w.stream, cfg)
 	if err != nil {
@@ -379,7 +376,9 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 		// The Nats-Msg-Id is the input's stream and sequence, so a batch
 		// redelivered after a crash publishes the same ids and FR_OUT keeps
 		// one copy: the same idempotence (and dedup cost) as the daemon's.
-		out := &nats.Msg{Subject: "fr.out.relay." + user, Data: m.Data(),
+		// "relay" is no contract kind on purpose: FR_OUT stores it (its
+		// filter is fr.out.>) but no consumer of decisions mistakes it for one.
+		out := &nats.Msg{Subject: wire.OutKindSubject("relay", user), Data: m.Data(),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{w.stream + "-" + strconv.FormatUint(md.Sequence.Stream, 10)}}}
 		f, err := w.publish(ctx, out)
 		if err != nil {

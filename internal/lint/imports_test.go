@@ -91,7 +91,7 @@ var allowedImports = map[string]importRule{
 	// workers and replay; cluster and httpapi get the runtime through
 	// hooks and an interface, so that none of them imports pipeline.
 	"pipeline/defaults": {},
-	"pipeline/streams":  {Internal: []string{"pipeline/defaults"}, Modules: []string{modNATS, modServer}},
+	"pipeline/streams":  {Internal: []string{pkgWire, "pipeline/defaults"}, Modules: []string{modNATS, modServer}},
 	"pipeline/apply":    {Internal: []string{pkgCore, pkgWire}, Modules: []string{modMetrics, modSonic}},
 	"pipeline/cluster": {Internal: []string{pkgOwner, pkgWire, "pipeline/defaults", "pipeline/streams", pkgState},
 		Modules: []string{modNATS, modMetrics, modSonic}},

@@ -18,6 +18,12 @@
 //     one batch; in cluster mode it answers only from the partition
 //     owner's state (pipeline/cluster routes it).
 //   - Times are shown in the shoppers' zone, as the outputs carry them.
+//   - It renders, it does not decide: a request's stage, refund, pickup,
+//     close, effects and next deadline and a shopper's open requests,
+//     exposure and trust come from internal/core's query functions
+//     (core/query.go), the same rules decisions read. Re-deriving one
+//     here would let the API and the decisions disagree after a rule
+//     changes in core; http_test.go pins the JSON they produce.
 //
 // # Callers
 //

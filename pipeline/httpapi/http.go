@@ -289,9 +289,8 @@ func (a *api) serveUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pol := a.b.Policy()
 	v := UserView{UserID: u.ID, Partition: p, Stars: u.Stars, OutstandingFen: u.OutstandingFen, PromisedFen: u.PromisedFen,
-		ExposureFen: u.OutstandingFen + u.PromisedFen, Orders: []OrderView{}, OpenRequests: []string{}, RecentRequests: len(u.RecentRequests)}
+		ExposureFen: u.Exposure(), Orders: []OrderView{}, OpenRequests: u.OpenRequests([]string{}), RecentRequests: len(u.RecentRequests)}
 	for _, o := range u.Orders {
 		ov := OrderView{OrderID: o.ID, MerchantID: o.MerchantID, Category: o.Category, PaidFen: o.PaidFen,
 			ReservedFen: o.ReservedFen, RefundedFen: o.RefundedFen, Shipped: o.ShippedAt != 0, Delivered: o.DeliveredAt != 0}
@@ -300,18 +299,7 @@ func (a *api) serveUser(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Orders = append(v.Orders, ov)
 	}
-	for _, rq := range u.Requests {
-		if rq.Status == core.StatusOpen {
-			v.OpenRequests = append(v.OpenRequests, rq.ID)
-		}
-	}
-	cutoff := u.MaxAt - int64(pol.TrustWindow)
-	for _, t := range u.TrustMarks {
-		if t > cutoff {
-			v.Trust.Marks++
-		}
-	}
-	v.Trust.Flagged = u.TrustFlagged(u.MaxAt, pol)
+	v.Trust.Marks, v.Trust.Flagged = u.Trust(a.b.Policy())
 	if u.MaxAt != 0 {
 		v.LastEventAt = a.fmtTime(u.MaxAt)
 	}
@@ -342,15 +330,14 @@ func (a *api) serveRequest(w http.ResponseWriter, r *http.Request) {
 		v.Resolution = &ResolutionView{Outcome: rq.Resolution.String(), By: rq.ResolvedBy.String(), At: a.fmtTime(rq.ResolvedAt),
 			Note: rq.Note, Reasons: rq.ResolveCodes.AppendStrings([]string{})}
 	}
-	if rq.Status == core.StatusClosed {
-		v.Closed = &CloseView{Outcome: core.ResolutionClosed.String(), By: core.ActorTimeout.String(), At: a.fmtTime(rq.ClosedAt)}
+	if at, ok := rq.Closed(); ok {
+		v.Closed = &CloseView{Outcome: core.ResolutionClosed.String(), By: core.ActorTimeout.String(), At: a.fmtTime(at)}
 	}
-	if rq.Approved() && (rq.PayTrigger != core.TriggerNone || rq.RefundSent) {
-		rv := &RefundView{Trigger: rq.PayTrigger.String(), Advance: rq.PayAdvance, Reserved: rq.Reserved, Sent: rq.RefundSent}
-		if rq.RefundSent {
-			rv.Trigger, rv.Advance, rv.SentAt = rq.RefundTrigger.String(), rq.RefundAdvance, a.fmtTime(rq.RefundAt)
+	if rs, ok := rq.RefundState(); ok {
+		v.Refund = &RefundView{Trigger: rs.Trigger.String(), Advance: rs.Advance, Reserved: rs.Reserved, Sent: rs.Sent}
+		if rs.Sent {
+			v.Refund.SentAt = a.fmtTime(rs.SentAt)
 		}
-		v.Refund = rv
 	}
 	if k, at := rq.Timer(); k != core.TimerNone {
 		v.Deadline = &DeadlineView{Timer: k.String(), At: a.fmtTime(at)}
@@ -363,8 +350,8 @@ func (a *api) serveRequest(w http.ResponseWriter, r *http.Request) {
 			v.Record = &tr
 		}
 	}
-	if rq.WindowEnd != 0 {
-		v.Pickup = &PickupView{WindowStart: a.fmtTime(rq.WindowStart), WindowEnd: a.fmtTime(rq.WindowEnd), Done: rq.PickupDone || rq.CourierOnTime, Compensated: rq.CompensationSent}
+	if ps, ok := rq.PickupState(); ok {
+		v.Pickup = &PickupView{WindowStart: a.fmtTime(ps.WindowStart), WindowEnd: a.fmtTime(ps.WindowEnd), Done: ps.Done, Compensated: ps.Compensated}
 	}
 	writeJSON(w, &v)
 }

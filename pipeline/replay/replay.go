@@ -448,7 +448,10 @@ func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]ap
 		if err != nil {
 			return nil, fmt.Errorf("replay: merchants: %w", err)
 		}
-		if mc, err := wire.DecodeMerchant(strings.TrimPrefix(m.Subject(), "fr.merchant."), m.Data(), meta.Sequence.Stream); err == nil {
+		// The raw token, as the live merchant view passes it (see
+		// pipeline/merchants.go): replay must decode exactly what it did.
+		token := strings.TrimPrefix(m.Subject(), wire.MerchantPrefix)
+		if mc, err := wire.DecodeMerchant(token, m.Data(), meta.Sequence.Stream); err == nil {
 			out[mc.ID] = append(out[mc.ID], apply.MerchantVersion{At: meta.Timestamp.UnixNano(), M: mc})
 		}
 		if meta.NumPending == 0 {

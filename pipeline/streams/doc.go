@@ -7,7 +7,10 @@
 // It is the leaf of the pipeline packages: it knows nothing of
 // partitions' state, decisions or the cluster, only how the contract's
 // subjects are stored. Everything that decides how messages are laid out
-// on the server changes here and nowhere else.
+// on the server changes here and nowhere else; the names themselves
+// (streams, filters, the partition mapping, the duplicate window) come
+// from internal/wire, the contract's one home, so that a renamed subject
+// cannot leave the daemon's streams and the contract disagreeing.
 //
 // # Invariants
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
 )
 
@@ -64,7 +65,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	if o.Layout == LayoutStreams {
-		if err := srv.GlobalAccount().AddMapping(inboundWildcard, partitionedDest(o.Partitions)); err != nil {
+		if err := srv.GlobalAccount().AddMapping(wire.PartitionMapping(o.Partitions)); err != nil {
 			return nil, fmt.Errorf("embedded nats: partition mapping: %w", err)
 		}
 	}

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // Layout is how inbound events are stored.
@@ -30,40 +31,53 @@ const (
 	LayoutShared Layout = "shared"
 )
 
-// Stream names of the contract.
+// Stream names of the contract, re-exported from internal/wire (their one
+// home, checked against contract.md there) for this package's callers and
+// tests, which name streams next to the other things this package makes.
 const (
-	StreamIn       = "FR_IN"
-	StreamOut      = "FR_OUT"
-	StreamDLQ      = "FR_DLQ"
-	StreamMerchant = "FR_MERCHANT"
+	StreamIn       = wire.StreamIn
+	StreamOut      = wire.StreamOut
+	StreamDLQ      = wire.StreamDLQ
+	StreamMerchant = wire.StreamMerchant
 )
 
 const (
-	inboundWildcard = "fr.in.*.*"
+	// inboundWildcard is what the shared FR_IN stores and what the
+	// server mapping of the per-partition layout rewrites: fr.in.*.*.
+	inboundWildcard = wire.InWildcard
 	// dupWindow is the duplicate window of FR_IN, FR_OUT and FR_DLQ: a
 	// message republished with the same Nats-Msg-Id within it is stored
 	// once. Effectively-once output rests on it: a restart republishes the
 	// stored outbox, and only this window drops the copies (contract.md).
-	dupWindow = 2 * time.Minute
+	// The daemon uses exactly the contract's minimum: longer would only
+	// cost the server memory for IDs no restart republishes.
+	dupWindow = wire.MinDuplicateWindow
 )
 
 // merchantHistory is how many profiles FR_MERCHANT keeps per merchant
-// (the contract asks for at least 10).
-const merchantHistory = 10
+// (the contract asks for at least 10; a replay reads the profile in force
+// at each request, so fewer would change replayed decisions).
+const merchantHistory = wire.MerchantHistory
 
+// partitionedDest is the destination of the partition() subject
+// transform for p partitions: the same string in the embedded server's
+// mapping, the shared stream's transform and the check that refuses a
+// changed P, so it must come from one place (wire).
 func partitionedDest(p int) string {
-	return "fr.p.{{partition(" + strconv.Itoa(p) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+	_, dest := wire.PartitionMapping(p)
+	return dest
 }
 
-// PartitionFilter is the subject filter of partition p's consumer.
-func PartitionFilter(p int) string { return "fr.p." + strconv.Itoa(p) + ".>" }
+// PartitionFilter is the subject filter of partition p's consumer
+// (shared layout) or stream (per-partition layout): fr.p.<p>.>.
+func PartitionFilter(p int) string { return wire.PartitionFilter(p) }
 
 // InStream is the stream that stores partition p in a layout.
 func InStream(l Layout, p int) string {
 	if l == LayoutShared {
 		return StreamIn
 	}
-	return fmt.Sprintf("%s_%d", StreamIn, p)
+	return wire.PartitionStream(p)
 }
 
 // StreamOptions are the retention settings of the streams flashreturnd creates.
@@ -85,13 +99,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		o.Replicas = 1
 	}
 	cfgs := []jetstream.StreamConfig{
-		{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Name: StreamDLQ, Subjects: []string{"fr.dlq.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		// History per merchant: a decision reads the profile in force when
 		// its request was stored, after a restart, a takeover or in a
 		// replay too (domain.md, Missing data). An existing stream that
 		// kept one per merchant is updated on start.
-		{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:
