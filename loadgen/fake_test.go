@@ -9,35 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// startServer runs an embedded nats-server with JetStream on a free port,
-// storing under t.TempDir(), with the contract's output streams and one
-// inbound stream FR_IN on fr.in.>.
+// startServer runs an embedded nats-server with JetStream on a free port
+// (testkit.StartServer), storing under t.TempDir(), with the contract's
+// output streams and one inbound stream FR_IN on fr.in.>.
 func startServer(t *testing.T) (*server.Server, jetstream.JetStream) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testkit.StartServer(t)
+	_, js := testkit.Connect(t, srv.ClientURL())
 	ctx := context.Background()
 	for _, c := range []jetstream.StreamConfig{
 		{Name: "FR_OUT", Subjects: []string{"fr.out.>"}, Duplicates: 2 * time.Minute},

@@ -4,25 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashreturn/flashreturn/loadgen/contract"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 )
-
-// parseAt reads an encoded event's `at`.
-func parseAt(t *testing.T, payload []byte) time.Time {
-	t.Helper()
-	var v struct {
-		At string `json:"at"`
-	}
-	if err := contract.Unmarshal(payload, &v); err != nil {
-		t.Fatalf("%v: %s", err, payload)
-	}
-	at, err := time.Parse(time.RFC3339Nano, v.At)
-	if err != nil {
-		t.Fatalf("%v: %s", err, payload)
-	}
-	return at
-}
 
 // A throughput run's pre-generated events are dated no later than the
 // moment generation ends, so none is ahead of its send.
@@ -37,7 +21,7 @@ func TestPregeneratedNotAhead(t *testing.T) {
 	r.pregenerate()
 	done := time.Now()
 	for i, e := range r.pre {
-		if at := parseAt(t, e.payload); at.After(done) {
+		if at := testkit.EventAt(t, e.payload); at.After(done) {
 			t.Fatalf("seed 3: pre-generated event %d dated %v after generation ended", i, at.Sub(done))
 		}
 	}

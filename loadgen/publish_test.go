@@ -3,10 +3,10 @@ package loadgen
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/flashreturn/flashreturn/loadgen/world"
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,41 +20,18 @@ import (
 // stream to hold every event exactly once, in the order sent: the failed
 // ones re-sent (same Nats-Msg-Id) before anything newer.
 func TestPublisherKeepsOrderAcrossServerRestart(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	dir, port := t.TempDir(), testkit.FreePort(t)
+	// The same store and port each time, so that the restarted server is
+	// the one the publisher reconnects to, holding what was stored. Each
+	// server's cleanup shuts it down (again, for the first: a no-op).
 	start := func() *server.Server {
 		t.Helper()
-		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-		return srv
+		return testkit.StartServer(t, func(o *server.Options) { o.Port, o.StoreDir = port, dir })
 	}
 	srv := start()
-	restarted := make(chan *server.Server, 1)
-	defer func() {
-		select {
-		case srv = <-restarted:
-		default:
-		}
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	// No reconnect buffer: publishes during the outage fail and are
+	// retried by the publisher, rather than queued in the client.
+	nc, _ := testkit.Connect(t, srv.ClientURL(), nats.ReconnectBufSize(-1))
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +61,7 @@ func TestPublisherKeepsOrderAcrossServerRestart(t *testing.T) {
 				for p.errs.Load() == 0 && ctx.Err() == nil {
 					time.Sleep(5 * time.Millisecond) // polling interval
 				}
-				restarted <- start()
+				start() // shut down by its own cleanup
 			}()
 		}
 		if err := p.publish(ctx, "fr.in.order.u1", fmt.Sprintf("e-%05d", i), []byte(fmt.Sprintf(`{"n":%d}`, i)), -1, -1); err != nil {

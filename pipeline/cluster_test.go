@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
@@ -93,12 +92,7 @@ func openTestStore(tb testing.TB, dir string) *state.Store {
 
 func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
 	tb.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(tb, url)
 	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: cluster.BucketSnapshots, Storage: jetstream.FileStorage})
 	if err != nil {
 		tb.Fatal(err)
@@ -402,17 +396,10 @@ func (r *requester) one(i int) error {
 		id := fmt.Sprintf("%s-%d", u, j)
 		e.ev["event_id"], e.ev["user_id"] = id, u
 		b, _ := json.Marshal(e.ev)
-		for {
-			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := r.js.Publish(pctx, "fr.in."+e.kind+"."+u, b, jetstream.WithMsgID(id))
-			pcancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return err
-			}
-			time.Sleep(50 * time.Millisecond) // retry pause (server node down)
+		// Retried (same ID) while a server node is down, for as long as ctx
+		// allows.
+		if err := testkit.PublishRetry(ctx, r.js, "fr.in."+e.kind+"."+u, id, b, time.Minute); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()
@@ -468,12 +455,7 @@ func (r *requester) decisionLatency(recs []outRec, sel func(p int) bool) (in, ou
 
 func clusterClient(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t, url)
 	return js
 }
 

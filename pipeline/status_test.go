@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
 )
 
@@ -216,44 +216,12 @@ func TestStatusPageServed(t *testing.T) {
 	}
 }
 
-// findChromium returns a headless-capable Chromium on PATH, or "".
-func findChromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// runChromium runs headless Chromium with the flags that keep it quiet
-// and self-contained, plus args, and returns its stdout.
-func runChromium(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--disable-extensions", "--hide-scrollbars", "--user-data-dir=" + t.TempDir()}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
-}
-
 // TestStatusPageChromium renders the status page in headless Chromium
 // against a daemon with traffic and checks that the daemon's numbers and a
 // request's rule trace appear in the DOM. With -status-screenshot it also
 // saves a screenshot.
 func TestStatusPageChromium(t *testing.T) {
-	bin := findChromium()
-	if bin == "" {
-		t.Skip("no chromium on PATH: install it (deploy/install-tools.sh, or apt-get install -y chromium) to run the status page in a browser")
-	}
+	bin := testkit.Chromium(t, "run the status page in a browser")
 	shadow, _ := core.Preset("jd-lightning-refund")
 	h := startHarness(t, "tmall-fast-return", func(c *Config) { c.Shadow = shadow })
 	statusTraffic(h)
@@ -267,7 +235,7 @@ func TestStatusPageChromium(t *testing.T) {
 	// The virtual-time budget lets the page's fetches and its first polls
 	// finish before the DOM is dumped; Chromium waits for network while
 	// virtual time is paused, so this is not a wall-clock sleep.
-	dom := runChromium(t, bin, "--virtual-time-budget=5000", "--dump-dom", page)
+	dom := testkit.RenderDOM(t, bin, page, 5*time.Second)
 	text := func(id string) string {
 		m := regexp.MustCompile(`id="` + id + `"[^>]*>([^<]*)<`).FindStringSubmatch(dom)
 		if m == nil {
@@ -311,7 +279,7 @@ func TestStatusPageChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runChromium(t, bin, "--virtual-time-budget=5000", "--window-size=1280,1900", "--screenshot="+out, page)
+		testkit.RunChromium(t, bin, "--virtual-time-budget=5000", "--window-size=1280,1900", "--screenshot="+out, page)
 		if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
 			t.Fatalf("screenshot %s: %v", out, err)
 		}

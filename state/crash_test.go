@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 // The crash test re-executes the test binary as a child (TestCrashChild,
@@ -43,7 +44,7 @@ func crashOpts(dir string) Options {
 // third batch (its record is written by that batch's commit), else one
 // shared version.
 func crashPolicy(b uint64) *core.Policy {
-	p := *polTmall
+	p := *recordtest.Tmall
 	p.Name = "crash"
 	if b%3 == 0 {
 		p.Name = fmt.Sprintf("crash-%d", b)

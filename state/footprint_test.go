@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 // footprintEnv selects TestFootprint and its number of users, e.g.
@@ -45,7 +47,7 @@ func TestFootprint(t *testing.T) {
 		for p, pt := range pts {
 			for i := base + p*benchBatch; i < min(n, base+(p+1)*benchBatch); i++ {
 				u := mustUser(t, pt, fmt.Sprintf("u%08d", i))
-				*u = *typicalUser(i)
+				*u = *recordtest.TypicalUser(i)
 				pt.MarkDirty(u)
 			}
 			if err := pt.Commit(cursor, 0, nil); err != nil {

@@ -9,19 +9,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/flashreturn/flashreturn/internal/core"
-	"github.com/flashreturn/flashreturn/state/record/recordtest"
-)
-
-// The shared fixtures (state/record/recordtest), under the names these
-// tests have always used.
-var (
-	t0           = recordtest.T0
-	polTmall     = recordtest.Tmall
-	polJD        = recordtest.JD
-	polDouyin    = recordtest.Douyin
-	typicalUser  = recordtest.TypicalUser
-	fullUserV1   = recordtest.FullUserV1
-	appendUserV1 = recordtest.AppendUserV1
 )
 
 // openStore opens a store in a fresh temp dir, closed at cleanup.

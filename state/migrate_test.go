@@ -11,6 +11,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/state/record"
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 // TestMigrateTimers opens a partition written by the previous release:
@@ -19,7 +20,7 @@ import (
 func TestMigrateTimers(t *testing.T) {
 	dir := t.TempDir()
 	day := int64(86400e9)
-	at := t0 - 10*day
+	at := recordtest.T0 - 10*day
 	const expires = 1 << 40
 	user := func(id string, r core.Request) *core.User {
 		r.ID, r.OrderID, r.Kind, r.At, r.AmountFen = "r", "o", core.KindReturnRefund, at, 100
@@ -50,12 +51,12 @@ func TestMigrateTimers(t *testing.T) {
 
 	s := openStore(t, Options{Dir: dir})
 	for id, u := range users {
-		set(s, userKey(0, id), appendUserV1(nil, u))
+		set(s, userKey(0, id), recordtest.AppendUserV1(nil, u))
 	}
 	set(s, appendKey(nil, 0, sufTimer, "pick"), timer(at+7200e9))   // v1's pickup timer
 	set(s, appendKey(nil, 0, sufTimer, "early"), timer(at+100*day)) // later than the review deadline
 	v2 := user("v2", review)
-	v2.Requests[0].Policy = polTmall
+	v2.Requests[0].Policy = recordtest.Tmall
 	set(s, userKey(0, "v2"), record.AppendUser(nil, v2))    // not migrated: its timer is the worker's
 	set(s, userKey(0, "junk"), []byte{record.UserV1, 0xff}) // corrupt for good: skipped
 	s.Close()
@@ -72,12 +73,12 @@ func TestMigrateTimers(t *testing.T) {
 	}
 	s.Close()
 
-	s = openStore(t, Options{Dir: dir, LegacyPolicy: polTmall})
+	s = openStore(t, Options{Dir: dir, LegacyPolicy: recordtest.Tmall})
 	pt = mustPartition(t, s, 0)
 	want := map[string]int64{
-		"rev":   at + int64(polTmall.ReviewDeadline),
-		"early": at + int64(polTmall.ReviewDeadline),
-		"ret":   at + int64(polTmall.ReturnDeadline),
+		"rev":   at + int64(recordtest.Tmall.ReviewDeadline),
+		"early": at + int64(recordtest.Tmall.ReviewDeadline),
+		"ret":   at + int64(recordtest.Tmall.ReturnDeadline),
 		"pick":  at + 7200e9, // earlier than the new pickup deadline (plus grace): kept
 	}
 	for id, d := range want {
@@ -106,7 +107,7 @@ func TestMigrateTimers(t *testing.T) {
 	pt.Release()
 
 	// Once: a version-1 record that appears later is not scanned for.
-	set(s, userKey(0, "late"), appendUserV1(nil, user("late", review)))
+	set(s, userKey(0, "late"), recordtest.AppendUserV1(nil, user("late", review)))
 	pt = mustPartition(t, s, 0)
 	if got := pt.Deadline("late"); got != 0 {
 		t.Errorf("late: deadline %d after the migration", got)

@@ -15,7 +15,9 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/state/record"
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 // namedPolicy returns a finished copy of base named name (a new version).
@@ -30,19 +32,10 @@ func namedPolicy(t testing.TB, base *core.Policy, name string) *core.Policy {
 }
 
 // samePolicy reports whether a and b are the same policy: version, name
-// and every parameter (empty and nil lists alike).
+// and every parameter (empty and nil lists alike, as the codec does not
+// keep that difference).
 func samePolicy(a, b *core.Policy) bool {
-	norm := func(p *core.Policy) core.Policy {
-		c := *p
-		if len(c.Cities) == 0 {
-			c.Cities = nil
-		}
-		if len(c.ExcludedCategories) == 0 {
-			c.ExcludedCategories = nil
-		}
-		return c
-	}
-	return a != nil && b != nil && reflect.DeepEqual(norm(a), norm(b))
+	return a != nil && b != nil && testkit.EqualNilEmpty(a, b)
 }
 
 // policyKeys returns the partition's policy records: version -> Badger
@@ -70,7 +63,7 @@ func policyKeys(t *testing.T, s *Store, p int) map[string]uint64 {
 
 // userWith returns a user whose requests follow the given policies.
 func userWith(id string, pols ...*core.Policy) *core.User {
-	u := typicalUser(1)
+	u := recordtest.TypicalUser(1)
 	u.ID = id
 	base := u.Requests[0]
 	u.Requests = nil
@@ -91,14 +84,14 @@ func TestPolicyTablePersists(t *testing.T) {
 	}
 	staged0 := pt.StagedBytes()
 	a := mustUser(t, pt, "a")
-	*a = *userWith("a", polTmall)
+	*a = *userWith("a", recordtest.Tmall)
 	pt.MarkDirty(a)
 	withUser := pt.StagedBytes()
 	b := mustUser(t, pt, "b")
-	*b = *userWith("b", polJD, polTmall, polJD)
+	*b = *userWith("b", recordtest.JD, recordtest.Tmall, recordtest.JD)
 	pt.MarkDirty(b)
-	_, rec, _ := record.EncodePolicy(polJD)
-	_, recT, _ := record.EncodePolicy(polTmall)
+	_, rec, _ := record.EncodePolicy(recordtest.JD)
+	_, recT, _ := record.EncodePolicy(recordtest.Tmall)
 	if withUser-staged0 < len(recT) || pt.StagedBytes()-withUser < len(rec) {
 		t.Errorf("StagedBytes does not count the policy records: %d, %d, %d", staged0, withUser, pt.StagedBytes())
 	}
@@ -106,10 +99,10 @@ func TestPolicyTablePersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := policyKeys(t, s, 3)
-	if len(keys) != 2 || keys[polTmall.Version] == 0 || keys[polJD.Version] == 0 {
+	if len(keys) != 2 || keys[recordtest.Tmall.Version] == 0 || keys[recordtest.JD.Version] == 0 {
 		t.Fatalf("policy records %v, want tmall's and jd's", keys)
 	}
-	if got := pt.Policies(); len(got) != 2 || got[0] != polJD || got[1] != polTmall {
+	if got := pt.Policies(); len(got) != 2 || got[0] != recordtest.JD || got[1] != recordtest.Tmall {
 		t.Fatalf("Policies() = %v, want jd then tmall (by name)", got)
 	}
 	// Committing users of known policies writes no policy record again.
@@ -127,7 +120,7 @@ func TestPolicyTablePersists(t *testing.T) {
 
 	// Reopened with another legacy policy, knowing nothing of tmall or jd:
 	// every request follows the policy it was stored with.
-	s2 := openStore(t, Options{Dir: dir, LegacyPolicy: polDouyin})
+	s2 := openStore(t, Options{Dir: dir, LegacyPolicy: recordtest.Douyin})
 	check := func(u *core.User, want ...*core.Policy) {
 		t.Helper()
 		if len(u.Requests) != len(want) {
@@ -146,18 +139,18 @@ func TestPolicyTablePersists(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("ReadUser: %v %v", ok, err)
 	}
-	check(got, polJD, polTmall, polJD)
+	check(got, recordtest.JD, recordtest.Tmall, recordtest.JD)
 	if got.Requests[0].Policy != got.Requests[2].Policy {
 		t.Error("one version read as two policies")
 	}
 	pt2 := mustPartition(t, s2, 3)
-	check(mustUser(t, pt2, "a"), polTmall)
+	check(mustUser(t, pt2, "a"), recordtest.Tmall)
 	ub := mustUser(t, pt2, "b")
-	check(ub, polJD, polTmall, polJD)
+	check(ub, recordtest.JD, recordtest.Tmall, recordtest.JD)
 	if ub.Requests[0].Policy != got.Requests[0].Policy {
 		t.Error("the partition and ReadUser do not share the policy")
 	}
-	if ps := pt2.Policies(); len(ps) != 2 || !samePolicy(ps[0], polJD) || !samePolicy(ps[1], polTmall) {
+	if ps := pt2.Policies(); len(ps) != 2 || !samePolicy(ps[0], recordtest.JD) || !samePolicy(ps[1], recordtest.Tmall) {
 		t.Errorf("reopened Policies() = %v", ps)
 	}
 }
@@ -166,7 +159,7 @@ func TestPolicyTablePersists(t *testing.T) {
 // back after a restart with another --policy: the legacy policy stuck.
 func TestPolicyMigration(t *testing.T) {
 	dir := t.TempDir()
-	v1 := fullUserV1()
+	v1 := recordtest.FullUserV1()
 	v1.ID = "old"
 	v1.Requests[0].Verdict, v1.Requests[0].Status = core.VerdictApproved, core.StatusOpen
 	v1.Requests[0].RefundSent, v1.Requests[0].Inspection, v1.Requests[0].ClosedAt = false, core.OutcomeNone, 0
@@ -178,7 +171,7 @@ func TestPolicyMigration(t *testing.T) {
 
 	// Without a legacy policy, a version-1 record is corrupt.
 	s := openStore(t, Options{Dir: dir})
-	put(s, userKey(0, "old"), appendUserV1(nil, v1))
+	put(s, userKey(0, "old"), recordtest.AppendUserV1(nil, v1))
 	pt := mustPartition(t, s, 0)
 	if _, err := pt.User("old"); !errors.Is(err, ErrNoLegacyPolicy) || !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("v1 record without LegacyPolicy: %v", err)
@@ -188,14 +181,14 @@ func TestPolicyMigration(t *testing.T) {
 	}
 	s.Close()
 
-	s = openStore(t, Options{Dir: dir, LegacyPolicy: polJD})
+	s = openStore(t, Options{Dir: dir, LegacyPolicy: recordtest.JD})
 	pt = mustPartition(t, s, 0)
 	u := mustUser(t, pt, "old")
 	// jd pays an exchange nothing: reserved nothing.
-	if r := u.Requests[0]; r.Policy != polJD || r.ApprovedAt != r.At || r.PayTrigger != core.TriggerNone || r.Reserved {
+	if r := u.Requests[0]; r.Policy != recordtest.JD || r.ApprovedAt != r.At || r.PayTrigger != core.TriggerNone || r.Reserved {
 		t.Fatalf("migrated request %+v", r)
 	}
-	if got, _, err := s.ReadUser(0, "old"); err != nil || got.Requests[0].Policy != polJD {
+	if got, _, err := s.ReadUser(0, "old"); err != nil || got.Requests[0].Policy != recordtest.JD {
 		t.Fatalf("ReadUser of a v1 record: %v", err)
 	}
 	if len(pt.Policies()) != 0 {
@@ -206,14 +199,14 @@ func TestPolicyMigration(t *testing.T) {
 	if err := pt.Commit(1, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if ps := pt.Policies(); len(ps) != 1 || ps[0] != polJD {
+	if ps := pt.Policies(); len(ps) != 1 || ps[0] != recordtest.JD {
 		t.Fatalf("after migrating: Policies() = %v", ps)
 	}
 	s.Close()
 
-	s = openStore(t, Options{Dir: dir, LegacyPolicy: polTmall})
+	s = openStore(t, Options{Dir: dir, LegacyPolicy: recordtest.Tmall})
 	got, _, err := s.ReadUser(0, "old")
-	if err != nil || !samePolicy(got.Requests[0].Policy, polJD) || got.Stars != 2 {
+	if err != nil || !samePolicy(got.Requests[0].Policy, recordtest.JD) || got.Stars != 2 {
 		t.Fatalf("migrated user read back: %v %+v", err, got)
 	}
 }
@@ -228,7 +221,7 @@ func TestPolicyCorrupt(t *testing.T) {
 		}
 	}
 	// A user whose request follows a version partition 0 does not have.
-	stranger := namedPolicy(t, polTmall, "stranger")
+	stranger := namedPolicy(t, recordtest.Tmall, "stranger")
 	put(userKey(0, "x"), record.AppendUser(nil, userWith("x", stranger)))
 	pt := mustPartition(t, s, 0)
 	_, err := pt.User("x")
@@ -247,7 +240,7 @@ func TestPolicyCorrupt(t *testing.T) {
 	// A policy record that is not what its key says is skipped at open
 	// (logged, counted); a commit of a request following that version
 	// writes it again.
-	_, recT, _ := record.EncodePolicy(polTmall)
+	_, recT, _ := record.EncodePolicy(recordtest.Tmall)
 	put(appendPolicyKey(nil, 1, mustPolKey(stranger)), recT)
 	put(appendKey(nil, 1, sufPolicy, "nothex"), recT)
 	pt = mustPartition(t, s, 1)
@@ -290,12 +283,12 @@ func mustPolKey(p *core.Policy) record.PolicyKey {
 func TestCommitRefusesBadPolicy(t *testing.T) {
 	s := openStore(t, Options{})
 	pt := mustPartition(t, s, 0)
-	edited := *polTmall
+	edited := *recordtest.Tmall
 	edited.MinStars = 1 // changed after Finish: the version lies
 	unfinished := core.Policy{Name: "hand-built"}
 	for _, p := range []*core.Policy{&edited, &unfinished} {
 		u := mustUser(t, pt, "a")
-		*u = *userWith("a", polJD, p)
+		*u = *userWith("a", recordtest.JD, p)
 		pt.MarkDirty(u)
 		if err := pt.Commit(1, 1, nil); err == nil || !strings.Contains(err.Error(), "version") {
 			t.Fatalf("commit of %q: %v", p.Name, err)
@@ -309,11 +302,11 @@ func TestCommitRefusesBadPolicy(t *testing.T) {
 	// A retried commit writes the policy staged before the failure; a
 	// discarded batch's policy is staged again by the next one.
 	u := mustUser(t, pt, "a")
-	*u = *userWith("a", polJD)
+	*u = *userWith("a", recordtest.JD)
 	pt.MarkDirty(u)
 	pt.Discard()
 	u = mustUser(t, pt, "b")
-	*u = *userWith("b", polJD)
+	*u = *userWith("b", recordtest.JD)
 	pt.MarkDirty(u)
 	s.closed.Store(true)
 	if err := pt.Commit(1, 1, nil); !errors.Is(err, ErrClosed) {
@@ -323,7 +316,7 @@ func TestCommitRefusesBadPolicy(t *testing.T) {
 	if err := pt.Commit(1, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if keys := policyKeys(t, s, 0); len(keys) != 1 || keys[polJD.Version] == 0 {
+	if keys := policyKeys(t, s, 0); len(keys) != 1 || keys[recordtest.JD.Version] == 0 {
 		t.Fatalf("policy records %v, want jd's", keys)
 	}
 	if _, _, err := s.ReadUser(0, "b"); err != nil {
@@ -332,14 +325,14 @@ func TestCommitRefusesBadPolicy(t *testing.T) {
 }
 
 func TestLegacyPolicyOption(t *testing.T) {
-	edited := *polTmall
+	edited := *recordtest.Tmall
 	edited.MinStars = 1
 	for _, p := range []*core.Policy{{Name: "x"}, &edited} {
 		if err := (&Options{Dir: "x", LegacyPolicy: p}).Validate(); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("LegacyPolicy %q: %v", p.Name, err)
 		}
 	}
-	if err := (&Options{Dir: "x", LegacyPolicy: polJD}).Validate(); err != nil {
+	if err := (&Options{Dir: "x", LegacyPolicy: recordtest.JD}).Validate(); err != nil {
 		t.Error(err)
 	}
 }
@@ -350,9 +343,9 @@ func TestPolicyExportImport(t *testing.T) {
 	ctx := context.Background()
 	src := openStore(t, Options{})
 	pt := mustPartition(t, src, 5)
-	custom := namedPolicy(t, polJD, "jd-custom")
+	custom := namedPolicy(t, recordtest.JD, "jd-custom")
 	u := mustUser(t, pt, "a")
-	*u = *userWith("a", custom, polTmall)
+	*u = *userWith("a", custom, recordtest.Tmall)
 	pt.MarkDirty(u)
 	if err := pt.Commit(1, 1, nil); err != nil {
 		t.Fatal(err)
@@ -361,7 +354,7 @@ func TestPolicyExportImport(t *testing.T) {
 	if err := src.ExportPartition(ctx, 5, &buf); err != nil {
 		t.Fatal(err)
 	}
-	dst := openStore(t, Options{LegacyPolicy: polDouyin})
+	dst := openStore(t, Options{LegacyPolicy: recordtest.Douyin})
 	if err := dst.ImportPartition(ctx, 5, &buf); err != nil {
 		t.Fatal(err)
 	}
@@ -369,11 +362,11 @@ func TestPolicyExportImport(t *testing.T) {
 		t.Fatalf("partition differs after import:\n%v\n%v", a, b)
 	}
 	got, _, err := dst.ReadUser(5, "a")
-	if err != nil || !samePolicy(got.Requests[0].Policy, custom) || !samePolicy(got.Requests[1].Policy, polTmall) {
+	if err != nil || !samePolicy(got.Requests[0].Policy, custom) || !samePolicy(got.Requests[1].Policy, recordtest.Tmall) {
 		t.Fatalf("imported user: %v", err)
 	}
 	pt2 := mustPartition(t, dst, 5)
-	if ps := pt2.Policies(); len(ps) != 2 || !samePolicy(ps[0], custom) || !samePolicy(ps[1], polTmall) {
+	if ps := pt2.Policies(); len(ps) != 2 || !samePolicy(ps[0], custom) || !samePolicy(ps[1], recordtest.Tmall) {
 		t.Fatalf("imported Policies() = %v", ps)
 	}
 }
@@ -386,7 +379,7 @@ func TestPoliciesConcurrent(t *testing.T) {
 	const n = 20
 	pols := make([]*core.Policy, n)
 	for i := range pols {
-		pols[i] = namedPolicy(t, polTmall, fmt.Sprintf("p%02d", i))
+		pols[i] = namedPolicy(t, recordtest.Tmall, fmt.Sprintf("p%02d", i))
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup

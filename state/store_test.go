@@ -20,6 +20,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/state/record"
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -65,7 +66,7 @@ func TestCommitAndRecovery(t *testing.T) {
 	if !reflect.DeepEqual(u, &core.User{ID: "alice"}) {
 		t.Fatalf("fresh user %+v", u)
 	}
-	*u = *typicalUser(1)
+	*u = *recordtest.TypicalUser(1)
 	u.ID = "alice"
 	pt.MarkDirty(u)
 	pt.SetDeadline("alice", 300)
@@ -156,7 +157,7 @@ func TestBatchTooBigIsAtomicAndRetryable(t *testing.T) {
 	var ids []string
 	for i := 0; pt.StagedBytes() < 3*limit; i++ { // the estimate is up to 2x high
 		u := mustUser(t, pt, fmt.Sprint("u", i))
-		*u = *typicalUser(i)
+		*u = *recordtest.TypicalUser(i)
 		u.ID = fmt.Sprint("u", i)
 		pt.MarkDirty(u)
 		ids = append(ids, u.ID)
@@ -181,7 +182,7 @@ func TestBatchTooBigIsAtomicAndRetryable(t *testing.T) {
 	n := 0
 	for i, id := range ids {
 		u := mustUser(t, pt, id)
-		*u = *typicalUser(i)
+		*u = *recordtest.TypicalUser(i)
 		u.ID = id
 		pt.MarkDirty(u)
 		if pt.StagedBytes()+OutboxBytes(nil) >= limit {
@@ -192,7 +193,7 @@ func TestBatchTooBigIsAtomicAndRetryable(t *testing.T) {
 	}
 	for i, id := range ids[:n] {
 		u := mustUser(t, pt, id)
-		*u = *typicalUser(i)
+		*u = *recordtest.TypicalUser(i)
 		u.ID = id
 		pt.MarkDirty(u)
 	}
@@ -292,7 +293,7 @@ func TestCacheEviction(t *testing.T) {
 	for b := 0; b < n; b += 100 {
 		for i := b; i < b+100; i++ {
 			u := mustUser(t, pt, ids[i])
-			*u = *typicalUser(i)
+			*u = *recordtest.TypicalUser(i)
 			pt.MarkDirty(u)
 		}
 		if err := pt.Commit(uint64(b+1), 0, nil); err != nil {
@@ -324,7 +325,7 @@ func TestCacheEviction(t *testing.T) {
 	if pt.CacheBytes() > budget || pt.CacheBytes() < budget/2 {
 		t.Fatalf("cache %d bytes, budget %d", pt.CacheBytes(), budget)
 	}
-	perUser := memSize(typicalUser(1))
+	perUser := memSize(recordtest.TypicalUser(1))
 	if want := budget / perUser; int64(pt.CachedUsers()) < want*3/4 {
 		t.Fatalf("%d users cached, want about %d", pt.CachedUsers(), want)
 	}
@@ -401,7 +402,7 @@ func TestRetentionTTL(t *testing.T) {
 	s := openStore(t, Options{Retention: 48 * time.Hour})
 	pt := mustPartition(t, s, 0)
 	u := mustUser(t, pt, "a")
-	*u = *userWith("a", polTmall) // its policy's record is permanent
+	*u = *userWith("a", recordtest.Tmall) // its policy's record is permanent
 	pt.MarkDirty(u)
 	pt.SetDeadline("a", 5)
 	pt.PutTrace("a", "r", []byte("t"))
@@ -516,7 +517,7 @@ func TestExportImport(t *testing.T) {
 	for b := 0; b < len(ids); b += 500 {
 		for i := b; i < b+500; i++ {
 			u := mustUser(t, pt, ids[i])
-			*u = *typicalUser(i)
+			*u = *recordtest.TypicalUser(i)
 			u.ID = ids[i]
 			pt.MarkDirty(u)
 			pt.SetDeadline(ids[i], int64(i))

@@ -18,11 +18,10 @@ import (
 )
 
 // TestMain lets the test binary stand in for flashreturnd: with
-// FLASHRETURND_CHILD set it runs the daemon with the arguments it holds.
+// FLASHRETURND_CHILD set it runs the daemon with the arguments it holds
+// (testkit.RunChild).
 func TestMain(m *testing.M) {
-	if args := os.Getenv("FLASHRETURND_CHILD"); args != "" {
-		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
-	}
+	testkit.RunChild("FLASHRETURND_CHILD", func(args []string) int { return run(args, os.Stdout, os.Stderr) })
 	os.Exit(m.Run())
 }
 
@@ -37,8 +36,7 @@ func startChild(t *testing.T, dataDir string, natsPort, httpPort int, extra ...s
 	args := []string{"--data-dir", dataDir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--partitions", "8", "--clock-interval", "0", "--log-level", "warn"}
 	args = append(args, extra...)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FLASHRETURND_CHILD="+strings.Join(args, " "))
+	cmd := testkit.ChildCommand(context.Background(), "FLASHRETURND_CHILD", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

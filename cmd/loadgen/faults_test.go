@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +18,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/loadgen"
 )
 
-// TestMain lets the test binary stand in for loadgen (LOADGEN_CHILD holds
-// its arguments as a JSON array), so that exit codes are those of a real
-// process, and for a fault command that forges a second decision
+// TestMain lets the test binary stand in for loadgen (testkit.RunChild
+// under LOADGEN_CHILD), so that exit codes are those of a real process,
+// and for a fault command that forges a second decision
 // (LOADGEN_TEST_FORGE holds the NATS URL).
 func TestMain(m *testing.M) {
 	// The forger first: it runs as a child of a loadgen child and inherits
@@ -36,14 +36,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	if args := os.Getenv("LOADGEN_CHILD"); args != "" {
-		var argv []string
-		if err := json.Unmarshal([]byte(args), &argv); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(99)
-		}
-		os.Exit(run(argv, os.Stdout, os.Stderr))
-	}
+	testkit.RunChild("LOADGEN_CHILD", func(argv []string) int { return run(argv, os.Stdout, os.Stderr) })
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -117,20 +110,10 @@ func flashreturnd(t *testing.T) string {
 	return daemonBin
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // daemonArgs are loadgen's --spawn and --nats-url for a flashreturnd on
 // fresh ports and data dir, and that NATS URL.
 func daemonArgs(t *testing.T) ([]string, string) {
-	natsPort, httpPort := freePort(t), freePort(t)
+	natsPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	cmd := fmt.Sprintf("%s --data-dir %s --nats-listen 127.0.0.1:%d --http 127.0.0.1:%d --partitions 8 --log-level warn",
 		flashreturnd(t), filepath.Join(t.TempDir(), "data"), natsPort, httpPort)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
@@ -144,11 +127,9 @@ var small = []string{"--shape", "steady", "--shoppers", "300", "--merchants", "2
 // exit code and stderr.
 func loadgenProcess(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	argv, _ := json.Marshal(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LOADGEN_CHILD="+string(argv))
+	cmd := testkit.ChildCommand(ctx, "LOADGEN_CHILD", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run() // waits: the child and its own children are gone when it returns
@@ -182,9 +163,9 @@ func TestExitCodes(t *testing.T) {
 	code(exitUsage, "--faults", "kill9@5s,start@6s") // nothing spawned, no fault command
 	code(exitRun, "--nats-url", "nats://127.0.0.1:1", "--duration", "1s")
 	code(exitRun, "--spawn", filepath.Join(t.TempDir(), "no-such-daemon"), "--spawn-log-dir", t.TempDir(),
-		"--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)))
+		"--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", testkit.FreePort(t)))
 	if s := code(exitRun, "--spawn", "sh -c 'exit 7'", "--spawn-log-dir", t.TempDir(),
-		"--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))); !strings.Contains(s, "exited before it was ready (exit status 7)") {
+		"--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", testkit.FreePort(t))); !strings.Contains(s, "exited before it was ready (exit status 7)") {
 		t.Fatalf("a target that dies at once:\n%s", s)
 	}
 
@@ -303,11 +284,8 @@ func TestFaultedRunAgainstDaemon(t *testing.T) {
 	}
 
 	t.Run("chromium", func(t *testing.T) {
-		bin := findChromium()
-		if bin == "" {
-			t.Skip("no chromium on PATH: install it (sh deploy/install-tools.sh, or apt-get install -y chromium) to check the report's charts in a browser")
-		}
-		dom := runChromium(t, bin, "--virtual-time-budget=3000", "--dump-dom", "file://"+htmlPath)
+		bin := testkit.Chromium(t, "check the report's charts in a browser")
+		dom := testkit.RenderDOM(t, bin, "file://"+htmlPath, 3*time.Second)
 		if !strings.Contains(dom, `data-rendered="1"`) {
 			t.Fatalf("the report's script did not finish:\n%s", dom)
 		}
@@ -325,33 +303,4 @@ func TestFaultedRunAgainstDaemon(t *testing.T) {
 			}
 		}
 	})
-}
-
-// findChromium returns a headless-capable Chromium on PATH, or "".
-func findChromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// runChromium runs headless Chromium with the flags that keep it quiet
-// and self-contained, plus args, and returns its stdout.
-func runChromium(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--disable-extensions", "--hide-scrollbars", "--user-data-dir=" + t.TempDir()}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
 }

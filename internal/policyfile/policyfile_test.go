@@ -4,12 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/testkit"
 )
 
 func TestRoundTripPresets(t *testing.T) {
@@ -28,17 +28,7 @@ func TestRoundTripPresets(t *testing.T) {
 				if got.Version != want.Version {
 					t.Fatalf("version %s, want %s\n%s", got.Version, want.Version, b)
 				}
-				norm := func(p *core.Policy) core.Policy {
-					c := *p
-					if len(c.Cities) == 0 {
-						c.Cities = nil
-					}
-					if len(c.ExcludedCategories) == 0 {
-						c.ExcludedCategories = nil
-					}
-					return c
-				}
-				if !reflect.DeepEqual(norm(got), norm(want)) {
+				if !testkit.EqualNilEmpty(got, want) {
 					t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 				}
 				// Sniffing finds the format too.

@@ -1,8 +1,12 @@
 // Package testkit is the one test harness of the module's IO tests: a
 // real nats-server with JetStream in a temp dir (one node or a cluster),
 // a free port, WaitUntil (a condition with a deadline instead of a
-// sleep), publishing with retry under the same Nats-Msg-Id, and readers
-// of output streams (ReadStream for a one-off read, Collect to follow).
+// sleep), publishing with retry under the same Nats-Msg-Id, readers of
+// output streams (ReadStream for a one-off read, Collect to follow) and
+// of an event's time (EventAt), the test binary as its own child process
+// (RunChild, ChildCommand), headless Chromium for pages and reports
+// (Chromium, RenderDOM), and a deep equality that does not tell nil from
+// empty lists (EqualNilEmpty, for codec round trips).
 //
 // It is a normal package so that tests of several packages can share it,
 // but only _test.go files import it: nothing in a binary depends on it.
@@ -21,6 +25,7 @@
 //
 // # Callers
 //
-// The tests of pipeline and its subpackages, cmd/flashreturnd, deploy
-// and bench/relay.
+// The tests of pipeline and its subpackages, cmd/flashreturnd,
+// cmd/loadgen, loadgen and its subpackages, state, internal/policyfile,
+// deploy and bench/relay.
 package testkit

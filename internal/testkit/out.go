@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -111,4 +112,24 @@ func (c *Collector) From(i int) []Msg {
 		return nil
 	}
 	return append([]Msg(nil), c.msgs[i:]...)
+}
+
+// EventAt returns the `at` of an encoded contract event (RFC 3339 with
+// nanoseconds, as every event carries it), failing the test with the
+// payload when the JSON or the time does not parse. It reads with
+// encoding/json, not the module's codec: testkit imports no module
+// package, and for one string field of well-formed JSON the two agree.
+func EventAt(tb testing.TB, payload []byte) time.Time {
+	tb.Helper()
+	var v struct {
+		At string `json:"at"`
+	}
+	if err := json.Unmarshal(payload, &v); err != nil {
+		tb.Fatalf("%v: %s", err, payload)
+	}
+	at, err := time.Parse(time.RFC3339Nano, v.At)
+	if err != nil {
+		tb.Fatalf("%v: %s", err, payload)
+	}
+	return at
 }

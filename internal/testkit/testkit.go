@@ -118,10 +118,13 @@ func StartCluster(tb testing.TB, n int) ([]*server.Server, string) {
 
 // Connect connects to url (reconnecting for ever, as a publisher that
 // outlives a server restart must) and returns the connection and its
-// JetStream context; the connection is closed when tb ends.
-func Connect(tb testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+// JetStream context; the connection is closed when tb ends. opts come
+// after those defaults and so override them (nats.ReconnectBufSize(-1)
+// for a test that wants publishes to fail, not buffer, while the server
+// is down).
+func Connect(tb testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 )
 
@@ -256,22 +257,6 @@ func TestClassicWorldUnchanged(t *testing.T) {
 	}
 }
 
-// parseAt reads an encoded event's `at`.
-func parseAt(t *testing.T, payload []byte) time.Time {
-	t.Helper()
-	var v struct {
-		At string `json:"at"`
-	}
-	if err := contract.Unmarshal(payload, &v); err != nil {
-		t.Fatalf("%v: %s", err, payload)
-	}
-	at, err := time.Parse(time.RFC3339Nano, v.At)
-	if err != nil {
-		t.Fatalf("%v: %s", err, payload)
-	}
-	return at
-}
-
 // The lifecycle's shapes appear in the shares asked for, and follow the
 // world's own rules: unreturned goods never come back, splurges ask for
 // all three returns before sending any back, second requests come after
@@ -432,7 +417,7 @@ func TestGeneratorDates(t *testing.T) {
 		if e.Bad >= 0 && g.Bads[e.Bad].Reason == "bad_json" {
 			continue
 		}
-		at := parseAt(t, payloads[i])
+		at := testkit.EventAt(t, payloads[i])
 		if e.Bad >= 0 {
 			if g.Bads[e.Bad].Reason == contract.ReasonFutureTime {
 				if at.Sub(send) <= 5*time.Minute {

@@ -10,26 +10,12 @@ import (
 	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
-// The shared fixtures (recordtest), under the names these tests have
-// always used.
-var (
-	t0           = recordtest.T0
-	polTmall     = recordtest.Tmall
-	polJD        = recordtest.JD
-	polDouyin    = recordtest.Douyin
-	testPols     = recordtest.Policies
-	typicalUser  = recordtest.TypicalUser
-	fullUser     = recordtest.FullUser
-	fullUserV1   = recordtest.FullUserV1
-	appendUserV1 = recordtest.AppendUserV1
-)
-
 // testResolver resolves the test policies, and gives requests stored
 // without one the legacy policy (nil: none).
 // It looks versions up in a map, as a partition does.
 func testResolver(legacy *core.Policy) *Resolver {
 	m := make(map[PolicyKey]*core.Policy)
-	for _, p := range testPols {
+	for _, p := range recordtest.Policies {
 		m[mustPolKey(p)] = p
 	}
 	return &Resolver{
@@ -69,8 +55,8 @@ func fillRandom(r *rand.Rand, v reflect.Value) {
 		if v.Type() != reflect.TypeFor[*core.Policy]() {
 			panic("fillRandom: unhandled pointer " + v.Type().String())
 		}
-		if i := r.IntN(len(testPols) + 1); i < len(testPols) {
-			v.Set(reflect.ValueOf(testPols[i]))
+		if i := r.IntN(len(recordtest.Policies) + 1); i < len(recordtest.Policies) {
+			v.Set(reflect.ValueOf(recordtest.Policies[i]))
 		}
 	case reflect.String:
 		b := make([]byte, r.IntN(14))
@@ -81,7 +67,7 @@ func fillRandom(r *rand.Rand, v reflect.Value) {
 	case reflect.Bool:
 		v.SetBool(r.IntN(2) == 1)
 	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Int16, reflect.Int8:
-		edges := []int64{0, 1, -1, math.MinInt64, math.MaxInt64, t0, t0 - 86400e9, t0 + 1e6, t0 - 7}
+		edges := []int64{0, 1, -1, math.MinInt64, math.MaxInt64, recordtest.T0, recordtest.T0 - 86400e9, recordtest.T0 + 1e6, recordtest.T0 - 7}
 		x := edges[r.IntN(len(edges))]
 		if r.IntN(2) == 0 {
 			x = int64(r.Uint64())
@@ -121,14 +107,4 @@ func mustPolKey(p *core.Policy) PolicyKey {
 		panic(p.Version)
 	}
 	return k
-}
-
-// mustPreset is a fresh copy of a preset: another pointer with the same
-// version as the shared fixture's.
-func mustPreset(name string) *core.Policy {
-	p, ok := core.Preset(name)
-	if !ok {
-		panic(name)
-	}
-	return p
 }

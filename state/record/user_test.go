@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -89,8 +90,8 @@ func roundTrip(t *testing.T, u *core.User) []byte {
 func TestCodecRoundTrip(t *testing.T) {
 	roundTrip(t, &core.User{})
 	roundTrip(t, &core.User{ID: "x"})
-	roundTrip(t, fullUser())
-	roundTrip(t, typicalUser(7))
+	roundTrip(t, recordtest.FullUser())
+	roundTrip(t, recordtest.TypicalUser(7))
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 0))
@@ -107,27 +108,27 @@ func TestCodecRoundTrip(t *testing.T) {
 // user, by version; a request with no policy reads back with the legacy
 // policy (or none).
 func TestCodecPolicies(t *testing.T) {
-	u := fullUser() // r1 and r3 follow tmall, r2 jd
+	u := recordtest.FullUser() // r1 and r3 follow tmall, r2 jd
 	enc := AppendUser(nil, u)
-	if n := bytes.Count(enc, mustKey(t, polTmall)); n != 1 {
+	if n := bytes.Count(enc, mustKey(t, recordtest.Tmall)); n != 1 {
 		t.Errorf("tmall's version stored %d times, want once", n)
 	}
-	if n := bytes.Count(enc, mustKey(t, polJD)); n != 1 {
+	if n := bytes.Count(enc, mustKey(t, recordtest.JD)); n != 1 {
 		t.Errorf("jd's version stored %d times, want once", n)
 	}
 	// Two pointers to one version share an entry.
-	u.Requests[2].Policy = mustPreset(core.PresetTmall)
+	u.Requests[2].Policy = recordtest.Preset(core.PresetTmall)
 	if again := AppendUser(nil, u); !bytes.Equal(again, enc) {
 		t.Errorf("a second pointer to tmall changed the record")
 	}
 
 	u.Requests[1].Policy = nil
 	enc = AppendUser(nil, u)
-	got, err := DecodeUser(enc, testResolver(polDouyin))
+	got, err := DecodeUser(enc, testResolver(recordtest.Douyin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Requests[1].Policy != polDouyin || got.Requests[0].Policy != polTmall {
+	if got.Requests[1].Policy != recordtest.Douyin || got.Requests[0].Policy != recordtest.Tmall {
 		t.Errorf("no policy decodes as %v, want the legacy one", got.Requests[1].Policy.Name)
 	}
 	if got, _ := decodeTest(enc); got.Requests[1].Policy != nil {
@@ -135,7 +136,7 @@ func TestCodecPolicies(t *testing.T) {
 	}
 
 	// A version the partition does not have: an error naming it.
-	other := *polJD
+	other := *recordtest.JD
 	other.Name = "jd-hangzhou"
 	if err := other.Finish(); err != nil {
 		t.Fatal(err)
@@ -217,14 +218,14 @@ func TestTimeCodec(t *testing.T) {
 			t.Errorf("time(base %d, t %d) takes %d bytes, want %d", base, ts, len(enc), wantLen)
 		}
 	}
-	f(t0, 0, 1)
-	f(t0, t0, 1)
-	f(t0, t0-3*86400e9, 3) // three days before, whole seconds
-	f(t0, t0-3*86400e9-123e6, 5)
-	f(t0, t0+1, 0)
-	f(t0, t0-1, 0)
-	f(t0, math.MinInt64, 0)
-	f(t0, math.MaxInt64, 0)
+	f(recordtest.T0, 0, 1)
+	f(recordtest.T0, recordtest.T0, 1)
+	f(recordtest.T0, recordtest.T0-3*86400e9, 3) // three days before, whole seconds
+	f(recordtest.T0, recordtest.T0-3*86400e9-123e6, 5)
+	f(recordtest.T0, recordtest.T0+1, 0)
+	f(recordtest.T0, recordtest.T0-1, 0)
+	f(recordtest.T0, math.MinInt64, 0)
+	f(recordtest.T0, math.MaxInt64, 0)
 	f(math.MinInt64, math.MaxInt64, 0)
 	f(math.MaxInt64, math.MinInt64, 0)
 	f(0, math.MinInt64, 0)
@@ -233,10 +234,10 @@ func TestTimeCodec(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := AppendUser(nil, fullUser())
+	good := AppendUser(nil, recordtest.FullUser())
 	f := func(name string, rec []byte, want error) {
 		t.Helper()
-		u, err := DecodeUser(rec, testResolver(polTmall))
+		u, err := DecodeUser(rec, testResolver(recordtest.Tmall))
 		if err == nil {
 			t.Errorf("%s: decoded %+v, want error", name, u)
 			return
@@ -265,9 +266,9 @@ func TestDecodeRejects(t *testing.T) {
 	f("bad policy tag", []byte{userV2, 0, 0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, nil)
 
 	// A request referring past the dictionary.
-	u := &core.User{Requests: []core.Request{{Policy: polTmall}}}
+	u := &core.User{Requests: []core.Request{{Policy: recordtest.Tmall}}}
 	rec := AppendUser(nil, u)
-	j := bytes.Index(rec, mustKey(t, polTmall)) + 8 + 1 + 1 + 19 // key, order and request counts, v1 part of the request
+	j := bytes.Index(rec, mustKey(t, recordtest.Tmall)) + 8 + 1 + 1 + 19 // key, order and request counts, v1 part of the request
 	if rec[j] != 1 {
 		t.Fatalf("policy index at %d is %d, want 1: %x", j, rec[j], rec)
 	}
@@ -275,15 +276,15 @@ func TestDecodeRejects(t *testing.T) {
 	f("policy index", rec, nil)
 
 	// Version 1: no legacy policy, or a flag version 1 did not have.
-	v1 := appendUserV1(nil, fullUserV1())
+	v1 := recordtest.AppendUserV1(nil, recordtest.FullUserV1())
 	if _, err := decodeTest(v1); !errors.Is(err, ErrNoLegacyPolicy) {
 		t.Errorf("v1 without a legacy policy: %v", err)
 	}
-	bad = appendUserV1(nil, &core.User{Requests: []core.Request{{}}})
+	bad = recordtest.AppendUserV1(nil, &core.User{Requests: []core.Request{{}}})
 	bad[len(bad)-1-1-1-1-1-1-1-1-1] = rfPickupAsked // the request's flags
 	f("v1 flag bit 7", bad, nil)
 	bad[len(bad)-9] = 0
-	if _, err := DecodeUser(bad, testResolver(polTmall)); err != nil {
+	if _, err := DecodeUser(bad, testResolver(recordtest.Tmall)); err != nil {
 		t.Errorf("v1 flags offset: %v", err)
 	}
 }
@@ -311,28 +312,28 @@ func TestCodecGolden(t *testing.T) {
 	}
 
 	// Version 2 reads back exactly.
-	g2 := golden(userV2, fullUser(), AppendUser(nil, fullUser()))
+	g2 := golden(userV2, recordtest.FullUser(), AppendUser(nil, recordtest.FullUser()))
 	got, err := decodeTest(g2)
 	if err != nil {
 		t.Fatalf("decode golden v2: %v", err)
 	}
-	if !reflect.DeepEqual(got, fullUser()) {
-		t.Fatalf("golden v2 decodes to\n%+v\nwant\n%+v", got, fullUser())
+	if !reflect.DeepEqual(got, recordtest.FullUser()) {
+		t.Fatalf("golden v2 decodes to\n%+v\nwant\n%+v", got, recordtest.FullUser())
 	}
 
 	// Version 1 reads with the legacy policy and the derived fields.
-	g1 := golden(UserV1, fullUserV1(), appendUserV1(nil, fullUserV1()))
-	got, err = DecodeUser(g1, testResolver(polJD))
+	g1 := golden(UserV1, recordtest.FullUserV1(), recordtest.AppendUserV1(nil, recordtest.FullUserV1()))
+	got, err = DecodeUser(g1, testResolver(recordtest.JD))
 	if err != nil {
 		t.Fatalf("decode golden v1: %v", err)
 	}
-	want := fullUserV1()
+	want := recordtest.FullUserV1()
 	r := &want.Requests[0] // in review, finished by an empty box after an advance
-	r.Policy, r.TrustSent, r.ClawbackSent = polJD, true, true
+	r.Policy, r.TrustSent, r.ClawbackSent = recordtest.JD, true, true
 	// An exchange's pickup under jd (exchange_pickup) was not asked for.
-	want.Orders[0].LastAt = t0         // the inspection closed r1
-	want.Orders[1].LastAt = t0 + 1e9   // paid
-	if !reflect.DeepEqual(got, want) { // RefundedFen 0: clawed back
+	want.Orders[0].LastAt = recordtest.T0       // the inspection closed r1
+	want.Orders[1].LastAt = recordtest.T0 + 1e9 // paid
+	if !reflect.DeepEqual(got, want) {          // RefundedFen 0: clawed back
 		t.Fatalf("golden v1 decodes to\n%+v\nwant\n%+v", got, want)
 	}
 }
@@ -341,7 +342,7 @@ func TestCodecGolden(t *testing.T) {
 // every point of the old lifecycle and checks what is derived.
 func TestDecodeV1Derives(t *testing.T) {
 	day := int64(86400e9)
-	at := t0 - 2*day
+	at := recordtest.T0 - 2*day
 	o := func(id string, paid int64) core.Order {
 		return core.Order{ID: id, MerchantID: "m1", PaidFen: paid, SevenDay: true, PaidAt: at - 5*day,
 			ShippedAt: at - 4*day, DeliveredAt: at - 3*day}
@@ -350,7 +351,7 @@ func TestDecodeV1Derives(t *testing.T) {
 		return core.Request{ID: id, OrderID: order, Kind: kind, Reason: core.ReasonDislike, At: at,
 			AmountFen: amount, Status: core.StatusOpen, Verdict: core.VerdictApproved}
 	}
-	v1 := &core.User{ID: "u", Stars: 5, OutstandingFen: 3000, MaxAt: t0,
+	v1 := &core.User{ID: "u", Stars: 5, OutstandingFen: 3000, MaxAt: recordtest.T0,
 		Orders:         []core.Order{o("o1", 10000), o("o2", 3000), o("o3", 4000), o("o4", 5000), o("o5", 6000), o("o6", 7000)},
 		RecentRequests: []int64{at}, TrustMarks: []int64{at + day},
 	}
@@ -383,13 +384,13 @@ func TestDecodeV1Derives(t *testing.T) {
 	f.RefundSent, f.RefundTrigger, f.RefundAt, f.Status, f.ClosedAt = true, core.TriggerPreShipment, at, core.StatusFinished, at
 	v1.Requests = []core.Request{a, dup, b, c, d, e, f}
 
-	got, err := DecodeUser(appendUserV1(nil, v1), testResolver(polTmall))
+	got, err := DecodeUser(recordtest.AppendUserV1(nil, v1), testResolver(recordtest.Tmall))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := v1
 	for i := range want.Requests {
-		want.Requests[i].Policy = polTmall
+		want.Requests[i].Policy = recordtest.Tmall
 	}
 	r := want.Requests
 	r[0].ApprovedAt, r[0].PayTrigger, r[0].PayAdvance, r[0].Reserved, r[0].Promised = at, core.TriggerTracking, true, true, true
@@ -424,13 +425,13 @@ func TestDecodeV1Derives(t *testing.T) {
 	}
 	// The derived state is what core would hold: the timers it arms are
 	// the new lifecycle's (a's pickup, with grace; e's review deadline).
-	if k, dl := got.Requests[0].Timer(); k != core.TimerPickup || dl != a.WindowEnd+int64(polTmall.PickupGrace) {
+	if k, dl := got.Requests[0].Timer(); k != core.TimerPickup || dl != a.WindowEnd+int64(recordtest.Tmall.PickupGrace) {
 		t.Errorf("a's timer %v %d", k, dl)
 	}
 	if k, _ := got.Requests[2].Timer(); k != core.TimerNone {
 		t.Errorf("b's timer %v, want none (the courier came, tracked)", k)
 	}
-	if k, dl := got.Requests[5].Timer(); k != core.TimerReview || dl != at+int64(polTmall.ReviewDeadline) {
+	if k, dl := got.Requests[5].Timer(); k != core.TimerReview || dl != at+int64(recordtest.Tmall.ReviewDeadline) {
 		t.Errorf("e's timer %v %d, want its review deadline", k, dl)
 	}
 }
@@ -453,12 +454,12 @@ func undump(t *testing.T, dump []byte) []byte {
 }
 
 func FuzzDecodeUser(f *testing.F) {
-	f.Add(AppendUser(nil, fullUser()))
-	f.Add(AppendUser(nil, typicalUser(1)))
+	f.Add(AppendUser(nil, recordtest.FullUser()))
+	f.Add(AppendUser(nil, recordtest.TypicalUser(1)))
 	f.Add(AppendUser(nil, &core.User{}))
-	f.Add(appendUserV1(nil, fullUserV1()))
+	f.Add(recordtest.AppendUserV1(nil, recordtest.FullUserV1()))
 	f.Add([]byte{UserV1, 1, 'x', 0, 0, 0, 1})
-	res := testResolver(polJD)
+	res := testResolver(recordtest.JD)
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		u, err := DecodeUser(rec, res)
 		if err != nil {
@@ -517,7 +518,7 @@ func TestMetaOutboxCodec(t *testing.T) {
 }
 
 func BenchmarkDecodeUser(b *testing.B) {
-	rec := AppendUser(nil, typicalUser(12345))
+	rec := AppendUser(nil, recordtest.TypicalUser(12345))
 	res := testResolver(nil)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,6 +1,7 @@
 // Package recordtest holds what the tests of state and state/record share:
 // deterministic users (a typical shopper, and users with every field set
-// for the golden files), the presets as shared pointers, and the frozen
+// for the golden files), the presets as shared pointers (and fresh copies,
+// Preset, for resolving by version, not address), and the frozen
 // version-1 encoder that writes the records the migration tests read.
 //
 // It is imported by tests only; nothing in the daemon links it. It

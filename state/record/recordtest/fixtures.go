@@ -18,15 +18,18 @@ var T0 = time.Date(2025, 11, 11, 0, 0, 0, 0, time.FixedZone("CST", 8*3600)).Unix
 // must share them (a second copy of a preset has the same version but
 // another address).
 var (
-	Tmall    = mustPreset(core.PresetTmall)
-	JD       = mustPreset(core.PresetJD)
-	Douyin   = mustPreset(core.PresetDouyin)
+	Tmall    = Preset(core.PresetTmall)
+	JD       = Preset(core.PresetJD)
+	Douyin   = Preset(core.PresetDouyin)
 	Policies = []*core.Policy{Tmall, JD, Douyin}
 )
 
-// mustPreset panics on an unknown name: the names are core's constants,
-// so a failure is a bug in this file.
-func mustPreset(name string) *core.Policy {
+// Preset is a fresh copy of the preset called name: another pointer with
+// the same version as the shared one above, for the tests that check a
+// decoder resolves a policy by version and not by address. It panics on
+// an unknown name: callers pass core's constants, so a failure is a bug
+// in the test, not a condition to report.
+func Preset(name string) *core.Policy {
 	p, ok := core.Preset(name)
 	if !ok {
 		panic(name)
