@@ -297,7 +297,7 @@ type outCollector struct {
 
 func collectOut(t *testing.T, js jetstream.JetStream) *outCollector {
 	t.Helper()
-	return &outCollector{col: testkit.Collect(t, js, streams.StreamOut)}
+	return &outCollector{col: testkit.Collect(t, js, wire.StreamOut)}
 }
 
 func parseOut(m testkit.Msg) outRec {
@@ -318,7 +318,7 @@ func parseOut(m testkit.Msg) outRec {
 func readOut(js jetstream.JetStream) ([]outRec, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	msgs, err := testkit.ReadStream(ctx, js, streams.StreamOut)
+	msgs, err := testkit.ReadStream(ctx, js, wire.StreamOut)
 	recs := make([]outRec, 0, len(msgs))
 	for _, m := range msgs {
 		recs = append(recs, parseOut(m))
@@ -468,7 +468,7 @@ func publishMerchant(t *testing.T, js jetstream.JetStream, replicas int) {
 	defer cancel()
 	// A cluster just formed can refuse an R3 placement for a moment (a
 	// peer not yet seen online): retried like the daemon's own setup.
-	cfg := jetstream.StreamConfig{Name: streams.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
+	cfg := jetstream.StreamConfig{Name: wire.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: replicas}
 	var err error
 	testkit.WaitUntil(t, 30*time.Second, "FR_MERCHANT created", func() bool {
 		_, err = js.CreateOrUpdateStream(ctx, cfg)

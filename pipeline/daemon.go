@@ -674,7 +674,7 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
-		FilterSubject: streams.PartitionFilter(p),
+		FilterSubject: wire.PartitionFilter(p),
 		AckPolicy:     jetstream.AckAllPolicy,
 		// AckWait is long because redelivery is not how a worker recovers
 		// (it recreates its consumer from the cursor); a short one would
@@ -741,7 +741,7 @@ func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject strin
 	d.m.deadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
-		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(streams.StreamMerchant, seq)))
+		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(wire.StreamMerchant, seq)))
 		if err == nil {
 			return
 		}

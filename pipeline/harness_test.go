@@ -15,8 +15,8 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/testkit"
+	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
-	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // harness runs a real Daemon (embedded NATS with JetStream, Badger in a
@@ -83,7 +83,7 @@ func runHarness(t *testing.T, cfg Config) *harness {
 	}
 	h.waitFor("daemon ready", d.Ready)
 	h.nc, h.js = testkit.Connect(t, d.ClientURL())
-	h.col = testkit.Collect(t, h.js, streams.StreamOut, streams.StreamDLQ)
+	h.col = testkit.Collect(t, h.js, wire.StreamOut, wire.StreamDLQ)
 	t.Cleanup(func() { h.stop() })
 	return h
 }

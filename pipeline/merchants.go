@@ -153,7 +153,7 @@ func (v *merchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 		// LastSeq; the events being waited for were stored (at want)
 		// before their worker asked.
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := js.Stream(ictx, streams.StreamMerchant)
+		s, err := js.Stream(ictx, wire.StreamMerchant)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -213,7 +213,7 @@ func (v *merchantView) setLastSeq(seq uint64) {
 // run watches FR_MERCHANT from the beginning with an ordered consumer until
 // ctx is done. Malformed profiles are dead-lettered.
 func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
-	s, err := js.Stream(ctx, streams.StreamMerchant)
+	s, err := js.Stream(ctx, wire.StreamMerchant)
 	if err != nil {
 		return fmt.Errorf("merchant view: %w", err)
 	}

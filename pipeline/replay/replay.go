@@ -368,7 +368,7 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o Options, p int
 	if err != nil {
 		return fmt.Errorf("replay: partition %d: %w", p, err)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{wire.PartitionFilter(p)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	switch {
 	case o.FromSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
@@ -425,7 +425,7 @@ func readPartition(ctx context.Context, js jetstream.JetStream, o Options, p int
 // and decides without it, which is what skipping reproduces.
 func loadMerchants(ctx context.Context, js jetstream.JetStream) (map[string][]apply.MerchantVersion, error) {
 	out := map[string][]apply.MerchantVersion{}
-	s, err := js.Stream(ctx, streams.StreamMerchant)
+	s, err := js.Stream(ctx, wire.StreamMerchant)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
 	}

@@ -31,16 +31,6 @@ const (
 	LayoutShared Layout = "shared"
 )
 
-// Stream names of the contract, re-exported from internal/wire (their one
-// home, checked against contract.md there) for this package's callers and
-// tests, which name streams next to the other things this package makes.
-const (
-	StreamIn       = wire.StreamIn
-	StreamOut      = wire.StreamOut
-	StreamDLQ      = wire.StreamDLQ
-	StreamMerchant = wire.StreamMerchant
-)
-
 const (
 	// inboundWildcard is what the shared FR_IN stores and what the
 	// server mapping of the per-partition layout rewrites: fr.in.*.*.
@@ -68,14 +58,10 @@ func partitionedDest(p int) string {
 	return dest
 }
 
-// PartitionFilter is the subject filter of partition p's consumer
-// (shared layout) or stream (per-partition layout): fr.p.<p>.>.
-func PartitionFilter(p int) string { return wire.PartitionFilter(p) }
-
 // InStream is the stream that stores partition p in a layout.
 func InStream(l Layout, p int) string {
 	if l == LayoutShared {
-		return StreamIn
+		return wire.StreamIn
 	}
 	return wire.PartitionStream(p)
 }
@@ -99,13 +85,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		o.Replicas = 1
 	}
 	cfgs := []jetstream.StreamConfig{
-		{Name: StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Name: StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		// History per merchant: a decision reads the profile in force when
 		// its request was stored, after a restart, a takeover or in a
 		// replay too (domain.md, Missing data). An existing stream that
 		// kept one per merchant is updated on start.
-		{Name: StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:
@@ -113,7 +99,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			return err
 		}
 		cfgs = append(cfgs, jetstream.StreamConfig{
-			Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+			Name: wire.StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 			Storage: jetstream.FileStorage, Replicas: o.Replicas,
 			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.Partitions)},
 		})
@@ -123,7 +109,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
-				Name: InStream(o.Layout, p), Subjects: []string{PartitionFilter(p)}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+				Name: InStream(o.Layout, p), Subjects: []string{wire.PartitionFilter(p)}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: o.Replicas,
 			})
 		}
@@ -218,16 +204,16 @@ func Retryable(err error) bool {
 }
 
 func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) error {
-	s, err := js.Stream(ctx, StreamIn)
+	s, err := js.Stream(ctx, wire.StreamIn)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("streams: look up %s: %w", StreamIn, err)
+		return fmt.Errorf("streams: look up %s: %w", wire.StreamIn, err)
 	}
 	tr := s.CachedInfo().Config.SubjectTransform
 	if tr != nil && tr.Destination != partitionedDest(p) {
-		return Permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", StreamIn, tr.Destination, p))
+		return Permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", wire.StreamIn, tr.Destination, p))
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // TestEnsureStreamsIdempotent: after EnsureStreams every stream already
@@ -35,15 +37,15 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []jetstream.StreamConfig{
-			{Name: StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
-			{Name: StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: wire.StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: wire.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
 		}
 		if layout == LayoutShared {
-			want = append(want, jetstream.StreamConfig{Name: StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+			want = append(want, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: 1,
 				SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(4)}})
 		} else {
-			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{PartitionFilter(3)}, Duplicates: dupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
+			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{wire.PartitionFilter(3)}, Duplicates: dupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
 		}
 		for _, c := range want {
 			s, err := js.Stream(ctx, c.Name)
@@ -59,7 +61,7 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		if err := EnsureStreams(ctx, js, o); err != nil {
 			t.Fatal(err)
 		}
-		s, err := js.Stream(ctx, StreamOut)
+		s, err := js.Stream(ctx, wire.StreamOut)
 		if err != nil {
 			t.Fatal(err)
 		}
