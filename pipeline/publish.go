@@ -27,6 +27,9 @@ type inflight struct {
 	ack     jetstream.Msg // AckAll covers the batch's inputs; nil: none
 	n       int
 	ops     batchOps
+	// acked is when the worker first saw every publish answered (zero
+	// until then): the end of the publish_ack stage.
+	acked time.Time
 }
 
 // done reports whether every publish of the batch has been answered. A
@@ -43,7 +46,15 @@ func (f *inflight) done() bool {
 			return false
 		}
 	}
+	f.stamp()
 	return true
+}
+
+// stamp notes the first moment every answer was seen.
+func (f *inflight) stamp() {
+	if f.acked.IsZero() {
+		f.acked = time.Now()
+	}
 }
 
 // wait waits for the answers not yet received and returns the first
@@ -59,6 +70,7 @@ func (f *inflight) wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	f.stamp()
 	return f.err
 }
 
