@@ -15,6 +15,8 @@
 //   - pipeline/httpapi: the HTTP endpoint, built by cmd/flashreturnd over
 //     what the Daemon exposes (Config.HTTP);
 //   - pipeline/replay: what another policy would have decided;
+//   - pipeline/stages: the per-stage latency histograms of an event's
+//     way through a worker (flashreturn_stage_<stage>_seconds);
 //   - pipeline/defaults: the defaults shared by Config, flags and replay.
 //
 // Imports point down: pipeline imports all of them; none imports

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 )
 
 // latencyBuckets are the upper bounds (seconds) of the latency histograms:
@@ -50,6 +51,8 @@ type pipelineMetrics struct {
 	setupRetries  *metrics.Counter
 	timersFired   *metrics.Counter
 	panics        *metrics.Counter
+	// stages are the stage histograms (pipeline/stages), on latencyBuckets.
+	stages *stages.Histograms
 	// decisions maps a policy name to its counters by verdict.
 	decisions sync.Map
 	// ops are the operator's metrics and the status page's state
@@ -102,6 +105,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.setupRetries = set.NewCounter(`flashreturn_setup_retries_total`)
 	m.timersFired = set.NewCounter(`flashreturn_timers_fired_total`)
 	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
+	m.stages = stages.New(set, latencyBuckets)
 	m.ops = newOpsMetrics(set)
 	return m
 }

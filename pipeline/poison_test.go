@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
@@ -99,17 +100,29 @@ func TestPoisonEvent(t *testing.T) {
 	if got := h2.d.m.panics.Get(); got != 1 {
 		t.Fatalf("panics counted %d, want 1", got)
 	}
+	// The stage timings too: each event this daemon applied once (the
+	// poison one included: it passed the stages on its way to the DLQ),
+	// as flashreturn_partition_events_total counts them.
+	h2.waitFor("the batch's events counted", func() bool { return sumCounter(h2.d, "flashreturn_partition_events_total{") >= len(users) })
+	applied := uint64(sumCounter(h2.d, "flashreturn_partition_events_total{"))
+	if n, _ := scrapeHistograms(t, h2.d); n[stages.StoredPulled.Metric()] != applied || n[stages.PulledApplied.Metric()] != applied {
+		t.Fatalf("stage counts %d and %d, want %d", n[stages.StoredPulled.Metric()], n[stages.PulledApplied.Metric()], applied)
+	}
 }
 
 func partitionOf(u string) int { return wire.Partition(u, 8) }
 
 // countDecisions sums flashreturn_decisions_total over its labels.
-func countDecisions(d *Daemon) int {
+func countDecisions(d *Daemon) int { return sumCounter(d, "flashreturn_decisions_total{") }
+
+// sumCounter sums the values of d's series whose name and labels start
+// with prefix.
+func sumCounter(d *Daemon, prefix string) int {
 	var b strings.Builder
 	d.cfg.Metrics.WritePrometheus(&b)
 	n := 0
 	for _, l := range strings.Split(b.String(), "\n") {
-		if strings.HasPrefix(l, "flashreturn_decisions_total{") {
+		if strings.HasPrefix(l, prefix) {
 			var v int
 			fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
 			n += v

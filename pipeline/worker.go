@@ -17,6 +17,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
@@ -33,6 +34,14 @@ var errConsumerGap = errors.New("pipeline: consumer sequence gap")
 // 3.7 s at most with 5 s, and this bounds it near 2 s. An idle partition
 // costs one pull request per expiry.
 const pullExpiry = 2 * time.Second
+
+// delivery is a message as the consumer handed it to the worker, with
+// the moment it did (Unix ns): where stored → pulled ends and pulled →
+// applied begins (pipeline/stages).
+type delivery struct {
+	msg jetstream.Msg
+	at  int64
+}
 
 // worker owns one partition: its consumer, its state and its outbox. Exactly
 // one goroutine runs a worker; nothing in it is shared except the atomics
@@ -57,11 +66,14 @@ type worker struct {
 	msg jetstream.Msg
 	seq uint64
 
-	in      chan jetstream.Msg
-	lost    chan error      // the consume error handler reports a lost consumer
-	lostErr error           // why collect returned: the consumer was lost
-	carry   []jetstream.Msg // messages pulled but left for the next batch
-	batch   []jetstream.Msg
+	in      chan delivery
+	lost    chan error // the consume error handler reports a lost consumer
+	lostErr error      // why collect returned: the consumer was lost
+	carry   []delivery // messages pulled but left for the next batch
+	batch   []delivery
+	// stg holds the batch's per-event stage timings until its apply
+	// sticks (pipeline/stages).
+	stg     *stages.Events
 	ev      core.Event
 	outbox  []state.OutMsg // outputs of the batch being applied
 	arena   []byte         // encoded outputs of that batch
@@ -104,7 +116,8 @@ func newWorker(d *Daemon, p int) *worker {
 		p:   p,
 		d:   d,
 		log: d.log.With("partition", p),
-		in:  make(chan jetstream.Msg, 2*d.cfg.BatchMax),
+		in:  make(chan delivery, 2*d.cfg.BatchMax),
+		stg: stages.NewEvents(d.m.stages),
 		ops: newBatchOps(d, p),
 		// prev.ops swaps with ops at every batch (step).
 		prev: inflight{ops: newBatchOps(d, p)},
@@ -168,7 +181,7 @@ func (w *worker) consume(ctx context.Context) error {
 	// Two batches of buffer: the client fills one while the worker applies
 	// the other. A fresh channel per subscription, so that nothing a
 	// stopped subscription delivered late leaks into the next one.
-	in := make(chan jetstream.Msg, 2*w.d.cfg.BatchMax)
+	in := make(chan delivery, 2*w.d.cfg.BatchMax)
 	stop := make(chan struct{})
 	lost := make(chan error, 1)
 	w.lost, w.lostErr = lost, nil
@@ -178,8 +191,10 @@ func (w *worker) consume(ctx context.Context) error {
 	pctx, cancelProbes := context.WithCancel(ctx)
 	probes := &probeGroup{}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		// Stamped before the send: a full buffer is the worker's delay
+		// (pulled → applied), not the broker's.
 		select {
-		case in <- m:
+		case in <- delivery{m, time.Now().UnixNano()}:
 		case <-stop:
 		}
 	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -310,7 +325,7 @@ func (g *probeGroup) close() {
 
 // collect blocks for the first message (or takes what was carried over),
 // then takes whatever else is already buffered, up to BatchMax.
-func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream.Msg {
+func (w *worker) collect(ctx context.Context, batch []delivery) []delivery {
 	if len(w.carry) > 0 {
 		batch = append(batch, w.carry...)
 		w.carry = w.carry[:0]
@@ -336,62 +351,6 @@ func (w *worker) collect(ctx context.Context, batch []jetstream.Msg) []jetstream
 	return batch
 }
 
-// inflight is a committed batch whose outputs were sent to FR_OUT and
-// whose acknowledgements are awaited.
-type inflight struct {
-	pending bool
-	outbox  []state.OutMsg
-	arena   []byte // backs outbox's data
-	futures []jetstream.PubAckFuture
-	next    int   // futures[:next] have answered
-	err     error // the first error among them
-	sent    time.Time
-	ack     jetstream.Msg // AckAll covers the batch's inputs; nil: none
-	n       int
-	ops     batchOps
-}
-
-// done reports whether every publish of the batch has been answered. A
-// future's channels deliver their answer once, so the answers received
-// here are kept (next, err) for wait.
-func (f *inflight) done() bool {
-	for ; f.next < len(f.futures); f.next++ {
-		fu := f.futures[f.next]
-		select {
-		case <-fu.Ok():
-		case err := <-fu.Err():
-			f.keep(fu, err)
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// wait waits for the answers not yet received and returns the first
-// error among all of them.
-func (f *inflight) wait(ctx context.Context) error {
-	for ; f.next < len(f.futures); f.next++ {
-		fu := f.futures[f.next]
-		select {
-		case <-fu.Ok():
-		case err := <-fu.Err():
-			f.keep(fu, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return f.err
-}
-
-// keep records a failed publish; the first failure is the one reported
-// (the others usually share its cause).
-func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
-	if f.err == nil {
-		f.err = fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
-	}
-}
-
 // step applies, commits and publishes one batch, and finishes the batch
 // before it.
 //
@@ -407,6 +366,11 @@ func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
 // order among outputs; consumers key on request_id, refund_id and the
 // Msg-Id).
 func (w *worker) step(ctx context.Context) error {
+	if w.prev.pending {
+		// Only notes when the acks came (the publish_ack stage): the
+		// merchant wait and the apply below would otherwise count in it.
+		w.prev.done()
+	}
 	if err := w.waitMerchants(ctx); err != nil {
 		return err
 	}
@@ -428,9 +392,11 @@ func (w *worker) step(ctx context.Context) error {
 		out = append(append(w.commitBuf[:0], w.prev.outbox...), w.outbox...)
 		w.commitBuf = out
 	}
+	commitStart := time.Now()
 	if err := w.commitRetry(ctx, out); err != nil {
 		return err
 	}
+	w.d.m.stages.Observe(stages.Commit, time.Since(commitStart))
 	w.outboxLen.Store(int64(len(out)))
 	sent := time.Now()
 	futures, serr := w.send(w.futures[:0], w.outbox)
@@ -446,9 +412,9 @@ func (w *worker) step(ctx context.Context) error {
 	f.arena, w.arena = w.arena, f.arena[:0]
 	f.futures, w.futures = w.futures, f.futures[:0]
 	f.ops, w.ops = w.ops, f.ops
-	f.sent, f.n, f.ack, f.pending, f.next, f.err = sent, n, nil, true, 0, nil
+	f.sent, f.n, f.ack, f.pending, f.next, f.err, f.acked = sent, n, nil, true, 0, nil, time.Time{}
 	if n > 0 {
-		f.ack = w.batch[n-1]
+		f.ack = w.batch[n-1].msg
 	}
 	if serr != nil {
 		// Not everything went out: publish it all again, synchronously.
@@ -457,6 +423,7 @@ func (w *worker) step(ctx context.Context) error {
 		if err := w.publishRetry(ctx, f.outbox); err != nil {
 			return err
 		}
+		f.acked = time.Now()
 	}
 	return nil
 }
@@ -466,11 +433,11 @@ func (w *worker) step(ctx context.Context) error {
 // so that the view as of each request's ingest time is complete.
 func (w *worker) waitMerchants(ctx context.Context) error {
 	var last int64
-	for _, m := range w.batch {
-		if _, kind, _, ok := wire.ParseSubject(m.Subject()); !ok || kind != wire.KindReturn {
+	for _, d := range w.batch {
+		if _, kind, _, ok := wire.ParseSubject(d.msg.Subject()); !ok || kind != wire.KindReturn {
 			continue
 		}
-		if meta, err := m.Metadata(); err == nil {
+		if meta, err := d.msg.Metadata(); err == nil {
 			last = max(last, meta.Timestamp.UnixNano())
 		}
 	}
@@ -500,8 +467,12 @@ func (w *worker) finishPrev(ctx context.Context) error {
 		if err := w.publishRetry(ctx, f.outbox); err != nil {
 			return err
 		}
+		f.acked = time.Now()
 	} else if len(f.outbox) > 0 {
 		w.d.m.publishLat.UpdateDuration(f.sent)
+	}
+	if len(f.outbox) > 0 {
+		w.d.m.stages.Observe(stages.PublishAck, f.acked.Sub(f.sent))
 	}
 	if f.ack != nil {
 		// AckAll: one ack covers the whole batch. A lost ack only means a
@@ -527,12 +498,13 @@ func (w *worker) applyBatch() (int, error) {
 			return 0, err
 		}
 		if bad < 0 {
+			w.stg.Applied(time.Now())
 			return n, nil
 		}
 		// A panic left the state half-mutated: drop everything staged and
 		// re-apply the batch with the poison event dead-lettered.
 		w.d.m.panics.Inc()
-		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad]), "panic", msg)
+		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad].msg), "panic", msg)
 		w.pt.Discard()
 		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
 		if poison == nil {
@@ -558,9 +530,11 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 	w.outbox = w.outbox[:0]
 	w.arena = w.arena[:0]
 	w.ops.reset()
+	w.stg.Reset()
 	env := w.d.env(w.merchantAt)
 	now := time.Now()
-	for i, m := range w.batch {
+	for i, d := range w.batch {
+		m := d.msg
 		if w.pt.StagedBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
 			return i, -1, "", nil
 		}
@@ -583,6 +557,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
+		w.stg.Add(meta.Timestamp.UnixNano(), d.at)
 		// The stored time, not the wall clock: what the merchant lookup
 		// and the future-time rule compare with must be the same in a
 		// replay, a restart and on another member.
@@ -702,70 +677,4 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 			return fmt.Errorf("partition %d: commit: %w", w.p, err)
 		}
 	}
-}
-
-// publishRetry publishes msgs with their deterministic message IDs and
-// waits for every ack, republishing them all (deduplicated by the server)
-// until it succeeds or ctx ends.
-func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		futures, err := w.send(w.retryFut[:0], msgs)
-		w.retryFut = futures
-		if err == nil {
-			err = (&inflight{futures: futures}).wait(ctx)
-		}
-		if err == nil {
-			w.d.m.publishLat.UpdateDuration(start)
-			w.ready.Store(true)
-			return nil
-		}
-		if errors.Is(err, cluster.ErrFenced) {
-			return err
-		}
-		w.d.m.publishErrs.Inc()
-		w.ready.Store(false)
-		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
-		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
-			return fmt.Errorf("partition %d: publish: %w", w.p, err)
-		}
-	}
-}
-
-// send publishes msgs asynchronously (after checking the fence) and
-// appends their futures to futures.
-func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]jetstream.PubAckFuture, error) {
-	if len(msgs) == 0 {
-		return futures, nil
-	}
-	if err := w.checkFence(); err != nil {
-		return futures, err
-	}
-	for i := range msgs {
-		o := &msgs[i]
-		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
-		if w.epoch != "" {
-			msg.Header[cluster.EpochHeader] = []string{w.epoch}
-		}
-		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
-		if err != nil {
-			return futures, fmt.Errorf("publish %s: %w", o.Subject, err)
-		}
-		futures = append(futures, f)
-	}
-	return futures, nil
-}
-
-// checkFence runs the cluster fence (nil outside cluster mode).
-func (w *worker) checkFence() error {
-	if w.fence == nil {
-		return nil
-	}
-	if err := w.fence(); err != nil {
-		return fmt.Errorf("partition %d: %w", w.p, err)
-	}
-	return nil
 }

@@ -17,7 +17,8 @@
 // # Layout
 //
 // The dashboard is a list of rows, one per concern (rows in rows.go):
-// shoppers' answer, money, flow, partitions, batches, process, policy. A
+// shoppers' answer, money, flow, partitions, batches, process, policy,
+// stages, review. A
 // row is a list of panels; each panel, or family of alike panels (latency
 // percentiles of a histogram, for instance), is one small function that
 // returns the SDK's typed builder. The helpers in panels.go fix what every
@@ -25,10 +26,10 @@
 // tooltip, the units, and the refIds of the queries. Panels flow left to
 // right and wrap at 24 columns; ids are assigned top to bottom.
 //
-// later.go holds rows whose metrics are not exposed yet (stage latencies,
-// resolutions and deadlines, rejections by the broker's fencing) or only
-// in cluster mode; they are built and validated by the tests but left out
-// of the dashboard until their series exist.
+// later.go holds rows whose metrics are not exposed yet (rejections by
+// the broker's fencing) or only in cluster mode; they are built and
+// validated by the tests but left out of the dashboard until their series
+// exist.
 //
 // # Schema version
 //

@@ -17,65 +17,6 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
-// stage is one step of an event's way through a daemon, timed by the
-// histogram flashreturn_stage_<name>_seconds.
-type stage struct {
-	name   string // metric name part (ASSUMED)
-	legend string
-}
-
-// pipelineStages are the stages issue 15 asks to time, in the order an
-// event passes them.
-var pipelineStages = []stage{
-	{"stored_pulled", "stored → pulled"},
-	{"pulled_applied", "pulled → applied"},
-	{"commit", "commit"},
-	{"publish_ack", "publish → ack"},
-	{"ack_visible", "ack → visible"},
-}
-
-func (s stage) histogram() string { return "flashreturn_stage_" + s.name + "_seconds" }
-
-// stagesRow (issue 15): where a decision's time goes, stage by stage.
-func stagesRow(stages []stage) row {
-	return row{title: "Stages", panels: panels(
-		stageP99(stages).Span(12),
-		stageMeans(stages).Span(12),
-	)}
-}
-
-// stageP99 draws each stage's p99: the stage whose line rises is the one
-// that stalls.
-func stageP99(stages []stage) *timeseries.PanelBuilder {
-	qs := make([]query, 0, len(stages))
-	for _, s := range stages {
-		q := quantiles(s.histogram(), "$__rate_interval", p99)[0]
-		q.legend = s.legend
-		qs = append(qs, q)
-	}
-	return timeseriesPanel("p99 by stage",
-		"99th percentile of each stage an event passes, from JetStream storage to its outputs being visible to consumers. The stage whose line rises is the one that stalls.",
-		unitSeconds, qs...,
-	).Min(0)
-}
-
-// stageMeans stacks the stages' mean times: their sum is roughly the
-// mean time from storage to visible output, and each band its share.
-func stageMeans(stages []stage) *timeseries.PanelBuilder {
-	qs := make([]query, 0, len(stages))
-	for _, s := range stages {
-		h := s.histogram()
-		qs = append(qs, query{
-			expr:   `sum(rate(` + h + `_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(` + h + `_count{instance=~"$instance"}[$__rate_interval]))`,
-			legend: s.legend,
-		})
-	}
-	return timeseriesPanel("Mean time by stage (stacked)",
-		"Mean time of each stage, stacked: the top of the stack is about the mean time from JetStream storage to visible output, each band a stage's share of it.",
-		unitSeconds, qs...,
-	).Min(0).Stacking(stacking(common.StackingModeNormal))
-}
-
 // reviewRow (issue 14): requests handed to a person, how they are
 // resolved, and the deadlines that resolve them when nobody answers.
 // Review answers arrive as events (review.approved, review.rejected:

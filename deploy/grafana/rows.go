@@ -38,9 +38,9 @@ func rows() []row {
 		batchesRow(),
 		processRow(),
 		policyRow(),
+		stagesRow(pipelineStages), // issue 15: flashreturn_stage_<stage>_seconds
+		reviewRow(),               // issue 14: resolutions and deadlines
 		// Switch on when their metrics land (see later.go):
-		// stagesRow(pipelineStages),  // issue 15: flashreturn_stage_<stage>_seconds
-		reviewRow(), // issue 14: resolutions and deadlines
 		// fencingRow(),               // issue 16: rejections by the broker's fencing
 	}
 }
@@ -371,6 +371,71 @@ func stateStore() *timeseries.PanelBuilder {
 		query{`sum(flashreturn_state_cache_bytes{instance=~"$instance"})`, "cache"},
 		query{`sum(flashreturn_state_cache_budget_bytes{instance=~"$instance"})`, "cache budget"},
 	).Min(0)
+}
+
+// stage is one step of an event's way through a daemon, timed by the
+// histogram flashreturn_stage_<name>_seconds (pipeline/stages).
+type stage struct {
+	name   string // metric name part, as pipeline/stages names it
+	legend string
+}
+
+// pipelineStages are the stages a flashreturnd times, in the order an
+// event passes them; pipeline/stages' TestNames holds the same names.
+// Issue 15's fifth stage, ack → visible to a consumer, is not here: it
+// happens in the consumer's process and the daemon does not estimate it
+// (loadgen's request → decision covers it).
+var pipelineStages = []stage{
+	{"stored_pulled", "stored → pulled"},
+	{"pulled_applied", "pulled → applied"},
+	{"commit", "commit (per batch)"},
+	{"publish_ack", "publish → ack (per batch)"},
+}
+
+func (s stage) histogram() string { return "flashreturn_stage_" + s.name + "_seconds" }
+
+// stagesRow: where an event's time goes, stage by stage. The first two
+// stages are counted per event, commit and publish → ack per batch (a
+// batch's events all wait for its one commit and its acks).
+func stagesRow(stages []stage) row {
+	return row{title: "Stages", panels: panels(
+		stageP99(stages).Span(12),
+		stageMeans(stages).Span(12),
+	)}
+}
+
+// stageP99 draws each stage's p99: the stage whose line rises is the one
+// that stalls.
+func stageP99(stages []stage) *timeseries.PanelBuilder {
+	qs := make([]query, 0, len(stages))
+	for _, s := range stages {
+		q := quantiles(s.histogram(), "$__rate_interval", p99)[0]
+		q.legend = s.legend
+		qs = append(qs, q)
+	}
+	return timeseriesPanel("p99 by stage",
+		"99th percentile of each stage: stored → pulled (JetStream storage to the consumer handing the event over), pulled → applied (the worker's queue, merchant wait and core, to the end of its batch's apply), the batch's commit, and publish → ack of the batch's outputs. Per event for the first two, per batch for the others. The stage whose line rises is the one that stalls.",
+		unitSeconds, qs...,
+	).Min(0)
+}
+
+// stageMeans stacks the stages' mean times: their sum is roughly the
+// mean time from storage to acknowledged output, and each band its share
+// ("roughly" because commit and publish → ack are means per batch, and a
+// batch's events each wait for the whole of them).
+func stageMeans(stages []stage) *timeseries.PanelBuilder {
+	qs := make([]query, 0, len(stages))
+	for _, s := range stages {
+		h := s.histogram()
+		qs = append(qs, query{
+			expr:   `sum(rate(` + h + `_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(` + h + `_count{instance=~"$instance"}[$__rate_interval]))`,
+			legend: s.legend,
+		})
+	}
+	return timeseriesPanel("Mean time by stage (stacked)",
+		"Mean time of each stage, stacked: the top of the stack is about the mean time from JetStream storage to the publish ack of the outputs, each band a stage's share of it.",
+		unitSeconds, qs...,
+	).Min(0).Stacking(stacking(common.StackingModeNormal))
 }
 
 // processRow: CPU, memory and the Go runtime, per instance.

@@ -84,7 +84,7 @@ var allowedImports = map[string]importRule{
 	"state/record":            {Internal: []string{pkgCore, pkgPolicy}},
 	"state/record/recordtest": {Internal: []string{pkgCore, "state/record"}},
 	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState,
-		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/streams"},
+		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/stages", "pipeline/streams"},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
 	// pipeline's own layers (see pipeline/doc.go's map): defaults at the
 	// bottom, then streams; apply is the deterministic step shared by the
@@ -99,6 +99,8 @@ var allowedImports = map[string]importRule{
 		Modules: []string{modMetrics, modSonic}},
 	"pipeline/replay": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/defaults", "pipeline/streams"},
 		Modules: []string{modNATS}},
+	// stages is the stage histograms only: metrics, no NATS, no state.
+	"pipeline/stages": {Modules: []string{modMetrics}},
 	// testkit is used by the tests of every layer, so it imports no
 	// module package: a test of state must not link the daemon.
 	"internal/testkit": {Modules: []string{modNATS, modServer}},

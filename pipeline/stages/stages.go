@@ -1,0 +1,106 @@
+package stages
+
+import (
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Stage is one step of an event's way through the daemon.
+type Stage int
+
+// The stages, in the order an event passes them.
+const (
+	// StoredPulled runs from the JetStream stored timestamp of the message
+	// (its metadata) to the moment the NATS client handed it to the
+	// worker's consume callback, before the worker's own buffer: it is the
+	// broker's share (file store, pull round trips, pull expiry). Per event.
+	StoredPulled Stage = iota
+	// PulledApplied runs from that moment to the end of the apply of the
+	// event's batch, before its commit: the worker's buffer, the merchant
+	// catch-up wait, the previous batch's commit and publish, and the core.
+	// It ends at the batch's end, not the event's, so that it meets Commit
+	// without a gap. Per event.
+	PulledApplied
+	// Commit is the batch's Badger transaction (states, cursor, clock,
+	// outbox), from the first attempt to the one that succeeded: a retried
+	// commit is the events' time too. Per batch.
+	Commit
+	// PublishAck runs from sending the batch's outputs to FR_OUT to the
+	// worker seeing the last publish ack (a republish after a failure
+	// included). The worker looks without blocking while it applies the
+	// next batch, so the figure can exceed the broker's answer time by up
+	// to one batch's apply. Per batch with outputs.
+	PublishAck
+	// NumStages is the number of stages.
+	NumStages
+)
+
+// names are the metric name parts; deploy/grafana's Stages row lists the
+// same, and renaming one breaks the dashboard's queries.
+var names = [NumStages]string{"stored_pulled", "pulled_applied", "commit", "publish_ack"}
+
+// String returns the stage's name as it appears in its metric's name.
+func (s Stage) String() string { return names[s] }
+
+// Metric returns the name of the stage's histogram.
+func (s Stage) Metric() string { return "flashreturn_stage_" + names[s] + "_seconds" }
+
+// Histograms are the stage histograms of one daemon. Safe for concurrent
+// use: every worker observes into the same histograms.
+type Histograms struct {
+	h [NumStages]*metrics.PrometheusHistogram
+}
+
+// New registers the stage histograms on set with the given bucket upper
+// bounds (seconds). Registering twice on one set panics, as every metric
+// of the set does: a daemon calls it once.
+func New(set *metrics.Set, buckets []float64) *Histograms {
+	var h Histograms
+	for s := range NumStages {
+		h.h[s] = set.NewPrometheusHistogramExt(s.Metric(), buckets)
+	}
+	return &h
+}
+
+// Observe counts d in stage s.
+func (h *Histograms) Observe(s Stage, d time.Duration) {
+	h.h[s].Update(seconds(d))
+}
+
+// seconds is d in seconds, 0 when negative (see the package's invariants).
+func seconds(d time.Duration) float64 { return max(d.Seconds(), 0) }
+
+// Events stages the per-event stage timings of the batch being applied
+// until it is known to stick. A worker owns one; it is not safe for
+// concurrent use.
+type Events struct {
+	h  *Histograms
+	ev []timing
+}
+
+// timing is one event's stored and pulled moments, Unix nanoseconds.
+type timing struct{ stored, pulled int64 }
+
+// NewEvents makes a worker's staging of per-event timings into h.
+func NewEvents(h *Histograms) *Events { return &Events{h: h} }
+
+// Reset drops what was staged: the batch is being applied (again).
+func (e *Events) Reset() { e.ev = e.ev[:0] }
+
+// Add stages one event stored at stored and handed to the worker at
+// pulled (both Unix nanoseconds).
+func (e *Events) Add(stored, pulled int64) {
+	e.ev = append(e.ev, timing{stored, pulled})
+}
+
+// Applied observes every staged event's StoredPulled and PulledApplied,
+// the batch having been applied at now, and empties the staging.
+func (e *Events) Applied(now time.Time) {
+	at := now.UnixNano()
+	for _, t := range e.ev {
+		e.h.Observe(StoredPulled, time.Duration(t.pulled-t.stored))
+		e.h.Observe(PulledApplied, time.Duration(at-t.pulled))
+	}
+	e.Reset()
+}
