@@ -66,3 +66,30 @@ machine_line() {
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo "$(nproc) CPUs, ${cpu:-unknown CPU}, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; $(go version | cut -d' ' -f3)"
 }
+
+# stage_quantiles METRICS_FILE: one line with the p50 and p99 of each
+# flashreturn_stage_<stage>_seconds histogram in a /metrics scrape, as the
+# upper bound of the bucket that holds the quantile (the buckets double,
+# so read "<= x ms"), or nothing when the daemon exposes no stages.
+stage_quantiles() {
+	awk '
+	/^flashreturn_stage_[a-z_]+_seconds_bucket\{/ {
+		name = $1; sub(/^flashreturn_stage_/, "", name); sub(/_seconds_bucket.*/, "", name)
+		le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+		n[name]++; bound[name, n[name]] = le; cum[name, n[name]] = $2
+		if (!(name in seen)) { seen[name] = 1; order[++k] = name }
+	}
+	function q(name, f,   i, tot) {
+		tot = cum[name, n[name]]
+		if (tot == 0) return "n/a"
+		for (i = 1; i <= n[name]; i++) if (cum[name, i] >= f * tot) break
+		if (bound[name, i] == "+Inf") return "> last bucket"
+		return sprintf("<= %.3g ms", bound[name, i] * 1000)
+	}
+	END {
+		for (j = 1; j <= k; j++) {
+			nm = order[j]
+			printf "%s%s: p50 %s, p99 %s (%d)", (j > 1 ? "; " : ""), nm, q(nm, 0.5), q(nm, 0.99), cum[nm, n[nm]]
+		}
+	}' "$1"
+}

@@ -111,6 +111,9 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 		start_daemon flashreturnd-d11
 		D11_CMD="bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --shape double11 --rate $BASE --peak $PEAK --duration $D11_DURATION --bad-fraction 0.001 --json $OUT/double11.json --html $OUT/double11.html"
 		if $D11_CMD --progress never >"$OUT/double11.txt"; then D11=pass; else D11=FAIL; fi
+		# The daemon's own view of the same run: its stage histograms
+		# (fresh daemon, so the scrape covers this run only).
+		curl -fsS "http://$FR_HTTP/metrics" >"$OUT/double11-metrics.txt" 2>/dev/null || true
 		stop_pid "$DAEMON_PID"
 		rm -rf "$OUT/flashreturnd-d11-data"
 		log "double11: audit $D11"
@@ -167,6 +170,8 @@ fi
 		J="$OUT/double11.json"
 		echo "- double11 at 80% of max (base $BASE/s, peak $PEAK/s, $D11_DURATION): \`$D11_CMD\`"
 		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms (goal < 10), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
+		STAGES=$(stage_quantiles "$OUT/double11-metrics.txt" 2>/dev/null || true)
+		[ -n "$STAGES" ] && echo "  - the daemon's stages (its histograms; events or batches counted in brackets): $STAGES"
 		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
 	fi
 	if [ -n "$FAULTED" ]; then

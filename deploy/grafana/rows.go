@@ -516,3 +516,41 @@ func shadowVsLive() *timeseries.PanelBuilder {
 		query{`sum by (shadow) (rate(flashreturn_shadow_disagreements_total{instance=~"$instance"}[$__rate_interval]))`, "disagreements"},
 	)
 }
+
+// reviewRow (issue 14): requests handed to a person, how they are
+// resolved, and the deadlines that resolve them when nobody answers.
+// Review answers arrive as events (review.approved, review.rejected:
+// flashreturn_events_in_total{type}, registered per type at start, so
+// they exist once the core knows the types); resolutions are counted by
+// flashreturn_resolutions_total{outcome,by} (pipeline/metrics.go).
+func reviewRow() row {
+	return row{title: "Review: resolutions and deadlines", panels: panels(
+		reviewAnswers().Span(8),
+		resolutions().Span(8),
+		deadlineResolutions().Span(8),
+	)}
+}
+
+func reviewAnswers() *timeseries.PanelBuilder {
+	return timeseriesPanel("Review answers in / s",
+		"Answers of merchants and platform reviewers per second (review.approved, review.rejected). A second answer to the same request is counted here but changes nothing.",
+		unitEvents,
+		query{`sum by (type) (rate(flashreturn_events_in_total{instance=~"$instance",type=~"review\\..+"}[$__rate_interval]))`, "{{type}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func resolutions() *timeseries.PanelBuilder {
+	return timeseriesPanel("Resolutions / s by outcome and who",
+		"One resolution per reviewed request: approved, rejected or closed, by the merchant, the platform or a deadline (timeout).",
+		unitDecisions,
+		query{`sum by (outcome, by) (rate(flashreturn_resolutions_total{instance=~"$instance"}[$__rate_interval]))`, "{{outcome}} · {{by}}"},
+	).Stacking(stacking(common.StackingModeNormal))
+}
+
+func deadlineResolutions() *timeseries.PanelBuilder {
+	return timeseriesPanel("Resolved by a deadline / s",
+		"approved: the merchant did not answer within the review deadline (72 h by default). closed: the goods did not come back within the return deadline (7 days); advanced money is clawed back (Money per minute).",
+		unitDecisions,
+		query{`sum by (outcome) (rate(flashreturn_resolutions_total{instance=~"$instance",by="timeout"}[$__rate_interval]))`, "{{outcome}} by timeout"},
+	)
+}
