@@ -163,7 +163,7 @@ func (d *Daemon) Status() httpapi.Status {
 	select {
 	case <-d.started: // d.workers is set before started is closed
 		for _, w := range d.workers {
-			ps := httpapi.PartitionStatus{Partition: w.p, Ready: w.ready.Load(), Pending: w.pending.Load(), Events: w.ops.events.Get()}
+			ps := httpapi.PartitionStatus{Partition: w.p, Ready: w.ready.Load(), Pending: w.pending.Load(), Events: w.events.Get()}
 			if ps.Ready {
 				st.PartitionsReady++
 			}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -79,6 +80,11 @@ type worker struct {
 	arena   []byte         // encoded outputs of that batch
 	futures []jetstream.PubAckFuture
 	ops     batchOps // operator metrics staged until the batch is published (metrics_ops.go)
+	// events is the partition's event counter, also held by both
+	// batchOps. Status reads it from here: ops is swapped by value at
+	// every batch, so reading through w.ops from another goroutine races
+	// with the swap.
+	events *metrics.Counter
 	// prev is the last committed batch while its outputs are still being
 	// acknowledged by FR_OUT (see step).
 	prev      inflight
@@ -122,6 +128,7 @@ func newWorker(d *Daemon, p int) *worker {
 		// prev.ops swaps with ops at every batch (step).
 		prev: inflight{ops: newBatchOps(d, p)},
 	}
+	w.events = w.ops.events
 	w.merchantAt = func(id string) *core.Merchant { return d.merchants.LookupAt(id, w.asOf) }
 	return w
 }
