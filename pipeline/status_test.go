@@ -345,3 +345,38 @@ func startTrickle(h *harness) (stop func()) {
 		<-done
 	}
 }
+
+// TestStatusWhileBusy reads the status while the workers process traffic:
+// under the race detector (make test) it fails if Status reads anything a
+// worker swaps or writes per batch without synchronisation (it did: the
+// partition event counter was read through the per-batch staging).
+func TestStatusWhileBusy(t *testing.T) {
+	h := startHarness(t, "tmall-fast-return", nil)
+	stop := make(chan struct{})
+	polled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				polled <- n
+				return
+			default:
+				h.d.Status()
+				n++
+			}
+		}
+	}()
+	statusTraffic(h)
+	h.waitFor("every partition event counted", func() bool {
+		var events uint64
+		for _, p := range h.d.Status().Backlog {
+			events += p.Events
+		}
+		return events == 2*6+1+1+2 // as in TestStatusAPI
+	})
+	close(stop)
+	if n := <-polled; n == 0 {
+		t.Fatal("the status was never read during the traffic")
+	}
+}
