@@ -62,16 +62,23 @@ func (c *checker) add(ch Check) {
 // too).
 func (c *checker) ceiling(o *Order, amount int64) {
 	held := o.ReservedFen + o.RefundedFen
-	if ch := c.next(CodeAmountExceedsPaid, held+amount <= o.PaidFen); ch != nil {
+	if ch := c.next(CodeAmountExceedsPaid, fits(held, amount, o.PaidFen)); ch != nil {
 		ch.Got, ch.Limit, ch.Held = amount, o.PaidFen, held
 	}
 }
+
+// fits reports whether held + amount <= limit without computing the sum:
+// amount_fen and paid_fen are any non-negative int64 the wire accepts,
+// and held + 2^63-1 wraps to a negative sum that passes (it approved a
+// refund of 2^63-1 fen, testdata/risk.txt). held and limit are sums of
+// checked amounts, so limit - held cannot wrap.
+func fits(held, amount, limit int64) bool { return amount <= limit-held }
 
 // exposure checks the exposure cap: what the platform has advanced to the
 // shopper and not got back, plus the advances it has promised, plus this
 // amount, stays at or under the cap.
 func (c *checker) exposure(u *User, amount, capFen int64) {
-	if ch := c.next(CodeExposureCap, u.Exposure()+amount <= capFen); ch != nil {
+	if ch := c.next(CodeExposureCap, fits(u.Exposure(), amount, capFen)); ch != nil {
 		ch.Got, ch.Limit, ch.Held, ch.Promised = amount, capFen, u.OutstandingFen, u.PromisedFen
 	}
 }

@@ -62,7 +62,7 @@ func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []E
 		return out
 	}
 	held := o.ReservedFen + o.RefundedFen
-	if held+r.AmountFen > o.PaidFen {
+	if !fits(held, r.AmountFen, o.PaidFen) {
 		r.Resolution, r.ResolveCodes = ResolutionRejected, CodeSet(0).With(CodeAmountExceedsPaid)
 		u.end(r, StatusRejected, at)
 		out, e := resolution(out, u, r)
