@@ -25,9 +25,11 @@ import (
 //   - return.requested: exactly one decision, except for a redelivery (a
 //     request_id u already has), which yields nothing. An approval may be
 //     followed by a refund (pre_shipment or approval trigger) and a pickup.
-//   - return.cancelled: none; an open request with no refund sent becomes
-//     cancelled (its pickup and deadlines disarmed, its reservation and
-//     promised advance released), anything else is unchanged.
+//   - return.cancelled: none; an open request that has handed nothing
+//     over (no refund sent, no replace exchange's new item delivered)
+//     becomes cancelled (its pickup and deadlines disarmed, its
+//     reservation and promised advance released), anything else is
+//     unchanged.
 //   - logistics.tracking, pickup.done: at most one refund (tracking
 //     trigger) for an approved open request whose terms pay on tracking.
 //   - inspection.result: for an open request, a clawback (bad outcome after
@@ -84,7 +86,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	case EventReturnRequested:
 		out = requested(u, ev, env, out)
 	case EventReturnCancelled:
-		if r := u.request(ev.RequestID); r.Status == StatusOpen && !r.RefundSent {
+		if r := u.request(ev.RequestID); r.Status == StatusOpen && !r.handedOver() {
 			u.end(r, StatusCancelled, ev.At)
 		}
 	case EventLogisticsTracking, EventPickupDone:
@@ -251,6 +253,18 @@ func (r *Request) Outstanding() int64 {
 		return r.AmountFen
 	}
 	return 0
+}
+
+// handedOver reports whether the request has advanced something that a
+// cancellation may no longer take back: a refund sent, or the new item of
+// a replace exchange, which the courier hands over when it collects the
+// old one (pickup.done, or the tracking it uploads then). domain.md ends
+// a request by cancellation only "before any refund" and counts a replace
+// exchange's goods as advanced; reading the handover as that exchange's
+// refund pays less: a cancellation after it would otherwise release the
+// goods and drop the inspection, so an empty box came back unclawed.
+func (r *Request) handedOver() bool {
+	return r.RefundSent || (r.GoodsAdvance && (r.PickupDone || r.Tracked))
 }
 
 // Advanced reports whether money or goods were advanced for the request

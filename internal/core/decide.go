@@ -305,6 +305,11 @@ func schedulePickup(u *User, r *Request, o *Order, replace bool, at int64, env *
 		size = SizeSmall
 	}
 	r.Pickup = true
+	// A sign of the courier that came before the window (a tracking or
+	// pickup.done while the request waited in review) means the goods
+	// are already on their way: the window cannot be missed, so it pays
+	// no pickup_missed compensation.
+	r.CourierOnTime = r.Tracked || r.PickupDone
 	r.PickupSize = size
 	r.Replace = replace
 	r.WindowStart, r.WindowEnd = PickupWindow(at, size, r.Policy, env.loc())
