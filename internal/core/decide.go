@@ -264,9 +264,10 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		(ev.Pickup || (r.Kind == KindExchange && p.ExchangePickup)) {
 		// A fast-tracked exchange is pickup-and-replace: the courier
 		// brings the new item, goods advanced until the inspection
-		// (exposure), unless its terms refund money instead.
-		replace := r.Kind == KindExchange
-		if replace && rule.Trigger == TriggerNone {
+		// (exposure), unless its terms refund money instead; then it is
+		// not replaced too (money and item for one amount paid twice).
+		replace := r.Kind == KindExchange && rule.Trigger == TriggerNone
+		if replace {
 			r.GoodsAdvance = true
 			u.OutstandingFen += r.AmountFen
 		}

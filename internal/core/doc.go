@@ -158,8 +158,8 @@
 //   - A return_refund settled by a pre-shipment refund is finished at once:
 //     the goods never left, so no pickup is sent and no inspection awaited.
 //   - Pickups only for approved kinds that send goods back (never for
-//     refund_only); fast-tracked exchanges are always pickup-and-replace
-//     (the new item is advanced), reviewed ones never.
+//     refund_only); fast-tracked exchanges are pickup-and-replace (the
+//     new item is advanced) unless refunded in money, reviewed ones never.
 //   - Tmall and douyin fast-track return_refund only; should a merchant
 //     rule approve a refund_only there, it is refunded at approval (not an
 //     advance), and an exchange gets no refund. A merchant rule does not
