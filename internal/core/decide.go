@@ -103,7 +103,7 @@ func countIn(ts []int64, from, to int64) int64 {
 
 // requested decides a return.requested and records the request.
 func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
-	if u.request(ev.RequestID) != nil {
+	if u.Request(ev.RequestID) != nil {
 		return out // redelivery: the shopper already has this request
 	}
 	p := env.Policy
@@ -128,7 +128,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	c := checker{tr: &e.Trace}
 
 	// Rules that reject: the request cannot stand.
-	o := u.order(ev.OrderID)
+	o := u.Order(ev.OrderID)
 	c.check(CodeOrderUnknown, o != nil, b2i(o != nil), 1, "")
 	if o != nil {
 		rq.OrderID = o.ID // the order's own copy: nothing to own
