@@ -25,9 +25,11 @@ import (
 //   - return.requested: exactly one decision, except for a redelivery (a
 //     request_id u already has), which yields nothing. An approval may be
 //     followed by a refund (pre_shipment or approval trigger) and a pickup.
-//   - return.cancelled: none; an open request with no refund sent becomes
-//     cancelled (its pickup and deadlines disarmed, its reservation and
-//     promised advance released), anything else is unchanged.
+//   - return.cancelled: none; an open request that has handed nothing
+//     over (no refund sent, no replace exchange's new item delivered)
+//     becomes cancelled (its pickup and deadlines disarmed, its
+//     reservation and promised advance released), anything else is
+//     unchanged.
 //   - logistics.tracking, pickup.done: at most one refund (tracking
 //     trigger) for an approved open request whose terms pay on tracking.
 //   - inspection.result: for an open request, a clawback (bad outcome after
@@ -67,12 +69,12 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	case EventOrderPaid:
 		orderPaid(u, ev)
 	case EventOrderShipped:
-		if o := u.order(ev.OrderID); o.ShippedAt == 0 {
+		if o := u.Order(ev.OrderID); o.ShippedAt == 0 {
 			o.ShippedAt = ev.At
 			o.touch(ev.At)
 		}
 	case EventOrderDelivered:
-		if o := u.order(ev.OrderID); o.DeliveredAt == 0 {
+		if o := u.Order(ev.OrderID); o.DeliveredAt == 0 {
 			o.DeliveredAt = ev.At
 			if o.ShippedAt == 0 {
 				o.ShippedAt = ev.At // signed for, so it shipped
@@ -84,7 +86,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	case EventReturnRequested:
 		out = requested(u, ev, env, out)
 	case EventReturnCancelled:
-		if r := u.request(ev.RequestID); r.Status == StatusOpen && !r.RefundSent {
+		if r := u.Request(ev.RequestID); r.Status == StatusOpen && !r.handedOver() {
 			u.end(r, StatusCancelled, ev.At)
 		}
 	case EventLogisticsTracking, EventPickupDone:
@@ -101,12 +103,12 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 func fault(u *User, ev *Event) Fault {
 	switch ev.Type {
 	case EventOrderShipped, EventOrderDelivered:
-		if u.order(ev.OrderID) == nil {
+		if u.Order(ev.OrderID) == nil {
 			return FaultUnknownOrder
 		}
 	case EventReturnCancelled, EventLogisticsTracking, EventPickupDone, EventInspectionResult,
 		EventReviewApproved, EventReviewRejected:
-		if u.request(ev.RequestID) == nil {
+		if u.Request(ev.RequestID) == nil {
 			return FaultUnknownRequest
 		}
 	}
@@ -114,7 +116,7 @@ func fault(u *User, ev *Event) Fault {
 }
 
 func orderPaid(u *User, ev *Event) {
-	if u.order(ev.OrderID) != nil {
+	if u.Order(ev.OrderID) != nil {
 		return
 	}
 	u.Orders = append(u.Orders, Order{
@@ -178,8 +180,10 @@ func (u *User) own(strs ...*string) {
 	}
 }
 
-// order returns the order with the given ID, or nil.
-func (u *User) order(id string) *Order {
+// Order returns the user's order with the given ID, or nil when the user
+// has none (never seen, or pruned). The pointer is valid until the next
+// Apply.
+func (u *User) Order(id string) *Order {
 	for i := range u.Orders {
 		if u.Orders[i].ID == id {
 			return &u.Orders[i]
@@ -188,8 +192,9 @@ func (u *User) order(id string) *Order {
 	return nil
 }
 
-// request returns the request with the given ID, or nil.
-func (u *User) request(id string) *Request {
+// Request returns the user's request with the given ID, or nil. The
+// pointer is valid until the next Apply.
+func (u *User) Request(id string) *Request {
 	for i := range u.Requests {
 		if u.Requests[i].ID == id {
 			return &u.Requests[i]
@@ -197,15 +202,6 @@ func (u *User) request(id string) *Request {
 	}
 	return nil
 }
-
-// Order returns the user's order with the given ID, or nil when the user
-// has none (never seen, or pruned). The pointer is valid until the next
-// Apply.
-func (u *User) Order(id string) *Order { return u.order(id) }
-
-// Request returns the user's request with the given ID, or nil. The
-// pointer is valid until the next Apply.
-func (u *User) Request(id string) *Request { return u.request(id) }
 
 // hasOpenRequest reports whether the order has an open request.
 func (u *User) hasOpenRequest(orderID string) bool {
@@ -253,6 +249,18 @@ func (r *Request) Outstanding() int64 {
 	return 0
 }
 
+// handedOver reports whether the request has advanced something that a
+// cancellation may no longer take back: a refund sent, or the new item of
+// a replace exchange, which the courier hands over when it collects the
+// old one (pickup.done, or the tracking it uploads then). domain.md ends
+// a request by cancellation only "before any refund" and counts a replace
+// exchange's goods as advanced; reading the handover as that exchange's
+// refund pays less: a cancellation after it would otherwise release the
+// goods and drop the inspection, so an empty box came back unclawed.
+func (r *Request) handedOver() bool {
+	return r.RefundSent || (r.GoodsAdvance && (r.PickupDone || r.Tracked))
+}
+
 // Advanced reports whether money or goods were advanced for the request
 // (an advance refund sent, or a replace exchange's new item handed over):
 // a bad inspection or a not_returned close then claws it back.
@@ -264,7 +272,7 @@ func (r *Request) Advanced() bool { return (r.RefundSent && r.RefundAdvance) || 
 // advance refund or the goods of a replace exchange: the goods are back,
 // or were never handed over, or the money is being clawed back).
 func (u *User) end(r *Request, s Status, at int64) {
-	o := u.order(r.OrderID)
+	o := u.Order(r.OrderID)
 	if r.Reserved && o != nil {
 		o.ReservedFen -= r.AmountFen
 	}
@@ -312,7 +320,7 @@ func sendRefund(u *User, r *Request, trig Trigger, at int64, out []Effect) []Eff
 	r.RefundTrigger = trig
 	r.RefundAdvance = advance
 	r.RefundAt = at
-	if o := u.order(r.OrderID); o != nil {
+	if o := u.Order(r.OrderID); o != nil {
 		if r.Reserved {
 			o.ReservedFen -= r.AmountFen
 		}
@@ -337,7 +345,7 @@ func sendRefund(u *User, r *Request, trig Trigger, at int64, out []Effect) []Eff
 
 // tracked handles logistics.tracking and pickup.done of a known request.
 func tracked(u *User, ev *Event, out []Effect) []Effect {
-	r := u.request(ev.RequestID)
+	r := u.Request(ev.RequestID)
 	if r.Status != StatusOpen {
 		return out
 	}
@@ -362,12 +370,12 @@ func tracked(u *User, ev *Event, out []Effect) []Effect {
 // feedback, but stays in review: its approval (by a person or a deadline)
 // then settles at once (see approveReviewed).
 func inspected(u *User, ev *Event, out []Effect) []Effect {
-	r := u.request(ev.RequestID)
+	r := u.Request(ev.RequestID)
 	if r.Status != StatusOpen || r.Inspection != OutcomeNone || !ev.Outcome.inspection() {
 		return out
 	}
 	r.Inspection = ev.Outcome
-	if o := u.order(r.OrderID); o != nil {
+	if o := u.Order(r.OrderID); o != nil {
 		o.touch(ev.At)
 	}
 	if !r.InReview() {
@@ -400,7 +408,7 @@ func settleInspection(u *User, r *Request, at int64, out []Effect) []Effect {
 // caused it, and gives the recovered money back to the order's ceiling.
 func clawback(u *User, r *Request, outcome Outcome, at int64, out []Effect) []Effect {
 	if r.RefundSent {
-		if o := u.order(r.OrderID); o != nil {
+		if o := u.Order(r.OrderID); o != nil {
 			o.RefundedFen -= r.AmountFen
 			o.touch(at)
 		}

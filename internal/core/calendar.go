@@ -19,28 +19,13 @@ func local(at int64, loc *time.Location) time.Time {
 	return time.Unix(0, at).In(loc)
 }
 
-// civilDay numbers the local calendar day of at: days since 1970-01-01 of
-// the proleptic Gregorian calendar (so differences are day counts whatever
-// the zone's offset or DST).
+// civilDay numbers the local calendar day of at: days since 1970-01-01
+// (so differences are day counts whatever the zone's offset or DST).
+// Midnight UTC of a date is a whole number of days after the epoch, so
+// the division is exact, before 1970 too.
 func civilDay(at int64, loc *time.Location) int64 {
 	y, m, d := local(at, loc).Date()
-	return daysFromCivil(int64(y), int64(m), int64(d))
-}
-
-// daysFromCivil is Howard Hinnant's days_from_civil.
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era = (y - 399) / 400
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / (nsPerDay / int64(time.Second))
 }
 
 // daysSince is the number of local calendar days from the day of from to

@@ -62,16 +62,23 @@ func (c *checker) add(ch Check) {
 // too).
 func (c *checker) ceiling(o *Order, amount int64) {
 	held := o.ReservedFen + o.RefundedFen
-	if ch := c.next(CodeAmountExceedsPaid, held+amount <= o.PaidFen); ch != nil {
+	if ch := c.next(CodeAmountExceedsPaid, fits(held, amount, o.PaidFen)); ch != nil {
 		ch.Got, ch.Limit, ch.Held = amount, o.PaidFen, held
 	}
 }
+
+// fits reports whether held + amount <= limit without computing the sum:
+// amount_fen and paid_fen are any non-negative int64 the wire accepts,
+// and held + 2^63-1 wraps to a negative sum that passes (it approved a
+// refund of 2^63-1 fen, testdata/risk.txt). held and limit are sums of
+// checked amounts, so limit - held cannot wrap.
+func fits(held, amount, limit int64) bool { return amount <= limit-held }
 
 // exposure checks the exposure cap: what the platform has advanced to the
 // shopper and not got back, plus the advances it has promised, plus this
 // amount, stays at or under the cap.
 func (c *checker) exposure(u *User, amount, capFen int64) {
-	if ch := c.next(CodeExposureCap, u.Exposure()+amount <= capFen); ch != nil {
+	if ch := c.next(CodeExposureCap, fits(u.Exposure(), amount, capFen)); ch != nil {
 		ch.Got, ch.Limit, ch.Held, ch.Promised = amount, capFen, u.OutstandingFen, u.PromisedFen
 	}
 }
@@ -96,7 +103,7 @@ func countIn(ts []int64, from, to int64) int64 {
 
 // requested decides a return.requested and records the request.
 func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
-	if u.request(ev.RequestID) != nil {
+	if u.Request(ev.RequestID) != nil {
 		return out // redelivery: the shopper already has this request
 	}
 	p := env.Policy
@@ -121,7 +128,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	c := checker{tr: &e.Trace}
 
 	// Rules that reject: the request cannot stand.
-	o := u.order(ev.OrderID)
+	o := u.Order(ev.OrderID)
 	c.check(CodeOrderUnknown, o != nil, b2i(o != nil), 1, "")
 	if o != nil {
 		rq.OrderID = o.ID // the order's own copy: nothing to own
@@ -257,9 +264,10 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		(ev.Pickup || (r.Kind == KindExchange && p.ExchangePickup)) {
 		// A fast-tracked exchange is pickup-and-replace: the courier
 		// brings the new item, goods advanced until the inspection
-		// (exposure), unless its terms refund money instead.
-		replace := r.Kind == KindExchange
-		if replace && rule.Trigger == TriggerNone {
+		// (exposure), unless its terms refund money instead; then it is
+		// not replaced too (money and item for one amount paid twice).
+		replace := r.Kind == KindExchange && rule.Trigger == TriggerNone
+		if replace {
 			r.GoodsAdvance = true
 			u.OutstandingFen += r.AmountFen
 		}
@@ -298,6 +306,11 @@ func schedulePickup(u *User, r *Request, o *Order, replace bool, at int64, env *
 		size = SizeSmall
 	}
 	r.Pickup = true
+	// A sign of the courier that came before the window (a tracking or
+	// pickup.done while the request waited in review) means the goods
+	// are already on their way: the window cannot be missed, so it pays
+	// no pickup_missed compensation.
+	r.CourierOnTime = r.Tracked || r.PickupDone
 	r.PickupSize = size
 	r.Replace = replace
 	r.WindowStart, r.WindowEnd = PickupWindow(at, size, r.Policy, env.loc())

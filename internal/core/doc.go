@@ -96,7 +96,8 @@
 // # Money and the request's life
 //
 // A request is open from its decision until it is rejected, cancelled
-// (return.cancelled before any refund), resolved rejected, closed by its
+// (return.cancelled before any refund or a replace exchange's handover),
+// resolved rejected, closed by its
 // return deadline, or finished (its inspection came back or, if no goods
 // come back, its refund was sent). An approval fixes the request's terms
 // (Request.PayTrigger, PayAdvance) and reserves its amount on the order;
@@ -113,20 +114,12 @@
 //
 // # After review
 //
-// A person answers a request in review with review.approved or
-// review.rejected; only the first answer counts, and an answer to a
-// request not in review changes nothing. A review that failed fast-track
-// rules only ([DeadlineApproves]) is approved by timeout once its review
-// deadline passes unanswered. A reviewed approval advances nothing:
-// return_refund gets the address, a pickup if asked (from the
-// resolution's at) and the refund on an ok inspection; refund_only is
-// refunded at once; exchange gets the address and a pickup with replace
-// false. The per-order ceiling applies at the resolution (an approval that
-// would pass it is resolved rejected with amount_exceeds_paid). An
-// approved request whose goods must come back and that sees no tracking,
-// pickup or inspection within its return deadline is closed; what it
-// advanced is clawed back with outcome not_returned, with trust feedback
-// and a trust mark. See lifecycle.go.
+// A review is resolved once: by the first person's answer, or approved by
+// timeout when it failed fast-track rules only ([DeadlineApproves]). A
+// reviewed approval advances nothing, and the per-order ceiling applies
+// at it; an approved request whose goods never come back is closed by
+// its return deadline, and what it advanced is clawed back
+// (not_returned). See lifecycle.go.
 //
 // # Timers
 //
@@ -143,9 +136,9 @@
 // requests closed more than [Policy.Retention] ago (the longest rule
 // window, at least 90 days), orders that no kept request refers to, that
 // hold no reservation and whose last event is older than
-// [OrderRetention] (400 days), velocity entries outside the velocity
-// window, trust marks outside the trust window, and open requests decided
-// more than [AbandonAfter] (a year) ago.
+// [OrderRetention] (400 days), velocity entries and trust marks outside
+// their windows (never less than 24 h and 90 days, whatever the policy),
+// and open requests decided more than [AbandonAfter] (a year) ago.
 //
 // Strings the state keeps (IDs, categories, notes) are copied into a
 // per-user slab ([User] own), so that a cached shopper does not pin the
@@ -158,8 +151,8 @@
 //   - A return_refund settled by a pre-shipment refund is finished at once:
 //     the goods never left, so no pickup is sent and no inspection awaited.
 //   - Pickups only for approved kinds that send goods back (never for
-//     refund_only); fast-tracked exchanges are always pickup-and-replace
-//     (the new item is advanced), reviewed ones never.
+//     refund_only); fast-tracked exchanges are pickup-and-replace (the
+//     new item is advanced) unless refunded in money, reviewed ones never.
 //   - Tmall and douyin fast-track return_refund only; should a merchant
 //     rule approve a refund_only there, it is refunded at approval (not an
 //     advance), and an exchange gets no refund. A merchant rule does not

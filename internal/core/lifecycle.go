@@ -15,7 +15,7 @@ const MaxNoteBytes = 512
 // request: only the first answer to a request in review counts; any other
 // answer changes nothing and emits nothing.
 func answered(u *User, ev *Event, env *Env, out []Effect) []Effect {
-	r := u.request(ev.RequestID)
+	r := u.Request(ev.RequestID)
 	if !r.InReview() {
 		return out
 	}
@@ -52,7 +52,7 @@ func answered(u *User, ev *Event, env *Env, out []Effect) []Effect {
 // sent when it came).
 func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []Effect) []Effect {
 	r.ResolvedBy, r.ResolvedAt = who, at
-	o := u.order(r.OrderID)
+	o := u.Order(r.OrderID)
 	if o == nil {
 		// Cannot happen (an order is kept while a request refers to it);
 		// a request with no order can never be approved.
@@ -62,7 +62,7 @@ func approveReviewed(u *User, r *Request, who Actor, at int64, env *Env, out []E
 		return out
 	}
 	held := o.ReservedFen + o.RefundedFen
-	if held+r.AmountFen > o.PaidFen {
+	if !fits(held, r.AmountFen, o.PaidFen) {
 		r.Resolution, r.ResolveCodes = ResolutionRejected, CodeSet(0).With(CodeAmountExceedsPaid)
 		u.end(r, StatusRejected, at)
 		out, e := resolution(out, u, r)

@@ -45,7 +45,8 @@ type Policy struct {
 	// exempt from the window rule and refunded at once (pre_shipment, not
 	// advance) when approved.
 	PreShipmentRefund bool
-	// ExchangePickup: exchanges always get a pickup with replace=true.
+	// ExchangePickup: exchanges always get a pickup, with replace=true
+	// unless the policy refunds the exchange in money.
 	ExchangePickup bool
 
 	// Pickup service hours, minutes after local midnight; [start, end).

@@ -307,6 +307,11 @@ func (p *Policy) validate() error {
 			return policyError(field+".advance", "no goods come back for %s, so its refund cannot be an advance", k)
 		case !k.NeedsReturnAddress() && r.Trigger != TriggerNone && r.Trigger != TriggerApproval:
 			return policyError(field+".trigger", "%s: no goods come back for %s, so only approval or none can pay it", r.Trigger, k)
+		case k.NeedsReturnAddress() && (r.Trigger == TriggerApproval || r.Trigger == TriggerTracking) && !r.Advance:
+			// Paid before the goods are back is what advance means; a
+			// false one would pay outside the exposure cap and escape the
+			// clawback of a bad inspection or a not_returned close.
+			return policyError(field+".advance", "%s pays %s before the goods are back, so it must be an advance", r.Trigger, k)
 		case r.Trigger == TriggerNone && p.Kinds.Has(k) && k != KindExchange:
 			// Every approval pays, or says why not (domain.md, Money
 			// safety): a fast-tracked kind that returns money must say

@@ -216,12 +216,13 @@ func setPolicy(t *testing.T, pos string, p *Policy, l string) {
 		p.CompensationFen = int64(atoi())
 	case "window_days":
 		p.WindowDays = atoi()
-	case "pickup_grace", "review_deadline", "return_deadline":
+	case "pickup_grace", "review_deadline", "return_deadline", "trust_window", "velocity_window":
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			t.Fatalf("%s: %s: %v", pos, l, err)
 		}
-		*map[string]*time.Duration{"pickup_grace": &p.PickupGrace, "review_deadline": &p.ReviewDeadline, "return_deadline": &p.ReturnDeadline}[k] = d
+		*map[string]*time.Duration{"pickup_grace": &p.PickupGrace, "review_deadline": &p.ReviewDeadline, "return_deadline": &p.ReturnDeadline,
+			"trust_window": &p.TrustWindow, "velocity_window": &p.VelocityWindow}[k] = d
 	case "kinds":
 		p.Kinds = 0
 		for _, s := range list() {

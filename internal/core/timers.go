@@ -148,8 +148,7 @@ const AbandonAfter = 365 * 24 * time.Hour
 // policy's retention ago, open requests decided more than AbandonAfter
 // ago, orders that no remaining request refers to, that hold no
 // reservation and whose last event is older than OrderRetention, velocity
-// entries outside the velocity window and trust marks outside the trust
-// window. Order of the kept entries is preserved; nothing is allocated.
+// entries and trust marks outside their windows. Order of the kept entries is preserved; nothing is allocated.
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
@@ -164,7 +163,12 @@ func prune(u *User, p *Policy) {
 	u.Orders = compact(u.Orders, func(o *Order) bool {
 		return o.LastAt >= orders || o.ReservedFen != 0 || u.referenced(o.ID)
 	})
-	velocity, trust := u.MaxAt-int64(p.VelocityWindow), u.MaxAt-int64(p.TrustWindow)
+	// Velocity entries and trust marks are kept for the spec's windows
+	// (24 h, 90 days) at least, whatever the policy in force: a policy
+	// with shorter ones must not forget what the next policy's rules
+	// read (a reload "changes later decisions only").
+	velocity := u.MaxAt - int64(max(p.VelocityWindow, DefaultVelocityWindow))
+	trust := u.MaxAt - int64(max(p.TrustWindow, DefaultTrustWindow))
 	u.RecentRequests = compact(u.RecentRequests, func(t *int64) bool { return *t > velocity })
 	u.TrustMarks = compact(u.TrustMarks, func(t *int64) bool { return *t > trust })
 }

@@ -70,9 +70,9 @@ func (c Check) String() string {
 	case CodeTrustFlagged:
 		return cmp("trust marks in window", c.Got, le(c.Pass), "max", c.Limit)
 	case CodeKindNotEligible:
-		return "kind " + Kind(c.Got).String() + in(c.Pass) + kindList(KindSet(c.Limit))
+		return "kind " + Kind(c.Got).String() + in(c.Pass) + enumList(KindSet(c.Limit).Kinds())
 	case CodeReasonNotEligible:
-		return "reason " + Reason(c.Got).String() + in(c.Pass) + reasonList(ReasonSet(c.Limit))
+		return "reason " + Reason(c.Got).String() + in(c.Pass) + enumList(ReasonSet(c.Limit).Reasons())
 	case CodeNotSevenDay:
 		if c.Pass {
 			return "product supports 7-day returns"
@@ -141,10 +141,6 @@ func in(pass bool) string {
 	}
 	return " not in "
 }
-
-func kindList(s KindSet) string { return enumList(s.Kinds()) }
-
-func reasonList(s ReasonSet) string { return enumList(s.Reasons()) }
 
 // enumList renders contract names as "[a b c]".
 func enumList[T interface{ String() string }](items []T) string {
