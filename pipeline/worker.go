@@ -154,6 +154,12 @@ func (w *worker) run(ctx context.Context) error {
 			return nil // shutting down
 		}
 		w.outboxLen.Store(0)
+		if err := w.clearOutbox(ctx); err != nil {
+			if errors.Is(err, cluster.ErrFenced) {
+				return err
+			}
+			return nil // shutting down
+		}
 	}
 	for ctx.Err() == nil {
 		err := w.consume(ctx)
@@ -263,7 +269,23 @@ func (w *worker) settle(ctx context.Context) error {
 		return err
 	}
 	w.outboxLen.Store(0)
-	return nil
+	return w.clearOutbox(dctx)
+}
+
+// clearOutbox empties the stored outbox once every output in it is
+// acknowledged and nothing is staged (the partition is idle or draining).
+// Under load the next batch's commit replaces the outbox anyway; an idle
+// partition would otherwise keep its last batch's outputs until the next
+// start, which republishes them: more than FR_OUT's 2-minute duplicate
+// window later (an idle night, a maintenance stop) each would be stored
+// a second time, a clawback or compensation with no id downstream could
+// catch. The price is one small commit (meta, outbox deleted) each time
+// a partition goes idle, never under a backlog.
+func (w *worker) clearOutbox(ctx context.Context) error {
+	if w.pt.OutboxLen() == 0 {
+		return nil
+	}
+	return w.commitRetry(ctx, nil)
 }
 
 // applyHook, when set (by tests, before the daemon starts), runs before
@@ -502,17 +524,25 @@ func (w *worker) applyBatch() (int, error) {
 	for {
 		n, bad, msg, err := w.tryApply(poison)
 		if err != nil {
+			// The attempt may have applied (and moved the cursor past) the
+			// messages before the failing one, and its outputs are dropped
+			// by the next attempt: keeping its staged state would commit
+			// it with the next batch, without them.
+			w.pt.Discard()
+			w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
 			return 0, err
 		}
 		if bad < 0 {
 			w.stg.Applied(time.Now())
 			return n, nil
 		}
-		// A panic left the state half-mutated: drop everything staged and
-		// re-apply the batch with the poison event dead-lettered.
+		// A panic left the state half-mutated: drop everything staged, and
+		// the cached users too (the one being changed when it panicked was
+		// not marked dirty yet), and re-apply the batch with the poison
+		// event dead-lettered.
 		w.d.m.panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad].msg), "panic", msg)
-		w.pt.Discard()
+		w.pt.DiscardAll()
 		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
 		if poison == nil {
 			poison = make(map[int]string)

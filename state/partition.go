@@ -612,6 +612,26 @@ func (pt *Partition) Discard() {
 	pt.flushCounters()
 }
 
+// DiscardAll is Discard after a panic of the code that mutates users: it
+// also drops every clean cached user. Discard only knows the users marked
+// dirty, but a panic can come part-way through a change, before the
+// mutated user was marked (core.Apply mutates in place, MarkDirty comes
+// after), and such a user would otherwise stay in the cache half-changed,
+// to be read by the batch's re-application and committed with the next
+// change of that shopper. Which users the panicking code touched is not
+// known here, so all of them go; the cache refills from Badger (one point
+// read per shopper, about 2 µs), a price paid only on a panic.
+func (pt *Partition) DiscardAll() {
+	pt.Discard()
+	pt.addCacheBytes(-pt.c.bytes, -int64(len(pt.c.m)))
+	pt.c = newCache()
+}
+
+// OutboxLen returns the number of messages in the stored outbox (that of
+// the last commit). A worker whose outputs are all acknowledged clears a
+// non-empty one, so that a restart long after does not send them again.
+func (pt *Partition) OutboxLen() int { return pt.outboxN }
+
 // Release discards staged changes, drops the cache and gives the partition
 // back to the store, which can then open it again (or import or drop it).
 // The Partition must not be used afterwards.
