@@ -57,11 +57,13 @@ type merchantView struct {
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
-// maxMerchantVersions bounds the versions kept per merchant: more than
-// the stream keeps (10, pipeline/streams), so that a long-running
-// daemon's view is never poorer than a fresh start's, and few enough that
-// a merchant updating in a loop cannot grow the view without bound.
-const maxMerchantVersions = 16
+// maxMerchantVersions bounds the versions kept per merchant: exactly
+// what FR_MERCHANT keeps (wire.MerchantHistory). More would let a
+// long-running daemon decide a backlog request with a profile a restart,
+// a takeover or a replay no longer has (they would say merchant_unknown):
+// the same input must give the same decision whoever decides it. It also
+// keeps a merchant updating in a loop from growing the view.
+const maxMerchantVersions = wire.MerchantHistory
 
 // newMerchantView makes an empty view; run fills it. Its metrics show the
 // view's size and how often workers had to wait for it (a view that lags
