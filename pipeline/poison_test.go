@@ -130,3 +130,50 @@ func sumCounter(d *Daemon, prefix string) int {
 	}
 	return n
 }
+
+// TestTimerPanicBlocksOnlyItsShopper: a core panic while firing one
+// shopper's timers blocks that shopper's timers and nothing else. The
+// clock event that moved the partition is not dead-lettered, and the next
+// events of the partition, which move the clock again, are applied. Before
+// the fix the event that moved the clock was blamed (dead-lettered as
+// poison), the clock stayed behind, and every later clock-moving event of
+// the partition panicked on the same timer and was dead-lettered too.
+func TestTimerPanicBlocksOnlyItsShopper(t *testing.T) {
+	const bad = "tp0"
+	fireHook = func(id string) {
+		if id == bad {
+			panic("test: timer of " + id)
+		}
+	}
+	t.Cleanup(func() { fireHook = nil })
+	h := startHarness(t, "tmall-fast-return", nil)
+	other := ""
+	for i := 1; other == ""; i++ {
+		if u := fmt.Sprintf("tp%d", i); partitionOf(u) == partitionOf(bad) {
+			other = u
+		}
+	}
+	h.merchant("m1", []string{"desk"}, []string{"desk"}, nil)
+	for _, u := range []string{bad, other} {
+		h.pub("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+		h.order(u, "o1", "m1", 5000, "2026-11-11T15:00:00+08:00", nil)
+	}
+	// bad's request waits in review, with a 72 h deadline.
+	h.pub("return", bad, "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "refund_only", "reason": "no_reason", "pickup": false})
+	h.one("fr.out.decision."+bad, "r1")
+	// The clock passes the deadline: bad's timer panics.
+	h.tick(bad, "2026-11-16T00:00:00+08:00")
+	// other's request moves the clock again; it must be decided.
+	h.pub("return", other, "return.requested", "2026-11-16T10:00:00+08:00",
+		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	if d := h.one("fr.out.decision."+other, "r1"); d["decision"] != "approved" {
+		t.Fatalf("decision of %s: %v", other, d)
+	}
+	if dl := h.out("fr.dlq."); len(dl) != 0 {
+		t.Fatalf("dead letters after a timer's panic: %v", dl)
+	}
+	if res := h.out("fr.out.resolution." + bad); len(res) != 0 {
+		t.Fatalf("the blocked shopper's timer fired: %v", res)
+	}
+}

@@ -143,7 +143,12 @@ func (w *worker) run(ctx context.Context) error {
 	w.pt = pt
 	w.cursor = pt.Cursor()
 	w.committed.Store(w.cursor)
-	w.s = apply.Stepper{St: w.ops.track(pt), Clock: pt.Clock(), Log: w.log, Emit: w.emit, Shadow: w.d.shadow, OnFire: func() { w.ops.cnt.add(w.d.m.timersFired, 1) }}
+	w.s = apply.Stepper{St: w.ops.track(pt), Clock: pt.Clock(), Log: w.log, Emit: w.emit, Shadow: w.d.shadow, OnFire: func(id string) {
+		if fireHook != nil {
+			fireHook(id)
+		}
+		w.ops.cnt.add(w.d.m.timersFired, 1)
+	}}
 	// The outbox left by the last run holds outputs that were committed
 	// but maybe never acknowledged: republish them before consuming, so
 	// that nothing committed is lost and FR_OUT drops what did arrive.
@@ -292,6 +297,12 @@ func (w *worker) clearOutbox(ctx context.Context) error {
 // each decoded event is applied; a panic in it is handled as a panic of
 // the core (the event is dead-lettered as poison).
 var applyHook func(ev *core.Event)
+
+// fireHook, when set (by tests, before the daemon starts), runs before a
+// shopper's timers fire; a panic in it is handled as a panic of the core
+// while firing them (the shopper's timers are blocked, no event is
+// dead-lettered).
+var fireHook func(userID string)
 
 // errConsumerLost means the partition's consumer is gone (deleted, or
 // held by a node that died or restarted: it is a single in-memory
@@ -538,12 +549,21 @@ func (w *worker) applyBatch() (int, error) {
 		}
 		// A panic left the state half-mutated: drop everything staged, and
 		// the cached users too (the one being changed when it panicked was
-		// not marked dirty yet), and re-apply the batch with the poison
-		// event dead-lettered.
-		w.d.m.panics.Inc()
-		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad].msg), "panic", msg)
+		// not marked dirty yet), then re-apply the batch.
 		w.pt.DiscardAll()
 		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
+		if user := w.s.Firing; user != "" {
+			// The panic came from a shopper's timers, not from the event
+			// that moved the clock: block them and re-apply the batch
+			// whole (apply.Stepper.Block says why).
+			w.d.m.panics.Inc()
+			w.log.Error("core panicked firing a shopper's timers; they are blocked until restart", "user", user, "panic", msg)
+			w.s.Block(user)
+			continue
+		}
+		// Otherwise the event is poison: re-apply without it, dead-lettered.
+		w.d.m.panics.Inc()
+		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad].msg), "panic", msg)
 		if poison == nil {
 			poison = make(map[int]string)
 		}

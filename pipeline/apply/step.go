@@ -48,8 +48,18 @@ type Stepper struct {
 	// copy of the state (live daemon only; replay compares policies its own
 	// way).
 	Shadow *Shadow
-	// OnFire counts fired timers (may be nil).
-	OnFire func()
+	// OnFire is called with the user whose timers are about to fire
+	// (may be nil): the worker counts fired timers with it, and tests
+	// make it panic.
+	OnFire func(userID string)
+	// Firing is the user whose timers are being fired, "" otherwise. A
+	// panic leaves it set, which is how the worker tells a timer's panic
+	// (the user's fault) from the event's (the event is poison).
+	Firing string
+
+	// blocked holds users whose timers panicked the core: their timers
+	// are not fired again by this Stepper (see Block).
+	blocked map[string]bool
 
 	effects  []core.Effect
 	shadowFx []core.Effect
@@ -120,13 +130,34 @@ func (s *Stepper) advance(at int64, env *core.Env) {
 	}
 }
 
+// Block stops firing userID's timers for the life of this Stepper, after
+// they panicked the core. Without it the event that moved the clock
+// would be blamed: dead-lettered as poison, the clock left behind, and
+// the same timer would panic at the next move, taking every
+// clock-moving event of the partition with it. Blocking costs that
+// shopper's timers (logged and counted by the caller); a restart fires
+// them once more, panics once more and blocks them again.
+func (s *Stepper) Block(userID string) {
+	if s.blocked == nil {
+		s.blocked = make(map[string]bool)
+	}
+	s.blocked[userID] = true
+	s.Firing = ""
+}
+
 // fire fires u's timers due before now, emits what they produce and
 // re-arms u's next deadline.
 func (s *Stepper) fire(u *core.User, now int64, env *core.Env) {
-	s.effects = core.Fire(u, now, env, s.effects[:0])
-	if s.OnFire != nil {
-		s.OnFire()
+	if s.blocked[u.ID] {
+		s.St.SetDeadline(u.ID, 0)
+		return
 	}
+	s.Firing = u.ID
+	if s.OnFire != nil {
+		s.OnFire(u.ID)
+	}
+	s.effects = core.Fire(u, now, env, s.effects[:0])
+	s.Firing = ""
 	s.St.MarkDirty(u)
 	s.rearm(u)
 	for i := range s.effects {
