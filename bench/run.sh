@@ -6,8 +6,10 @@
 #   3. flashreturnd's maximum sustainable rate, measured the same way
 #      (loadgen --mode throughput over BENCH_EVENTS events), and its ratio
 #      to the relay;
-#   4. loadgen double11 with its peak at 80% of flashreturnd's maximum
-#      (p99 request-to-decision, backlog drained, audit);
+#   4. loadgen double11 with its peak at 80% of flashreturnd's maximum,
+#      with P=BENCH_PARTITIONS and with P=8, and a steady run at 50% of
+#      the maximum (p99 request-to-decision, the daemon's stage
+#      histograms, loadgen's own send lag, backlog drained, audit);
 #   5. a faulted run: loadgen spawns flashreturnd and runs double11 at a
 #      fixed moderate rate while killing it with SIGKILL three times and
 #      restarting it on the same data dir (audit, thresholds, the decision
@@ -19,7 +21,8 @@
 # BENCH_RELAY_LAYOUTS ("streams shared"), BENCH_D11_DURATION (60s),
 # BENCH_FAULT_PEAK (3000 events/s), BENCH_FAULT_DURATION (40s),
 # BENCH_FAULTS (kill9@8s,start@9s,kill9@18s,start@19s,kill9@28s,start@29s),
-# BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_SKIP_FAULTS=1, BENCH_OUT
+# BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_SKIP_FAULTS=1,
+# BENCH_SKIP_EXTRA=1 (no P=8 and 50% runs), BENCH_OUT
 # (a new temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,8 +87,9 @@ done
 
 # 3. flashreturnd maximum, measured like the relay
 FR_MAX="" FR_MAX_OK="" D11=""
-start_daemon() { # start_daemon NAME
-	bin/flashreturnd --data-dir "$OUT/$1-data" --nats-listen 127.0.0.1:$FR_PORT --http $FR_HTTP --partitions "$PARTS" \
+declare -A RUN_OK RUN_CMD
+start_daemon() { # start_daemon NAME [PARTITIONS]
+	bin/flashreturnd --data-dir "$OUT/$1-data" --nats-listen 127.0.0.1:$FR_PORT --http $FR_HTTP --partitions "${2:-$PARTS}" \
 		>"$OUT/$1.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS+=("$DAEMON_PID")
@@ -103,20 +107,33 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 	FR_MAX=$(json_num "$OUT/flashreturnd-max.json" processed_per_sec || true)
 	log "flashreturnd: ${FR_MAX:-?} events/s (audit $FR_MAX_OK)"
 
-	# 4. double11 at 80% of the maximum
+	# 4. double11 at 80% of the maximum with P and with P=8, and a steady
+	# run at 50% of the maximum: each against a fresh daemon, with the
+	# daemon's own stage histograms scraped at the end (fresh daemon, so
+	# the scrape covers that run only).
 	if [ -n "$FR_MAX" ] && [ "${FR_MAX%.*}" -gt 0 ] 2>/dev/null; then
 		PEAK=$(awk -v m="$FR_MAX" 'BEGIN{printf "%d", m*0.8}')
 		BASE=$(awk -v p="$PEAK" 'BEGIN{printf "%d", p/8}')
-		log "double11: base $BASE/s, peak $PEAK/s for $D11_DURATION"
-		start_daemon flashreturnd-d11
-		D11_CMD="bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --shape double11 --rate $BASE --peak $PEAK --duration $D11_DURATION --bad-fraction 0.001 --json $OUT/double11.json --html $OUT/double11.html"
-		if $D11_CMD --progress never >"$OUT/double11.txt"; then D11=pass; else D11=FAIL; fi
-		# The daemon's own view of the same run: its stage histograms
-		# (fresh daemon, so the scrape covers this run only).
-		curl -fsS "http://$FR_HTTP/metrics" >"$OUT/double11-metrics.txt" 2>/dev/null || true
-		stop_pid "$DAEMON_PID"
-		rm -rf "$OUT/flashreturnd-d11-data"
-		log "double11: audit $D11"
+		HALF=$(awk -v m="$FR_MAX" 'BEGIN{printf "%d", m*0.5}')
+		load_run() { # load_run NAME PARTITIONS LOADGEN-ARGS...: sets RUN_OK[NAME], RUN_CMD[NAME]
+			local name=$1 parts=$2
+			shift 2
+			log "$name (P=$parts): $*"
+			start_daemon "flashreturnd-$name" "$parts"
+			RUN_CMD[$name]="bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT $* --json $OUT/$name.json --html $OUT/$name.html"
+			if ${RUN_CMD[$name]} --progress never >"$OUT/$name.txt"; then RUN_OK[$name]=pass; else RUN_OK[$name]=FAIL; fi
+			curl -fsS "http://$FR_HTTP/metrics" >"$OUT/$name-metrics.txt" 2>/dev/null || true
+			stop_pid "$DAEMON_PID"
+			rm -rf "$OUT/flashreturnd-$name-data"
+			log "$name: audit ${RUN_OK[$name]}"
+		}
+		load_run double11 "$PARTS" --shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001
+		D11=${RUN_OK[double11]}
+		D11_CMD=${RUN_CMD[double11]}
+		if [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
+			[ "$PARTS" != 8 ] && load_run double11-p8 8 --shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001
+			load_run steady-half "$PARTS" --shape steady --rate "$HALF" --duration 30s --bad-fraction 0.001
+		fi
 	fi
 fi
 
@@ -166,14 +183,20 @@ fi
 	for layout in $LAYOUTS; do
 		echo "- ratio flashreturnd / relay \`$layout\`: $(ratio "$FR_MAX" "${RELAY[$layout]:-}") (goal >= 0.85)"
 	done
-	if [ -n "$D11" ]; then
-		J="$OUT/double11.json"
-		echo "- double11 at 80% of max (base $BASE/s, peak $PEAK/s, $D11_DURATION): \`$D11_CMD\`"
-		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms (goal < 10), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
-		STAGES=$(stage_quantiles "$OUT/double11-metrics.txt" 2>/dev/null || true)
+	run_report() { # run_report NAME LABEL GOAL: the figures of one load_run
+		local J="$OUT/$1.json"
+		[ -n "${RUN_OK[$1]:-}" ] || return 0
+		echo "- $2: \`${RUN_CMD[$1]}\`"
+		[ -s "$J" ] || { echo "  - no report (see $OUT/$1.txt)"; return 0; }
+		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms ($3), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
+		STAGES=$(stage_quantiles "$OUT/$1-metrics.txt" 2>/dev/null || true)
 		[ -n "$STAGES" ] && echo "  - the daemon's stages (its histograms; events or batches counted in brackets): $STAGES"
-		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: $D11"
-	fi
+		echo "  - loadgen's own send lag (a starved load generator shows here, not in the daemon's figures): max $(json_num "$J" max_lag_ms) ms, late sends $(json_num "$J" late_sends)"
+		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: ${RUN_OK[$1]}"
+	}
+	run_report double11 "double11 at 80% of max, P=$PARTS (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"
+	run_report double11-p8 "double11 at 80% of max, P=8 (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"
+	run_report steady-half "steady at 50% of max, P=$PARTS ($HALF events/s, 30s)" "goal < 5"
 	if [ -n "$FAULTED" ]; then
 		J="$OUT/faulted.json"
 		echo "- faulted double11 (base $FBASE/s, peak $FAULT_PEAK/s, $FAULT_DURATION, faults $FAULTS), loadgen spawning the daemon: \`$FAULTED_CMD\`; $FAULTED"
