@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// httpView is what pipeline/http.go computed inline before the query
+// httpView is what pipeline/http.go (now pipeline/httpapi) computed inline before the query
 // functions existed, copied verbatim (as of commit ab61ca3) so that the
 // functions can be checked against it: the HTTP API switches to them
 // with no visible change.

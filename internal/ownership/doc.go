@@ -3,7 +3,7 @@
 // a claimed partition's state comes from. It is the etcd raft pattern
 // applied to the riskiest logic of cluster mode: a deterministic state
 // machine ([Machine]) that takes observations, results and the time as
-// inputs and returns [Action] values; the caller (pipeline/cluster.go)
+// inputs and returns [Action] values; the caller (pipeline/cluster)
 // does the IO, over NATS KV, the object store and the partition workers,
 // and feeds the results back. No IO, no clock reads, no goroutines, no
 // randomness, standard library only (internal/lint TestPurity).
@@ -115,7 +115,7 @@
 //
 // # Callers
 //
-// pipeline/cluster.go (membership, ownership and hand-over of a
+// pipeline/cluster (membership, ownership and hand-over of a
 // flashreturnd in cluster mode) is the only caller; CLUSTER.md explains
 // the protocol for operators.
 package ownership

@@ -12,7 +12,7 @@ import (
 // sim is a small world for the machines to live in: the FR_OWNERS and
 // FR_MEMBERS buckets (compare-and-set, TTL), the FR_SNAPSHOTS objects,
 // FR_IN's head per partition, FR_OUT's outputs, and members whose IO is
-// carried out exactly as pipeline/cluster.go does it, but synchronously
+// carried out exactly as pipeline/cluster does it, but synchronously
 // and on a simulated clock. The scripts drive it step by step or let it
 // run; the randomized test lets it run with faults injected.
 type sim struct {
