@@ -10,6 +10,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 )
 
 // statusWindow is the window over which the status page's rates and
@@ -28,6 +29,7 @@ type statusSample struct {
 	at                                 time.Time
 	events, decisions, approved, deadN uint64
 	lat                                latencySnapshot
+	stg                                stages.Snapshot // zero at the start
 }
 
 // window records cur and returns the sample to compute rates from: the
@@ -102,7 +104,7 @@ func (d *Daemon) Status() httpapi.Status {
 		}
 		st.Shadow = &s
 	}
-	cur := statusSample{at: now, lat: m.ops.latencySnapshot()}
+	cur := statusSample{at: now, lat: m.ops.latencySnapshot(), stg: m.stages.Snapshot()}
 	// Clock ticks are not events anyone sent: they are left out of the
 	// rates, as they are of the partition event counters.
 	for t := core.EventOrderPaid; t < core.EventClock; t++ {
@@ -153,6 +155,8 @@ func (d *Daemon) Status() httpapi.Status {
 	}
 	st.Latency = latencyBetween(base.lat, cur.lat)
 	st.LatencyAll = latencyBetween(latencySnapshot{}, cur.lat)
+	st.Stages = stagesBetween(m.stages, base.stg, cur.stg)
+	st.StagesAll = stagesBetween(m.stages, stages.Snapshot{}, cur.stg)
 
 	st.Totals = httpapi.StatusTotals{
 		EventsIn: cur.events, Decisions: cur.decisions, DeadLetters: cur.deadN,
@@ -184,4 +188,13 @@ func latencyBetween(from, to latencySnapshot) httpapi.StatusLatency {
 	}
 	p99, _ := quantile(0.99, from, to)
 	return httpapi.StatusLatency{Decisions: n, P50Seconds: p50, P99Seconds: p99}
+}
+
+// stagesBetween summarises the stage timings between two snapshots.
+func stagesBetween(h *stages.Histograms, from, to stages.Snapshot) []httpapi.StageLatency {
+	out := make([]httpapi.StageLatency, 0, stages.NumStages)
+	for _, s := range h.Between(from, to) {
+		out = append(out, httpapi.StageLatency{Stage: s.Stage.String(), P50Seconds: s.P50, P99Seconds: s.P99, Count: s.Count})
+	}
+	return out
 }

@@ -86,6 +86,21 @@ func TestStatusAPI(t *testing.T) {
 		getJSON(t, base+"/api/status", &st)
 		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2 && st.Latency.Decisions == 3
 	})
+	// Every stage saw the traffic, in the window (the window starts at the
+	// process's start until a sample is half a second old, and the poll
+	// above began right after the traffic) and since start.
+	for _, ss := range [][]httpapi.StageLatency{st.Stages, st.StagesAll} {
+		var names []string
+		for _, s := range ss {
+			names = append(names, s.Stage)
+			if s.Count == 0 || s.P50Seconds < 0 || s.P99Seconds < s.P50Seconds || s.P99Seconds > 60 {
+				t.Errorf("stage %+v, want observations with 0 <= p50 <= p99", s)
+			}
+		}
+		if got := strings.Join(names, " "); got != "stored_pulled pulled_applied commit publish_ack" {
+			t.Fatalf("stages %q", got)
+		}
+	}
 	if st.Policy.Name != "tmall-fast-return" || st.Shadow == nil || st.Shadow.Policy.Name != "jd-lightning-refund" {
 		t.Fatalf("policy %v shadow %v", st.Policy, st.Shadow)
 	}
@@ -260,6 +275,16 @@ func TestStatusPageChromium(t *testing.T) {
 	}
 	if got := text("latency-p99"); got == "–" || !regexp.MustCompile(`^[0-9.]+ (µs|ms|s)$`).MatchString(got) {
 		t.Fatalf("latency-p99 %q", got)
+	}
+	// The stages panel: every stage has observations (the window's, or
+	// since start when the page's window is already past the traffic).
+	for _, stage := range []string{"stored_pulled", "pulled_applied", "commit", "publish_ack"} {
+		if n, err := strconv.Atoi(strings.ReplaceAll(text("stage-"+stage+"-n"), ",", "")); err != nil || n <= 0 {
+			t.Errorf("stage-%s-n %q, want > 0", stage, text("stage-"+stage+"-n"))
+		}
+		if got := text("stage-" + stage + "-p99"); !regexp.MustCompile(`^[0-9.]+ (µs|ms|s)$`).MatchString(got) {
+			t.Errorf("stage-%s-p99 %q", stage, got)
+		}
 	}
 	for _, want := range []string{`id="lookup-trace"`, "<td>credit</td>", "bad_json", "bad_value", "jd-lightning-refund", "¥129.00"} {
 		if !strings.Contains(dom, want) {

@@ -63,6 +63,12 @@ type Status struct {
 	DeadByReason map[string]uint64 `json:"dead_letters_by_reason"`
 	Backlog      []PartitionStatus `json:"backlog"`
 	DeadLetters  []DeadLetterInfo  `json:"recent_dead_letters"`
+	// Stages is where an event's time went inside the daemon, stage by
+	// stage (pipeline/stages), over the same window as Latency;
+	// StagesAll since start, for the page to fall back on when the window
+	// is idle. Always every stage, in the order an event passes them.
+	Stages    []StageLatency `json:"stages"`
+	StagesAll []StageLatency `json:"stages_since_start"`
 }
 
 // StatusRates are per-second rates over the status window.
@@ -82,6 +88,19 @@ type StatusLatency struct {
 	Decisions  uint64  `json:"decisions"`
 	P50Seconds float64 `json:"p50_seconds"`
 	P99Seconds float64 `json:"p99_seconds"`
+}
+
+// StageLatency is one stage's share of an event's time in the daemon
+// (flashreturn_stage_<stage>_seconds), estimated from its histogram's
+// buckets as Prometheus would: Count observations (events or batches,
+// depending on the stage), their median and 99th percentile in seconds,
+// -1 when the stage saw nothing. A p99 at the largest bucket bound means
+// "at least that".
+type StageLatency struct {
+	Stage      string  `json:"stage"`
+	P50Seconds float64 `json:"p50_seconds"`
+	P99Seconds float64 `json:"p99_seconds"`
+	Count      uint64  `json:"count"`
 }
 
 // StatusTotals are counts and money (fen) since this process started.

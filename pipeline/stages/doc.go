@@ -26,6 +26,10 @@
 //     batch's per-event timings until the worker says the batch applied
 //     ([Events.Applied]); an apply thrown away (a core panic re-applies the
 //     batch without the poison event) is dropped with [Events.Reset].
+//   - The status page's mirror ([Histograms.Snapshot]) counts exactly
+//     what the exported histograms count, in the same buckets: Observe
+//     updates both, so a p99 on the page and histogram_quantile on the
+//     dashboard differ only by their windows, never by their data.
 //   - A negative duration (the NATS server's clock behind this process's,
 //     when it runs elsewhere) is counted as 0, never dropped: the count of
 //     every stage stays the number of events or batches that passed it.
@@ -33,6 +37,8 @@
 // # Callers
 //
 // pipeline's partition workers, which own one [Events] each and share one
-// [Histograms]. Nothing reads the histograms back but the /metrics
-// endpoint; the dashboard's Stages row (deploy/grafana) draws them.
+// [Histograms]. The /metrics endpoint exports the histograms, which the
+// dashboard's Stages row (deploy/grafana) draws; pipeline's Status reads
+// the mirror (Snapshot, Between) for /api/status and the status page,
+// because a PrometheusHistogram cannot be read back in-process.
 package stages

@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -50,22 +52,42 @@ func (s Stage) Metric() string { return "flashreturn_stage_" + names[s] + "_seco
 // use: every worker observes into the same histograms.
 type Histograms struct {
 	h [NumStages]*metrics.PrometheusHistogram
+
+	// bounds are the histograms' bucket upper bounds, ascending; counts
+	// mirrors each histogram's buckets (len(bounds)+1, the last one +Inf)
+	// for the status page, which cannot read a PrometheusHistogram back
+	// (see [Histograms.Snapshot]). Both are fixed at New: Observe only
+	// adds to existing counters, so it stays allocation-free and lock-free.
+	bounds []float64
+	counts [NumStages][]atomic.Uint64
 }
 
 // New registers the stage histograms on set with the given bucket upper
 // bounds (seconds). Registering twice on one set panics, as every metric
 // of the set does: a daemon calls it once.
 func New(set *metrics.Set, buckets []float64) *Histograms {
-	var h Histograms
+	// The mirror's bucket search needs the bounds sorted; a copy, so that
+	// a caller reusing its slice cannot move the mirror's buckets away
+	// from the exported histograms'.
+	h := Histograms{bounds: slices.Clone(buckets)}
+	slices.Sort(h.bounds)
 	for s := range NumStages {
 		h.h[s] = set.NewPrometheusHistogramExt(s.Metric(), buckets)
+		h.counts[s] = make([]atomic.Uint64, len(h.bounds)+1)
 	}
 	return &h
 }
 
-// Observe counts d in stage s.
+// Observe counts d in stage s, in its histogram and in the status page's
+// mirror of its buckets.
 func (h *Histograms) Observe(s Stage, d time.Duration) {
-	h.h[s].Update(seconds(d))
+	sec := seconds(d)
+	h.h[s].Update(sec)
+	// The first bound >= sec: Prometheus' "le" buckets, so a value equal
+	// to a bound counts in that bound's bucket, as in the exported
+	// histogram; past the last bound it is the +Inf slot.
+	i, _ := slices.BinarySearch(h.bounds, sec)
+	h.counts[s][i].Add(1)
 }
 
 // seconds is d in seconds, 0 when negative (see the package's invariants).

@@ -82,3 +82,45 @@ func TestNames(t *testing.T) {
 		t.Fatalf("names %v, want %s", got, want)
 	}
 }
+
+// TestBetween: the status page's mirror counts what the histograms count,
+// per stage, and summarises only what happened between two snapshots.
+func TestBetween(t *testing.T) {
+	h := New(metrics.NewSet(), []float64{0.001, 0.01, 0.1})
+	idle := h.Between(Snapshot{}, h.Snapshot())
+	for _, s := range idle {
+		if s.Count != 0 || s.P50 != -1 || s.P99 != -1 {
+			t.Fatalf("idle %v: %+v", s.Stage, s)
+		}
+	}
+	h.Observe(Commit, 50*time.Millisecond) // before the window
+	from := h.Snapshot()
+	for range 99 {
+		h.Observe(Commit, 500*time.Microsecond) // (0, 1 ms]
+	}
+	h.Observe(Commit, 10*time.Millisecond) // on a bound: its bucket, (1, 10 ms]
+	h.Observe(PublishAck, time.Minute)     // +Inf
+	h.Observe(StoredPulled, -time.Second)  // counted as 0
+	got := h.Between(from, h.Snapshot())
+	if c := got[Commit]; c.Count != 100 || c.P50 <= 0 || c.P50 > 0.001 || c.P99 <= 0 || c.P99 > 0.001 {
+		t.Fatalf("commit %+v", c)
+	}
+	// p99.5 lies in the (1, 10 ms] bucket only if the 10 ms was counted there.
+	to := h.Snapshot()[Commit]
+	diff := []uint64{to[0] - from[Commit][0], to[1] - from[Commit][1], to[2] - from[Commit][2], to[3] - from[Commit][3]}
+	if q := quantile(0.995, h.bounds, diff, 100); q <= 0.001 || q > 0.01 {
+		t.Fatalf("p99.5 %v, want in (1, 10 ms]", q)
+	}
+	if p := got[PublishAck]; p.Count != 1 || p.P99 != 0.1 {
+		t.Fatalf("publish_ack in +Inf %+v, want p99 at the last bound", p)
+	}
+	if s := got[StoredPulled]; s.Count != 1 || s.P99 < 0 || s.P99 > 0.001 {
+		t.Fatalf("stored_pulled %+v", s)
+	}
+	if p := got[PulledApplied]; p.Count != 0 || p.P50 != -1 || p.Stage != PulledApplied {
+		t.Fatalf("pulled_applied %+v", p)
+	}
+	if all := h.Between(Snapshot{}, h.Snapshot()); all[Commit].Count != 101 {
+		t.Fatalf("since start %+v", all[Commit])
+	}
+}

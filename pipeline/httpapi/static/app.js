@@ -74,6 +74,7 @@ function render(s) {
   setText("money-promised", yuan(s.totals.promised_outstanding_fen));
   renderResolutions(s.resolutions || {});
 
+  renderStages(s);
   renderPolicy(s);
   renderPartitions(s);
   renderDeadLetters(s);
@@ -90,6 +91,34 @@ function renderResolutions(r) {
   ];
   $("resolutions").tBodies[0].replaceChildren(...rows.map(([label, k]) =>
     el("tr", { id: "res-" + k.replace("/", "-") }, el("td", {}, label), el("td", {}, int(r[k] || 0)))));
+}
+
+// STAGES says what each stage of pipeline/stages covers and whether it is
+// counted per event or per batch (its count column means either).
+const STAGES = {
+  stored_pulled: "stored in JetStream → handed to the worker (per event)",
+  pulled_applied: "handed to the worker → its batch applied (per event)",
+  commit: "the batch's Badger commit, retries included (per batch)",
+  publish_ack: "outputs sent → last publish ack (per batch)",
+};
+
+// renderStages shows each stage's p50/p99 over the status window, or
+// since start when nothing passed any stage in the window (as the latency
+// card does), so an idle daemon still shows where time went.
+function renderStages(s) {
+  const win = (s.stages || []).some((x) => x.count > 0);
+  const rows = win ? s.stages : s.stages_since_start || [];
+  setText("stages-window", win ? "the last " + s.window_seconds.toFixed(0) + " s" : "total (idle now)");
+  const tb = $("stages").tBodies[0];
+  if (rows.length === 0) {
+    tb.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "no data yet")));
+    return;
+  }
+  tb.replaceChildren(...rows.map((x) => el("tr", { id: "stage-" + x.stage },
+    el("td", {}, el("code", {}, x.stage)), el("td", {}, STAGES[x.stage] || ""),
+    el("td", { class: "num", id: "stage-" + x.stage + "-p50" }, dur(x.p50_seconds)),
+    el("td", { class: "num", id: "stage-" + x.stage + "-p99" }, dur(x.p99_seconds)),
+    el("td", { class: "num", id: "stage-" + x.stage + "-n" }, int(x.count)))));
 }
 
 function renderMix(d) {
