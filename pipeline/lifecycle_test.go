@@ -105,6 +105,11 @@ func TestReviewAnsweredByMerchant(t *testing.T) {
 	if rv.Deadline == nil || rv.Deadline.Timer != "review" {
 		t.Fatalf("review deadline not shown: %+v", rv.Deadline)
 	}
+	// The query API's decision record says when it was decided exactly as
+	// the decision output does (zone and format).
+	if rv.Record == nil || rv.Record.DecidedAt != dec["decided_at"] {
+		t.Fatalf("decision record decided_at %v, the output's %v", rv.Record, dec["decided_at"])
+	}
 	h.pub("review", "ra", "review.approved", "2026-11-12T11:00:00+08:00", map[string]any{"request_id": "r1", "by": "merchant", "note": "photos fine"})
 	res := h.one("fr.out.resolution.ra", "r1")
 	if res["outcome"] != "approved" || res["by"] != "merchant" || res["return_address"] != "Hangzhou desk" ||

@@ -691,7 +691,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
 		w.d.m.decision(&w.ops.cnt, e, e.Policy.Name)
-		w.pt.PutTrace(e.UserID, e.RequestID, apply.EncodeTrace(e, now))
+		w.pt.PutTrace(e.UserID, e.RequestID, apply.EncodeTrace(e, now, w.d.cfg.Loc))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/bytedance/sonic"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/internal/wire"
 )
 
 // TraceRecord is what the query API shows of a decision: the policy that
@@ -40,8 +41,14 @@ type TraceCheck struct {
 
 // EncodeTrace encodes the TraceRecord of decision effect e, decided at
 // now (the batch's wall clock: the one value of a record that replay
-// cannot reproduce, which is why records are not outputs).
-func EncodeTrace(e *core.Effect, now time.Time) []byte {
+// cannot reproduce, which is why records are not outputs). decided_at is
+// written in loc (UTC when nil) in wire.TimeLayout, exactly as the
+// decision's own decided_at on fr.out.decision, so that the query API
+// and the output agree on the moment and its format.
+func EncodeTrace(e *core.Effect, now time.Time, loc *time.Location) []byte {
+	if loc == nil {
+		loc = time.UTC
+	}
 	p := e.Policy
 	r := TraceRecord{
 		Policy:           PolicyRef{Name: p.Name, Version: p.Version},
@@ -50,7 +57,7 @@ func EncodeTrace(e *core.Effect, now time.Time) []byte {
 		MerchantRule:     e.MerchantRule,
 		MerchantRevision: e.MerchantRevision,
 		RequestAt:        e.RequestAt,
-		DecidedAt:        now.Format(time.RFC3339Nano),
+		DecidedAt:        now.In(loc).Format(wire.TimeLayout),
 		Trace:            make([]TraceCheck, 0, e.Trace.N),
 	}
 	for _, c := range e.Trace.Checks[:e.Trace.N] {
