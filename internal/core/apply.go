@@ -44,9 +44,12 @@ import (
 //     change.
 //   - clock.tick and invalid types: ignored (timers fire through [Fire]).
 //
-// Before applying ev (unless it is dead-lettered), Apply moves u.MaxAt to
-// ev.At when that is later and prunes history older than the retention
-// (see [OrderRetention] and [Policy.Retention]).
+// Before applying ev (unless it is dead-lettered), Apply fires u's timers
+// due before ev.At as [Fire] would, effects first: a late event follows
+// the deadlines before its at even if no clock passed them yet (an answer
+// after the review deadline loses to the timeout; a pickup.done dated in
+// its window counts). It then moves u.MaxAt to ev.At when later and
+// prunes history older than [OrderRetention] and [Policy.Retention].
 //
 // Apply is not safe for concurrent use on the same User; distinct users
 // may be applied concurrently with the same Env.
@@ -60,6 +63,9 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if u.ID == "" {
 		u.ID = ev.UserID
 		u.own(&u.ID)
+	}
+	if dl, ok := NextDeadline(u); ok && dl < ev.At {
+		out = Fire(u, ev.At, env, out)
 	}
 	if ev.At > u.MaxAt {
 		u.MaxAt = ev.At

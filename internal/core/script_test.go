@@ -125,16 +125,6 @@ func (w *world) run(t *testing.T, c script.Case) string {
 				continue
 			}
 			u := w.user(ev.UserID)
-			// As pipeline's stepper does: a late event (dated before the
-			// partition clock) first fires its shopper's timers that are
-			// due before its own at, so it cannot overtake a deadline
-			// that event time says passed before it.
-			if dl, ok := NextDeadline(u); ok && dl < ev.At {
-				w.out = Fire(u, ev.At, &w.env, w.out[:0])
-				for i := range w.out {
-					b.WriteString(w.formatEffect(&w.out[i], false))
-				}
-			}
 			w.out = Apply(u, &ev, &w.env, w.out[:0])
 			for i := range w.out {
 				b.WriteString(w.formatEffect(&w.out[i], trace))

@@ -79,19 +79,9 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 	if err != nil {
 		return fmt.Errorf("state of user %s cannot be read: %w", ev.UserID, err)
 	}
-	// A late event (dated before the partition clock: a backlog, a slow
-	// publisher) first fires its shopper's timers due before its own at.
-	// The clock passed those deadlines only after the timer was armed
-	// (the request itself was late), so nothing fired them yet; without
-	// this, a merchant's answer dated after a passed review deadline would
-	// win against the timeout because no clock move came between the two
-	// (loadgen's throughput audit, review_resolved). Firing up to the
-	// event's at, not the clock, keeps a late pickup.done dated inside its
-	// window from paying a pickup_missed compensation. The outcome thus
-	// depends on the events' at only, as replay requires.
-	if dl, ok := core.NextDeadline(u); ok && dl < ev.At {
-		s.fire(u, ev.At, env)
-	}
+	// A late event (dated before the partition clock) first fires its
+	// shopper's timers due before its own at: core.Apply does it, so the
+	// rule holds wherever the core runs (see its doc).
 	var shadowFx []core.Effect
 	if s.Shadow != nil && ev.Type == core.EventReturnRequested {
 		senv := *env
