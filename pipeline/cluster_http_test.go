@@ -134,6 +134,30 @@ func TestClusterQueryForwarding(t *testing.T) {
 			return len(st.Directory) == 2 && st.Directory[0].HTTP == a.base() && st.Directory[1].HTTP == b.base()
 		})
 	}
+	// The assignment settles one move at a time after b joins: wait until
+	// both members agree on every partition's owner and each runs exactly
+	// the partitions FR_OWNERS gives it, so that the queries below do not
+	// race a hand-over still in flight (they failed now and then on a
+	// partition b had just claimed while its own view still named a).
+	testkit.WaitUntil(t, 20*time.Second, "both members agree on a settled assignment", func() bool {
+		sa, sb := clusterView(t, a), clusterView(t, b)
+		if !slices.Equal(sa.Owners, sb.Owners) || len(sa.Owners) != 8 {
+			return false
+		}
+		for _, st := range []cluster.Status{sa, sb} {
+			n := 0
+			for _, op := range st.Owned {
+				if !op.Running || !op.Ready || sa.Owners[op.Partition] != st.Member {
+					return false
+				}
+				n++
+			}
+			if n != 4 {
+				return false
+			}
+		}
+		return true
+	})
 	var owned []int
 	for _, m := range []*clusterMember{a, b} {
 		st := clusterView(t, m)
