@@ -12,6 +12,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -304,10 +305,9 @@ func (o *opsMetrics) latencySnapshot() latencySnapshot {
 	return s
 }
 
-// quantile estimates the q-quantile (0..1) of the observations between
-// two snapshots the way Prometheus' histogram_quantile does: linear
-// interpolation inside the bucket. It returns NaN without observations
-// and the largest finite bound when the quantile lies in +Inf.
+// quantile estimates the q-quantile (0..1) of the decisions between two
+// snapshots with stages.Quantile (Prometheus' histogram_quantile). It
+// returns NaN without observations.
 func quantile(q float64, from, to latencySnapshot) (float64, uint64) {
 	var total uint64
 	var diff latencySnapshot
@@ -318,21 +318,5 @@ func quantile(q float64, from, to latencySnapshot) (float64, uint64) {
 	if total == 0 {
 		return math.NaN(), 0
 	}
-	rank := q * float64(total)
-	var cum float64
-	for i, n := range diff {
-		if cum+float64(n) >= rank && n > 0 {
-			if i == len(decisionBuckets) {
-				return decisionBuckets[len(decisionBuckets)-1], total
-			}
-			lo := 0.0
-			if i > 0 {
-				lo = decisionBuckets[i-1]
-			}
-			hi := decisionBuckets[i]
-			return lo + (hi-lo)*(rank-cum)/float64(n), total
-		}
-		cum += float64(n)
-	}
-	return decisionBuckets[len(decisionBuckets)-1], total
+	return stages.Quantile(q, decisionBuckets[:], diff[:], total), total
 }

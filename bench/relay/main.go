@@ -32,18 +32,6 @@ import (
 // in code (checked against contract.md there), and not from the daemon's
 // packages, so that the relay links none of the code it is compared with.
 
-// dupWindow is the contract's minimum and the daemon's value.
-const dupWindow = wire.MinDuplicateWindow
-
-// partitionedDest is the subject transform of the contract's partitioned
-// form; it must hash the same token (wildcard 2, the user) as the daemon's
-// mapping, or the relay would spread events over partitions differently
-// and measure another fan-out.
-func partitionedDest(p int) string {
-	_, dest := wire.PartitionMapping(p)
-	return dest
-}
-
 // options are the relay's settings; see the flags in main for defaults.
 type options struct {
 	natsURL    string
@@ -252,18 +240,23 @@ func inStream(layout string, p int) string {
 // second run against the same --data-dir or --nats-url harmless.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, o options) error {
 	cfgs := []jetstream.StreamConfig{
-		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
-		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, Storage: jetstream.FileStorage},
+		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: wire.MinDuplicateWindow, Storage: jetstream.FileStorage},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: wire.MinDuplicateWindow, Storage: jetstream.FileStorage},
 		{Name: wire.StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: wire.MerchantHistory, Storage: jetstream.FileStorage},
 	}
 	if o.layout == "shared" {
-		cfgs = append(cfgs, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{wire.InWildcard}, Duplicates: dupWindow,
+		// The daemon's partition() transform (wire.PartitionMapping): it
+		// must hash the same token (the user) as the daemon's, or the relay
+		// would spread events over partitions differently and measure
+		// another fan-out.
+		src, dest := wire.PartitionMapping(o.partitions)
+		cfgs = append(cfgs, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{src}, Duplicates: wire.MinDuplicateWindow,
 			Storage:          jetstream.FileStorage,
-			SubjectTransform: &jetstream.SubjectTransformConfig{Source: wire.InWildcard, Destination: partitionedDest(o.partitions)}})
+			SubjectTransform: &jetstream.SubjectTransformConfig{Source: src, Destination: dest}})
 	} else {
 		for p := 0; p < o.partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{Name: inStream(o.layout, p), Subjects: []string{wire.PartitionFilter(p)},
-				Duplicates: dupWindow, Storage: jetstream.FileStorage})
+				Duplicates: wire.MinDuplicateWindow, Storage: jetstream.FileStorage})
 		}
 	}
 	for _, c := range cfgs {

@@ -52,20 +52,21 @@ func (h *Histograms) Between(from, to Snapshot) [NumStages]Summary {
 		out[st].Stage = st
 		out[st].P50, out[st].P99 = -1, -1
 		if out[st].Count > 0 {
-			out[st].P50 = quantile(0.5, h.bounds, diff, out[st].Count)
-			out[st].P99 = quantile(0.99, h.bounds, diff, out[st].Count)
+			out[st].P50 = Quantile(0.5, h.bounds, diff, out[st].Count)
+			out[st].P99 = Quantile(0.99, h.bounds, diff, out[st].Count)
 		}
 	}
 	return out
 }
 
-// quantile estimates the q-quantile (0..1) of total observations counted
+// Quantile estimates the q-quantile (0..1) of total observations counted
 // in buckets (bounds' buckets, then +Inf) the way Prometheus'
 // histogram_quantile does, so that the page and the dashboard agree on
 // the same data: linear interpolation inside the bucket, from 0 in the
 // first one. A quantile in +Inf is reported as the largest finite bound,
-// a floor rather than a guess: the page shows "at least this".
-func quantile(q float64, bounds []float64, buckets []uint64, total uint64) float64 {
+// a floor rather than a guess: the page shows "at least this". The
+// status page's decision-latency mirror (pipeline) uses it too.
+func Quantile(q float64, bounds []float64, buckets []uint64, total uint64) float64 {
 	rank := q * float64(total)
 	var cum float64
 	for i, n := range buckets {

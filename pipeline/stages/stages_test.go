@@ -108,7 +108,7 @@ func TestBetween(t *testing.T) {
 	// p99.5 lies in the (1, 10 ms] bucket only if the 10 ms was counted there.
 	to := h.Snapshot()[Commit]
 	diff := []uint64{to[0] - from[Commit][0], to[1] - from[Commit][1], to[2] - from[Commit][2], to[3] - from[Commit][3]}
-	if q := quantile(0.995, h.bounds, diff, 100); q <= 0.001 || q > 0.01 {
+	if q := Quantile(0.995, h.bounds, diff, 100); q <= 0.001 || q > 0.01 {
 		t.Fatalf("p99.5 %v, want in (1, 10 ms]", q)
 	}
 	if p := got[PublishAck]; p.Count != 1 || p.P99 != 0.1 {

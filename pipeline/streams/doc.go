@@ -18,7 +18,7 @@
 //     partition count that contradicts the existing inbound streams (a
 //     permanent error), since a changed P would route a shopper's events
 //     to another partition than their state.
-//   - The duplicate window (dupWindow, 2 minutes) of FR_IN, FR_OUT and
+//   - The duplicate window (wire.MinDuplicateWindow, 2 minutes) of FR_IN, FR_OUT and
 //     FR_DLQ is what makes republished outputs effectively-once; the
 //     daemon's outbox republish relies on it.
 //   - EnsureStreams is idempotent: a stream that exists as configured is

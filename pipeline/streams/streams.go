@@ -31,33 +31,6 @@ const (
 	LayoutShared Layout = "shared"
 )
 
-const (
-	// inboundWildcard is what the shared FR_IN stores and what the
-	// server mapping of the per-partition layout rewrites: fr.in.*.*.
-	inboundWildcard = wire.InWildcard
-	// dupWindow is the duplicate window of FR_IN, FR_OUT and FR_DLQ: a
-	// message republished with the same Nats-Msg-Id within it is stored
-	// once. Effectively-once output rests on it: a restart republishes the
-	// stored outbox, and only this window drops the copies (contract.md).
-	// The daemon uses exactly the contract's minimum: longer would only
-	// cost the server memory for IDs no restart republishes.
-	dupWindow = wire.MinDuplicateWindow
-)
-
-// merchantHistory is how many profiles FR_MERCHANT keeps per merchant
-// (the contract asks for at least 10; a replay reads the profile in force
-// at each request, so fewer would change replayed decisions).
-const merchantHistory = wire.MerchantHistory
-
-// partitionedDest is the destination of the partition() subject
-// transform for p partitions: the same string in the embedded server's
-// mapping, the shared stream's transform and the check that refuses a
-// changed P, so it must come from one place (wire).
-func partitionedDest(p int) string {
-	_, dest := wire.PartitionMapping(p)
-	return dest
-}
-
 // InStream is the stream that stores partition p in a layout.
 func InStream(l Layout, p int) string {
 	if l == LayoutShared {
@@ -84,14 +57,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
+	// The duplicate window of FR_IN, FR_OUT and FR_DLQ is exactly the
+	// contract's minimum: a restart republishes the stored outbox and only
+	// this window drops the copies; longer would only cost the server
+	// memory for IDs no restart republishes. FR_MERCHANT keeps the
+	// contract's history per merchant: replay and a restart read the
+	// profile in force at each request from it.
 	cfgs := []jetstream.StreamConfig{
-		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		// History per merchant: a decision reads the profile in force when
 		// its request was stored, after a restart, a takeover or in a
 		// replay too (domain.md, Missing data). An existing stream that
 		// kept one per merchant is updated on start.
-		{Name: wire.StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Name: wire.StreamMerchant, Subjects: []string{wire.MerchantSubjects}, MaxMsgsPerSubject: wire.MerchantHistory, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	switch o.Layout {
 	case LayoutShared:
@@ -99,9 +78,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			return err
 		}
 		cfgs = append(cfgs, jetstream.StreamConfig{
-			Name: wire.StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+			Name: wire.StreamIn, Subjects: []string{wire.InWildcard}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge,
 			Storage: jetstream.FileStorage, Replicas: o.Replicas,
-			SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(o.Partitions)},
+			SubjectTransform: partitionTransform(o.Partitions),
 		})
 	case LayoutStreams:
 		if _, err := js.Stream(ctx, InStream(o.Layout, o.Partitions)); err == nil {
@@ -109,7 +88,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
-				Name: InStream(o.Layout, p), Subjects: []string{wire.PartitionFilter(p)}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+				Name: InStream(o.Layout, p), Subjects: []string{wire.PartitionFilter(p)}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: o.Replicas,
 			})
 		}
@@ -212,8 +191,17 @@ func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) e
 		return fmt.Errorf("streams: look up %s: %w", wire.StreamIn, err)
 	}
 	tr := s.CachedInfo().Config.SubjectTransform
-	if tr != nil && tr.Destination != partitionedDest(p) {
+	if tr != nil && tr.Destination != partitionTransform(p).Destination {
 		return Permanent(fmt.Errorf("streams: %s partitions by %q, not %d partitions: P is fixed for the life of the streams", wire.StreamIn, tr.Destination, p))
 	}
 	return nil
+}
+
+// partitionTransform is the partition() subject transform for p
+// partitions (wire.PartitionMapping): the shared stream's transform and
+// the check that refuses a changed P compare the same value, so that a
+// daemon restarted with another P cannot silently re-partition.
+func partitionTransform(p int) *jetstream.SubjectTransformConfig {
+	src, dest := wire.PartitionMapping(p)
+	return &jetstream.SubjectTransformConfig{Source: src, Destination: dest}
 }

@@ -37,15 +37,15 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []jetstream.StreamConfig{
-			{Name: wire.StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: dupWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
-			{Name: wire.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: merchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: wire.StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: wire.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: wire.MerchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
 		}
 		if layout == LayoutShared {
-			want = append(want, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{inboundWildcard}, Duplicates: dupWindow, MaxAge: o.InMaxAge,
+			want = append(want, jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{wire.InWildcard}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge,
 				Storage: jetstream.FileStorage, Replicas: 1,
-				SubjectTransform: &jetstream.SubjectTransformConfig{Source: inboundWildcard, Destination: partitionedDest(4)}})
+				SubjectTransform: partitionTransform(4)})
 		} else {
-			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{wire.PartitionFilter(3)}, Duplicates: dupWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
+			want = append(want, jetstream.StreamConfig{Name: InStream(layout, 3), Subjects: []string{wire.PartitionFilter(3)}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge, Storage: jetstream.FileStorage, Replicas: 1})
 		}
 		for _, c := range want {
 			s, err := js.Stream(ctx, c.Name)
