@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,8 +109,17 @@ func StartCluster(tb testing.TB, n int) ([]*server.Server, string) {
 		})
 		urls[i] = srvs[i].ClientURL()
 	}
-	WaitUntil(tb, 30*time.Second, "JetStream meta leader", func() bool {
-		return slices.ContainsFunc(srvs, (*server.Server).JetStreamIsLeader)
+	// A meta leader is not enough for an R<n> stream: placement needs every
+	// peer online with JetStream and its stats received by the leader, or
+	// the create fails with "no suitable peers for placement" (seen in
+	// TestClusterKill9 under load).
+	WaitUntil(tb, 30*time.Second, "JetStream meta leader seeing every peer", func() bool {
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return len(s.JetStreamClusterPeers()) == n
+			}
+		}
+		return false
 	})
 	return srvs, strings.Join(urls, ",")
 }
