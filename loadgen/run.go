@@ -251,11 +251,14 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 				r.decisions.Output(subject, at)
 			}
 		}
-		if stopOut, err = r.consume(ctx, streamOut, outStart, handle); err != nil {
+		// Filtered on the contract's output subjects, as every downstream
+		// consumer should be: FR_OUT also stores the daemon's commit
+		// markers (fr.commit.<p>), which are not outputs.
+		if stopOut, err = r.consume(ctx, streamOut, contract.OutPrefix+">", outStart, handle); err != nil {
 			return nil, err
 		}
 	}
-	stopDLQ, err := r.consume(ctx, streamDLQ, dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.DeadLetter(data) })
+	stopDLQ, err := r.consume(ctx, streamDLQ, "", dlqStart, func(_ string, data []byte, _ time.Time) { r.tr.DeadLetter(data) })
 	if err != nil {
 		stopOut()
 		return nil, err
@@ -347,10 +350,14 @@ func streamEnd(ctx context.Context, js jetstream.JetStream, name string) (uint64
 
 // consume reads a stream from sequence start with an ordered consumer (so
 // no message is missed or doubled) and calls handle for each message with
-// its arrival time. The returned stop waits until the handler is done.
-func (r *runner) consume(ctx context.Context, stream string, start uint64, handle func(subject string, data []byte, at time.Time)) (func(), error) {
-	c, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq: start})
+// its arrival time; filter, when set, keeps only matching subjects. The
+// returned stop waits until the handler is done.
+func (r *runner) consume(ctx context.Context, stream, filter string, start uint64, handle func(subject string, data []byte, at time.Time)) (func(), error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	c, err := r.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: ordered consumer on %s: %w", stream, err)
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/pipeline/merchants"
+	"github.com/flashreturn/flashreturn/pipeline/outbound"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
@@ -83,6 +85,10 @@ type Config struct {
 	// or die (pipeline/cluster, CLUSTER.md). Nil: this daemon owns every
 	// partition.
 	Cluster *cluster.Options
+	// OutDuplicates is FR_OUT's duplicate window (0: the contract's 2
+	// minutes). Exactly-once does not rest on it (pipeline/outbound);
+	// tests set 1 s to show that.
+	OutDuplicates time.Duration
 	// Replicas of the streams (and cluster buckets) the daemon creates.
 	// Default 1; 3 on a 3-node NATS cluster.
 	Replicas int
@@ -272,7 +278,9 @@ type Daemon struct {
 	ctlJS     jetstream.JetStream
 	js        jetstream.JetStream
 	store     *state.Store
-	merchants *merchantView
+	merchants *merchants.View
+	// out publishes every partition's outputs (pipeline/outbound).
+	out       *outbound.Publisher
 	shadow    *apply.Shadow
 	reload    chan struct{}
 	workers   []*worker
@@ -295,8 +303,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Shadow != nil {
 		d.shadow = apply.NewShadow(cfg.Shadow, cfg.Metrics)
 	}
-	d.merchants = newMerchantView(d.log.With("component", "merchants"), cfg.Metrics)
-	d.merchants.deadLetter = d.deadLetterSync
+	d.merchants = merchants.New(d.log.With("component", "merchants"), cfg.Metrics)
+	d.merchants.DeadLetter = d.deadLetterSync
 	if cfg.Cluster != nil {
 		d.cluster = cluster.New(*cfg.Cluster, cfg.Partitions, cfg.Replicas, cfg.DrainTimeout, cluster.Hooks{
 			RunPartition:   d.runPartition,
@@ -462,9 +470,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// with it (issue 16).
 	mctx, stopMerchants := context.WithCancel(hard)
 	defer stopMerchants()
+	// The publisher, like the merchant view, serves the workers' drain:
+	// it stops once they have.
+	d.out = outbound.New(outbound.Config{
+		Conn: d.nc, JS: d.js, Stream: wire.StreamOut, Owner: d.memberID(),
+		EpochHeader: cluster.EpochHeader, AckTimeout: publishAckTimeout,
+		Log: d.log.With("component", "outbound"), Metrics: d.m.set,
+	})
+	pctx, stopPublisher := context.WithCancel(hard)
+	defer stopPublisher()
+	wg.Go(func() { labelled(pctx, d.out.Run, "component", "outbound") })
 	wg.Go(func() {
 		labelled(mctx, func(mctx context.Context) {
-			if err := d.merchants.run(mctx, d.js); err != nil {
+			if err := d.merchants.Run(mctx, d.js); err != nil {
 				d.log.Error("merchant view stopped", "err", err)
 			}
 		}, "component", "merchants")
@@ -523,6 +541,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-ctx.Done()
 	d.log.Info("draining")
 	workers.Wait()
+	stopPublisher()
 	stopMerchants()
 	wg.Wait()
 	if httpSrv != nil {
@@ -532,6 +551,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("drained")
 	return nil
+}
+
+// memberID is this daemon's cluster member name, "" for a single daemon.
+func (d *Daemon) memberID() string {
+	if d.cfg.Cluster == nil {
+		return ""
+	}
+	return d.cfg.Cluster.MemberID
 }
 
 // labelled runs f on the calling goroutine with the pprof labels kv
@@ -715,7 +742,11 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 func (d *Daemon) setupRetry(ctx context.Context) error {
 	deadline := time.Now().Add(d.cfg.SetupTimeout)
 	for attempt := 0; ; attempt++ {
-		err := streams.EnsureStreams(ctx, d.js, streams.StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions, InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas})
+		err := streams.CheckServerVersion(d.nc.ConnectedServerVersion())
+		if err == nil {
+			err = streams.EnsureStreams(ctx, d.js, streams.StreamOptions{Layout: d.cfg.Layout, Partitions: d.cfg.Partitions,
+				InMaxAge: d.cfg.InMaxAge, OutMaxAge: d.cfg.OutMaxAge, Replicas: d.cfg.Replicas, OutDuplicates: d.cfg.OutDuplicates})
+		}
 		if err == nil && d.cluster != nil {
 			sctx, cancel := context.WithTimeout(ctx, streams.SetupCallTimeout)
 			err = d.cluster.Setup(sctx, d.ctlJS, d.js, d.store)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +68,9 @@ func runHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	if cfg.HTTP == nil {
 		cfg.HTTP = serveAPI
+	}
+	if cfg.Logger == nil && os.Getenv("FR_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	d, err := New(cfg)
 	if err != nil {

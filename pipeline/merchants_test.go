@@ -3,15 +3,11 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/flashreturn/flashreturn/internal/core"
-	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/replay"
 )
 
@@ -104,28 +100,5 @@ func TestMerchantViewAsOfIngest(t *testing.T) {
 		if string(lb) != string(rb) {
 			t.Errorf("%s/%s differs:\nlive   %s\nreplay %s", c.user, c.req, lb, rb)
 		}
-	}
-}
-
-// TestMerchantViewKeepsWhatTheStreamKeeps: after more updates than
-// FR_MERCHANT keeps per merchant, the live view knows exactly the
-// versions a restart would read back from the stream, no older one; a
-// request stored before the oldest kept version is decided alike live and
-// after a restart (merchant_unknown in both).
-func TestMerchantViewKeepsWhatTheStreamKeeps(t *testing.T) {
-	v := newMerchantView(slog.New(slog.DiscardHandler), metrics.NewSet())
-	n := wire.MerchantHistory + 3
-	for i := 1; i <= n; i++ {
-		v.put(&core.Merchant{ID: "m1", Revision: uint64(i)}, int64(i)*100)
-	}
-	if m := v.LookupAt("m1", 3*100); m != nil {
-		t.Fatalf("revision %d still known, older than the stream's %d kept versions", m.Revision, wire.MerchantHistory)
-	}
-	oldest := n - wire.MerchantHistory + 1
-	if m := v.LookupAt("m1", int64(oldest)*100); m == nil || m.Revision != uint64(oldest) {
-		t.Fatalf("oldest kept version: %+v, want revision %d", m, oldest)
-	}
-	if m := v.Lookup("m1"); m == nil || m.Revision != uint64(n) {
-		t.Fatalf("latest: %+v, want revision %d", m, n)
 	}
 }

@@ -50,7 +50,10 @@ type pipelineMetrics struct {
 	consumerReset *metrics.Counter
 	setupRetries  *metrics.Counter
 	timersFired   *metrics.Counter
-	panics        *metrics.Counter
+	// suppressed counts outputs a replay made again that FR_OUT's last
+	// commit marker already covered (not published).
+	suppressed *metrics.Counter
+	panics     *metrics.Counter
 	// stages are the stage histograms (pipeline/stages), on latencyBuckets.
 	stages *stages.Histograms
 	// decisions maps a policy name to its counters by verdict.
@@ -104,6 +107,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.consumerReset = set.NewCounter(`flashreturn_consumer_resets_total`)
 	m.setupRetries = set.NewCounter(`flashreturn_setup_retries_total`)
 	m.timersFired = set.NewCounter(`flashreturn_timers_fired_total`)
+	m.suppressed = set.NewCounter(`flashreturn_outputs_suppressed_total`)
 	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
 	m.stages = stages.New(set, latencyBuckets)
 	m.ops = newOpsMetrics(set)

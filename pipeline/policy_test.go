@@ -127,9 +127,16 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	h, path, body, first := policyFileHarness(t)
 	const n = 400
 	done := make(chan struct{})
+	swapped := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := 0; i < n; i++ {
+			if i == n/2 {
+				// The second half goes out once the new policy is in
+				// force, while the first half may still be applied: both
+				// versions decide, the swap lands wherever a batch ends.
+				<-swapped
+			}
 			u := fmt.Sprintf("ld%d", i%50)
 			h.pub("return", u, "return.requested", "2026-11-12T10:00:00+08:00",
 				map[string]any{"request_id": fmt.Sprintf("r%d", i), "order_id": "none", "kind": "return_refund", "reason": "no_reason", "pickup": false})
@@ -141,6 +148,8 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.d.Reload()
+	h.waitFor("the new policy in force", func() bool { return h.d.Policy().Version != first.Version })
+	close(swapped)
 	<-done
 	decs := h.waitOut("fr.out.decision.", n)
 	second := h.d.Policy().Version

@@ -6,66 +6,64 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
-	"github.com/flashreturn/flashreturn/pipeline/streams"
+	"github.com/flashreturn/flashreturn/pipeline/outbound"
 	"github.com/flashreturn/flashreturn/state"
 )
 
-// inflight is a committed batch whose outputs were sent to FR_OUT and
-// whose acknowledgements are awaited.
+// inflight is a committed batch whose outputs were handed to the
+// publisher (pipeline/outbound) and whose result is awaited.
 type inflight struct {
 	pending bool
 	outbox  []state.OutMsg
 	arena   []byte // backs outbox's data
-	futures []jetstream.PubAckFuture
-	next    int   // futures[:next] have answered
-	err     error // the first error among them
-	sent    time.Time
-	ack     jetstream.Msg // AckAll covers the batch's inputs; nil: none
-	n       int
-	ops     batchOps
-	// acked is when the worker first saw every publish answered (zero
-	// until then): the end of the publish_ack stage.
+	// batch carries outbox to the publisher; submitted says it was
+	// handed over (a batch with no outputs is not), got that its result
+	// (err) came.
+	batch     *outbound.Batch
+	submitted bool
+	got       bool
+	err       error
+	sent      time.Time
+	ack       jetstream.Msg // AckAll covers the batch's inputs; nil: none
+	n         int
+	ops       batchOps
+	// acked is when the worker first saw the result (zero until then):
+	// the end of the publish_ack stage.
 	acked time.Time
 }
 
-// done reports whether every publish of the batch has been answered. A
-// future's channels deliver their answer once, so the answers received
-// here are kept (next, err) for wait.
+// done reports whether the batch's result has come, without waiting.
 func (f *inflight) done() bool {
-	for ; f.next < len(f.futures); f.next++ {
-		fu := f.futures[f.next]
-		select {
-		case <-fu.Ok():
-		case err := <-fu.Err():
-			f.keep(fu, err)
-		default:
-			return false
-		}
+	if f.got || !f.submitted {
+		f.stamp()
+		return true
 	}
-	f.stamp()
-	return true
+	select {
+	case err := <-f.batch.Done():
+		f.got, f.err = true, err
+		f.stamp()
+		return true
+	default:
+		return false
+	}
 }
 
-// stamp notes the first moment every answer was seen.
+// stamp notes the first moment the result was seen.
 func (f *inflight) stamp() {
 	if f.acked.IsZero() {
 		f.acked = time.Now()
 	}
 }
 
-// wait waits for the answers not yet received and returns the first
-// error among all of them.
+// wait waits for the batch's result.
 func (f *inflight) wait(ctx context.Context) error {
-	for ; f.next < len(f.futures); f.next++ {
-		fu := f.futures[f.next]
+	if !f.got && f.submitted {
 		select {
-		case <-fu.Ok():
-		case err := <-fu.Err():
-			f.keep(fu, err)
+		case err := <-f.batch.Done():
+			f.got, f.err = true, err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -74,68 +72,59 @@ func (f *inflight) wait(ctx context.Context) error {
 	return f.err
 }
 
-// keep records a failed publish; the first failure is the one reported
-// (the others usually share its cause).
-func (f *inflight) keep(fu jetstream.PubAckFuture, err error) {
-	if f.err == nil {
-		f.err = fmt.Errorf("publish %s: %w", fu.Msg().Subject, err)
-	}
-}
-
-// publishRetry publishes msgs with their deterministic message IDs and
-// waits for every ack, republishing them all (deduplicated by the server)
-// until it succeeds or ctx ends.
-func (w *worker) publishRetry(ctx context.Context, msgs []state.OutMsg) error {
+// publishSync publishes msgs (the outbox a former run left) through the
+// publisher and waits for the result.
+func (w *worker) publishSync(ctx context.Context, msgs []state.OutMsg) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		futures, err := w.send(w.retryFut[:0], msgs)
-		w.retryFut = futures
-		if err == nil {
-			err = (&inflight{futures: futures}).wait(ctx)
-		}
-		if err == nil {
-			w.d.m.publishLat.UpdateDuration(start)
-			w.ready.Store(true)
-			return nil
-		}
-		if errors.Is(err, cluster.ErrFenced) {
-			return err
-		}
-		w.d.m.publishErrs.Inc()
-		w.ready.Store(false)
-		w.log.Warn("publish failed; retrying", "attempt", attempt, "messages", len(msgs), "err", err)
-		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
-			return fmt.Errorf("partition %d: publish: %w", w.p, err)
-		}
+	f := &inflight{batch: w.startBatch}
+	if err := w.send(f, msgs); err != nil {
+		return err
 	}
+	start := time.Now()
+	if err := f.wait(ctx); err != nil {
+		return w.publishErr(err)
+	}
+	w.d.m.publishLat.UpdateDuration(start)
+	return nil
 }
 
-// send publishes msgs asynchronously (after checking the fence) and
-// appends their futures to futures.
-func (w *worker) send(futures []jetstream.PubAckFuture, msgs []state.OutMsg) ([]jetstream.PubAckFuture, error) {
+// publishErr wraps a publisher's error for the worker: a batch FR_OUT
+// refused because another owner claimed the partition is a fence (the
+// worker stops, as when its lease lapses).
+func (w *worker) publishErr(err error) error {
+	if errors.Is(err, outbound.ErrFenced) {
+		w.d.m.publishErrs.Inc()
+		return fmt.Errorf("partition %d: %w: %w", w.p, cluster.ErrFenced, err)
+	}
+	return fmt.Errorf("partition %d: publish: %w", w.p, err)
+}
+
+// send hands msgs to the publisher as f's batch (after checking the
+// fence); a batch with no messages is not handed over.
+func (w *worker) send(f *inflight, msgs []state.OutMsg) error {
+	f.submitted, f.got, f.err = false, false, nil
 	if len(msgs) == 0 {
-		return futures, nil
+		return nil
 	}
 	if err := w.checkFence(); err != nil {
-		return futures, err
+		return err
 	}
-	for i := range msgs {
-		o := &msgs[i]
-		msg := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
-		if w.epoch != "" {
-			msg.Header[cluster.EpochHeader] = []string{w.epoch}
-		}
-		f, err := w.d.js.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(5*time.Second))
-		if err != nil {
-			return futures, fmt.Errorf("publish %s: %w", o.Subject, err)
-		}
-		futures = append(futures, f)
+	if sendHook != nil {
+		sendHook(w.p)
 	}
-	return futures, nil
+	f.batch.Reset(w.p, w.epoch, msgs)
+	w.d.out.Submit(f.batch)
+	f.submitted = true
+	return nil
 }
+
+// sendHook, when set (by tests, before the daemon starts), runs before a
+// worker hands a batch to the publisher, after its fence check: a test
+// pauses a worker there to play a process frozen between its check and
+// its write.
+var sendHook func(p int)
 
 // checkFence runs the cluster fence (nil outside cluster mode).
 func (w *worker) checkFence() error {
@@ -146,4 +135,30 @@ func (w *worker) checkFence() error {
 		return fmt.Errorf("partition %d: %w", w.p, err)
 	}
 	return nil
+}
+
+// uncovered returns the outputs of msgs after the position the claim
+// found covered (and those written before positions existed).
+func (w *worker) uncovered(msgs []state.OutMsg) []state.OutMsg {
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m.Pos.IsZero() || m.Pos.After(w.skip) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// release ends the run's publishing: nothing of the partition is
+// published by this process after it, and results nobody waited for are
+// dropped so the batches can be reused.
+func (w *worker) release() {
+	w.d.out.Release(w.p)
+	for _, b := range []*outbound.Batch{w.prev.batch, w.outBatch, w.startBatch} {
+		select {
+		case <-b.Done():
+		default:
+		}
+	}
+	w.prev.pending = false
 }

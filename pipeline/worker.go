@@ -18,6 +18,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/outbound"
 	"github.com/flashreturn/flashreturn/pipeline/stages"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
@@ -74,12 +75,24 @@ type worker struct {
 	batch   []delivery
 	// stg holds the batch's per-event stage timings until its apply
 	// sticks (pipeline/stages).
-	stg     *stages.Events
-	ev      core.Event
-	outbox  []state.OutMsg // outputs of the batch being applied
-	arena   []byte         // encoded outputs of that batch
-	futures []jetstream.PubAckFuture
-	ops     batchOps // operator metrics staged until the batch is published (metrics_ops.go)
+	stg    *stages.Events
+	ev     core.Event
+	outbox []state.OutMsg // outputs of the batch being applied
+	arena  []byte         // encoded outputs of that batch
+	// batch carries the batch in hand to the publisher; it swaps with
+	// prev's, as the outbox does.
+	outBatch *outbound.Batch
+	// startBatch carries the outbox a former run left.
+	startBatch *outbound.Batch
+	// posSeq and posIdx give the next output its position (state.Pos):
+	// the input being applied and how many outputs it made so far.
+	posSeq uint64
+	posIdx uint32
+	// skip is the position the partition's last commit marker covered
+	// when this run claimed it: outputs at or before it are in FR_OUT
+	// already, and a replay from an older state does not make them again.
+	skip state.Pos
+	ops  batchOps // operator metrics staged until the batch is published (metrics_ops.go)
 	// events is the partition's event counter, also held by both
 	// batchOps. Status reads it from here: ops is swapped by value at
 	// every batch, so reading through w.ops from another goroutine races
@@ -89,7 +102,6 @@ type worker struct {
 	// acknowledged by FR_OUT (see step).
 	prev      inflight
 	commitBuf []state.OutMsg // prev's and the new batch's outputs, for one commit
-	retryFut  []jetstream.PubAckFuture
 
 	// ready, pending and applied are read by readiness, gauges and the
 	// status page from other goroutines; everything else above is the
@@ -126,7 +138,9 @@ func newWorker(d *Daemon, p int) *worker {
 		stg: stages.NewEvents(d.m.stages),
 		ops: newBatchOps(d, p),
 		// prev.ops swaps with ops at every batch (step).
-		prev: inflight{ops: newBatchOps(d, p)},
+		prev:       inflight{ops: newBatchOps(d, p), batch: outbound.NewBatch()},
+		outBatch:   outbound.NewBatch(),
+		startBatch: outbound.NewBatch(),
 	}
 	w.events = w.ops.events
 	w.merchantAt = func(id string) *core.Merchant { return d.merchants.LookupAt(id, w.asOf) }
@@ -149,13 +163,30 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.ops.cnt.add(w.d.m.timersFired, 1)
 	}}
+	// Claim the partition on FR_OUT first: from here on a former
+	// owner's batches fail at the server. The claim says what FR_OUT
+	// holds already.
+	epoch, _ := strconv.ParseUint(w.epoch, 10, 64)
+	skip, err := w.d.out.Claim(ctx, w.p, epoch)
+	if err != nil {
+		if errors.Is(err, outbound.ErrFenced) {
+			return w.publishErr(err)
+		}
+		return nil // shutting down
+	}
+	w.skip = skip
+	defer w.release()
 	// The outbox left by the last run holds outputs that were committed
-	// but maybe never acknowledged: republish them before consuming, so
-	// that nothing committed is lost and FR_OUT drops what did arrive.
-	if left := pt.Outbox(); len(left) > 0 {
-		w.log.Info("republishing outbox left by the last run", "messages", len(left))
+	// but maybe never stored in FR_OUT: publish the part the last marker
+	// does not cover before consuming, so that nothing committed is lost
+	// and nothing stored is stored twice.
+	if left := w.uncovered(pt.Outbox()); len(pt.Outbox()) > 0 {
+		w.log.Info("publishing the outbox left by the last run", "messages", len(left), "covered_by_marker", pt.OutboxLen()-len(left))
 		w.outboxLen.Store(int64(len(left)))
-		if err := w.publishRetry(ctx, left); err != nil {
+		if err := w.publishSync(ctx, left); err != nil {
+			if errors.Is(err, cluster.ErrFenced) {
+				return err
+			}
 			return nil // shutting down
 		}
 		w.outboxLen.Store(0)
@@ -438,11 +469,16 @@ func (w *worker) step(ctx context.Context) error {
 	}
 	w.d.m.stages.Observe(stages.Commit, time.Since(commitStart))
 	w.outboxLen.Store(int64(len(out)))
+	// The publisher keeps a partition's batches in order, so the batch in
+	// hand can be handed over before the one in flight is stored.
 	sent := time.Now()
-	futures, serr := w.send(w.futures[:0], w.outbox)
-	w.futures = futures
+	next := inflight{batch: w.outBatch}
+	serr := w.send(&next, w.outbox)
 	if err := w.finishPrev(ctx); err != nil {
 		return err
+	}
+	if serr != nil {
+		return serr
 	}
 	w.outboxLen.Store(int64(len(w.outbox)))
 	// The batch in hand becomes the one in flight; its buffers swap with
@@ -450,20 +486,12 @@ func (w *worker) step(ctx context.Context) error {
 	f := &w.prev
 	f.outbox, w.outbox = w.outbox, f.outbox[:0]
 	f.arena, w.arena = w.arena, f.arena[:0]
-	f.futures, w.futures = w.futures, f.futures[:0]
+	f.batch, w.outBatch = w.outBatch, f.batch
 	f.ops, w.ops = w.ops, f.ops
-	f.sent, f.n, f.ack, f.pending, f.next, f.err, f.acked = sent, n, nil, true, 0, nil, time.Time{}
+	f.sent, f.n, f.ack, f.pending, f.acked = sent, n, nil, true, time.Time{}
+	f.submitted, f.got, f.err = next.submitted, false, nil
 	if n > 0 {
 		f.ack = w.batch[n-1].msg
-	}
-	if serr != nil {
-		// Not everything went out: publish it all again, synchronously.
-		w.log.Warn("publish failed; retrying", "messages", len(f.outbox), "err", serr)
-		f.futures = f.futures[:0]
-		if err := w.publishRetry(ctx, f.outbox); err != nil {
-			return err
-		}
-		f.acked = time.Now()
 	}
 	return nil
 }
@@ -499,19 +527,12 @@ func (w *worker) finishPrev(ctx context.Context) error {
 		return nil
 	}
 	if err := f.wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("partition %d: publish: %w", w.p, err)
-		}
-		w.d.m.publishErrs.Inc()
-		w.log.Warn("publish failed; retrying", "messages", len(f.outbox), "err", err)
-		if err := w.publishRetry(ctx, f.outbox); err != nil {
-			return err
-		}
-		f.acked = time.Now()
-	} else if len(f.outbox) > 0 {
-		w.d.m.publishLat.UpdateDuration(f.sent)
+		// The publisher retries what can pass by itself: what comes back
+		// is a fence, a release or the end of the daemon.
+		return w.publishErr(err)
 	}
 	if len(f.outbox) > 0 {
+		w.d.m.publishLat.UpdateDuration(f.sent)
 		w.d.m.stages.Observe(stages.PublishAck, f.acked.Sub(f.sent))
 	}
 	if f.ack != nil {
@@ -609,6 +630,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 		w.lastCon = meta.Sequence.Consumer
 		w.pending.Store(int64(meta.NumPending))
 		seq := meta.Sequence.Stream
+		w.posSeq, w.posIdx = seq, 0
 		if seq <= w.cursor {
 			w.d.m.redelivered.Inc()
 			continue
@@ -650,7 +672,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 	ev := &w.ev
 	*ev = core.Event{}
 	if err := wire.Decode(kind, user, m.Data(), ev); err != nil {
-		reason, text := dlqReason(err)
+		reason, text := wire.DecodeReason(err)
 		w.deadLetter(reason, text, m.Subject(), seq, m.Data(), now)
 		return ""
 	}
@@ -683,10 +705,12 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 		w.deadLetter(reason, text, w.msg.Subject(), w.seq, w.msg.Data(), now)
 		return
 	}
-	start := len(w.arena)
-	w.arena = wire.AppendEffect(w.arena, e, env.Loc, now)
-	data := w.arena[start:len(w.arena):len(w.arena)]
-	w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data})
+	if pos, ok := w.nextPos(); ok {
+		start := len(w.arena)
+		w.arena = wire.AppendEffect(w.arena, e, env.Loc, now)
+		data := w.arena[start:len(w.arena):len(w.arena)]
+		w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data, Pos: pos})
+	}
 	w.d.m.effect(&w.ops.cnt, e)
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
@@ -702,6 +726,10 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 	subject = wire.PublishedSubject(subject)
 	w.d.m.deadLetter(&w.ops.cnt, reason)
 	w.ops.deadLetter(reason, text, subject, seq)
+	pos, ok := w.nextPos()
+	if !ok {
+		return
+	}
 	start := len(w.arena)
 	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)
 	out := w.arena[start:len(w.arena):len(w.arena)]
@@ -709,7 +737,21 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 		Subject: wire.DLQSubject(reason),
 		MsgID:   wire.DLQMsgID(streams.InStream(w.d.cfg.Layout, w.p), seq),
 		Data:    out,
+		Pos:     pos,
 	})
+}
+
+// nextPos gives the next output of the input being applied its position,
+// and reports whether to publish it: not when the claim found FR_OUT
+// holding it already (a replay from older state makes it again).
+func (w *worker) nextPos() (state.Pos, bool) {
+	pos := state.Pos{Seq: w.posSeq, Idx: w.posIdx}
+	w.posIdx++
+	if !pos.After(w.skip) {
+		w.d.m.suppressed.Inc()
+		return pos, false
+	}
+	return pos, true
 }
 
 // commitRetry commits the staged batch, retrying with backoff while the

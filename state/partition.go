@@ -658,3 +658,7 @@ func (pt *Partition) CacheBytes() int64 { return pt.c.bytes }
 
 // CachedUsers returns the number of users in the partition's cache.
 func (pt *Partition) CachedUsers() int { return len(pt.c.m) }
+
+// Pos is an output's position in its partition's output order
+// (record.Pos).
+type Pos = record.Pos

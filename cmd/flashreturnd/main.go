@@ -146,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		// costs in throughput.
 		jsSync    = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
 		stateSync = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
+		outDups   = fs.Duration("out-duplicate-window", 0, "FR_OUT's duplicate window when the daemon creates or updates it (0: the contract's 2m); exactly-once rests on the commit markers, not on it (tests run with 1s)")
 		// Memory and batching, sized for one machine serving 64 partitions
 		// (see the memory limit's comment below for what else is in RSS).
 		cacheMB    = fs.Int("cache-mb", defaults.CacheMiB, "state cache budget in MiB")
@@ -234,6 +235,7 @@ Flags:
 		Policy: pol, Partitions: *partitions, Loc: loc, Layout: streams.Layout(*layout),
 		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
+		OutDuplicates: *outDups,
 	}
 	// A soft memory limit keeps RSS bounded (Go otherwise lets the heap
 	// grow to twice the live set). It must leave room for the embedded

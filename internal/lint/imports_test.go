@@ -84,7 +84,8 @@ var allowedImports = map[string]importRule{
 	"state/record":            {Internal: []string{pkgCore, pkgPolicy}},
 	"state/record/recordtest": {Internal: []string{pkgCore, "state/record"}},
 	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState,
-		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/stages", "pipeline/streams"},
+		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/merchants", "pipeline/outbound",
+		"pipeline/stages", "pipeline/streams", "state/record"},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
 	// pipeline's own layers (see pipeline/doc.go's map): defaults at the
 	// bottom, then streams; apply is the deterministic step shared by the
@@ -99,6 +100,11 @@ var allowedImports = map[string]importRule{
 		Modules: []string{modMetrics, modSonic}},
 	"pipeline/replay": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/defaults", "pipeline/streams"},
 		Modules: []string{modNATS}},
+	// merchants is the merchant view: FR_MERCHANT in, profiles out.
+	"pipeline/merchants": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/streams"}, Modules: []string{modNATS, modMetrics}},
+	// outbound is the publishing protocol (atomic batches, markers): it
+	// sees outputs as stored records, never the core or the state store.
+	"pipeline/outbound": {Internal: []string{"pipeline/streams", "state/record"}, Modules: []string{modNATS, modMetrics}},
 	// stages is the stage histograms only: metrics, no NATS, no state.
 	"pipeline/stages": {Modules: []string{modMetrics}},
 	// testkit is used by the tests of every layer, so it imports no

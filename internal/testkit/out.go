@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ func toMsg(m jetstream.Msg) Msg {
 	return out
 }
 
+// IsMarker reports whether subject is a commit or claim marker's
+// (fr.commit.<p>, pipeline/outbound), which FR_OUT stores beside the
+// outputs: ReadStream and Collect leave markers out, as a downstream
+// consumer filtered on fr.out.> does.
+func IsMarker(subject string) bool { return strings.HasPrefix(subject, "fr.commit.") }
+
 // ReadStream reads stream (FR_OUT, FR_DLQ...) from its first message up
 // to the last one stored when it is called, with a fresh ordered
 // consumer: a long-lived one may lag while a NATS node restarts elsewhere
@@ -52,7 +59,8 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream string) ([]M
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
 	var msgs []Msg
-	for len(msgs) == 0 || msgs[len(msgs)-1].Seq < last {
+	var seen uint64
+	for seen < last {
 		if ctx.Err() != nil {
 			return msgs, ctx.Err()
 		}
@@ -61,7 +69,11 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream string) ([]M
 			return msgs, fmt.Errorf("read %s: %w", stream, err)
 		}
 		for m := range batch.Messages() {
-			msgs = append(msgs, toMsg(m))
+			msg := toMsg(m)
+			seen = max(seen, msg.Seq)
+			if !IsMarker(msg.Subject) {
+				msgs = append(msgs, msg)
+			}
 		}
 	}
 	return msgs, nil
@@ -86,6 +98,9 @@ func Collect(tb testing.TB, js jetstream.JetStream, streams ...string) *Collecto
 			tb.Fatal(err)
 		}
 		cc, err := c.Consume(func(m jetstream.Msg) {
+			if IsMarker(m.Subject()) {
+				return
+			}
 			msg := toMsg(m)
 			col.mu.Lock()
 			col.msgs = append(col.msgs, msg)

@@ -112,3 +112,14 @@ func errBadValue(field, format string, args ...any) *Error {
 	return &Error{Reason: ReasonBadValue, Field: field,
 		Msg: fmt.Sprintf("field %q has a bad value: ", field) + fmt.Sprintf(format, args...)}
 }
+
+// DecodeReason classifies an error of Decode (or of any decoder of
+// contract input) into the contract's dead-letter reason and its text:
+// a *Error gives its own reason; anything else is poison.
+func DecodeReason(err error) (reason, text string) {
+	var we *Error
+	if errors.As(err, &we) {
+		return we.Reason, we.Error()
+	}
+	return ReasonPoison, err.Error()
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,7 +50,16 @@ type StreamOptions struct {
 	// OutMaxAge bounds how long outputs and dead letters are kept.
 	OutMaxAge time.Duration
 	Replicas  int
+	// OutDuplicates is FR_OUT's duplicate window; 0 is the contract's
+	// minimum (wire.MinDuplicateWindow). Tests shorten it to show that
+	// nothing relies on it (the commit markers of pipeline/outbound do
+	// the work).
+	OutDuplicates time.Duration
 }
+
+// MarkerSubjects is the filter of the commit and claim markers
+// (pipeline/outbound) that FR_OUT stores beside the contract's outputs.
+const MarkerSubjects = "fr.commit.*"
 
 // EnsureStreams creates or updates every stream of the contract and the
 // inbound layout. It refuses to change the partition count of existing
@@ -57,6 +68,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
+	if o.OutDuplicates == 0 {
+		o.OutDuplicates = wire.MinDuplicateWindow
+	}
 	// The duplicate window of FR_IN, FR_OUT and FR_DLQ is exactly the
 	// contract's minimum: a restart republishes the stored outbox and only
 	// this window drops the copies; longer would only cost the server
@@ -64,7 +78,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	// contract's history per merchant: replay and a restart read the
 	// profile in force at each request from it.
 	cfgs := []jetstream.StreamConfig{
-		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		// FR_OUT also holds each partition's commit markers and takes
+		// atomic batches (pipeline/outbound).
+		{Name: wire.StreamOut, Subjects: []string{wire.OutSubjects, MarkerSubjects}, Duplicates: o.OutDuplicates, MaxAge: o.OutMaxAge,
+			Storage: jetstream.FileStorage, Replicas: o.Replicas, AllowAtomicPublish: true},
 		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQSubjects}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		// History per merchant: a decision reads the profile in force when
 		// its request was stored, after a restart, a takeover or in a
@@ -97,8 +114,26 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	}
 	for _, c := range cfgs {
 		if err := ensureStream(ctx, js, c); err != nil {
+			if c.AllowAtomicPublish {
+				return fmt.Errorf("streams: create or update %s (with allow_atomic, for atomic batch publish): %w; "+
+					"give the daemon's user the right to update the stream, or set allow_atomic and add the subject %s to it yourself (NATS 2.12 or newer)",
+					c.Name, err, MarkerSubjects)
+			}
 			return fmt.Errorf("streams: create or update %s: %w", c.Name, err)
 		}
+	}
+	return checkAtomic(ctx, js)
+}
+
+// checkAtomic refuses a FR_OUT that does not take atomic batches: a
+// server before 2.12 accepts the stream update but ignores allow_atomic.
+func checkAtomic(ctx context.Context, js jetstream.JetStream) error {
+	s, err := js.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		return fmt.Errorf("streams: look up %s: %w", wire.StreamOut, err)
+	}
+	if !s.CachedInfo().Config.AllowAtomicPublish {
+		return Permanent(fmt.Errorf("streams: %s does not allow atomic batch publish after the update: the NATS server ignores allow_atomic; flashreturnd needs NATS server 2.12 or newer", wire.StreamOut))
 	}
 	return nil
 }
@@ -135,6 +170,7 @@ func streamConfigured(have, want jetstream.StreamConfig) bool {
 	}
 	same := slices.Equal(have.Subjects, want.Subjects) && have.Replicas == max(want.Replicas, 1) &&
 		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == perSubject && have.Storage == want.Storage &&
+		have.AllowAtomicPublish == want.AllowAtomicPublish &&
 		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
 	if want.SubjectTransform == nil || !same {
 		return same
@@ -204,4 +240,54 @@ func checkSharedPartitions(ctx context.Context, js jetstream.JetStream, p int) e
 func partitionTransform(p int) *jetstream.SubjectTransformConfig {
 	src, dest := wire.PartitionMapping(p)
 	return &jetstream.SubjectTransformConfig{Source: src, Destination: dest}
+}
+
+// MinServerVersion is the oldest NATS server flashreturnd runs on: atomic
+// batch publish and expected-last-subject-sequence checks on another
+// subject came with 2.12.
+const MinServerVersion = "2.12.0"
+
+// CheckServerVersion refuses a server older than MinServerVersion, naming
+// its version and what to do. version is what the server reported
+// (nats.Conn.ConnectedServerVersion).
+func CheckServerVersion(version string) error {
+	if !versionAtLeast(version, MinServerVersion) {
+		return Permanent(fmt.Errorf("streams: NATS server %s is too old: flashreturnd needs %s or newer (atomic batch publish for its commit markers); upgrade the server", version, MinServerVersion))
+	}
+	return nil
+}
+
+// versionAtLeast compares dotted versions (a leading v and a suffix such
+// as -beta are ignored); an unparsable version is too old.
+func versionAtLeast(have, want string) bool {
+	parse := func(v string) ([3]int, bool) {
+		var out [3]int
+		v = strings.TrimPrefix(v, "v")
+		if i := strings.IndexAny(v, "-+"); i >= 0 {
+			v = v[:i]
+		}
+		parts := strings.Split(v, ".")
+		if len(parts) != 3 {
+			return out, false
+		}
+		for i, p := range parts {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 0 {
+				return out, false
+			}
+			out[i] = n
+		}
+		return out, true
+	}
+	h, ok1 := parse(have)
+	w, ok2 := parse(want)
+	if !ok1 || !ok2 {
+		return false
+	}
+	for i := range h {
+		if h[i] != w[i] {
+			return h[i] > w[i]
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,11 +34,16 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		o := StreamOptions{Layout: layout, Partitions: 4, InMaxAge: time.Hour, OutMaxAge: 2 * time.Hour}
+		// FR_OUT as a release before the commit markers made it: the
+		// update adds the marker subjects and allow_atomic.
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: wire.StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge}); err != nil {
+			t.Fatal(err)
+		}
 		if err := EnsureStreams(ctx, js, o); err != nil {
 			t.Fatal(err)
 		}
 		want := []jetstream.StreamConfig{
-			{Name: wire.StreamOut, Subjects: []string{"fr.out.>"}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1},
+			{Name: wire.StreamOut, Subjects: []string{"fr.out.>", "fr.commit.*"}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.OutMaxAge, Storage: jetstream.FileStorage, Replicas: 1, AllowAtomicPublish: true},
 			{Name: wire.StreamMerchant, Subjects: []string{"fr.merchant.>"}, MaxMsgsPerSubject: wire.MerchantHistory, Storage: jetstream.FileStorage, Replicas: 1},
 		}
 		if layout == LayoutShared {
@@ -67,6 +73,22 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		}
 		if got := s.CachedInfo().Config.MaxAge; got != 3*time.Hour {
 			t.Errorf("%s: FR_OUT MaxAge %s after the update, want 3h", layout, got)
+		}
+	}
+}
+
+// TestCheckServerVersion: a server without atomic batches is refused,
+// naming its version and the one needed.
+func TestCheckServerVersion(t *testing.T) {
+	for _, v := range []string{"2.12.0", "2.12.1", "2.15.2", "v2.13.0-beta.1", "3.0.0"} {
+		if err := CheckServerVersion(v); err != nil {
+			t.Errorf("%s refused: %v", v, err)
+		}
+	}
+	for _, v := range []string{"2.11.9", "2.10.22", "1.9.9", "", "banana"} {
+		err := CheckServerVersion(v)
+		if err == nil || Retryable(err) || !strings.Contains(err.Error(), "2.12.0 or newer") || !strings.Contains(err.Error(), "server "+v+" ") {
+			t.Errorf("%q: got %v, want a permanent error naming the version and 2.12.0", v, err)
 		}
 	}
 }

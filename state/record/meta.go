@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // OutMsg is one output message of a batch, kept in the outbox until the
@@ -12,7 +13,32 @@ type OutMsg struct {
 	Subject string // NATS subject, e.g. fr.out.refund.<user>
 	MsgID   string // deterministic Nats-Msg-Id for JetStream deduplication
 	Data    []byte // payload
+	// Pos is where the output stands in its partition's output order:
+	// the input event that produced it and its index among that event's
+	// outputs. Commit markers on FR_OUT name the last position stored
+	// (pipeline/outbound); the zero Pos (an outbox written before
+	// positions existed) is covered by no marker.
+	Pos Pos
 }
+
+// Pos is an output's position in its partition's output order: Seq is
+// the input stream sequence of the event whose application produced it,
+// Idx its index among that event's outputs. Positions are deterministic:
+// re-applying the same events to the same state gives the same outputs
+// at the same positions, which is what lets a replay skip what FR_OUT
+// already holds.
+type Pos struct {
+	Seq uint64
+	Idx uint32
+}
+
+// After reports whether p comes after q in output order.
+func (p Pos) After(q Pos) bool {
+	return p.Seq > q.Seq || p.Seq == q.Seq && p.Idx > q.Idx
+}
+
+// IsZero reports whether p is the zero position (before every output).
+func (p Pos) IsZero() bool { return p == Pos{} }
 
 // MetaSizeMax is the longest meta record: the version byte and two
 // varints at their longest.
@@ -40,12 +66,16 @@ func DecodeMeta(rec []byte) (cursor uint64, clock int64, err error) {
 	return cursor, clock, d.err
 }
 
-// Outbox record: b version | uv count | each: s Subject, s MsgID, s Data.
+// Outbox record: b version | uv count | each: s Subject, s MsgID, s Data,
+// uv Pos.Seq, uv Pos.Idx. Version 1 (written before positions existed)
+// has no positions; it decodes with zero ones.
 func AppendOutbox(dst []byte, msgs []OutMsg) []byte {
-	dst = append(dst, outboxV1)
+	dst = append(dst, outboxV2)
 	dst = binary.AppendUvarint(dst, uint64(len(msgs)))
 	for i := range msgs {
 		m := &msgs[i]
+		dst = binary.AppendUvarint(dst, m.Pos.Seq)
+		dst = binary.AppendUvarint(dst, uint64(m.Pos.Idx))
 		dst = appendString(dst, m.Subject)
 		dst = appendString(dst, m.MsgID)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Data)))
@@ -56,14 +86,24 @@ func AppendOutbox(dst []byte, msgs []OutMsg) []byte {
 
 // DecodeOutbox decodes an outbox record. Data slices alias rec.
 func DecodeOutbox(rec []byte) ([]OutMsg, error) {
-	if len(rec) == 0 || rec[0] != outboxV1 {
+	if len(rec) == 0 || rec[0] != outboxV1 && rec[0] != outboxV2 {
 		return nil, fmt.Errorf("%w: outbox record", ErrUnsupportedVersion)
 	}
+	v2 := rec[0] == outboxV2
 	// Subjects and IDs become strings (one allocation); Data aliases rec.
 	d := decoder{s: string(rec), off: 1}
 	n := d.count(3)
 	msgs := make([]OutMsg, n)
 	for i := range msgs {
+		if v2 {
+			msgs[i].Pos.Seq = d.uvarint()
+			idx := d.uvarint()
+			if idx > math.MaxUint32 {
+				d.fail(errors.New("state: outbox position index out of range"))
+				break
+			}
+			msgs[i].Pos.Idx = uint32(idx)
+		}
 		msgs[i].Subject = d.string()
 		msgs[i].MsgID = d.string()
 		l := d.uvarint()
@@ -90,7 +130,7 @@ func DecodeOutbox(rec []byte) ([]OutMsg, error) {
 func OutboxSizeBound(msgs []OutMsg) int {
 	n := 1 + maxVarint
 	for i := range msgs {
-		n += strBound(msgs[i].Subject) + strBound(msgs[i].MsgID) + uvarintLen(uint64(len(msgs[i].Data))) + len(msgs[i].Data)
+		n += 2*maxVarint + strBound(msgs[i].Subject) + strBound(msgs[i].MsgID) + uvarintLen(uint64(len(msgs[i].Data))) + len(msgs[i].Data)
 	}
 	return n
 }

@@ -27,6 +27,7 @@ const (
 
 	metaV1   = 1
 	outboxV1 = 1
+	outboxV2 = 2
 )
 
 // ErrUnsupportedVersion reports a stored record whose format version this

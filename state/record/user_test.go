@@ -492,7 +492,7 @@ func FuzzDecodeOutbox(f *testing.F) {
 			t.Fatalf("outbox of %d messages re-decodes to %d", len(msgs), len(again))
 		}
 		for i := range msgs {
-			if again[i].Subject != msgs[i].Subject || again[i].MsgID != msgs[i].MsgID || !bytes.Equal(again[i].Data, msgs[i].Data) {
+			if again[i].Subject != msgs[i].Subject || again[i].MsgID != msgs[i].MsgID || !bytes.Equal(again[i].Data, msgs[i].Data) || again[i].Pos != msgs[i].Pos {
 				t.Fatalf("message %d changed: %+v vs %+v", i, again[i], msgs[i])
 			}
 		}
@@ -507,10 +507,21 @@ func TestMetaOutboxCodec(t *testing.T) {
 	if _, _, err := DecodeMeta([]byte{2, 0, 0}); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("meta v2: %v", err)
 	}
-	msgs := []OutMsg{{"a", "b", []byte("c")}, {"", "", nil}}
+	msgs := []OutMsg{{"a", "b", []byte("c"), Pos{math.MaxUint64, math.MaxUint32}}, {"", "", nil, Pos{}}}
 	got, err := DecodeOutbox(AppendOutbox(nil, msgs))
-	if err != nil || len(got) != 2 || got[0].Subject != "a" || string(got[0].Data) != "c" || len(got[1].Data) != 0 {
+	if err != nil || len(got) != 2 || got[0].Subject != "a" || string(got[0].Data) != "c" || len(got[1].Data) != 0 ||
+		got[0].Pos != msgs[0].Pos || !got[1].Pos.IsZero() {
 		t.Fatalf("outbox round trip: %+v %v", got, err)
+	}
+	// An outbox written before positions (version 1) still decodes, with
+	// zero positions: no marker covers it, so a restart republishes it.
+	v1 := []byte{outboxV1, 1, 1, 'a', 1, 'b', 1, 'c'}
+	got, err = DecodeOutbox(v1)
+	if err != nil || len(got) != 1 || got[0].Subject != "a" || got[0].MsgID != "b" || string(got[0].Data) != "c" || !got[0].Pos.IsZero() {
+		t.Fatalf("outbox v1: %+v %v", got, err)
+	}
+	if !(Pos{2, 0}).After(Pos{1, 9}) || !(Pos{2, 1}).After(Pos{2, 0}) || (Pos{2, 0}).After(Pos{2, 0}) {
+		t.Fatal("Pos.After does not order by (Seq, Idx)")
 	}
 	if n := OutboxSizeBound(msgs); n < len(AppendOutbox(nil, msgs)) {
 		t.Fatalf("OutboxSizeBound %d too small", n)

@@ -102,13 +102,19 @@ const STAGES = {
   publish_ack: "outputs sent → last publish ack (per batch)",
 };
 
-// renderStages shows each stage's p50/p99 over the status window, or
-// since start when nothing passed any stage in the window (as the latency
-// card does), so an idle daemon still shows where time went.
+// renderStages shows each stage's p50/p99 over the status window, or,
+// for a stage nothing passed in the window, since start (as the latency
+// card does), so an idle daemon still shows where time went. Stages end
+// at different moments (an event is pulled and applied before its batch
+// is acknowledged), so the window can hold one stage and not another.
 function renderStages(s) {
-  const win = (s.stages || []).some((x) => x.count > 0);
-  const rows = win ? s.stages : s.stages_since_start || [];
-  setText("stages-window", win ? "the last " + s.window_seconds.toFixed(0) + " s" : "total (idle now)");
+  const since = s.stages_since_start || [];
+  const win = s.stages || [];
+  const rows = since.map((x, i) => (win[i] && win[i].count > 0 ? win[i] : x));
+  const all = win.length > 0 && win.every((x) => x.count > 0);
+  const none = !win.some((x) => x.count > 0);
+  setText("stages-window", all ? "the last " + s.window_seconds.toFixed(0) + " s" :
+    none ? "total (idle now)" : "the last " + s.window_seconds.toFixed(0) + " s, or total for a stage idle since");
   const tb = $("stages").tBodies[0];
   if (rows.length === 0) {
     tb.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "no data yet")));

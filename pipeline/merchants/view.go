@@ -1,4 +1,4 @@
-package pipeline
+package merchants
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
-// merchantView is every process's read-only copy of the merchant profiles
+// View is every process's read-only copy of the merchant profiles
 // (a global table), kept current by a watcher on FR_MERCHANT. Lookups are
 // safe from any goroutine. Profiles are immutable once stored: an update
 // adds a version.
@@ -34,9 +34,9 @@ import (
 // 10 profiles per merchant (pipeline/streams), so a daemon that starts
 // after more updates than that lacks the oldest versions (a request older
 // than all it has finds no profile), and the view keeps
-// maxMerchantVersions per merchant; NATS nodes' clocks are
+// maxVersions per merchant; NATS nodes' clocks are
 // assumed to agree (stream timestamps come from each stream's leader).
-type merchantView struct {
+type View struct {
 	mu         sync.RWMutex
 	byID       map[string][]apply.MerchantVersion // oldest first
 	caughtUp   atomic.Bool
@@ -45,7 +45,7 @@ type merchantView struct {
 	updates    *metrics.Counter
 	waits      *metrics.Counter
 	count      atomic.Int64
-	deadLetter func(ctx context.Context, reason, msg, subject string, seq uint64, data []byte)
+	DeadLetter func(ctx context.Context, reason, msg, subject string, seq uint64, data []byte)
 
 	// through: every profile stored at or before this time (Unix ns) has
 	// been read. Raised by the refresher for WaitThrough's callers.
@@ -57,19 +57,19 @@ type merchantView struct {
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
 
-// maxMerchantVersions bounds the versions kept per merchant: exactly
+// maxVersions bounds the versions kept per merchant: exactly
 // what FR_MERCHANT keeps (wire.MerchantHistory). More would let a
 // long-running daemon decide a backlog request with a profile a restart,
 // a takeover or a replay no longer has (they would say merchant_unknown):
 // the same input must give the same decision whoever decides it. It also
 // keeps a merchant updating in a loop from growing the view.
-const maxMerchantVersions = wire.MerchantHistory
+const maxVersions = wire.MerchantHistory
 
-// newMerchantView makes an empty view; run fills it. Its metrics show the
+// New makes an empty view; Run fills it. Its metrics show the
 // view's size and how often workers had to wait for it (a view that lags
 // the stream costs decision latency, never correctness).
-func newMerchantView(log *slog.Logger, set *metrics.Set) *merchantView {
-	v := &merchantView{byID: make(map[string][]apply.MerchantVersion), log: log,
+func New(log *slog.Logger, set *metrics.Set) *View {
+	v := &View{byID: make(map[string][]apply.MerchantVersion), log: log,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
@@ -78,7 +78,7 @@ func newMerchantView(log *slog.Logger, set *metrics.Set) *merchantView {
 }
 
 // Lookup returns the latest profile of a merchant, or nil when unknown.
-func (v *merchantView) Lookup(id string) *core.Merchant {
+func (v *View) Lookup(id string) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if vs := v.byID[id]; len(vs) > 0 {
@@ -89,7 +89,7 @@ func (v *merchantView) Lookup(id string) *core.Merchant {
 
 // LookupAt returns the profile of a merchant as it was at time at (Unix
 // ns): the latest version stored at or before it, or nil.
-func (v *merchantView) LookupAt(id string, at int64) *core.Merchant {
+func (v *View) LookupAt(id string, at int64) *core.Merchant {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return apply.VersionAt(v.byID[id], at)
@@ -97,18 +97,18 @@ func (v *merchantView) LookupAt(id string, at int64) *core.Merchant {
 
 // CaughtUp reports whether the view has read every profile that was stored
 // when the watcher started.
-func (v *merchantView) CaughtUp() bool { return v.caughtUp.Load() }
+func (v *View) CaughtUp() bool { return v.caughtUp.Load() }
 
 // put adds a version. Versions arrive in stream order, so appending
 // keeps each merchant's list oldest first, as VersionAt needs; the oldest
 // is dropped once the list is full.
-func (v *merchantView) put(m *core.Merchant, at int64) {
+func (v *View) put(m *core.Merchant, at int64) {
 	v.mu.Lock()
 	vs := v.byID[m.ID]
 	if len(vs) == 0 {
 		v.count.Add(1)
 	}
-	if len(vs) == maxMerchantVersions {
+	if len(vs) == maxVersions {
 		vs = append(vs[:0], vs[1:]...)
 	}
 	v.byID[m.ID] = append(vs, apply.MerchantVersion{At: at, M: m})
@@ -120,7 +120,7 @@ func (v *merchantView) put(m *core.Merchant, at int64) {
 // FR_MERCHANT at or before at (Unix ns), or ctx ends. One refresher
 // serves every waiting worker: a stream info request, then the watcher
 // reaching the stream's last sequence.
-func (v *merchantView) WaitThrough(ctx context.Context, at int64) error {
+func (v *View) WaitThrough(ctx context.Context, at int64) error {
 	for v.through.Load() < at {
 		v.wmu.Lock()
 		v.want = max(v.want, at)
@@ -141,7 +141,7 @@ func (v *merchantView) WaitThrough(ctx context.Context, at int64) error {
 }
 
 // refresh serves WaitThrough until ctx ends.
-func (v *merchantView) refresh(ctx context.Context, js jetstream.JetStream) {
+func (v *View) refresh(ctx context.Context, js jetstream.JetStream) {
 	for {
 		select {
 		case <-v.kick:
@@ -204,7 +204,7 @@ func (v *merchantView) refresh(ctx context.Context, js jetstream.JetStream) {
 
 // setLastSeq records the last FR_MERCHANT sequence read and wakes the
 // refresher.
-func (v *merchantView) setLastSeq(seq uint64) {
+func (v *View) setLastSeq(seq uint64) {
 	v.wmu.Lock()
 	v.lastSeq.Store(seq)
 	close(v.moved)
@@ -212,9 +212,9 @@ func (v *merchantView) setLastSeq(seq uint64) {
 	v.wmu.Unlock()
 }
 
-// run watches FR_MERCHANT from the beginning with an ordered consumer until
+// Run watches FR_MERCHANT from the beginning with an ordered consumer until
 // ctx is done. Malformed profiles are dead-lettered.
-func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
+func (v *View) Run(ctx context.Context, js jetstream.JetStream) error {
 	s, err := js.Stream(ctx, wire.StreamMerchant)
 	if err != nil {
 		return fmt.Errorf("merchant view: %w", err)
@@ -264,8 +264,8 @@ func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
 		token := strings.TrimPrefix(msg.Subject(), wire.MerchantPrefix)
 		m, derr := wire.DecodeMerchant(token, msg.Data(), seq)
 		if derr != nil {
-			reason, text := dlqReason(derr)
-			v.deadLetter(ctx, reason, text, msg.Subject(), seq, msg.Data())
+			reason, text := wire.DecodeReason(derr)
+			v.DeadLetter(ctx, reason, text, msg.Subject(), seq, msg.Data())
 		} else {
 			v.put(m, meta.Timestamp.UnixNano())
 		}
@@ -274,13 +274,4 @@ func (v *merchantView) run(ctx context.Context, js jetstream.JetStream) error {
 			v.caughtUp.Store(true)
 		}
 	}
-}
-
-// dlqReason classifies a decode error into a contract DLQ reason and text.
-func dlqReason(err error) (string, string) {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		return we.Reason, we.Error()
-	}
-	return wire.ReasonPoison, err.Error()
 }

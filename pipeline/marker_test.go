@@ -1,0 +1,174 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/testkit"
+	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/outbound"
+)
+
+// userIn returns a user ID of partition p (P=8) with the prefix.
+func userIn(prefix string, p int) string {
+	for i := 0; ; i++ {
+		if u := fmt.Sprintf("%s%d", prefix, i); partitionOf(u) == p {
+			return u
+		}
+	}
+}
+
+// markerWorld publishes, for one shopper of each of the 8 partitions, a
+// credit, an order and an approved return: a decision and a refund each.
+func markerWorld(h *harness, prefix string) []string {
+	var users []string
+	for p := range 8 {
+		u := userIn(prefix, p)
+		users = append(users, u)
+		h.pub("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+		h.order(u, "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+		h.pub("return", u, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{
+			"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	}
+	return users
+}
+
+// msgIDCounts reads FR_OUT whole (markers left out) and counts each
+// Nats-Msg-Id.
+func msgIDCounts(t *testing.T, js jetstream.JetStream) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msgs, err := testkit.ReadStream(ctx, js, wire.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, m := range msgs {
+		ids[m.Header.Get(jetstream.MsgIDHeader)]++
+	}
+	return ids
+}
+
+// TestRestartFromEmptyPastDuplicateWindow: a daemon whose state is gone
+// (a lost disk; in a cluster, a partition restored "from empty at 0")
+// replays FR_IN from the start, long after FR_OUT's duplicate window
+// (1 s here) has forgotten the outputs' IDs. The commit markers say what
+// FR_OUT holds, so the replay publishes none of it again: every output is
+// stored exactly once, and new events are decided as usual.
+func TestRestartFromEmptyPastDuplicateWindow(t *testing.T) {
+	h := startHarness(t, "douyin-lightning", func(c *Config) { c.OutDuplicates = time.Second })
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	users := markerWorld(h, "re")
+	h.waitOut("fr.out.decision.", len(users))
+	cfg := h.d.cfg
+	h.stop()
+	// Wall time must pass for the server to forget the IDs: that is what
+	// this test is about, not a stand-in for a condition.
+	time.Sleep(1500 * time.Millisecond)
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "state")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATSListen, cfg.Metrics = "127.0.0.1:-1", nil
+	h2 := runHarness(t, cfg)
+	// A second request per shopper, after the replayed ones: once each is
+	// decided, the replay is behind us.
+	for _, u := range users {
+		h2.pub("return", u, "return.requested", "2026-11-12T11:00:00+08:00", map[string]any{
+			"request_id": "r2", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	}
+	h2.waitOut("fr.out.decision.", 2*len(users))
+	h2.waitFor("outbox settled", func() bool {
+		for _, w := range h2.d.workers {
+			if w.outboxLen.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for id, n := range msgIDCounts(t, h2.js) {
+		if n != 1 {
+			t.Errorf("Nats-Msg-Id %s stored %d times", id, n)
+		}
+	}
+	if got := h2.d.m.suppressed.Get(); got < uint64(len(users)) {
+		t.Errorf("flashreturn_outputs_suppressed_total = %d, want at least %d (a decision per shopper)", got, len(users))
+	}
+}
+
+// TestZombieBatchRefusedByFROut plays a process frozen between its fence
+// check and its publish while its partition moved: the worker is held
+// just before it hands a batch over, another owner writes its claim
+// marker, then the worker goes on. No clock is consulted (a single
+// daemon has no lease): FR_OUT itself refuses the batch, the refusal is
+// counted and the worker stops; the other partitions go on.
+func TestZombieBatchRefusedByFROut(t *testing.T) {
+	const target = 3
+	var armed atomic.Bool
+	held, resume := make(chan struct{}), make(chan struct{})
+	sendHook = func(p int) {
+		if p == target && armed.CompareAndSwap(true, false) {
+			close(held)
+			<-resume
+		}
+	}
+	t.Cleanup(func() { sendHook = nil })
+	h := startHarness(t, "douyin-lightning", func(c *Config) { c.OutDuplicates = time.Second })
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	zombie, other := userIn("zo", target), userIn("ok", target+1)
+	h.pub("credit", zombie, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h.order(zombie, "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	h.waitFor("the order applied", func() bool { return h.d.workers[target].applied.Load() >= 2 })
+
+	armed.Store(true)
+	h.pub("return", zombie, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{
+		"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	<-held
+	// Another owner claims the partition on FR_OUT, as a takeover would.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := h.js.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, seq, err := outbound.Last(ctx, s, target)
+	if err != nil || last.Kind != outbound.KindClaim && last.Kind != outbound.KindCommit {
+		t.Fatalf("partition %d's last marker: %+v %v", target, last, err)
+	}
+	claim, _ := json.Marshal(outbound.Marker{Partition: target, Kind: outbound.KindClaim, Owner: "b", Epoch: 7, Seq: last.Seq, Idx: last.Idx})
+	msg := nats.NewMsg(outbound.Subject(target))
+	msg.Data = claim
+	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(seq)); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+
+	rejections := h.d.m.set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
+	h.waitFor("the batch refused", func() bool { return rejections.Get() == 1 })
+	h.waitFor("the worker stopped", func() bool { return !h.d.workers[target].ready.Load() })
+	// The partition's other shoppers are its new owner's now; the other
+	// partitions are this daemon's still.
+	h.pub("credit", other, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h.order(other, "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	h.pub("return", other, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{
+		"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h.waitOut("fr.out.decision."+other, 1)
+	if got := h.out("fr.out.decision." + zombie); len(got) != 0 {
+		t.Fatalf("FR_OUT stored the fenced owner's decision: %s", got[0].Raw)
+	}
+	if got := h.out("fr.out.refund." + zombie); len(got) != 0 {
+		t.Fatalf("FR_OUT stored the fenced owner's refund: %s", got[0].Raw)
+	}
+	if after, _, err := outbound.Last(ctx, s, target); err != nil || after.Owner != "b" || after.Kind != outbound.KindClaim {
+		t.Fatalf("partition %d's last marker after the refusal: %+v %v, want b's claim", target, after, err)
+	}
+}

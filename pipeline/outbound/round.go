@@ -1,0 +1,361 @@
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/state/record"
+)
+
+// entry is one partition's share of a round: a chunk of its oldest
+// queued batch and the commit marker that ends it.
+type entry struct {
+	pt     *part
+	b      *Batch
+	to     int        // the chunk is b.out[b.sent:to]
+	pos    record.Pos // what the marker covers
+	marker Marker
+}
+
+// round is one atomic batch in the making.
+type round struct {
+	entries []entry
+	msgs    int // messages, markers included
+	early   []jetstream.PubAckFuture
+}
+
+// next waits for queued batches and builds the next round from the
+// oldest batch of each partition, in the order partitions first queued
+// (a partition that had a chunk goes to the back). It reports false when
+// ctx ended.
+func (p *Publisher) next(ctx context.Context, r *round) bool {
+	for {
+		p.mu.Lock()
+		p.build(r)
+		p.mu.Unlock()
+		if len(r.entries) > 0 {
+			return true
+		}
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// build fills r. Locked.
+func (p *Publisher) build(r *round) {
+	r.entries, r.msgs = r.entries[:0], 0
+	kept := p.order[:0]
+	var later []int
+	for _, id := range p.order {
+		pt := p.parts[id]
+		if len(pt.queue) == 0 {
+			pt.listed = false
+			continue
+		}
+		if pt.busy {
+			continue // listed twice: one chunk per partition and round
+		}
+		// A round takes the partition's oldest batch whole when it fits,
+		// else as much as fits: a batch of more outputs than a round holds
+		// (a clock that fires thousands of timers) goes out in chunks,
+		// one per round, each with a marker at its last output, so a
+		// crash between chunks leaves a marker that says exactly which
+		// outputs are in. A batch of dead letters only (no outputs) still
+		// gets a marker: it moves the position past them.
+		room := p.max - r.msgs - 1 // one for the marker
+		b := pt.queue[0]
+		rest := len(b.out) - b.sent
+		if room < 1 && rest > 0 || room < 0 {
+			kept = append(kept, id)
+			continue
+		}
+		to := b.sent + min(rest, room)
+		pos := b.last
+		if to < len(b.out) {
+			pos = b.out[to-1].Pos // a chunk of a batch larger than a round
+		}
+		pt.busy = true
+		r.entries = append(r.entries, entry{pt: pt, b: b, to: to, pos: pos, marker: Marker{
+			Partition: pt.p, Kind: KindCommit, Owner: pt.owner, Epoch: pt.epoch, Claim: pt.claim,
+			Seq: pos.Seq, Idx: pos.Idx, Outputs: to - b.sent,
+		}})
+		r.msgs += to - b.sent + 1
+		later = append(later, id)
+	}
+	p.order = append(kept, later...)
+}
+
+// end marks the round's partitions idle again and wakes Release.
+func (p *Publisher) end(r *round) {
+	p.mu.Lock()
+	for i := range r.entries {
+		r.entries[i].pt.busy = false
+	}
+	p.mu.Unlock()
+	p.idle.Broadcast()
+	// Anything left queued is the next round's.
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publish sends the round and settles its entries; false means retry
+// after a backoff.
+func (p *Publisher) publish(ctx context.Context, r *round) bool {
+	if !p.publishEarly(ctx, r) {
+		return false
+	}
+	start := time.Now()
+	ack, err := p.send(r)
+	if err == nil {
+		p.m.roundSeconds.UpdateDuration(start)
+		p.m.rounds.Inc()
+		p.m.roundMsgs.Update(float64(r.msgs))
+		// The batch is stored contiguously and ends with the last entry's
+		// marker: the entries' markers are at fixed offsets before it.
+		seq := ack.Sequence
+		for i := len(r.entries) - 1; i >= 0; i-- {
+			e := &r.entries[i]
+			size := uint64(e.to-e.b.sent) + 1
+			p.advance(e, seq)
+			seq -= size
+		}
+		return true
+	}
+	// Refusals that say nothing about who owns the partitions: the
+	// server allows smaller batches than ours (its max_batch_size), or
+	// has too many atomic batches open on the stream (other publishers).
+	// The round was not stored; it goes again after a backoff.
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.ErrorCode == errBatchTooLarge && p.max > 2 {
+		p.mu.Lock()
+		p.max /= 2
+		p.mu.Unlock()
+		p.cfg.Log.Warn("FR_OUT refused a batch as too large; halving the batch size", "max", p.max, "err", err)
+		return false
+	}
+	if errors.As(err, &ae) && ae.ErrorCode == errTooMany {
+		return false
+	}
+	p.cfg.Log.Debug("atomic batch not acknowledged; reconciling from the markers", "messages", r.msgs, "err", err)
+	return p.reconcile(ctx, r, err)
+}
+
+// advance records that e's chunk and marker are stored, the marker at
+// FR_OUT sequence seq, and finishes its batch when it is whole.
+func (p *Publisher) advance(e *entry, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pt := e.pt
+	if pt.claim != e.marker.Claim {
+		return // released meanwhile: the queue is gone
+	}
+	pt.last, pt.pos = seq, e.pos
+	e.b.sent = e.to
+	if e.b.sent < len(e.b.out) || len(pt.queue) == 0 || pt.queue[0] != e.b {
+		return
+	}
+	pt.queue = pt.queue[1:]
+	e.b.finish(nil)
+}
+
+// reconcile settles a round whose answer was an error or did not come:
+// the round may be stored or not (atomically). Each entry's partition's
+// last marker tells: a marker of this claim at or past the entry's
+// position (stored), the marker the entry expected (not stored: retry),
+// or another claim's (fenced). It reports whether to retry at once.
+func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
+	s, err := p.streamHandle(ctx)
+	if err != nil {
+		return false
+	}
+	fenced := false
+	for i := range r.entries {
+		e := &r.entries[i]
+		rctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+		m, seq, err := Last(rctx, s, e.pt.p)
+		cancel()
+		switch {
+		case err != nil:
+			p.cfg.Log.Warn("read marker to reconcile a batch", "partition", e.pt.p, "err", err)
+			return false
+		case m.Kind == KindCommit && m.Claim == e.marker.Claim && !e.pos.After(m.Pos()):
+			p.advance(e, seq)
+		case seq == p.lastOf(e.pt):
+			// Not stored; it goes again with the next round.
+		default:
+			fenced = true
+			p.m.rejections.Inc()
+			p.cfg.Log.Error("FR_OUT refused a batch: the partition was claimed by another owner; stopping its publishing",
+				"partition", e.pt.p, "epoch", e.marker.Epoch, "new_owner", m.Owner, "new_epoch", m.Epoch, "marker_seq", seq, "err", cause)
+			p.mu.Lock()
+			p.failLocked(e.pt, fmt.Errorf("%w: partition %d: marker %d is %s's (epoch %d): %w", ErrFenced, e.pt.p, seq, m.Owner, m.Epoch, cause))
+			e.pt.claim = 0
+			p.mu.Unlock()
+		}
+	}
+	return fenced
+}
+
+// lastOf is pt's last marker sequence.
+func (p *Publisher) lastOf(pt *part) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pt.last
+}
+
+// publishEarly publishes, before the atomic batch, the round's messages
+// to other streams (dead letters) that are not stored yet, each with its
+// deterministic Msg-Id, and waits for them: the markers then cover them.
+func (p *Publisher) publishEarly(ctx context.Context, r *round) bool {
+	r.early = r.early[:0]
+	for i := range r.entries {
+		b := r.entries[i].b
+		if b.early {
+			continue
+		}
+		for j := range b.other {
+			o := &b.other[j]
+			msg := nats.NewMsg(o.Subject)
+			msg.Data = o.Data
+			if b.epoch != "" && p.cfg.EpochHeader != "" {
+				msg.Header.Set(p.cfg.EpochHeader, b.epoch)
+			}
+			f, err := p.cfg.JS.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
+			if err != nil {
+				p.cfg.Log.Warn("publish dead letter", "subject", o.Subject, "err", err)
+				return false
+			}
+			r.early = append(r.early, f)
+		}
+	}
+	timeout := time.NewTimer(p.cfg.AckTimeout)
+	defer timeout.Stop()
+	for _, f := range r.early {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			p.cfg.Log.Warn("publish dead letter", "subject", f.Msg().Subject, "err", err)
+			return false
+		case <-timeout.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for i := range r.entries {
+		r.entries[i].b.early = true
+	}
+	return true
+}
+
+// pubAck is the server's answer to an atomic batch's commit.
+type pubAck struct {
+	Sequence uint64 `json:"seq"`
+	Count    int    `json:"count"`
+	Error    *struct {
+		Code        int    `json:"code"`
+		ErrorCode   int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// send publishes the round as one atomic batch (every message but the
+// last without a reply; the last, a marker, commits it) and returns the
+// commit's answer.
+func (p *Publisher) send(r *round) (pubAck, error) {
+	p.mu.Lock()
+	p.n++
+	id := p.prefix + "-" + strconv.FormatUint(p.n, 36)
+	p.mu.Unlock()
+	// Every message but the last goes out without a reply subject: the
+	// server answers only the commit, and a message lost on the way (a
+	// reconnect mid-batch) shows as a gap in Nats-Batch-Sequence, which
+	// makes the server abandon the whole batch ("incomplete"): the
+	// commit's answer, or its absence, speaks for all of them. One
+	// connection keeps them in order up to the stream's leader.
+	n := 0
+	publish := func(msg *nats.Msg) (*nats.Msg, error) {
+		n++
+		msg.Header.Set(hdrBatchID, id)
+		msg.Header.Set(hdrBatchSeq, strconv.Itoa(n))
+		if n < r.msgs {
+			return nil, p.cfg.Conn.PublishMsg(msg)
+		}
+		msg.Header.Set(hdrBatchCommit, "1")
+		return p.cfg.Conn.RequestMsg(msg, p.cfg.AckTimeout)
+	}
+	var reply *nats.Msg
+	var err error
+	for i := range r.entries {
+		e := &r.entries[i]
+		for j := e.b.sent; j < e.to && err == nil; j++ {
+			o := &e.b.out[j]
+			msg := nats.NewMsg(o.Subject)
+			msg.Data = o.Data
+			msg.Header.Set(jetstream.MsgIDHeader, o.MsgID)
+			if e.b.epoch != "" && p.cfg.EpochHeader != "" {
+				msg.Header.Set(p.cfg.EpochHeader, e.b.epoch)
+			}
+			_, err = publish(msg)
+		}
+		if err != nil {
+			return pubAck{}, fmt.Errorf("outbound: publish: %w", err)
+		}
+		// The marker is stored only if the partition's last marker is
+		// still the one this process knows: its own previous marker or its
+		// claim. A newer claim makes the check, and so the whole batch,
+		// fail; the server checks it when the batch commits, so nothing of
+		// the batch is visible to anyone before.
+		msg := nats.NewMsg(Subject(e.pt.p))
+		msg.Data = e.marker.encode()
+		msg.Header.Set(hdrExpectSubj, strconv.FormatUint(p.lastOf(e.pt), 10))
+		reply, err = publish(msg)
+		if err != nil {
+			return pubAck{}, fmt.Errorf("outbound: commit batch of %d messages: %w", r.msgs, err)
+		}
+	}
+	var ack pubAck
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return pubAck{}, fmt.Errorf("outbound: commit answer %q: %w", reply.Data, err)
+	}
+	if ack.Error != nil {
+		return pubAck{}, &jetstream.APIError{Code: ack.Error.Code, ErrorCode: jetstream.ErrorCode(ack.Error.ErrorCode), Description: ack.Error.Description}
+	}
+	if ack.Count != r.msgs {
+		return pubAck{}, fmt.Errorf("outbound: batch of %d messages acknowledged with count %d", r.msgs, ack.Count)
+	}
+	return ack, nil
+}
+
+// pubMetrics are the publisher's metrics.
+type pubMetrics struct {
+	rounds, retries, rejections, claims *metrics.Counter
+	roundMsgs, roundSeconds             *metrics.PrometheusHistogram
+}
+
+func newPubMetrics(set *metrics.Set) pubMetrics {
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	return pubMetrics{
+		rounds:       set.GetOrCreateCounter("flashreturn_outbound_batches_total"),
+		retries:      set.GetOrCreateCounter("flashreturn_outbound_retries_total"),
+		rejections:   set.GetOrCreateCounter("flashreturn_fencing_rejections_total"),
+		claims:       set.GetOrCreateCounter("flashreturn_fencing_claims_total"),
+		roundMsgs:    set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_messages", metrics.ExponentialBuckets(1, 2, 11)),
+		roundSeconds: set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_seconds", metrics.ExponentialBuckets(50e-6, 2, 20)),
+	}
+}
