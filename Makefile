@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 PKGS := ./...
 
-.PHONY: all build run tools test test-cluster test-short lint bench bench-micro bench-scale clean fmt dashboards
+.PHONY: all build run tools test test-cluster test-short lint bench bench-micro bench-scale bench-sync clean fmt dashboards
 
 all: build
 
@@ -71,6 +71,12 @@ bench: build
 ## per process; appends to bench/RESULTS.md (about 10 minutes).
 bench-scale: build
 	bash bench/scale.sh
+
+## bench-sync: the cost of --js-sync always against the default fsync,
+## flashreturnd's maximum rate, alternating, same run; appends to
+## bench/RESULTS.md (about 3 minutes).
+bench-sync: build
+	bash bench/sync.sh
 
 clean:
 	rm -rf $(BIN)

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -114,3 +116,31 @@ func RedactURL(s string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// readDurability reads what FR_IN and FR_OUT survive (replicas, storage,
+// the server's fsync), keeps it for /v1/cluster and exposes it as
+// metrics. A stream it cannot read is reported with 0 replicas (and
+// logged); the daemon runs on.
+func (d *Daemon) readDurability(ctx context.Context) *streams.Durability {
+	fsync, syncSeconds := streams.FsyncMode(d.srv != nil, d.cfg.JetStreamSyncAlways, d.cfg.JetStreamSync)
+	names := []string{streams.InStream(d.cfg.Layout, 0), wire.StreamOut}
+	rctx, cancel := context.WithTimeout(ctx, streams.SetupCallTimeout)
+	dur, err := streams.ReadDurability(rctx, d.js, d.nc.ConnectedServerVersion(), fsync, syncSeconds, names...)
+	cancel()
+	if err != nil {
+		d.log.Warn("read the streams' durability", "err", err)
+	}
+	for len(dur.Streams) < len(names) {
+		dur.Streams = append(dur.Streams, streams.StreamDurability{Stream: names[len(dur.Streams)]})
+	}
+	d.durability.Store(&dur)
+	for _, s := range dur.Streams {
+		d.m.set.NewGauge(`flashreturn_stream_replicas{stream="`+s.Stream+`"}`, func() float64 { return float64(s.Replicas) })
+	}
+	d.m.set.NewGauge(`flashreturn_jetstream_sync_interval_seconds`, func() float64 { return syncSeconds })
+	return &dur
+}
+
+// Durability is what FR_IN and FR_OUT survive (nil before the streams
+// are set up).
+func (d *Daemon) Durability() *streams.Durability { return d.durability.Load() }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,6 +342,16 @@ func TestClusterRouteSingleDaemon(t *testing.T) {
 		if op.Partition != p || !op.Ready || op.Restore.Source != "local" {
 			t.Fatalf("partition %d: %+v", p, op)
 		}
+	}
+	// What the streams survive: the embedded server's R1 file streams and
+	// its default fsync, also as metrics.
+	if d := st.Durability; d == nil || len(d.Streams) != 2 || d.Streams[0].Stream != "FR_IN_0" || d.Streams[1].Stream != "FR_OUT" ||
+		d.Streams[1].Replicas != 1 || d.Streams[1].Storage != "File" || d.Fsync != "every 2m0s (server default)" || d.ServerVersion == "" {
+		t.Fatalf("/v1/cluster durability: %+v", st.Durability)
+	}
+	if m := httpGet(t, base, "/metrics", nil); !strings.Contains(m.body, `flashreturn_stream_replicas{stream="FR_OUT"} 1`) ||
+		!strings.Contains(m.body, "flashreturn_jetstream_sync_interval_seconds 120") {
+		t.Fatal("/metrics lacks the streams' replicas or the fsync interval")
 	}
 	if got := httpGet(t, base, "/v1/users/nobody", nil); got.code != http.StatusNotFound || got.hdr.Get(cluster.ServedByHeader) != "" {
 		t.Fatalf("unknown user: %d %s=%q", got.code, cluster.ServedByHeader, got.hdr.Get(cluster.ServedByHeader))

@@ -225,6 +225,9 @@ func startMember(t *testing.T, url, id string, mutate func(*Config)) *clusterMem
 	cfg := Config{
 		DataDir: t.TempDir(), NATSURL: url, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1,
 		Cluster: &cluster.Options{MemberID: id, LeaseTTL: testLease},
+		// FR_OUT forgets a Msg-Id after 1 s: exactly-once must come from
+		// the commit markers (issue 16), not from the duplicate window.
+		OutDuplicates: time.Second,
 	}
 	if os.Getenv("FLASHRETURN_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("m", id)
@@ -285,6 +288,7 @@ type outRec struct {
 	epoch               uint64
 	at                  time.Time // stored (server clock)
 	seq                 uint64
+	msgID               string
 }
 
 // outCollector follows FR_OUT from the start (testkit.Collect), parsing
@@ -307,7 +311,8 @@ func parseOut(m testkit.Msg) outRec {
 		Decision  string `json:"decision"`
 	}
 	_ = json.Unmarshal(m.Data, &v)
-	r := outRec{kind: wireKind(m.Subject), user: v.UserID, request: v.RequestID, decision: v.Decision, at: m.Stored, seq: m.Seq}
+	r := outRec{kind: wireKind(m.Subject), user: v.UserID, request: v.RequestID, decision: v.Decision, at: m.Stored, seq: m.Seq,
+		msgID: m.Header.Get(jetstream.MsgIDHeader)}
 	r.epoch, _ = strconv.ParseUint(m.Header.Get(cluster.EpochHeader), 10, 64)
 	return r
 }
@@ -506,9 +511,12 @@ func checkExactlyOnce(t *testing.T, js jetstream.JetStream, n, parts int) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval
 	}
-	dec, ref := map[string]int{}, map[string]int{}
+	dec, ref, ids := map[string]int{}, map[string]int{}, map[string]int{}
 	last := map[int]uint64{}
 	for _, r := range recs {
+		if ids[r.msgID]++; ids[r.msgID] == 2 {
+			t.Errorf("Nats-Msg-Id %q stored twice (%s %s)", r.msgID, r.kind, r.request)
+		}
 		switch r.kind {
 		case "decision":
 			dec[r.request]++

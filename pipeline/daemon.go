@@ -289,6 +289,9 @@ type Daemon struct {
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
 	httpAddr  atomic.Value    // string: the bound HTTP address
 	started   chan struct{}
+	// durability is what the streams survive (streams.Durability), read
+	// once the streams are set up.
+	durability atomic.Pointer[streams.Durability]
 }
 
 // New validates cfg and builds a Daemon; nothing starts until Run.
@@ -455,11 +458,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 
-	pol := d.policy.Load()
+	pol, dur := d.policy.Load(), d.readDurability(ctx)
 	d.log.Info("flashreturnd started",
 		"nats", RedactURL(d.ClientURL()), "embedded", d.srv != nil, "layout", d.cfg.Layout,
 		"partitions", d.cfg.Partitions, "policy", pol.Name, "policy_version", pol.Version,
-		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath())
+		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath(),
+		"nats_server", dur.ServerVersion, "in_replicas", dur.Streams[0].Replicas, "out_replicas", dur.Streams[1].Replicas, "fsync", dur.Fsync)
 
 	var wg sync.WaitGroup
 	// The merchant view serves the workers' drain too: a batch in hand

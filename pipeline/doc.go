@@ -1,8 +1,8 @@
 // Package pipeline is flashreturn's partition runtime, the IO shell around
 // the decision core: the daemon (connections, setup, drain), one durable
-// pull consumer and one worker goroutine per partition, the merchant
-// view, the clock that advances idle partitions, policy reload, and the
-// runtime's metrics and status numbers.
+// pull consumer and one worker goroutine per partition, the clock that
+// advances idle partitions, policy reload, and the runtime's metrics and
+// status numbers.
 //
 // The jobs around it live in packages below it, each with its own doc:
 //
@@ -17,6 +17,9 @@
 //   - pipeline/replay: what another policy would have decided;
 //   - pipeline/stages: the per-stage latency histograms of an event's
 //     way through a worker (flashreturn_stage_<stage>_seconds);
+//   - pipeline/outbound: the publisher: atomic batches, commit and claim
+//     markers, recovery and fencing by marker;
+//   - pipeline/merchants: the merchant view, read as of ingest;
 //   - pipeline/defaults: the defaults shared by Config, flags and replay.
 //
 // Imports point down: pipeline imports all of them; none imports
@@ -30,7 +33,8 @@
 // Run owns every goroutine of the daemon and returns only once each has
 // ended: one per partition worker (or, in cluster mode, the cluster's
 // loop, which owns one per claimed partition), the merchant view and its
-// refresher, state housekeeping, the clock and the policy watcher, the
+// refresher, the publisher (stopped after the workers, whose last batches
+// it publishes), state housekeeping, the clock and the policy watcher, the
 // HTTP server. Each carries pprof labels (component, and partition for a
 // worker), so a CPU or goroutine profile taken from /debug/pprof splits
 // by partition. A daemon that returned from Run has left nothing running
@@ -51,21 +55,26 @@
 // memory through [core.Apply], then commits in one Badger transaction the
 // changed states, the partition's cursor (last stream sequence applied),
 // its event-time clock, the decision traces and the batch's outputs (the
-// outbox). Only then does it publish the outbox with deterministic
-// Nats-Msg-Id headers, and once every publish ack is back it acks the
-// batch with one AckAll. The acks are awaited one batch late (while the
-// next batch is applied, committed and sent); until they are back the
-// next commit stores both batches' outputs, so the stored outbox always
-// covers every unacknowledged output. On start it republishes the outbox left by the last run and
-// recreates its consumer at cursor+1: the cursor in Badger is the truth.
-// A crash at any point therefore yields neither a lost nor a doubled
-// effect within FR_OUT's duplicate window (2 minutes).
+// outbox), each output with its position (input sequence, index). It
+// then hands the outbox to the daemon's publisher (pipeline/outbound),
+// which stores it in FR_OUT in an atomic batch ending with the
+// partition's commit marker, and acks the batch with one AckAll once that
+// is done. The result is awaited one batch late (while the next batch is
+// applied and committed); until then the next commit stores both
+// batches' outputs, so the stored outbox covers every output FR_OUT may
+// lack. On start the worker claims its partition on FR_OUT (a claim
+// marker, which fences any former owner at the server), publishes the
+// part of the outbox after the last marker's position, recreates its
+// consumer at cursor+1, and publishes nothing a replay makes at or
+// before that position. A crash at any point therefore yields neither a
+// lost nor a doubled effect, however long the daemon stays down.
 //
 // # Invariants
 //
 //   - Exactly one goroutine owns a partition: its consumer, state and
 //     outbox; events of one user are applied in stream order.
-//   - A message is acknowledged only after its outputs are stored in FR_OUT.
+//   - A message is acknowledged only after its outputs, and the commit
+//     marker covering them, are stored in FR_OUT.
 //   - Malformed input goes to fr.dlq.<reason> (in the same outbox, so it is
 //     effectively-once too) and processing goes on; an event that panics the
 //     core is dead-lettered as poison and the batch re-applied without it.

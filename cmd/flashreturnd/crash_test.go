@@ -187,18 +187,24 @@ func TestKill9AndRestart(t *testing.T) {
 	// The merchant view refreshes asynchronously; a restart waits for it to
 	// catch up before deciding, so no request meets a view without m1.
 	c.kill9(t)
-	c = startChild(t, dir, natsPort, httpPort)
+	// FR_OUT forgets a Msg-Id 1 s after storing it, and each restart
+	// comes after that: exactly-once rests on the commit markers
+	// (pipeline/outbound), not on the duplicate window.
+	window := []string{"--out-duplicate-window", "1s"}
+	c = startChild(t, dir, natsPort, httpPort, window...)
 	const users, rounds = 600, 5
 	per := users / rounds
 	for r := 0; r < rounds; r++ {
 		publishAll(t, c.natsURL, world(r*per, (r+1)*per))
 		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond) // a random moment to crash at, not synchronisation
 		c.kill9(t)
-		c = startChild(t, dir, natsPort, httpPort)
+		time.Sleep(1100 * time.Millisecond) // wall time past the duplicate window: what is tested, not a wait for a condition
+		c = startChild(t, dir, natsPort, httpPort, window...)
 	}
 	defer c.kill9(t)
 	_, js := testkit.Connect(t, c.natsURL)
 	var outputs map[string]map[string]int // user → output kind → count
+	var ids map[string]int                // Nats-Msg-Id → copies
 	complete := func() bool {
 		for i := range users {
 			for kind, n := range wantOutputs(i) {
@@ -211,7 +217,7 @@ func TestKill9AndRestart(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		outputs = map[string]map[string]int{}
+		outputs, ids = map[string]map[string]int{}, map[string]int{}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		msgs, err := testkit.ReadStream(ctx, js, "FR_OUT")
 		if err != nil {
@@ -223,6 +229,7 @@ func TestKill9AndRestart(t *testing.T) {
 				RequestID string `json:"request_id"`
 			}
 			_ = json.Unmarshal(m.Data, &v)
+			ids[m.Header.Get("Nats-Msg-Id")]++
 			kind := strings.Split(m.Subject, ".")[2]
 			if outputs[v.UserID] == nil {
 				outputs[v.UserID] = map[string]int{}
@@ -248,6 +255,11 @@ func TestKill9AndRestart(t *testing.T) {
 	}
 	if len(outputs) != users {
 		t.Errorf("outputs for %d users, want %d", len(outputs), users)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("Nats-Msg-Id %q stored %d times", id, n)
+		}
 	}
 	for i := range users {
 		u := fmt.Sprintf("k%d", i)

@@ -64,7 +64,7 @@ func TestSchema(t *testing.T) {
 
 // laterRows are the rows of later.go, not in the dashboard yet.
 func laterRows() []row {
-	return []row{fencingRow(), clusterRow()}
+	return []row{clusterRow()}
 }
 
 // TestLaterRows renders the dashboard with the rows that wait for their

@@ -16,25 +16,6 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
-// fencingRow (issue 16): batches of an old owner that the broker refused
-// because a newer owner claimed the partition (ASSUMED
-// flashreturn_fencing_rejections_total{partition}). A few around a
-// hand-over are the fencing working; a steady rate means two processes
-// believe they own the same partitions.
-func fencingRow() row {
-	return row{title: "Ownership and fencing", panels: panels(
-		fencingRejections().Span(24),
-	)}
-}
-
-func fencingRejections() *timeseries.PanelBuilder {
-	return timeseriesPanel("Rejected by the broker's fencing / s",
-		"Output batches of a former owner that FR_OUT refused after a newer owner claimed the partition, per instance. A few around a hand-over are expected; a steady rate means two processes act as owner.",
-		unitOps,
-		query{`sum by (instance) (rate(flashreturn_fencing_rejections_total{instance=~"$instance"}[$__rate_interval]))`, "{{instance}}"},
-	).Min(0)
-}
-
 // clusterRow: membership and ownership in cluster mode. Its metrics exist
 // today (pipeline/cluster) but only when flashreturnd runs with
 // --cluster; switching it on needs the Prometheus test to scrape a

@@ -40,8 +40,7 @@ func rows() []row {
 		policyRow(),
 		stagesRow(pipelineStages), // issue 15: flashreturn_stage_<stage>_seconds
 		reviewRow(),               // issue 14: resolutions and deadlines
-		// Switch on when their metrics land (see later.go):
-		// fencingRow(),               // issue 16: rejections by the broker's fencing
+		fencingRow(),              // issue 16: atomic batches and the broker's fencing
 	}
 }
 

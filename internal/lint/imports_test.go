@@ -96,7 +96,7 @@ var allowedImports = map[string]importRule{
 	"pipeline/apply":    {Internal: []string{pkgCore, pkgWire}, Modules: []string{modMetrics, modSonic}},
 	"pipeline/cluster": {Internal: []string{pkgOwner, pkgWire, "pipeline/defaults", "pipeline/streams", pkgState},
 		Modules: []string{modNATS, modMetrics, modSonic}},
-	"pipeline/httpapi": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/cluster", pkgState},
+	"pipeline/httpapi": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/cluster", "pipeline/streams", pkgState},
 		Modules: []string{modMetrics, modSonic}},
 	"pipeline/replay": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/defaults", "pipeline/streams"},
 		Modules: []string{modNATS}},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/ownership"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // Query routing in cluster mode. A daemon's Badger store is current only
@@ -281,6 +282,10 @@ type Status struct {
 	Owners []string `json:"owners,omitempty"`
 	// Owned are the partitions this daemon has claimed.
 	Owned []OwnedPartition `json:"owned"`
+	// Durability is what FR_IN and FR_OUT survive: replicas, storage and
+	// the server's fsync (set by the HTTP API from the daemon; omitted
+	// before the streams are set up).
+	Durability *streams.Durability `json:"durability,omitempty"`
 }
 
 // MemberInfo is one live member as its FR_MEMBERS record describes it.

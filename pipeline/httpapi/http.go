@@ -13,6 +13,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -46,6 +47,9 @@ type Backend interface {
 	// AdvertisedHTTP is the base URL the daemon advertises to the other
 	// members ("" none).
 	AdvertisedHTTP() string
+	// Durability is what FR_IN and FR_OUT survive (nil before the
+	// streams are set up).
+	Durability() *streams.Durability
 }
 
 // New returns the daemon's HTTP endpoint: /metrics, /healthz, /readyz,
@@ -134,6 +138,7 @@ func (a *api) serveCluster(w http.ResponseWriter, _ *http.Request) {
 	} else {
 		st = cluster.SingleStatus(a.b.Partitions(), a.b.AdvertisedHTTP(), a.b.PartitionReady())
 	}
+	st.Durability = a.b.Durability()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, &st)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -39,6 +40,7 @@ func (b *backend) State() *state.Store              { return b.st }
 func (b *backend) Cluster() *cluster.Cluster        { return nil }
 func (b *backend) PartitionReady() func(p int) bool { return nil }
 func (b *backend) AdvertisedHTTP() string           { return "" }
+func (b *backend) Durability() *streams.Durability  { return nil }
 
 // world holds the events' clock and the environment Apply reads.
 type world struct {
