@@ -144,7 +144,8 @@ func TestNATSOutageThenBack(t *testing.T) {
 	srv := testkit.StartServer(t, func(o *server.Options) { o.StoreDir = storeDir })
 	port := srv.Addr().(interface{ String() string }).String()
 	pol, _ := core.Preset("tmall-fast-return")
-	h := runHarness(t, Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", Policy: pol, Partitions: 4, ClockInterval: -1})
+	h := runHarness(t, Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", Policy: pol, Partitions: 4, ClockInterval: -1,
+		OutDuplicates: time.Second})
 	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
 	h.pub("return", "uo", "return.requested", "2026-11-12T10:00:00+08:00",
 		map[string]any{"request_id": "r0", "order_id": "x", "kind": "return_refund", "reason": "no_reason", "pickup": false})
@@ -179,6 +180,13 @@ func TestNATSOutageThenBack(t *testing.T) {
 	}
 	if len(seen) != 22 || len(decs) != 22 {
 		t.Fatalf("%d decisions for %d requests, want 22 each: %v", len(decs), len(seen), seen)
+	}
+	// With FR_OUT's duplicate window at 1 s, a round republished after the
+	// restart would be stored twice: the markers keep it once.
+	for id, n := range msgIDCounts(t, h.js) {
+		if n != 1 {
+			t.Errorf("Nats-Msg-Id %s stored %d times", id, n)
+		}
 	}
 }
 
