@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,5 +171,78 @@ func TestZombieBatchRefusedByFROut(t *testing.T) {
 	}
 	if after, _, err := outbound.Last(ctx, s, target); err != nil || after.Owner != "b" || after.Kind != outbound.KindClaim {
 		t.Fatalf("partition %d's last marker after the refusal: %+v %v, want b's claim", target, after, err)
+	}
+}
+
+// TestClusterZombieRefused: a member's worker is held after its fence
+// check (a process frozen between its check and its write) while the
+// member's heartbeats stop and the other member takes the partition over
+// and writes its claim marker; then the worker goes on. FR_OUT refuses
+// its batch whatever its clock said, the refusal is counted on the
+// zombie, and the request is decided exactly once, by the new owner.
+func TestClusterZombieRefused(t *testing.T) {
+	srv := testkit.StartServer(t)
+	url := srv.ClientURL()
+	js := clusterClient(t, url)
+	publishMerchant(t, js, 1)
+	a := startMember(t, url, "a", nil)
+	b := startMember(t, url, "b", nil)
+	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
+		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
+	})
+	p := a.owned()[0]
+	shopper := 0
+	for wire.Partition(fmt.Sprintf("s%05d", shopper), 8) != p {
+		shopper++
+	}
+	var armed atomic.Bool
+	held, resume := make(chan struct{}), make(chan struct{})
+	sendHook = func(q int) {
+		if q == p && armed.CompareAndSwap(true, false) {
+			close(held)
+			<-resume
+		}
+	}
+	t.Cleanup(func() { sendHook = nil })
+	armed.Store(true)
+	r := newRequester(t, js)
+	if err := r.one(shopper); err != nil {
+		t.Fatal(err)
+	}
+	<-held // a's worker is past its fence check with the batch in hand
+	a.d.cluster.PauseHeartbeats(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, wire.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitUntil(t, 20*time.Second, "b's claim marker on the partition", func() bool {
+		m, _, err := outbound.Last(ctx, s, p)
+		return err == nil && m.Owner == "b" && slices.Contains(b.owned(), p)
+	})
+	close(resume)
+	rejections := a.d.m.set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
+	testkit.WaitUntil(t, 20*time.Second, "a's batch refused by FR_OUT", func() bool { return rejections.Get() >= 1 })
+	a.d.cluster.PauseHeartbeats(false)
+	req := fmt.Sprintf("rs%05d", shopper)
+	var decisions int
+	testkit.WaitUntil(t, 20*time.Second, "the request decided by b", func() bool {
+		recs, err := readOut(js)
+		decisions = 0
+		for _, rec := range recs {
+			if rec.kind == "decision" && rec.request == req {
+				decisions++
+			}
+		}
+		return err == nil && decisions >= 1
+	})
+	if decisions != 1 {
+		t.Fatalf("request %s decided %d times", req, decisions)
+	}
+	for id, n := range msgIDCounts(t, js) {
+		if n != 1 {
+			t.Errorf("Nats-Msg-Id %s stored %d times", id, n)
+		}
 	}
 }
