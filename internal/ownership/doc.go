@@ -38,6 +38,12 @@
 // or names a member whose key is gone; it gives up a partition targeted
 // elsewhere by stopping its worker, snapshotting at the final cursor and
 // releasing the record pointing at the snapshot, one partition at a time.
+// Once the worker has stopped, its release goes ahead even if the lease
+// lapsed meanwhile: the release is a compare-and-set on the member's own
+// latest record, so it fails if anyone claimed since; only a newer record
+// by someone else seen ([Machine.Observe]) cancels it (issue 16: a lapse
+// during a drain used to drop the release, and the successor took the
+// partition over from the claim's older snapshot without a word).
 //
 // Fencing. A worker asks [Machine.Check] before every commit and publish:
 // the claim holds while its lease generation is current and unexpired and
@@ -92,6 +98,9 @@
 //   - A restore never goes back below the release snapshot it claimed,
 //     and never silently below the cursor the previous owner released at
 //     ([Record.Released]; [RestorePlan.Short] says when it does).
+//   - A partition whose worker was stopped to give it up is released,
+//     unless its claim was superseded (then the Drop says so, with the
+//     final cursor, and the caller logs it as an error).
 //   - No record is left pointing at a snapshot the machine deleted, even
 //     when writes' answers are lost.
 //   - Once members are stable (no faults, keys renewed), every partition

@@ -456,7 +456,15 @@ func (m *Machine) afterStop(now int64, s *slot, cursor uint64) []Action {
 		s.final = cursor
 	}
 	if s.phase == Stopping && (s.why == ReasonRelease || s.why == ReasonLeave) {
-		if r := m.fence(s, now); r != "" {
+		// The worker has stopped, so its state is final and consistent,
+		// and the release is a compare-and-set on our own latest record:
+		// only someone else's newer record (revoked) makes it pointless.
+		// A lease that lapsed meanwhile (a heartbeat answered late, a
+		// stalled server) is no reason to give the state up: if another
+		// member claimed, the release's write fails; if not, dropping the
+		// slot left the record at the claim's older snapshot for the next
+		// owner to take over from, at no error (issue 16).
+		if s.revoked {
 			return m.drop(s, ReasonReleaseFenced)
 		}
 		if s.why == ReasonLeave {
@@ -576,7 +584,8 @@ func (m *Machine) SnapshotDone(now int64, p int, epoch uint64, object string, ok
 		if ok {
 			s.newSnap = object
 		}
-		if m.fence(s, now) != "" {
+		if s.revoked {
+			// Superseded meanwhile: the release's write would fail.
 			var acts []Action
 			if ok {
 				acts = append(acts, Action{Kind: DeleteSnapshot, P: p, Object: object})

@@ -18,7 +18,8 @@ import (
 // once, FR_OUT epochs never going back per partition, epochs increasing
 // with every claim, at most one release in flight per member, a restore
 // never below the release snapshot it claimed from, no record pointing
-// at a deleted snapshot. Then the faults stop and the members stay: every
+// at a deleted snapshot, no partition given up without its release unless
+// its claim was superseded. Then the faults stop and the members stay: every
 // partition must end up owned once, by its target, loads within one
 // (the model: Assign over the members present).
 func TestRandomized(t *testing.T) {

@@ -26,6 +26,9 @@ package ownership
 //	  from the release snapshots, exact cursors     leave.txt, handover_bug.txt
 //	  the 1-in-3 failure (issue 16): a drain that   handover_bug.txt
 //	  hangs costs only its own partition, loudly
+//	  the residual failure: b's lease lapses        handover_empty.txt
+//	  mid-drain, its releases were dropped and a
+//	  restored b's partitions from empty, silently
 //	pipeline TestClusterFencing: heartbeats stop,   pause.txt
 //	  the lease lapses before the key expires, the
 //	  workers stop before the other claims, epochs

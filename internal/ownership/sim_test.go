@@ -402,6 +402,20 @@ func (s *sim) exec(mb *simMember, a Action, fault ioFault) {
 	case Drop:
 		delete(mb.workers, a.P)
 		switch {
+		case a.Reason == ReasonReleaseFenced || a.Reason == ReasonReleaseLost:
+			s.logf("%s: dropped p=%d epoch=%d: %s", mb.id, a.P, a.Epoch, a.Reason)
+			if a.Cursor > a.Record.Cursor {
+				// As pipeline logs it.
+				s.logf("%s: ERROR gave p=%d up at cursor %d without a release (%s): the next owner may restore from %d", mb.id, a.P, a.Cursor, a.Reason, a.Record.Cursor)
+			}
+			// A release is a compare-and-set on the member's own record:
+			// only a newer record by someone else makes it pointless. A
+			// give-up abandoned while the record is still the claim's
+			// leaves the next owner a takeover from that claim's (older)
+			// snapshot, for no reason (issue 16).
+			if e := s.owners[a.P]; a.Reason == ReasonReleaseFenced && e.OK && e.Member == mb.id && e.Epoch == a.Epoch {
+				s.violate("%s: partition %d given up at cursor %d without its release, though its claim of epoch %d was not superseded", mb.id, a.P, a.Cursor, a.Epoch)
+			}
 		case a.Reason != ReasonReleased:
 			s.logf("%s: dropped p=%d epoch=%d: %s", mb.id, a.P, a.Epoch, a.Reason)
 		case a.Record.Released > a.Record.Cursor:

@@ -262,13 +262,15 @@ const (
 	ReasonExited        Reason = "worker exited"  // the worker ended by itself, not asked
 	ReasonReleased      Reason = "released"       // the release record is written
 	ReasonReleaseLost   Reason = "release lost"   // the release's compare-and-set failed
-	ReasonReleaseFenced Reason = "release fenced" // the claim was lost before the release was written
+	ReasonReleaseFenced Reason = "release fenced" // superseded (a newer record by someone else) before the release was written
 )
 
 // Fenced reports whether a Drop for this reason means the claim was lost
-// (what the fenced counter counts).
+// (what the fenced counter counts). A release given up because the
+// claim was superseded counts too: its state past the record's snapshot
+// is lost to the next owner.
 func (r Reason) Fenced() bool {
-	return r == ReasonLeaseLapsed || r == ReasonSuperseded || r == ReasonExited
+	return r == ReasonLeaseLapsed || r == ReasonSuperseded || r == ReasonExited || r == ReasonReleaseFenced
 }
 
 // Action is one thing the caller must do, in the order returned. Only the

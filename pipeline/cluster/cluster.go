@@ -431,6 +431,20 @@ func (c *Cluster) drop(a ownership.Action) {
 			break
 		}
 		c.log.Info("partition released", "partition", a.P, "epoch", a.Epoch, "cursor", a.Cursor, "snapshot", a.Record.Snapshot, "seconds", secs)
+	case a.Reason == ownership.ReasonReleaseFenced && a.Cursor > a.Record.Cursor:
+		// Another member claimed the partition (our key was gone to it)
+		// before the release was written: it restores from the record's
+		// snapshot and cannot know how far we had got.
+		c.m.fenced.Inc()
+		c.log.Error("partition given up without its release: another member claimed it first and restores it from the record's snapshot, replaying the rest and re-emitting its outputs",
+			"partition", a.P, "epoch", a.Epoch, "final_cursor", a.Cursor, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
+	case a.Reason == ownership.ReasonReleaseLost && a.Cursor > a.Record.Cursor:
+		// The release's write failed or went unanswered: unless it was
+		// stored after all, the next owner takes over from the record's
+		// snapshot once our key is gone, and cannot know how far we had
+		// got.
+		c.log.Error("partition release not written (or its answer lost): unless it was stored, the next owner restores from the record's snapshot, replaying the rest and re-emitting its outputs",
+			"partition", a.P, "epoch", a.Epoch, "final_cursor", a.Cursor, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
 	case a.Reason.Fenced():
 		c.m.fenced.Inc()
 		c.log.Warn("partition stopped", "partition", a.P, "epoch", a.Epoch, "fence", string(a.Reason))
