@@ -426,7 +426,7 @@ func (c *Cluster) drop(a ownership.Action) {
 			}
 		}
 		if a.Record.Released > a.Record.Cursor {
-			c.log.Error("partition released without a snapshot at its final cursor: the next owner restores from the previous snapshot and replays the rest, re-emitting its outputs",
+			c.log.Error("partition released without a snapshot at its final cursor: the next owner restores from the previous snapshot and replays the rest (the commit markers keep it from publishing them again)",
 				"partition", a.P, "epoch", a.Epoch, "final_cursor", a.Record.Released, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor, "seconds", secs)
 			break
 		}
@@ -436,14 +436,14 @@ func (c *Cluster) drop(a ownership.Action) {
 		// before the release was written: it restores from the record's
 		// snapshot and cannot know how far we had got.
 		c.m.fenced.Inc()
-		c.log.Error("partition given up without its release: another member claimed it first and restores it from the record's snapshot, replaying the rest and re-emitting its outputs",
+		c.log.Error("partition given up without its release: another member claimed it first and restores it from the record's snapshot, replaying the rest (its outputs FR_OUT holds are not published again: the commit markers cover them)",
 			"partition", a.P, "epoch", a.Epoch, "final_cursor", a.Cursor, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
 	case a.Reason == ownership.ReasonReleaseLost && a.Cursor > a.Record.Cursor:
 		// The release's write failed or went unanswered: unless it was
 		// stored after all, the next owner takes over from the record's
 		// snapshot once our key is gone, and cannot know how far we had
 		// got.
-		c.log.Error("partition release not written (or its answer lost): unless it was stored, the next owner restores from the record's snapshot, replaying the rest and re-emitting its outputs",
+		c.log.Error("partition release not written (or its answer lost): unless it was stored, the next owner restores from the record's snapshot and replays the rest (its outputs FR_OUT holds are not published again: the commit markers cover them)",
 			"partition", a.P, "epoch", a.Epoch, "final_cursor", a.Cursor, "snapshot", a.Record.Snapshot, "snapshot_cursor", a.Record.Cursor)
 	case a.Reason.Fenced():
 		c.m.fenced.Inc()

@@ -318,9 +318,10 @@ func (c *Cluster) cleanSnapshots(ctx context.Context, p int, keep string) {
 // record's snapshot when it is ahead of the local copy or the local copy
 // is an incomplete import, else the local copy). It retries a failed
 // download until it succeeds or ctx ends, rather than fall back to
-// replaying the whole stream (which would re-emit outputs far older than
-// FR_OUT's duplicate window); a snapshot object that is gone falls back to
-// the local copy, or to an empty partition, with an error logged.
+// replaying the whole stream (correct, since the commit markers keep the
+// replay from publishing what FR_OUT holds, but slow); a snapshot object
+// that is gone falls back to the local copy, or to an empty partition,
+// with an error logged.
 func (c *Cluster) restore(ctx context.Context, s *slot) error {
 	select {
 	case c.restores <- struct{}{}:
@@ -408,8 +409,8 @@ func (c *Cluster) restore(ctx context.Context, s *slot) error {
 	}
 	if plan.Expected > found {
 		// A hand-over restores exactly where the old owner stopped; here
-		// the events in between are applied again and their outputs
-		// re-emitted (FR_OUT's duplicate window is all that drops them).
+		// the events in between are applied again (their outputs at or
+		// before the last commit marker are not published again).
 		c.log.Error("partition restored below the cursor its previous owner released it at", "partition", p, "epoch", s.epoch,
 			"expected_cursor", plan.Expected, "found_cursor", found, "source", info.Source, "snapshot", info.Snapshot)
 	}
