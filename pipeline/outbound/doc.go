@@ -40,6 +40,12 @@
 //     the round's position), not stored (the marker it expected), or
 //     fenced (another claim's marker: the partition's queue fails with
 //     ErrFenced and flashreturn_fencing_rejections_total counts it).
+//   - A round FR_OUT refuses because it holds one of its Msg-Ids though no
+//     marker covers it (an outbox written before positions existed,
+//     markers purged by hand) would be refused for ever; it is stored
+//     without atomicity instead (each output with its Msg-Id, the server
+//     dropping the duplicate, then each marker with its check), counted
+//     in flashreturn_outbound_lenient_total.
 //   - Dead letters go to FR_DLQ, another stream, so they cannot be in the
 //     atomic batch: they are published first and awaited, so a marker
 //     covers only stored dead letters; a crash between the two can store

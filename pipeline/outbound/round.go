@@ -23,6 +23,8 @@ type entry struct {
 	to     int        // the chunk is b.out[b.sent:to]
 	pos    record.Pos // what the marker covers
 	marker Marker
+	// settled: the chunk is stored (advance) or its partition fenced.
+	settled bool
 }
 
 // round is one atomic batch in the making.
@@ -149,6 +151,16 @@ func (p *Publisher) publish(ctx context.Context, r *round) bool {
 	if errors.As(err, &ae) && ae.ErrorCode == errTooMany {
 		return false
 	}
+	if errors.As(err, &ae) && ae.ErrorCode == errDuplicateID {
+		// Either the round was stored and its answer lost before (the
+		// markers say so), or an output's Msg-Id is in FR_OUT already
+		// though no marker covers it: an outbox written before positions
+		// existed, or markers purged by hand. Sent atomically again it
+		// would be refused for ever; what the markers do not cover goes
+		// out once without atomicity (the server drops the duplicate).
+		fenced := p.reconcile(ctx, r, err)
+		return p.publishLenient(ctx, r) || fenced
+	}
 	p.cfg.Log.Debug("atomic batch not acknowledged; reconciling from the markers", "messages", r.msgs, "err", err)
 	return p.reconcile(ctx, r, err)
 }
@@ -164,6 +176,7 @@ func (p *Publisher) advance(e *entry, seq uint64) {
 	}
 	pt.last, pt.pos = seq, e.pos
 	e.b.sent = e.to
+	e.settled = true
 	if e.b.sent < len(e.b.out) || len(pt.queue) == 0 || pt.queue[0] != e.b {
 		return
 	}
@@ -201,12 +214,69 @@ func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 			p.cfg.Log.Error("FR_OUT refused a batch: the partition was claimed by another owner; stopping its publishing",
 				"partition", e.pt.p, "epoch", e.marker.Epoch, "new_owner", m.Owner, "new_epoch", m.Epoch, "marker_seq", seq, "err", cause)
 			p.mu.Lock()
+			e.settled = true
 			p.failLocked(e.pt, fmt.Errorf("%w: partition %d: marker %d is %s's (epoch %d): %w", ErrFenced, e.pt.p, seq, m.Owner, m.Epoch, cause))
 			e.pt.claim = 0
 			p.mu.Unlock()
 		}
 	}
 	return fenced
+}
+
+// publishLenient stores the round's unsettled chunks without an atomic
+// batch: each output with its Msg-Id (a duplicate is dropped by the
+// server, as before commit markers), awaited, then each marker alone with
+// its check. It is the way out of a round FR_OUT refuses for a Msg-Id it
+// holds already; counted in flashreturn_outbound_lenient_total. It
+// reports false when something failed (the round goes again).
+func (p *Publisher) publishLenient(ctx context.Context, r *round) bool {
+	p.m.lenient.Inc()
+	p.cfg.Log.Warn("FR_OUT holds an output of a round no marker covers; storing the round without atomicity", "messages", r.msgs)
+	var futures []jetstream.PubAckFuture
+	for i := range r.entries {
+		e := &r.entries[i]
+		if e.settled {
+			continue
+		}
+		for j := e.b.sent; j < e.to; j++ {
+			o := &e.b.out[j]
+			msg := nats.NewMsg(o.Subject)
+			msg.Data = o.Data
+			if e.b.epoch != "" && p.cfg.EpochHeader != "" {
+				msg.Header.Set(p.cfg.EpochHeader, e.b.epoch)
+			}
+			f, err := p.cfg.JS.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
+			if err != nil {
+				return false
+			}
+			futures = append(futures, f)
+		}
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case <-f.Err():
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for i := range r.entries {
+		e := &r.entries[i]
+		if e.settled {
+			continue
+		}
+		msg := nats.NewMsg(Subject(e.pt.p))
+		msg.Data = e.marker.encode()
+		mctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+		ack, err := p.cfg.JS.PublishMsg(mctx, msg, jetstream.WithExpectLastSequencePerSubject(p.lastOf(e.pt)))
+		cancel()
+		if err != nil {
+			return false // the next round's reconcile settles it
+		}
+		p.advance(e, ack.Sequence)
+	}
+	return true
 }
 
 // lastOf is pt's last marker sequence.
@@ -342,8 +412,8 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 
 // pubMetrics are the publisher's metrics.
 type pubMetrics struct {
-	rounds, retries, rejections, claims *metrics.Counter
-	roundMsgs, roundSeconds             *metrics.PrometheusHistogram
+	rounds, retries, rejections, claims, lenient *metrics.Counter
+	roundMsgs, roundSeconds                      *metrics.PrometheusHistogram
 }
 
 func newPubMetrics(set *metrics.Set) pubMetrics {
@@ -355,6 +425,7 @@ func newPubMetrics(set *metrics.Set) pubMetrics {
 		retries:      set.GetOrCreateCounter("flashreturn_outbound_retries_total"),
 		rejections:   set.GetOrCreateCounter("flashreturn_fencing_rejections_total"),
 		claims:       set.GetOrCreateCounter("flashreturn_fencing_claims_total"),
+		lenient:      set.GetOrCreateCounter("flashreturn_outbound_lenient_total"),
 		roundMsgs:    set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_messages", metrics.ExponentialBuckets(1, 2, 11)),
 		roundSeconds: set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_seconds", metrics.ExponentialBuckets(50e-6, 2, 20)),
 	}
