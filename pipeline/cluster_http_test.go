@@ -91,7 +91,8 @@ func check503(t *testing.T, what string, a httpAnswer) cluster.QueryError {
 	t.Helper()
 	var qe cluster.QueryError
 	if a.code != http.StatusServiceUnavailable || a.hdr.Get("Retry-After") == "" || json.Unmarshal([]byte(a.body), &qe) != nil || qe.Error == "" {
-		t.Fatalf("%s: want 503 with Retry-After and a JSON error, got %d Retry-After=%q %s", what, a.code, a.hdr.Get("Retry-After"), a.body)
+		t.Fatalf("%s: want 503 with Retry-After and a JSON error, got %d Retry-After=%q %s=%q %s", what, a.code, a.hdr.Get("Retry-After"),
+			cluster.ServedByHeader, a.hdr.Get(cluster.ServedByHeader), a.body)
 	}
 	return qe
 }
