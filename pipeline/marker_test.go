@@ -246,3 +246,34 @@ func TestClusterZombieRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestInboundRecreatedUnderMarkers: a partition's inbound stream deleted
+// and made again (its sequences start from 1) under FR_OUT's markers,
+// with the state gone too. The marker's position is past the new stream's
+// end: it is ignored (and logged), so the new events' outputs are
+// published, not suppressed as if FR_OUT held them.
+func TestInboundRecreatedUnderMarkers(t *testing.T) {
+	h := startHarness(t, "douyin-lightning", nil)
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	users := markerWorld(h, "ir")
+	h.waitOut("fr.out.decision.", len(users))
+	cfg := h.d.cfg
+	h.stop()
+	const p = 5
+	for _, dir := range []string{filepath.Join(cfg.DataDir, "state"), filepath.Join(cfg.DataDir, "nats", "jetstream", "$G", "streams", wire.PartitionStream(p))} {
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.NATSListen, cfg.Metrics = "127.0.0.1:-1", nil
+	h2 := runHarness(t, cfg)
+	u := userIn("irnew", p)
+	h2.pub("credit", u, "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h2.order(u, "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	h2.pub("return", u, "return.requested", "2026-11-12T10:00:00+08:00", map[string]any{
+		"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h2.waitOut("fr.out.decision."+u, 1)
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/outbound"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
 
@@ -147,6 +148,30 @@ func (w *worker) uncovered(msgs []state.OutMsg) []state.OutMsg {
 		}
 	}
 	return out
+}
+
+// checkSkip refuses a marker position past the partition's inbound
+// stream: FR_IN was deleted and recreated under FR_OUT's markers (its
+// sequences started again), and suppressing every output up to the old
+// position would drop new outputs silently. It logs that at error level
+// and publishes everything instead. A stream it cannot read keeps skip.
+func (w *worker) checkSkip(ctx context.Context, skip state.Pos) state.Pos {
+	if skip.IsZero() {
+		return skip
+	}
+	name := streams.InStream(w.d.cfg.Layout, w.p)
+	ictx, cancel := context.WithTimeout(ctx, streams.SetupCallTimeout)
+	defer cancel()
+	s, err := w.d.js.Stream(ictx, name)
+	if err != nil {
+		return skip
+	}
+	if last := s.CachedInfo().State.LastSeq; skip.Seq > last {
+		w.log.Error("the last commit marker covers inputs past the inbound stream's end: was it recreated? publishing every output, none suppressed",
+			"stream", name, "marker_seq", skip.Seq, "stream_last_seq", last)
+		return state.Pos{}
+	}
+	return skip
 }
 
 // release ends the run's publishing: nothing of the partition is

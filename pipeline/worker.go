@@ -174,7 +174,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		return nil // shutting down
 	}
-	w.skip = skip
+	w.skip = w.checkSkip(ctx, skip)
 	defer w.release()
 	// The outbox left by the last run holds outputs that were committed
 	// but maybe never stored in FR_OUT: publish the part the last marker

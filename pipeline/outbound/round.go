@@ -66,7 +66,11 @@ func (p *Publisher) build(r *round) {
 			continue
 		}
 		if pt.busy {
-			continue // listed twice: one chunk per partition and round
+			// Its oldest batch is in a round still in flight (one chunk
+			// per partition at a time: the next marker's check needs the
+			// answer): it stays listed for a later round.
+			kept = append(kept, id)
+			continue
 		}
 		// A round takes the partition's oldest batch whole when it fits,
 		// else as much as fits: a batch of more outputs than a round holds
