@@ -388,7 +388,7 @@ var pipelineStages = []stage{
 	{"stored_pulled", "stored → pulled"},
 	{"pulled_applied", "pulled → applied"},
 	{"commit", "commit (per batch)"},
-	{"publish_ack", "publish → ack (per batch)"},
+	{"publish_ack", "to the publisher → stored with its marker (per batch)"},
 }
 
 func (s stage) histogram() string { return "flashreturn_stage_" + s.name + "_seconds" }

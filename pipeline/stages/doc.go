@@ -9,7 +9,7 @@
 //	stored_pulled   JetStream's stored timestamp → the consumer handed the message to its worker   per event
 //	pulled_applied  handed to the worker → its batch applied by the core, before the commit       per event
 //	commit          the batch's Badger transaction, retries included                              per batch
-//	publish_ack     the batch's outputs sent → the worker saw their last publish ack               per batch
+//	publish_ack     outputs handed to the publisher → the worker saw them stored with their marker per batch
 //
 // The fifth stage issue 15 names, "ack → visible to a consumer", is not
 // measured: FR_OUT stores an output before it acks it, so what is left

@@ -28,11 +28,12 @@ const (
 	// outbox), from the first attempt to the one that succeeded: a retried
 	// commit is the events' time too. Per batch.
 	Commit
-	// PublishAck runs from sending the batch's outputs to FR_OUT to the
-	// worker seeing the last publish ack (a republish after a failure
-	// included). The worker looks without blocking while it applies the
-	// next batch, so the figure can exceed the broker's answer time by up
-	// to one batch's apply. Per batch with outputs.
+	// PublishAck runs from handing the batch's outputs to the publisher
+	// (pipeline/outbound) to the worker seeing them stored in FR_OUT with
+	// their commit marker: the wait for a round, the atomic batch, a retry
+	// after a failure. The worker looks without blocking while it applies
+	// the next batch, so the figure can exceed the publisher's answer by
+	// up to one batch's apply. Per batch with outputs.
 	PublishAck
 	// NumStages is the number of stages.
 	NumStages

@@ -99,7 +99,7 @@ const STAGES = {
   stored_pulled: "stored in JetStream → handed to the worker (per event)",
   pulled_applied: "handed to the worker → its batch applied (per event)",
   commit: "the batch's Badger commit, retries included (per batch)",
-  publish_ack: "outputs sent → last publish ack (per batch)",
+  publish_ack: "outputs handed to the publisher → stored in FR_OUT with their commit marker (per batch)",
 };
 
 // renderStages shows each stage's p50/p99 over the status window, or,
