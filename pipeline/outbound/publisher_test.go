@@ -167,8 +167,11 @@ func TestLandedRetryIsRecognised(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.end(&r)
-	if ok := p.reconcile(ctx, &r, errors.New("test: answer lost")); ok {
-		t.Fatal("reconcile reported a fenced partition for its own stored round")
+	if progress := p.reconcile(ctx, &r, errors.New("test: answer lost")); !progress {
+		t.Fatal("reconcile did not settle its own stored round")
+	}
+	if n := p.m.rejections.Get(); n != 0 {
+		t.Fatalf("its own stored round counted as %d fencing rejections", n)
 	}
 	if err := wait(t, b); err != nil {
 		t.Fatalf("landed batch: %v, want nil", err)
@@ -212,4 +215,73 @@ func TestDuplicateIDStoredOnce(t *testing.T) {
 	if n := p.m.lenient.Get(); n != 1 {
 		t.Fatalf("lenient rounds %d, want 1", n)
 	}
+}
+
+// TestUnansweredRoundsStillOnce: with a commit answer timeout far below
+// the server's answer time, nearly every round is settled by reading the
+// markers while it may still be committing, and many are sent again and
+// refused as duplicates or stale. Every partition still ends with every
+// output stored once, in order, and its last marker at its last output.
+func TestUnansweredRoundsStillOnce(t *testing.T) {
+	js, _, idle := setupConn(t)
+	p := idle()
+	p.cfg.AckTimeout = 200 * time.Microsecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	const parts, batches, per = 4, 20, 3
+	errs := make(chan error, parts)
+	for part := range parts {
+		if _, err := p.Claim(context.Background(), part, 0); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			b := NewBatch()
+			for i := range batches {
+				b.Reset(part, "", outputs(part, uint64(i+1), per, false))
+				p.Submit(b)
+				select {
+				case err := <-b.Done():
+					if err != nil {
+						errs <- fmt.Errorf("partition %d batch %d: %w", part, i, err)
+						return
+					}
+				case <-time.After(30 * time.Second):
+					errs <- fmt.Errorf("partition %d batch %d: no result", part, i)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range parts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := testkit.ReadStream(context.Background(), js, "FR_OUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, m := range got {
+		ids[m.Header.Get(jetstream.MsgIDHeader)]++
+	}
+	if len(ids) != parts*batches*per {
+		t.Fatalf("%d distinct outputs stored, want %d", len(ids), parts*batches*per)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("%s stored %d times", id, n)
+		}
+	}
+	s, _ := js.Stream(context.Background(), "FR_OUT")
+	for part := range parts {
+		last, _, err := Last(context.Background(), s, part)
+		if want := (record.Pos{Seq: batches, Idx: per - 1}); err != nil || last.Pos() != want {
+			t.Errorf("partition %d: last marker %+v %v, want at %v", part, last, err, want)
+		}
+	}
+	t.Logf("%d rounds stored, %d retries, %d lenient", p.m.rounds.Get(), p.m.retries.Get(), p.m.lenient.Get())
 }

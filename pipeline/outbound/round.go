@@ -162,8 +162,8 @@ func (p *Publisher) publish(ctx context.Context, r *round) bool {
 		// existed, or markers purged by hand. Sent atomically again it
 		// would be refused for ever; what the markers do not cover goes
 		// out once without atomicity (the server drops the duplicate).
-		fenced := p.reconcile(ctx, r, err)
-		return p.publishLenient(ctx, r) || fenced
+		progress := p.reconcile(ctx, r, err)
+		return p.publishLenient(ctx, r) || progress
 	}
 	p.cfg.Log.Debug("atomic batch not acknowledged; reconciling from the markers", "messages", r.msgs, "err", err)
 	return p.reconcile(ctx, r, err)
@@ -192,16 +192,17 @@ func (p *Publisher) advance(e *entry, seq uint64) {
 // the round may be stored or not (atomically). Each entry's partition's
 // last marker tells: a marker of this claim at or past the entry's
 // position (stored), the marker the entry expected (not stored: retry),
-// or another claim's (fenced). It reports whether to retry at once.
+// or another claim's (fenced). It reports whether it settled any entry:
+// progress, after which the rest goes again at once, without a backoff.
 func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 	s, err := p.streamHandle(ctx)
 	if err != nil {
 		return false
 	}
-	fenced := false
+	progress := false
 	for i := range r.entries {
 		e := &r.entries[i]
-		rctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+		rctx, cancel := context.WithTimeout(ctx, max(p.cfg.AckTimeout, markerReadTimeout))
 		m, seq, err := Last(rctx, s, e.pt.p)
 		cancel()
 		switch {
@@ -210,10 +211,11 @@ func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 			return false
 		case m.Kind == KindCommit && m.Claim == e.marker.Claim && !e.pos.After(m.Pos()):
 			p.advance(e, seq)
+			progress = true
 		case seq == p.lastOf(e.pt):
 			// Not stored; it goes again with the next round.
 		default:
-			fenced = true
+			progress = true
 			p.m.rejections.Inc()
 			p.cfg.Log.Error("FR_OUT refused a batch: the partition was claimed by another owner; stopping its publishing",
 				"partition", e.pt.p, "epoch", e.marker.Epoch, "new_owner", m.Owner, "new_epoch", m.Epoch, "marker_seq", seq, "err", cause)
@@ -224,7 +226,7 @@ func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 			p.mu.Unlock()
 		}
 	}
-	return fenced
+	return progress
 }
 
 // publishLenient stores the round's unsettled chunks without an atomic
@@ -282,6 +284,10 @@ func (p *Publisher) publishLenient(ctx context.Context, r *round) bool {
 	}
 	return true
 }
+
+// markerReadTimeout bounds reading a partition's last marker to settle
+// an unanswered round, however short AckTimeout is.
+const markerReadTimeout = 5 * time.Second
 
 // lastOf is pt's last marker sequence.
 func (p *Publisher) lastOf(pt *part) uint64 {
