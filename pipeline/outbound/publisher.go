@@ -338,6 +338,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			continue
 		}
 		p.m.retries.Inc()
+		p.m.publishErrs.Inc()
 		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			continue // the next call to next sees ctx done
 		}

@@ -284,4 +284,9 @@ func TestUnansweredRoundsStillOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds stored, %d retries, %d lenient", p.m.rounds.Get(), p.m.retries.Get(), p.m.lenient.Get())
+	// Failed rounds count as publish errors, which the commit-or-publish
+	// alert watches.
+	if r, e := p.m.retries.Get(), p.m.publishErrs.Get(); r == 0 || e != r {
+		t.Errorf("%d retries, %d publish errors: want as many, and some", r, e)
+	}
 }

@@ -423,7 +423,10 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 // pubMetrics are the publisher's metrics.
 type pubMetrics struct {
 	rounds, retries, rejections, claims, lenient *metrics.Counter
-	roundMsgs, roundSeconds                      *metrics.PrometheusHistogram
+	// publishErrs is the daemon's flashreturn_publish_errors_total (the
+	// commit-or-publish alert reads it): a round that failed is one.
+	publishErrs             *metrics.Counter
+	roundMsgs, roundSeconds *metrics.PrometheusHistogram
 }
 
 func newPubMetrics(set *metrics.Set) pubMetrics {
@@ -436,6 +439,7 @@ func newPubMetrics(set *metrics.Set) pubMetrics {
 		rejections:   set.GetOrCreateCounter("flashreturn_fencing_rejections_total"),
 		claims:       set.GetOrCreateCounter("flashreturn_fencing_claims_total"),
 		lenient:      set.GetOrCreateCounter("flashreturn_outbound_lenient_total"),
+		publishErrs:  set.GetOrCreateCounter("flashreturn_publish_errors_total"),
 		roundMsgs:    set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_messages", metrics.ExponentialBuckets(1, 2, 11)),
 		roundSeconds: set.GetOrCreatePrometheusHistogramExt("flashreturn_outbound_batch_seconds", metrics.ExponentialBuckets(50e-6, 2, 20)),
 	}
