@@ -102,6 +102,11 @@ type Publisher struct {
 	n      uint64
 	stream jetstream.Stream
 	max    int
+	// inbox and replyCh receive the commits' answers (one subscription
+	// for the publisher's life, made on first use).
+	inbox   string
+	replyCh chan *nats.Msg
+	replySb *nats.Subscription
 
 	m pubMetrics
 }
@@ -263,8 +268,10 @@ func (p *Publisher) Submit(b *Batch) {
 
 // Release stops publishing for partition p: its queued batches fail, and
 // once Release returns nothing more of p is published by this process
-// until it claims p again (a round in flight that carries p is waited
-// for).
+// until it claims p again. A round that carries p and is still being
+// written is waited for (it reads the worker's buffers); one already
+// written may still be stored, or not, without anyone waiting for it:
+// the next claim's marker settles which.
 func (p *Publisher) Release(partition int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -285,6 +292,23 @@ func (p *Publisher) failLocked(pt *part, err error) {
 		b.finish(err)
 	}
 	pt.queue = pt.queue[:0]
+}
+
+// replies returns the channel of the commits' answers, subscribing on
+// first use.
+func (p *Publisher) replies() (<-chan *nats.Msg, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.replySb == nil {
+		p.inbox = p.cfg.Conn.NewInbox()
+		p.replyCh = make(chan *nats.Msg, 64)
+		sub, err := p.cfg.Conn.ChanSubscribe(p.inbox+".*", p.replyCh)
+		if err != nil {
+			return nil, fmt.Errorf("outbound: subscribe to the commits' answers: %w", err)
+		}
+		p.replySb = sub
+	}
+	return p.replyCh, nil
 }
 
 // streamHandle is FR_OUT's handle, looked up once.
@@ -327,6 +351,10 @@ func (p *Publisher) Run(ctx context.Context) {
 			p.order = p.order[:0]
 			for _, pt := range p.parts {
 				pt.listed = false
+			}
+			if p.replySb != nil {
+				_ = p.replySb.Unsubscribe()
+				p.replySb = nil
 			}
 			p.mu.Unlock()
 			return

@@ -163,7 +163,7 @@ func TestLandedRetryIsRecognised(t *testing.T) {
 	p.parts[1].queue, p.parts[1].listed, p.order = []*Batch{b}, true, []int{1}
 	p.build(&r)
 	p.mu.Unlock()
-	if _, err := p.send(&r); err != nil {
+	if _, err := p.send(ctx, &r); err != nil {
 		t.Fatal(err)
 	}
 	p.end(&r)

@@ -124,7 +124,7 @@ func (p *Publisher) publish(ctx context.Context, r *round) bool {
 		return false
 	}
 	start := time.Now()
-	ack, err := p.send(r)
+	ack, err := p.send(ctx, r)
 	if err == nil {
 		p.m.roundSeconds.UpdateDuration(start)
 		p.m.rounds.Inc()
@@ -200,11 +200,18 @@ func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 		return false
 	}
 	progress := false
+	// One deadline for the whole reconcile: a drain waits for it.
+	rctx, cancel := context.WithTimeout(ctx, max(p.cfg.AckTimeout, markerReadTimeout))
+	defer cancel()
 	for i := range r.entries {
 		e := &r.entries[i]
-		rctx, cancel := context.WithTimeout(ctx, max(p.cfg.AckTimeout, markerReadTimeout))
+		if e.settled || p.claimOf(e.pt) != e.marker.Claim {
+			// Released (and maybe claimed again) while the round was out:
+			// nothing of this process waits for it any more.
+			e.settled = true
+			continue
+		}
 		m, seq, err := Last(rctx, s, e.pt.p)
-		cancel()
 		switch {
 		case err != nil:
 			p.cfg.Log.Warn("read marker to reconcile a batch", "partition", e.pt.p, "err", err)
@@ -221,8 +228,10 @@ func (p *Publisher) reconcile(ctx context.Context, r *round, cause error) bool {
 				"partition", e.pt.p, "epoch", e.marker.Epoch, "new_owner", m.Owner, "new_epoch", m.Epoch, "marker_seq", seq, "err", cause)
 			p.mu.Lock()
 			e.settled = true
-			p.failLocked(e.pt, fmt.Errorf("%w: partition %d: marker %d is %s's (epoch %d): %w", ErrFenced, e.pt.p, seq, m.Owner, m.Epoch, cause))
-			e.pt.claim = 0
+			if e.pt.claim == e.marker.Claim {
+				p.failLocked(e.pt, fmt.Errorf("%w: partition %d: marker %d is %s's (epoch %d): %w", ErrFenced, e.pt.p, seq, m.Owner, m.Epoch, cause))
+				e.pt.claim = 0
+			}
 			p.mu.Unlock()
 		}
 	}
@@ -241,7 +250,7 @@ func (p *Publisher) publishLenient(ctx context.Context, r *round) bool {
 	var futures []jetstream.PubAckFuture
 	for i := range r.entries {
 		e := &r.entries[i]
-		if e.settled {
+		if e.settled || p.claimOf(e.pt) != e.marker.Claim {
 			continue
 		}
 		for j := e.b.sent; j < e.to; j++ {
@@ -288,6 +297,13 @@ func (p *Publisher) publishLenient(ctx context.Context, r *round) bool {
 // markerReadTimeout bounds reading a partition's last marker to settle
 // an unanswered round, however short AckTimeout is.
 const markerReadTimeout = 5 * time.Second
+
+// claimOf is pt's claim sequence (0: not claimed by this process).
+func (p *Publisher) claimOf(pt *part) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pt.claim
+}
 
 // lastOf is pt's last marker sequence.
 func (p *Publisher) lastOf(pt *part) uint64 {
@@ -355,11 +371,16 @@ type pubAck struct {
 // send publishes the round as one atomic batch (every message but the
 // last without a reply; the last, a marker, commits it) and returns the
 // commit's answer.
-func (p *Publisher) send(r *round) (pubAck, error) {
+func (p *Publisher) send(ctx context.Context, r *round) (pubAck, error) {
+	replies, err := p.replies()
+	if err != nil {
+		return pubAck{}, err
+	}
 	p.mu.Lock()
 	p.n++
 	id := p.prefix + "-" + strconv.FormatUint(p.n, 36)
 	p.mu.Unlock()
+	reply := p.inbox + "." + id
 	// Every message but the last goes out without a reply subject: the
 	// server answers only the commit, and a message lost on the way (a
 	// reconnect mid-batch) shows as a gap in Nats-Batch-Sequence, which
@@ -367,18 +388,20 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 	// commit's answer, or its absence, speaks for all of them. One
 	// connection keeps them in order up to the stream's leader.
 	n := 0
-	publish := func(msg *nats.Msg) (*nats.Msg, error) {
+	publish := func(msg *nats.Msg) error {
 		n++
 		msg.Header.Set(hdrBatchID, id)
 		msg.Header.Set(hdrBatchSeq, strconv.Itoa(n))
-		if n < r.msgs {
-			return nil, p.cfg.Conn.PublishMsg(msg)
+		if n == r.msgs {
+			msg.Header.Set(hdrBatchCommit, "1")
+			msg.Reply = reply
 		}
-		msg.Header.Set(hdrBatchCommit, "1")
-		return p.cfg.Conn.RequestMsg(msg, p.cfg.AckTimeout)
+		return p.cfg.Conn.PublishMsg(msg)
 	}
-	var reply *nats.Msg
-	var err error
+	// Once written, the round no longer reads its batches' buffers (the
+	// client copied every message): a partition being released need not
+	// wait for the answer, which can take AckTimeout and a reconcile.
+	defer p.written(r)
 	for i := range r.entries {
 		e := &r.entries[i]
 		for j := e.b.sent; j < e.to && err == nil; j++ {
@@ -389,7 +412,7 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 			if e.b.epoch != "" && p.cfg.EpochHeader != "" {
 				msg.Header.Set(p.cfg.EpochHeader, e.b.epoch)
 			}
-			_, err = publish(msg)
+			err = publish(msg)
 		}
 		if err != nil {
 			return pubAck{}, fmt.Errorf("outbound: publish: %w", err)
@@ -402,14 +425,18 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 		msg := nats.NewMsg(Subject(e.pt.p))
 		msg.Data = e.marker.encode()
 		msg.Header.Set(hdrExpectSubj, strconv.FormatUint(p.lastOf(e.pt), 10))
-		reply, err = publish(msg)
-		if err != nil {
+		if err = publish(msg); err != nil {
 			return pubAck{}, fmt.Errorf("outbound: commit batch of %d messages: %w", r.msgs, err)
 		}
 	}
+	p.written(r)
+	answer, err := awaitReply(ctx, replies, reply, p.cfg.AckTimeout)
+	if err != nil {
+		return pubAck{}, fmt.Errorf("outbound: commit batch of %d messages: %w", r.msgs, err)
+	}
 	var ack pubAck
-	if err := json.Unmarshal(reply.Data, &ack); err != nil {
-		return pubAck{}, fmt.Errorf("outbound: commit answer %q: %w", reply.Data, err)
+	if err := json.Unmarshal(answer.Data, &ack); err != nil {
+		return pubAck{}, fmt.Errorf("outbound: commit answer %q: %w", answer.Data, err)
 	}
 	if ack.Error != nil {
 		return pubAck{}, &jetstream.APIError{Code: ack.Error.Code, ErrorCode: jetstream.ErrorCode(ack.Error.ErrorCode), Description: ack.Error.Description}
@@ -418,6 +445,40 @@ func (p *Publisher) send(r *round) (pubAck, error) {
 		return pubAck{}, fmt.Errorf("outbound: batch of %d messages acknowledged with count %d", r.msgs, ack.Count)
 	}
 	return ack, nil
+}
+
+// errNoAnswer means a round's commit got no answer in time: it may be
+// stored or not (reconcile tells).
+var errNoAnswer = errors.New("no answer in time")
+
+// awaitReply waits up to timeout for the answer on subject, dropping the
+// late answers of earlier rounds that come first.
+func awaitReply(ctx context.Context, replies <-chan *nats.Msg, subject string, timeout time.Duration) (*nats.Msg, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-replies:
+			if m.Subject == subject {
+				return m, nil
+			}
+		case <-t.C:
+			return nil, errNoAnswer
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// written marks the round's partitions as no longer being written (their
+// batches' buffers are free) and wakes Release. Idempotent.
+func (p *Publisher) written(r *round) {
+	p.mu.Lock()
+	for i := range r.entries {
+		r.entries[i].pt.busy = false
+	}
+	p.mu.Unlock()
+	p.idle.Broadcast()
 }
 
 // pubMetrics are the publisher's metrics.
