@@ -181,15 +181,7 @@ func TestZombieBatchRefusedByFROut(t *testing.T) {
 // its batch whatever its clock said, the refusal is counted on the
 // zombie, and the request is decided exactly once, by the new owner.
 func TestClusterZombieRefused(t *testing.T) {
-	srv := testkit.StartServer(t)
-	url := srv.ClientURL()
-	js := clusterClient(t, url)
-	publishMerchant(t, js, 1)
-	a := startMember(t, url, "a", nil)
-	b := startMember(t, url, "b", nil)
-	testkit.WaitUntil(t, 20*time.Second, "a 4/4 split", func() bool {
-		return len(a.owned()) == 4 && len(b.owned()) == 4 && a.d.Ready() && b.d.Ready()
-	})
+	js, a, b := startPair(t, nil)
 	p := a.owned()[0]
 	shopper := 0
 	for wire.Partition(fmt.Sprintf("s%05d", shopper), 8) != p {

@@ -180,8 +180,9 @@ func (w *worker) run(ctx context.Context) error {
 	// but maybe never stored in FR_OUT: publish the part the last marker
 	// does not cover before consuming, so that nothing committed is lost
 	// and nothing stored is stored twice.
-	if left := w.uncovered(pt.Outbox()); len(pt.Outbox()) > 0 {
-		w.log.Info("publishing the outbox left by the last run", "messages", len(left), "covered_by_marker", pt.OutboxLen()-len(left))
+	if all := pt.Outbox(); len(all) > 0 {
+		left := w.uncovered(all)
+		w.log.Info("publishing the outbox left by the last run", "messages", len(left), "covered_by_marker", len(all)-len(left))
 		w.outboxLen.Store(int64(len(left)))
 		if err := w.publishSync(ctx, left); err != nil {
 			if errors.Is(err, cluster.ErrFenced) {

@@ -104,12 +104,7 @@ func (p *Publisher) build(r *round) {
 
 // end marks the round's partitions idle again and wakes Release.
 func (p *Publisher) end(r *round) {
-	p.mu.Lock()
-	for i := range r.entries {
-		r.entries[i].pt.busy = false
-	}
-	p.mu.Unlock()
-	p.idle.Broadcast()
+	p.written(r) // a round that failed before it was written
 	// Anything left queued is the next round's.
 	select {
 	case p.wake <- struct{}{}:
@@ -255,26 +250,15 @@ func (p *Publisher) publishLenient(ctx context.Context, r *round) bool {
 		}
 		for j := e.b.sent; j < e.to; j++ {
 			o := &e.b.out[j]
-			msg := nats.NewMsg(o.Subject)
-			msg.Data = o.Data
-			if e.b.epoch != "" && p.cfg.EpochHeader != "" {
-				msg.Header.Set(p.cfg.EpochHeader, e.b.epoch)
-			}
-			f, err := p.cfg.JS.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
+			f, err := p.cfg.JS.PublishMsgAsync(p.outMsg(o, e.b.epoch), jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
 			if err != nil {
 				return false
 			}
 			futures = append(futures, f)
 		}
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case <-f.Err():
-			return false
-		case <-ctx.Done():
-			return false
-		}
+	if err := p.awaitAll(ctx, futures); err != nil {
+		return false
 	}
 	for i := range r.entries {
 		e := &r.entries[i]
@@ -324,12 +308,7 @@ func (p *Publisher) publishEarly(ctx context.Context, r *round) bool {
 		}
 		for j := range b.other {
 			o := &b.other[j]
-			msg := nats.NewMsg(o.Subject)
-			msg.Data = o.Data
-			if b.epoch != "" && p.cfg.EpochHeader != "" {
-				msg.Header.Set(p.cfg.EpochHeader, b.epoch)
-			}
-			f, err := p.cfg.JS.PublishMsgAsync(msg, jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
+			f, err := p.cfg.JS.PublishMsgAsync(p.outMsg(o, b.epoch), jetstream.WithMsgID(o.MsgID), jetstream.WithStallWait(p.cfg.AckTimeout))
 			if err != nil {
 				p.cfg.Log.Warn("publish dead letter", "subject", o.Subject, "err", err)
 				return false
@@ -337,19 +316,9 @@ func (p *Publisher) publishEarly(ctx context.Context, r *round) bool {
 			r.early = append(r.early, f)
 		}
 	}
-	timeout := time.NewTimer(p.cfg.AckTimeout)
-	defer timeout.Stop()
-	for _, f := range r.early {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			p.cfg.Log.Warn("publish dead letter", "subject", f.Msg().Subject, "err", err)
-			return false
-		case <-timeout.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
+	if err := p.awaitAll(ctx, r.early); err != nil {
+		p.cfg.Log.Warn("publish dead letters", "err", err)
+		return false
 	}
 	for i := range r.entries {
 		r.entries[i].b.early = true
@@ -406,12 +375,8 @@ func (p *Publisher) send(ctx context.Context, r *round) (pubAck, error) {
 		e := &r.entries[i]
 		for j := e.b.sent; j < e.to && err == nil; j++ {
 			o := &e.b.out[j]
-			msg := nats.NewMsg(o.Subject)
-			msg.Data = o.Data
+			msg := p.outMsg(o, e.b.epoch)
 			msg.Header.Set(jetstream.MsgIDHeader, o.MsgID)
-			if e.b.epoch != "" && p.cfg.EpochHeader != "" {
-				msg.Header.Set(p.cfg.EpochHeader, e.b.epoch)
-			}
 			err = publish(msg)
 		}
 		if err != nil {
@@ -445,6 +410,37 @@ func (p *Publisher) send(ctx context.Context, r *round) (pubAck, error) {
 		return pubAck{}, fmt.Errorf("outbound: batch of %d messages acknowledged with count %d", r.msgs, ack.Count)
 	}
 	return ack, nil
+}
+
+// outMsg is the NATS message of a stored output, with the epoch header
+// when the batch has one (its Msg-Id is set by the caller: as a header in
+// an atomic batch, as a publish option otherwise).
+func (p *Publisher) outMsg(o *record.OutMsg, epoch string) *nats.Msg {
+	msg := nats.NewMsg(o.Subject)
+	msg.Data = o.Data
+	if epoch != "" && p.cfg.EpochHeader != "" {
+		msg.Header.Set(p.cfg.EpochHeader, epoch)
+	}
+	return msg
+}
+
+// awaitAll waits for every future's answer, at most AckTimeout in all:
+// the first error, a timeout or the end of ctx fails it.
+func (p *Publisher) awaitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	timeout := time.NewTimer(p.cfg.AckTimeout)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-timeout.C:
+			return errNoAnswer
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // errNoAnswer means a round's commit got no answer in time: it may be
