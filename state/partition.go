@@ -408,22 +408,51 @@ func (pt *Partition) Commit(cursor uint64, clock int64, outbox []OutMsg) error {
 }
 
 func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
+	start := time.Now()
+	txn := pt.s.db.NewTransaction(true)
+	defer txn.Discard()
+	st, err := pt.stage(txn, cursor, clock, outbox)
+	if err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return txnError(err)
+	}
+	pt.finish(st, cursor, clock, len(outbox))
+	m := pt.s.m
+	m.commitSeconds.UpdateDuration(start)
+	m.commits.Inc()
+	m.commitUsers.Add(st.users)
+	m.commitBytes.Add(st.bytes)
+	return nil
+}
+
+// stagedTxn is what stage wrote into a transaction, for finish.
+type stagedTxn struct {
+	ob           []byte // the encoded outbox (nil: none)
+	users, bytes int
+}
+
+// stage writes the partition's staged batch (users, timers, traces,
+// policies, cursor and clock, outbox) into txn, which the caller commits,
+// alone (Commit) or with other partitions' (Store.CommitGroup). Nothing
+// of the partition changes until finish.
+func (pt *Partition) stage(txn *badger.Txn, cursor uint64, clock int64, outbox []OutMsg) (stagedTxn, error) {
 	switch {
 	case pt.released:
-		return errors.New("partition released")
+		return stagedTxn{}, errors.New("partition released")
 	case pt.s.closed.Load():
-		return ErrClosed
+		return stagedTxn{}, ErrClosed
 	case cursor < pt.cursor:
-		return fmt.Errorf("%w: %d after %d", ErrCursorRegress, cursor, pt.cursor)
+		return stagedTxn{}, fmt.Errorf("%w: %d after %d", ErrCursorRegress, cursor, pt.cursor)
 	}
-	start := time.Now()
 
 	// Encode everything first: the transaction keeps references to the
 	// buffers, which must not move while it is open.
 	kb, vb, spans := pt.keyBuf[:0], pt.valBuf[:0], pt.spans[:0]
 	for _, e := range pt.dirty {
 		if err := pt.stagePolicies(e.u); err != nil {
-			return fmt.Errorf("user %q: %w", e.u.ID, err)
+			return stagedTxn{}, fmt.Errorf("user %q: %w", e.u.ID, err)
 		}
 		k0, v0 := len(kb), len(vb)
 		kb = appendKey(kb, pt.p, sufUser, e.u.ID)
@@ -454,8 +483,6 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	expires := uint64(time.Now().Unix()) + pt.s.ttl
 	n := len(spans) + len(pt.trSpans) + 2
 	entries := make([]badger.Entry, 0, n)
-	txn := pt.s.db.NewTransaction(true)
-	defer txn.Discard()
 	set := func(k, v []byte, ttl bool) error {
 		entries = append(entries, badger.Entry{Key: k, Value: v})
 		e := &entries[len(entries)-1]
@@ -475,14 +502,14 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 			err = set(k, v, true)
 		}
 		if err != nil {
-			return txnError(err)
+			return stagedTxn{}, txnError(err)
 		}
 	}
 	for _, sp := range pt.trSpans {
 		k, v := pt.trKeys[sp.k0:sp.k1], pt.trVals[sp.v0:sp.v1]
 		bytes += len(k) + len(v)
 		if err := set(k, v, true); err != nil {
-			return txnError(err)
+			return stagedTxn{}, txnError(err)
 		}
 	}
 	// Policy records never expire: a user written later may refer to them.
@@ -492,11 +519,11 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 		v := pt.newPols[i].rec
 		bytes += len(k) + len(v)
 		if err := set(k, v, false); err != nil {
-			return txnError(err)
+			return stagedTxn{}, txnError(err)
 		}
 	}
 	if err := set(pt.metaKey, vb[m0:], false); err != nil {
-		return txnError(err)
+		return stagedTxn{}, txnError(err)
 	}
 	var err error
 	switch {
@@ -506,16 +533,19 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 		err = txn.Delete(pt.outboxKey)
 	}
 	if err != nil {
-		return txnError(err)
+		return stagedTxn{}, txnError(err)
 	}
 	bytes += len(pt.metaKey) + len(vb) - m0 + len(ob)
-	if err := txn.Commit(); err != nil {
-		return txnError(err)
-	}
+	return stagedTxn{ob: ob, users: nUsers, bytes: bytes}, nil
+}
 
-	// Committed: make it the partition's state.
+// finish makes a committed stage the partition's state: cursor, clock
+// and outbox, the staged users clean in the cache, timers and policies
+// committed, the staged buffers cleared.
+func (pt *Partition) finish(st stagedTxn, cursor uint64, clock int64, outboxN int) {
+	ob := st.ob
 	pt.cursor, pt.clock = cursor, clock
-	pt.nextOutbox, pt.outboxRec, pt.outboxN = pt.outboxRec, ob, len(outbox)
+	pt.nextOutbox, pt.outboxRec, pt.outboxN = pt.outboxRec, ob, outboxN
 	if len(ob) == 0 {
 		pt.outboxRec = nil
 	}
@@ -541,16 +571,9 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 	}
 	pt.clearStaged()
 	pt.evict(nil)
-
-	m := pt.s.m
-	m.commitSeconds.UpdateDuration(start)
-	m.commits.Inc()
-	m.commitUsers.Add(nUsers)
-	m.commitBytes.Add(bytes)
 	pt.flushCounters()
 	pt.outboxGauge.Set(float64(pt.outboxN))
 	pt.timersGauge.Set(float64(len(pt.t.committed)))
-	return nil
 }
 
 // txnError marks Badger's transaction-too-big as ErrBatchTooBig, the one
@@ -662,3 +685,59 @@ func (pt *Partition) CachedUsers() int { return len(pt.c.m) }
 // Pos is an output's position in its partition's output order
 // (record.Pos).
 type Pos = record.Pos
+
+// GroupCommit is one partition's part of a [Store.CommitGroup]: the
+// arguments its own [Partition.Commit] would take.
+type GroupCommit struct {
+	Pt     *Partition
+	Cursor uint64
+	Clock  int64
+	Outbox []OutMsg
+}
+
+// CommitGroup commits the staged batches of several partitions in one
+// Badger transaction: each partition's users, timers, traces, policies,
+// cursor and clock, and outbox, exactly as its own Commit would, but all
+// stored or none. A runner serving a group of partitions (the pipeline)
+// commits its round with it, one transaction instead of one per
+// partition. On error nothing is stored and every partition keeps its
+// staged batch: the caller may retry, or commit the partitions one by
+// one with Commit (ErrBatchTooBig: the group was too large for one
+// transaction). The partitions must be distinct and owned by s; each is
+// used by the calling goroutine only, as for Commit.
+func (s *Store) CommitGroup(items []GroupCommit) error {
+	switch len(items) {
+	case 0:
+		return nil
+	case 1:
+		it := items[0]
+		return it.Pt.Commit(it.Cursor, it.Clock, it.Outbox)
+	}
+	start := time.Now()
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	sts := make([]stagedTxn, len(items))
+	var users, bytes int
+	for i, it := range items {
+		st, err := it.Pt.stage(txn, it.Cursor, it.Clock, it.Outbox)
+		if err != nil {
+			s.m.commitErrors.Inc()
+			return fmt.Errorf("state: commit group: partition %d: %w", it.Pt.p, err)
+		}
+		sts[i] = st
+		users += st.users
+		bytes += st.bytes
+	}
+	if err := txn.Commit(); err != nil {
+		s.m.commitErrors.Inc()
+		return fmt.Errorf("state: commit group of %d partitions: %w", len(items), txnError(err))
+	}
+	for i, it := range items {
+		it.Pt.finish(sts[i], it.Cursor, it.Clock, len(it.Outbox))
+	}
+	s.m.commitSeconds.UpdateDuration(start)
+	s.m.commits.Inc()
+	s.m.commitUsers.Add(users)
+	s.m.commitBytes.Add(bytes)
+	return nil
+}
