@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -103,6 +104,10 @@ type Config struct {
 	StateSyncWrites bool
 	// CacheBytes is the state cache budget. Default 256 MiB.
 	CacheBytes int64
+	// Runners is how many goroutines apply, commit and publish the
+	// partitions, each serving a group (partition p is runner p mod
+	// Runners's). Default GOMAXPROCS.
+	Runners int
 	// BatchMax bounds a batch. Default 512.
 	BatchMax int
 	// MaxTxnBytes cuts a batch when its staged state grows past it.
@@ -168,6 +173,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BatchMax == 0 {
 		c.BatchMax = defaults.BatchMax
+	}
+	if c.Runners <= 0 {
+		c.Runners = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxTxnBytes == 0 {
 		c.MaxTxnBytes = 4 << 20
@@ -284,6 +292,7 @@ type Daemon struct {
 	shadow    *apply.Shadow
 	reload    chan struct{}
 	workers   []*worker
+	runners   []*runner
 	cluster   *cluster.Cluster // nil: single daemon, owning every partition
 	streamsOK atomic.Bool
 	hard      context.Context // cancelled DrainTimeout after shutdown starts
@@ -498,6 +507,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}, "component", "state")
 	})
+	// The runners serve the partitions in groups (runner.go); each worker
+	// lends its partition to runner p mod Runners. They stop once every
+	// worker has returned (below), after draining what was lent.
+	d.runners = newRunners(d, min(d.cfg.Runners, d.cfg.Partitions))
+	var runners sync.WaitGroup
+	for _, r := range d.runners {
+		runners.Go(func() {
+			labelled(ctx, func(context.Context) { r.run() }, "component", "runner", "runner", strconv.Itoa(r.id))
+		})
+	}
+	defer func() {
+		for _, r := range d.runners {
+			close(r.stop)
+		}
+		runners.Wait()
+	}()
 	d.workers = make([]*worker, d.cfg.Partitions)
 	for p := range d.workers {
 		w := newWorker(d, p)
@@ -691,52 +716,6 @@ func (d *Daemon) shutdownServer() {
 // (~2 s), short enough that a lost ack costs a worker one retry, not a
 // stall that would also hold up its partition's release.
 const publishAckTimeout = 5 * time.Second
-
-// resetConsumer (re)creates partition p's durable pull consumer so that it
-// delivers from cursor+1: the cursor in Badger is the truth, the
-// consumer's ack floor only tells JetStream what it may discard.
-func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetstream.Consumer, error) {
-	stream := streams.InStream(d.cfg.Layout, p)
-	name := fmt.Sprintf("flashreturn_p%d", p)
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := d.js.DeleteConsumer(cctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("partition %d: delete consumer: %w", p, err)
-	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       name,
-		FilterSubject: wire.PartitionFilter(p),
-		AckPolicy:     jetstream.AckAllPolicy,
-		// AckWait is long because redelivery is not how a worker recovers
-		// (it recreates its consumer from the cursor); a short one would
-		// only redeliver batches still waiting for their publish acks.
-		AckWait:    5 * time.Minute,
-		MaxDeliver: -1,
-		// Four batches may be unacknowledged: the one in flight, the one
-		// being applied and the client's buffer, with room to spare; any
-		// more would only be redelivered after a reset.
-		MaxAckPending: 4 * d.cfg.BatchMax,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// The authoritative cursor is in Badger, and the consumer is
-		// recreated at cursor+1 on every start and gap, so its own state
-		// need not survive anything: one in-memory replica. On an R3
-		// stream this spares a Raft round per delivery and per ack (a
-		// 3-node cluster measured 734 events/s with R3 consumers; see
-		// bench/RESULTS.md). If the node holding it dies, the worker sees
-		// the consumer vanish and recreates it on a live node.
-		Replicas:      1,
-		MemoryStorage: true,
-	}
-	if cursor > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = cursor + 1
-	}
-	c, err := d.js.CreateOrUpdateConsumer(cctx, stream, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("partition %d: create consumer: %w", p, err)
-	}
-	return c, nil
-}
 
 // setupRetry creates or checks the streams (and, in cluster mode, the
 // cluster's buckets). NATS may still be starting (a fresh cluster electing

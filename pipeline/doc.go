@@ -1,8 +1,9 @@
 // Package pipeline is flashreturn's partition runtime, the IO shell around
 // the decision core: the daemon (connections, setup, drain), one durable
-// pull consumer and one worker goroutine per partition, the clock that
-// advances idle partitions, policy reload, and the runtime's metrics and
-// status numbers.
+// pull consumer per partition, a fixed pool of runners that apply, commit
+// and publish the partitions in groups, the clock that advances idle
+// partitions, policy reload, and the runtime's metrics and status
+// numbers.
 //
 // The jobs around it live in packages below it, each with its own doc:
 //
@@ -20,6 +21,8 @@
 //   - pipeline/outbound: the publisher: atomic batches, commit and claim
 //     markers, recovery and fencing by marker;
 //   - pipeline/merchants: the merchant view, read as of ingest;
+//   - pipeline/opsmetrics: the operator's numbers the status page reads
+//     back (decision latency, money gauges, recent dead letters);
 //   - pipeline/defaults: the defaults shared by Config, flags and replay.
 //
 // Imports point down: pipeline imports all of them; none imports
@@ -31,7 +34,8 @@
 // # Goroutines
 //
 // Run owns every goroutine of the daemon and returns only once each has
-// ended: one per partition worker (or, in cluster mode, the cluster's
+// ended: the runners (Config.Runners, GOMAXPROCS by default), one per
+// partition worker's life cycle (or, in cluster mode, the cluster's
 // loop, which owns one per claimed partition), the merchant view and its
 // refresher, the publisher (stopped after the workers, whose last batches
 // it publishes), state housekeeping, the clock and the policy watcher, the
@@ -50,29 +54,37 @@
 //
 // # Effectively-once
 //
-// A partition worker pulls a batch (one message when idle, up to
-// Config.BatchMax under load), applies it to the shoppers' state in
-// memory through [core.Apply], then commits in one Badger transaction the
-// changed states, the partition's cursor (last stream sequence applied),
-// its event-time clock, the decision traces and the batch's outputs (the
-// outbox), each output with its position (input sequence, index). It
-// then hands the outbox to the daemon's publisher (pipeline/outbound),
-// which stores it in FR_OUT in an atomic batch ending with the
-// partition's commit marker, and acks the batch with one AckAll once that
-// is done. The result is awaited one batch late (while the next batch is
-// applied and committed); until then the next commit stores both
-// batches' outputs, so the stored outbox covers every output FR_OUT may
-// lack. On start the worker claims its partition on FR_OUT (a claim
-// marker, which fences any former owner at the server), publishes the
-// part of the outbox after the last marker's position, recreates its
-// consumer at cursor+1, and publishes nothing a replay makes at or
-// before that position. A crash at any point therefore yields neither a
-// lost nor a doubled effect, however long the daemon stays down.
+// A partition's consumer fills the partition's buffer; the partition's
+// runner (partition p is served by runner p mod Runners) takes, in each
+// round, what every partition of its group has buffered (one message
+// when idle, up to Config.BatchMax each under load), applies it to the
+// shoppers' state in memory through [core.Apply], then commits in one
+// Badger transaction for the whole round ([state.Store.CommitGroup]) each
+// touched partition's changed states, cursor (last stream sequence
+// applied), event-time clock, decision traces and outbox, each output
+// with its position (input sequence, index). It then hands every
+// partition's outputs to the daemon's publisher (pipeline/outbound)
+// together, which stores them in FR_OUT in an atomic batch ending with
+// each partition's commit marker; once a partition's batch is stored its
+// inputs are acknowledged with one AckAll. The runner never waits for
+// the publisher while it has work: a partition may have two batches in
+// flight (the next is applied and committed while one is stored), and
+// one with two in flight sits the round out. Until a batch is stored, the
+// partition's next commit stores its outputs again with the new batch's,
+// so the stored outbox covers every output FR_OUT may lack. On start the
+// worker claims its partition on FR_OUT (a claim marker, which fences
+// any former owner at the server), publishes the part of the outbox after
+// the last marker's position, recreates its consumer at cursor+1, and
+// publishes nothing a replay makes at or before that position. A crash
+// at any point therefore yields neither a lost nor a doubled effect,
+// however long the daemon stays down.
 //
 // # Invariants
 //
-//   - Exactly one goroutine owns a partition: its consumer, state and
-//     outbox; events of one user are applied in stream order.
+//   - Exactly one goroutine applies a partition at a time: its runner,
+//     while the partition's worker has lent it (runner.serve); the
+//     worker's own goroutine owns the consumer's life cycle and the claim.
+//     Events of one user are applied in stream order.
 //   - A message is acknowledged only after its outputs, and the commit
 //     marker covering them, are stored in FR_OUT.
 //   - Malformed input goes to fr.dlq.<reason> (in the same outbox, so it is

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
+	"github.com/flashreturn/flashreturn/pipeline/opsmetrics"
 	"github.com/flashreturn/flashreturn/pipeline/stages"
 )
 
@@ -42,6 +43,7 @@ type pipelineMetrics struct {
 	compensFen    *metrics.Counter
 	applyLatency  *metrics.PrometheusHistogram
 	batchSize     *metrics.PrometheusHistogram
+	roundParts    *metrics.PrometheusHistogram // partitions committed together per runner round
 	commitLat     *metrics.PrometheusHistogram
 	publishLat    *metrics.PrometheusHistogram
 	lag           *metrics.PrometheusHistogram
@@ -60,7 +62,7 @@ type pipelineMetrics struct {
 	decisions sync.Map
 	// ops are the operator's metrics and the status page's state
 	// (metrics_ops.go).
-	ops *opsMetrics
+	ops *opsmetrics.Ops
 }
 
 // newPipelineMetrics registers every metric on set once, at New: label
@@ -99,6 +101,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.compensFen = set.NewCounter(`flashreturn_compensation_fen_total`)
 	m.applyLatency = set.NewPrometheusHistogramExt(`flashreturn_apply_duration_seconds`, latencyBuckets)
 	m.batchSize = set.NewPrometheusHistogramExt(`flashreturn_batch_size_events`, batchBuckets)
+	m.roundParts = set.NewPrometheusHistogramExt(`flashreturn_round_size_partitions`, batchBuckets)
 	m.commitLat = set.NewPrometheusHistogramExt(`flashreturn_commit_duration_seconds`, latencyBuckets)
 	m.publishLat = set.NewPrometheusHistogramExt(`flashreturn_publish_ack_duration_seconds`, latencyBuckets)
 	m.lag = set.NewPrometheusHistogramExt(`flashreturn_event_lag_seconds`, latencyBuckets)
@@ -110,7 +113,7 @@ func newPipelineMetrics(set *metrics.Set) *pipelineMetrics {
 	m.suppressed = set.NewCounter(`flashreturn_outputs_suppressed_total`)
 	m.panics = set.NewCounter(`flashreturn_poison_events_total`)
 	m.stages = stages.New(set, latencyBuckets)
-	m.ops = newOpsMetrics(set)
+	m.ops = opsmetrics.New(set)
 	return m
 }
 

@@ -1,10 +1,7 @@
 package pipeline
 
 import (
-	"math"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -12,152 +9,9 @@ import (
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
-	"github.com/flashreturn/flashreturn/pipeline/stages"
+	"github.com/flashreturn/flashreturn/pipeline/opsmetrics"
 	"github.com/flashreturn/flashreturn/state"
 )
-
-// decisionBuckets are the upper bounds (seconds) of
-// flashreturn_decision_latency_seconds. They include the round numbers
-// that SLOs are written against (0.1, 0.25, 0.5, 1, 2.5 s), so that
-// `rate(..._bucket{le="1"}[w]) / rate(..._count[w])` is exact for the
-// 1-second answer promise (deploy/prometheus/alerts.yml).
-var decisionBuckets = [...]float64{
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-	1, 2.5, 5, 10, 30, 60,
-}
-
-// deadLetterKeep is how many recent dead letters the status page lists.
-const deadLetterKeep = 50
-
-// opsMetrics are the operator's metrics on top of [pipelineMetrics]: what
-// the dashboard and the status page read on the night. Every count here is
-// folded in only after a batch's outputs are acknowledged by FR_OUT, so a
-// batch re-applied after a poison event, or abandoned on shutdown, is never
-// counted twice. Safe for concurrent use.
-//
-//   - flashreturn_decision_latency_seconds (histogram): from the
-//     return.requested message's JetStream ingest timestamp to the publish
-//     ack of its decision. This is the shopper's request-to-answer time as
-//     far as the daemon can see it.
-//   - flashreturn_partition_events_total{partition} (counter): inbound
-//     messages applied by each partition (valid or dead-lettered; clock
-//     ticks excluded): rate() of it shows the hottest partitions.
-//   - flashreturn_advanced_outstanding_fen (gauge): the change, since this
-//     process started, of the money refunded in advance and not yet
-//     covered by an inspection, summed over every shopper of every owned
-//     partition. See [batchOps] for how it is measured and why it is
-//     relative to the start of the process.
-//   - flashreturn_promised_outstanding_fen (gauge): the same for advances
-//     promised at approval and not yet paid (tmall waiting for tracking),
-//     which count against the exposure cap too.
-//   - flashreturn_advance_released_fen_total (counter): advanced money
-//     released by an inspection result (good or bad) or a close.
-//   - flashreturn_policy_info{role,policy,version} (gauge): 1 for the
-//     policy in force (role="live") and the shadow policy (role="shadow"),
-//     0 for a live policy that was replaced by a reload.
-type opsMetrics struct {
-	set             *metrics.Set
-	start           time.Time
-	decisionLatency *metrics.PrometheusHistogram
-	releasedFen     *metrics.Counter
-	outstandingFen  atomic.Int64
-	promisedFen     atomic.Int64
-
-	// latCounts mirrors decisionLatency's buckets (the last one is +Inf)
-	// for the status page, which cannot read a PrometheusHistogram back.
-	latCounts [len(decisionBuckets) + 1]atomic.Uint64
-
-	policies sync.Map // "role\x00name\x00version" → struct{}: info gauges registered
-
-	deadMu   sync.Mutex
-	dead     []httpapi.DeadLetterInfo // ring buffer of the last deadLetterKeep
-	deadNext int
-
-	sampleMu sync.Mutex
-	samples  []statusSample // the status page's rate window
-}
-
-// newOpsMetrics registers the operator's metrics on set; start is now,
-// the origin of the status page's "since start" numbers.
-func newOpsMetrics(set *metrics.Set) *opsMetrics {
-	o := &opsMetrics{set: set, start: time.Now()}
-	o.decisionLatency = set.NewPrometheusHistogramExt(`flashreturn_decision_latency_seconds`, decisionBuckets[:])
-	o.releasedFen = set.NewCounter(`flashreturn_advance_released_fen_total`)
-	set.NewGauge(`flashreturn_advanced_outstanding_fen`, func() float64 { return float64(o.outstandingFen.Load()) })
-	set.NewGauge(`flashreturn_promised_outstanding_fen`, func() float64 { return float64(o.promisedFen.Load()) })
-	return o
-}
-
-// observeLatency records one decision latency in seconds.
-func (o *opsMetrics) observeLatency(sec float64) {
-	o.decisionLatency.Update(sec)
-	i := 0
-	for i < len(decisionBuckets) && sec > decisionBuckets[i] {
-		i++
-	}
-	o.latCounts[i].Add(1)
-}
-
-// observePolicy makes sure flashreturn_policy_info exists for p in role.
-// It is called at scrape time, so a policy swapped in by a reload shows up
-// on the next scrape.
-func (o *opsMetrics) observePolicy(role string, p *core.Policy, current func() *core.Policy) {
-	if p == nil {
-		return
-	}
-	key := role + "\x00" + p.Name + "\x00" + p.Version
-	if _, ok := o.policies.Load(key); ok {
-		return
-	}
-	name, version := p.Name, p.Version
-	o.set.GetOrCreateGauge(`flashreturn_policy_info{role="`+role+`",policy="`+labelValue(name)+`",version="`+labelValue(version)+`"}`, func() float64 {
-		if c := current(); c != nil && c.Name == name && c.Version == version {
-			return 1
-		}
-		return 0
-	})
-	o.policies.Store(key, struct{}{})
-}
-
-// labelValue escapes s for use inside a quoted Prometheus label value.
-func labelValue(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-// addDeadLetters appends a published batch's dead letters to the ring the
-// status page lists; the oldest are overwritten, the page only needs the
-// latest few to show what is going wrong now.
-func (o *opsMetrics) addDeadLetters(ds []httpapi.DeadLetterInfo) {
-	if len(ds) == 0 {
-		return
-	}
-	o.deadMu.Lock()
-	defer o.deadMu.Unlock()
-	for _, d := range ds {
-		if len(o.dead) < deadLetterKeep {
-			o.dead = append(o.dead, d)
-		} else {
-			o.dead[o.deadNext] = d
-		}
-		o.deadNext = (o.deadNext + 1) % deadLetterKeep
-	}
-}
-
-// recentDeadLetters returns the recent dead letters, newest first.
-func (o *opsMetrics) recentDeadLetters() []httpapi.DeadLetterInfo {
-	o.deadMu.Lock()
-	defer o.deadMu.Unlock()
-	n := len(o.dead)
-	out := make([]httpapi.DeadLetterInfo, 0, n)
-	for i := range n {
-		// deadNext is the slot after the newest (== n until the ring is full).
-		out = append(out, o.dead[(o.deadNext-1-i+n)%n])
-	}
-	return out
-}
 
 // batchOps stages one partition batch's operator metrics until the batch's
 // outputs are acknowledged (then [batchOps.published] folds them in). The
@@ -175,7 +29,7 @@ func (o *opsMetrics) recentDeadLetters() []httpapi.DeadLetterInfo {
 // restart-proof total needs the state store to persist a per-partition sum
 // beside the cursor.
 type batchOps struct {
-	ops    *opsMetrics
+	ops    *opsmetrics.Ops
 	p      int
 	events *metrics.Counter
 
@@ -275,48 +129,19 @@ func (b *batchOps) deadLetter(reason, text, subject string, seq uint64) {
 func (b *batchOps) published() {
 	now := time.Now()
 	for _, t := range b.decided {
-		b.ops.observeLatency(max(now.Sub(t).Seconds(), 0))
+		b.ops.ObserveLatency(max(now.Sub(t).Seconds(), 0))
 	}
 	b.events.Add(b.n)
 	b.cnt.flush()
-	b.ops.outstandingFen.Add(b.outstanding)
-	b.ops.promisedFen.Add(b.promised)
-	b.ops.releasedFen.AddInt64(b.released)
+	b.ops.OutstandingFen.Add(b.outstanding)
+	b.ops.PromisedFen.Add(b.promised)
+	b.ops.ReleasedFen.AddInt64(b.released)
 	if len(b.dead) > 0 {
 		at := now.UTC().Format(time.RFC3339Nano)
 		for i := range b.dead {
 			b.dead[i].At = at
 		}
-		b.ops.addDeadLetters(b.dead)
+		b.ops.AddDeadLetters(b.dead)
 	}
 	b.reset()
-}
-
-// latencySnapshot is a copy of the decision latency bucket counts.
-type latencySnapshot [len(decisionBuckets) + 1]uint64
-
-// latencySnapshot copies the decision latency buckets; two snapshots give
-// the distribution between them (latencyBetween).
-func (o *opsMetrics) latencySnapshot() latencySnapshot {
-	var s latencySnapshot
-	for i := range s {
-		s[i] = o.latCounts[i].Load()
-	}
-	return s
-}
-
-// quantile estimates the q-quantile (0..1) of the decisions between two
-// snapshots with stages.Quantile (Prometheus' histogram_quantile). It
-// returns NaN without observations.
-func quantile(q float64, from, to latencySnapshot) (float64, uint64) {
-	var total uint64
-	var diff latencySnapshot
-	for i := range to {
-		diff[i] = to[i] - from[i]
-		total += diff[i]
-	}
-	if total == 0 {
-		return math.NaN(), 0
-	}
-	return stages.Quantile(q, decisionBuckets[:], diff[:], total), total
 }

@@ -105,20 +105,29 @@ func (w *worker) publishErr(err error) error {
 // send hands msgs to the publisher as f's batch (after checking the
 // fence); a batch with no messages is not handed over.
 func (w *worker) send(f *inflight, msgs []state.OutMsg) error {
+	b, err := w.readyBatch(f, msgs)
+	if b != nil {
+		w.d.out.Submit(b)
+	}
+	return err
+}
+
+// readyBatch checks the fence and fills f's batch with msgs, to be
+// submitted by the caller (nil: no messages, or fenced).
+func (w *worker) readyBatch(f *inflight, msgs []state.OutMsg) (*outbound.Batch, error) {
 	f.submitted, f.got, f.err = false, false, nil
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := w.checkFence(); err != nil {
-		return err
+		return nil, err
 	}
 	if sendHook != nil {
 		sendHook(w.p)
 	}
 	f.batch.Reset(w.p, w.epoch, msgs)
-	w.d.out.Submit(f.batch)
 	f.submitted = true
-	return nil
+	return f.batch, nil
 }
 
 // sendHook, when set (by tests, before the daemon starts), runs before a
@@ -179,11 +188,11 @@ func (w *worker) checkSkip(ctx context.Context, skip state.Pos) state.Pos {
 // dropped so the batches can be reused.
 func (w *worker) release() {
 	w.d.out.Release(w.p)
-	for _, b := range []*outbound.Batch{w.prev.batch, w.outBatch, w.startBatch} {
+	for _, b := range []*outbound.Batch{w.prev.batch, w.cur.batch, w.outBatch, w.startBatch} {
 		select {
 		case <-b.Done():
 		default:
 		}
 	}
-	w.prev.pending = false
+	w.prev.pending, w.cur.pending = false, false
 }

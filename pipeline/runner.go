@@ -256,8 +256,8 @@ func (r *runner) commit() error {
 		start := time.Now()
 		err := r.d.store.CommitGroup(r.items)
 		if errors.Is(err, state.ErrBatchTooBig) && len(r.items) > 1 {
-			for _, w := range r.owner {
-				if err := w.commitRetry(w.d.hard, r.itemOf(w).Outbox); err != nil {
+			for i, w := range r.owner {
+				if err := w.commitRetry(w.d.hard, r.items[i].Outbox); err != nil {
 					return err
 				}
 			}
@@ -283,16 +283,6 @@ func (r *runner) commit() error {
 			return fmt.Errorf("runner %d: commit: %w", r.id, err)
 		}
 	}
-}
-
-// itemOf is w's item in the round's transaction.
-func (r *runner) itemOf(w *worker) state.GroupCommit {
-	for i, o := range r.owner {
-		if o == w {
-			return r.items[i]
-		}
-	}
-	return state.GroupCommit{}
 }
 
 // dropRound takes w out of the round in hand.

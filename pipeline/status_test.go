@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
@@ -153,51 +152,6 @@ func TestStatusAPI(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
-		}
-	}
-}
-
-// TestStatusWindow checks the rate window and the quantile estimate.
-func TestStatusWindow(t *testing.T) {
-	var a, b latencySnapshot
-	if q, n := quantile(0.99, a, b); n != 0 || q == q {
-		t.Fatalf("empty: %v %d", q, n)
-	}
-	b[0] = 99 // ≤ 0.5 ms
-	b[10] = 1 // (0.5 s, 1 s]
-	if q, n := quantile(0.5, a, b); n != 100 || q <= 0 || q > 0.0005 {
-		t.Fatalf("p50 = %v (%d)", q, n)
-	}
-	if q, _ := quantile(0.995, a, b); q <= 0.5 || q > 1 {
-		t.Fatalf("p99.5 = %v", q)
-	}
-	b[len(b)-1] = 1000 // +Inf
-	if q, _ := quantile(0.99, a, b); q != decisionBuckets[len(decisionBuckets)-1] {
-		t.Fatalf("p99 in +Inf = %v", q)
-	}
-
-	o := newOpsMetrics(metrics.NewSet())
-	t0 := o.start
-	if base := o.window(statusSample{at: t0.Add(100 * time.Millisecond)}); !base.at.Equal(t0) {
-		t.Fatalf("first window base %v, want start", base.at)
-	}
-	o.window(statusSample{at: t0.Add(2 * time.Second), events: 10})
-	if base := o.window(statusSample{at: t0.Add(4 * time.Second), events: 30}); base.events != 0 || !base.at.Equal(t0.Add(100*time.Millisecond)) {
-		t.Fatalf("base %+v", base)
-	}
-	if base := o.window(statusSample{at: t0.Add(18 * time.Second), events: 90}); base.events != 30 {
-		t.Fatalf("after 18s base %+v, want the 4s sample", base)
-	}
-}
-
-// TestDeadLetterRing checks the recent dead letters order and bound.
-func TestDeadLetterRing(t *testing.T) {
-	o := newOpsMetrics(metrics.NewSet())
-	for i := range deadLetterKeep + 7 {
-		o.addDeadLetters([]httpapi.DeadLetterInfo{{StreamSeq: uint64(i)}})
-		got := o.recentDeadLetters()
-		if len(got) != min(i+1, deadLetterKeep) || got[0].StreamSeq != uint64(i) || got[len(got)-1].StreamSeq != uint64(max(0, i+1-deadLetterKeep)) {
-			t.Fatalf("after %d: %d entries, newest %d, oldest %d", i, len(got), got[0].StreamSeq, got[len(got)-1].StreamSeq)
 		}
 	}
 }

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
@@ -23,27 +21,6 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
 )
-
-// errConsumerGap means a delivery went missing (consumer sequence jumped);
-// the worker recreates its consumer from cursor+1.
-var errConsumerGap = errors.New("pipeline: consumer sequence gap")
-
-// pullExpiry bounds how long one pull request waits on the server. On a
-// fresh 3-node cluster some first pull requests were lost: their
-// partitions sat idle with messages pending until the client's default
-// 30 s expiry (p99 28 s in 1 of 2 runs). With a short expiry the client
-// notices the missing heartbeats and pulls again: the same runs stalled
-// 3.7 s at most with 5 s, and this bounds it near 2 s. An idle partition
-// costs one pull request per expiry.
-const pullExpiry = 2 * time.Second
-
-// delivery is a message as the consumer handed it to the worker, with
-// the moment it did (Unix ns): where stored → pulled ends and pulled →
-// applied begins (pipeline/stages).
-type delivery struct {
-	msg jetstream.Msg
-	at  int64
-}
 
 // worker owns one partition: its consumer, its state and its outbox. Exactly
 // one goroutine runs a worker; nothing in it is shared except the atomics
@@ -68,11 +45,23 @@ type worker struct {
 	msg jetstream.Msg
 	seq uint64
 
-	in      chan delivery
-	lost    chan error // the consume error handler reports a lost consumer
-	lostErr error      // why collect returned: the consumer was lost
-	carry   []delivery // messages pulled but left for the next batch
-	batch   []delivery
+	in    chan delivery
+	lost  chan error // the consume error handler reports a lost consumer
+	carry []delivery // messages pulled but left for the next batch
+	batch []delivery
+	// r is the runner of the partition's group; rctx and detached are
+	// the run's context and the runner's answer while the runner serves
+	// the partition (runner.serve); inRound says the partition is in the
+	// runner's round in hand.
+	r        *runner
+	rctx     context.Context
+	detached chan error
+	inRound  bool
+	// n, sent and next are the batch in hand: messages applied, when its
+	// outputs went to the publisher, and its publish in flight.
+	n    int
+	sent time.Time
+	next inflight
 	// stg holds the batch's per-event stage timings until its apply
 	// sticks (pipeline/stages).
 	stg    *stages.Events
@@ -98,10 +87,12 @@ type worker struct {
 	// every batch, so reading through w.ops from another goroutine races
 	// with the swap.
 	events *metrics.Counter
-	// prev is the last committed batch while its outputs are still being
-	// acknowledged by FR_OUT (see step).
+	// prev and cur are the partition's committed batches whose outputs
+	// are still being stored in FR_OUT, older first (cur is pending only
+	// when prev is; see prepare).
 	prev      inflight
-	commitBuf []state.OutMsg // prev's and the new batch's outputs, for one commit
+	cur       inflight
+	commitBuf []state.OutMsg // the outputs in flight and the new batch's, for one commit
 
 	// ready, pending and applied are read by readiness, gauges and the
 	// status page from other goroutines; everything else above is the
@@ -137,12 +128,14 @@ func newWorker(d *Daemon, p int) *worker {
 		in:  make(chan delivery, 2*d.cfg.BatchMax),
 		stg: stages.NewEvents(d.m.stages),
 		ops: newBatchOps(d, p),
-		// prev.ops swaps with ops at every batch (step).
+		// prev.ops and cur.ops swap with ops as batches go in flight (place).
 		prev:       inflight{ops: newBatchOps(d, p), batch: outbound.NewBatch()},
+		cur:        inflight{ops: newBatchOps(d, p), batch: outbound.NewBatch()},
 		outBatch:   outbound.NewBatch(),
 		startBatch: outbound.NewBatch(),
 	}
 	w.events = w.ops.events
+	w.r = d.runners[p%len(d.runners)]
 	w.merchantAt = func(id string) *core.Merchant { return d.merchants.LookupAt(id, w.asOf) }
 	return w
 }
@@ -219,91 +212,18 @@ func (w *worker) run(ctx context.Context) error {
 	return nil
 }
 
-// consume runs one consumer subscription from cursor+1 until ctx is done
-// (nil) or the subscription must be rebuilt (error).
-func (w *worker) consume(ctx context.Context) error {
-	cons, err := w.d.resetConsumer(ctx, w.p, w.cursor)
-	if err != nil {
-		return err
-	}
-	w.lastCon = 0
-	w.carry = w.carry[:0]
-	// Two batches of buffer: the client fills one while the worker applies
-	// the other. A fresh channel per subscription, so that nothing a
-	// stopped subscription delivered late leaks into the next one.
-	in := make(chan delivery, 2*w.d.cfg.BatchMax)
-	stop := make(chan struct{})
-	lost := make(chan error, 1)
-	w.lost, w.lostErr = lost, nil
-	// Consumer probes (checkConsumer) belong to this subscription: they
-	// run under pctx, cancelled when it ends, and are waited for then, so
-	// a probe never outlives the consumer it looks up.
-	pctx, cancelProbes := context.WithCancel(ctx)
-	probes := &probeGroup{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		// Stamped before the send: a full buffer is the worker's delay
-		// (pulled → applied), not the broker's.
-		select {
-		case in <- delivery{m, time.Now().UnixNano()}:
-		case <-stop:
-		}
-	}, jetstream.PullMaxMessages(w.d.cfg.BatchMax), jetstream.PullExpiry(pullExpiry), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		w.log.Debug("consume", "err", err)
-		w.checkConsumer(pctx, cons, err, lost, probes)
-	}))
-	if err != nil {
-		cancelProbes()
-		return fmt.Errorf("partition %d: consume: %w", w.p, err)
-	}
-	defer func() {
-		cc.Stop()
-		close(stop)
-		cancelProbes()
-		probes.close()
-	}()
-	w.in = in
-	w.ready.Store(true)
-	for {
-		if w.prev.pending && len(w.carry) == 0 && len(w.in) == 0 {
-			// Nothing to apply next: finish the batch in flight now
-			// rather than when the next message comes.
-			if err := w.settle(ctx); err != nil {
-				return err
-			}
-		}
-		w.batch = w.collect(ctx, w.batch[:0])
-		if len(w.batch) == 0 {
-			if err := w.settle(ctx); err != nil {
-				return err
-			}
-			return w.lostErr // ctx done or consumer lost, nothing in hand
-		}
-		// Past this point the batch in hand is finished even when ctx is
-		// cancelled: drain with a bounded context of its own.
-		dctx, cancel := w.d.drainContext(ctx)
-		err := w.step(dctx)
-		if err == nil && ctx.Err() != nil {
-			err = w.settle(dctx)
-		}
-		cancel()
-		if err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// settle finishes the batch in flight, if any, within the drain bound.
+// settle finishes the batches in flight, if any, within the drain bound,
+// and clears the stored outbox.
 func (w *worker) settle(ctx context.Context) error {
 	if !w.prev.pending {
 		return nil
 	}
 	dctx, cancel := w.d.drainContext(ctx)
 	defer cancel()
-	if err := w.finishPrev(dctx); err != nil {
-		return err
+	for w.prev.pending {
+		if err := w.finishPrev(dctx); err != nil {
+			return err
+		}
 	}
 	w.outboxLen.Store(0)
 	return w.clearOutbox(dctx)
@@ -336,82 +256,12 @@ var applyHook func(ev *core.Event)
 // dead-lettered).
 var fireHook func(userID string)
 
-// errConsumerLost means the partition's consumer is gone (deleted, or
-// held by a node that died or restarted: it is a single in-memory
-// replica); the worker recreates it from cursor+1.
-var errConsumerLost = errors.New("pipeline: consumer lost")
-
-// checkConsumer runs on the consume error handler's goroutine. Errors
-// that say the consumer is gone end the subscription; missing heartbeats
-// (the pull went unanswered: a node restarted, a leader moved) end it only
-// when the consumer cannot be looked up, so that a slow but healthy
-// consumer is kept.
-func (w *worker) checkConsumer(ctx context.Context, cons jetstream.Consumer, err error, lost chan<- error, probes *probeGroup) {
-	signal := func(err error) {
-		select {
-		case lost <- fmt.Errorf("%w: %w", errConsumerLost, err):
-		default:
-		}
-	}
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
-		signal(err)
-	case errors.Is(err, jetstream.ErrNoHeartbeat):
-		// Off the handler's goroutine: an info request may take up to
-		// pullExpiry, and the client's handler must not block meanwhile.
-		probes.Go(func() {
-			ictx, cancel := context.WithTimeout(ctx, pullExpiry)
-			defer cancel()
-			if _, ierr := cons.Info(ictx); ierr != nil && ctx.Err() == nil {
-				signal(fmt.Errorf("%w (info: %w)", err, ierr))
-			}
-		})
-	}
-}
-
-// probeGroup owns the consumer probes of one subscription. The client
-// may still call the error handler after Stop, so Go after close is a
-// no-op rather than a WaitGroup.Add racing its Wait.
-type probeGroup struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-}
-
-// Go runs f on a goroutine of the group, unless the group is closed.
-func (g *probeGroup) Go(f func()) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.closed {
-		g.wg.Go(f)
-	}
-}
-
-// close refuses new probes and waits for the running ones.
-func (g *probeGroup) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.wg.Wait()
-}
-
-// collect blocks for the first message (or takes what was carried over),
-// then takes whatever else is already buffered, up to BatchMax.
-func (w *worker) collect(ctx context.Context, batch []delivery) []delivery {
-	if len(w.carry) > 0 {
-		batch = append(batch, w.carry...)
-		w.carry = w.carry[:0]
-	} else {
-		select {
-		case m := <-w.in:
-			batch = append(batch, m)
-		case err := <-w.lost:
-			w.lostErr = err
-			return batch
-		case <-ctx.Done():
-			return batch
-		}
-	}
+// collectNow takes what was carried over, then whatever else is
+// already buffered, up to BatchMax; it never blocks (the runner calls it
+// when the partition has something).
+func (w *worker) collectNow(batch []delivery) []delivery {
+	batch = append(batch, w.carry...)
+	w.carry = w.carry[:0]
 	for len(batch) < w.d.cfg.BatchMax {
 		select {
 		case m := <-w.in:
@@ -423,27 +273,30 @@ func (w *worker) collect(ctx context.Context, batch []delivery) []delivery {
 	return batch
 }
 
-// step applies, commits and publishes one batch, and finishes the batch
-// before it.
+// A batch goes through three steps, each called by the partition's
+// runner for every partition of its round (runner.go): prepare applies it
+// and stages its commit; the runner commits the round (commitOutbox is
+// what the partition's stored outbox becomes); sendNew readies its
+// outputs for the publisher, and place makes it a batch in flight.
 //
-// Publishing is pipelined one batch deep: batch N's outputs are sent
-// asynchronously after its commit, and their acknowledgements are awaited
-// only after batch N+1 is applied, committed and sent. While they are
-// awaited the commit's outbox holds both batches' outputs, so the stored
-// outbox always covers every output not yet acknowledged (a restart
-// republishes it; FR_OUT drops the duplicates by Msg-Id). Inputs are
-// acknowledged (AckAll) only once their batch's outputs are. One
-// consequence: if a publish of batch N fails and is retried, batch N+1's
-// outputs may be stored before it in FR_OUT (the contract promises no
-// order among outputs; consumers key on request_id, refund_id and the
-// Msg-Id).
-func (w *worker) step(ctx context.Context) error {
-	if w.prev.pending {
-		// Only notes when the acks came (the publish_ack stage): the
-		// merchant wait and the apply below would otherwise count in it.
-		w.prev.done()
-	}
-	if err := w.waitMerchants(ctx); err != nil {
+// Publishing is pipelined two batches deep and never waited for: a
+// partition takes a new batch while at most one of its batches is in
+// flight (ready: batch N+1 is applied, committed and handed over while N
+// is stored), and one with two in flight waits, its messages buffered,
+// while the runner serves the others. The runner finishes a batch (acks
+// its inputs, folds its metrics in) once its result has come (advance).
+// The stored outbox always holds the outputs of every batch in flight, so
+// it covers every output FR_OUT may lack (a restart publishes the part
+// its last commit marker does not cover). Inputs are acknowledged
+// (AckAll) only once their batch's outputs are stored.
+
+// canTake reports whether the partition may take a new batch: fewer than
+// two of its batches are in flight.
+func (w *worker) canTake() bool { return !w.cur.pending }
+
+// prepare applies the batch the runner collected and stages its commit.
+func (w *worker) prepare() error {
+	if err := w.waitMerchants(w.d.hard); err != nil {
 		return err
 	}
 	n, err := w.applyBatch()
@@ -453,48 +306,52 @@ func (w *worker) step(ctx context.Context) error {
 	if n < len(w.batch) {
 		w.carry = append(w.carry, w.batch[n:]...)
 	}
+	w.n = n
 	w.d.m.batchSize.Update(float64(n))
-	if w.prev.pending && w.prev.done() {
-		if err := w.finishPrev(ctx); err != nil {
-			return err
-		}
-	}
+	w.inRound = true
+	return nil
+}
+
+// commitOutbox is the outbox the round's commit stores for the partition:
+// the outputs of the batches in flight, then the new batch's.
+func (w *worker) commitOutbox() []state.OutMsg {
 	out := w.outbox
 	if w.prev.pending {
-		out = append(append(w.commitBuf[:0], w.prev.outbox...), w.outbox...)
+		out = append(append(w.commitBuf[:0], w.prev.outbox...), w.cur.outbox...)
+		out = append(out, w.outbox...)
 		w.commitBuf = out
 	}
-	commitStart := time.Now()
-	if err := w.commitRetry(ctx, out); err != nil {
-		return err
-	}
-	w.d.m.stages.Observe(stages.Commit, time.Since(commitStart))
 	w.outboxLen.Store(int64(len(out)))
-	// The publisher keeps a partition's batches in order, so the batch in
-	// hand can be handed over before the one in flight is stored.
-	sent := time.Now()
-	next := inflight{batch: w.outBatch}
-	serr := w.send(&next, w.outbox)
-	if err := w.finishPrev(ctx); err != nil {
-		return err
-	}
-	if serr != nil {
-		return serr
-	}
-	w.outboxLen.Store(int64(len(w.outbox)))
-	// The batch in hand becomes the one in flight; its buffers swap with
-	// the finished one's, which the next batch reuses.
+	return out
+}
+
+// sendNew readies the committed batch's outputs for the publisher and
+// returns the Batch to submit (nil: no outputs). The publisher keeps a
+// partition's batches in order, so it may be handed over while the
+// partition's older batch is in flight.
+func (w *worker) sendNew() (*outbound.Batch, error) {
+	w.next = inflight{batch: w.outBatch}
+	w.sent = time.Now()
+	return w.readyBatch(&w.next, w.outbox)
+}
+
+// place makes the committed batch in hand a batch in flight (the older
+// slot when it is free, else the younger); its buffers swap with the
+// slot's, which the next batch reuses.
+func (w *worker) place() {
 	f := &w.prev
+	if f.pending {
+		f = &w.cur
+	}
 	f.outbox, w.outbox = w.outbox, f.outbox[:0]
 	f.arena, w.arena = w.arena, f.arena[:0]
 	f.batch, w.outBatch = w.outBatch, f.batch
 	f.ops, w.ops = w.ops, f.ops
-	f.sent, f.n, f.ack, f.pending, f.acked = sent, n, nil, true, time.Time{}
-	f.submitted, f.got, f.err = next.submitted, false, nil
-	if n > 0 {
-		f.ack = w.batch[n-1].msg
+	f.sent, f.n, f.ack, f.pending, f.acked = w.sent, w.n, nil, true, time.Time{}
+	f.submitted, f.got, f.err = w.next.submitted, false, nil
+	if w.n > 0 {
+		f.ack = w.batch[w.n-1].msg
 	}
-	return nil
 }
 
 // waitMerchants waits until the merchant view has read every profile
@@ -544,7 +401,22 @@ func (w *worker) finishPrev(ctx context.Context) error {
 	w.applied.Add(uint64(f.n))
 	f.ops.published()
 	f.pending, f.ack = false, nil
+	// The younger batch in flight, if any, is now the older one.
+	w.prev, w.cur = w.cur, w.prev
 	return nil
+}
+
+// advance finishes, without waiting, every batch in flight whose result
+// has come, oldest first; it reports whether it finished any.
+func (w *worker) advance() (bool, error) {
+	did := false
+	for w.prev.pending && w.prev.done() {
+		if err := w.finishPrev(w.d.hard); err != nil {
+			return did, err
+		}
+		did = true
+	}
+	return did, nil
 }
 
 // applyBatch applies the batch to the partition's state and stages the

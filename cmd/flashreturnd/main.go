@@ -151,7 +151,8 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		// (see the memory limit's comment below for what else is in RSS).
 		cacheMB    = fs.Int("cache-mb", defaults.CacheMiB, "state cache budget in MiB")
 		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 1 GiB; -1: none; GOMEMLIMIT wins)")
-		batchMax   = fs.Int("batch-max", defaults.BatchMax, "largest batch a partition worker applies and commits at once")
+		batchMax   = fs.Int("batch-max", defaults.BatchMax, "largest batch a partition applies and commits at once")
+		runners    = fs.Int("runners", 0, "goroutines that apply, commit and publish the partitions, each serving a group of them in rounds (0: GOMAXPROCS)")
 		clockEvery = fs.Duration("clock-interval", defaults.ClockInterval, "how often clock events advance idle partitions (0 disables)")
 		maxFuture  = fs.Duration("max-future", defaults.MaxFuture, "how far an event's at may be ahead of the time its stream stored it; further is dead-lettered as future_time (0 turns the check off, e.g. for synthetic data dated in the future)")
 		// Logs go to stderr (see newLogger).
@@ -233,7 +234,7 @@ Flags:
 	cfg := &pipeline.Config{
 		DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, HTTPAddr: *httpAddr, HTTP: serveHTTP,
 		Policy: pol, Partitions: *partitions, Loc: loc, Layout: streams.Layout(*layout),
-		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax,
+		StateSyncWrites: *stateSync, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax, Runners: *runners,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
 		OutDuplicates: *outDups,
 	}

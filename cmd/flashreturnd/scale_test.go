@@ -54,7 +54,7 @@ func TestScaleRSSAndRestart(t *testing.T) {
 
 	_, js := testkit.Connect(t, c.natsURL)
 	start = time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, 4096)
+	futures := make([]jetstream.PubAckFuture, 0, 2048) // under the client's 4,000 async limit
 	wait := func() {
 		for _, f := range futures {
 			select {

@@ -84,7 +84,7 @@ var allowedImports = map[string]importRule{
 	"state/record":            {Internal: []string{pkgCore, pkgPolicy}},
 	"state/record/recordtest": {Internal: []string{pkgCore, "state/record"}},
 	pkgPipeline: {Internal: []string{pkgCore, pkgOwner, pkgWire, pkgPolicy, pkgState,
-		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/merchants", "pipeline/outbound",
+		"pipeline/apply", "pipeline/cluster", "pipeline/defaults", "pipeline/httpapi", "pipeline/merchants", "pipeline/opsmetrics", "pipeline/outbound",
 		"pipeline/stages", "pipeline/streams", "state/record"},
 		Modules: []string{modNATS, modServer, modMetrics, modSonic}},
 	// pipeline's own layers (see pipeline/doc.go's map): defaults at the
@@ -107,6 +107,8 @@ var allowedImports = map[string]importRule{
 	"pipeline/outbound": {Internal: []string{"pipeline/streams", "state/record"}, Modules: []string{modNATS, modMetrics}},
 	// stages is the stage histograms only: metrics, no NATS, no state.
 	"pipeline/stages": {Modules: []string{modMetrics}},
+	// opsmetrics is the operator's numbers the status page reads back.
+	"pipeline/opsmetrics": {Internal: []string{pkgCore, "pipeline/httpapi", "pipeline/stages"}, Modules: []string{modMetrics}},
 	// testkit is used by the tests of every layer, so it imports no
 	// module package: a test of state must not link the daemon.
 	"internal/testkit": {Modules: []string{modNATS, modServer}},

@@ -248,18 +248,54 @@ func (p *Publisher) claimed(partition int, epoch, seq uint64, pos record.Pos) re
 // Its result comes on b.Done().
 func (p *Publisher) Submit(b *Batch) {
 	p.mu.Lock()
+	err := p.enqueue(b)
+	p.mu.Unlock()
+	if err != nil {
+		b.finish(err)
+		return
+	}
+	p.poke()
+}
+
+// SubmitAll submits every batch of bs, as Submit would one by one, but
+// under one lock and with one wake-up: a runner hands its round's
+// batches over together, so that the publisher's next round carries
+// them all rather than the first alone.
+func (p *Publisher) SubmitAll(bs []*Batch) {
+	if len(bs) == 0 {
+		return
+	}
+	var refused []*Batch
+	var errs []error
+	p.mu.Lock()
+	for _, b := range bs {
+		if err := p.enqueue(b); err != nil {
+			refused, errs = append(refused, b), append(errs, err)
+		}
+	}
+	p.mu.Unlock()
+	for i, b := range refused {
+		b.finish(errs[i])
+	}
+	p.poke()
+}
+
+// enqueue queues b behind its partition's batches; p.mu is held.
+func (p *Publisher) enqueue(b *Batch) error {
 	pt := p.parts[b.p]
 	if pt == nil || pt.claim == 0 {
-		p.mu.Unlock()
-		b.finish(fmt.Errorf("outbound: partition %d: not claimed by this process", b.p))
-		return
+		return fmt.Errorf("outbound: partition %d: not claimed by this process", b.p)
 	}
 	if !pt.listed {
 		p.order = append(p.order, b.p)
 		pt.listed = true
 	}
 	pt.queue = append(pt.queue, b)
-	p.mu.Unlock()
+	return nil
+}
+
+// poke wakes Run; it never blocks.
+func (p *Publisher) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:

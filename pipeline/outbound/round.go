@@ -106,10 +106,7 @@ func (p *Publisher) build(r *round) {
 func (p *Publisher) end(r *round) {
 	p.written(r) // a round that failed before it was written
 	// Anything left queued is the next round's.
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.poke()
 }
 
 // publish sends the round and settles its entries; false means retry
