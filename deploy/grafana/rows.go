@@ -331,15 +331,16 @@ func latencyPanel(title, description, hist string) *timeseries.PanelBuilder {
 	).Min(0)
 }
 
-// batchSize shows quantiles and the mean of events per batch: batches
-// grow with load by design (a worker takes what is waiting), so small
-// batches under a backlog mean the worker is not getting messages fast
-// enough, not that it is idle.
+// batchSize shows quantiles and the mean of events per batch, and the
+// partitions per runner round: both grow with load by design (a runner
+// takes what is waiting), so small batches under a backlog mean the
+// runner is not getting messages fast enough, not that it is idle.
 func batchSize() *timeseries.PanelBuilder {
 	qs := quantiles("flashreturn_batch_size_events", "$__rate_interval", p50, p99)
-	qs = append(qs, query{`sum(rate(flashreturn_batch_size_events_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(flashreturn_batch_size_events_count{instance=~"$instance"}[$__rate_interval]))`, "mean"})
+	qs = append(qs, query{`sum(rate(flashreturn_batch_size_events_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(flashreturn_batch_size_events_count{instance=~"$instance"}[$__rate_interval]))`, "mean"},
+		query{`sum(rate(flashreturn_round_size_partitions_sum{instance=~"$instance"}[$__rate_interval])) / sum(rate(flashreturn_round_size_partitions_count{instance=~"$instance"}[$__rate_interval]))`, "partitions per round (mean)"})
 	return timeseriesPanel("Batch size",
-		"Events per batch (p50, p99, mean). Batches grow by themselves under load.",
+		"Events per partition batch (p50, p99, mean), and partitions committed together per runner round (mean). Both grow by themselves under load.",
 		unitCount, qs...,
 	).Min(0)
 }
