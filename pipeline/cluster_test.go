@@ -1,11 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -270,7 +272,11 @@ func (m *clusterMember) stop(t *testing.T) {
 			t.Errorf("member %s Run: %v", m.id, err)
 		}
 	case <-time.After(12 * time.Second):
-		t.Errorf("member %s did not drain within 12s", m.id)
+		// The stacks say what the drain waits for (a rare failure that
+		// could not be reproduced on demand carries its own diagnosis).
+		var stacks bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Errorf("member %s did not drain within 12s; goroutines:\n%s", m.id, stacks.String())
 	}
 }
 

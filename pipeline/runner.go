@@ -93,9 +93,6 @@ func (r *runner) run() {
 		if r.pass() {
 			continue
 		}
-		if r.waitIdle() {
-			continue
-		}
 		select {
 		case <-r.wake:
 		case <-r.stop:
@@ -294,24 +291,4 @@ func (r *runner) dropRound(w *worker) {
 			return
 		}
 	}
-}
-
-// waitIdle is the runner with nothing to apply: it waits for a batch in
-// flight, or for something to do, whichever comes first, and reports
-// whether there was a batch to wait for.
-func (r *runner) waitIdle() bool {
-	for _, w := range r.ws {
-		f := &w.prev
-		if !f.pending || !f.submitted || f.got {
-			continue
-		}
-		select {
-		case err := <-f.batch.Done():
-			f.got, f.err = true, err
-			f.stamp()
-		case <-r.wake:
-		}
-		return true
-	}
-	return false
 }

@@ -136,6 +136,12 @@ func newWorker(d *Daemon, p int) *worker {
 	}
 	w.events = w.ops.events
 	w.r = d.runners[p%len(d.runners)]
+	// A stored batch wakes the runner: the partition may take its next
+	// batch, and its inputs are acknowledged, without waiting for
+	// anything else the runner waits on.
+	for _, b := range []*outbound.Batch{w.prev.batch, w.cur.batch, w.outBatch, w.startBatch} {
+		b.OnDone(w.r.poke)
+	}
 	w.merchantAt = func(id string) *core.Merchant { return d.merchants.LookupAt(id, w.asOf) }
 	return w
 }

@@ -143,8 +143,14 @@ type Batch struct {
 	early bool            // other is stored
 	res   chan error
 	// Acked is when the batch's last marker was stored (or it failed).
-	Acked time.Time
+	Acked  time.Time
+	notify func() // OnDone's
 }
+
+// OnDone makes f be called, on the publisher's goroutine, right after
+// each result is delivered on Done (a runner's wake-up: it must not
+// block). Set it before the first Submit.
+func (b *Batch) OnDone(f func()) { b.notify = f }
 
 // NewBatch makes a reusable Batch.
 func NewBatch() *Batch { return &Batch{res: make(chan error, 1)} }
@@ -180,6 +186,9 @@ func (b *Batch) Len() int { return len(b.out) + len(b.other) }
 func (b *Batch) finish(err error) {
 	b.Acked = time.Now()
 	b.res <- err
+	if b.notify != nil {
+		b.notify()
+	}
 }
 
 // Claim makes this process partition p's publisher under (owner, epoch):
