@@ -302,9 +302,6 @@ func (w *worker) canTake() bool { return !w.cur.pending }
 
 // prepare applies the batch the runner collected and stages its commit.
 func (w *worker) prepare() error {
-	if err := w.waitMerchants(w.d.hard); err != nil {
-		return err
-	}
 	n, err := w.applyBatch()
 	if err != nil {
 		return err
@@ -360,10 +357,12 @@ func (w *worker) place() {
 	}
 }
 
-// waitMerchants waits until the merchant view has read every profile
-// stored before the batch's last return event (the events that read it),
-// so that the view as of each request's ingest time is complete.
-func (w *worker) waitMerchants(ctx context.Context) error {
+// merchantsThrough reports whether the merchant view holds every
+// profile stored before the batch's last return event (the events that
+// read it), so that the view as of each request's ingest time is
+// complete. When it does not, the view is asked to catch up, and the
+// runner serves other partitions meanwhile (a refresh wakes it).
+func (w *worker) merchantsThrough() bool {
 	var last int64
 	for _, d := range w.batch {
 		if _, kind, _, ok := wire.ParseSubject(d.msg.Subject()); !ok || kind != wire.KindReturn {
@@ -373,13 +372,7 @@ func (w *worker) waitMerchants(ctx context.Context) error {
 			last = max(last, meta.Timestamp.UnixNano())
 		}
 	}
-	if last == 0 {
-		return nil
-	}
-	if err := w.d.merchants.WaitThrough(ctx, last); err != nil {
-		return fmt.Errorf("partition %d: %w", w.p, err)
-	}
-	return nil
+	return last == 0 || w.d.merchants.Through(last)
 }
 
 // finishPrev waits for the batch in flight: every output acknowledged
