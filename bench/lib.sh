@@ -93,3 +93,18 @@ stage_quantiles() {
 		}
 	}' "$1"
 }
+
+# round_means METRICS_FILE: the runners' and the publisher's rounds in a
+# /metrics scrape: partitions committed per runner round, and the
+# publisher's atomic batches (mean duration and messages, markers
+# included), or nothing when the daemon exposes neither.
+round_means() {
+	awk '
+	/^flashreturn_round_size_partitions_sum / { rs = $2 } /^flashreturn_round_size_partitions_count / { rc = $2 }
+	/^flashreturn_outbound_batch_seconds_sum / { bs = $2 } /^flashreturn_outbound_batch_seconds_count / { bc = $2 }
+	/^flashreturn_outbound_batch_messages_sum / { bm = $2 }
+	END {
+		if (rc > 0) printf "runner rounds %d, %.2f partitions each", rc, rs / rc
+		if (bc > 0) printf "%spublisher rounds %d, %.2f ms and %.1f messages each", (rc > 0 ? "; " : ""), bc, bs / bc * 1000, bm / bc
+	}' "$1"
+}
