@@ -317,16 +317,6 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.merchants = merchants.New(d.log.With("component", "merchants"), cfg.Metrics)
 	d.merchants.DeadLetter = d.deadLetterSync
-	// The runners serve the partitions in groups (runner.go); each worker
-	// lends its partition to runner p mod Runners. A refresh of the
-	// merchant view wakes them: a partition whose batch waited for it may
-	// go on.
-	d.runners = newRunners(d, min(cfg.Runners, cfg.Partitions))
-	d.merchants.OnRefresh = func() {
-		for _, r := range d.runners {
-			r.poke()
-		}
-	}
 	if cfg.Cluster != nil {
 		d.cluster = cluster.New(*cfg.Cluster, cfg.Partitions, cfg.Replicas, cfg.DrainTimeout, cluster.Hooks{
 			RunPartition:   d.runPartition,
@@ -486,7 +476,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	// The merchant view serves the workers' drain too: a batch in hand
-	// waits for the view to catch up with its requests (Through). So
+	// waits for the view to catch up with its requests (WaitThrough). So
 	// it stops only once the workers have (or at the hard deadline); had
 	// it stopped with ctx, a worker taking a batch then would wait for the
 	// hard deadline, and in cluster mode its partition's release snapshot
@@ -517,8 +507,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}, "component", "state")
 	})
-	// The runners stop once every worker has returned (below), after
-	// draining what was lent them.
+	// The runners serve the partitions in groups (runner.go); each worker
+	// lends its partition to runner p mod Runners. They stop once every
+	// worker has returned (below), after draining what was lent.
+	d.runners = newRunners(d, min(d.cfg.Runners, d.cfg.Partitions))
 	var runners sync.WaitGroup
 	for _, r := range d.runners {
 		runners.Go(func() {

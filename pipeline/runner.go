@@ -181,11 +181,6 @@ func (r *runner) pass() bool {
 			continue
 		}
 		w.batch = w.collectNow(w.batch[:0])
-		if !w.merchantsThrough() {
-			// Kept for a later round; the view's refresh wakes the runner.
-			w.carry = append(w.carry, w.batch...)
-			continue
-		}
 		if err := w.prepare(); err != nil {
 			r.detach(w, err)
 			did = true

@@ -302,6 +302,9 @@ func (w *worker) canTake() bool { return !w.cur.pending }
 
 // prepare applies the batch the runner collected and stages its commit.
 func (w *worker) prepare() error {
+	if err := w.waitMerchants(w.d.hard); err != nil {
+		return err
+	}
 	n, err := w.applyBatch()
 	if err != nil {
 		return err
@@ -357,12 +360,10 @@ func (w *worker) place() {
 	}
 }
 
-// merchantsThrough reports whether the merchant view holds every
-// profile stored before the batch's last return event (the events that
-// read it), so that the view as of each request's ingest time is
-// complete. When it does not, the view is asked to catch up, and the
-// runner serves other partitions meanwhile (a refresh wakes it).
-func (w *worker) merchantsThrough() bool {
+// waitMerchants waits until the merchant view has read every profile
+// stored before the batch's last return event (the events that read it),
+// so that the view as of each request's ingest time is complete.
+func (w *worker) waitMerchants(ctx context.Context) error {
 	var last int64
 	for _, d := range w.batch {
 		if _, kind, _, ok := wire.ParseSubject(d.msg.Subject()); !ok || kind != wire.KindReturn {
@@ -372,7 +373,13 @@ func (w *worker) merchantsThrough() bool {
 			last = max(last, meta.Timestamp.UnixNano())
 		}
 	}
-	return last == 0 || w.d.merchants.Through(last)
+	if last == 0 {
+		return nil
+	}
+	if err := w.d.merchants.WaitThrough(ctx, last); err != nil {
+		return fmt.Errorf("partition %d: %w", w.p, err)
+	}
+	return nil
 }
 
 // finishPrev waits for the batch in flight: every output acknowledged

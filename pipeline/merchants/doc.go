@@ -1,9 +1,8 @@
 // Package merchants is the daemon's merchant view: every process's
 // read-only copy of the merchant profiles in FR_MERCHANT, kept current by
 // a watcher, read by the partition workers as of each request's ingest
-// time (View.LookupAt) once every profile stored before it has been read
-// (View.Through, asked without blocking; OnRefresh says when to ask
-// again).
+// time (View.LookupAt) after waiting until every profile stored before it
+// has been read (View.WaitThrough).
 //
 // # Invariants
 //

@@ -26,8 +26,8 @@ import (
 //
 // Decisions read the view as of their event's ingest time (LookupAt with
 // the FR_IN timestamp), not as it happens to be when the worker runs, and
-// a batch waits (Through: its runner serves other partitions meanwhile)
-// until the view has read every profile stored before that time. Two daemons, or a daemon and its successor
+// a worker waits (WaitThrough) until the view has read every profile
+// stored before that time. Two daemons, or a daemon and its successor
 // after a takeover, therefore decide the same request with the same
 // profile, however far behind either view was: a decision does not
 // depend on processing time. Limits: FR_MERCHANT keeps the last
@@ -46,16 +46,13 @@ type View struct {
 	waits      *metrics.Counter
 	count      atomic.Int64
 	DeadLetter func(ctx context.Context, reason, msg, subject string, seq uint64, data []byte)
-	// OnRefresh, when set (before Run), is called after each refresh
-	// round that Through asked for: a caller that did not wait can look
-	// again. It must not block.
-	OnRefresh func()
 
 	// through: every profile stored at or before this time (Unix ns) has
-	// been read. Raised by the refresher for Through's callers.
+	// been read. Raised by the refresher for WaitThrough's callers.
 	through atomic.Int64
 	wmu     sync.Mutex
-	want    int64 // the latest time a waiter needs
+	want    int64         // the latest time a waiter needs
+	done    chan struct{} // closed when a refresh ends; replaced
 	kick    chan struct{}
 	moved   chan struct{} // closed when lastSeq moves; replaced (under wmu)
 }
@@ -73,7 +70,7 @@ const maxVersions = wire.MerchantHistory
 // the stream costs decision latency, never correctness).
 func New(log *slog.Logger, set *metrics.Set) *View {
 	v := &View{byID: make(map[string][]apply.MerchantVersion), log: log,
-		kick: make(chan struct{}, 1), moved: make(chan struct{})}
+		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
 	set.NewGauge(`flashreturn_merchants`, func() float64 { return float64(v.count.Load()) })
@@ -119,27 +116,31 @@ func (v *View) put(m *core.Merchant, at int64) {
 	v.updates.Inc()
 }
 
-// Through reports, without waiting, whether the view holds every profile
-// stored before at (what a batch with return events waits for). When it
-// does not, it asks the refresher for a round, at whose end OnRefresh is
-// called; flashreturn_merchant_view_waits_total counts these answers (a
-// batch kept waiting is counted each time its runner looks).
-func (v *View) Through(at int64) bool {
-	if v.through.Load() >= at {
-		return true
+// WaitThrough blocks until the view has read every profile stored in
+// FR_MERCHANT at or before at (Unix ns), or ctx ends. One refresher
+// serves every waiting worker: a stream info request, then the watcher
+// reaching the stream's last sequence.
+func (v *View) WaitThrough(ctx context.Context, at int64) error {
+	for v.through.Load() < at {
+		v.wmu.Lock()
+		v.want = max(v.want, at)
+		done := v.done
+		v.wmu.Unlock()
+		select {
+		case v.kick <- struct{}{}:
+		default:
+		}
+		v.waits.Inc()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("merchant view: %w", ctx.Err())
+		}
 	}
-	v.wmu.Lock()
-	v.want = max(v.want, at)
-	v.wmu.Unlock()
-	select {
-	case v.kick <- struct{}{}:
-	default:
-	}
-	v.waits.Inc()
-	return false
+	return nil
 }
 
-// refresh serves Through until ctx ends.
+// refresh serves WaitThrough until ctx ends.
 func (v *View) refresh(ctx context.Context, js jetstream.JetStream) {
 	for {
 		select {
@@ -192,11 +193,12 @@ func (v *View) refresh(ctx context.Context, js jetstream.JetStream) {
 		if want > v.through.Load() {
 			v.through.Store(want)
 		}
-		// Wake every caller of this round at once; each looks again and,
-		// if it needs a later time, asks for another round.
-		if v.OnRefresh != nil {
-			v.OnRefresh()
-		}
+		// Wake every waiter of this round at once; each re-checks through
+		// and, if it needs a later time, asks for another round.
+		v.wmu.Lock()
+		close(v.done)
+		v.done = make(chan struct{})
+		v.wmu.Unlock()
 	}
 }
 
