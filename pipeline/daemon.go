@@ -110,8 +110,11 @@ type Config struct {
 	Runners int
 	// BatchMax bounds a batch. Default 512.
 	BatchMax int
-	// MaxTxnBytes cuts a batch when its staged state grows past it.
-	// Default 4 MiB (Badger's limit is far larger).
+	// MaxTxnBytes cuts a batch, and a runner's round, when its staged
+	// state grows past it. Default defaults.MaxTxnBytes (600 KiB: about
+	// half of what Badger takes in one transaction with state's 8 MiB
+	// memtables; a round past Badger's limit commits partition by
+	// partition).
 	MaxTxnBytes int
 	// SetupTimeout bounds how long the daemon retries creating its
 	// streams and buckets at start while NATS is not ready (a cluster
@@ -178,7 +181,7 @@ func (c Config) WithDefaults() Config {
 		c.Runners = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxTxnBytes == 0 {
-		c.MaxTxnBytes = 4 << 20
+		c.MaxTxnBytes = defaults.MaxTxnBytes
 	}
 	if c.SetupTimeout == 0 {
 		c.SetupTimeout = 2 * time.Minute

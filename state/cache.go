@@ -111,7 +111,10 @@ func memSize(u *core.User) int64 {
 	n := entryBytes + allocBytes(userStructBytes) +
 		allocBytes(int64(cap(u.Orders))*orderStructBytes) + allocBytes(int64(cap(u.Requests))*requestStructBytes) +
 		allocBytes(8*int64(cap(u.RecentRequests))) + allocBytes(8*int64(cap(u.TrustMarks)))
-	strs := int64(len(u.ID)) + stringBytes
+	// The ID has its own allocation (record.DecodeUser); its varint is
+	// in the record's.
+	n += allocBytes(int64(len(u.ID)))
+	strs := int64(stringBytes)
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		strs += int64(len(o.ID)+len(o.MerchantID)+len(o.Category)+len(o.City)) + 4*stringBytes

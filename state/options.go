@@ -19,13 +19,39 @@ const (
 	DefaultGCInterval = 5 * time.Minute
 
 	// defaultMemTableBytes is Badger's memtable size. Badger allows one
-	// transaction up to 15% of it (so 9.6 MiB, see [Store.MaxBatchBytes]).
-	defaultMemTableBytes = 64 << 20
+	// transaction up to 15% of it (so 1.2 MiB: [DefaultMaxBatchBytes]).
+	// It also bounds what Badger's table builders keep: a full memtable is
+	// flushed into one level-0 table, built in a z.Allocator whose buffers
+	// double as the table grows, and Badger pools eight such allocators,
+	// each kept at the largest size it reached, for as long as writes go
+	// on. Measured under a sustained load of 3 M events (issue 15): with
+	// 64 MiB memtables that pool held 1.8 GiB and was still growing, with
+	// 16 MiB 488 MiB, with 8 MiB 188-224 MiB (8 allocators of 28 MiB).
+	defaultMemTableBytes = 8 << 20
 	// numMemtables bounds Badger's memtables (active + flushing). Each costs
-	// up to ~2x MemTableBytes of RSS (skiplist arena on the Go heap plus the
-	// mmapped write-ahead log); Badger's default of 5 would cost 600 MiB.
+	// its skiplist arena on the Go heap (MemTableBytes plus the largest
+	// transaction) and its mmapped write-ahead log.
 	numMemtables = 2
+	// numLevelZeroTables is how many memtable flushes level 0 gathers
+	// before they are compacted into level 1 (Badger's default: 5), and
+	// twice it how many stall writes. Every compaction of level 0 rewrites
+	// the level-1 tables it overlaps (with P partitions in one key space,
+	// all of them), so what counts is the bytes gathered: 20 tables of
+	// 8 MiB, like Badger's 5 of 64 MiB it replaces, not 5 of 8 MiB (four
+	// times the compaction writes under a sustained load).
+	numLevelZeroTables = 20
 )
+
+// DefaultMaxBatchBytes is [Store.MaxBatchBytes] of a store opened with
+// the default memtable size: the largest transaction Badger then accepts,
+// in [Partition.StagedBytes] plus [OutboxBytes] units. A caller that cuts
+// its batches when StagedBytes passes half of it leaves the other half for
+// the batch's outbox and for the user that crossed the mark.
+const DefaultMaxBatchBytes = defaultMemTableBytes*15/100 - batchMarginBytes
+
+// batchMarginBytes is what [Store.MaxBatchBytes] keeps back from Badger's
+// limit for the meta entry and Badger's transaction marker.
+const batchMarginBytes = 1024
 
 // ErrInvalidOption is wrapped by the errors of [Options.Validate] and of
 // calls given an out-of-range argument (such as a partition number).

@@ -355,7 +355,13 @@ func (pt *Partition) MarkDirty(u *core.User) {
 
 // SetDeadline stages user's next timer deadline (Unix ns; 0 clears it). Due
 // sees it at once; Commit persists it in the partition's timer index.
+// The index keeps the cached user's own ID string when the user is cached
+// (else userID): every shopper with a deadline stays in the index after
+// its user is evicted, so the string kept must not pin anything larger.
 func (pt *Partition) SetDeadline(userID string, deadline int64) {
+	if e := pt.c.m[userID]; e != nil {
+		userID = e.u.ID
+	}
 	if _, ok := pt.t.staged[userID]; !ok {
 		pt.staged += prefixLen + len(sufTimer) + len(userID) + 8 + entryOverhead
 	}

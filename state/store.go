@@ -100,6 +100,8 @@ func Open(opts Options) (*Store, error) {
 		WithSyncWrites(opts.SyncWrites).
 		WithMemTableSize(opts.memTableBytes).
 		WithNumMemtables(numMemtables).
+		WithNumLevelZeroTables(numLevelZeroTables).
+		WithNumLevelZeroTablesStall(2 * numLevelZeroTables).
 		// Keep values in the LSM tree (Badger's default of 1 MiB) unless the
 		// memtable is so small that a transaction could not hold one.
 		WithValueThreshold(min(1<<20, opts.memTableBytes*15/100/2)).
@@ -163,7 +165,7 @@ func (s *Store) Close() error {
 // [Partition.StagedBytes] plus [OutboxBytes]: a batch whose staged bytes
 // plus outbox bytes stay under it commits without ErrBatchTooBig.
 func (s *Store) MaxBatchBytes() int {
-	return int(s.db.MaxBatchSize()) - 1024 // meta entry and Badger's txn marker
+	return int(s.db.MaxBatchSize()) - batchMarginBytes
 }
 
 // Partition opens partition p for writing: it loads the cursor, clock,

@@ -740,3 +740,29 @@ func (h *sharedHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &c
 }
 func (h *sharedHandler) WithGroup(string) slog.Handler { return h }
+
+// TestDefaultMaxBatchBytes checks that the constant callers size their
+// batches with is the limit of a store opened with the default options,
+// and that a typical shopper stages under 1 KiB of it.
+func TestDefaultMaxBatchBytes(t *testing.T) {
+	s := openStore(t, Options{Dir: t.TempDir()})
+	if got := s.MaxBatchBytes(); got != DefaultMaxBatchBytes {
+		t.Fatalf("MaxBatchBytes %d, DefaultMaxBatchBytes %d", got, DefaultMaxBatchBytes)
+	}
+	// A typical shopper stages under 1 KiB (pipeline/defaults.MaxTxnBytes
+	// counts on it).
+	pt := mustPartition(t, s, 0)
+	var before int
+	for i := range 2 { // the first one also stages its policy's record
+		before = pt.StagedBytes()
+		want := recordtest.TypicalUser(i)
+		u := mustUser(t, pt, want.ID)
+		*u = *want
+		pt.MarkDirty(u)
+	}
+	if got := pt.StagedBytes() - before; got >= 1024 {
+		t.Errorf("a typical shopper stages %d bytes", got)
+	} else {
+		t.Logf("a typical shopper stages %d bytes", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/pipeline"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
+	"github.com/flashreturn/flashreturn/state"
 )
 
 func TestPolicyShowAndCheck(t *testing.T) {
@@ -133,5 +134,26 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 	}
 	if lib.Partitions != defaults.Partitions || lib.Loc.String() != defaults.Zone {
 		t.Errorf("Config defaults %d %s differ from pipeline/defaults", lib.Partitions, lib.Loc)
+	}
+}
+
+// TestFlagMemoryDefaults: the workers' batch cut (defaults.MaxTxnBytes)
+// leaves half of Badger's transaction limit to a batch's outbox, and the
+// default soft memory limit is 896 MiB against an external NATS and
+// 1.5 GiB with the embedded server and P=64 (issue 15).
+func TestFlagMemoryDefaults(t *testing.T) {
+	var errb bytes.Buffer
+	cfg, _, err := parseFlags(nil, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.WithDefaults().MaxTxnBytes; got != defaults.MaxTxnBytes || 2*defaults.MaxTxnBytes > state.DefaultMaxBatchBytes {
+		t.Errorf("MaxTxnBytes %d (defaults %d), Badger's limit %d", got, defaults.MaxTxnBytes, state.DefaultMaxBatchBytes)
+	}
+	if got := defaultMemoryLimit(defaults.CacheBytes, 64, false) >> 20; got != 896 {
+		t.Errorf("external NATS: limit %d MiB", got)
+	}
+	if got := defaultMemoryLimit(defaults.CacheBytes, 64, true) >> 20; got != 1536 {
+		t.Errorf("embedded NATS, P=64: limit %d MiB", got)
 	}
 }

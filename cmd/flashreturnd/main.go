@@ -150,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		// Memory and batching, sized for one machine serving 64 partitions
 		// (see the memory limit's comment below for what else is in RSS).
 		cacheMB    = fs.Int("cache-mb", defaults.CacheMiB, "state cache budget in MiB")
-		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 1 GiB; -1: none; GOMEMLIMIT wins)")
+		memLimitMB = fs.Int("memory-limit-mb", 0, "soft memory limit for the Go runtime in MiB (0: 2x the cache budget + 384 MiB, plus 128 MiB + 8 MiB a partition with the embedded NATS server; -1: none; GOMEMLIMIT wins)")
 		batchMax   = fs.Int("batch-max", defaults.BatchMax, "largest batch a partition applies and commits at once")
 		runners    = fs.Int("runners", 0, "goroutines that apply, commit and publish the partitions, each serving a group of them in rounds (0: GOMAXPROCS)")
 		clockEvery = fs.Duration("clock-interval", defaults.ClockInterval, "how often clock events advance idle partitions (0 disables)")
@@ -238,16 +238,25 @@ Flags:
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
 		OutDuplicates: *outDups,
 	}
-	// A soft memory limit keeps RSS bounded (Go otherwise lets the heap
-	// grow to twice the live set). It must leave room for the embedded
-	// server's block buffers and Badger's memtables (~600 MiB under load
-	// with 64 partitions): a limit close to the live heap makes the GC run
-	// back to back (measured: >40% of CPU). GOMEMLIMIT in the environment
-	// wins.
+	// A soft memory limit keeps RSS bounded: Go otherwise lets the heap
+	// grow to twice the live set. The default is what the live heap needs
+	// under sustained load plus room for the GC (issue 15, measured with a
+	// million shoppers): the state cache, Badger's memtables and table
+	// builders (~250 MiB with state's 8 MiB memtables), the timer index,
+	// and the GC's headroom. The embedded NATS server adds, in the same
+	// heap, the last block of each inbound stream while it is written (up
+	// to 8 MiB each), the duplicate window's message IDs and the
+	// per-subject index (one entry per shopper). A limit close to the
+	// live heap makes the GC run back to back (>40% of CPU), so the
+	// default errs on the side of room. GOMEMLIMIT in the environment wins.
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimitMB >= 0 {
 		limit := int64(*memLimitMB) << 20
 		if limit == 0 {
-			limit = 2*cfg.CacheBytes + 1<<30
+			cache := cfg.CacheBytes
+			if cache <= 0 {
+				cache = defaults.CacheBytes
+			}
+			limit = defaultMemoryLimit(cache, max(*partitions, 1), *natsURL == "")
 		}
 		debug.SetMemoryLimit(limit)
 	}
@@ -298,6 +307,19 @@ Flags:
 		cfg.Cluster = &cluster.Options{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
+}
+
+// defaultMemoryLimit is the soft memory limit when --memory-limit-mb is
+// 0 (see parseFlags): twice the state cache budget plus 384 MiB, and with
+// the embedded NATS server (embedded) 128 MiB plus 8 MiB (one file-store
+// block) per partition more. With the defaults, 896 MiB against an
+// external NATS and 1.5 GiB with the embedded server and P=64.
+func defaultMemoryLimit(cacheBytes int64, partitions int, embedded bool) int64 {
+	limit := 2*cacheBytes + 384<<20
+	if embedded {
+		limit += 128<<20 + int64(partitions)*8<<20
+	}
+	return limit
 }
 
 // advertiseHTTP resolves --advertise-http: the value given on the command

@@ -51,6 +51,15 @@ const CacheMiB = CacheBytes >> 20
 // outputs stay far under FR_OUT's duplicate window to republish.
 const BatchMax = 512
 
+// MaxTxnBytes is where a partition worker cuts a batch by size: once the
+// state it has staged (state.Partition.StagedBytes, an estimate up to 2x
+// high) passes MaxTxnBytes, the batch ends before the next event. It is
+// about half of what Badger accepts in one transaction with state's 8 MiB
+// memtables (state.DefaultMaxBatchBytes, 1.2 MiB), the other half being
+// left to the batch's outbox; a typical shopper stages under 1 KiB, so a
+// batch of BatchMax events of typical shoppers is not cut.
+const MaxTxnBytes = 600 << 10
+
 // MaxFuture is how far an event's at may be ahead of the time its stream
 // stored it before it is dead-lettered as future_time (the contract's
 // --max-future default): publishers' clocks may skew by seconds, never
