@@ -150,20 +150,21 @@
 // 256 MiB holds about 228 000 shoppers. A cache hit costs 13 ns and no allocation;
 // a miss is a Badger point read, about 2 µs.
 //
-// Badger is configured for a small footprint: two 64 MiB memtables (the
-// skiplist arena is Go heap), no block cache (tables uncompressed, read from
-// their mmap), no conflict detection (one writer per partition). Measured
-// with 1 000 000 typical shoppers over 16 partitions and the default cache
-// budget (TestFootprint with FLASHRETURN_STATE_FOOTPRINT_USERS=1000000):
-// RSS 1132 MiB (822 anonymous, 309 file-backed: the mmapped tables, which
-// the kernel can reclaim), 814 MiB after the Go runtime returns free pages;
-// with GOMEMLIMIT=640MiB, RSS 912 MiB and peak 1130 MiB. Before issue 14
-// (version-1 records, 20% less data) the same run gave 1035 MiB, and 879
-// MiB with peak 942 MiB under the limit: the peak now passes 1 GiB during
-// the writes (more table data for Badger to flush and compact), so 1 M
-// shoppers need about 1.1 GiB with a memory limit (recommended: GOMEMLIMIT
-// of about 2.5x CacheBytes); without one the Go GC's headroom takes RSS
-// well above that.
+// Badger is configured for a small footprint: two 8 MiB memtables (the
+// skiplist arena is Go heap) gathered 20 to a level-0 compaction, no block
+// cache (tables uncompressed, read from their mmap), no conflict detection
+// (one writer per partition). Small memtables bound what Badger's table
+// builders keep under a sustained write load (see defaultMemTableBytes:
+// 64 MiB memtables let them hold 1.8 GiB after 3 M events); they cost
+// bulk write speed, 73 k instead of 124 k users/s in TestFootprint, far
+// above what a daemon commits. Measured with 1 000 000 typical shoppers
+// over 16 partitions and the default cache budget (TestFootprint with
+// FLASHRETURN_STATE_FOOTPRINT_USERS=1000000): RSS 1103-1125 MiB (793-815
+// anonymous, 310 file-backed: the mmapped tables, which the kernel can
+// reclaim), peak 1259 MiB, 881 MiB after the Go runtime returns free
+// pages (issue 15; with 64 MiB memtables: 1266-1294, peak 1633-1669, and
+// 1039). Without a memory limit the Go GC's headroom takes RSS above the
+// live heap; the daemon sets one (cmd/flashreturnd --memory-limit-mb).
 //
 // # Durability
 //

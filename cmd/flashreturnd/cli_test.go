@@ -122,6 +122,7 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		"tz":          {got.Loc.String(), lib.Loc.String()},
 		"cache":       {got.CacheBytes, lib.CacheBytes},
 		"batch":       {got.BatchMax, lib.BatchMax},
+		"txn":         {got.MaxTxnBytes, lib.MaxTxnBytes},
 		"clock":       {got.ClockInterval, lib.ClockInterval},
 		"max-future":  {got.MaxFuture, lib.MaxFuture},
 		"data-dir":    {got.DataDir, lib.DataDir},
