@@ -198,7 +198,6 @@ func (r *runner) pass() bool {
 	if err := r.commit(); err != nil {
 		// Only the end of the daemon (its hard deadline) gets here.
 		for _, w := range r.round {
-			w.inRound = false
 			r.detach(w, err)
 		}
 		return true
@@ -206,7 +205,6 @@ func (r *runner) pass() bool {
 	// Hand every partition's outputs over together: one publisher round
 	// carries them.
 	for _, w := range r.round {
-		w.inRound = false
 		b, err := w.sendNew()
 		if err != nil {
 			r.detach(w, err)
@@ -284,7 +282,6 @@ func (r *runner) commit() error {
 
 // dropRound takes w out of the round in hand.
 func (r *runner) dropRound(w *worker) {
-	w.inRound = false
 	for i, x := range r.round {
 		if x == w {
 			r.round = append(r.round[:i], r.round[i+1:]...)

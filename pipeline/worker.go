@@ -51,12 +51,10 @@ type worker struct {
 	batch []delivery
 	// r is the runner of the partition's group; rctx and detached are
 	// the run's context and the runner's answer while the runner serves
-	// the partition (runner.serve); inRound says the partition is in the
-	// runner's round in hand.
+	// the partition (runner.serve).
 	r        *runner
 	rctx     context.Context
 	detached chan error
-	inRound  bool
 	// n, sent and next are the batch in hand: messages applied, when its
 	// outputs went to the publisher, and its publish in flight.
 	n    int
@@ -314,7 +312,6 @@ func (w *worker) prepare() error {
 	}
 	w.n = n
 	w.d.m.batchSize.Update(float64(n))
-	w.inRound = true
 	return nil
 }
 

@@ -425,11 +425,7 @@ func (pt *Partition) commit(cursor uint64, clock int64, outbox []OutMsg) error {
 		return txnError(err)
 	}
 	pt.finish(st, cursor, clock, len(outbox))
-	m := pt.s.m
-	m.commitSeconds.UpdateDuration(start)
-	m.commits.Inc()
-	m.commitUsers.Add(st.users)
-	m.commitBytes.Add(st.bytes)
+	pt.s.m.committed(start, st.users, st.bytes)
 	return nil
 }
 
@@ -741,9 +737,14 @@ func (s *Store) CommitGroup(items []GroupCommit) error {
 	for i, it := range items {
 		it.Pt.finish(sts[i], it.Cursor, it.Clock, len(it.Outbox))
 	}
-	s.m.commitSeconds.UpdateDuration(start)
-	s.m.commits.Inc()
-	s.m.commitUsers.Add(users)
-	s.m.commitBytes.Add(bytes)
+	s.m.committed(start, users, bytes)
 	return nil
+}
+
+// committed counts one stored transaction that began at start.
+func (m *storeMetrics) committed(start time.Time, users, bytes int) {
+	m.commitSeconds.UpdateDuration(start)
+	m.commits.Inc()
+	m.commitUsers.Add(users)
+	m.commitBytes.Add(bytes)
 }
