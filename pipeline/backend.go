@@ -135,9 +135,9 @@ func (d *Daemon) readDurability(ctx context.Context) *streams.Durability {
 	}
 	d.durability.Store(&dur)
 	for _, s := range dur.Streams {
-		d.m.set.NewGauge(`flashreturn_stream_replicas{stream="`+s.Stream+`"}`, func() float64 { return float64(s.Replicas) })
+		d.m.Set.NewGauge(`flashreturn_stream_replicas{stream="`+s.Stream+`"}`, func() float64 { return float64(s.Replicas) })
 	}
-	d.m.set.NewGauge(`flashreturn_jetstream_sync_interval_seconds`, func() float64 { return syncSeconds })
+	d.m.Set.NewGauge(`flashreturn_jetstream_sync_interval_seconds`, func() float64 { return syncSeconds })
 	return &dur
 }
 

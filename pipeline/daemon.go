@@ -27,6 +27,7 @@ import (
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
 	"github.com/flashreturn/flashreturn/pipeline/merchants"
+	"github.com/flashreturn/flashreturn/pipeline/opsmetrics"
 	"github.com/flashreturn/flashreturn/pipeline/outbound"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 	"github.com/flashreturn/flashreturn/state"
@@ -278,7 +279,7 @@ func (c Config) Validate() error {
 type Daemon struct {
 	cfg    Config
 	log    *slog.Logger
-	m      *pipelineMetrics
+	m      *opsmetrics.Pipeline
 	policy atomic.Pointer[core.Policy]
 
 	srv *server.Server
@@ -312,7 +313,7 @@ func New(cfg Config) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, m: newPipelineMetrics(cfg.Metrics), started: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, m: opsmetrics.NewPipeline(cfg.Metrics), started: make(chan struct{})}
 	d.policy.Store(cfg.Policy)
 	d.reload = make(chan struct{}, 1)
 	if cfg.Shadow != nil {
@@ -491,7 +492,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.out = outbound.New(outbound.Config{
 		Conn: d.nc, JS: d.js, Stream: wire.StreamOut, Owner: d.memberID(),
 		EpochHeader: cluster.EpochHeader, AckTimeout: publishAckTimeout,
-		Log: d.log.With("component", "outbound"), Metrics: d.m.set,
+		Log: d.log.With("component", "outbound"), Metrics: d.m.Set,
 	})
 	pctx, stopPublisher := context.WithCancel(hard)
 	defer stopPublisher()
@@ -530,11 +531,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for p := range d.workers {
 		w := newWorker(d, p)
 		d.workers[p] = w
-		d.m.set.NewGauge(`flashreturn_consumer_pending_events`+partitionLabel(p), func() float64 { return float64(w.pending.Load()) })
-		d.m.set.NewGauge(`flashreturn_partition_ready`+partitionLabel(p), func() float64 { return b2f(w.ready.Load()) })
-		d.m.set.NewGauge(`flashreturn_partition_outbox_messages`+partitionLabel(p), func() float64 { return float64(w.outboxLen.Load()) })
+		d.m.Set.NewGauge(`flashreturn_consumer_pending_events`+partitionLabel(p), func() float64 { return float64(w.pending.Load()) })
+		d.m.Set.NewGauge(`flashreturn_partition_ready`+partitionLabel(p), func() float64 { return b2f(w.ready.Load()) })
+		d.m.Set.NewGauge(`flashreturn_partition_outbox_messages`+partitionLabel(p), func() float64 { return float64(w.outboxLen.Load()) })
 	}
-	d.m.set.NewGauge(`flashreturn_ready`, func() float64 { return b2f(d.Ready()) })
+	d.m.Set.NewGauge(`flashreturn_ready`, func() float64 { return b2f(d.Ready()) })
 	close(d.started)
 	// Wait for the merchant view to catch up before deciding anything, so
 	// a restart never decides with a half-loaded view.
@@ -744,7 +745,7 @@ func (d *Daemon) setupRetry(ctx context.Context) error {
 		if !streams.Retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
-		d.m.setupRetries.Inc()
+		d.m.SetupRetries.Inc()
 		d.log.Warn("stream setup failed; retrying", "attempt", attempt, "err", err)
 		if !streams.Sleep(ctx, streams.Backoff(attempt)) {
 			return err
@@ -755,7 +756,7 @@ func (d *Daemon) setupRetry(ctx context.Context) error {
 // deadLetterSync publishes one dead letter outside a partition batch (the
 // merchant view's), retrying until it is stored or ctx ends.
 func (d *Daemon) deadLetterSync(ctx context.Context, reason, text, subject string, seq uint64, data []byte) {
-	d.m.deadLetter(nil, reason)
+	d.m.DeadLetter(nil, reason)
 	out := wire.AppendDLQ(nil, reason, text, subject, seq, data)
 	for attempt := 0; ; attempt++ {
 		_, err := d.js.Publish(ctx, wire.DLQSubject(reason), out, jetstream.WithMsgID(wire.DLQMsgID(wire.StreamMerchant, seq)))

@@ -123,7 +123,7 @@ func TestDeadLetters(t *testing.T) {
 			t.Fatalf("case %d: decision after the bad input = %v", i, d)
 		}
 	}
-	if got := h.d.m.dlq["bad_json"].Get(); got != 2 {
+	if got := h.d.m.DLQ["bad_json"].Get(); got != 2 {
 		t.Fatalf("dead letter metric bad_json = %d, want 2", got)
 	}
 }

@@ -101,7 +101,7 @@ func TestRestartFromEmptyPastDuplicateWindow(t *testing.T) {
 			t.Errorf("Nats-Msg-Id %s stored %d times", id, n)
 		}
 	}
-	if got := h2.d.m.suppressed.Get(); got < uint64(len(users)) {
+	if got := h2.d.m.Suppressed.Get(); got < uint64(len(users)) {
 		t.Errorf("flashreturn_outputs_suppressed_total = %d, want at least %d (a decision per shopper)", got, len(users))
 	}
 }
@@ -153,7 +153,7 @@ func TestZombieBatchRefusedByFROut(t *testing.T) {
 	}
 	close(resume)
 
-	rejections := h.d.m.set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
+	rejections := h.d.m.Set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
 	h.waitFor("the batch refused", func() bool { return rejections.Get() == 1 })
 	h.waitFor("the worker stopped", func() bool { return !h.d.workers[target].ready.Load() })
 	// The partition's other shoppers are its new owner's now; the other
@@ -214,7 +214,7 @@ func TestClusterZombieRefused(t *testing.T) {
 		return err == nil && m.Owner == "b" && slices.Contains(b.owned(), p)
 	})
 	close(resume)
-	rejections := a.d.m.set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
+	rejections := a.d.m.Set.GetOrCreateCounter("flashreturn_fencing_rejections_total")
 	testkit.WaitUntil(t, 20*time.Second, "a's batch refused by FR_OUT", func() bool { return rejections.Get() >= 1 })
 	a.d.cluster.PauseHeartbeats(false)
 	req := fmt.Sprintf("rs%05d", shopper)

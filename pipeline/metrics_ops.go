@@ -40,7 +40,7 @@ type batchOps struct {
 	promised    int64       // change of advances promised, fen
 	released    int64       // advanced money released by inspections, fen
 	dead        []httpapi.DeadLetterInfo
-	cnt         counts // the pipeline counters' increments (metrics.go)
+	cnt         opsmetrics.Counts // the pipeline counters' increments (metrics.go)
 
 	user            *core.User // the user being applied (see track)
 	userOutstanding int64      // its OutstandingFen when read
@@ -51,8 +51,8 @@ type batchOps struct {
 // keeps two (the batch being applied and the one in flight) and swaps
 // them, so staging allocates nothing per batch.
 func newBatchOps(d *Daemon, p int) batchOps {
-	return batchOps{ops: d.m.ops, p: p,
-		events: d.m.set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
+	return batchOps{ops: d.m.Ops, p: p,
+		events: d.m.Set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
 }
 
 // reset drops what was staged (the batch is being applied again).
@@ -64,7 +64,7 @@ func (b *batchOps) reset() {
 	b.released = 0
 	clear(b.dead)
 	b.dead = b.dead[:0]
-	b.cnt.reset()
+	b.cnt.Reset()
 	b.user, b.userOutstanding, b.userPromised = nil, 0, 0
 }
 
@@ -132,7 +132,7 @@ func (b *batchOps) published() {
 		b.ops.ObserveLatency(max(now.Sub(t).Seconds(), 0))
 	}
 	b.events.Add(b.n)
-	b.cnt.flush()
+	b.cnt.Flush()
 	b.ops.OutstandingFen.Add(b.outstanding)
 	b.ops.PromisedFen.Add(b.promised)
 	b.ops.ReleasedFen.AddInt64(b.released)

@@ -97,7 +97,7 @@ func TestPoisonEvent(t *testing.T) {
 	if got := countDecisions(h2.d); got != want {
 		t.Fatalf("flashreturn_decisions_total = %d, want %d", got, want)
 	}
-	if got := h2.d.m.panics.Get(); got != 1 {
+	if got := h2.d.m.Panics.Get(); got != 1 {
 		t.Fatalf("panics counted %d, want 1", got)
 	}
 	// The stage timings too: each event this daemon applied once (the

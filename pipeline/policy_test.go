@@ -55,7 +55,7 @@ func TestPolicyHotReload(t *testing.T) {
 	}
 
 	// A bad file is refused.
-	refused := h.d.m.set.GetOrCreateCounter(`flashreturn_policy_reloads_total{result="error"}`)
+	refused := h.d.m.Set.GetOrCreateCounter(`flashreturn_policy_reloads_total{result="error"}`)
 	if err := os.WriteFile(path, []byte("name: broken\nmin_stars: eleven\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

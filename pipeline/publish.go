@@ -87,7 +87,7 @@ func (w *worker) publishSync(ctx context.Context, msgs []state.OutMsg) error {
 	if err := f.wait(ctx); err != nil {
 		return w.publishErr(err)
 	}
-	w.d.m.publishLat.UpdateDuration(start)
+	w.d.m.PublishLat.UpdateDuration(start)
 	return nil
 }
 
@@ -96,7 +96,7 @@ func (w *worker) publishSync(ctx context.Context, msgs []state.OutMsg) error {
 // worker stops, as when its lease lapses).
 func (w *worker) publishErr(err error) error {
 	if errors.Is(err, outbound.ErrFenced) {
-		w.d.m.publishErrs.Inc()
+		w.d.m.PublishErrs.Inc()
 		return fmt.Errorf("partition %d: %w: %w", w.p, cluster.ErrFenced, err)
 	}
 	return fmt.Errorf("partition %d: publish: %w", w.p, err)

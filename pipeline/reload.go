@@ -21,8 +21,8 @@ func (d *Daemon) Reload() {
 // is decided by a half-loaded policy. A bad file is refused, counted and
 // logged; the old policy stays.
 func (d *Daemon) runPolicyReload(ctx context.Context) {
-	ok := d.m.set.NewCounter(`flashreturn_policy_reloads_total{result="ok"}`)
-	bad := d.m.set.NewCounter(`flashreturn_policy_reloads_total{result="error"}`)
+	ok := d.m.Set.NewCounter(`flashreturn_policy_reloads_total{result="ok"}`)
+	bad := d.m.Set.NewCounter(`flashreturn_policy_reloads_total{result="error"}`)
 	// Size and modification time, not a hash: a stat every second costs
 	// nothing, and an editor's save changes at least the time. A file
 	// replaced by another of the same size within the same mtime tick is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -187,7 +188,7 @@ func (r *runner) pass() bool {
 			continue
 		}
 		r.round = append(r.round, w)
-		staged += w.pt.StagedBytes()
+		staged += w.txnBytes()
 	}
 	if len(r.items) == 0 && len(r.round) == 0 {
 		return did
@@ -250,9 +251,11 @@ func (r *runner) commit() error {
 		}
 		start := time.Now()
 		err := r.d.store.CommitGroup(r.items)
-		if errors.Is(err, state.ErrBatchTooBig) && len(r.items) > 1 {
+		if errors.Is(err, state.ErrBatchTooBig) {
+			// Too large together: each partition on its own, and one
+			// still too large alone is applied again smaller (shrink).
 			for i, w := range r.owner {
-				if err := w.commitRetry(w.d.hard, r.items[i].Outbox); err != nil {
+				if err := w.commitAlone(w.d.hard, r.items[i].Outbox, slices.Contains(r.round, w)); err != nil {
 					return err
 				}
 			}
@@ -260,16 +263,16 @@ func (r *runner) commit() error {
 		}
 		if err == nil {
 			d := time.Since(start)
-			r.d.m.commitLat.Update(d.Seconds())
-			r.d.m.stages.Observe(stages.Commit, d)
-			r.d.m.roundParts.Update(float64(len(r.items)))
+			r.d.m.CommitLat.Update(d.Seconds())
+			r.d.m.Stages.Observe(stages.Commit, d)
+			r.d.m.RoundParts.Update(float64(len(r.items)))
 			for _, w := range r.owner {
 				w.committed.Store(w.cursor)
 				w.ready.Store(true)
 			}
 			return nil
 		}
-		r.d.m.commitErrors.Inc()
+		r.d.m.CommitErrors.Inc()
 		for _, w := range r.owner {
 			w.ready.Store(false)
 		}

@@ -50,7 +50,7 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	testkit.WaitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.setupRetries.Get() > 0 })
+	testkit.WaitUntil(t, 30*time.Second, "a failed setup attempt", func() bool { return d.m.SetupRetries.Get() > 0 })
 	select {
 	case <-d.Started():
 		t.Fatal("daemon started without JetStream")
@@ -81,7 +81,7 @@ func TestSetupGivesUp(t *testing.T) {
 	if err := d.Run(context.Background()); err == nil {
 		t.Fatal("run without JetStream succeeded")
 	}
-	if d.m.setupRetries.Get() == 0 {
+	if d.m.SetupRetries.Get() == 0 {
 		t.Fatal("no retry before giving up")
 	}
 
@@ -109,7 +109,7 @@ func TestSetupGivesUp(t *testing.T) {
 	if err == nil || streams.Retryable(err) {
 		t.Fatalf("P changed: got %v, want a permanent error", err)
 	}
-	if n := d.m.setupRetries.Get(); n != 0 {
+	if n := d.m.SetupRetries.Get(); n != 0 {
 		t.Fatalf("permanent error retried %d times", n)
 	}
 }

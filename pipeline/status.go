@@ -19,10 +19,10 @@ import (
 // each swap, so that the reload path stays free of metrics bookkeeping
 // and a scrape always reports the policy in force when it ran.
 func (d *Daemon) observePolicies() {
-	d.m.ops.ObservePolicy("live", d.policy.Load(), d.policy.Load)
+	d.m.Ops.ObservePolicy("live", d.policy.Load(), d.policy.Load)
 	if d.shadow != nil {
 		sp := d.shadow.Policy()
-		d.m.ops.ObservePolicy("shadow", sp, func() *core.Policy { return sp })
+		d.m.Ops.ObservePolicy("shadow", sp, func() *core.Policy { return sp })
 	}
 }
 
@@ -36,14 +36,14 @@ func (d *Daemon) Status() httpapi.Status {
 	m := d.m
 	pol := d.policy.Load()
 	st := httpapi.Status{
-		Now: now.In(d.cfg.Loc).Format(time.RFC3339), UptimeSeconds: now.Sub(m.ops.Start).Seconds(),
+		Now: now.In(d.cfg.Loc).Format(time.RFC3339), UptimeSeconds: now.Sub(m.Ops.Start).Seconds(),
 		Ready: d.Ready(), Partitions: d.cfg.Partitions,
 		Policy:       apply.PolicyRef{Name: pol.Name, Version: pol.Version},
 		Decisions:    map[string]uint64{"approved": 0, "review": 0, "rejected": 0},
 		DeadByReason: map[string]uint64{}, Reasons: []httpapi.StatusCount{}, Backlog: []httpapi.PartitionStatus{},
 		Resolutions: map[string]uint64{},
 	}
-	for o, byActor := range m.resolutions {
+	for o, byActor := range m.Resolutions {
 		for a, c := range byActor {
 			if c != nil {
 				st.Resolutions[core.Resolution(o).String()+"/"+core.Actor(a).String()] = c.Get()
@@ -59,13 +59,13 @@ func (d *Daemon) Status() httpapi.Status {
 		}
 		st.Shadow = &s
 	}
-	cur := opsmetrics.Sample{At: now, Lat: m.ops.LatencySnapshot(), Stg: m.stages.Snapshot()}
+	cur := opsmetrics.Sample{At: now, Lat: m.Ops.LatencySnapshot(), Stg: m.Stages.Snapshot()}
 	// Clock ticks are not events anyone sent: they are left out of the
 	// rates, as they are of the partition event counters.
 	for t := core.EventOrderPaid; t < core.EventClock; t++ {
-		cur.Events += m.eventsIn[t].Get()
+		cur.Events += m.EventsIn[t].Get()
 	}
-	m.decisions.Range(func(_, v any) bool {
+	m.Decisions.Range(func(_, v any) bool {
 		for verdict, c := range v.(*[core.VerdictRejected + 1]*metrics.Counter) {
 			if c == nil {
 				continue
@@ -79,13 +79,13 @@ func (d *Daemon) Status() httpapi.Status {
 		}
 		return true
 	})
-	for r, c := range m.dlq {
+	for r, c := range m.DLQ {
 		n := c.Get()
 		st.DeadByReason[r] = n
 		cur.DeadN += n
 	}
 	for c := core.Code(0); c < core.NumCodes; c++ {
-		if n := m.reasons[c].Get(); n > 0 {
+		if n := m.Reasons[c].Get(); n > 0 {
 			st.Reasons = append(st.Reasons, httpapi.StatusCount{Name: c.String(), Count: n})
 		}
 	}
@@ -94,7 +94,7 @@ func (d *Daemon) Status() httpapi.Status {
 	// counts in code order between refreshes.
 	sort.SliceStable(st.Reasons, func(i, j int) bool { return st.Reasons[i].Count > st.Reasons[j].Count })
 
-	base := m.ops.Window(cur)
+	base := m.Ops.Window(cur)
 	dt := now.Sub(base.At).Seconds()
 	st.WindowSeconds = math.Round(dt*10) / 10
 	if dt > 0 {
@@ -110,14 +110,14 @@ func (d *Daemon) Status() httpapi.Status {
 	}
 	st.Latency = opsmetrics.LatencyBetween(base.Lat, cur.Lat)
 	st.LatencyAll = opsmetrics.LatencyBetween(opsmetrics.LatencySnapshot{}, cur.Lat)
-	st.Stages = stagesBetween(m.stages, base.Stg, cur.Stg)
-	st.StagesAll = stagesBetween(m.stages, stages.Snapshot{}, cur.Stg)
+	st.Stages = stagesBetween(m.Stages, base.Stg, cur.Stg)
+	st.StagesAll = stagesBetween(m.Stages, stages.Snapshot{}, cur.Stg)
 
 	st.Totals = httpapi.StatusTotals{
 		EventsIn: cur.Events, Decisions: cur.Decisions, DeadLetters: cur.DeadN,
-		RefundsFen: m.refundFen.Get(), AdvancedFen: m.advanceFen.Get(), ClawbacksFen: m.clawbackFen.Get(),
-		CompensationFen: m.compensFen.Get(), AdvancedOutstandingFen: m.ops.OutstandingFen.Load(),
-		PromisedOutstandingFen: m.ops.PromisedFen.Load(),
+		RefundsFen: m.RefundFen.Get(), AdvancedFen: m.AdvanceFen.Get(), ClawbacksFen: m.ClawbackFen.Get(),
+		CompensationFen: m.CompensFen.Get(), AdvancedOutstandingFen: m.Ops.OutstandingFen.Load(),
+		PromisedOutstandingFen: m.Ops.PromisedFen.Load(),
 	}
 	select {
 	case <-d.started: // d.workers is set before started is closed
@@ -131,7 +131,7 @@ func (d *Daemon) Status() httpapi.Status {
 		}
 	default:
 	}
-	st.DeadLetters = m.ops.RecentDeadLetters()
+	st.DeadLetters = m.Ops.RecentDeadLetters()
 	return st
 }
 

@@ -66,6 +66,18 @@ type worker struct {
 	ev     core.Event
 	outbox []state.OutMsg // outputs of the batch being applied
 	arena  []byte         // encoded outputs of that batch
+	// outBytes is the size the commit's outbox will have
+	// (state.OutboxBytes): the outputs of the batches in flight, which
+	// the commit stores again, plus outbox's, kept as they are appended.
+	// A batch is cut on it and the staged state together.
+	outBytes int
+	// start is the partition's position before the batch in hand was
+	// applied, to apply it again (smaller, or without an event).
+	start struct {
+		cursor uint64
+		clock  int64
+		con    uint64
+	}
 	// batch carries the batch in hand to the publisher; it swaps with
 	// prev's, as the outbox does.
 	outBatch *outbound.Batch
@@ -124,7 +136,7 @@ func newWorker(d *Daemon, p int) *worker {
 		d:   d,
 		log: d.log.With("partition", p),
 		in:  make(chan delivery, 2*d.cfg.BatchMax),
-		stg: stages.NewEvents(d.m.stages),
+		stg: stages.NewEvents(d.m.Stages),
 		ops: newBatchOps(d, p),
 		// prev.ops and cur.ops swap with ops as batches go in flight (place).
 		prev:       inflight{ops: newBatchOps(d, p), batch: outbound.NewBatch()},
@@ -158,7 +170,7 @@ func (w *worker) run(ctx context.Context) error {
 		if fireHook != nil {
 			fireHook(id)
 		}
-		w.ops.cnt.add(w.d.m.timersFired, 1)
+		w.ops.cnt.Add(w.d.m.TimersFired, 1)
 	}}
 	// Claim the partition on FR_OUT first: from here on a former
 	// owner's batches fail at the server. The claim says what FR_OUT
@@ -208,7 +220,7 @@ func (w *worker) run(ctx context.Context) error {
 		// restart, a leader move) passes in about a second, and every
 		// moment without a consumer is the partition's latency.
 		w.log.Warn("consumer restarting", "err", err)
-		w.d.m.consumerReset.Inc()
+		w.d.m.ConsumerReset.Inc()
 		if !streams.Sleep(ctx, 200*time.Millisecond) {
 			return nil
 		}
@@ -303,7 +315,13 @@ func (w *worker) prepare() error {
 	if err := w.waitMerchants(w.d.hard); err != nil {
 		return err
 	}
-	n, err := w.applyBatch()
+	return w.applyTaken(nil)
+}
+
+// applyTaken applies the batch in hand (poison: events to dead-letter
+// instead, by index) and carries what it did not take to the next batch.
+func (w *worker) applyTaken(poison map[int]string) error {
+	n, err := w.applyBatch(poison)
 	if err != nil {
 		return err
 	}
@@ -311,8 +329,52 @@ func (w *worker) prepare() error {
 		w.carry = append(w.carry, w.batch[n:]...)
 	}
 	w.n = n
-	w.d.m.batchSize.Update(float64(n))
+	w.d.m.BatchSize.Update(float64(n))
 	return nil
+}
+
+// shrink applies the batch in hand again, smaller, after its commit did
+// not fit one Badger transaction (state.ErrBatchTooBig, which retrying
+// cannot cure). The size cut (txnBytes) makes this rare: it takes an
+// event whose own change is most of a transaction.
+//
+//   - Several events: the first half is applied again, the rest carried
+//     to the next batch.
+//   - One event that fired timers: the largest shopper it fired is
+//     blocked (apply.Stepper.Block, as for a timer that panics: logged,
+//     counted, until restart), since its state alone fills the
+//     transaction and would otherwise fail every event of the partition
+//     that comes after; the event is applied again without it.
+//   - One event that fired nothing: its own change is too big; it is
+//     dead-lettered as poison and the partition moves on.
+func (w *worker) shrink(cause error) error {
+	w.pt.Discard()
+	w.cursor, w.s.Clock, w.lastCon = w.start.cursor, w.start.clock, w.start.con
+	w.d.m.TooBig.Inc()
+	var poison map[int]string
+	keep := w.n
+	switch fired := w.s.LastFired(); {
+	case w.n > 1:
+		keep = w.n / 2
+		w.log.Warn("batch too big for one transaction; applying half of it", "events", w.n, "now", keep, "err", cause)
+	case len(fired) > 0:
+		big := fired[0]
+		for _, f := range fired[1:] {
+			if f.Bytes > big.Bytes {
+				big = f
+			}
+		}
+		w.d.m.Panics.Inc()
+		w.log.Error("a shopper's timers make a change too big for one transaction; they are blocked until restart", "user", big.User, "state_bytes", big.Bytes, "err", cause)
+		w.s.Block(big.User)
+	default:
+		w.log.Error("an event's change is too big for one transaction; dead-lettering it", "err", cause)
+		poison = map[int]string{0: "its change does not fit one transaction: " + cause.Error()}
+	}
+	// batch holds everything collected; what is past keep waits.
+	w.carry = append(w.carry[:0], w.batch[keep:]...)
+	w.batch = w.batch[:keep]
+	return w.applyTaken(poison)
 }
 
 // commitOutbox is the outbox the round's commit stores for the partition:
@@ -393,8 +455,8 @@ func (w *worker) finishPrev(ctx context.Context) error {
 		return w.publishErr(err)
 	}
 	if len(f.outbox) > 0 {
-		w.d.m.publishLat.UpdateDuration(f.sent)
-		w.d.m.stages.Observe(stages.PublishAck, f.acked.Sub(f.sent))
+		w.d.m.PublishLat.UpdateDuration(f.sent)
+		w.d.m.Stages.Observe(stages.PublishAck, f.acked.Sub(f.sent))
 	}
 	if f.ack != nil {
 		// AckAll: one ack covers the whole batch. A lost ack only means a
@@ -426,9 +488,9 @@ func (w *worker) advance() (bool, error) {
 // commit. It returns how many messages it consumed (it stops early when
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
-func (w *worker) applyBatch() (int, error) {
+func (w *worker) applyBatch(poison map[int]string) (int, error) {
 	startCursor, startClock, startCon := w.cursor, w.s.Clock, w.lastCon
-	var poison map[int]string
+	w.start.cursor, w.start.clock, w.start.con = startCursor, startClock, startCon
 	for {
 		n, bad, msg, err := w.tryApply(poison)
 		if err != nil {
@@ -453,13 +515,13 @@ func (w *worker) applyBatch() (int, error) {
 			// The panic came from a shopper's timers, not from the event
 			// that moved the clock: block them and re-apply the batch
 			// whole (apply.Stepper.Block says why).
-			w.d.m.panics.Inc()
+			w.d.m.Panics.Inc()
 			w.log.Error("core panicked firing a shopper's timers; they are blocked until restart", "user", user, "panic", msg)
 			w.s.Block(user)
 			continue
 		}
 		// Otherwise the event is poison: re-apply without it, dead-lettered.
-		w.d.m.panics.Inc()
+		w.d.m.Panics.Inc()
 		w.log.Error("core panicked on an event; dead-lettering it", "stream_seq", w.seqOf(w.batch[bad].msg), "panic", msg)
 		if poison == nil {
 			poison = make(map[int]string)
@@ -483,13 +545,19 @@ func (w *worker) seqOf(m jetstream.Msg) uint64 {
 func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, err error) {
 	w.outbox = w.outbox[:0]
 	w.arena = w.arena[:0]
+	w.outBytes = state.OutboxBytes(nil)
+	for _, f := range []*inflight{&w.prev, &w.cur} {
+		if f.pending {
+			w.outBytes += state.OutboxBytes(f.outbox)
+		}
+	}
 	w.ops.reset()
 	w.stg.Reset()
 	env := w.d.env(w.merchantAt)
 	now := time.Now()
 	for i, d := range w.batch {
 		m := d.msg
-		if w.pt.StagedBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
+		if w.txnBytes() > w.d.cfg.MaxTxnBytes && i > 0 {
 			return i, -1, "", nil
 		}
 		meta, merr := m.Metadata()
@@ -508,7 +576,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 		seq := meta.Sequence.Stream
 		w.posSeq, w.posIdx = seq, 0
 		if seq <= w.cursor {
-			w.d.m.redelivered.Inc()
+			w.d.m.Redelivered.Inc()
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
@@ -526,7 +594,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			return 0, i, msg, nil
 		}
 		w.cursor = seq
-		w.d.m.lag.Update(now.Sub(meta.Timestamp).Seconds())
+		w.d.m.Lag.Update(now.Sub(meta.Timestamp).Seconds())
 	}
 	return len(w.batch), -1, "", nil
 }
@@ -557,7 +625,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		return ""
 	}
 	w.msg, w.seq = m, seq
-	w.ops.cnt.add(w.d.m.eventsIn[ev.Type], 1)
+	w.ops.cnt.Add(w.d.m.EventsIn[ev.Type], 1)
 	w.now = now
 	if applyHook != nil {
 		applyHook(ev)
@@ -566,7 +634,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 		w.deadLetter(wire.ReasonPoison, err.Error(), m.Subject(), seq, m.Data(), now)
 		return ""
 	}
-	w.d.m.applyLatency.UpdateDuration(start)
+	w.d.m.ApplyLatency.UpdateDuration(start)
 	return ""
 }
 
@@ -586,11 +654,12 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 		w.arena = wire.AppendEffect(w.arena, e, env.Loc, now)
 		data := w.arena[start:len(w.arena):len(w.arena)]
 		w.outbox = append(w.outbox, state.OutMsg{Subject: wire.OutSubject(e), MsgID: e.MsgID(), Data: data, Pos: pos})
+		w.outBytes += state.OutMsgBytes(&w.outbox[len(w.outbox)-1])
 	}
-	w.d.m.effect(&w.ops.cnt, e)
+	w.d.m.Effect(&w.ops.cnt, e)
 	w.ops.effect(e)
 	if e.Kind == core.EffectDecision {
-		w.d.m.decision(&w.ops.cnt, e, e.Policy.Name)
+		w.d.m.Decision(&w.ops.cnt, e, e.Policy.Name)
 		w.pt.PutTrace(e.UserID, e.RequestID, apply.EncodeTrace(e, now, w.d.cfg.Loc))
 	}
 }
@@ -600,7 +669,7 @@ func (w *worker) emit(e *core.Effect, env *core.Env) {
 // whatever layout stored it.
 func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byte, _ time.Time) {
 	subject = wire.PublishedSubject(subject)
-	w.d.m.deadLetter(&w.ops.cnt, reason)
+	w.d.m.DeadLetter(&w.ops.cnt, reason)
 	w.ops.deadLetter(reason, text, subject, seq)
 	pos, ok := w.nextPos()
 	if !ok {
@@ -615,7 +684,12 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 		Data:    out,
 		Pos:     pos,
 	})
+	w.outBytes += state.OutMsgBytes(&w.outbox[len(w.outbox)-1])
 }
+
+// txnBytes is the size of the partition's commit as staged so far: its
+// state and its outbox (state.Store.MaxBatchBytes' units).
+func (w *worker) txnBytes() int { return w.pt.StagedBytes() + w.outBytes }
 
 // nextPos gives the next output of the input being applied its position,
 // and reports whether to publish it: not when the claim found FR_OUT
@@ -624,10 +698,27 @@ func (w *worker) nextPos() (state.Pos, bool) {
 	pos := state.Pos{Seq: w.posSeq, Idx: w.posIdx}
 	w.posIdx++
 	if !pos.After(w.skip) {
-		w.d.m.suppressed.Inc()
+		w.d.m.Suppressed.Inc()
 		return pos, false
 	}
 	return pos, true
+}
+
+// commitAlone commits the partition's staged batch in a transaction of
+// its own (the runner's round did not fit one), retrying while the store
+// fails. A batch too big even alone is applied again smaller (shrink)
+// when it is the batch in hand (inRound), until it fits.
+func (w *worker) commitAlone(ctx context.Context, outbox []state.OutMsg, inRound bool) error {
+	for {
+		err := w.commitRetry(ctx, outbox)
+		if !inRound || !errors.Is(err, state.ErrBatchTooBig) {
+			return err
+		}
+		if err := w.shrink(err); err != nil {
+			return err
+		}
+		outbox = w.commitOutbox()
+	}
 }
 
 // commitRetry commits the staged batch, retrying with backoff while the
@@ -641,11 +732,14 @@ func (w *worker) commitRetry(ctx context.Context, outbox []state.OutMsg) error {
 		err := w.pt.Commit(w.cursor, w.s.Clock, outbox)
 		if err == nil {
 			w.committed.Store(w.cursor)
-			w.d.m.commitLat.UpdateDuration(start)
+			w.d.m.CommitLat.UpdateDuration(start)
 			w.ready.Store(true)
 			return nil
 		}
-		w.d.m.commitErrors.Inc()
+		if errors.Is(err, state.ErrBatchTooBig) {
+			return err // the same batch can never fit: see commitAlone
+		}
+		w.d.m.CommitErrors.Inc()
 		w.ready.Store(false)
 		w.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
 		if !streams.Sleep(ctx, streams.Backoff(attempt)) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 
@@ -65,7 +66,7 @@ func TestMigrateTimers(t *testing.T) {
 	var logs bytes.Buffer
 	s = openStore(t, Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	pt := mustPartition(t, s, 0)
-	if got := pt.Due(1<<62, nil); len(got) != 2 {
+	if got := pt.Due(1<<62, math.MaxInt, nil); len(got) != 2 {
 		t.Fatalf("timers without a legacy policy: %v", got)
 	}
 	if !strings.Contains(logs.String(), "not armed") {
@@ -91,7 +92,7 @@ func TestMigrateTimers(t *testing.T) {
 			t.Errorf("%s: deadline %d, want none", id, got)
 		}
 	}
-	if got := pt.Due(1<<62, nil); len(got) != len(want) || got[0] != "pick" {
+	if got := pt.Due(1<<62, math.MaxInt, nil); len(got) != len(want) || got[0] != "pick" {
 		t.Errorf("Due = %v", got)
 	}
 	err := s.db.View(func(txn *badger.Txn) error {

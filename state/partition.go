@@ -26,6 +26,10 @@ func OutboxBytes(msgs []OutMsg) int {
 	return record.OutboxSizeBound(msgs) + entryOverhead + prefixLen + len(sufOutbox)
 }
 
+// OutMsgBytes is what one message adds to OutboxBytes, for a caller that
+// keeps the size of a growing outbox as it appends to it.
+func OutMsgBytes(m *OutMsg) int { return record.OutMsgSizeBound(m) }
+
 // entryOverhead is what Badger adds to key and value lengths when it sizes
 // a transaction entry (metas and version).
 const entryOverhead = 12
@@ -368,11 +372,13 @@ func (pt *Partition) SetDeadline(userID string, deadline int64) {
 	pt.t.set(userID, deadline)
 }
 
-// Due appends to dst the users whose deadline is before now (Unix ns),
-// ordered by (deadline, user ID), and returns it. Deadlines stay until
-// changed with SetDeadline: a caller that fires a timer sets the user's next
-// deadline (or 0). Staged deadlines count.
-func (pt *Partition) Due(now int64, dst []string) []string { return pt.t.due(now, dst) }
+// Due appends to dst at most max of the users whose deadline is before now
+// (Unix ns), ordered by (deadline, user ID), and returns it. Deadlines stay
+// until changed with SetDeadline: a caller that fires a timer sets the
+// user's next deadline (or 0). Staged deadlines count.
+func (pt *Partition) Due(now int64, max int, dst []string) []string {
+	return pt.t.due(now, max, dst)
+}
 
 // Deadline returns user's deadline (staged or committed; 0: none).
 func (pt *Partition) Deadline(userID string) int64 { return pt.t.effective(userID) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -107,10 +108,10 @@ func TestCommitAndRecovery(t *testing.T) {
 	if got := pt2.Outbox(); len(got) != 1 || got[0].Subject != out[0].Subject || got[0].MsgID != out[0].MsgID || string(got[0].Data) != string(out[0].Data) {
 		t.Fatalf("recovered outbox %+v", got)
 	}
-	if got := pt2.Due(301, nil); !slices.Equal(got, []string{"bob", "carol", "alice"}) {
+	if got := pt2.Due(301, math.MaxInt, nil); !slices.Equal(got, []string{"bob", "carol", "alice"}) {
 		t.Fatalf("recovered Due = %v", got)
 	}
-	if got := pt2.Due(100, nil); len(got) != 0 {
+	if got := pt2.Due(100, math.MaxInt, nil); len(got) != 0 {
 		t.Fatalf("Due(100) = %v, want none (strictly before)", got)
 	}
 	if got := mustUser(t, pt2, "alice"); !reflect.DeepEqual(*got, want) {
@@ -250,7 +251,7 @@ func TestDiscard(t *testing.T) {
 	pt.SetDeadline("a", 500) // hides the committed deadline 50
 	pt.SetDeadline("z", 10)
 	pt.PutTrace("a", "r", []byte("x"))
-	if got := pt.Due(100, nil); !slices.Equal(got, []string{"z"}) {
+	if got := pt.Due(100, math.MaxInt, nil); !slices.Equal(got, []string{"z"}) {
 		t.Fatalf("Due with staged deadlines = %v", got)
 	}
 	pt.Discard()
@@ -261,7 +262,7 @@ func TestDiscard(t *testing.T) {
 	if got := mustUser(t, pt, "b"); len(got.Orders) != 0 {
 		t.Fatalf("after Discard: b = %+v", got)
 	}
-	if got := pt.Due(100, nil); !slices.Equal(got, []string{"a"}) {
+	if got := pt.Due(100, math.MaxInt, nil); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("after Discard: Due = %v", got)
 	}
 	if pt.Cursor() != 1 || len(pt.Outbox()) != 1 || pt.StagedBytes() > 100 || pt.DirtyUsers() != 0 {
@@ -472,7 +473,7 @@ func TestTimersModel(t *testing.T) {
 			staged[u] = d
 		case op < 8:
 			now := int64(r.IntN(110))
-			if got, want := tm.due(now, nil), naiveDue(now); !slices.Equal(got, want) {
+			if got, want := tm.due(now, math.MaxInt, nil), naiveDue(now); !slices.Equal(got, want) {
 				t.Fatalf("step %d: due(%d) = %v, want %v", i, now, got, want)
 			}
 		case op == 8:
@@ -584,7 +585,7 @@ func TestExportImport(t *testing.T) {
 	if got.Cursor() != pt.Cursor() || got.Clock() != pt.Clock() || !reflect.DeepEqual(got.Outbox(), pt.Outbox()) {
 		t.Fatalf("imported recovery info: %d %d %v", got.Cursor(), got.Clock(), got.Outbox())
 	}
-	if a, b := got.Due(1<<62, nil), pt.Due(1<<62, nil); !slices.Equal(a, b) {
+	if a, b := got.Due(1<<62, math.MaxInt, nil), pt.Due(1<<62, math.MaxInt, nil); !slices.Equal(a, b) {
 		t.Fatal("imported timers differ")
 	}
 	got.Release()

@@ -48,11 +48,11 @@ func (t *timers) set(u string, d int64) {
 	t.maybeCompact()
 }
 
-// due appends, in (deadline, user) order, the users whose effective deadline
-// is below now.
-func (t *timers) due(now int64, dst []string) []string {
+// due appends, in (deadline, user) order, at most max of the users whose
+// effective deadline is below now.
+func (t *timers) due(now int64, max int, dst []string) []string {
 	keep := t.keep[:0]
-	for len(t.h) > 0 && t.h[0].d < now {
+	for len(t.h) > 0 && t.h[0].d < now && len(keep) < max {
 		it := t.pop()
 		if t.effective(it.u) != it.d {
 			continue // stale

@@ -93,7 +93,9 @@ var allowedImports = map[string]importRule{
 	// hooks and an interface, so that none of them imports pipeline.
 	"pipeline/defaults": {},
 	"pipeline/streams":  {Internal: []string{pkgWire, "pipeline/defaults"}, Modules: []string{modNATS, modServer}},
-	"pipeline/apply":    {Internal: []string{pkgCore, pkgWire}, Modules: []string{modMetrics, modSonic}},
+	// apply reads state/record's encoded-size bound (pure) to bound the
+	// timers one event fires.
+	"pipeline/apply": {Internal: []string{pkgCore, pkgWire, "state/record"}, Modules: []string{modMetrics, modSonic}},
 	"pipeline/cluster": {Internal: []string{pkgOwner, pkgWire, "pipeline/defaults", "pipeline/streams", pkgState},
 		Modules: []string{modNATS, modMetrics, modSonic}},
 	"pipeline/httpapi": {Internal: []string{pkgCore, pkgWire, "pipeline/apply", "pipeline/cluster", "pipeline/streams", pkgState},
@@ -108,7 +110,7 @@ var allowedImports = map[string]importRule{
 	// stages is the stage histograms only: metrics, no NATS, no state.
 	"pipeline/stages": {Modules: []string{modMetrics}},
 	// opsmetrics is the operator's numbers the status page reads back.
-	"pipeline/opsmetrics": {Internal: []string{pkgCore, "pipeline/httpapi", "pipeline/stages"}, Modules: []string{modMetrics}},
+	"pipeline/opsmetrics": {Internal: []string{pkgCore, pkgWire, "pipeline/httpapi", "pipeline/stages"}, Modules: []string{modMetrics}},
 	// testkit is used by the tests of every layer, so it imports no
 	// module package: a test of state must not link the daemon.
 	"internal/testkit": {Modules: []string{modNATS, modServer}},

@@ -50,6 +50,15 @@ const (
 	// also in a replay or after a takeover, so one kept profile is not
 	// enough: the contract asks for at least 10.
 	MerchantHistory = 10
+	// MaxEventBytes is the largest inbound event the inbound streams store
+	// (their max_msg_size); a larger publish is refused by the server with
+	// an error to the publisher, never stored. The contract's events are
+	// a few hundred bytes (a note is at most 512). The bound is what lets
+	// a partition always commit: a malformed event goes to FR_DLQ with its
+	// original bytes (base64), through the partition's outbox, and one
+	// Badger transaction of the state store holds about 1.2 MiB, so an
+	// event of the server's 1 MiB payload limit would never fit.
+	MaxEventBytes = 64 << 10
 )
 
 // StreamSpec is one row of contract.md's stream table: a stream and the

@@ -6,25 +6,47 @@ import (
 	"time"
 
 	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/state/record"
 )
 
 // Store is the per-partition state a [Stepper] reads and writes: the
 // Badger-backed *state.Partition in the daemon (wrapped to count what it
-// touches), an in-memory map in replay. Due must return the users whose
-// deadline is before now in (deadline, user) order and forget their
-// timers: that order is part of determinism, since two timers firing at
-// one clock event emit their effects in it.
+// touches), an in-memory map in replay. Due must append to dst at most max
+// of the users whose deadline is before now, in (deadline, user) order,
+// and keep their deadlines until SetDeadline changes them (the Stepper
+// re-arms every user it fires, and one it does not fire stays due): that
+// order is part of determinism, since two timers firing at one event emit
+// their effects in it.
 type Store interface {
 	User(id string) (*core.User, error)
 	MarkDirty(u *core.User)
 	SetDeadline(userID string, deadline int64)
-	Due(now int64, dst []string) []string
+	Due(now int64, max int, dst []string) []string
 }
+
+// FireMaxUsers and FireMaxBytes bound the timers one Step fires: at most
+// FireMaxUsers shoppers, and no further shopper once those fired add up to
+// FireMaxBytes of encoded state (record.EncodedSizeBound). The timers left
+// due fire at the next events, clock ticks included, in the same order.
+//
+// Why: a partition commits each batch in one Badger transaction, cut
+// between events, and one event must fit in it whatever else is due.
+// Deadlines cluster (a preset's windows end at local midnight), so one
+// tick may find thousands of shoppers due in a partition; fired at once,
+// their states and outputs would outgrow any transaction and the
+// partition could never commit. Both bounds are constants, never tuned
+// at run time, so that a replay fires every timer at the same event as
+// the live run did.
+const (
+	FireMaxUsers = 128
+	FireMaxBytes = 256 << 10
+)
 
 // Stepper applies the decoded events of one partition in stream order. It
 // keeps the partition's event-time clock (the largest at seen, clock events
-// included), fires the timers that the clock has passed before applying
-// the event that moved it, applies the event, and re-arms the user's timer.
+// included), fires the timers that the clock has passed (within the
+// FireMaxUsers and FireMaxBytes bounds) before applying each event,
+// applies the event, and re-arms the user's timer.
 // The daemon's workers and replay share it, which is what makes a replay
 // fire timers at the same points as the live run.
 //
@@ -64,14 +86,29 @@ type Stepper struct {
 	effects  []core.Effect
 	shadowFx []core.Effect
 	due      []string
+	// fired is the users the last Step fired and their encoded sizes.
+	fired []Fired
 }
+
+// Fired is one shopper whose timers a Step fired, and the bound of its
+// encoded state afterwards (record.EncodedSizeBound).
+type Fired struct {
+	User  string
+	Bytes int
+}
+
+// LastFired returns the shoppers the last Step fired, in firing order;
+// the slice is reused by the next Step. The worker reads it when one
+// event's commit does not fit a transaction, to find the shopper to blame.
+func (s *Stepper) LastFired() []Fired { return s.fired }
 
 // Step applies one decoded event. It returns an error only when the
 // user's state cannot be read (the caller dead-letters the event as
 // poison). A panic of the core propagates: the worker recovers it and
 // re-applies the batch without the event.
 func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
-	s.advance(ev.At, env)
+	s.Clock = max(s.Clock, ev.At)
+	s.fireDue(env)
 	if ev.Type == core.EventClock {
 		return nil
 	}
@@ -101,15 +138,16 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 	return nil
 }
 
-// advance moves the clock to at and fires every timer now due, in
-// (deadline, user) order.
-func (s *Stepper) advance(at int64, env *core.Env) {
-	if at <= s.Clock {
-		return
-	}
-	s.Clock = at
-	s.due = s.St.Due(s.Clock, s.due[:0])
+// fireDue fires the timers due before the clock, in (deadline, user)
+// order, within FireMaxUsers and FireMaxBytes; it records them in fired.
+func (s *Stepper) fireDue(env *core.Env) {
+	s.fired = s.fired[:0]
+	s.due = s.St.Due(s.Clock, FireMaxUsers, s.due[:0])
+	bytes := 0
 	for _, id := range s.due {
+		if bytes >= FireMaxBytes {
+			return
+		}
 		u, err := s.St.User(id)
 		if err != nil {
 			s.Log.Error("timer: state cannot be read; timer dropped", "user", id, "err", err)
@@ -117,6 +155,9 @@ func (s *Stepper) advance(at int64, env *core.Env) {
 			continue
 		}
 		s.fire(u, s.Clock, env)
+		n := record.EncodedSizeBound(u)
+		bytes += n
+		s.fired = append(s.fired, Fired{User: id, Bytes: n})
 	}
 }
 

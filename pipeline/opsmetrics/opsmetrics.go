@@ -1,5 +1,8 @@
-// Package opsmetrics holds the operator's numbers that the Prometheus
-// registry alone cannot give back: the decision latency histogram with a
+// Package opsmetrics holds the pipeline's metric set (Pipeline: every
+// counter and histogram a worker or runner updates, registered once at
+// start-up, with Counts to stage a batch's increments until its outputs
+// are stored) and the operator's numbers that the Prometheus registry
+// alone cannot give back: the decision latency histogram with a
 // readable mirror of its buckets, the money gauges summed over partitions,
 // the policy info gauges, the ring of recent dead letters, and the rate
 // window of the status page. The pipeline's workers fold a batch's

@@ -469,6 +469,7 @@ type memStore struct {
 	users     map[string]*core.User
 	deadlines map[string]int64
 	h         timerHeap
+	keep      []timerEntry // scratch for Due
 }
 
 // newMemStore is an empty partition.
@@ -506,16 +507,26 @@ func (m *memStore) SetDeadline(id string, d int64) {
 	heap.Push(&m.h, timerEntry{d, id})
 }
 
-// Due pops every live timer with deadline < now, in (deadline, user) order.
-func (m *memStore) Due(now int64, dst []string) []string {
-	for m.h.Len() > 0 && m.h[0].d < now {
+// Due appends at most max live timers with deadline < now, in (deadline,
+// user) order, and keeps them armed (apply.Store's contract: the Stepper
+// re-arms what it fires, and what it does not fire stays due).
+func (m *memStore) Due(now int64, max int, dst []string) []string {
+	keep := m.keep[:0]
+	for m.h.Len() > 0 && m.h[0].d < now && len(keep) < max {
 		t := heap.Pop(&m.h).(timerEntry)
 		if m.deadlines[t.u] != t.d {
 			continue // stale entry
 		}
-		delete(m.deadlines, t.u)
+		if n := len(keep); n > 0 && keep[n-1] == t {
+			continue // a second entry of the same live timer
+		}
+		keep = append(keep, t)
 		dst = append(dst, t.u)
 	}
+	for _, t := range keep {
+		heap.Push(&m.h, t)
+	}
+	m.keep = keep[:0]
 	return dst
 }
 

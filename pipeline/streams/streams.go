@@ -96,7 +96,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 		cfgs = append(cfgs, jetstream.StreamConfig{
 			Name: wire.StreamIn, Subjects: []string{wire.InWildcard}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge,
-			Storage: jetstream.FileStorage, Replicas: o.Replicas,
+			Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxMsgSize: wire.MaxEventBytes,
 			SubjectTransform: partitionTransform(o.Partitions),
 		})
 	case LayoutStreams:
@@ -106,7 +106,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		for p := 0; p < o.Partitions; p++ {
 			cfgs = append(cfgs, jetstream.StreamConfig{
 				Name: InStream(o.Layout, p), Subjects: []string{wire.PartitionFilter(p)}, Duplicates: wire.MinDuplicateWindow, MaxAge: o.InMaxAge,
-				Storage: jetstream.FileStorage, Replicas: o.Replicas,
+				Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxMsgSize: wire.MaxEventBytes,
 			})
 		}
 	default:
@@ -170,7 +170,7 @@ func streamConfigured(have, want jetstream.StreamConfig) bool {
 	}
 	same := slices.Equal(have.Subjects, want.Subjects) && have.Replicas == max(want.Replicas, 1) &&
 		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == perSubject && have.Storage == want.Storage &&
-		have.AllowAtomicPublish == want.AllowAtomicPublish &&
+		have.AllowAtomicPublish == want.AllowAtomicPublish && (want.MaxMsgSize == 0 || have.MaxMsgSize == want.MaxMsgSize) &&
 		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
 	if want.SubjectTransform == nil || !same {
 		return same

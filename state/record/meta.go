@@ -130,7 +130,13 @@ func DecodeOutbox(rec []byte) ([]OutMsg, error) {
 func OutboxSizeBound(msgs []OutMsg) int {
 	n := 1 + maxVarint
 	for i := range msgs {
-		n += 2*maxVarint + strBound(msgs[i].Subject) + strBound(msgs[i].MsgID) + uvarintLen(uint64(len(msgs[i].Data))) + len(msgs[i].Data)
+		n += OutMsgSizeBound(&msgs[i])
 	}
 	return n
+}
+
+// OutMsgSizeBound is what one message adds to OutboxSizeBound, so that a
+// writer can keep the bound of a growing outbox as it appends.
+func OutMsgSizeBound(m *OutMsg) int {
+	return 2*maxVarint + strBound(m.Subject) + strBound(m.MsgID) + uvarintLen(uint64(len(m.Data))) + len(m.Data)
 }
