@@ -92,20 +92,23 @@ func openTestStore(tb testing.TB, dir string) *state.Store {
 	return st
 }
 
-func testObjectStore(tb testing.TB, url string) jetstream.ObjectStore {
+// testObjectStore connects to url and creates the snapshots' object store;
+// it returns the connection's JetStream (downloads read the chunks through
+// it) and the store.
+func testObjectStore(tb testing.TB, url string) (jetstream.JetStream, jetstream.ObjectStore) {
 	tb.Helper()
 	_, js := testkit.Connect(tb, url)
 	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: cluster.BucketSnapshots, Storage: jetstream.FileStorage})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return obs
+	return js, obs
 }
 
 // handover moves partition p from src to dst through obs as the daemons
 // do (drop dst's copy, then import) and reports the two halves' durations
 // and the object size.
-func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p int, name string) (put, get time.Duration, size int64) {
+func handover(tb testing.TB, src, dst *state.Store, js jetstream.JetStream, obs jetstream.ObjectStore, p int, name string) (put, get time.Duration, size int64) {
 	tb.Helper()
 	ctx := context.Background()
 	start := time.Now()
@@ -118,7 +121,7 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 	if err := dst.DropPartition(ctx, p); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := cluster.GetSnapshot(ctx, dst, obs, p, name); err != nil {
+	if _, err := cluster.GetSnapshot(ctx, dst, js, obs, p, name); err != nil {
 		tb.Fatal(err)
 	}
 	return put, time.Since(start), size
@@ -126,13 +129,13 @@ func handover(tb testing.TB, src, dst *state.Store, obs jetstream.ObjectStore, p
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	srv := testkit.StartServer(t)
-	obs := testObjectStore(t, srv.ClientURL())
+	js, obs := testObjectStore(t, srv.ClientURL())
 	src, dst := openTestStore(t, t.TempDir()), openTestStore(t, t.TempDir())
 	const p, n = 5, 3000
 	fillPartition(t, src, p, n)
 	// A stale local copy on the destination is replaced whole.
 	fillPartition(t, dst, p, 10)
-	put, get, size := handover(t, src, dst, obs, p, ownership.SnapshotName(p, 1, n))
+	put, get, size := handover(t, src, dst, js, obs, p, ownership.SnapshotName(p, 1, n))
 	t.Logf("%d shoppers: %d bytes, export+put %s, get+import %s", n, size, put, get)
 	pt, err := dst.Partition(p)
 	if err != nil {
@@ -157,7 +160,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("user %s deadline %d", want.ID, d)
 		}
 	}
-	if _, err := cluster.GetSnapshot(context.Background(), dst, obs, p, "p5-e9-c9"); err == nil {
+	if _, err := cluster.GetSnapshot(context.Background(), dst, js, obs, p, "p5-e9-c9"); err == nil {
 		t.Fatal("missing object restored")
 	}
 }
@@ -176,7 +179,7 @@ func BenchmarkPartitionHandover(b *testing.B) {
 		n, _ = strconv.Atoi(v)
 	}
 	srv := testkit.StartServer(b)
-	obs := testObjectStore(b, srv.ClientURL())
+	js, obs := testObjectStore(b, srv.ClientURL())
 	src := openTestStore(b, b.TempDir())
 	const p = 3
 	fillPartition(b, src, p, n)
@@ -195,7 +198,7 @@ func BenchmarkPartitionHandover(b *testing.B) {
 				if stale {
 					fillPartition(b, dst, p, n)
 				}
-				pd, gd, sz := handover(b, src, dst, obs, p, ownership.SnapshotName(p, uint64(i), uint64(n)))
+				pd, gd, sz := handover(b, src, dst, js, obs, p, ownership.SnapshotName(p, uint64(i), uint64(n)))
 				put, get, size = put+pd, get+gd, sz
 			}
 			b.ReportMetric(put.Seconds()/float64(i), "export+put-s/op")

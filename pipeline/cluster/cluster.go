@@ -90,7 +90,8 @@ type Cluster struct {
 	members jetstream.KeyValue
 	owners  jetstream.KeyValue
 	snaps   jetstream.ObjectStore
-	store   *state.Store // set by Setup: snapshots read and write it
+	data    jetstream.JetStream // the snapshots' connection (their downloads' consumers)
+	store   *state.Store        // set by Setup: snapshots read and write it
 	// hard is the daemon's hard deadline (set by Run): the context of
 	// the work that must outlive the drain's start (releases, the member
 	// key's deletion) but not the drain's end.
@@ -244,6 +245,7 @@ func (c *Cluster) Setup(ctx context.Context, control, data jetstream.JetStream, 
 		return fmt.Errorf("cluster: bucket %s: %w", BucketOwners, err)
 	}
 	// Snapshots are bulk transfers: the data connection.
+	c.data = data
 	c.snaps, err = data.ObjectStore(ctx, BucketSnapshots)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		c.snaps, err = data.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketSnapshots,

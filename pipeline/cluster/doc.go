@@ -30,6 +30,10 @@
 //   - A query is answered from the owner's state only: locally under a
 //     valid claim, else forwarded once to the owner, else 503. Never from
 //     a stale local copy, never forwarded twice.
+//   - A restore's snapshot download ends within about a second of a stop
+//     (its context's cancel), of its deadline, or of 15 s without a byte,
+//     however its chunks' consumer fares; an object whose chunks do not
+//     match its size and SHA-256 digest never completes an import.
 //   - Run returns only once every goroutine it started has ended.
 //
 // # Callers

@@ -1,11 +1,16 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +34,10 @@ import (
 // upload by a daemon that lost its claim is never used (and is deleted by
 // the next owner's clean-up). The object store writes a new object's
 // chunks before its metadata, so a failed upload leaves the previous
-// snapshot intact.
+// snapshot intact. A restore reads an object's chunks through a consumer
+// of its own (objectReader), so that a stop, the stall watchdog or the
+// deadline ends a stalled download at once, and checks the object's size
+// and SHA-256 digest before the import can complete.
 
 // RestoreInfo describes how a partition's state was brought in on its last
 // claim by this daemon.
@@ -196,14 +204,18 @@ func PutSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 	return int64(info.Size), nil
 }
 
-// GetSnapshot imports the snapshot name from obs into partition p of
-// store (which must not be open) and returns the bytes read. The import
-// replaces whatever p held; until it completes, the partition reports
-// state.ErrImportIncomplete.
-func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectStore, p int, name string) (int64, error) {
+// GetSnapshot imports the snapshot name from obs (a bucket of js) into
+// partition p of store (which must not be open) and returns the bytes
+// read. The import replaces whatever p held; until it completes, the
+// partition reports state.ErrImportIncomplete. The download ends within
+// about a second of ctx's end (a cancel, its deadline) or of
+// restoreStall without a byte, and an object whose chunks do not add up
+// to its size and SHA-256 digest fails before the import can complete.
+func GetSnapshot(ctx context.Context, store *state.Store, js jetstream.JetStream, obs jetstream.ObjectStore, p int, name string) (int64, error) {
 	if _, ok := ctx.Deadline(); !ok {
-		// Without a deadline the object store bounds the whole download by
-		// its default API timeout (5 s), too short for a large partition.
+		// Without a deadline nats.go would bound each request by its
+		// default API timeout (5 s); restoreTimeout bounds the whole
+		// download and import instead.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, restoreTimeout)
 		defer cancel()
@@ -236,24 +248,189 @@ func GetSnapshot(ctx context.Context, store *state.Store, obs jetstream.ObjectSt
 			}
 		}
 	})
-	r, err := obs.Get(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
+	fail := func(err error) error {
+		return fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
 	}
-	defer r.Close()
+	info, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		return 0, fail(err)
+	}
+	r, err := openObject(ctx, js, info)
+	if err != nil {
+		return 0, fail(err)
+	}
+	defer r.close()
 	cr.r = r
 	if err := store.ImportPartition(ctx, p, cr); err != nil {
-		return cr.n.Load(), fmt.Errorf("restore partition %d from %s: %w", p, name, errors.Join(err, context.Cause(ctx)))
+		return cr.n.Load(), fail(err)
 	}
 	return cr.n.Load(), nil
 }
 
-// restoreTimeout bounds one snapshot download and import when the caller
-// set no deadline; restoreStall bounds a download making no progress.
+// The download of a snapshot object. nats.go's ObjectStore.Get (v1.55.0)
+// is not used for it: its reader blocks in a pipe read bounded only by the
+// context's deadline, and checks the context only around that read, so a
+// download whose chunks stopped coming held its caller (a draining
+// member) until the 10-minute restoreTimeout, whatever the cancel or the
+// stall watchdog said. objectReader reads the chunks with a consumer of
+// its own (what an ordered consumer creates: AckNone, one replica, in
+// memory) through a pull iterator whose every wait takes the context.
+// jetstream's OrderedConsumer is not used either: on a lost consumer it
+// recreates it inside Next under context.Background (10 s per attempt,
+// holding the lock Stop needs), which is again a wait the context cannot
+// end. A lost consumer (missing heartbeats, its deletion, a gap in its
+// deliveries) fails the download instead, and the restore retries it.
 const (
-	restoreTimeout = 10 * time.Minute
-	restoreStall   = 15 * time.Second
+	// objectPull is how many chunks the iterator asks for at once (at
+	// most 2 MiB: chunks are 128 KiB at most), objectExpiry and
+	// objectHeartbeat the life of its pull requests and the server's idle
+	// heartbeat on them: two missed heartbeats (5 s) end the download.
+	objectPull      = 16
+	objectExpiry    = 10 * time.Second
+	objectHeartbeat = 2500 * time.Millisecond
+	// objectIdle deletes a consumer the download could not delete itself
+	// (the server did not answer within objectDelete) once it has had no
+	// pull request for that long.
+	objectIdle   = time.Minute
+	objectDelete = time.Second
 )
+
+// objectReader reads a snapshot object's chunks in order through its own
+// consumer and checks them against the object's size and digest: the
+// last chunk is handed out only once the whole object has matched, so a
+// reader that needs the object's last bytes (an import needs its trailer
+// and checksum) never completes on a wrong object.
+type objectReader struct {
+	ctx      context.Context
+	js       jetstream.JetStream
+	info     *jetstream.ObjectInfo
+	stream   string
+	consumer string
+	msgs     jetstream.MessagesContext
+	digest   []byte    // the SHA-256 the metadata promises
+	h        hash.Hash // of the chunks received
+	got      uint64    // bytes received
+	seq      uint64    // the consumer's last delivery sequence
+	buf      []byte    // the current chunk's bytes not read yet
+	last     bool      // the last chunk was received and checked
+}
+
+// openObject starts the download of the object info describes. The caller
+// must close the reader it returns.
+func openObject(ctx context.Context, js jetstream.JetStream, info *jetstream.ObjectInfo) (*objectReader, error) {
+	if info.Opts != nil && info.Opts.Link != nil {
+		// PutSnapshot never makes links; a link here is not a snapshot.
+		return nil, fmt.Errorf("object %s is a link to %s/%s, not a snapshot", info.Name, info.Opts.Link.Bucket, info.Opts.Link.Name)
+	}
+	if info.NUID == "" || info.Bucket == "" {
+		return nil, fmt.Errorf("object %s: %w", info.Name, jetstream.ErrBadObjectMeta)
+	}
+	if info.Size == 0 {
+		return nil, fmt.Errorf("object %s is empty, which no snapshot is", info.Name)
+	}
+	if !strings.HasPrefix(info.Digest, digestPrefix) {
+		return nil, fmt.Errorf("object %s: digest %q is not %s: %w", info.Name, info.Digest, strings.TrimSuffix(digestPrefix, "="), jetstream.ErrInvalidDigestFormat)
+	}
+	digest, err := jetstream.DecodeObjectDigest(info.Digest)
+	if err != nil || len(digest) != sha256.Size {
+		return nil, fmt.Errorf("object %s: digest %q: %w", info.Name, info.Digest, jetstream.ErrInvalidDigestFormat)
+	}
+	r := &objectReader{ctx: ctx, js: js, info: info, stream: "OBJ_" + info.Bucket, digest: digest, h: sha256.New(),
+		consumer: "fr_restore_" + rand.Text()}
+	cons, err := js.CreateConsumer(ctx, r.stream, jetstream.ConsumerConfig{
+		Name:              r.consumer,
+		Description:       "flashreturn snapshot download of " + info.Name,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		FilterSubject:     "$O." + info.Bucket + ".C." + info.NUID,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: objectIdle,
+	})
+	if err != nil {
+		r.close() // the request may have created it (a cancel, a lost answer)
+		return nil, fmt.Errorf("object %s: consumer of its chunks: %w", info.Name, err)
+	}
+	r.msgs, err = cons.Messages(jetstream.PullMaxMessages(objectPull), jetstream.PullExpiry(objectExpiry),
+		jetstream.PullHeartbeat(objectHeartbeat), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("object %s: read its chunks: %w", info.Name, err)
+	}
+	return r, nil
+}
+
+// digestPrefix starts an object's digest: SHA-256 is the only one.
+const digestPrefix = "SHA-256="
+
+// Read reads the object's bytes, waiting for its next chunk (until ctx
+// ends) when it has handed out the previous one.
+func (r *objectReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.last {
+			return 0, io.EOF
+		}
+		if err := r.next(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// next receives the next chunk into r.buf, and checks the object when it
+// is the last.
+func (r *objectReader) next() error {
+	m, err := r.msgs.Next(jetstream.NextContext(r.ctx))
+	if err != nil {
+		return fmt.Errorf("download of %s stopped after %d of %d bytes: %w", r.info.Name, r.got, r.info.Size, err)
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("download of %s: chunk %d: %w", r.info.Name, r.seq+1, err)
+	}
+	if md.Sequence.Consumer != r.seq+1 {
+		return fmt.Errorf("download of %s: chunk %d lost (delivery %d came next)", r.info.Name, r.seq+1, md.Sequence.Consumer)
+	}
+	r.seq++
+	data := m.Data()
+	r.got += uint64(len(data))
+	if r.got > r.info.Size {
+		return fmt.Errorf("object %s: its chunks hold more than its %d bytes", r.info.Name, r.info.Size)
+	}
+	r.h.Write(data)
+	if md.NumPending == 0 || r.got == r.info.Size {
+		if r.got != r.info.Size {
+			return fmt.Errorf("object %s truncated: its %d chunks hold %d of its %d bytes", r.info.Name, r.seq, r.got, r.info.Size)
+		}
+		if !bytes.Equal(r.h.Sum(nil), r.digest) {
+			return fmt.Errorf("object %s: %w: its chunks hash to %s, its metadata says %s",
+				r.info.Name, jetstream.ErrDigestMismatch, jetstream.GetObjectDigestValue(r.h), r.info.Digest)
+		}
+		r.last = true
+	}
+	r.buf = data
+	return nil
+}
+
+// close stops the iterator and deletes the consumer, waiting at most
+// objectDelete for the server (objectIdle removes what it leaves).
+func (r *objectReader) close() {
+	if r.msgs != nil {
+		r.msgs.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), objectDelete)
+	defer cancel()
+	_ = r.js.DeleteConsumer(ctx, r.stream, r.consumer)
+}
+
+// restoreTimeout bounds one snapshot download and import when the caller
+// set no deadline; restoreStall bounds a download making no progress (a
+// variable for its test, which shortens it; nothing else sets it).
+const restoreTimeout = 10 * time.Minute
+
+var restoreStall = 15 * time.Second
 
 // countReader counts the bytes read through it, for the restore's stall
 // watchdog (which runs on another goroutine, hence the atomic) and its
@@ -365,7 +542,7 @@ func (c *Cluster) restore(ctx context.Context, s *slot) error {
 			}
 			if err == nil {
 				var n int64
-				if n, err = GetSnapshot(ctx, store, c.snaps, p, plan.Snapshot); err == nil {
+				if n, err = GetSnapshot(ctx, store, c.data, c.snaps, p, plan.Snapshot); err == nil {
 					info.Bytes = n
 					break
 				}
