@@ -23,10 +23,11 @@
 //     goroutine's timing (EncodeTrace's decided_at is the one wall-clock
 //     value, and it is not an output).
 //   - Timers fire from the partition's event time (the largest at seen,
-//     clock events included) before each event is applied, in (deadline,
-//     user) order, at most FireMaxUsers shoppers and about FireMaxBytes of
-//     their state per event; the rest stay due for the next events. The
-//     bounds are constants, so a replay fires each timer at the same event.
+//     clock events included) before the event that moved it is applied,
+//     in (deadline, user) order, at most FireMaxUsers shoppers and about
+//     FireMaxBytes of their state per event; the rest stay due for the
+//     next events that move the clock. The bounds are constants, so a
+//     replay fires each timer at the same event.
 //   - An event dated more than MaxFuture after its stream stored it is a
 //     dead letter, judged against the stored time, never the local clock.
 //   - The shadow policy never changes the live state: it decides on a

@@ -27,7 +27,8 @@ type Store interface {
 // FireMaxUsers and FireMaxBytes bound the timers one Step fires: at most
 // FireMaxUsers shoppers, and no further shopper once those fired add up to
 // FireMaxBytes of encoded state (record.EncodedSizeBound). The timers left
-// due fire at the next events, clock ticks included, in the same order.
+// due fire at the next events that move the clock (the next clock tick at
+// worst), in the same order.
 //
 // Why: a partition commits each batch in one Badger transaction, cut
 // between events, and one event must fit in it whatever else is due.
@@ -45,8 +46,8 @@ const (
 // Stepper applies the decoded events of one partition in stream order. It
 // keeps the partition's event-time clock (the largest at seen, clock events
 // included), fires the timers that the clock has passed (within the
-// FireMaxUsers and FireMaxBytes bounds) before applying each event,
-// applies the event, and re-arms the user's timer.
+// FireMaxUsers and FireMaxBytes bounds) before applying the event that
+// moved it, applies the event, and re-arms the user's timer.
 // The daemon's workers and replay share it, which is what makes a replay
 // fire timers at the same points as the live run.
 //
@@ -107,8 +108,15 @@ func (s *Stepper) LastFired() []Fired { return s.fired }
 // poison). A panic of the core propagates: the worker recovers it and
 // re-applies the batch without the event.
 func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
-	s.Clock = max(s.Clock, ev.At)
-	s.fireDue(env)
+	s.fired = s.fired[:0]
+	if ev.At > s.Clock {
+		// Only a move of the clock fires: a late event's own shopper has
+		// its timers due before the event's at fired by core.Apply, and
+		// the others wait for the clock to move, so that a late answer
+		// dated inside its window still counts.
+		s.Clock = ev.At
+		s.fireDue(env)
+	}
 	if ev.Type == core.EventClock {
 		return nil
 	}
@@ -141,7 +149,6 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 // fireDue fires the timers due before the clock, in (deadline, user)
 // order, within FireMaxUsers and FireMaxBytes; it records them in fired.
 func (s *Stepper) fireDue(env *core.Env) {
-	s.fired = s.fired[:0]
 	s.due = s.St.Due(s.Clock, FireMaxUsers, s.due[:0])
 	bytes := 0
 	for _, id := range s.due {
