@@ -112,7 +112,7 @@ type Config struct {
 	// BatchMax bounds a batch. Default 512.
 	BatchMax int
 	// MaxTxnBytes cuts a batch, and a runner's round, when its staged
-	// state grows past it. Default defaults.MaxTxnBytes (600 KiB: about
+	// state and outboxes grow past it. Default defaults.MaxTxnBytes (600 KiB: about
 	// half of what Badger takes in one transaction with state's 8 MiB
 	// memtables; a round past Badger's limit commits partition by
 	// partition).

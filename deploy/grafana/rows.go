@@ -350,11 +350,12 @@ func batchSize() *timeseries.PanelBuilder {
 // a shopper's event that did not apply.
 func errorsAndRetries() *timeseries.PanelBuilder {
 	return timeseriesPanel("Errors and retries / s",
-		"Commit and publish failures (retried, never skipped) and poison events (core panics or unreadable state).",
+		"Commit and publish failures (retried, never skipped), poison events (core panics or unreadable state) and batches applied again smaller because their commit did not fit one Badger transaction.",
 		unitOps,
 		query{`sum(rate(flashreturn_commit_errors_total{instance=~"$instance"}[$__rate_interval]))`, "commit errors"},
 		query{`sum(rate(flashreturn_publish_errors_total{instance=~"$instance"}[$__rate_interval]))`, "publish errors"},
 		query{`sum(rate(flashreturn_poison_events_total{instance=~"$instance"}[$__rate_interval]))`, "poison"},
+		query{`sum(rate(flashreturn_oversized_batches_total{instance=~"$instance"}[$__rate_interval]))`, "oversized batches"},
 	).Min(0)
 }
 

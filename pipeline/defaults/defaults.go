@@ -53,11 +53,13 @@ const BatchMax = 512
 
 // MaxTxnBytes is where a partition worker cuts a batch by size: once the
 // state it has staged (state.Partition.StagedBytes, an estimate up to 2x
-// high) passes MaxTxnBytes, the batch ends before the next event. It is
-// about half of what Badger accepts in one transaction with state's 8 MiB
-// memtables (state.DefaultMaxBatchBytes, 1.2 MiB), the other half being
-// left to the batch's outbox; a typical shopper stages under 1 KiB, so a
-// batch of BatchMax events of typical shoppers is not cut.
+// high) plus the outbox its commit stores (the outputs of its batches in
+// flight and its own) passes MaxTxnBytes, the batch ends before the next
+// event. It is about half of what Badger accepts in one transaction with
+// state's 8 MiB memtables (state.DefaultMaxBatchBytes, 1.2 MiB), the other
+// half being room for the last event (its timers are bounded by
+// apply.FireMaxBytes); a typical shopper stages under 1 KiB. A commit that
+// still does not fit is applied again smaller (the worker's shrink).
 const MaxTxnBytes = 600 << 10
 
 // MaxFuture is how far an event's at may be ahead of the time its stream
