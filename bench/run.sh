@@ -5,10 +5,11 @@
 #   2. the no-op relay ceiling (bench/relay) for each inbound layout;
 #   3. flashreturnd's maximum sustainable rate, measured the same way
 #      (loadgen --mode throughput over BENCH_EVENTS events), and its ratio
-#      to the relay;
+#      to the relay; the same at P=8, and the ratio P/8;
 #   4. loadgen double11 with its peak at 80% of flashreturnd's maximum,
 #      with P=BENCH_PARTITIONS and with P=8, and a steady run at 50% of
-#      the maximum (p99 request-to-decision, the daemon's stage
+#      the maximum and one at 10% (the floor, nothing queued) (p99
+#      request-to-decision, the daemon's stage
 #      histograms, loadgen's own send lag, backlog drained, audit);
 #   5. a faulted run: loadgen spawns flashreturnd and runs double11 at a
 #      fixed moderate rate while killing it with SIGKILL three times and
@@ -22,7 +23,7 @@
 # BENCH_FAULT_PEAK (3000 events/s), BENCH_FAULT_DURATION (40s),
 # BENCH_FAULTS (kill9@8s,start@9s,kill9@18s,start@19s,kill9@28s,start@29s),
 # BENCH_SKIP_MICRO=1, BENCH_SKIP_DAEMON=1, BENCH_SKIP_FAULTS=1,
-# BENCH_SKIP_EXTRA=1 (no P=8 and 50% runs), BENCH_OUT
+# BENCH_SKIP_EXTRA=1 (no P=8, 50% and 10% runs), BENCH_OUT
 # (a new temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +107,19 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 	rm -rf "$OUT/flashreturnd-max-data"
 	FR_MAX=$(json_num "$OUT/flashreturnd-max.json" processed_per_sec || true)
 	log "flashreturnd: ${FR_MAX:-?} events/s (audit $FR_MAX_OK)"
+	# The same at P=8: P is the unit of scale-out and must not cost the
+	# rate (issue 15: P=64 within 5% of P=8).
+	FR_MAX8="" FR_MAX8_OK=""
+	if [ "$PARTS" != 8 ] && [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
+		log "flashreturnd P=8: $EVENTS events"
+		start_daemon flashreturnd-max8 8
+		if bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
+			--progress never --json "$OUT/flashreturnd-max8.json" >"$OUT/flashreturnd-max8.txt"; then FR_MAX8_OK=pass; else FR_MAX8_OK=FAIL; fi
+		stop_pid "$DAEMON_PID"
+		rm -rf "$OUT/flashreturnd-max8-data"
+		FR_MAX8=$(json_num "$OUT/flashreturnd-max8.json" processed_per_sec || true)
+		log "flashreturnd P=8: ${FR_MAX8:-?} events/s (audit $FR_MAX8_OK)"
+	fi
 
 	# 4. double11 at 80% of the maximum with P and with P=8, and a steady
 	# run at 50% of the maximum: each against a fresh daemon, with the
@@ -133,6 +147,9 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 		if [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
 			[ "$PARTS" != 8 ] && load_run double11-p8 8 --shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001
 			load_run steady-half "$PARTS" --shape steady --rate "$HALF" --duration 30s --bad-fraction 0.001
+			# The floor: what an answer costs when nothing queues.
+			TENTH=$(awk -v m="$FR_MAX" 'BEGIN{printf "%d", m*0.1}')
+			load_run steady-tenth "$PARTS" --shape steady --rate "$TENTH" --duration 30s --bad-fraction 0.001
 		fi
 	fi
 fi
@@ -176,6 +193,7 @@ fi
 	done
 	if [ "$HAVE_DAEMON" = 1 ]; then
 		echo "| flashreturnd | $PARTS | $EVENTS | $(fmt "$FR_MAX") | \`bin/flashreturnd --partitions $PARTS\` + \`bin/loadgen --mode throughput --expect decisions --events $EVENTS --rate 0\`; audit $FR_MAX_OK |"
+		[ -n "$FR_MAX8" ] && echo "| flashreturnd | 8 | $EVENTS | $(fmt "$FR_MAX8") | \`bin/flashreturnd --partitions 8\` + the same loadgen; audit $FR_MAX8_OK |"
 	else
 		echo "| flashreturnd | | | n/a | not measured (does not build or BENCH_SKIP_DAEMON=1) |"
 	fi
@@ -183,6 +201,7 @@ fi
 	for layout in $LAYOUTS; do
 		echo "- ratio flashreturnd / relay \`$layout\`: $(ratio "$FR_MAX" "${RELAY[$layout]:-}") (goal >= 0.85)"
 	done
+	[ -n "${FR_MAX8:-}" ] && echo "- ratio flashreturnd P=$PARTS / P=8: $(ratio "$FR_MAX" "$FR_MAX8") (goal >= 0.95)"
 	run_report() { # run_report NAME LABEL GOAL: the figures of one load_run
 		local J="$OUT/$1.json"
 		[ -n "${RUN_OK[$1]:-}" ] || return 0
@@ -199,6 +218,7 @@ fi
 	run_report double11 "double11 at 80% of max, P=$PARTS (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"
 	run_report double11-p8 "double11 at 80% of max, P=8 (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"
 	run_report steady-half "steady at 50% of max, P=$PARTS ($HALF events/s, 30s)" "goal < 5"
+	run_report steady-tenth "steady at 10% of max, P=$PARTS (${TENTH:-} events/s, 30s): the floor" "no goal"
 	if [ -n "$FAULTED" ]; then
 		J="$OUT/faulted.json"
 		echo "- faulted double11 (base $FBASE/s, peak $FAULT_PEAK/s, $FAULT_DURATION, faults $FAULTS), loadgen spawning the daemon: \`$FAULTED_CMD\`; $FAULTED"
