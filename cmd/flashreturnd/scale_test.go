@@ -31,7 +31,9 @@ const scaleEnv = "FLASHRETURN_SCALE_USERS"
 // scaleNATSEnv=external runs the NATS server in the test process instead
 // of embedded in the daemon, to measure the daemon's own memory (what a
 // daemon given --nats-url costs); FLASHRETURN_SCALE_PROFILES=dir saves the
-// daemon's heap profiles there.
+// daemon's heap profiles there; FLASHRETURN_SCALE_ARGS adds flags to the
+// daemon's command line (space-separated, e.g. "--layout shared
+// --cache-mb 64"), to measure what a setting costs or saves.
 const scaleNATSEnv = "FLASHRETURN_SCALE_NATS"
 
 // TestScaleRSSAndRestart measures, for issue 15, what a daemon with N
@@ -68,6 +70,10 @@ func TestScaleRSSAndRestart(t *testing.T) {
 		}
 		args = append(args, "--nats-url", srv.ClientURL(), "--layout", "streams")
 		t.Logf("NATS server in the test process (%s=external): the daemon's RSS excludes it", scaleNATSEnv)
+	}
+	if extra := strings.Fields(os.Getenv("FLASHRETURN_SCALE_ARGS")); len(extra) > 0 {
+		args = append(args, extra...)
+		t.Logf("daemon flags %v", args)
 	}
 	start = time.Now()
 	c := startChild(t, dir, natsPort, httpPort, args...)
