@@ -210,6 +210,8 @@ fi
 		echo "  - request->decision (from scheduled send): p50 $(json_num "$J" p50_ms) ms, p90 $(json_num "$J" p90_ms) ms, p99 $(json_num "$J" p99_ms) ms ($3), p99.9 $(json_num "$J" p999_ms) ms, max $(json_num "$J" max_ms) ms over $(json_num "$J" count) requests"
 		STAGES=$(stage_quantiles "$OUT/$1-metrics.txt" 2>/dev/null || true)
 		[ -n "$STAGES" ] && echo "  - the daemon's stages (its histograms; events or batches counted in brackets): $STAGES"
+		VIS=$(sed -n 's/^  stored in FR_OUT->seen by loadgen (decisions, n=\([0-9]*\)): \(.*\)$/\2 over \1 decisions/p' "$OUT/$1.txt" 2>/dev/null || true)
+		[ -n "$VIS" ] && echo "  - stored in FR_OUT -> seen by loadgen's consumer (the ack -> visible stage): $VIS"
 		ROUNDS=$(round_means "$OUT/$1-metrics.txt" 2>/dev/null || true)
 		[ -n "$ROUNDS" ] && echo "  - rounds (means): $ROUNDS"
 		echo "  - loadgen's own send lag (a starved load generator shows here, not in the daemon's figures): max $(json_num "$J" max_lag_ms) ms, late sends $(json_num "$J" late_sends)"

@@ -46,6 +46,12 @@ type Report struct {
 	Lifecycle audit.Lifecycle `json:"lifecycle"`
 	// Latency is request (scheduled send) to decision (arrival).
 	Latency Latency `json:"latency"`
+	// Visible is, per decision, FR_OUT's stored timestamp to loadgen's
+	// consumer receiving it: the "ack → visible to a consumer" stage of
+	// the answer, which the target cannot time itself. It assumes the
+	// server's clock is loadgen's (one host); nil when outputs were only
+	// counted.
+	Visible *Latency `json:"visible,omitempty"`
 	// Series has one sample per second of the run.
 	Series []Sample `json:"series"`
 	// Steps and MaxSustainableRate are set by a step run.
@@ -276,6 +282,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	l := r.Latency
 	fmt.Fprintf(&b, "  request->decision latency (from %s, n=%d): p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n",
 		l.MeasuredFrom, l.Count, l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs)
+	if v := r.Visible; v != nil && v.Count > 0 {
+		fmt.Fprintf(&b, "  stored in FR_OUT->seen by loadgen (decisions, n=%d): p50 %.2fms p99 %.2fms max %.2fms\n", v.Count, v.P50Ms, v.P99Ms, v.MaxMs)
+	}
 	if t := r.Throughput; t != nil {
 		fmt.Fprintf(&b, "  throughput: %d events (%d requests) sent in %.1fs (%.0f/s); processed (%s) in %.1fs: %.0f events/s sustained, completed=%v\n",
 			t.Events, t.Requests, t.SendSec, t.SendRate, t.Expect, t.ProcessSec, t.ProcessedPerSec, t.Completed)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/flashreturn/flashreturn/loadgen/audit"
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
@@ -71,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	r := &runner{cfg: cfg, gen: gen, nc: nc, js: js, kids: kids}
+	r := &runner{cfg: cfg, gen: gen, nc: nc, js: js, kids: kids, visible: hdrhistogram.New(1, 600_000_000, 3)}
 	r.inbound.Store(-1)
 	if cfg.Mode == ModeThroughput {
 		r.pregenerate()
@@ -126,6 +128,11 @@ type runner struct {
 	steps     []StepResult
 	maxRate   float64
 	seriesMu  sync.Mutex
+	// visible is, per decision, FR_OUT's stored timestamp to its delivery
+	// to loadgen's consumer (µs): the "ack → visible to a consumer" stage
+	// that the target cannot measure itself. Written by the FR_OUT
+	// consumer's goroutine only, read after it stopped.
+	visible *hdrhistogram.Histogram
 }
 
 // waitStreams waits until each named stream exists, polling every 100 ms
@@ -361,7 +368,17 @@ func (r *runner) consume(ctx context.Context, stream, filter string, start uint6
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: ordered consumer on %s: %w", stream, err)
 	}
-	cc, err := c.Consume(func(m jetstream.Msg) { handle(m.Subject(), m.Data(), time.Now()) }, jetstream.PullMaxMessages(2048))
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		if stream == streamOut && strings.HasPrefix(m.Subject(), contract.OutPrefix+"decision.") {
+			if meta, err := m.Metadata(); err == nil {
+				// Same host, same clock as the server's stamp (a remote
+				// server's clock skew would show here).
+				_ = r.visible.RecordValue(max(now.Sub(meta.Timestamp).Microseconds(), 1))
+			}
+		}
+		handle(m.Subject(), m.Data(), now)
+	}, jetstream.PullMaxMessages(2048))
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: consume %s: %w", stream, err)
 	}

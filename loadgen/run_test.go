@@ -97,6 +97,11 @@ func TestLatencyShowsInjectedDelay(t *testing.T) {
 	if l.P50Ms > ms(delay)+50 {
 		t.Fatalf("seed 2: p50 %.2fms, want about %v", l.P50Ms, delay)
 	}
+	// The delay is the target's, before it stores the decision: the
+	// stored -> seen stage times every decision and leaves the delay out.
+	if v := rep.Visible; v == nil || v.Count != l.Count || v.P50Ms >= ms(delay) {
+		t.Fatalf("seed 2: stored->seen %+v for %d decisions delayed %v before storing", v, l.Count, delay)
+	}
 }
 
 // A receiver that takes 20 ms per request, offered ~95 requests/s, falls

@@ -178,6 +178,11 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	rep.Decisions, rep.Reasons, rep.Policies, rep.Outputs = tot.Decisions, tot.Reasons, tot.Policies, tot.Outputs
 	rep.OutputsTotal, rep.DeadLetters, rep.MalformedSent = tot.OutputsTotal, tot.DeadLetters, tot.MalformedSent
 	rep.Latency = latencyOf(tot.Latency)
+	if r.visible != nil && r.visible.TotalCount() > 0 {
+		v := latencyOf(r.visible)
+		v.MeasuredFrom = "FR_OUT's stored timestamp"
+		rep.Visible = &v
+	}
 	if cfg.Mode == ModeThroughput && cfg.Rate == 0 {
 		rep.Latency.MeasuredFrom = "actual send time (unlimited rate: no schedule)"
 	}
