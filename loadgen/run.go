@@ -9,14 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flashreturn/flashreturn/loadgen/audit"
 	"github.com/flashreturn/flashreturn/loadgen/contract"
 	"github.com/flashreturn/flashreturn/loadgen/faults"
 	"github.com/flashreturn/flashreturn/loadgen/world"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Stream names of the contract that loadgen reads or needs.
