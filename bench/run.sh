@@ -98,27 +98,25 @@ start_daemon() { # start_daemon NAME [PARTITIONS]
 		wait_http "http://$FR_HTTP/readyz" 60
 	fi # else loadgen itself waits up to 30s for the streams
 }
-if [ "$HAVE_DAEMON" = 1 ]; then
-	log "flashreturnd P=$PARTS: $EVENTS events"
-	start_daemon flashreturnd-max
+max_run() { # max_run NAME PARTITIONS: the throughput-mode maximum; sets MAX_RATE and MAX_OK
+	log "flashreturnd P=$2: $EVENTS events"
+	start_daemon "$1" "$2"
 	if bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
-		--progress never --json "$OUT/flashreturnd-max.json" >"$OUT/flashreturnd-max.txt"; then FR_MAX_OK=pass; else FR_MAX_OK=FAIL; fi
+		--progress never --json "$OUT/$1.json" >"$OUT/$1.txt"; then MAX_OK=pass; else MAX_OK=FAIL; fi
 	stop_pid "$DAEMON_PID"
-	rm -rf "$OUT/flashreturnd-max-data"
-	FR_MAX=$(json_num "$OUT/flashreturnd-max.json" processed_per_sec || true)
-	log "flashreturnd: ${FR_MAX:-?} events/s (audit $FR_MAX_OK)"
+	rm -rf "$OUT/$1-data"
+	MAX_RATE=$(json_num "$OUT/$1.json" processed_per_sec || true)
+	log "flashreturnd P=$2: ${MAX_RATE:-?} events/s (audit $MAX_OK)"
+}
+if [ "$HAVE_DAEMON" = 1 ]; then
+	max_run flashreturnd-max "$PARTS"
+	FR_MAX=$MAX_RATE FR_MAX_OK=$MAX_OK
 	# The same at P=8: P is the unit of scale-out and must not cost the
 	# rate (issue 15: P=64 within 5% of P=8).
 	FR_MAX8="" FR_MAX8_OK=""
 	if [ "$PARTS" != 8 ] && [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
-		log "flashreturnd P=8: $EVENTS events"
-		start_daemon flashreturnd-max8 8
-		if bin/loadgen --nats-url nats://127.0.0.1:$FR_PORT --mode throughput --expect decisions --events "$EVENTS" --rate 0 \
-			--progress never --json "$OUT/flashreturnd-max8.json" >"$OUT/flashreturnd-max8.txt"; then FR_MAX8_OK=pass; else FR_MAX8_OK=FAIL; fi
-		stop_pid "$DAEMON_PID"
-		rm -rf "$OUT/flashreturnd-max8-data"
-		FR_MAX8=$(json_num "$OUT/flashreturnd-max8.json" processed_per_sec || true)
-		log "flashreturnd P=8: ${FR_MAX8:-?} events/s (audit $FR_MAX8_OK)"
+		max_run flashreturnd-max8 8
+		FR_MAX8=$MAX_RATE FR_MAX8_OK=$MAX_OK
 	fi
 
 	# 4. double11 at 80% of the maximum with P and with P=8, and a steady

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
@@ -117,23 +115,10 @@ func approvedBy(m testkit.Msg) (string, bool) {
 // inbound size limit is refused at publish (a dead letter carries the
 // original bytes, and must fit a transaction too).
 func TestBatchTooBigIsAppliedInHalves(t *testing.T) {
-	blocked, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	applyHook = func(*core.Event) { once.Do(func() { close(blocked); <-release }) }
-	t.Cleanup(func() { applyHook = nil })
 	const n = 10000
-	h := startHarness(t, "tmall-fast-return", func(c *Config) {
+	h, release := startHeld(t, func(c *Config) {
 		c.Runners, c.BatchMax, c.MaxTxnBytes = 1, n, 1<<30
 	})
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
-	h.pub("credit", "first", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 3})
-	<-blocked
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -169,7 +154,7 @@ func TestBatchTooBigIsAppliedInHalves(t *testing.T) {
 		info, err := c.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending >= n
 	})
-	close(release)
+	release()
 	h.waitFor("every order applied", func() bool {
 		return metricValue(h.d, `flashreturn_events_in_total{type="order.paid"}`) >= n
 	})

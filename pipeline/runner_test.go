@@ -18,21 +18,7 @@ import (
 // several partitions with messages; every event is then applied once and
 // the round histogram shows a round of more than one partition.
 func TestRunnerCommitsPartitionsTogether(t *testing.T) {
-	blocked, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	applyHook = func(*core.Event) { once.Do(func() { close(blocked); <-release }) }
-	t.Cleanup(func() { applyHook = nil })
-	h := startHarness(t, "tmall-fast-return", func(c *Config) { c.Runners = 1 })
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
-
-	h.pub("credit", "first", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 3})
-	<-blocked
+	h, release := startHeld(t, func(c *Config) { c.Runners = 1 })
 	const users = 40
 	parts := map[int]int{} // partition → events published to it
 	for i := range users {
@@ -61,7 +47,7 @@ func TestRunnerCommitsPartitionsTogether(t *testing.T) {
 		}
 		return true
 	})
-	close(release)
+	release()
 	h.waitFor("every event applied", func() bool {
 		return metricValue(h.d, `flashreturn_events_in_total{type="credit.updated"}`) >= users+1
 	})
@@ -73,4 +59,23 @@ func TestRunnerCommitsPartitionsTogether(t *testing.T) {
 	if got := metricValue(h.d, `flashreturn_events_in_total{type="credit.updated"}`); got != users+1 {
 		t.Fatalf("events in: %d, want %d", got, users+1)
 	}
+}
+
+// startHeld starts a harness (mutate: its config) whose runner is held
+// on the first event it applies, a credit.updated of user "first" that
+// startHeld publishes: everything published after stays buffered in the
+// process (delivered, not acknowledged) until release is called.
+func startHeld(t *testing.T, mutate func(*Config)) (h *harness, release func()) {
+	t.Helper()
+	blocked, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	applyHook = func(*core.Event) { once.Do(func() { close(blocked); <-held }) }
+	t.Cleanup(func() { applyHook = nil })
+	h = startHarness(t, "tmall-fast-return", mutate)
+	var rel sync.Once
+	release = func() { rel.Do(func() { close(held) }) }
+	t.Cleanup(release) // before the harness stops (cleanups run last first)
+	h.pub("credit", "first", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 3})
+	<-blocked
+	return h, release
 }
