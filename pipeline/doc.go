@@ -91,7 +91,15 @@
 //     effectively-once too) and processing goes on; an event that panics the
 //     core is dead-lettered as poison and the batch re-applied without it.
 //   - Failures to commit or publish are retried with backoff, never skipped;
-//     the partition reports not-ready meanwhile.
+//     the partition reports not-ready meanwhile. The one failure a retry
+//     cannot cure, a commit larger than one Badger transaction, is applied
+//     again smaller (worker.shrink): half the batch; for one event, after
+//     its batches in flight are stored; then by blocking the largest
+//     shopper whose timers it fired; last, by dead-lettering the event as
+//     poison. The last two are logged as errors and make a replay of the
+//     partition differ from the live run from that event on.
 //   - Timers fire from the partition's event time (the largest at seen,
-//     clock events included), before the event that moved it is applied.
+//     clock events included), before the event that moved it is applied,
+//     at most apply.FireMaxUsers shoppers (and about apply.FireMaxBytes of
+//     their state) per event.
 package pipeline

@@ -256,7 +256,14 @@ func (r *runner) commit() error {
 			// still too large alone is applied again smaller (shrink).
 			for i, w := range r.owner {
 				if err := w.commitAlone(w.d.hard, r.items[i].Outbox, slices.Contains(r.round, w)); err != nil {
-					return err
+					if r.d.hard.Err() != nil {
+						return err
+					}
+					// That partition only (fenced, or its batch could
+					// not be applied again): the others go on.
+					w.pt.Discard()
+					r.dropRound(w)
+					r.detach(w, err)
 				}
 			}
 			return nil

@@ -336,18 +336,27 @@ func (w *worker) applyTaken(poison map[int]string) error {
 // shrink applies the batch in hand again, smaller, after its commit did
 // not fit one Badger transaction (state.ErrBatchTooBig, which retrying
 // cannot cure). The size cut (txnBytes) makes this rare: it takes an
-// event whose own change is most of a transaction.
+// event whose own change is most of a transaction. Each call makes
+// progress, so commitAlone's loop ends:
 //
 //   - Several events: the first half is applied again, the rest carried
-//     to the next batch.
+//     to the next batch, in order.
+//   - One event, with batches in flight: they are waited for (ctx), since
+//     the commit stores their outputs again until they are stored in
+//     FR_OUT; then the event is applied again as it was.
 //   - One event that fired timers: the largest shopper it fired is
 //     blocked (apply.Stepper.Block, as for a timer that panics: logged,
-//     counted, until restart), since its state alone fills the
-//     transaction and would otherwise fail every event of the partition
-//     that comes after; the event is applied again without it.
+//     counted, its timers kept for after a restart), since its state
+//     alone fills the transaction and would otherwise fail every event of
+//     the partition that moves the clock; the event is applied again.
 //   - One event that fired nothing: its own change is too big; it is
-//     dead-lettered as poison and the partition moves on.
-func (w *worker) shrink(cause error) error {
+//     dead-lettered as poison (a dead letter's payload is capped, so it
+//     fits) and the partition moves on.
+//
+// Replay has no transaction limit: a blocked shopper or an event
+// dead-lettered here makes the partition's replay differ from the live
+// run from that event on. Both are logged at error level.
+func (w *worker) shrink(ctx context.Context, cause error) error {
 	w.pt.Discard()
 	w.cursor, w.s.Clock, w.lastCon = w.start.cursor, w.start.clock, w.start.con
 	w.d.m.TooBig.Inc()
@@ -357,6 +366,13 @@ func (w *worker) shrink(cause error) error {
 	case w.n > 1:
 		keep = w.n / 2
 		w.log.Warn("batch too big for one transaction; applying half of it", "events", w.n, "now", keep, "err", cause)
+	case w.prev.pending:
+		w.log.Warn("one event's commit too big with batches in flight; waiting for them", "err", cause)
+		for w.prev.pending {
+			if err := w.finishPrev(ctx); err != nil {
+				return err
+			}
+		}
 	case len(fired) > 0:
 		big := fired[0]
 		for _, f := range fired[1:] {
@@ -371,10 +387,16 @@ func (w *worker) shrink(cause error) error {
 		w.log.Error("an event's change is too big for one transaction; dead-lettering it", "err", cause)
 		poison = map[int]string{0: "its change does not fit one transaction: " + cause.Error()}
 	}
-	// batch holds everything collected; what is past keep waits.
-	w.carry = append(w.carry[:0], w.batch[keep:]...)
+	// batch holds everything collected: what is past keep waits, after
+	// whatever the new application leaves of the first part.
+	rest := append([]delivery(nil), w.batch[keep:]...)
 	w.batch = w.batch[:keep]
-	return w.applyTaken(poison)
+	w.carry = w.carry[:0]
+	if err := w.applyTaken(poison); err != nil {
+		return err
+	}
+	w.carry = append(w.carry, rest...)
+	return nil
 }
 
 // commitOutbox is the outbox the round's commit stores for the partition:
@@ -382,7 +404,12 @@ func (w *worker) shrink(cause error) error {
 func (w *worker) commitOutbox() []state.OutMsg {
 	out := w.outbox
 	if w.prev.pending {
-		out = append(append(w.commitBuf[:0], w.prev.outbox...), w.cur.outbox...)
+		// Only batches still in flight: a finished slot keeps its
+		// outputs until reused, and they are in FR_OUT already.
+		out = append(w.commitBuf[:0], w.prev.outbox...)
+		if w.cur.pending {
+			out = append(out, w.cur.outbox...)
+		}
 		out = append(out, w.outbox...)
 		w.commitBuf = out
 	}
@@ -545,6 +572,7 @@ func (w *worker) seqOf(m jetstream.Msg) uint64 {
 func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, err error) {
 	w.outbox = w.outbox[:0]
 	w.arena = w.arena[:0]
+	w.s.ResetFired() // LastFired is about this application only
 	w.outBytes = state.OutboxBytes(nil)
 	for _, f := range []*inflight{&w.prev, &w.cur} {
 		if f.pending {
@@ -675,6 +703,13 @@ func (w *worker) deadLetter(reason, text, subject string, seq uint64, data []byt
 	if !ok {
 		return
 	}
+	if len(data) > wire.MaxEventBytes {
+		// Only an event stored before the inbound streams' size limit:
+		// its dead letter must fit one transaction with the partition's
+		// other changes.
+		text += fmt.Sprintf(" (payload_b64 holds the first %d of its %d bytes)", wire.MaxEventBytes, len(data))
+		data = data[:wire.MaxEventBytes]
+	}
 	start := len(w.arena)
 	w.arena = wire.AppendDLQ(w.arena, reason, text, subject, seq, data)
 	out := w.arena[start:len(w.arena):len(w.arena)]
@@ -714,7 +749,7 @@ func (w *worker) commitAlone(ctx context.Context, outbox []state.OutMsg, inRound
 		if !inRound || !errors.Is(err, state.ErrBatchTooBig) {
 			return err
 		}
-		if err := w.shrink(err); err != nil {
+		if err := w.shrink(ctx, err); err != nil {
 			return err
 		}
 		outbox = w.commitOutbox()

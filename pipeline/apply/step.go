@@ -103,6 +103,12 @@ type Fired struct {
 // event's commit does not fit a transaction, to find the shopper to blame.
 func (s *Stepper) LastFired() []Fired { return s.fired }
 
+// ResetFired forgets what the last Step fired: the worker calls it before
+// it applies a batch, so that LastFired never reports a Step of an
+// earlier batch (an event dead-lettered before its Step ran leaves it
+// empty).
+func (s *Stepper) ResetFired() { s.fired = s.fired[:0] }
+
 // Step applies one decoded event. It returns an error only when the
 // user's state cannot be read (the caller dead-letters the event as
 // poison). A panic of the core propagates: the worker recovers it and
@@ -149,11 +155,16 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 // fireDue fires the timers due before the clock, in (deadline, user)
 // order, within FireMaxUsers and FireMaxBytes; it records them in fired.
 func (s *Stepper) fireDue(env *core.Env) {
-	s.due = s.St.Due(s.Clock, FireMaxUsers, s.due[:0])
+	// Blocked shoppers stay due (their timers are kept for a restart) but
+	// are skipped: they do not count against the bound.
+	s.due = s.St.Due(s.Clock, FireMaxUsers+len(s.blocked), s.due[:0])
 	bytes := 0
 	for _, id := range s.due {
-		if bytes >= FireMaxBytes {
+		if len(s.fired) == FireMaxUsers || bytes >= FireMaxBytes {
 			return
+		}
+		if s.blocked[id] {
+			continue
 		}
 		u, err := s.St.User(id)
 		if err != nil {
@@ -172,9 +183,13 @@ func (s *Stepper) fireDue(env *core.Env) {
 // they panicked the core. Without it the event that moved the clock
 // would be blamed: dead-lettered as poison, the clock left behind, and
 // the same timer would panic at the next move, taking every
-// clock-moving event of the partition with it. Blocking costs that
-// shopper's timers (logged and counted by the caller); a restart fires
-// them once more, panics once more and blocks them again.
+// clock-moving event of the partition with it. The worker also blocks a
+// shopper whose fired state alone does not fit a transaction. Blocking
+// costs that shopper's timers (logged and counted by the caller), which
+// stay armed and stored: a restart fires them once more (and, if the
+// cause is still there, blocks them again). A blocked shopper does not
+// count against FireMaxUsers, so the live run and a replay (which blocks
+// nothing) may fire the shoppers after it at different events.
 func (s *Stepper) Block(userID string) {
 	if s.blocked == nil {
 		s.blocked = make(map[string]bool)
@@ -186,10 +201,6 @@ func (s *Stepper) Block(userID string) {
 // fire fires u's timers due before now, emits what they produce and
 // re-arms u's next deadline.
 func (s *Stepper) fire(u *core.User, now int64, env *core.Env) {
-	if s.blocked[u.ID] {
-		s.St.SetDeadline(u.ID, 0)
-		return
-	}
 	s.Firing = u.ID
 	if s.OnFire != nil {
 		s.OnFire(u.ID)
