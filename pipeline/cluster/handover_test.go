@@ -170,7 +170,7 @@ func TestSnapshotHandover(t *testing.T) {
 // long it took, failing the test when it has not returned after within
 // (the bug: a download whose chunks stop coming held its caller for the
 // 10-minute restore deadline, whatever its context said).
-func getWithin(t *testing.T, within time.Duration, get func() error, whileWaiting func()) (error, time.Duration) {
+func getWithin(t *testing.T, within time.Duration, get func() error, whileWaiting func()) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -180,10 +180,10 @@ func getWithin(t *testing.T, within time.Duration, get func() error, whileWaitin
 	}
 	select {
 	case err := <-done:
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(within):
 		t.Fatalf("GetSnapshot has not returned %s after it started", within)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -223,7 +223,7 @@ func TestGetSnapshotStalled(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var cancelled time.Time
-		err, _ := getWithin(t, 10*time.Second, func() error {
+		_, err := getWithin(t, 10*time.Second, func() error {
 			_, err := e.get(ctx, dst, "p3-e1-c2000")
 			return err
 		}, func() {
@@ -251,7 +251,7 @@ func TestGetSnapshotStalled(t *testing.T) {
 		defer func(d time.Duration) { restoreStall = d }(restoreStall)
 		restoreStall = time.Second
 		dst := openSnapStore(t)
-		err, took := getWithin(t, 10*time.Second, func() error {
+		took, err := getWithin(t, 10*time.Second, func() error {
 			_, err := e.get(context.Background(), dst, "p3-e1-c2000")
 			return err
 		}, nil)
@@ -271,7 +271,7 @@ func TestGetSnapshotStalled(t *testing.T) {
 		dst := openSnapStore(t)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		err, took := getWithin(t, 10*time.Second, func() error {
+		took, err := getWithin(t, 10*time.Second, func() error {
 			_, err := e.get(ctx, dst, "p3-e1-c2000")
 			return err
 		}, nil)
