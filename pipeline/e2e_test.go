@@ -24,6 +24,11 @@ func TestTmallApproveRefundInspect(t *testing.T) {
 	if rs, _ := dec["reasons"].([]any); rs == nil || len(rs) != 0 {
 		t.Fatalf("reasons must be an empty array, got %v", dec["reasons"])
 	}
+	// The request was stored after the merchant view's last refresh: its
+	// batch waited for the view, and the wait was timed.
+	if count, _ := scrapeHistograms(t, h.d); count["flashreturn_merchant_view_wait_seconds"] == 0 {
+		t.Fatal("no merchant view wait timed")
+	}
 	pk := h.waitOut("fr.out.pickup.u1", 1)[0].Data
 	if pk["window_start"] != "2026-11-12T10:00:00.000+08:00" || pk["window_end"] != "2026-11-12T12:00:00.000+08:00" {
 		t.Fatalf("pickup = %v", pk)

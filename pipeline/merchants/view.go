@@ -37,13 +37,15 @@ import (
 // maxVersions per merchant; NATS nodes' clocks are
 // assumed to agree (stream timestamps come from each stream's leader).
 type View struct {
-	mu         sync.RWMutex
-	byID       map[string][]apply.MerchantVersion // oldest first
-	caughtUp   atomic.Bool
-	lastSeq    atomic.Uint64
-	log        *slog.Logger
-	updates    *metrics.Counter
-	waits      *metrics.Counter
+	mu       sync.RWMutex
+	byID     map[string][]apply.MerchantVersion // oldest first
+	caughtUp atomic.Bool
+	lastSeq  atomic.Uint64
+	log      *slog.Logger
+	updates  *metrics.Counter
+	waits    *metrics.Counter
+	// waited times the WaitThrough calls that had to wait, whole.
+	waited     *metrics.PrometheusHistogram
 	count      atomic.Int64
 	DeadLetter func(ctx context.Context, reason, msg, subject string, seq uint64, data []byte)
 
@@ -73,6 +75,8 @@ func New(log *slog.Logger, set *metrics.Set) *View {
 		done: make(chan struct{}), kick: make(chan struct{}, 1), moved: make(chan struct{})}
 	v.updates = set.NewCounter(`flashreturn_merchant_updates_total`)
 	v.waits = set.NewCounter(`flashreturn_merchant_view_waits_total`)
+	// 50 µs to ~26 s, as the pipeline's stage histograms.
+	v.waited = set.NewPrometheusHistogramExt(`flashreturn_merchant_view_wait_seconds`, metrics.ExponentialBuckets(50e-6, 2, 20))
 	set.NewGauge(`flashreturn_merchants`, func() float64 { return float64(v.count.Load()) })
 	return v
 }
@@ -121,6 +125,10 @@ func (v *View) put(m *core.Merchant, at int64) {
 // serves every waiting worker: a stream info request, then the watcher
 // reaching the stream's last sequence.
 func (v *View) WaitThrough(ctx context.Context, at int64) error {
+	if v.through.Load() >= at {
+		return nil
+	}
+	defer v.waited.UpdateDuration(time.Now())
 	for v.through.Load() < at {
 		v.wmu.Lock()
 		v.want = max(v.want, at)
