@@ -604,7 +604,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 		seq := meta.Sequence.Stream
 		w.posSeq, w.posIdx = seq, 0
 		if seq <= w.cursor {
-			w.d.m.Redelivered.Inc()
+			w.ops.cnt.Add(w.d.m.Redelivered, 1) // staged: a re-applied batch counts once
 			continue
 		}
 		w.ops.message(meta.Timestamp, m.Subject())
@@ -733,7 +733,7 @@ func (w *worker) nextPos() (state.Pos, bool) {
 	pos := state.Pos{Seq: w.posSeq, Idx: w.posIdx}
 	w.posIdx++
 	if !pos.After(w.skip) {
-		w.d.m.Suppressed.Inc()
+		w.ops.cnt.Add(w.d.m.Suppressed, 1) // staged: a re-applied batch counts once
 		return pos, false
 	}
 	return pos, true
