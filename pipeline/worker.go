@@ -358,7 +358,7 @@ func (w *worker) applyTaken(poison map[int]string) error {
 // run from that event on. Both are logged at error level.
 func (w *worker) shrink(ctx context.Context, cause error) error {
 	w.pt.Discard()
-	w.cursor, w.s.Clock, w.lastCon = w.start.cursor, w.start.clock, w.start.con
+	w.rewind()
 	w.d.m.TooBig.Inc()
 	var poison map[int]string
 	keep := w.n
@@ -516,8 +516,7 @@ func (w *worker) advance() (bool, error) {
 // the staged transaction grows too large). Events that panic the core are
 // dead-lettered as poison and the batch is re-applied without them.
 func (w *worker) applyBatch(poison map[int]string) (int, error) {
-	startCursor, startClock, startCon := w.cursor, w.s.Clock, w.lastCon
-	w.start.cursor, w.start.clock, w.start.con = startCursor, startClock, startCon
+	w.start.cursor, w.start.clock, w.start.con = w.cursor, w.s.Clock, w.lastCon
 	for {
 		n, bad, msg, err := w.tryApply(poison)
 		if err != nil {
@@ -526,7 +525,7 @@ func (w *worker) applyBatch(poison map[int]string) (int, error) {
 			// by the next attempt: keeping its staged state would commit
 			// it with the next batch, without them.
 			w.pt.Discard()
-			w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
+			w.rewind()
 			return 0, err
 		}
 		if bad < 0 {
@@ -537,7 +536,7 @@ func (w *worker) applyBatch(poison map[int]string) (int, error) {
 		// the cached users too (the one being changed when it panicked was
 		// not marked dirty yet), then re-apply the batch.
 		w.pt.DiscardAll()
-		w.cursor, w.s.Clock, w.lastCon = startCursor, startClock, startCon
+		w.rewind()
 		if user := w.s.Firing; user != "" {
 			// The panic came from a shopper's timers, not from the event
 			// that moved the clock: block them and re-apply the batch
@@ -555,6 +554,13 @@ func (w *worker) applyBatch(poison map[int]string) (int, error) {
 		}
 		poison[bad] = msg
 	}
+}
+
+// rewind puts the partition's cursor, clock and consumer sequence back
+// where they were before the batch in hand was applied (w.start), for a
+// new application of it; the caller discards what was staged.
+func (w *worker) rewind() {
+	w.cursor, w.s.Clock, w.lastCon = w.start.cursor, w.start.clock, w.start.con
 }
 
 // seqOf is m's stream sequence, 0 when its metadata cannot be read (for

@@ -114,7 +114,7 @@ func (s *Stepper) ResetFired() { s.fired = s.fired[:0] }
 // poison). A panic of the core propagates: the worker recovers it and
 // re-applies the batch without the event.
 func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
-	s.fired = s.fired[:0]
+	s.ResetFired()
 	if ev.At > s.Clock {
 		// Only a move of the clock fires: a late event's own shopper has
 		// its timers due before the event's at fired by core.Apply, and
