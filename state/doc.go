@@ -77,9 +77,9 @@
 // Records (users, meta, outbox, policies) are encoded by state/record,
 // which owns the format, its versions and the derivation of version-1
 // users; this package owns where they are stored and when they are
-// written. A typical shopper takes about 307 bytes per user in Badger's
-// tables (uncompressed, keys included; 242 in version 1, measured with
-// TestFootprint at 1 000 000 shoppers).
+// written. A typical shopper takes about 111 bytes per user in Badger's
+// tables (Snappy-compressed, keys included; 307 uncompressed, 242 in
+// version 1, measured with TestFootprint at 1 000 000 shoppers).
 //
 // # Policies
 //
@@ -151,19 +151,23 @@
 // a miss is a Badger point read, about 2 µs.
 //
 // Badger is configured for a small footprint: two 8 MiB memtables (the
-// skiplist arena is Go heap) gathered 20 to a level-0 compaction, no block
-// cache (tables uncompressed, read from their mmap), no conflict detection
+// skiplist arena is Go heap) gathered 20 to a level-0 compaction,
+// Snappy-compressed tables with a 16 MiB block cache (a third of the disk
+// and of the file-backed RSS of uncompressed tables, for about twice the
+// CPU of a Badger read: see tableCompression), no conflict detection
 // (one writer per partition). Small memtables bound what Badger's table
 // builders keep under a sustained write load (see defaultMemTableBytes:
 // 64 MiB memtables let them hold 1.8 GiB after 3 M events); they cost
 // bulk write speed, 73 k instead of 124 k users/s in TestFootprint, far
 // above what a daemon commits. Measured with 1 000 000 typical shoppers
 // over 16 partitions and the default cache budget (TestFootprint with
-// FLASHRETURN_STATE_FOOTPRINT_USERS=1000000): RSS 1103-1125 MiB (793-815
-// anonymous, 310 file-backed: the mmapped tables, which the kernel can
-// reclaim), peak 1259 MiB, 881 MiB after the Go runtime returns free
-// pages (issue 15; with 64 MiB memtables: 1266-1294, peak 1633-1669, and
-// 1039). Without a memory limit the Go GC's headroom takes RSS above the
+// FLASHRETURN_STATE_FOOTPRINT_USERS=1000000): RSS 1162-1209 MiB
+// (1039-1086 anonymous, 122 file-backed: the mmapped tables, which the
+// kernel can reclaim), peak 1220-1266 MiB, 654-710 MiB after the Go
+// runtime returns free pages; with uncompressed tables 1107-1131 (797-820
+// anonymous, 310 file-backed), peak 1216-1231, and 870-882 (issue 15;
+// the compressed store's higher anonymous peak is the garbage of
+// decompressed blocks, which a memory limit bounds). Without a memory limit the Go GC's headroom takes RSS above the
 // live heap; the daemon sets one (cmd/flashreturnd --memory-limit-mb).
 //
 // # Durability

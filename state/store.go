@@ -14,7 +14,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	badger "github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/state/record"
@@ -105,11 +104,14 @@ func Open(opts Options) (*Store, error) {
 		// Keep values in the LSM tree (Badger's default of 1 MiB) unless the
 		// memtable is so small that a transaction could not hold one.
 		WithValueThreshold(min(1<<20, opts.memTableBytes*15/100/2)).
-		// Values are small compact records; snappy gains little on them and
-		// compression would require Badger's block cache (RSS). Uncompressed
-		// tables are read straight from their mmap.
-		WithCompression(options.None).
-		WithBlockCacheSize(0).
+		// Snappy tables: a third of the disk and of the file-backed RSS
+		// (Badger writes each table through its mmap, so every table is
+		// resident once written) for about 1.5 µs more per Badger read
+		// (see tableCompression). Compression requires Badger's block
+		// cache; it is kept small, since the user cache in front of it
+		// already serves the hot shoppers.
+		WithCompression(opts.compression()).
+		WithBlockCacheSize(blockCacheBytes).
 		WithIndexCacheSize(0).
 		// One writer per partition and no read-modify-write inside a
 		// transaction: conflict detection would only cost time.

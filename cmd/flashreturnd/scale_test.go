@@ -33,7 +33,8 @@ const scaleEnv = "FLASHRETURN_SCALE_USERS"
 // daemon given --nats-url costs); FLASHRETURN_SCALE_PROFILES=dir saves the
 // daemon's heap profiles there; FLASHRETURN_SCALE_ARGS adds flags to the
 // daemon's command line (space-separated, e.g. "--layout shared
-// --cache-mb 64"), to measure what a setting costs or saves.
+// --cache-mb 64"), to measure what a setting costs or saves. With
+// profiles it also saves a CPU profile of the load's first 30 s.
 const scaleNATSEnv = "FLASHRETURN_SCALE_NATS"
 
 // TestScaleRSSAndRestart measures, for issue 15, what a daemon with N
@@ -80,6 +81,7 @@ func TestScaleRSSAndRestart(t *testing.T) {
 	t.Logf("first start (streams created): ready after %v", time.Since(start).Round(time.Millisecond))
 
 	_, js := testkit.Connect(t, c.natsURL)
+	cpuDone := cpuProfile(t, c, 30*time.Second, "cpu-load.pb.gz")
 	start = time.Now()
 	futures := make([]jetstream.PubAckFuture, 0, 2048) // under the client's 4,000 async limit
 	wait := func() {
@@ -117,6 +119,7 @@ func TestScaleRSSAndRestart(t *testing.T) {
 		t.Fatalf("%.0f dead letters: the shoppers written through state did not read back", dl)
 	}
 	t.Logf("%d events applied %v after the first publish", n, time.Since(start).Round(time.Millisecond))
+	<-cpuDone
 	rss, hwm := procRSS(t, c.cmd.Process.Pid)
 	t.Logf("daemon with %d shoppers, each read and written once: RSS %d MiB (peak %d MiB)", n, rss>>20, hwm>>20)
 	memReport(t, c, "after the load")
@@ -266,6 +269,39 @@ func memReport(t *testing.T, c *child, when string) {
 		}
 		t.Logf("%s: heap profile in %s", when, name)
 	}
+}
+
+// cpuProfile saves, when FLASHRETURN_SCALE_PROFILES names a directory,
+// the daemon's CPU profile of the next d there (in the background; the
+// returned channel closes when it is written, or at once without the
+// variable).
+func cpuProfile(t *testing.T, c *child, d time.Duration, file string) <-chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("FLASHRETURN_SCALE_PROFILES")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.httpAddr, int(d.Seconds()))
+	go func() {
+		defer close(done)
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("CPU profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		prof, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, file), prof, 0o644)
+		}
+		if err != nil {
+			t.Errorf("CPU profile: %v", err)
+			return
+		}
+		t.Logf("CPU profile of the load's first %v in %s", d, filepath.Join(dir, file))
+	}()
+	return done
 }
 
 // smapsRollup is a process's /proc/<pid>/smaps_rollup, in bytes by field.
