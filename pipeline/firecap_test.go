@@ -169,6 +169,19 @@ func TestBatchTooBigIsAppliedInHalves(t *testing.T) {
 	if got := metricValue(h.d, `flashreturn_events_in_total{type="order.paid"}`); got != n {
 		t.Fatalf("orders applied: %d, want %d", got, n)
 	}
+	// The batch histograms count what was applied, once, although the
+	// first part of the batch was applied twice or more. Every message
+	// here is an event (orders and clock ticks), none is redelivered.
+	var lags, sizes, applied int
+	h.waitFor("the last batch's metrics folded in", func() bool {
+		count, sum := scrapeHistograms(t, h.d)
+		lags, sizes = int(count["flashreturn_event_lag_seconds"]), int(sum["flashreturn_batch_size_events"])
+		applied = sumCounter(h.d, "flashreturn_events_in_total{")
+		return lags >= applied && sizes >= applied
+	})
+	if lags != applied || sizes != applied {
+		t.Fatalf("%d events applied, but the lag histogram counts %d and the batch sizes add up to %d", applied, lags, sizes)
+	}
 	h.waitFor("daemon ready", h.d.Ready)
 	// Every shopper is stored, with its one order.
 	for i, seen := 0, 0; seen < n; i++ {

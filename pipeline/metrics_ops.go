@@ -30,6 +30,7 @@ import (
 // beside the cursor.
 type batchOps struct {
 	ops    *opsmetrics.Ops
+	pm     *opsmetrics.Pipeline
 	p      int
 	events *metrics.Counter
 
@@ -41,6 +42,8 @@ type batchOps struct {
 	released    int64       // advanced money released by inspections, fen
 	dead        []httpapi.DeadLetterInfo
 	cnt         opsmetrics.Counts // the pipeline counters' increments (metrics.go)
+	size        int               // messages the batch took (flashreturn_batch_size_events)
+	lags        []float64         // each applied message's lag, s (flashreturn_event_lag_seconds)
 
 	user            *core.User // the user being applied (see track)
 	userOutstanding int64      // its OutstandingFen when read
@@ -51,7 +54,7 @@ type batchOps struct {
 // keeps two (the batch being applied and the one in flight) and swaps
 // them, so staging allocates nothing per batch.
 func newBatchOps(d *Daemon, p int) batchOps {
-	return batchOps{ops: d.m.Ops, p: p,
+	return batchOps{ops: d.m.Ops, pm: d.m, p: p,
 		events: d.m.Set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
 }
 
@@ -65,6 +68,8 @@ func (b *batchOps) reset() {
 	clear(b.dead)
 	b.dead = b.dead[:0]
 	b.cnt.Reset()
+	b.size = 0
+	b.lags = b.lags[:0]
 	b.user, b.userOutstanding, b.userPromised = nil, 0, 0
 }
 
@@ -133,6 +138,12 @@ func (b *batchOps) published() {
 	}
 	b.events.Add(b.n)
 	b.cnt.Flush()
+	if b.size > 0 {
+		b.pm.BatchSize.Update(float64(b.size))
+	}
+	for _, l := range b.lags {
+		b.pm.Lag.Update(l)
+	}
 	b.ops.OutstandingFen.Add(b.outstanding)
 	b.ops.PromisedFen.Add(b.promised)
 	b.ops.ReleasedFen.AddInt64(b.released)

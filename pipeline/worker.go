@@ -329,7 +329,7 @@ func (w *worker) applyTaken(poison map[int]string) error {
 		w.carry = append(w.carry, w.batch[n:]...)
 	}
 	w.n = n
-	w.d.m.BatchSize.Update(float64(n))
+	w.ops.size = n // staged: a re-applied batch counts once
 	return nil
 }
 
@@ -628,7 +628,7 @@ func (w *worker) tryApply(poison map[int]string) (n, bad int, panicMsg string, e
 			return 0, i, msg, nil
 		}
 		w.cursor = seq
-		w.d.m.Lag.Update(now.Sub(meta.Timestamp).Seconds())
+		w.ops.lags = append(w.ops.lags, now.Sub(meta.Timestamp).Seconds())
 	}
 	return len(w.batch), -1, "", nil
 }
