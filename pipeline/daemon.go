@@ -103,6 +103,9 @@ type Config struct {
 	JetStreamSyncAlways bool
 	// StateSyncWrites makes every Badger commit fsync (see state docs).
 	StateSyncWrites bool
+	// StateCompression is how Badger compresses its tables (the zero
+	// value is Snappy; see state.Compression).
+	StateCompression state.Compression
 	// CacheBytes is the state cache budget. Default 256 MiB.
 	CacheBytes int64
 	// Runners is how many goroutines apply, commit and publish the
@@ -431,7 +434,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	store, err := state.Open(state.Options{
 		Dir:        filepath.Join(d.cfg.DataDir, "state"),
-		SyncWrites: d.cfg.StateSyncWrites,
+		SyncWrites: d.cfg.StateSyncWrites, Compression: d.cfg.StateCompression,
 		CacheBytes: d.cfg.CacheBytes,
 		// Records written before requests kept their policy are read
 		// with the policy in force at start (state/doc.go, migration).

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -25,7 +26,7 @@ func tableSizes(s *Store) (onDisk, uncompressed uint64) {
 func TestUncompressedStoreReadsBack(t *testing.T) {
 	const n = 4000
 	dir := t.TempDir()
-	old, err := Open(Options{Dir: dir, memTableBytes: 1 << 20, uncompressedTables: true})
+	old, err := Open(Options{Dir: dir, memTableBytes: 1 << 20, Compression: CompressNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +88,21 @@ func TestUncompressedStoreReadsBack(t *testing.T) {
 		t.Fatalf("the tables written since take %d bytes for %d uncompressed, want under half", newDisk, newRaw)
 	}
 	t.Logf("tables: %d bytes on disk for %d uncompressed (before the rewrite %d for %d)", onDisk, raw, oldDisk, oldRaw)
+}
+
+// TestParseCompression: the flag's two names round-trip and nothing else
+// is accepted; an out-of-range value is refused by Validate.
+func TestParseCompression(t *testing.T) {
+	for _, c := range []Compression{CompressSnappy, CompressNone} {
+		if got, err := ParseCompression(c.String()); err != nil || got != c {
+			t.Errorf("%v: parsed %v, %v", c, got, err)
+		}
+	}
+	if _, err := ParseCompression("zstd"); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("zstd: %v", err)
+	}
+	o := Options{Dir: t.TempDir(), Compression: 7}
+	if err := o.Validate(); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Compression 7: %v", err)
+	}
 }

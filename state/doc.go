@@ -154,7 +154,8 @@
 // skiplist arena is Go heap) gathered 20 to a level-0 compaction,
 // Snappy-compressed tables with a 16 MiB block cache (a third of the disk
 // and of the file-backed RSS of uncompressed tables, for about twice the
-// CPU of a Badger read: see tableCompression), no conflict detection
+// CPU of a Badger read: see tableCompression; Options.Compression turns
+// it off), no conflict detection
 // (one writer per partition). Small memtables bound what Badger's table
 // builders keep under a sustained write load (see defaultMemTableBytes:
 // 64 MiB memtables let them hold 1.8 GiB after 3 M events); they cost

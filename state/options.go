@@ -50,14 +50,49 @@ const (
 	blockCacheBytes = 16 << 20
 )
 
+// Compression is how Badger compresses the tables a [Store] writes: a
+// trade between disk and file-backed memory on one side and the CPU of a
+// Badger read (a miss of the user cache) on the other (see
+// tableCompression for the figures). The zero value is [CompressSnappy].
+type Compression int
+
+const (
+	// CompressSnappy compresses tables with Snappy (the default).
+	CompressSnappy Compression = iota
+	// CompressNone writes tables uncompressed, as before issue 15: three
+	// times the disk and file-backed RSS, Badger reads straight from the
+	// mmap (for a working set far larger than the user cache).
+	CompressNone
+)
+
+// String is the name ParseCompression reads.
+func (c Compression) String() string {
+	if c == CompressNone {
+		return "none"
+	}
+	return "snappy"
+}
+
+// ParseCompression reads "snappy" or "none", wrapping ErrInvalidOption
+// otherwise.
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "snappy":
+		return CompressSnappy, nil
+	case "none":
+		return CompressNone, nil
+	}
+	return 0, fmt.Errorf("%w: table compression %q (want snappy or none)", ErrInvalidOption, s)
+}
+
 // tableCompression is how Badger compresses the tables it writes. Measured
 // with TestFootprint at 1 000 000 typical shoppers (issue 15): None 307
 // bytes per shopper in the tables and 310 MiB file-backed RSS, reading
 // every shopper once 11.1-11.4 s; Snappy 111 bytes, 122 MiB, 13.0-13.3 s;
 // ZSTD (level 1) 76 bytes, 89 MiB, but 23.6 s, too slow for the read on a
 // cache miss. Badger records each table's compression in its manifest, so
-// a store written uncompressed reads as before and is compressed as
-// compactions rewrite it.
+// a store written with one setting reads as before with the other, and
+// its tables change as compactions rewrite them.
 const tableCompression = options.Snappy
 
 // DefaultMaxBatchBytes is [Store.MaxBatchBytes] of a store opened with
@@ -124,13 +159,13 @@ type Options struct {
 	// content.
 	LegacyPolicy *core.Policy
 
+	// Compression is how Badger compresses the tables it writes; the zero
+	// value is CompressSnappy. It applies to tables written from now on.
+	Compression Compression
+
 	// GCInterval is how often [Store.Run] runs Badger's value-log garbage
 	// collection. 0 means DefaultGCInterval (5 minutes); negative is invalid.
 	GCInterval time.Duration
-
-	// uncompressedTables writes tables uncompressed, as versions before
-	// tableCompression did (a test reopens such a store).
-	uncompressedTables bool
 
 	// memTableBytes overrides defaultMemTableBytes (tests use small
 	// memtables to make flushes happen during the crash test).
@@ -148,6 +183,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Retention %v is negative", ErrInvalidOption, o.Retention)
 	case o.Retention > 0 && o.Retention < time.Second:
 		return fmt.Errorf("%w: Retention %v is under Badger's TTL resolution of 1s", ErrInvalidOption, o.Retention)
+	case o.Compression != CompressSnappy && o.Compression != CompressNone:
+		return fmt.Errorf("%w: Compression %d", ErrInvalidOption, o.Compression)
 	case o.GCInterval < 0:
 		return fmt.Errorf("%w: GCInterval %v is negative", ErrInvalidOption, o.GCInterval)
 	case o.memTableBytes < 0:
@@ -163,7 +200,7 @@ func (o *Options) Validate() error {
 
 // compression is the compression of the tables Badger writes.
 func (o *Options) compression() options.CompressionType {
-	if o.uncompressedTables {
+	if o.Compression == CompressNone {
 		return options.None
 	}
 	return tableCompression

@@ -61,6 +61,12 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if _, _, err := parseFlags([]string{"--policy", "/no/such/file"}, &errb); err == nil {
 		t.Fatal("missing policy file accepted")
 	}
+	if _, _, err := parseFlags([]string{"--state-compression", "zstd"}, &errb); err == nil || !strings.Contains(err.Error(), "--state-compression") {
+		t.Fatalf("bad --state-compression: %v", err)
+	}
+	if cfg, _, err := parseFlags([]string{"--state-compression", "none"}, &errb); err != nil || cfg.StateCompression != state.CompressNone {
+		t.Fatalf("--state-compression none: %v, %v", cfg, err)
+	}
 }
 
 // TestFlagsAdvertiseHTTP: --advertise-http defaults to http://<--http>
@@ -128,6 +134,7 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		"data-dir":    {got.DataDir, lib.DataDir},
 		"http":        {got.HTTPAddr, lib.HTTPAddr},
 		"nats-listen": {got.NATSListen, lib.NATSListen},
+		"compression": {got.StateCompression, lib.StateCompression},
 	} {
 		if pair[0] != pair[1] {
 			t.Errorf("%s: flag default %v, Config default %v", name, pair[0], pair[1])
