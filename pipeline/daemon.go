@@ -479,7 +479,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"nats", RedactURL(d.ClientURL()), "embedded", d.srv != nil, "layout", d.cfg.Layout,
 		"partitions", d.cfg.Partitions, "policy", pol.Name, "policy_version", pol.Version,
 		"tz", d.cfg.Loc.String(), "http", d.HTTPAddr(), "sonic_fast_path", wire.FastPath(),
-		"nats_server", dur.ServerVersion, "in_replicas", dur.Streams[0].Replicas, "out_replicas", dur.Streams[1].Replicas, "fsync", dur.Fsync)
+		"nats_server", dur.ServerVersion, "in_replicas", dur.Streams[0].Replicas, "out_replicas", dur.Streams[1].Replicas, "fsync", dur.Fsync,
+		"state_sync", d.cfg.StateSyncWrites, "state_compression", d.cfg.StateCompression.String(), "cache_mb", d.cfg.CacheBytes>>20)
 
 	var wg sync.WaitGroup
 	// The merchant view serves the workers' drain too: a batch in hand

@@ -481,6 +481,9 @@ func (w *worker) finishPrev(ctx context.Context) error {
 		// is a fence, a release or the end of the daemon.
 		return w.publishErr(err)
 	}
+	// The batch's own metrics first: a scrape that sees its publish
+	// acknowledged sees the batch (TestStageHistograms compares them).
+	f.ops.published()
 	if len(f.outbox) > 0 {
 		w.d.m.PublishLat.UpdateDuration(f.sent)
 		w.d.m.Stages.Observe(stages.PublishAck, f.acked.Sub(f.sent))
@@ -491,7 +494,6 @@ func (w *worker) finishPrev(ctx context.Context) error {
 		_ = f.ack.Ack()
 	}
 	w.applied.Add(uint64(f.n))
-	f.ops.published()
 	f.pending, f.ack = false, nil
 	// The younger batch in flight, if any, is now the older one.
 	w.prev, w.cur = w.cur, w.prev

@@ -148,13 +148,14 @@
 // (TestMemSizeEstimate, with and without notes): a typical shopper costs
 // about 1.15 KiB in the cache (1 KiB before issue 14), so the default
 // 256 MiB holds about 228 000 shoppers. A cache hit costs 13 ns and no allocation;
-// a miss is a Badger point read, about 2 µs.
+// a miss is a Badger point read, 2-4 µs (BenchmarkUserMiss), and 2-4 µs
+// more from a Snappy table (TestFootprint; bench/RESULTS.md, issue 15).
 //
 // Badger is configured for a small footprint: two 8 MiB memtables (the
 // skiplist arena is Go heap) gathered 20 to a level-0 compaction,
-// Snappy-compressed tables with a 16 MiB block cache (a third of the disk
-// and of the file-backed RSS of uncompressed tables, for about twice the
-// CPU of a Badger read: see tableCompression; Options.Compression turns
+// Snappy-compressed tables with a 16 MiB block cache (about a third of
+// the disk and under half the file-backed RSS of uncompressed tables, for
+// 2-4 µs more per Badger read: see tableCompression; Options.Compression turns
 // it off), no conflict detection
 // (one writer per partition). Small memtables bound what Badger's table
 // builders keep under a sustained write load (see defaultMemTableBytes:

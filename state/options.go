@@ -67,10 +67,13 @@ const (
 
 // String is the name ParseCompression reads.
 func (c Compression) String() string {
-	if c == CompressNone {
+	switch c {
+	case CompressSnappy:
+		return "snappy"
+	case CompressNone:
 		return "none"
 	}
-	return "snappy"
+	return fmt.Sprintf("Compression(%d)", int(c))
 }
 
 // ParseCompression reads "snappy" or "none", wrapping ErrInvalidOption
@@ -204,6 +207,16 @@ func (o *Options) compression() options.CompressionType {
 		return options.None
 	}
 	return tableCompression
+}
+
+// blockCache is the size of Badger's block cache: none for uncompressed
+// tables, which are read straight from their mmap (a Snappy table
+// written before still gets its own decompression, uncached).
+func (o *Options) blockCache() int64 {
+	if o.Compression == CompressNone {
+		return 0
+	}
+	return blockCacheBytes
 }
 
 // withDefaults returns a copy with zero fields set to their defaults.

@@ -651,7 +651,7 @@ func (pt *Partition) Discard() {
 // to be read by the batch's re-application and committed with the next
 // change of that shopper. Which users the panicking code touched is not
 // known here, so all of them go; the cache refills from Badger (one point
-// read per shopper, about 2 µs), a price paid only on a panic.
+// read per shopper, 2-4 µs or more), a price paid only on a panic.
 func (pt *Partition) DiscardAll() {
 	pt.Discard()
 	pt.addCacheBytes(-pt.c.bytes, -int64(len(pt.c.m)))

@@ -104,14 +104,14 @@ func Open(opts Options) (*Store, error) {
 		// Keep values in the LSM tree (Badger's default of 1 MiB) unless the
 		// memtable is so small that a transaction could not hold one.
 		WithValueThreshold(min(1<<20, opts.memTableBytes*15/100/2)).
-		// Snappy tables: a third of the disk and of the file-backed RSS
-		// (Badger writes each table through its mmap, so every table is
-		// resident once written) for about 1.5 µs more per Badger read
-		// (see tableCompression). Compression requires Badger's block
-		// cache; it is kept small, since the user cache in front of it
-		// already serves the hot shoppers.
+		// Snappy tables: about a third of the disk and under half the
+		// file-backed RSS (Badger writes each table through its mmap, so
+		// every table is resident once written) for 2-4 µs more per
+		// Badger read (see tableCompression). Compression requires
+		// Badger's block cache; it is kept small, since the user cache in
+		// front of it already serves the hot shoppers.
 		WithCompression(opts.compression()).
-		WithBlockCacheSize(blockCacheBytes).
+		WithBlockCacheSize(opts.blockCache()).
 		WithIndexCacheSize(0).
 		// One writer per partition and no read-modify-write inside a
 		// transaction: conflict detection would only cost time.

@@ -147,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		// costs in throughput.
 		jsSync    = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
 		stateSync = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
-		stateComp = fs.String("state-compression", state.CompressSnappy.String(), "Badger table compression: snappy (a third of the disk and of the tables' resident memory) or none (faster reads when most shoppers miss the state cache)")
+		stateComp = fs.String("state-compression", state.CompressSnappy.String(), "Badger table compression: snappy (about a third of the disk, under half the tables' resident memory) or none (faster reads when most shoppers miss the state cache)")
 		outDups   = fs.Duration("out-duplicate-window", 0, "FR_OUT's duplicate window when the daemon creates or updates it (0: the contract's 2m); exactly-once rests on the commit markers, not on it (tests run with 1s)")
 		// Memory and batching, sized for one machine serving 64 partitions
 		// (see the memory limit's comment below for what else is in RSS).
@@ -248,8 +248,10 @@ Flags:
 	// grow to twice the live set. The default is what the live heap needs
 	// under sustained load plus room for the GC (issue 15, measured with a
 	// million shoppers): the state cache, Badger's memtables and table
-	// builders (~250 MiB with state's 8 MiB memtables), the timer index,
-	// and the GC's headroom. The embedded NATS server adds, in the same
+	// builders (~250 MiB with state's 8 MiB memtables; 96-356 MiB seen
+	// right after a million-shopper rewrite), its 16 MiB block cache and
+	// the garbage of decompressed blocks, the timer index, and the GC's
+	// headroom. The embedded NATS server adds, in the same
 	// heap, the last block of each inbound stream while it is written (up
 	// to 8 MiB each), the duplicate window's message IDs and the
 	// per-subject index (one entry per shopper). A limit close to the

@@ -283,6 +283,9 @@ func cpuProfile(t *testing.T, c *child, d time.Duration, file string) <-chan str
 		return done
 	}
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.httpAddr, int(d.Seconds()))
+	// A test that stops early must not end before the goroutine, which
+	// reports through t.
+	t.Cleanup(func() { <-done })
 	go func() {
 		defer close(done)
 		resp, err := http.Get(url)
