@@ -13,6 +13,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/apply"
+	"github.com/flashreturn/flashreturn/pipeline/stages"
 	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
@@ -172,15 +173,17 @@ func TestBatchTooBigIsAppliedInHalves(t *testing.T) {
 	// The batch histograms count what was applied, once, although the
 	// first part of the batch was applied twice or more. Every message
 	// here is an event (orders and clock ticks), none is redelivered.
-	var lags, sizes, applied int
+	var lags, sizes, applyDur, pulledApplied, applied int
 	h.waitFor("the last batch's metrics folded in", func() bool {
 		count, sum := scrapeHistograms(t, h.d)
 		lags, sizes = int(count["flashreturn_event_lag_seconds"]), int(sum["flashreturn_batch_size_events"])
+		applyDur, pulledApplied = int(count["flashreturn_apply_duration_seconds"]), int(count[stages.PulledApplied.Metric()])
 		applied = sumCounter(h.d, "flashreturn_events_in_total{")
-		return lags >= applied && sizes >= applied
+		return lags >= applied && sizes >= applied && applyDur >= applied && pulledApplied >= applied
 	})
-	if lags != applied || sizes != applied {
-		t.Fatalf("%d events applied, but the lag histogram counts %d and the batch sizes add up to %d", applied, lags, sizes)
+	if lags != applied || sizes != applied || applyDur != applied || pulledApplied != applied {
+		t.Fatalf("%d events applied, but the histograms count lag %d, apply duration %d, pulled->applied %d, and the batch sizes add up to %d",
+			applied, lags, applyDur, pulledApplied, sizes)
 	}
 	h.waitFor("daemon ready", h.d.Ready)
 	// Every shopper is stored, with its one order.

@@ -44,6 +44,7 @@ type batchOps struct {
 	cnt         opsmetrics.Counts // the pipeline counters' increments (metrics.go)
 	size        int               // messages the batch took (flashreturn_batch_size_events)
 	lags        []float64         // each applied message's lag, s (flashreturn_event_lag_seconds)
+	applyDur    []float64         // each event's apply time, s (flashreturn_apply_duration_seconds)
 
 	user            *core.User // the user being applied (see track)
 	userOutstanding int64      // its OutstandingFen when read
@@ -70,6 +71,7 @@ func (b *batchOps) reset() {
 	b.cnt.Reset()
 	b.size = 0
 	b.lags = b.lags[:0]
+	b.applyDur = b.applyDur[:0]
 	b.user, b.userOutstanding, b.userPromised = nil, 0, 0
 }
 
@@ -143,6 +145,9 @@ func (b *batchOps) published() {
 	}
 	for _, l := range b.lags {
 		b.pm.Lag.Update(l)
+	}
+	for _, d := range b.applyDur {
+		b.pm.ApplyLatency.Update(d)
 	}
 	b.ops.OutstandingFen.Add(b.outstanding)
 	b.ops.PromisedFen.Add(b.promised)

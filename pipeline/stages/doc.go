@@ -24,8 +24,10 @@
 //     hot path stays allocation-free.
 //   - An event is counted once per apply that sticks: [Events] holds a
 //     batch's per-event timings until the worker says the batch applied
-//     ([Events.Applied]); an apply thrown away (a core panic re-applies the
-//     batch without the poison event) is dropped with [Events.Reset].
+//     and committed ([Events.Applied], when the batch is placed in
+//     flight); an apply thrown away (a core panic re-applies the batch
+//     without the poison event, a commit too big for one transaction
+//     applies it again smaller) is dropped with [Events.Reset].
 //   - The status page's mirror ([Histograms.Snapshot]) counts exactly
 //     what the exported histograms count, in the same buckets: Observe
 //     updates both, so a p99 on the page and histogram_quantile on the
