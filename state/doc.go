@@ -152,12 +152,13 @@
 // more from a Snappy table (TestFootprint; bench/RESULTS.md, issue 15).
 //
 // Badger is configured for a small footprint: two 8 MiB memtables (the
-// skiplist arena is Go heap) gathered 20 to a level-0 compaction,
-// Snappy-compressed tables with a 16 MiB block cache (about a third of
-// the disk and under half the file-backed RSS of uncompressed tables, for
-// 2-4 µs more per Badger read: see tableCompression; Options.Compression turns
-// it off), no conflict detection
-// (one writer per partition). Small memtables bound what Badger's table
+// skiplist arena is Go heap) gathered 20 to a level-0 compaction, 1 MiB
+// tables at the base level (compactions build several at once, each in
+// an allocator of its own: see baseTableBytes), Snappy-compressed tables
+// with a 16 MiB block cache (about a third of the disk and under half the
+// file-backed RSS of uncompressed tables, for 2-4 µs more per Badger
+// read: see tableCompression; Options.Compression turns it off), no
+// conflict detection (one writer per partition). Small memtables bound what Badger's table
 // builders keep under a sustained write load (see defaultMemTableBytes:
 // 64 MiB memtables let them hold 1.8 GiB after 3 M events); they cost
 // bulk write speed, 73 k instead of 124 k users/s in TestFootprint, far

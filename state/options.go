@@ -42,6 +42,17 @@ const (
 	// times the compaction writes under a sustained load).
 	numLevelZeroTables = 20
 
+	// baseTableBytes is the size of the tables Badger's compactions write
+	// at the base level (twice that a level further down; Badger's
+	// default: 2 MiB). A compaction builds up to 8 + its splits tables at
+	// once, each in an allocator of twice the table's size that grows as
+	// it fills, and Badger pools the allocators: right after a million
+	// shoppers were rewritten they held 96-356 MiB of the heap. With 1 MiB
+	// tables the daemon's RSS after that load was 793-829 MiB against
+	// 911-917 (peak 894-896 against 1032-1033; NATS outside, 128 MiB
+	// cache), at the same rate (issue 15, bench/RESULTS.md).
+	baseTableBytes = 1 << 20
+
 	// blockCacheBytes is Badger's cache of decompressed table blocks,
 	// which compressed tables require. The user cache in front of it
 	// holds the hot shoppers, so it only spares a decompression when

@@ -101,6 +101,7 @@ func Open(opts Options) (*Store, error) {
 		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(numLevelZeroTables).
 		WithNumLevelZeroTablesStall(2 * numLevelZeroTables).
+		WithBaseTableSize(baseTableBytes).
 		// Keep values in the LSM tree (Badger's default of 1 MiB) unless the
 		// memtable is so small that a transaction could not hold one.
 		WithValueThreshold(min(1<<20, opts.memTableBytes*15/100/2)).
