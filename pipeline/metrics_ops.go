@@ -29,8 +29,7 @@ import (
 // restart-proof total needs the state store to persist a per-partition sum
 // beside the cursor.
 type batchOps struct {
-	ops    *opsmetrics.Ops
-	pm     *opsmetrics.Pipeline
+	pm     *opsmetrics.Pipeline // the daemon's metrics (pm.Ops the operator set)
 	p      int
 	events *metrics.Counter
 
@@ -55,7 +54,7 @@ type batchOps struct {
 // keeps two (the batch being applied and the one in flight) and swaps
 // them, so staging allocates nothing per batch.
 func newBatchOps(d *Daemon, p int) batchOps {
-	return batchOps{ops: d.m.Ops, pm: d.m, p: p,
+	return batchOps{pm: d.m, p: p,
 		events: d.m.Set.GetOrCreateCounter(`flashreturn_partition_events_total` + partitionLabel(p))}
 }
 
@@ -136,7 +135,7 @@ func (b *batchOps) deadLetter(reason, text, subject string, seq uint64) {
 func (b *batchOps) published() {
 	now := time.Now()
 	for _, t := range b.decided {
-		b.ops.ObserveLatency(max(now.Sub(t).Seconds(), 0))
+		b.pm.Ops.ObserveLatency(max(now.Sub(t).Seconds(), 0))
 	}
 	b.events.Add(b.n)
 	b.cnt.Flush()
@@ -149,15 +148,15 @@ func (b *batchOps) published() {
 	for _, d := range b.applyDur {
 		b.pm.ApplyLatency.Update(d)
 	}
-	b.ops.OutstandingFen.Add(b.outstanding)
-	b.ops.PromisedFen.Add(b.promised)
-	b.ops.ReleasedFen.AddInt64(b.released)
+	b.pm.Ops.OutstandingFen.Add(b.outstanding)
+	b.pm.Ops.PromisedFen.Add(b.promised)
+	b.pm.Ops.ReleasedFen.AddInt64(b.released)
 	if len(b.dead) > 0 {
 		at := now.UTC().Format(time.RFC3339Nano)
 		for i := range b.dead {
 			b.dead[i].At = at
 		}
-		b.ops.AddDeadLetters(b.dead)
+		b.pm.Ops.AddDeadLetters(b.dead)
 	}
 	b.reset()
 }

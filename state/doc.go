@@ -158,9 +158,10 @@
 // with a 16 MiB block cache (about a third of the disk and under half the
 // file-backed RSS of uncompressed tables, for 2-4 µs more per Badger
 // read: see tableCompression; Options.Compression turns it off), no
-// conflict detection (one writer per partition). Small memtables bound what Badger's table
-// builders keep under a sustained write load (see defaultMemTableBytes:
-// 64 MiB memtables let them hold 1.8 GiB after 3 M events); they cost
+// conflict detection (one writer per partition). Small memtables bound
+// what Badger's table builders keep under a sustained write load (see
+// defaultMemTableBytes: 64 MiB memtables let them hold 1.8 GiB after 3 M
+// events); they cost
 // bulk write speed, 73 k instead of 124 k users/s in TestFootprint, far
 // above what a daemon commits. Measured with 1 000 000 typical shoppers
 // over 16 partitions and the default cache budget (TestFootprint with
@@ -170,8 +171,9 @@
 // runtime returns free pages; with uncompressed tables 1107-1131 (797-820
 // anonymous, 310 file-backed), peak 1216-1231, and 870-882 (issue 15;
 // the compressed store's higher anonymous peak is the garbage of
-// decompressed blocks, which a memory limit bounds). Without a memory limit the Go GC's headroom takes RSS above the
-// live heap; the daemon sets one (cmd/flashreturnd --memory-limit-mb).
+// decompressed blocks, which a memory limit bounds). Without a memory
+// limit the Go GC's headroom takes RSS above the live heap; the daemon
+// sets one (cmd/flashreturnd --memory-limit-mb).
 //
 // # Durability
 //

@@ -90,11 +90,10 @@ func (c Compression) String() string {
 // ParseCompression reads "snappy" or "none", wrapping ErrInvalidOption
 // otherwise.
 func ParseCompression(s string) (Compression, error) {
-	switch s {
-	case "snappy":
-		return CompressSnappy, nil
-	case "none":
-		return CompressNone, nil
+	for _, c := range []Compression{CompressSnappy, CompressNone} {
+		if s == c.String() {
+			return c, nil
+		}
 	}
 	return 0, fmt.Errorf("%w: table compression %q (want snappy or none)", ErrInvalidOption, s)
 }
@@ -212,22 +211,15 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// compression is the compression of the tables Badger writes.
-func (o *Options) compression() options.CompressionType {
+// tables is the compression of the tables Badger writes and the size of
+// its block cache: none for uncompressed tables, which are read straight
+// from their mmap (a Snappy table written before still gets its own
+// decompression, uncached).
+func (o *Options) tables() (options.CompressionType, int64) {
 	if o.Compression == CompressNone {
-		return options.None
+		return options.None, 0
 	}
-	return tableCompression
-}
-
-// blockCache is the size of Badger's block cache: none for uncompressed
-// tables, which are read straight from their mmap (a Snappy table
-// written before still gets its own decompression, uncached).
-func (o *Options) blockCache() int64 {
-	if o.Compression == CompressNone {
-		return 0
-	}
-	return blockCacheBytes
+	return tableCompression, blockCacheBytes
 }
 
 // withDefaults returns a copy with zero fields set to their defaults.

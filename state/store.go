@@ -94,6 +94,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts = opts.withDefaults()
 	log := opts.Logger.With("component", "state")
+	compression, blockCache := opts.tables()
 	bo := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{l: opts.Logger.With("component", "badger")}).
 		WithSyncWrites(opts.SyncWrites).
@@ -111,8 +112,8 @@ func Open(opts Options) (*Store, error) {
 		// Badger read (see tableCompression). Compression requires
 		// Badger's block cache; it is kept small, since the user cache in
 		// front of it already serves the hot shoppers.
-		WithCompression(opts.compression()).
-		WithBlockCacheSize(opts.blockCache()).
+		WithCompression(compression).
+		WithBlockCacheSize(blockCache).
 		WithIndexCacheSize(0).
 		// One writer per partition and no read-modify-write inside a
 		// transaction: conflict detection would only cost time.
