@@ -118,6 +118,12 @@ func memSize(u *core.User) int64 {
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		strs += int64(len(o.ID)+len(o.MerchantID)+len(o.Category)+len(o.City)) + 4*stringBytes
+		if len(o.Forgotten) > 0 {
+			n += allocBytes(int64(cap(o.Forgotten)) * stringBytes)
+			for _, id := range o.Forgotten {
+				strs += int64(len(id))
+			}
+		}
 	}
 	for i := range u.Requests {
 		r := &u.Requests[i]

@@ -10,6 +10,11 @@ import "slices"
 func (u *User) Clone() *User {
 	c := *u
 	c.Orders = slices.Clone(u.Orders)
+	for i := range c.Orders {
+		// Shared and immutable once written: clipped, an append by
+		// either user copies instead of writing into the other's array.
+		c.Orders[i].Forgotten = slices.Clip(c.Orders[i].Forgotten)
+	}
 	c.Requests = slices.Clone(u.Requests)
 	c.RecentRequests = slices.Clone(u.RecentRequests)
 	c.TrustMarks = slices.Clone(u.TrustMarks)

@@ -101,10 +101,19 @@ func countIn(ts []int64, from, to int64) int64 {
 	return n
 }
 
+// prunedText is a safety check's trace text: empty, or why the rule
+// failed although the count it could make passed.
+func prunedText(whole bool) string {
+	if whole {
+		return ""
+	}
+	return "window reaches past pruned history"
+}
+
 // requested decides a return.requested and records the request.
 func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
-	if u.Request(ev.RequestID) != nil {
-		return out // redelivery: the shopper already has this request
+	if u.Request(ev.RequestID) != nil || u.forgotten(ev.RequestID) {
+		return out // redelivery: the shopper has (or had) this request
 	}
 	p := env.Policy
 	at := ev.At
@@ -209,10 +218,16 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 
 	// Safety rules.
 	c.exposure(u, rq.AmountFen, p.ExposureCapFen)
-	n := countIn(u.RecentRequests, at-int64(p.VelocityWindow), at) + 1
-	c.check(CodeVelocityCap, n <= int64(p.VelocityMax), n, int64(p.VelocityMax), "")
-	bad := countIn(u.TrustMarks, at-int64(p.TrustWindow), at)
-	c.check(CodeTrustFlagged, bad == 0, bad, 0, "")
+	// A window that reaches back past pruned history cannot be counted:
+	// the rule fails safe, and the trace says why (see LateAllowance).
+	from := at - int64(p.VelocityWindow)
+	n := countIn(u.RecentRequests, from, at) + 1
+	whole := u.VelocityPrunedTo <= from
+	c.check(CodeVelocityCap, whole && n <= int64(p.VelocityMax), n, int64(p.VelocityMax), prunedText(whole))
+	from = at - int64(p.TrustWindow)
+	bad := countIn(u.TrustMarks, from, at)
+	whole = u.TrustPrunedTo <= from
+	c.check(CodeTrustFlagged, whole && bad == 0, bad, 0, prunedText(whole))
 
 	// Verdict. A merchant rule may approve what failed fast-track rules
 	// only, and only a request the policy can pay (every approval pays,

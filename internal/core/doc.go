@@ -14,7 +14,8 @@
 //     [Effect.ResolutionID]), so replaying the same events yields the same
 //     effects byte for byte.
 //   - Every return.requested gets exactly one decision, except a
-//     redelivery (a request_id the user still has), which gets none. A
+//     redelivery (a request_id the user has, or had on an order it keeps:
+//     Order.Forgotten), which gets none. A
 //     rejection is a decision, never an error.
 //   - Money safety (domain.md), under any order of events, redelivery or
 //     policy change: per order, refunds minus the clawbacks of refunded
@@ -56,79 +57,12 @@
 // never by re-reading fields: what "in review" or "flagged" means is a
 // rule, and it lives here beside the decisions that apply it.
 //
-// # Decisions
+// # Decisions, money, review and timers
 //
-// A return.requested is checked in three steps, each check recorded in the
-// decision's [Trace] with the values compared ([Check.String]):
-//
-//  1. Rules that reject (order_unknown; amount_exceeds_paid, the
-//     per-order ceiling: what the order already has reserved or refunded
-//     plus this amount at most its paid_fen, "order ceiling 6000 + 4000 <=
-//     paid 10000"; duplicate_request: the order already has an open
-//     request). If any fails the verdict is rejected and lists only these.
-//  2. Fast-track rules, as the policy enables them: kind, credit stars,
-//     reason, 7-day support, delivery and the law window, the amount cap
-//     on the order's paid_fen, excluded categories, the merchant's single
-//     address, covered cities, and merchant_unknown for kinds that send
-//     goods back. An undelivered order, or a request dated before the
-//     sign-off, fails not_delivered alone (the window is not evaluated),
-//     except a return_refund of an unshipped order under a policy with
-//     PreShipmentRefund, which is exempt from both.
-//  3. Safety rules, which merchant rules cannot override: exposure
-//     (outstanding advances, plus advances promised, plus this amount, at
-//     most ExposureCapFen: "exposure 400000 + 400000 promised + 400000 >
-//     500000"), velocity (requests decided in (at-VelocityWindow, at],
-//     this one included, at most VelocityMax), trust (no trust mark, a
-//     bad inspection after an advance or a not_returned close, in
-//     (at-TrustWindow, at]).
-//
-// With no failure the verdict is approved; otherwise review with every
-// failed code, unless no safety rule and not merchant_unknown failed, the
-// policy can pay the kind, and a rule of the order's merchant matches:
-// then approved, naming the rule (the decision's reasons are empty, its
-// trace still shows what failed). An approval of a kind that sends goods
-// back carries the merchant's first return address.
-//
-// The 7-day window counts local calendar days: a request on the sign-off
-// day is day 0 and one up to 24:00 of day WindowDays qualifies. Pickup
-// windows follow [PickupWindow].
-//
-// # Money and the request's life
-//
-// A request is open from its decision until it is rejected, cancelled
-// (return.cancelled before any refund or a replace exchange's handover),
-// resolved rejected, closed by its
-// return deadline, or finished (its inspection came back or, if no goods
-// come back, its refund was sent). An approval fixes the request's terms
-// (Request.PayTrigger, PayAdvance) and reserves its amount on the order;
-// a tracking-triggered advance is promised (User.PromisedFen) until it is
-// paid. The refund is paid once, by its trigger: at approval
-// (pre_shipment for the exempt unshipped order, or the kind's approval
-// rule), on the first logistics.tracking or pickup.done (tracking), or on
-// an ok inspection when nothing was paid before (inspection, never an
-// advance). An inspection releases what the request holds; a bad one
-// after an advance (money, or the goods of a replace exchange) also
-// sends a clawback of the advanced amount (recovered money goes back under
-// the order's ceiling) and marks the shopper; every inspection sends
-// trust feedback with the request policy's penalty.
-//
-// # After review
-//
-// A review is resolved once: by the first person's answer, or approved by
-// timeout when it failed fast-track rules only ([DeadlineApproves]). A
-// reviewed approval advances nothing, and the per-order ceiling applies
-// at it; an approved request whose goods never come back is closed by
-// its return deadline, and what it advanced is clawed back
-// (not_returned). See lifecycle.go.
-//
-// # Timers
-//
-// Each open request has at most one armed timer ([Request.Timer]): the
-// pickup window's end plus the grace (compensation), the review deadline
-// (approval by timeout), the return deadline (close). [NextDeadline]
-// returns a user's earliest; [Fire] fires every timer strictly before the
-// given event time, in deadline order, each once, including timers that a
-// fired timer arms before that time.
+// RULES.md, next to this file, walks through how a return.requested is
+// checked (rules that reject, fast-track rules, safety rules, merchant
+// rules), how a request's money moves from approval to refund, clawback
+// or release, how a review is resolved, and how timers fire ([Fire]).
 //
 // # Bounded state
 //
@@ -136,9 +70,13 @@
 // requests closed more than [Policy.Retention] ago (the longest rule
 // window, at least 90 days), orders that no kept request refers to, that
 // hold no reservation and whose last event is older than
-// [OrderRetention] (400 days), velocity entries and trust marks outside
-// their windows (never less than 24 h and 90 days, whatever the policy),
-// and open requests decided more than [AbandonAfter] (a year) ago.
+// [OrderRetention] (400 days), velocity entries and trust marks older
+// than their windows (never less than 24 h and 90 days, whatever the
+// policy) plus [LateAllowance], and open requests decided more than
+// [AbandonAfter] (a year) ago. What pruning forgets is not lost to the
+// money rules: a pruned request's ID stays on its order, and the latest
+// pruned velocity and trust times stay on the user, so that a redelivery
+// is still one and a window that reaches past them fails safe.
 //
 // Strings the state keeps (IDs, categories, notes) are copied into a
 // per-user slab ([User] own), so that a cached shopper does not pin the
@@ -146,41 +84,7 @@
 //
 // # Choices where the specification is silent
 //
-//   - A second order.paid for a known order is ignored, and so is a
-//     second shipped or delivered time. A delivery implies shipment.
-//   - A return_refund settled by a pre-shipment refund is finished at once:
-//     the goods never left, so no pickup is sent and no inspection awaited.
-//   - Pickups only for approved kinds that send goods back (never for
-//     refund_only); fast-tracked exchanges are pickup-and-replace (the
-//     new item is advanced) unless refunded in money, reviewed ones never.
-//   - Tmall and douyin fast-track return_refund only; should a merchant
-//     rule approve a refund_only there, it is refunded at approval (not an
-//     advance), and an exchange gets no refund. A merchant rule does not
-//     approve a kind the policy pays nothing for (except an exchange).
-//   - Merchant rules compare max_amount_fen with the order's paid_fen (as
-//     the platform cap does); max_days needs a sign-off.
-//   - Exposure counts this request's amount whatever its kind and refund
-//     trigger, as the preset table words it.
-//   - An inspection of a request still in review sends its trust feedback
-//     and is kept; the request stays in review, and its approval settles
-//     it at once (an ok inspection pays the refund, a bad one pays
-//     nothing). A cancellation of a request in review ends it without a
-//     resolution.
-//   - A courier's sign counts as on time when dated at or before the
-//     window's end (a pickup before the window starts counts too).
-//   - The review deadline approves what a merchant rule could approve: no
-//     safety rule failed and the merchant is known (a merchant_unknown
-//     request needs an address, so it waits for a person).
-//   - The resolution of a review names who answered, even when the engine
-//     turns an approval into a rejection (amount_exceeds_paid); the close
-//     by the return deadline is a second resolution with its own ID
-//     (resolution_id and Msg-Id end in ".closed").
-//   - A reviewed approval's return address is the merchant's first, as of
-//     the answer (or the deadline); none when the merchant has none then.
-//   - An abandoned request (open a year) is dropped with its advance still
-//     counted in OutstandingFen: the money was never recovered.
-//   - A redelivery of a request already pruned (90 days after it closed)
-//     is decided again; the order's ceiling remembers what was refunded,
-//     so a refunded request cannot be paid twice that way.
-//   - Review notes are kept up to [MaxNoteBytes].
+// RULES.md also lists what the package does where the specification
+// leaves a question open (redeliveries of pruned requests, late
+// requests, review and inspection corner cases...).
 package core

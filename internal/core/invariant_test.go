@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -178,6 +179,7 @@ func generate(t *testing.T, seed uint64, steps int) *history {
 		orders, requests int
 		reqIDs           []string
 		lastReqAt        int64
+		reqEvents        []Event // every new return.requested, for old redeliveries
 	}
 	g := map[string]*gen{}
 	t0 := parseTime(t, "", "2026-01-01T00:00:00+08:00")
@@ -244,9 +246,24 @@ func generate(t *testing.T, seed uint64, steps int) *history {
 			}
 		case x < 57:
 			ev.Type = EventReturnRequested
-			// A redelivery comes within a day (in production within the
-			// stream's 2-minute duplicate window); one of a request pruned
-			// from state 90 days later would get a second decision.
+			// A redelivery mostly comes within a day (in production within
+			// the stream's 2-minute duplicate window), the same request
+			// with other fields. Some are exact copies of a request of up
+			// to 300 days ago (a replay of the stream), which state may
+			// have pruned; some requests are stored late, dated up to 12
+			// days before the shopper's latest event (past LateAllowance).
+			if n := len(st.reqEvents); n > 0 && r.IntN(25) == 0 {
+				old := st.reqEvents[r.IntN(n)]
+				if old.At > at-int64(300*24*time.Hour) {
+					old.EventID = ev.EventID + "-replayed"
+					h.perUser[u] = append(h.perUser[u], old)
+					continue
+				}
+			}
+			if r.IntN(12) == 0 {
+				ev.At -= r.Int64N(int64(12 * 24 * time.Hour))
+				ev.AtRaw = time.Unix(0, ev.At).UTC().Format(time.RFC3339Nano)
+			}
 			if len(st.reqIDs) > 0 && at-st.lastReqAt < int64(24*time.Hour) && r.IntN(10) == 0 {
 				ev.RequestID = st.reqIDs[len(st.reqIDs)-1]
 			} else {
@@ -301,6 +318,11 @@ func generate(t *testing.T, seed uint64, steps int) *history {
 				h.switchTo[ev.EventID] = len(h.policies) - 1 - r.IntN(2)
 			}
 		}
+		if ev.Type == EventReturnRequested && ev.OrderID != "ox" && !slices.ContainsFunc(st.reqEvents, func(e Event) bool { return e.RequestID == ev.RequestID }) {
+			// Not "ox": a request rejected order_unknown holds no order to
+			// remember it by, and is decided (rejected) again once pruned.
+			st.reqEvents = append(st.reqEvents, ev)
+		}
 		h.perUser[u] = append(h.perUser[u], ev)
 	}
 	return h
@@ -333,6 +355,20 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 	paid := map[string]int64{}     // user/order → paid_fen of the first order.paid
 	refunded := map[string]int64{} // user/order → refunds minus clawbacks of refunded money
 	msgIDs := map[string]bool{}
+	// The full history the safety rules read, never pruned: each
+	// shopper's decided requests' times and every trust mark state has
+	// held. A velocity or trust check that passed must pass on it too.
+	decidedAt := map[string][]int64{}
+	late := map[int64]bool{} // times of requests dated before their shopper's latest event
+	marks := map[string]map[int64]bool{}
+	noteMarks := func(u *User) {
+		if marks[u.ID] == nil {
+			marks[u.ID] = map[int64]bool{}
+		}
+		for _, t := range u.TrustMarks {
+			marks[u.ID][t] = true
+		}
+	}
 	fail := func(i int, format string, args ...any) {
 		t.Helper()
 		t.Fatalf("seed %d, event %d (%+v): %s", seed, i, evs[i], fmt.Sprintf(format, args...))
@@ -467,7 +503,8 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 							fail(i, "deadline %d < clock %d but Fire fired nothing", dl, clock)
 						}
 						observe(i, n)
-						checkState(t, seed, i, u, env.Policy, false)
+						checkState(t, seed, i, u, env.Policy, false, late)
+						noteMarks(u)
 					}
 				}
 			}
@@ -481,7 +518,10 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 			users[ev.UserID] = u
 			order = append(order, ev.UserID)
 		}
-		had := ev.Type == EventReturnRequested && u.Request(ev.RequestID) != nil
+		had := ev.Type == EventReturnRequested && (u.Request(ev.RequestID) != nil || u.forgotten(ev.RequestID))
+		if ev.Type == EventReturnRequested && ev.At < u.MaxAt {
+			late[ev.At] = true
+		}
 		if ev.Type == EventOrderPaid {
 			if _, seen := paid[ev.UserID+"/"+ev.OrderID]; !seen && u.Order(ev.OrderID) == nil {
 				paid[ev.UserID+"/"+ev.OrderID] = ev.PaidFen
@@ -537,6 +577,22 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 		}
 		observe(i, start)
 		if decisions == 1 {
+			p := env.Policy
+			for _, c := range all[start].Trace.List() {
+				switch {
+				case c.Code == CodeVelocityCap && c.Pass:
+					if n := countIn(decidedAt[ev.UserID], ev.At-int64(p.VelocityWindow), ev.At) + 1; n > int64(p.VelocityMax) {
+						fail(i, "velocity_cap passed with %d requests in the window on the full history, max %d", n, p.VelocityMax)
+					}
+				case c.Code == CodeTrustFlagged && c.Pass:
+					for t := range marks[ev.UserID] {
+						if t > ev.At-int64(p.TrustWindow) && t <= ev.At {
+							fail(i, "trust_flagged passed with a trust mark at %d in the window", t)
+						}
+					}
+				}
+			}
+			decidedAt[ev.UserID] = append(decidedAt[ev.UserID], ev.At)
 			if e := &all[start]; e.Verdict == VerdictApproved {
 				// The exposure cap of the policy that approved holds
 				// right after the approval, and the trace compared what
@@ -551,7 +607,8 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 				}
 			}
 		}
-		checkState(t, seed, i, u, env.Policy, true)
+		checkState(t, seed, i, u, env.Policy, true, late)
+		noteMarks(u)
 	}
 	if check {
 		checkEnd(t, seed, users, model, refunded)
@@ -565,7 +622,7 @@ func runInvariants(t *testing.T, seed uint64, evs []Event, h *history, check boo
 // whether Apply has just pruned (Fire does not: a timer that fires late,
 // the partition's clock having been held back by this shopper's event
 // times, may close a request that the next Apply prunes).
-func checkState(t *testing.T, seed uint64, i int, u *User, p *Policy, pruned bool) {
+func checkState(t *testing.T, seed uint64, i int, u *User, p *Policy, pruned bool, late map[int64]bool) {
 	checkQuery(t, u, p)
 	t.Helper()
 	failf := func(format string, args ...any) {
@@ -627,12 +684,14 @@ func checkState(t *testing.T, seed uint64, i int, u *User, p *Policy, pruned boo
 		}
 	}
 	for _, ts := range u.RecentRequests {
-		if ts <= u.MaxAt-int64(p.VelocityWindow) {
+		// A request stored late adds its time after pruning: it goes
+		// when event time next advances.
+		if pruned && ts <= u.MaxAt-int64(max(p.VelocityWindow, DefaultVelocityWindow)+LateAllowance) && !late[ts] {
 			failf("stale velocity entry")
 		}
 	}
 	for _, ts := range u.TrustMarks {
-		if pruned && ts <= u.MaxAt-int64(p.TrustWindow) {
+		if pruned && ts <= u.MaxAt-int64(max(p.TrustWindow, DefaultTrustWindow)+LateAllowance) {
 			failf("stale trust mark")
 		}
 	}

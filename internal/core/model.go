@@ -180,6 +180,12 @@ type Order struct {
 	// a new request's amount may never pass PaidFen.
 	ReservedFen int64
 	RefundedFen int64
+
+	// Forgotten holds the IDs of requests on this order that pruning
+	// dropped (in the order dropped). A return.requested with one of them
+	// is a redelivery, as for a kept request: deciding it again could pay
+	// it again while the order still has room under its ceiling.
+	Forgotten []string
 }
 
 // Request is what the core keeps of one after-sales request.
@@ -270,6 +276,14 @@ type User struct {
 	// closes as not_returned of an advanced request; kept within the trust
 	// window.
 	TrustMarks []int64
+	// VelocityPrunedTo and TrustPrunedTo are the event times of the
+	// latest entries pruning dropped from RecentRequests and TrustMarks
+	// (0: none dropped). A rule window that reaches back to or before one
+	// of them is exact; one that does not (a request stored late, or a
+	// policy with a longer window) cannot know its count, and the rule
+	// fails safe (see [LateAllowance]).
+	VelocityPrunedTo int64
+	TrustPrunedTo    int64
 	// MaxAt is the largest event time applied to this user.
 	MaxAt int64
 
@@ -338,7 +352,9 @@ type Check struct {
 	Held     int64
 	Promised int64
 	// Text is the compared value when it is a string (the order's category
-	// or city); empty otherwise. It shares the order's string (no copy).
+	// or city; it shares the order's string, no copy); for velocity_cap
+	// and trust_flagged, why the rule failed safe (its window reaches past
+	// pruned history, so Got is a lower bound); empty otherwise.
 	Text string
 }
 

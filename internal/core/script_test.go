@@ -436,6 +436,9 @@ func formatUser(u *User, loc *time.Location) string {
 		if o.ReservedFen != 0 || o.RefundedFen != 0 {
 			fmt.Fprintf(&b, " reserved=%d refunded=%d", o.ReservedFen, o.RefundedFen)
 		}
+		if len(o.Forgotten) > 0 {
+			fmt.Fprintf(&b, " forgotten=%s", strings.Join(o.Forgotten, ","))
+		}
 		b.WriteByte('\n')
 	}
 	for _, r := range u.Requests {
@@ -469,6 +472,12 @@ func formatUser(u *User, loc *time.Location) string {
 		b.WriteByte('\n')
 	}
 	fmt.Fprintf(&b, "velocity=%d trust_marks=%d", len(u.RecentRequests), len(u.TrustMarks))
+	if u.VelocityPrunedTo != 0 {
+		fmt.Fprintf(&b, " velocity_pruned_to=%s", fmtTime(u.VelocityPrunedTo, loc))
+	}
+	if u.TrustPrunedTo != 0 {
+		fmt.Fprintf(&b, " trust_pruned_to=%s", fmtTime(u.TrustPrunedTo, loc))
+	}
 	if dl, ok := NextDeadline(u); ok {
 		fmt.Fprintf(&b, " deadline=%s", fmtTime(dl, loc))
 	}

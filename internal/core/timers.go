@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // CompensationReason is the reason of every compensation effect: the
 // courier missed the pickup window.
@@ -144,20 +147,38 @@ const OrderRetention = 400 * 24 * time.Hour
 // while anything is reserved on it).
 const AbandonAfter = 365 * 24 * time.Hour
 
+// LateAllowance is how far behind a shopper's latest event a request may
+// be dated and still see exact velocity and trust windows: entries are
+// kept for their window plus this. A request dated further back, whose
+// window reaches past what was pruned, fails the rule safe (velocity_cap,
+// trust_flagged: a person decides) rather than be judged on a history
+// with holes.
+const LateAllowance = 7 * 24 * time.Hour
+
 // prune drops, relative to u.MaxAt, closed requests closed more than the
 // policy's retention ago, open requests decided more than AbandonAfter
 // ago, orders that no remaining request refers to, that hold no
 // reservation and whose last event is older than OrderRetention, velocity
-// entries and trust marks outside their windows. Order of the kept entries is preserved; nothing is allocated.
+// entries and trust marks older than their windows plus [LateAllowance].
+// A dropped request's ID stays on its order (Order.Forgotten) while the
+// order is kept, and the latest dropped velocity and trust times are
+// kept (VelocityPrunedTo, TrustPrunedTo). Order of the kept entries is
+// preserved; nothing is allocated unless a request is forgotten.
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
 	orders := u.MaxAt - int64(max(OrderRetention, p.Retention()))
 	u.Requests = compact(u.Requests, func(r *Request) bool {
+		keep := r.ClosedAt >= cutoff
 		if r.Status == StatusOpen {
-			return r.At >= abandon
+			keep = r.At >= abandon
 		}
-		return r.ClosedAt >= cutoff
+		if !keep {
+			if o := u.Order(r.OrderID); o != nil {
+				o.Forgotten = append(o.Forgotten, r.ID)
+			}
+		}
+		return keep
 	})
 	// After the requests: an order is kept while a kept request refers to it.
 	u.Orders = compact(u.Orders, func(o *Order) bool {
@@ -167,10 +188,21 @@ func prune(u *User, p *Policy) {
 	// (24 h, 90 days) at least, whatever the policy in force: a policy
 	// with shorter ones must not forget what the next policy's rules
 	// read (a reload "changes later decisions only").
-	velocity := u.MaxAt - int64(max(p.VelocityWindow, DefaultVelocityWindow))
-	trust := u.MaxAt - int64(max(p.TrustWindow, DefaultTrustWindow))
-	u.RecentRequests = compact(u.RecentRequests, func(t *int64) bool { return *t > velocity })
-	u.TrustMarks = compact(u.TrustMarks, func(t *int64) bool { return *t > trust })
+	velocity := u.MaxAt - int64(max(p.VelocityWindow, DefaultVelocityWindow)+LateAllowance)
+	trust := u.MaxAt - int64(max(p.TrustWindow, DefaultTrustWindow)+LateAllowance)
+	u.RecentRequests = pruneTimes(u.RecentRequests, velocity, &u.VelocityPrunedTo)
+	u.TrustMarks = pruneTimes(u.TrustMarks, trust, &u.TrustPrunedTo)
+}
+
+// pruneTimes drops the times at or before cutoff, raising *dropped to the
+// latest of them.
+func pruneTimes(ts []int64, cutoff int64, dropped *int64) []int64 {
+	return compact(ts, func(t *int64) bool {
+		if *t <= cutoff {
+			*dropped = max(*dropped, *t)
+		}
+		return *t > cutoff
+	})
 }
 
 // compact keeps the elements of s for which keep holds, in order and in
@@ -191,6 +223,17 @@ func compact[T any](s []T, keep func(*T) bool) []T {
 	}
 	clear(s[n:])
 	return s[:n]
+}
+
+// forgotten reports whether pruning dropped a request with this ID from
+// one of u's kept orders.
+func (u *User) forgotten(requestID string) bool {
+	for i := range u.Orders {
+		if slices.Contains(u.Orders[i].Forgotten, requestID) {
+			return true
+		}
+	}
+	return false
 }
 
 // referenced reports whether a request of u refers to the order.

@@ -42,12 +42,31 @@
 // booleans in bit sets. A request's policy is stored as its version: each
 // distinct version once per user (8 bytes), each request an index into
 // that list. A typical shopper (3 orders, 1 request approved by tmall, its
-// advance promised) takes 279 bytes (243 in version 1). Decoders
-// read every version up to theirs; adding a field to core.User, Order or
-// Request is a new version (see user.go); TestCodecCoversAllFields fails
-// until the codec knows every field, and testdata/user_v1.golden and
-// user_v2.golden pin versions 1 and 2 (recordtest.AppendUserV1, a frozen version-1
-// encoder, still writes the former byte for byte).
+// advance promised) takes 284 bytes (279 in version 2, 243 in version 1).
+// Decoders read every version up to theirs; adding a field to core.User,
+// Order or Request is a new version (see user.go);
+// TestCodecCoversAllFields fails until the codec knows every field, and
+// testdata/user_v1.golden, user_v2.golden and user_v3.golden pin versions
+// 1 to 3 (recordtest.AppendUserV1, a frozen version-1 encoder, still
+// writes the first byte for byte; the version-2 file is its own
+// reference).
+//
+// # Versions 1 and 2
+//
+// Version 3 added what pruning forgets but the money rules still need:
+// the IDs of pruned requests on their orders (Order.Forgotten) and the
+// latest pruned velocity and trust times (User.VelocityPrunedTo,
+// TrustPrunedTo). An older record did not keep them:
+//
+//   - Order.Forgotten stays empty. Limit: a request pruned before the
+//     upgrade and then redelivered is decided again (the per-order
+//     ceiling still counts what it was refunded).
+//   - VelocityPrunedTo and TrustPrunedTo are MaxAt minus the spec's 24 h
+//     and 90 days: as far back as those windows, the older release may
+//     have pruned anything. So a request dated before the shopper's last
+//     event at the upgrade, whose window reaches past that, fails
+//     velocity_cap or trust_flagged safe rather than be judged on a
+//     history with holes; later requests are not affected.
 //
 // # Version 1
 //

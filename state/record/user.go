@@ -24,7 +24,8 @@ import (
 const (
 	UserV1      = 1
 	userV2      = 2      // issue 14: money safety, review lifecycle, request policies
-	UserVersion = userV2 // version written by AppendUser
+	userV3      = 3      // pruned requests' IDs on their orders, pruned velocity and trust times
+	UserVersion = userV3 // version written by AppendUser
 
 	metaV1   = 1
 	outboxV1 = 1
@@ -91,11 +92,11 @@ const maxDictStack = 4
 
 // AppendUser appends the current-version encoding of u to dst.
 //
-// Layout (version 2); s = uvarint length + bytes, v = zig-zag varint,
+// Layout (version 3); s = uvarint length + bytes, v = zig-zag varint,
 // uv = uvarint, b = one byte, t = time relative to MaxAt (appendTime),
-// tA = time relative to the request's At. Fields marked [v2] are new in
-// version 2; version 1 is the same without them (and with BadInspections
-// where TrustMarks is):
+// tA = time relative to the request's At. Fields marked [v2] and [v3] are
+// new in that version; version 1 is the same without them (and with
+// BadInspections where TrustMarks is):
 //
 //	b version | s ID | v Stars | v OutstandingFen | v MaxAt
 //	  [v2] v PromisedFen | uv len(dict), each: b tag, then 8 bytes (tag 1:
@@ -104,6 +105,7 @@ const maxDictStack = 4
 //	  v PaidFen, b flags(SevenDay, FreightInsurance), t PaidAt, t ShippedAt,
 //	  t DeliveredAt
 //	  [v2] t LastAt, v ReservedFen, v RefundedFen
+//	  [v3] uv len(Forgotten), each s
 //	uv len(Requests), each: s ID, s OrderID, b Kind, b Reason, t At,
 //	  v AmountFen, b Status, b Verdict, uv Reasons, s MerchantRule,
 //	  uv MerchantRevision, b RefundTrigger, b flags(RefundSent, RefundAdvance,
@@ -115,6 +117,7 @@ const maxDictStack = 4
 //	  ClawbackSent, TrustSent, resolved), tA ApprovedAt, and when resolved:
 //	  b Resolution, b ResolvedBy, tA ResolvedAt, uv ResolveCodes, s Note
 //	uv len(RecentRequests), each t | uv len(TrustMarks), each t
+//	[v3] t VelocityPrunedTo, t TrustPrunedTo
 //
 // A request's policy is stored as its version, once per user in the
 // dictionary; DecodeUser resolves it through the partition's policy table.
@@ -169,6 +172,10 @@ func AppendUser(dst []byte, u *core.User) []byte {
 		dst = appendTime(dst, base, o.LastAt)
 		dst = binary.AppendVarint(dst, o.ReservedFen)
 		dst = binary.AppendVarint(dst, o.RefundedFen)
+		dst = binary.AppendUvarint(dst, uint64(len(o.Forgotten)))
+		for _, id := range o.Forgotten {
+			dst = appendString(dst, id)
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(u.Requests)))
 	for i := range u.Requests {
@@ -217,7 +224,8 @@ func AppendUser(dst []byte, u *core.User) []byte {
 	for _, t := range u.TrustMarks {
 		dst = appendTime(dst, base, t)
 	}
-	return dst
+	dst = appendTime(dst, base, u.VelocityPrunedTo)
+	return appendTime(dst, base, u.TrustPrunedTo)
 }
 
 // dictIndex returns 1 + the index of p's version in dict, or 0. Policies
@@ -238,8 +246,8 @@ func dictIndex(dict []*core.Policy, p *core.Policy) int {
 const (
 	maxVarint    = binary.MaxVarintLen64
 	maxTime      = 1 + maxVarint
-	userFixedMax = 1 + 4*maxVarint + 5*maxVarint
-	orderMax     = 1 + maxVarint + 1 + 4*maxTime + 2*maxVarint
+	userFixedMax = 1 + 4*maxVarint + 5*maxVarint + 2*maxTime
+	orderMax     = 1 + maxVarint + 1 + 4*maxTime + 2*maxVarint + maxVarint
 	requestMax   = 2 + maxTime + maxVarint + 2 + maxVarint + maxVarint + 1 + 1 + maxTime + 1 + 3*maxTime + 1 +
 		maxVarint + 1 + 1 + maxTime + 2 + maxTime + maxVarint
 )
@@ -251,6 +259,9 @@ func EncodedSizeBound(u *core.User) int {
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		n += orderMax + strBound(o.ID) + strBound(o.MerchantID) + strBound(o.Category) + strBound(o.City)
+		for _, id := range o.Forgotten {
+			n += strBound(id)
+		}
 	}
 	for i := range u.Requests {
 		r := &u.Requests[i]
@@ -332,6 +343,9 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 	if v >= userV2 {
 		orderMin, requestMin = 13, 23
 	}
+	if v >= userV3 {
+		orderMin++
+	}
 	if n := d.count(orderMin); n > 0 {
 		u.Orders = make([]core.Order, n)
 		for i := range u.Orders {
@@ -352,6 +366,14 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 				o.LastAt = d.time(base)
 				o.ReservedFen = d.varint()
 				o.RefundedFen = d.varint()
+			}
+			if v >= userV3 {
+				if n := d.count(1); n > 0 {
+					o.Forgotten = make([]string, n)
+					for j := range o.Forgotten {
+						o.Forgotten[j] = d.string()
+					}
+				}
 			}
 		}
 	}
@@ -422,6 +444,16 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 	}
 	u.RecentRequests = d.times(base)
 	u.TrustMarks = d.times(base)
+	if v >= userV3 {
+		u.VelocityPrunedTo = d.time(base)
+		u.TrustPrunedTo = d.time(base)
+	} else if u.MaxAt != 0 {
+		// Versions 1 and 2 did not record what pruning dropped: as far
+		// back as their windows, it may have dropped anything. A late
+		// request reaching back past that fails its rule safe.
+		u.VelocityPrunedTo = u.MaxAt - int64(core.DefaultVelocityWindow)
+		u.TrustPrunedTo = u.MaxAt - int64(core.DefaultTrustWindow)
+	}
 	if d.err != nil {
 		return nil, d.err
 	}

@@ -119,9 +119,21 @@ func FullUserV1() *core.User {
 }
 
 // FullUser sets every field of the current version to a non-zero value:
-// the subject of testdata/user_v2.golden. Its requests follow two
-// policies (tmall, jd), one of them twice.
+// the subject of testdata/user_v3.golden. It is FullUserV2 with version
+// 3's fields: pruned requests' IDs on an order, pruned velocity and trust
+// times.
 func FullUser() *core.User {
+	u := FullUserV2()
+	u.Orders[0].Forgotten = []string{"r0", "再见"}
+	u.VelocityPrunedTo = T0 - 8*86400e9
+	u.TrustPrunedTo = T0 - 97*86400e9
+	return u
+}
+
+// FullUserV2 sets every field of version 2 to a non-zero value: the
+// subject of testdata/user_v2.golden. Its requests follow two policies
+// (tmall, jd), one of them twice.
+func FullUserV2() *core.User {
 	u := FullUserV1()
 	u.PromisedFen = 5000
 	o := &u.Orders[0]

@@ -1,0 +1,184 @@
+package core
+
+import (
+	"testing"
+	"time"
+)
+
+func atPlus(f *fixture, base int64, d time.Duration) string {
+	return time.Unix(0, base+int64(d)).In(f.env.Loc).Format(time.RFC3339Nano)
+}
+
+func countEffects(out []Effect, k EffectKind) (n int, fen int64) {
+	for i := range out {
+		if out[i].Kind == k {
+			n++
+			fen += out[i].AmountFen
+		}
+	}
+	return
+}
+
+// domain.md, velocity: "a request that has 5 or more requests of the same
+// shopper in the 24 hours before it (strictly later than its own at minus
+// 24 h ...) fails velocity_cap. Requests 1 to 5 pass, the 6th fails."
+// A 6th request stored 52 minutes late, after another event of the same
+// shopper moved MaxAt forward, must still see the five (found in review:
+// prune dropped them relative to MaxAt, and jd paid the 6th at once).
+func TestLateRequestSeesVelocityHistory(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	base := parseTime(t, "", "2026-11-12T10:00:00+08:00")
+	for i := range 6 {
+		id := string(rune('a' + i))
+		f.order("2026-11-01T10:00:00+08:00", id, "paid=1000")
+		f.apply("2026-11-11T15:00:00+08:00 order.delivered order=" + id)
+	}
+	for i := range 5 {
+		id := string(rune('a' + i))
+		d := f.decision(atPlus(f, base, time.Duration(10*(i+1))*time.Minute) + " return.requested req=r" + id + " order=" + id + " kind=refund_only reason=quality")
+		if d.Verdict != VerdictApproved {
+			t.Fatalf("request %d: %s %v", i+1, d.Verdict, d.Reasons.AppendStrings(nil))
+		}
+	}
+	// Another publisher of the same shopper is on time ...
+	f.apply(atPlus(f, base, 24*time.Hour+51*time.Minute) + " credit.updated stars=5")
+	// ... the 6th request, dated 23h59m after base, arrives 52 min late.
+	// Five requests (base+10m..base+50m) are in (at-24h, at]: it must fail.
+	out := f.apply(atPlus(f, base, 23*time.Hour+59*time.Minute) + " return.requested req=rf order=f kind=refund_only reason=quality")
+	d := &out[0]
+	if d.Verdict != VerdictReview || !d.Reasons.Has(CodeVelocityCap) {
+		n, fen := countEffects(out, EffectRefund)
+		t.Fatalf("6th request in 24 h: got %s %v (refunds %d, %d fen); spec: review with velocity_cap, no refund",
+			d.Verdict, d.Reasons.AppendStrings(nil), n, fen)
+	}
+}
+
+// domain.md, trust: "a shopper with a bad inspection (...) after an
+// advance (money or goods) in the last 90 days ... fails trust_flagged."
+// A request dated inside the 90 days but stored about an hour after
+// another event of the shopper passed them must still see the mark (found
+// in review: prune dropped it, and jd advanced the refund).
+func TestLateRequestSeesTrustMarks(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	f.order("2026-01-01T10:00:00+08:00", "o1", "paid=5000")
+	f.apply("2026-01-02T10:00:00+08:00 order.delivered order=o1")
+	d := f.decision("2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=return_refund reason=quality")
+	if d.Verdict != VerdictApproved {
+		t.Fatalf("r1: %s %v", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+	f.apply("2026-01-04T10:00:00+08:00 logistics.tracking req=r1 no=SF1")
+	bad := parseTime(t, "", "2026-01-05T10:00:00+08:00")
+	out := f.apply(atPlus(f, bad, 0) + " inspection.result req=r1 outcome=empty_box")
+	if n, _ := countEffects(out, EffectClawback); n != 1 {
+		t.Fatalf("bad inspection after advance: clawbacks %d", n)
+	}
+	f.order(atPlus(f, bad, 80*24*time.Hour), "o2", "paid=5000")
+	f.apply(atPlus(f, bad, 85*24*time.Hour) + " order.delivered order=o2")
+	f.apply(atPlus(f, bad, 90*24*time.Hour+time.Minute) + " credit.updated stars=5")
+	// Dated 1 h before the 90 days end: the bad inspection is in
+	// (at-90d, at], the shopper must fail trust_flagged.
+	out = f.apply(atPlus(f, bad, 90*24*time.Hour-time.Hour) + " return.requested req=r2 order=o2 kind=return_refund reason=quality")
+	d = &out[0]
+	if d.Verdict != VerdictReview || !d.Reasons.Has(CodeTrustFlagged) {
+		n, fen := countEffects(out, EffectRefund)
+		t.Fatalf("request 89d23h after an empty_box: got %s %v (refunds %d, %d fen); spec: review with trust_flagged, no advance",
+			d.Verdict, d.Reasons.AppendStrings(nil), n, fen)
+	}
+}
+
+// domain.md: "A return.requested whose request_id the shopper already has
+// is a redelivery: no new output"; Money safety: an approved request gets
+// "exactly one refund"; contract.md: "A refund is emitted at most once per
+// request". 90 days after a refund_only finished, prune forgets it; a
+// redelivery (a replay of the stream, a republish) must still be one
+// (found in review: it was decided again and, through the review deadline
+// already past, refunded a second time).
+func TestRedeliveryOfPrunedRequestIsIgnored(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	f.order("2026-01-01T10:00:00+08:00", "o1", "paid=10000")
+	f.apply("2026-01-02T10:00:00+08:00 order.delivered order=o1")
+	req := "2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=other amount=4000"
+	d := f.decision(req)
+	if d.Verdict != VerdictReview {
+		t.Fatalf("r1: %s", d.Verdict)
+	}
+	var all []Effect
+	// Merchant silent: approved by timeout, refunded 4000 at once.
+	all = append(all, f.apply("2026-01-07T10:00:00+08:00 credit.updated stars=5")...)
+	if n, fen := countEffects(all, EffectRefund); n != 1 || fen != 4000 {
+		t.Fatalf("first refund: %d, %d fen", n, fen)
+	}
+	all = append(all, f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5")...)
+	// The same return.requested again.
+	re := f.apply(req)
+	all = append(all, re...)
+	all = Fire(&f.u, parseTime(t, "", "2026-05-01T10:00:01+08:00"), &f.env, all)
+	if n, fen := countEffects(all, EffectRefund); n != 1 || len(re) != 0 {
+		t.Fatalf("request r1 redelivered: %d new effects, refunds for r1 %d totalling %d fen; spec: no new output, one refund of 4000", len(re), n, fen)
+	}
+}
+
+// Past LateAllowance the windows cannot be counted once history was
+// pruned: a request dated 10 days before the shopper's latest event, whose
+// 24 hours reach back past a pruned velocity entry, fails velocity_cap
+// safe (review, no money), and the trace says why. One whose window lies
+// after everything pruned is judged on the count.
+func TestLateRequestPastAllowanceFailsSafe(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	base := parseTime(t, "", "2026-03-01T10:00:00+08:00")
+	for _, id := range []string{"a", "b", "c"} {
+		f.order("2026-02-26T10:00:00+08:00", id, "paid=1000")
+		f.apply("2026-02-27T10:00:00+08:00 order.delivered order=" + id)
+	}
+	if d := f.decision(atPlus(f, base, 0) + " return.requested req=ra order=a kind=refund_only reason=quality"); d.Verdict != VerdictApproved {
+		t.Fatalf("ra: %s %v", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+	// 20 days on: ra's velocity entry (older than 24 h + LateAllowance) is pruned.
+	f.apply(atPlus(f, base, 20*24*time.Hour) + " credit.updated stars=5")
+	if f.u.VelocityPrunedTo != base || len(f.u.RecentRequests) != 0 {
+		t.Fatalf("velocity entries %v, pruned to %d; want none kept, pruned to %d", f.u.RecentRequests, f.u.VelocityPrunedTo, base)
+	}
+	// Dated 12 h after ra, stored 19.5 days late: ra is in its window.
+	out := f.apply(atPlus(f, base, 12*time.Hour) + " return.requested req=rb order=b kind=refund_only reason=quality")
+	d := &out[0]
+	if d.Verdict != VerdictReview || d.Reasons != CodeSet(0).With(CodeVelocityCap) {
+		t.Fatalf("rb: %s %v, want review velocity_cap", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+	if n, _ := countEffects(out, EffectRefund); n != 0 {
+		t.Fatalf("rb refunded %d times", n)
+	}
+	var text string
+	for _, c := range d.Trace.List() {
+		if c.Code == CodeVelocityCap {
+			text = c.String()
+		}
+	}
+	if want := "requests in window at least 1, max 5: window reaches past pruned history"; text != want {
+		t.Fatalf("velocity check %q, want %q", text, want)
+	}
+	// Dated 2 days after ra, stored 18 days late: nothing pruned lies in
+	// its 24 hours, so the count (rb only) decides, and it passes.
+	if d := f.decision(atPlus(f, base, 48*time.Hour) + " return.requested req=rc order=c kind=refund_only reason=quality"); d.Verdict != VerdictApproved {
+		t.Fatalf("rc: %s %v, want approved", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+}
+
+// A policy whose trust window is longer than what was kept cannot see the
+// older marks either: the shopper fails trust_flagged safe until the
+// window has passed them.
+func TestTrustWindowPastPrunedMarksFailsSafe(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	u := &f.u
+	u.ID = "u1"
+	u.TrustPrunedTo = parseTime(t, "", "2026-01-01T10:00:00+08:00")
+	u.MaxAt = u.TrustPrunedTo + int64(100*24*time.Hour)
+	long := *f.env.Policy
+	long.TrustWindow = 120 * 24 * time.Hour
+	f.env.Policy = &long
+	f.order(atPlus(f, u.MaxAt, 0), "o1", "paid=1000")
+	f.apply(atPlus(f, u.MaxAt, time.Hour) + " order.delivered order=o1")
+	d := f.decision(atPlus(f, u.MaxAt, 2*time.Hour) + " return.requested req=r1 order=o1 kind=refund_only reason=quality")
+	if d.Verdict != VerdictReview || !d.Reasons.Has(CodeTrustFlagged) {
+		t.Fatalf("r1: %s %v, want review trust_flagged", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+}
