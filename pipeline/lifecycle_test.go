@@ -353,3 +353,31 @@ func mustPreset(t *testing.T, name string) *core.Policy {
 	}
 	return p
 }
+
+// TestDeadLettersLeaveNoShopper: a shopper known only from dead-lettered
+// events (an unknown order, an unknown request, a subject whose kind
+// token is not a kind) stays unknown to the query API (404: a dead letter
+// changes no state), and every dead letter names the subject the event
+// was published to, unknown kind included.
+func TestDeadLettersLeaveNoShopper(t *testing.T) {
+	h := startHarness(t, "tmall-fast-return", nil)
+	h.pub("order", "ghost", "order.shipped", "2026-11-11T16:00:00+08:00", map[string]any{"order_id": "nope"})
+	h.pub("review", "ghost", "review.rejected", "2026-11-11T16:01:00+08:00", map[string]any{"request_id": "nope", "by": "merchant"})
+	h.pub("foo", "ghost", "order.shipped", "2026-11-11T16:02:00+08:00", map[string]any{"order_id": "nope"})
+	h.waitFor("three dead letters", func() bool { return len(h.out("fr.dlq.")) >= 3 })
+	want := map[string]string{"unknown_order": "fr.in.order.ghost", "unknown_request": "fr.in.review.ghost", "subject_mismatch": "fr.in.foo.ghost"}
+	for _, o := range h.out("fr.dlq.") {
+		r := fmt.Sprint(o.Data["reason"])
+		if o.Data["subject"] != want[r] {
+			t.Errorf("%s names subject %v, want %s (error %v)", r, o.Data["subject"], want[r], o.Data["error"])
+		}
+		delete(want, r)
+	}
+	if len(want) != 0 {
+		t.Fatalf("dead letters missing: %v", want)
+	}
+	var uv httpapi.UserView
+	if code := h.getJSON("/v1/users/ghost", &uv); code != http.StatusNotFound {
+		t.Fatalf("GET /v1/users/ghost after dead letters only: %d %+v, want 404", code, uv)
+	}
+}

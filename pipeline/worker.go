@@ -652,7 +652,7 @@ func (w *worker) applyOne(m jetstream.Msg, seq uint64, env *core.Env, now time.T
 	start := time.Now()
 	_, kind, user, ok := wire.ParseSubject(m.Subject())
 	if !ok {
-		w.deadLetter(wire.ReasonSubjectMismatch, "subject "+strconv.Quote(m.Subject())+" is not fr.p.<p>.<kind>.<user_id>", m.Subject(), seq, m.Data(), now)
+		w.deadLetter(wire.ReasonSubjectMismatch, "subject "+strconv.Quote(wire.PublishedSubject(m.Subject()))+" is not fr.in.<kind>.<user_id> with a known kind", m.Subject(), seq, m.Data(), now)
 		return ""
 	}
 	ev := &w.ev

@@ -226,15 +226,24 @@ var dlqSubjects = func() (s [len(Reasons)]string) {
 }()
 
 // PublishedSubject returns the subject an inbound message was published
-// to: fr.in.<kind>.<user_id> for a message stored under its partitioned
-// form fr.p.<p>.<kind>.<user_id> (the daemon's inbound layouts), subj
-// itself for anything else. Dead letters name it, whatever the layout.
+// to: fr.in.<rest> for a message stored under its partitioned form
+// fr.p.<p>.<rest> (the daemon's inbound layouts map fr.in.<kind>.<user_id>
+// there, whatever the kind token: an unknown one is dead-lettered under
+// the subject it came in on), subj itself for anything else. Dead letters
+// name it, whatever the layout.
 func PublishedSubject(subj string) string {
-	part, kind, user, ok := ParseSubject(subj)
-	if !ok || part < 0 {
+	if !hasPrefix(subj, PartPrefix) {
 		return subj
 	}
-	return InSubject(kind, user)
+	rest := subj[len(PartPrefix):]
+	i := indexDot(rest)
+	if i <= 0 || i == len(rest)-1 {
+		return subj
+	}
+	if _, ok := parseSmallUint(rest[:i]); !ok {
+		return subj
+	}
+	return InPrefix + rest[i+1:]
 }
 
 // DLQSubject returns fr.dlq.<reason>; it does not allocate for the

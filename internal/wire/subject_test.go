@@ -189,6 +189,10 @@ func TestPublishedSubject(t *testing.T) {
 		"fr.in.order.u1":        "fr.in.order.u1",
 		"fr.merchant.m1":        "fr.merchant.m1",
 		"fr.p.x.order.u1":       "fr.p.x.order.u1", // not a partitioned subject: as is
+		"fr.p.6.foo.u2":         "fr.in.foo.u2",    // an unknown kind: still where it came in
+		"fr.p.6.ORDER.u2":       "fr.in.ORDER.u2",
+		"fr.p.6.":               "fr.p.6.",
+		"fr.p.6":                "fr.p.6",
 		"something.else.entire": "something.else.entire",
 	} {
 		if got := PublishedSubject(in); got != want {

@@ -144,8 +144,12 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 	if shadowFx != nil {
 		s.Shadow.observe(s.effects, shadowFx)
 	}
-	s.St.MarkDirty(u)
-	s.rearm(u)
+	// A dead-lettered event changed nothing (core.Apply's contract): a
+	// shopper known only from dead letters stays unknown, uncommitted.
+	if len(s.effects) != 1 || s.effects[0].Kind != core.EffectDeadLetter {
+		s.St.MarkDirty(u)
+		s.rearm(u)
+	}
 	for i := range s.effects {
 		s.Emit(&s.effects[i], env)
 	}
