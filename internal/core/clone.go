@@ -11,9 +11,8 @@ func (u *User) Clone() *User {
 	c := *u
 	c.Orders = slices.Clone(u.Orders)
 	for i := range c.Orders {
-		// Shared and immutable once written: clipped, an append by
-		// either user copies instead of writing into the other's array.
-		c.Orders[i].Forgotten = slices.Clip(c.Orders[i].Forgotten)
+		// Copied: Order.forget shifts a full list in place.
+		c.Orders[i].Forgotten = slices.Clone(c.Orders[i].Forgotten)
 	}
 	c.Requests = slices.Clone(u.Requests)
 	c.RecentRequests = slices.Clone(u.RecentRequests)

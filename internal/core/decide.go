@@ -101,19 +101,20 @@ func countIn(ts []int64, from, to int64) int64 {
 	return n
 }
 
-// prunedText is a safety check's trace text: empty, or why the rule
-// failed although the count it could make passed.
-func prunedText(whole bool) string {
-	if whole {
-		return ""
-	}
-	return "window reaches past pruned history"
-}
+// prunedText is a safety check's trace text, by b2i(window not whole).
+var prunedText = [2]string{"", "window reaches past pruned history"}
 
 // requested decides a return.requested and records the request.
 func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
-	if u.Request(ev.RequestID) != nil || u.forgotten(ev.RequestID) {
-		return out // redelivery: the shopper has (or had) this request
+	if r := u.Request(ev.RequestID); r != nil {
+		// Naming another order: remembered there too, for a replay.
+		if o := u.Order(ev.OrderID); o != nil && r.OrderID != o.ID {
+			o.forget(r.ID)
+		}
+		return out // redelivery: the shopper has this request
+	}
+	if u.forgotten(ev.RequestID) {
+		return out // redelivery of a request pruned from state
 	}
 	p := env.Policy
 	at := ev.At
@@ -223,11 +224,11 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	from := at - int64(p.VelocityWindow)
 	n := countIn(u.RecentRequests, from, at) + 1
 	whole := u.VelocityPrunedTo <= from
-	c.check(CodeVelocityCap, whole && n <= int64(p.VelocityMax), n, int64(p.VelocityMax), prunedText(whole))
+	c.check(CodeVelocityCap, whole && n <= int64(p.VelocityMax), n, int64(p.VelocityMax), prunedText[b2i(!whole)])
 	from = at - int64(p.TrustWindow)
 	bad := countIn(u.TrustMarks, from, at)
 	whole = u.TrustPrunedTo <= from
-	c.check(CodeTrustFlagged, whole && bad == 0, bad, 0, prunedText(whole))
+	c.check(CodeTrustFlagged, whole && bad == 0, bad, 0, prunedText[b2i(!whole)])
 
 	// Verdict. A merchant rule may approve what failed fast-track rules
 	// only, and only a request the policy can pay (every approval pays,

@@ -73,10 +73,8 @@
 // [OrderRetention] (400 days), velocity entries and trust marks older
 // than their windows (never less than 24 h and 90 days, whatever the
 // policy) plus [LateAllowance], and open requests decided more than
-// [AbandonAfter] (a year) ago. What pruning forgets is not lost to the
-// money rules: a pruned request's ID stays on its order, and the latest
-// pruned velocity and trust times stay on the user, so that a redelivery
-// is still one and a window that reaches past them fails safe.
+// [AbandonAfter] (a year) ago. A pruned request's ID stays on its order
+// and the latest pruned times on the user, for the money rules.
 //
 // Strings the state keeps (IDs, categories, notes) are copied into a
 // per-user slab ([User] own), so that a cached shopper does not pin the

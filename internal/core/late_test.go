@@ -1,6 +1,7 @@
 package core
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -180,5 +181,59 @@ func TestTrustWindowPastPrunedMarksFailsSafe(t *testing.T) {
 	d := f.decision(atPlus(f, u.MaxAt, 2*time.Hour) + " return.requested req=r1 order=o1 kind=refund_only reason=quality")
 	if d.Verdict != VerdictReview || !d.Reasons.Has(CodeTrustFlagged) {
 		t.Fatalf("r1: %s %v, want review trust_flagged", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+}
+
+// A request first rejected order_unknown, then redelivered naming a real
+// order (a redelivery: no output), then that redelivery replayed after
+// pruning: still a redelivery (found in review: it was decided afresh and
+// refunded 10000 fen).
+func TestRedeliveryNamingAnotherOrderAfterPrune(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	f.order("2026-01-01T10:00:00+08:00", "o1", "paid=10000")
+	f.apply("2026-01-02T10:00:00+08:00 order.delivered order=o1")
+	if d := f.decision("2026-01-03T10:00:00+08:00 return.requested req=r1 order=ox kind=refund_only reason=quality"); d.Verdict != VerdictRejected {
+		t.Fatalf("r1 on ox: %s", d.Verdict)
+	}
+	again := "2026-01-05T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=quality"
+	if out := f.apply(again); len(out) != 0 {
+		t.Fatalf("redelivery of r1 gave %d effects", len(out))
+	}
+	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5") // r1 pruned
+	if f.u.Request("r1") != nil {
+		t.Fatal("r1 not pruned")
+	}
+	if out := f.apply(again); len(out) != 0 {
+		n, fen := countEffects(out, EffectRefund)
+		t.Fatalf("replayed redelivery of r1: %d effects, %d refunds, %d fen; want none", len(out), n, fen)
+	}
+}
+
+// Order.Forgotten keeps at most MaxForgotten IDs, the newest, each once.
+func TestForgottenIsBounded(t *testing.T) {
+	var o Order
+	for i := range MaxForgotten + 10 {
+		o.forget("r" + strconv.Itoa(i))
+		o.forget("r" + strconv.Itoa(i))
+	}
+	if len(o.Forgotten) != MaxForgotten || o.Forgotten[0] != "r10" || o.Forgotten[MaxForgotten-1] != "r"+strconv.Itoa(MaxForgotten+9) {
+		t.Fatalf("forgotten %d, first %s, last %s", len(o.Forgotten), o.Forgotten[0], o.Forgotten[len(o.Forgotten)-1])
+	}
+}
+
+// The query API's "flagged" is the decision's test: a trust window that
+// reaches back past pruned marks flags the shopper (fails safe).
+func TestTrustFlaggedPastPrunedMarks(t *testing.T) {
+	p, _ := Preset(PresetJD)
+	at := int64(200 * 24 * time.Hour)
+	u := &User{ID: "u1", MaxAt: at, TrustPrunedTo: at - int64(80*24*time.Hour)}
+	if !u.TrustFlagged(at, p) {
+		t.Fatal("a mark pruned 80 days ago is inside the 90-day window: flagged")
+	}
+	if _, flagged := u.Trust(p); !flagged {
+		t.Fatal("Trust: not flagged")
+	}
+	if u.TrustFlagged(at+int64(11*24*time.Hour), p) {
+		t.Fatal("91 days after the pruned mark: not flagged")
 	}
 }

@@ -182,9 +182,10 @@ type Order struct {
 	RefundedFen int64
 
 	// Forgotten holds the IDs of requests on this order that pruning
-	// dropped (in the order dropped). A return.requested with one of them
-	// is a redelivery, as for a kept request: deciding it again could pay
-	// it again while the order still has room under its ceiling.
+	// dropped, and of kept requests of another order redelivered naming
+	// this one (at most [MaxForgotten], oldest first). A return.requested
+	// with one of them is a redelivery, as for a kept request: deciding it
+	// again could pay it again while the order still has room.
 	Forgotten []string
 }
 
@@ -276,12 +277,9 @@ type User struct {
 	// closes as not_returned of an advanced request; kept within the trust
 	// window.
 	TrustMarks []int64
-	// VelocityPrunedTo and TrustPrunedTo are the event times of the
-	// latest entries pruning dropped from RecentRequests and TrustMarks
-	// (0: none dropped). A rule window that reaches back to or before one
-	// of them is exact; one that does not (a request stored late, or a
-	// policy with a longer window) cannot know its count, and the rule
-	// fails safe (see [LateAllowance]).
+	// VelocityPrunedTo and TrustPrunedTo: the latest times pruned from
+	// RecentRequests and TrustMarks (0: none). A rule window starting
+	// before one of them cannot be counted: the rule fails safe.
 	VelocityPrunedTo int64
 	TrustPrunedTo    int64
 	// MaxAt is the largest event time applied to this user.

@@ -66,9 +66,18 @@ func (r *Request) Effects(userID string) []EffectRef {
 
 // TrustFlagged reports whether the shopper fails the trust rule of p at
 // event time at: a trust mark (bad inspection after an advance, or a
-// not_returned close) in (at - p.TrustWindow, at].
+// not_returned close) in (at - p.TrustWindow, at], or a window that
+// reaches back past pruned marks (the rule fails safe).
 func (u *User) TrustFlagged(at int64, p *Policy) bool {
-	return countIn(u.TrustMarks, at-int64(p.TrustWindow), at) > 0
+	from := at - int64(p.TrustWindow)
+	return u.TrustPrunedTo > from || countIn(u.TrustMarks, from, at) > 0
+}
+
+// Velocity returns the requests the velocity rule of p counts as of the
+// shopper's last event: those decided in (MaxAt - p.VelocityWindow,
+// MaxAt].
+func (u *User) Velocity(p *Policy) int {
+	return int(countIn(u.RecentRequests, u.MaxAt-int64(p.VelocityWindow), u.MaxAt))
 }
 
 // Trust returns what the query API shows of the trust rule as of the

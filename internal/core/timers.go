@@ -147,23 +147,19 @@ const OrderRetention = 400 * 24 * time.Hour
 // while anything is reserved on it).
 const AbandonAfter = 365 * 24 * time.Hour
 
-// LateAllowance is how far behind a shopper's latest event a request may
-// be dated and still see exact velocity and trust windows: entries are
-// kept for their window plus this. A request dated further back, whose
-// window reaches past what was pruned, fails the rule safe (velocity_cap,
-// trust_flagged: a person decides) rather than be judged on a history
-// with holes.
+// LateAllowance: velocity entries and trust marks are kept for their
+// windows plus this, so a request dated up to this far behind its
+// shopper's latest event is judged on an exact history; further back,
+// a window reaching past what was pruned fails its rule safe.
 const LateAllowance = 7 * 24 * time.Hour
 
 // prune drops, relative to u.MaxAt, closed requests closed more than the
 // policy's retention ago, open requests decided more than AbandonAfter
 // ago, orders that no remaining request refers to, that hold no
 // reservation and whose last event is older than OrderRetention, velocity
-// entries and trust marks older than their windows plus [LateAllowance].
-// A dropped request's ID stays on its order (Order.Forgotten) while the
-// order is kept, and the latest dropped velocity and trust times are
-// kept (VelocityPrunedTo, TrustPrunedTo). Order of the kept entries is
-// preserved; nothing is allocated unless a request is forgotten.
+// entries and trust marks older than their windows plus [LateAllowance]
+// (see Order.Forgotten, User.VelocityPrunedTo for what stays). Order of
+// the kept entries is preserved.
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
@@ -173,10 +169,8 @@ func prune(u *User, p *Policy) {
 		if r.Status == StatusOpen {
 			keep = r.At >= abandon
 		}
-		if !keep {
-			if o := u.Order(r.OrderID); o != nil {
-				o.Forgotten = append(o.Forgotten, r.ID)
-			}
+		if o := u.Order(r.OrderID); !keep && o != nil {
+			o.forget(r.ID)
 		}
 		return keep
 	})
@@ -194,8 +188,7 @@ func prune(u *User, p *Policy) {
 	u.TrustMarks = pruneTimes(u.TrustMarks, trust, &u.TrustPrunedTo)
 }
 
-// pruneTimes drops the times at or before cutoff, raising *dropped to the
-// latest of them.
+// pruneTimes drops times at or before cutoff into *dropped (their max).
 func pruneTimes(ts []int64, cutoff int64, dropped *int64) []int64 {
 	return compact(ts, func(t *int64) bool {
 		if *t <= cutoff {
@@ -225,8 +218,22 @@ func compact[T any](s []T, keep func(*T) bool) []T {
 	return s[:n]
 }
 
-// forgotten reports whether pruning dropped a request with this ID from
-// one of u's kept orders.
+// MaxForgotten bounds Order.Forgotten; beyond it the oldest IDs go.
+const MaxForgotten = 64
+
+// forget records a request ID on the order, once (no copy of the string).
+func (o *Order) forget(id string) {
+	if slices.Contains(o.Forgotten, id) {
+		return
+	}
+	if len(o.Forgotten) == MaxForgotten {
+		o.Forgotten = append(o.Forgotten[:0], o.Forgotten[1:]...)
+	}
+	o.Forgotten = append(o.Forgotten, id)
+}
+
+// forgotten reports whether a request with this ID was pruned from, or
+// redelivered naming, one of u's kept orders.
 func (u *User) forgotten(requestID string) bool {
 	for i := range u.Orders {
 		if slices.Contains(u.Orders[i].Forgotten, requestID) {

@@ -165,8 +165,10 @@ type UserView struct {
 	PromisedFen    int64       `json:"promised_fen"`
 	ExposureFen    int64       `json:"exposure_fen"`
 	Trust          TrustView   `json:"trust"`
-	RecentRequests int         `json:"recent_requests"`
-	LastEventAt    string      `json:"last_event_at,omitempty"`
+	// RecentRequests is what the velocity rule of the policy in force
+	// counts as of the shopper's last event.
+	RecentRequests int    `json:"recent_requests"`
+	LastEventAt    string `json:"last_event_at,omitempty"`
 }
 
 // OrderView is one order with its money under the per-order ceiling:
@@ -295,7 +297,7 @@ func (a *api) serveUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := UserView{UserID: u.ID, Partition: p, Stars: u.Stars, OutstandingFen: u.OutstandingFen, PromisedFen: u.PromisedFen,
-		ExposureFen: u.Exposure(), Orders: []OrderView{}, OpenRequests: u.OpenRequests([]string{}), RecentRequests: len(u.RecentRequests)}
+		ExposureFen: u.Exposure(), Orders: []OrderView{}, OpenRequests: u.OpenRequests([]string{}), RecentRequests: u.Velocity(a.b.Policy())}
 	for _, o := range u.Orders {
 		ov := OrderView{OrderID: o.ID, MerchantID: o.MerchantID, Category: o.Category, PaidFen: o.PaidFen,
 			ReservedFen: o.ReservedFen, RefundedFen: o.RefundedFen, Shipped: o.ShippedAt != 0, Delivered: o.DeliveredAt != 0}

@@ -61,12 +61,18 @@
 //   - Order.Forgotten stays empty. Limit: a request pruned before the
 //     upgrade and then redelivered is decided again (the per-order
 //     ceiling still counts what it was refunded).
-//   - VelocityPrunedTo and TrustPrunedTo are MaxAt minus the spec's 24 h
-//     and 90 days: as far back as those windows, the older release may
-//     have pruned anything. So a request dated before the shopper's last
-//     event at the upgrade, whose window reaches past that, fails
-//     velocity_cap or trust_flagged safe rather than be judged on a
-//     history with holes; later requests are not affected.
+//   - VelocityPrunedTo and TrustPrunedTo are MaxAt minus the windows the
+//     older release kept: the longer of the spec's (24 h, 90 days) and
+//     the legacy policy's (the daemon's --policy), taken to be the policy
+//     that was in force. As far back as those, it may have pruned
+//     anything. So a request dated before the shopper's last event at the
+//     upgrade, whose window reaches past that, fails velocity_cap or
+//     trust_flagged safe rather than be judged on a history with holes;
+//     later requests are not affected. Limit: the derivation assumes the
+//     --policy of the upgraded daemon is the one the older release ran.
+//     Upgrading and switching to a policy with longer windows at the same
+//     restart makes the migrated history look longer than it is, as
+//     every release before this one assumed.
 //
 // # Version 1
 //

@@ -449,10 +449,16 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 		u.TrustPrunedTo = d.time(base)
 	} else if u.MaxAt != 0 {
 		// Versions 1 and 2 did not record what pruning dropped: as far
-		// back as their windows, it may have dropped anything. A late
-		// request reaching back past that fails its rule safe.
-		u.VelocityPrunedTo = u.MaxAt - int64(core.DefaultVelocityWindow)
-		u.TrustPrunedTo = u.MaxAt - int64(core.DefaultTrustWindow)
+		// back as the windows they kept, it may have dropped anything. A
+		// late request reaching back past that fails its rule safe. They
+		// kept the longer of the spec's windows and the policy in force,
+		// taken to be the legacy policy (the daemon's --policy).
+		vw, tw := core.DefaultVelocityWindow, core.DefaultTrustWindow
+		if res.Legacy != nil {
+			vw, tw = max(vw, res.Legacy.VelocityWindow), max(tw, res.Legacy.TrustWindow)
+		}
+		u.VelocityPrunedTo = u.MaxAt - int64(vw)
+		u.TrustPrunedTo = u.MaxAt - int64(tw)
 	}
 	if d.err != nil {
 		return nil, d.err
