@@ -53,6 +53,7 @@ func statusTraffic(h *harness) {
 	h.waitOut("fr.out.decision.", 3)
 	h.waitOut("fr.dlq.", 2)
 	h.waitOut("fr.out.trust.ub", 1)
+	h.waitOut("fr.out.refund.", 2) // ua's advance, on its own partition, may come last
 }
 
 func getJSON(t *testing.T, url string, v any) {
@@ -83,7 +84,7 @@ func TestStatusAPI(t *testing.T) {
 	var st httpapi.Status
 	h.waitFor("status counts the traffic", func() bool {
 		getJSON(t, base+"/api/status", &st)
-		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2 && st.Latency.Decisions == 3
+		return st.Totals.Decisions == 3 && len(st.DeadLetters) == 2 && st.Latency.Decisions == 3 && st.Totals.AdvancedFen == 12900+9900
 	})
 	// Every stage saw the traffic, in the window (the window starts at the
 	// process's start until a sample is half a second old, and the poll
