@@ -193,5 +193,35 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: create consumer: %w", p, err)
 	}
+	d.checkExpired(cctx, p, stream, cursor)
 	return c, nil
+}
+
+// checkExpired reports inbound events that left the stream before the
+// partition processed them: a first stored sequence past cursor+1 means
+// the events between were removed (the stream's max age passed while
+// they waited, or a purge). They are acknowledged events the daemon will
+// never apply, so it says so loudly (ERROR, flashreturn_events_expired_total)
+// rather than carry on as if nothing were missing. Only the streams
+// layout can tell: a shared FR_IN's gap holds every partition's events,
+// and an idle partition's cursor lags far behind it without losing
+// anything. A failed lookup only skips the check (the next reset
+// retries).
+func (d *Daemon) checkExpired(ctx context.Context, p int, stream string, cursor uint64) {
+	if d.cfg.Layout != streams.LayoutStreams {
+		return
+	}
+	s, err := d.js.Stream(ctx, stream)
+	if err != nil {
+		d.log.Warn("inbound stream lookup failed; events lost to retention not checked", "partition", p, "stream", stream, "err", err)
+		return
+	}
+	first := s.CachedInfo().State.FirstSeq
+	if first <= cursor+1 {
+		return
+	}
+	n := first - cursor - 1
+	d.m.Expired.Add(int(n))
+	d.log.Error("inbound events expired before they were processed: acknowledged events lost (raise --in-max-age, or restart sooner)",
+		"partition", p, "stream", stream, "cursor", cursor, "first_stored_seq", first, "events", n, "in_max_age", d.cfg.InMaxAge)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/flashreturn/flashreturn/internal/testkit"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/httpapi"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // harness runs a real Daemon (embedded NATS with JetStream, Badger in a
@@ -58,6 +59,25 @@ func startHarness(t *testing.T, policy string, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	return runHarness(t, cfg)
+}
+
+// outsideServer starts a NATS server apart from the daemon (streams
+// layout, 8 partitions), for tests that store events while no daemon
+// runs, and returns a daemon Config on it (preset policy, HTTP off) and
+// a client. The server stops at the test's end.
+func outsideServer(t *testing.T, policy string) (Config, jetstream.JetStream) {
+	t.Helper()
+	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: streams.LayoutStreams, Partitions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	pol, ok := core.Preset(policy)
+	if !ok {
+		t.Fatalf("unknown preset %s", policy)
+	}
+	_, js := testkit.Connect(t, srv.ClientURL())
+	return Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), Layout: streams.LayoutStreams, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1}, js
 }
 
 // serveAPI is the HTTP handler the test daemons serve: the real query API

@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline/stages"
-	"github.com/flashreturn/flashreturn/pipeline/streams"
 )
 
 // TestPoisonEvent: an event that panics the core goes to fr.dlq.poison
@@ -24,13 +22,7 @@ import (
 // The events are stored while no daemon runs, so that the restarted
 // daemon takes them as one backlog batch.
 func TestPoisonEvent(t *testing.T) {
-	srv, err := streams.StartEmbedded(streams.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Layout: streams.LayoutStreams, Partitions: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	pol, _ := core.Preset("douyin-lightning")
-	cfg := Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), Layout: streams.LayoutStreams, HTTPAddr: "off", Policy: pol, Partitions: 8, ClockInterval: -1}
+	cfg, js := outsideServer(t, "douyin-lightning")
 	h := runHarness(t, cfg)
 	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
 	// One partition's shoppers only: they share a consumer, so a batch.
@@ -46,12 +38,6 @@ func TestPoisonEvent(t *testing.T) {
 	}
 	h.stop()
 
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const poisonUser = 2

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashreturn/flashreturn/pipeline"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
@@ -66,6 +67,18 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 	if cfg, _, err := parseFlags([]string{"--state-compression", "none"}, &errb); err != nil || cfg.StateCompression != state.CompressNone {
 		t.Fatalf("--state-compression none: %v, %v", cfg, err)
+	}
+	// Retention: at least the duplicate window (JetStream refuses less).
+	if _, _, err := parseFlags([]string{"--in-max-age", "1m"}, &errb); err == nil || !strings.Contains(err.Error(), "--in-max-age") {
+		t.Fatalf("--in-max-age 1m: %v", err)
+	}
+	t.Setenv("FLASHRETURN_OUT_MAX_AGE", "30s")
+	if _, _, err := parseFlags(nil, &errb); err == nil || !strings.Contains(err.Error(), "--out-max-age") {
+		t.Fatalf("FLASHRETURN_OUT_MAX_AGE=30s: %v", err)
+	}
+	t.Setenv("FLASHRETURN_OUT_MAX_AGE", "720h")
+	if cfg, _, err := parseFlags([]string{"--in-max-age", "336h"}, &errb); err != nil || cfg.InMaxAge != 336*time.Hour || cfg.OutMaxAge != 720*time.Hour {
+		t.Fatalf("--in-max-age 336h, FLASHRETURN_OUT_MAX_AGE=720h: %+v, %v", cfg, err)
 	}
 }
 
@@ -135,6 +148,8 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		"http":        {got.HTTPAddr, lib.HTTPAddr},
 		"nats-listen": {got.NATSListen, lib.NATSListen},
 		"compression": {got.StateCompression, lib.StateCompression},
+		"in-max-age":  {got.InMaxAge, lib.InMaxAge},
+		"out-max-age": {got.OutMaxAge, lib.OutMaxAge},
 	} {
 		if pair[0] != pair[1] {
 			t.Errorf("%s: flag default %v, Config default %v", name, pair[0], pair[1])

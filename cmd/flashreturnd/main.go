@@ -21,6 +21,7 @@ import (
 
 	"github.com/flashreturn/flashreturn/internal/core"
 	"github.com/flashreturn/flashreturn/internal/policyfile"
+	"github.com/flashreturn/flashreturn/internal/wire"
 	"github.com/flashreturn/flashreturn/pipeline"
 	"github.com/flashreturn/flashreturn/pipeline/cluster"
 	"github.com/flashreturn/flashreturn/pipeline/defaults"
@@ -148,6 +149,8 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		jsSync    = fs.String("js-sync", "default", "embedded JetStream fsync: default (every 2 min), always, or an interval such as 1s")
 		stateSync = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
 		stateComp = fs.String("state-compression", state.CompressSnappy.String(), "Badger table compression: snappy (about a third of the disk, under half the tables' resident memory) or none (faster reads when most shoppers miss the state cache)")
+		inMaxAge  = fs.Duration("in-max-age", defaults.InMaxAge, "how long the inbound streams keep events: the replay horizon, and how long a stopped daemon may stay down before acknowledged events it has not processed expire (reported as flashreturn_events_expired_total)")
+		outMaxAge = fs.Duration("out-max-age", defaults.OutMaxAge, "how long FR_OUT and FR_DLQ keep outputs and dead letters")
 		outDups   = fs.Duration("out-duplicate-window", 0, "FR_OUT's duplicate window when the daemon creates or updates it (0: the contract's 2m); exactly-once rests on the commit markers, not on it (tests run with 1s)")
 		// Memory and batching, sized for one machine serving 64 partitions
 		// (see the memory limit's comment below for what else is in RSS).
@@ -229,6 +232,16 @@ Flags:
 			return nil, nil, fmt.Errorf("--shadow: %w", err)
 		}
 	}
+	// JetStream refuses a max age under a stream's duplicate window (the
+	// contract's 2 minutes).
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"in-max-age", *inMaxAge}, {"out-max-age", *outMaxAge}} {
+		if f.v < wire.MinDuplicateWindow {
+			return nil, nil, fmt.Errorf("--%s %v: want at least the duplicate window, %v", f.name, f.v, wire.MinDuplicateWindow)
+		}
+	}
 	comp, err := state.ParseCompression(*stateComp)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--state-compression: %w", err)
@@ -242,7 +255,7 @@ Flags:
 		Policy: pol, Partitions: *partitions, Loc: loc, Layout: streams.Layout(*layout),
 		StateSyncWrites: *stateSync, StateCompression: comp, CacheBytes: int64(*cacheMB) << 20, BatchMax: *batchMax, Runners: *runners,
 		ClockInterval: *clockEvery, Logger: logger, Metrics: metrics.NewSet(), Shadow: shadow,
-		OutDuplicates: *outDups,
+		OutDuplicates: *outDups, InMaxAge: *inMaxAge, OutMaxAge: *outMaxAge,
 	}
 	// A soft memory limit keeps RSS bounded: Go otherwise lets the heap
 	// grow to twice the live set. The default is what the live heap needs

@@ -247,14 +247,17 @@ func deadLetterShare() *timeseries.PanelBuilder {
 // timersAndRedeliveries puts together three rates that are normally near
 // zero or steady and that rise together after a restart or a takeover:
 // timers (missed pickup windows) fired as event time catches up,
-// redelivered events skipped as already applied, and consumers rebuilt.
+// redelivered events skipped as already applied, and consumers rebuilt;
+// and what must stay zero, inbound events expired before they were
+// processed (alert FlashreturnEventsExpired).
 func timersAndRedeliveries() *timeseries.PanelBuilder {
 	return timeseriesPanel("Timers and redeliveries / s",
-		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds.",
+		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds, and inbound events that expired before they were processed (acknowledged events lost: must stay 0).",
 		unitOps,
 		query{`sum(rate(flashreturn_timers_fired_total{instance=~"$instance"}[$__rate_interval]))`, "timers fired"},
 		query{`sum(rate(flashreturn_events_skipped_total{instance=~"$instance"}[$__rate_interval]))`, "redelivered, skipped"},
 		query{`sum(rate(flashreturn_consumer_resets_total{instance=~"$instance"}[$__rate_interval]))`, "consumer resets"},
+		query{`sum(rate(flashreturn_events_expired_total{instance=~"$instance"}[$__rate_interval]))`, "expired unprocessed"},
 	)
 }
 

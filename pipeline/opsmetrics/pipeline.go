@@ -57,6 +57,11 @@ type Pipeline struct {
 	// tooBig Counts batches applied again smaller because their commit
 	// did not fit one Badger transaction (worker.shrink).
 	TooBig *metrics.Counter
+	// Expired counts inbound events that left their stream (its max age,
+	// a purge) before their partition processed them: acknowledged
+	// events lost to retention (streams layout only: see
+	// pipeline.checkExpired).
+	Expired *metrics.Counter
 	// stages are the stage histograms (pipeline/stages), on latencyBuckets.
 	Stages *stages.Histograms
 	// decisions maps a policy name to its counters by verdict.
@@ -114,6 +119,7 @@ func NewPipeline(set *metrics.Set) *Pipeline {
 	m.Suppressed = set.NewCounter(`flashreturn_outputs_suppressed_total`)
 	m.Panics = set.NewCounter(`flashreturn_poison_events_total`)
 	m.TooBig = set.NewCounter(`flashreturn_oversized_batches_total`)
+	m.Expired = set.NewCounter(`flashreturn_events_expired_total`)
 	m.Stages = stages.New(set, latencyBuckets)
 	m.Ops = New(set)
 	return m

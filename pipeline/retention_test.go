@@ -1,0 +1,70 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flashreturn/flashreturn/internal/core"
+	"github.com/flashreturn/flashreturn/pipeline/streams"
+)
+
+// TestExpiredEventsAreReported: inbound events that leave their stream
+// before their partition processed them (the stream's max age passed
+// while the daemon was down; here a purge stands in for the age) are
+// acknowledged events the daemon will never apply. The restarted daemon
+// counts them in flashreturn_events_expired_total, goes on with what is
+// stored, and counts nothing for a partition that lost nothing.
+func TestExpiredEventsAreReported(t *testing.T) {
+	cfg, js := outsideServer(t, "tmall-fast-return")
+	h := runHarness(t, cfg)
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	h.pub("credit", "ex1", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h.order("ex1", "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	h.pub("return", "ex1", "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h.one("fr.out.decision.ex1", "r1")
+	if n := metricValue(h.d, "flashreturn_events_expired_total"); n != 0 {
+		t.Fatalf("%d events expired on a fresh daemon", n)
+	}
+	h.stop()
+
+	// While no daemon runs: three more events for ex1, then the stream
+	// loses everything stored so far, those three included.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		b := fmt.Sprintf(`{"event_id":"late%d","type":"credit.updated","at":"2026-11-13T10:0%d:00+08:00","user_id":"ex1","stars":4}`, i, i)
+		if _, err := js.Publish(ctx, "fr.in.credit.ex1", []byte(b), jetstream.WithMsgID(fmt.Sprint("late", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf("ex1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := runHarness(t, cfg)
+	h2.waitFor("the three lost events counted", func() bool {
+		return metricValue(h2.d, "flashreturn_events_expired_total") == 3
+	})
+	// What is stored after the gap is processed as usual.
+	h2.pub("return", "ex1", "return.cancelled", "2026-11-13T11:00:00+08:00", map[string]any{"request_id": "r1"})
+	h2.waitFor("the cancellation applied", func() bool {
+		u, ok, err := h2.d.store.ReadUser(partitionOf("ex1"), "ex1")
+		return err == nil && ok && u.Request("r1") != nil && u.Request("r1").Status == core.StatusCancelled
+	})
+	if n := metricValue(h2.d, "flashreturn_events_expired_total"); n != 3 {
+		t.Fatalf("events expired %d, want 3 (the other partitions lost nothing)", n)
+	}
+}
