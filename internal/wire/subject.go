@@ -226,24 +226,29 @@ var dlqSubjects = func() (s [len(Reasons)]string) {
 }()
 
 // PublishedSubject returns the subject an inbound message was published
-// to: fr.in.<rest> for a message stored under its partitioned form
-// fr.p.<p>.<rest> (the daemon's inbound layouts map fr.in.<kind>.<user_id>
-// there, whatever the kind token: an unknown one is dead-lettered under
-// the subject it came in on), subj itself for anything else. Dead letters
-// name it, whatever the layout.
+// to: fr.in.<kind>.<user_id> for a message stored under its partitioned
+// form fr.p.<p>.<kind>.<user_id> (the daemon's inbound layouts map
+// fr.in.*.* there, whatever the kind token: an unknown one is
+// dead-lettered under the subject it came in on), subj itself for
+// anything else, such as a deeper subject published straight to
+// fr.p.<p>.>, which the mapping never produces.
 func PublishedSubject(subj string) string {
 	if !hasPrefix(subj, PartPrefix) {
 		return subj
 	}
 	rest := subj[len(PartPrefix):]
 	i := indexDot(rest)
-	if i <= 0 || i == len(rest)-1 {
+	if i <= 0 {
 		return subj
 	}
 	if _, ok := parseSmallUint(rest[:i]); !ok {
 		return subj
 	}
-	return InPrefix + rest[i+1:]
+	kindUser := rest[i+1:]
+	if j := indexDot(kindUser); j <= 0 || j == len(kindUser)-1 || indexDot(kindUser[j+1:]) >= 0 {
+		return subj
+	}
+	return InPrefix + kindUser
 }
 
 // DLQSubject returns fr.dlq.<reason>; it does not allocate for the

@@ -193,6 +193,9 @@ func TestPublishedSubject(t *testing.T) {
 		"fr.p.6.ORDER.u2":       "fr.in.ORDER.u2",
 		"fr.p.6.":               "fr.p.6.",
 		"fr.p.6":                "fr.p.6",
+		"fr.p.6.foo":            "fr.p.6.foo",       // not what the mapping makes: as is
+		"fr.p.6.order.a.b":      "fr.p.6.order.a.b", // found in review: was fr.in.order.a.b
+		"fr.p.6.order.":         "fr.p.6.order.",
 		"something.else.entire": "something.else.entire",
 	} {
 		if got := PublishedSubject(in); got != want {
