@@ -46,6 +46,7 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.checkExpired(ctx)
 	w.lastCon = 0
 	w.carry = w.carry[:0]
 	// Two batches of buffer: the client fills one while the worker applies
@@ -193,35 +194,43 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	if err != nil {
 		return nil, fmt.Errorf("partition %d: create consumer: %w", p, err)
 	}
-	d.checkExpired(cctx, p, stream, cursor)
 	return c, nil
 }
 
-// checkExpired reports inbound events that left the stream before the
-// partition processed them: a first stored sequence past cursor+1 means
-// the events between were removed (the stream's max age passed while
-// they waited, or a purge). They are acknowledged events the daemon will
-// never apply, so it says so loudly (ERROR, flashreturn_events_expired_total)
-// rather than carry on as if nothing were missing. Only the streams
-// layout can tell: a shared FR_IN's gap holds every partition's events,
-// and an idle partition's cursor lags far behind it without losing
-// anything. A failed lookup only skips the check (the next reset
-// retries).
-func (d *Daemon) checkExpired(ctx context.Context, p int, stream string, cursor uint64) {
-	if d.cfg.Layout != streams.LayoutStreams {
+// checkExpired reports inbound events that left the partition's stream
+// before anyone processed them: a first stored sequence past the
+// partition's processed horizon + 1 means the events between were removed
+// (the stream's max age passed while they waited, or a purge). They are
+// acknowledged events the daemon will never apply, so it says so loudly
+// (ERROR, flashreturn_events_expired_total) rather than carry on as if
+// nothing were missing. The horizon is the larger of the cursor and the
+// input the partition's last commit marker covers: a state rebuilt from
+// empty or from an old snapshot has not lost what an earlier state
+// processed and FR_OUT holds (only inputs after the last one with outputs
+// can be miscounted that way). Each loss is counted once per run
+// (expiredTo). Only the streams layout can tell: a shared FR_IN's gap
+// holds every partition's events. A failed lookup skips the check for
+// this subscription (WARN).
+func (w *worker) checkExpired(ctx context.Context) {
+	if w.d.cfg.Layout != streams.LayoutStreams {
 		return
 	}
-	s, err := d.js.Stream(ctx, stream)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stream := streams.InStream(w.d.cfg.Layout, w.p)
+	s, err := w.d.js.Stream(ctx, stream)
 	if err != nil {
-		d.log.Warn("inbound stream lookup failed; events lost to retention not checked", "partition", p, "stream", stream, "err", err)
+		w.log.Warn("inbound stream lookup failed; events lost to retention not checked", "stream", stream, "err", err)
 		return
 	}
 	first := s.CachedInfo().State.FirstSeq
-	if first <= cursor+1 {
+	done := max(w.cursor, w.skip.Seq, w.expiredTo)
+	if first <= done+1 {
 		return
 	}
-	n := first - cursor - 1
-	d.m.Expired.Add(int(n))
-	d.log.Error("inbound events expired before they were processed: acknowledged events lost (raise --in-max-age, or restart sooner)",
-		"partition", p, "stream", stream, "cursor", cursor, "first_stored_seq", first, "events", n, "in_max_age", d.cfg.InMaxAge)
+	n := first - 1 - done
+	w.expiredTo = first - 1
+	w.d.m.Expired.Add(int(n))
+	w.log.Error("inbound events expired before they were processed: acknowledged events lost (raise --in-max-age, or restart sooner)",
+		"stream", stream, "cursor", w.cursor, "marker_seq", w.skip.Seq, "first_stored_seq", first, "events", n, "in_max_age", w.d.cfg.InMaxAge)
 }

@@ -34,27 +34,7 @@ func TestExpiredEventsAreReported(t *testing.T) {
 
 	// While no daemon runs: three more events for ex1, then the stream
 	// loses everything stored so far, those three included.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i := range 3 {
-		b := fmt.Sprintf(`{"event_id":"late%d","type":"credit.updated","at":"2026-11-13T10:0%d:00+08:00","user_id":"ex1","stars":4}`, i, i)
-		if _, err := js.Publish(ctx, "fr.in.credit.ex1", []byte(b), jetstream.WithMsgID(fmt.Sprint("late", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf("ex1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
-		t.Fatal(err)
-	}
-
-	h2 := runHarness(t, cfg)
+	h2 := purgedRestart(t, cfg, js, "ex1", 3)
 	h2.waitFor("the three lost events counted", func() bool {
 		return metricValue(h2.d, "flashreturn_events_expired_total") == 3
 	})
@@ -66,5 +46,87 @@ func TestExpiredEventsAreReported(t *testing.T) {
 	})
 	if n := metricValue(h2.d, "flashreturn_events_expired_total"); n != 3 {
 		t.Fatalf("events expired %d, want 3 (the other partitions lost nothing)", n)
+	}
+
+	// A loss is counted once: consumer resets before anything after the
+	// gap is committed do not count it again (found in review: 9).
+	h2.stop()
+	h3 := purgedRestart(t, cfg, js, "ex1", 2)
+	name := streams.InStream(streams.LayoutStreams, partitionOf("ex1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 2 {
+		resets := metricValue(h3.d, "flashreturn_consumer_resets_total")
+		if err := js.DeleteConsumer(ctx, name, fmt.Sprintf("flashreturn_p%d", partitionOf("ex1"))); err != nil {
+			t.Fatal(err)
+		}
+		h3.waitFor("the consumer reset and ready again", func() bool {
+			return metricValue(h3.d, "flashreturn_consumer_resets_total") > resets && h3.d.Ready()
+		})
+	}
+	if n := metricValue(h3.d, "flashreturn_events_expired_total"); n != 2 {
+		t.Fatalf("2 events lost, counted %d after two consumer resets", n)
+	}
+}
+
+// purgedRestart, with no daemon running on cfg's server, stores n events
+// for user, purges the user's partition stream of everything stored so
+// far, and starts a daemon, which finds them expired.
+func purgedRestart(t *testing.T, cfg Config, js jetstream.JetStream, user string, n int) *harness {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range n {
+		id := fmt.Sprintf("gone-%s-%d-%d", user, time.Now().UnixNano(), i)
+		b := fmt.Sprintf(`{"event_id":%q,"type":"credit.updated","at":"2026-11-14T10:0%d:00+08:00","user_id":%q,"stars":3}`, id, i, user)
+		if _, err := js.Publish(ctx, "fr.in.credit."+user, []byte(b), jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf(user)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+		t.Fatal(err)
+	}
+	return runHarness(t, cfg)
+}
+
+// TestRebuiltStateIsNoExpiry: a state rebuilt from empty (a lost disk)
+// on inbound streams whose max age dropped events an earlier state had
+// processed lost nothing: FR_OUT's commit marker covers them, and
+// nothing is reported (found in review: every dropped event was paged as
+// lost).
+func TestRebuiltStateIsNoExpiry(t *testing.T) {
+	cfg, js := outsideServer(t, "tmall-fast-return")
+	h := runHarness(t, cfg)
+	h.merchant("m1", []string{"addr"}, []string{"addr"}, nil)
+	h.order("rb1", "o1", "m1", 10000, "2026-11-11T15:00:00+08:00", nil)
+	h.pub("return", "rb1", "return.requested", "2026-11-12T10:00:00+08:00",
+		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
+	h.one("fr.out.decision.rb1", "r1")
+	h.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf("rb1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir() // the state is lost, the streams are kept
+	h2 := runHarness(t, cfg)  // ready: every partition checked its stream
+	if n := metricValue(h2.d, "flashreturn_events_expired_total"); n != 0 {
+		t.Fatalf("a rebuilt state reports %d expired events; the marker covers all of them (last seq %d)", n, info.State.LastSeq)
 	}
 }

@@ -31,10 +31,11 @@ type worker struct {
 	log *slog.Logger
 	pt  *state.Partition
 
-	cursor  uint64 // last stream sequence applied (committed or staged)
-	s       apply.Stepper
-	now     time.Time // wall clock of the batch in hand (decided_at)
-	lastCon uint64    // last consumer sequence seen
+	cursor    uint64 // last stream sequence applied (committed or staged)
+	expiredTo uint64 // last inbound sequence reported expired this run (checkExpired)
+	s         apply.Stepper
+	now       time.Time // wall clock of the batch in hand (decided_at)
+	lastCon   uint64    // last consumer sequence seen
 	// asOf is the ingest time (Unix ns) of the message being applied: the
 	// merchant view is read as of it (merchantAt), and its event time may
 	// not pass it by more than Config.MaxFuture.

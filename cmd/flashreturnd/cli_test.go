@@ -76,6 +76,14 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if _, _, err := parseFlags(nil, &errb); err == nil || !strings.Contains(err.Error(), "--out-max-age") {
 		t.Fatalf("FLASHRETURN_OUT_MAX_AGE=30s: %v", err)
 	}
+	for _, args := range [][]string{
+		{"--out-duplicate-window", "10m", "--out-max-age", "5m", "--in-max-age", "5m"}, // found in review: FR_OUT refused at start
+		{"--in-max-age", "720h", "--out-max-age", "168h"},                              // markers would age out before their inputs
+	} {
+		if _, _, err := parseFlags(args, &errb); err == nil || !strings.Contains(err.Error(), "--out-max-age") {
+			t.Errorf("%v: %v, want an --out-max-age error", args, err)
+		}
+	}
 	t.Setenv("FLASHRETURN_OUT_MAX_AGE", "720h")
 	if cfg, _, err := parseFlags([]string{"--in-max-age", "336h"}, &errb); err != nil || cfg.InMaxAge != 336*time.Hour || cfg.OutMaxAge != 720*time.Hour {
 		t.Fatalf("--in-max-age 336h, FLASHRETURN_OUT_MAX_AGE=720h: %+v, %v", cfg, err)

@@ -150,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*pipeline.Config, *slog.Logger
 		stateSync = fs.Bool("state-sync", false, "fsync every Badger commit (survives power loss, costs throughput; see README)")
 		stateComp = fs.String("state-compression", state.CompressSnappy.String(), "Badger table compression: snappy (about a third of the disk, under half the tables' resident memory) or none (faster reads when most shoppers miss the state cache)")
 		inMaxAge  = fs.Duration("in-max-age", defaults.InMaxAge, "how long the inbound streams keep events: the replay horizon, and how long a stopped daemon may stay down before acknowledged events it has not processed expire (reported as flashreturn_events_expired_total)")
-		outMaxAge = fs.Duration("out-max-age", defaults.OutMaxAge, "how long FR_OUT and FR_DLQ keep outputs and dead letters")
+		outMaxAge = fs.Duration("out-max-age", defaults.OutMaxAge, "how long FR_OUT and FR_DLQ keep outputs and dead letters (at least --in-max-age: commit markers must outlive the inputs a replay reads)")
 		outDups   = fs.Duration("out-duplicate-window", 0, "FR_OUT's duplicate window when the daemon creates or updates it (0: the contract's 2m); exactly-once rests on the commit markers, not on it (tests run with 1s)")
 		// Memory and batching, sized for one machine serving 64 partitions
 		// (see the memory limit's comment below for what else is in RSS).
@@ -233,14 +233,18 @@ Flags:
 		}
 	}
 	// JetStream refuses a max age under a stream's duplicate window (the
-	// contract's 2 minutes).
-	for _, f := range []struct {
-		name string
-		v    time.Duration
-	}{{"in-max-age", *inMaxAge}, {"out-max-age", *outMaxAge}} {
-		if f.v < wire.MinDuplicateWindow {
-			return nil, nil, fmt.Errorf("--%s %v: want at least the duplicate window, %v", f.name, f.v, wire.MinDuplicateWindow)
-		}
+	// contract's 2 minutes, FR_OUT's as --out-duplicate-window sets it).
+	// And outputs must outlive their inputs: a replay after a lost disk
+	// stops at FR_OUT's last commit marker, so a marker aged out while
+	// FR_IN still holds its inputs would let the replay publish again.
+	outWindow := max(*outDups, wire.MinDuplicateWindow)
+	switch {
+	case *inMaxAge < wire.MinDuplicateWindow:
+		return nil, nil, fmt.Errorf("--in-max-age %v: want at least the duplicate window, %v", *inMaxAge, wire.MinDuplicateWindow)
+	case *outMaxAge < outWindow:
+		return nil, nil, fmt.Errorf("--out-max-age %v: want at least FR_OUT's duplicate window, %v", *outMaxAge, outWindow)
+	case *outMaxAge < *inMaxAge:
+		return nil, nil, fmt.Errorf("--out-max-age %v: want at least --in-max-age (%v): outputs and commit markers must outlive the inputs a replay reads", *outMaxAge, *inMaxAge)
 	}
 	comp, err := state.ParseCompression(*stateComp)
 	if err != nil {
