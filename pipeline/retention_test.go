@@ -83,6 +83,16 @@ func purgedRestart(t *testing.T, cfg Config, js jetstream.JetStream, user string
 			t.Fatal(err)
 		}
 	}
+	purgePartition(t, js, user)
+	return runHarness(t, cfg)
+}
+
+// purgePartition removes everything stored so far from user's partition
+// stream (as its max age would) and returns the last sequence removed.
+func purgePartition(t *testing.T, js jetstream.JetStream, user string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf(user)))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +104,7 @@ func purgedRestart(t *testing.T, cfg Config, js jetstream.JetStream, user string
 	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
 		t.Fatal(err)
 	}
-	return runHarness(t, cfg)
+	return info.State.LastSeq
 }
 
 // TestRebuiltStateIsNoExpiry: a state rebuilt from empty (a lost disk)
@@ -111,22 +121,10 @@ func TestRebuiltStateIsNoExpiry(t *testing.T) {
 		map[string]any{"request_id": "r1", "order_id": "o1", "kind": "return_refund", "reason": "no_reason", "pickup": false})
 	h.one("fr.out.decision.rb1", "r1")
 	h.stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, streams.InStream(streams.LayoutStreams, partitionOf("rb1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
-		t.Fatal(err)
-	}
+	last := purgePartition(t, js, "rb1")
 	cfg.DataDir = t.TempDir() // the state is lost, the streams are kept
 	h2 := runHarness(t, cfg)  // ready: every partition checked its stream
 	if n := metricValue(h2.d, "flashreturn_events_expired_total"); n != 0 {
-		t.Fatalf("a rebuilt state reports %d expired events; the marker covers all of them (last seq %d)", n, info.State.LastSeq)
+		t.Fatalf("a rebuilt state reports %d expired events; the marker covers all of them (last seq %d)", n, last)
 	}
 }
