@@ -46,7 +46,7 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.checkExpired(ctx)
+	w.checkStream(ctx)
 	w.lastCon = 0
 	w.carry = w.carry[:0]
 	// Two batches of buffer: the client fills one while the worker applies
@@ -197,33 +197,35 @@ func (d *Daemon) resetConsumer(ctx context.Context, p int, cursor uint64) (jetst
 	return c, nil
 }
 
-// checkExpired reports inbound events that left the partition's stream
-// before anyone processed them: a first stored sequence past the
-// partition's processed horizon + 1 means the events between were removed
-// (the stream's max age passed while they waited, or a purge). They are
-// acknowledged events the daemon will never apply, so it says so loudly
-// (ERROR, flashreturn_events_expired_total) rather than carry on as if
-// nothing were missing. The horizon is the larger of the cursor and the
-// input the partition's last commit marker covers: a state rebuilt from
-// empty or from an old snapshot has not lost what an earlier state
-// processed and FR_OUT holds (only inputs after the last one with outputs
-// can be miscounted that way). Each loss is counted once per run
-// (expiredTo). Only the streams layout can tell: a shared FR_IN's gap
-// holds every partition's events. A failed lookup skips the check for
-// this subscription (WARN).
-func (w *worker) checkExpired(ctx context.Context) {
-	if w.d.cfg.Layout != streams.LayoutStreams {
-		return
-	}
+// checkStream reports, loudly (ERROR and a counter) and once a run, what
+// the partition's inbound stream lost under it. A last sequence behind
+// the cursor: the stream was recreated or its store lost, and its events
+// up to the cursor would never be delivered (flashreturn_stream_rewinds_total).
+// A first sequence past what the partition processed (the larger of the
+// cursor and the input its last commit marker covers, so that a rebuilt
+// state is no loss): acknowledged events expired unprocessed
+// (flashreturn_events_expired_total; streams layout only, since a shared
+// FR_IN's gap holds every partition's events). A failed lookup skips both.
+func (w *worker) checkStream(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	stream := streams.InStream(w.d.cfg.Layout, w.p)
 	s, err := w.d.js.Stream(ctx, stream)
 	if err != nil {
-		w.log.Warn("inbound stream lookup failed; events lost to retention not checked", "stream", stream, "err", err)
+		w.log.Warn("inbound stream lookup failed; lost or skipped events not checked", "stream", stream, "err", err)
 		return
 	}
-	first := s.CachedInfo().State.FirstSeq
+	st := s.CachedInfo().State
+	if st.LastSeq < w.cursor && !w.rewound {
+		w.rewound = true
+		w.d.m.Rewound.Inc()
+		w.log.Error("inbound stream is behind the partition's cursor: it was recreated or its store lost acknowledged events; events stored there up to the cursor's sequence will not be delivered",
+			"stream", stream, "cursor", w.cursor, "last_stored_seq", st.LastSeq)
+	}
+	if w.d.cfg.Layout != streams.LayoutStreams {
+		return
+	}
+	first := st.FirstSeq
 	done := max(w.cursor, w.skip.Seq, w.expiredTo)
 	if first <= done+1 {
 		return

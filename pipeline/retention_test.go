@@ -128,3 +128,43 @@ func TestRebuiltStateIsNoExpiry(t *testing.T) {
 		t.Fatalf("a rebuilt state reports %d expired events; the marker covers all of them (last seq %d)", n, last)
 	}
 }
+
+// TestStreamBehindCursorIsReported: a partition stream recreated under a
+// daemon whose cursor is past its start (an operator deleted it, or the
+// server's store was lost) would have its new events skipped without a
+// trace: the consumer starts at cursor+1. The restarted daemon reports
+// it once, in flashreturn_stream_rewinds_total.
+func TestStreamBehindCursorIsReported(t *testing.T) {
+	cfg, js := outsideServer(t, "tmall-fast-return")
+	h := runHarness(t, cfg)
+	h.pub("credit", "rw1", "credit.updated", "2026-11-01T00:00:00+08:00", map[string]any{"stars": 5})
+	h.pub("credit", "rw1", "credit.updated", "2026-11-01T00:01:00+08:00", map[string]any{"stars": 4})
+	h.waitFor("both applied", func() bool {
+		u, ok, err := h.d.store.ReadUser(partitionOf("rw1"), "rw1")
+		return err == nil && ok && u.Stars == 4
+	})
+	if n := metricValue(h.d, "flashreturn_stream_rewinds_total"); n != 0 {
+		t.Fatalf("%d rewinds reported on a fresh daemon", n)
+	}
+	h.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := streams.InStream(streams.LayoutStreams, partitionOf("rw1"))
+	if err := js.DeleteStream(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	h2 := runHarness(t, cfg) // recreates the stream empty; ready: checked
+	if n := metricValue(h2.d, "flashreturn_stream_rewinds_total"); n != 1 {
+		t.Fatalf("stream recreated behind the cursor: %d rewinds reported, want 1", n)
+	}
+	resets := metricValue(h2.d, "flashreturn_consumer_resets_total")
+	if err := js.DeleteConsumer(ctx, name, fmt.Sprintf("flashreturn_p%d", partitionOf("rw1"))); err != nil {
+		t.Fatal(err)
+	}
+	h2.waitFor("the consumer reset and ready again", func() bool {
+		return metricValue(h2.d, "flashreturn_consumer_resets_total") > resets && h2.d.Ready()
+	})
+	if n := metricValue(h2.d, "flashreturn_stream_rewinds_total"); n != 1 {
+		t.Fatalf("%d rewinds after a consumer reset, want it reported once", n)
+	}
+}

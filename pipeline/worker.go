@@ -32,7 +32,8 @@ type worker struct {
 	pt  *state.Partition
 
 	cursor    uint64 // last stream sequence applied (committed or staged)
-	expiredTo uint64 // last inbound sequence reported expired this run (checkExpired)
+	expiredTo uint64 // last inbound sequence reported expired this run (checkStream)
+	rewound   bool   // the stream was reported behind the cursor this run (checkStream)
 	s         apply.Stepper
 	now       time.Time // wall clock of the batch in hand (decided_at)
 	lastCon   uint64    // last consumer sequence seen

@@ -252,12 +252,13 @@ func deadLetterShare() *timeseries.PanelBuilder {
 // processed (alert FlashreturnEventsExpired).
 func timersAndRedeliveries() *timeseries.PanelBuilder {
 	return timeseriesPanel("Timers and redeliveries / s",
-		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds, and inbound events that expired before they were processed (acknowledged events lost: must stay 0).",
+		"Timers fired (missed pickup windows), redelivered events skipped by the cursor, consumer rebuilds; inbound events that expired before they were processed, and streams found behind their partition's cursor (both must stay 0).",
 		unitOps,
 		query{`sum(rate(flashreturn_timers_fired_total{instance=~"$instance"}[$__rate_interval]))`, "timers fired"},
 		query{`sum(rate(flashreturn_events_skipped_total{instance=~"$instance"}[$__rate_interval]))`, "redelivered, skipped"},
 		query{`sum(rate(flashreturn_consumer_resets_total{instance=~"$instance"}[$__rate_interval]))`, "consumer resets"},
 		query{`sum(rate(flashreturn_events_expired_total{instance=~"$instance"}[$__rate_interval]))`, "expired unprocessed"},
+		query{`sum(rate(flashreturn_stream_rewinds_total{instance=~"$instance"}[$__rate_interval]))`, "stream behind cursor"},
 	)
 }
 

@@ -62,6 +62,10 @@ type Pipeline struct {
 	// events lost to retention (streams layout only: see
 	// pipeline.checkExpired).
 	Expired *metrics.Counter
+	// Rewound counts partitions that found their inbound stream behind
+	// their cursor (recreated, or its store lost): events stored there
+	// with sequences up to the cursor are never delivered.
+	Rewound *metrics.Counter
 	// stages are the stage histograms (pipeline/stages), on latencyBuckets.
 	Stages *stages.Histograms
 	// decisions maps a policy name to its counters by verdict.
@@ -120,6 +124,7 @@ func NewPipeline(set *metrics.Set) *Pipeline {
 	m.Panics = set.NewCounter(`flashreturn_poison_events_total`)
 	m.TooBig = set.NewCounter(`flashreturn_oversized_batches_total`)
 	m.Expired = set.NewCounter(`flashreturn_events_expired_total`)
+	m.Rewound = set.NewCounter(`flashreturn_stream_rewinds_total`)
 	m.Stages = stages.New(set, latencyBuckets)
 	m.Ops = New(set)
 	return m
