@@ -52,17 +52,8 @@ func TestExpiredEventsAreReported(t *testing.T) {
 	// gap is committed do not count it again (found in review: 9).
 	h2.stop()
 	h3 := purgedRestart(t, cfg, js, "ex1", 2)
-	name := streams.InStream(streams.LayoutStreams, partitionOf("ex1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for range 2 {
-		resets := metricValue(h3.d, "flashreturn_consumer_resets_total")
-		if err := js.DeleteConsumer(ctx, name, fmt.Sprintf("flashreturn_p%d", partitionOf("ex1"))); err != nil {
-			t.Fatal(err)
-		}
-		h3.waitFor("the consumer reset and ready again", func() bool {
-			return metricValue(h3.d, "flashreturn_consumer_resets_total") > resets && h3.d.Ready()
-		})
+		resetConsumerOf(t, h3, js, "ex1")
 	}
 	if n := metricValue(h3.d, "flashreturn_events_expired_total"); n != 2 {
 		t.Fatalf("2 events lost, counted %d after two consumer resets", n)
@@ -157,14 +148,24 @@ func TestStreamBehindCursorIsReported(t *testing.T) {
 	if n := metricValue(h2.d, "flashreturn_stream_rewinds_total"); n != 1 {
 		t.Fatalf("stream recreated behind the cursor: %d rewinds reported, want 1", n)
 	}
-	resets := metricValue(h2.d, "flashreturn_consumer_resets_total")
-	if err := js.DeleteConsumer(ctx, name, fmt.Sprintf("flashreturn_p%d", partitionOf("rw1"))); err != nil {
-		t.Fatal(err)
-	}
-	h2.waitFor("the consumer reset and ready again", func() bool {
-		return metricValue(h2.d, "flashreturn_consumer_resets_total") > resets && h2.d.Ready()
-	})
+	resetConsumerOf(t, h2, js, "rw1")
 	if n := metricValue(h2.d, "flashreturn_stream_rewinds_total"); n != 1 {
 		t.Fatalf("%d rewinds after a consumer reset, want it reported once", n)
 	}
+}
+
+// resetConsumerOf deletes the consumer of user's partition and waits
+// until the daemon has recreated it (and so checked the stream again).
+func resetConsumerOf(t *testing.T, h *harness, js jetstream.JetStream, user string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resets := metricValue(h.d, "flashreturn_consumer_resets_total")
+	name := streams.InStream(streams.LayoutStreams, partitionOf(user))
+	if err := js.DeleteConsumer(ctx, name, fmt.Sprintf("flashreturn_p%d", partitionOf(user))); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the consumer reset and ready again", func() bool {
+		return metricValue(h.d, "flashreturn_consumer_resets_total") > resets && h.d.Ready()
+	})
 }
