@@ -101,6 +101,11 @@ func countIn(ts []int64, from, to int64) int64 {
 	return n
 }
 
+// inWindow counts ts in (from, to]; not whole: a lower bound (pruned after from).
+func inWindow(ts []int64, prunedTo, from, to int64) (n int64, whole bool) {
+	return countIn(ts, from, to), prunedTo <= from
+}
+
 // prunedText is a safety check's trace text, by b2i(window not whole).
 var prunedText = [2]string{"", "window reaches past pruned history"}
 
@@ -221,13 +226,10 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	c.exposure(u, rq.AmountFen, p.ExposureCapFen)
 	// A window that reaches back past pruned history cannot be counted:
 	// the rule fails safe, and the trace says why (see LateAllowance).
-	from := at - int64(p.VelocityWindow)
-	n := countIn(u.RecentRequests, from, at) + 1
-	whole := u.VelocityPrunedTo <= from
+	n, whole := inWindow(u.RecentRequests, u.VelocityPrunedTo, at-int64(p.VelocityWindow), at)
+	n++ // this request
 	c.check(CodeVelocityCap, whole && n <= int64(p.VelocityMax), n, int64(p.VelocityMax), prunedText[b2i(!whole)])
-	from = at - int64(p.TrustWindow)
-	bad := countIn(u.TrustMarks, from, at)
-	whole = u.TrustPrunedTo <= from
+	bad, whole := inWindow(u.TrustMarks, u.TrustPrunedTo, at-int64(p.TrustWindow), at)
 	c.check(CodeTrustFlagged, whole && bad == 0, bad, 0, prunedText[b2i(!whole)])
 
 	// Verdict. A merchant rule may approve what failed fast-track rules

@@ -69,8 +69,8 @@ func (r *Request) Effects(userID string) []EffectRef {
 // not_returned close) in (at - p.TrustWindow, at], or a window that
 // reaches back past pruned marks (the rule fails safe).
 func (u *User) TrustFlagged(at int64, p *Policy) bool {
-	from := at - int64(p.TrustWindow)
-	return u.TrustPrunedTo > from || countIn(u.TrustMarks, from, at) > 0
+	bad, whole := inWindow(u.TrustMarks, u.TrustPrunedTo, at-int64(p.TrustWindow), at)
+	return !whole || bad > 0
 }
 
 // Velocity returns the requests the velocity rule of p counts as of the

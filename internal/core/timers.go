@@ -169,8 +169,10 @@ func prune(u *User, p *Policy) {
 		if r.Status == StatusOpen {
 			keep = r.At >= abandon
 		}
-		if o := u.Order(r.OrderID); !keep && o != nil {
-			o.forget(r.ID)
+		if !keep { // the order lookup only for what goes: prune is on the hot path
+			if o := u.Order(r.OrderID); o != nil {
+				o.forget(r.ID)
+			}
 		}
 		return keep
 	})

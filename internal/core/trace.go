@@ -65,16 +65,12 @@ func (c Check) String() string {
 		// outstanding advances, promised advances, this amount, the cap.
 		return "exposure " + strconv.FormatInt(c.Held, 10) + " + " + strconv.FormatInt(c.Promised, 10) +
 			" promised + " + strconv.FormatInt(c.Got, 10) + " " + le(c.Pass) + " " + strconv.FormatInt(c.Limit, 10)
-	case CodeVelocityCap:
+	case CodeVelocityCap, CodeTrustFlagged:
+		what := [2]string{"requests in window", "trust marks in window"}[b2i(c.Code == CodeTrustFlagged)]
 		if c.Text != "" { // failed safe: the count is a lower bound
-			return "requests in window at least " + strconv.FormatInt(c.Got, 10) + ", max " + strconv.FormatInt(c.Limit, 10) + ": " + c.Text
+			return what + " at least " + strconv.FormatInt(c.Got, 10) + ", max " + strconv.FormatInt(c.Limit, 10) + ": " + c.Text
 		}
-		return cmp("requests in window", c.Got, le(c.Pass), "max", c.Limit)
-	case CodeTrustFlagged:
-		if c.Text != "" {
-			return "trust marks in window at least " + strconv.FormatInt(c.Got, 10) + ", max " + strconv.FormatInt(c.Limit, 10) + ": " + c.Text
-		}
-		return cmp("trust marks in window", c.Got, le(c.Pass), "max", c.Limit)
+		return cmp(what, c.Got, le(c.Pass), "max", c.Limit)
 	case CodeKindNotEligible:
 		return "kind " + Kind(c.Got).String() + in(c.Pass) + enumList(KindSet(c.Limit).Kinds())
 	case CodeReasonNotEligible:
