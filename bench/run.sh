@@ -10,7 +10,9 @@
 #      with P=BENCH_PARTITIONS and with P=8, and a steady run at 50% of
 #      the maximum and one at 10% (the floor, nothing queued) (p99
 #      request-to-decision, the daemon's stage
-#      histograms, loadgen's own send lag, backlog drained, audit);
+#      histograms, loadgen's own send lag, backlog drained, audit), and
+#      the same loads (P=BENCH_PARTITIONS) through the no-op relay, whose
+#      echo latency is the daemon's same-run baseline;
 #   5. a faulted run: loadgen spawns flashreturnd and runs double11 at a
 #      fixed moderate rate while killing it with SIGKILL three times and
 #      restarting it on the same data dir (audit, thresholds, the decision
@@ -139,15 +141,39 @@ if [ "$HAVE_DAEMON" = 1 ]; then
 			rm -rf "$OUT/flashreturnd-$name-data"
 			log "$name: audit ${RUN_OK[$name]}"
 		}
-		load_run double11 "$PARTS" --shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001
+		# relay_run NAME LOADGEN-ARGS...: the same offered load through
+		# the no-op relay (streams layout, P partitions), each request's
+		# echo timed as its answer: what JetStream, the layout and loadgen
+		# on these cores cost with no decision work, the baseline of the
+		# daemon's latency in the same run. Sets RUN_OK/RUN_CMD[relay-NAME].
+		relay_run() {
+			local name=relay-$1
+			shift
+			log "$name (P=$PARTS): $*"
+			bin/relay --listen 127.0.0.1:$RELAY_PORT --data-dir "$OUT/$name-data" --layout streams --partitions "$PARTS" \
+				>"$OUT/$name.log" 2>&1 &
+			local pid=$!
+			PIDS+=("$pid")
+			wait_for "$OUT/$name.log" "relay ready" 60
+			RUN_CMD[$name]="bin/loadgen --nats-url nats://127.0.0.1:$RELAY_PORT --expect outputs $* --json $OUT/$name.json"
+			if ${RUN_CMD[$name]} --progress never >"$OUT/$name.txt"; then RUN_OK[$name]=pass; else RUN_OK[$name]=FAIL; fi
+			stop_pid "$pid"
+			rm -rf "$OUT/$name-data"
+			log "$name: ${RUN_OK[$name]}"
+		}
+		D11_ARGS=(--shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001)
+		load_run double11 "$PARTS" "${D11_ARGS[@]}"
 		D11=${RUN_OK[double11]}
 		D11_CMD=${RUN_CMD[double11]}
+		relay_run double11 "${D11_ARGS[@]}"
 		if [ "${BENCH_SKIP_EXTRA:-0}" != 1 ]; then
-			[ "$PARTS" != 8 ] && load_run double11-p8 8 --shape double11 --rate "$BASE" --peak "$PEAK" --duration "$D11_DURATION" --bad-fraction 0.001
+			[ "$PARTS" != 8 ] && load_run double11-p8 8 "${D11_ARGS[@]}"
 			load_run steady-half "$PARTS" --shape steady --rate "$HALF" --duration 30s --bad-fraction 0.001
+			relay_run steady-half --shape steady --rate "$HALF" --duration 30s --bad-fraction 0.001
 			# The floor: what an answer costs when nothing queues.
 			TENTH=$(awk -v m="$FR_MAX" 'BEGIN{printf "%d", m*0.1}')
 			load_run steady-tenth "$PARTS" --shape steady --rate "$TENTH" --duration 30s --bad-fraction 0.001
+			relay_run steady-tenth --shape steady --rate "$TENTH" --duration 30s --bad-fraction 0.001
 		fi
 	fi
 fi
@@ -214,6 +240,14 @@ fi
 		[ -n "$ROUNDS" ] && echo "  - rounds (means): $ROUNDS"
 		echo "  - loadgen's own send lag (a starved load generator shows here, not in the daemon's figures): max $(json_num "$J" max_lag_ms) ms, late sends $(json_num "$J" late_sends)"
 		echo "  - backlog: max $(json_num "$J" backlog_max) at $(json_num "$J" backlog_max_at_sec) s, back under 100 ms of traffic $(json_num "$J" backlog_clear_sec) s later (-1: never); drained $(json_bool "$J" drained), $(json_num "$J" drain_sec) s after the last send; publish failures $(json_num "$J" failed); audit: ${RUN_OK[$1]}"
+		local R="$OUT/relay-$1.json"
+		[ -n "${RUN_OK[relay-$1]:-}" ] || return 0
+		if [ ! -s "$R" ]; then
+			echo "  - the same load through the no-op relay: no report (see $OUT/relay-$1.txt)"
+			return 0
+		fi
+		echo "  - the same load through the no-op relay (no decisions, no state; each request's echo timed; \`${RUN_CMD[relay-$1]}\`): p50 $(json_num "$R" p50_ms) ms, p99 $(json_num "$R" p99_ms) ms, max $(json_num "$R" max_ms) ms over $(json_num "$R" count) requests; loadgen's send lag max $(json_num "$R" max_lag_ms) ms; ${RUN_OK[relay-$1]}"
+		echo "  - flashreturnd / relay, same load: p50 $(ratio "$(json_num "$J" p50_ms)" "$(json_num "$R" p50_ms)"), p99 $(ratio "$(json_num "$J" p99_ms)" "$(json_num "$R" p99_ms)")"
 	}
 	run_report double11 "double11 at 80% of max, P=$PARTS (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"
 	run_report double11-p8 "double11 at 80% of max, P=8 (base $BASE/s, peak $PEAK/s, $D11_DURATION)" "goal < 10"

@@ -26,7 +26,12 @@ const (
 	// ExpectDecisions: every request has its decision and the inbound
 	// consumers have nothing pending (flashreturnd).
 	ExpectDecisions = "decisions"
-	// ExpectOutputs: one output on fr.out.> per event sent (the relay).
+	// ExpectOutputs: the target is the no-op relay, which echoes every
+	// event to fr.out.relay.<kind>.<user>. A throughput run counts one
+	// output per event; a scenario run times each return.requested's echo
+	// as its answer (the transport's own latency, the baseline of the
+	// daemon's) and audits neither decisions nor dead letters, since the
+	// relay echoes malformed events as it echoes the rest.
 	ExpectOutputs = "outputs"
 )
 
@@ -54,8 +59,8 @@ type Config struct {
 	// Rate is the offered rate of a throughput run in events/s; 0 means
 	// as fast as MaxInFlight allows.
 	Rate float64
-	// Expect is what a throughput run waits for: ExpectDecisions (default)
-	// or ExpectOutputs.
+	// Expect is what the target answers: ExpectDecisions (flashreturnd,
+	// the default) or ExpectOutputs (the relay).
 	Expect string
 	// P99Target is the p99 request-to-decision latency a step must stay
 	// under to count as sustained; 0 means 10 ms.

@@ -152,6 +152,16 @@
 // its decision and the inbound consumers have nothing pending
 // ([ExpectDecisions], flashreturnd). bench/run.sh measures both this way.
 //
+// # Against the relay
+//
+// A scenario run with [ExpectOutputs] drives the no-op relay with the
+// same shape and event mix as the daemon's run and times each request's
+// echo (read from fr.out.relay.return.>, not one echo per event) as its
+// answer. Its latency is what JetStream, the stream layout and loadgen
+// itself cost at that offered load with no decision work: the baseline
+// the daemon's latency is compared with in the same bench/run.sh run.
+// Decisions and dead letters are not audited (the relay makes neither).
+//
 // # Faults
 //
 // With Config.Spawn, Run starts the target (a flashreturnd command line,

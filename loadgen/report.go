@@ -44,7 +44,8 @@ type Report struct {
 	// Lifecycle counts review answers, deadlines, resolutions and dead
 	// letters by reason.
 	Lifecycle audit.Lifecycle `json:"lifecycle"`
-	// Latency is request (scheduled send) to decision (arrival).
+	// Latency is request (scheduled send) to decision (arrival); against
+	// the relay (Params.Expect "outputs"), to the request's echo.
 	Latency Latency `json:"latency"`
 	// Visible is, per decision, FR_OUT's stored timestamp to loadgen's
 	// consumer receiving it: the "ack → visible to a consumer" stage of

@@ -166,8 +166,9 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 		rep.Params.Shape = cfg.Shape.Name()
 		rep.Params.ShapeParams = shapeParams(cfg.Shape)
 	} else {
-		rep.Params.Events, rep.Params.Rate, rep.Params.Expect = cfg.Events, cfg.Rate, cfg.Expect
+		rep.Params.Events, rep.Params.Rate = cfg.Events, cfg.Rate
 	}
+	rep.Params.Expect = cfg.Expect
 	r.seriesMu.Lock()
 	rep.Series, rep.Steps, rep.MaxSustainableRate = r.series, r.steps, r.maxRate
 	r.seriesMu.Unlock()
@@ -186,6 +187,9 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	if cfg.Mode == ModeThroughput && cfg.Rate == 0 {
 		rep.Latency.MeasuredFrom = "actual send time (unlimited rate: no schedule)"
 	}
+	if cfg.Expect == ExpectOutputs {
+		rep.Latency.MeasuredFrom += ", to the relay's echo of the request"
+	}
 	if cfg.Mode == ModeThroughput {
 		tp := &Throughput{Events: len(r.pre), Requests: rep.Requests, Expect: cfg.Expect, SendSec: sendEnd.Seconds(), Completed: drained}
 		if tp.SendSec > 0 {
@@ -199,7 +203,7 @@ func (r *runner) report(sendEnd, drainEnd time.Duration, completedAt time.Time, 
 	}
 	rep.Lifecycle = audit.LifecycleOf(r.gen, t)
 	rep.Audit = audit.Run(audit.Input{Gen: r.gen, Tracker: t, FailedPubs: rep.Publish.Failed, Policy: cfg.Policy,
-		ExpectDecisions: !(cfg.Mode == ModeThroughput && cfg.Expect == ExpectOutputs)})
+		ExpectDecisions: cfg.Expect != ExpectOutputs})
 	if !drained {
 		c := t.Snapshot()
 		rep.Audit = append(rep.Audit, audit.Check{Name: "drained", Rule: fmt.Sprintf("every expected output arrives within %v after the last send", cfg.DrainTimeout),

@@ -1,7 +1,7 @@
 // Command relay is the no-op relay that sets flashreturn's throughput
 // ceiling: it stores inbound events the way flashreturnd may, consumes
 // them per partition in adaptive batches, publishes one output per event
-// to fr.out.relay.<user> with a Nats-Msg-Id (asynchronously, awaited per
+// to fr.out.relay.<kind>.<user> with a Nats-Msg-Id (asynchronously, awaited per
 // batch) and acknowledges each batch with one AckAll. It decides nothing,
 // keeps no state and writes no disk of its own, so whatever rate it
 // sustains is what NATS and the stream layout allow; flashreturnd's rate

@@ -63,7 +63,7 @@ func main() {
 	stats := fs.Bool("stats", false, "print relayed events/s on stderr every second")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole process (relay and embedded server) to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: relay [flags]\n\nNo-op relay: consume inbound events per partition, publish one output each to fr.out.relay.<user>, AckAll per batch.\n\nFlags:\n")
+		fmt.Fprintf(os.Stderr, "Usage: relay [flags]\n\nNo-op relay: consume inbound events per partition, publish one output each to fr.out.relay.<kind>.<user>, AckAll per batch.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -363,15 +363,21 @@ func (w *worker) relay(ctx context.Context, batch []jetstream.Msg) error {
 		if err != nil {
 			return fmt.Errorf("partition %d: metadata: %w", w.p, err)
 		}
-		// The user is the last token in every layout (fr.p.<p>.<kind>.<user>).
+		// Every layout stores under fr.p.<p>.<kind>.<user>: the kind and
+		// the user are the last two tokens.
 		subj := m.Subject()
-		user := subj[strings.LastIndexByte(subj, '.')+1:]
+		cut := strings.LastIndexByte(subj, '.')
+		user := subj[cut+1:]
+		kind := subj[strings.LastIndexByte(subj[:max(cut, 0)], '.')+1 : max(cut, 0)]
 		// The Nats-Msg-Id is the input's stream and sequence, so a batch
 		// redelivered after a crash publishes the same ids and FR_OUT keeps
 		// one copy: the same idempotence (and dedup cost) as the daemon's.
 		// "relay" is no contract kind on purpose: FR_OUT stores it (its
-		// filter is fr.out.>) but no consumer of decisions mistakes it for one.
-		out := &nats.Msg{Subject: wire.OutKindSubject("relay", user), Data: m.Data(),
+		// filter is fr.out.>) but no consumer of decisions mistakes it for
+		// one. The inbound kind in the subject lets loadgen read only the
+		// echoes of fr.in.return.* (RelaySubject), as it reads only the
+		// daemon's outputs, not one message per event.
+		out := &nats.Msg{Subject: wire.RelaySubject(kind, user), Data: m.Data(),
 			Header: nats.Header{jetstream.MsgIDHeader: []string{w.stream + "-" + strconv.FormatUint(md.Sequence.Stream, 10)}}}
 		f, err := w.publish(ctx, out)
 		if err != nil {

@@ -129,7 +129,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		bad        = fs.Float64("bad-fraction", 0.001, "share of events that are malformed (must reach the DLQ)")
 		classic    = fs.Bool("classic-world", false, "turn the after-sales lifecycle off (review answers, deadlines, unreturned goods, second requests, splurges, events that cannot stand): the world of before, to bisect")
 		events     = fs.Int("events", 1000000, "throughput: number of events")
-		expect     = fs.String("expect", loadgen.ExpectDecisions, "throughput: what completes the run: decisions (flashreturnd) or outputs (one per event: the relay)")
+		expect     = fs.String("expect", loadgen.ExpectDecisions, "what the target answers: decisions (flashreturnd) or outputs (the no-op relay: one echo per event; a scenario times each request's echo)")
 		p99        = fs.Duration("p99-target", 10*time.Millisecond, "step: p99 request-to-decision a step must stay under")
 		inflight   = fs.Int("max-in-flight", 4096, "bound on unacknowledged async publishes")
 		drain      = fs.Duration("drain-timeout", 0, "wait for outputs after the last send (default 30s, throughput 10m)")

@@ -136,6 +136,12 @@ var OutKinds = [...]string{OutDecision, OutRefund, OutPickup, OutCompensation, O
 // for a [core.Effect]. It does not validate its arguments.
 func OutKindSubject(kind, user string) string { return OutPrefix + kind + "." + user }
 
+// RelaySubject returns fr.out.relay.<kind>.<user>, where the no-op relay
+// of bench/relay echoes an event stored under fr.p.<p>.<kind>.<user>.
+// "relay" is no contract kind: no consumer of the contract's outputs
+// mistakes an echo for one, and ParseOutSubject refuses it.
+func RelaySubject(kind, user string) string { return OutPrefix + "relay." + kind + "." + user }
+
 // ParseOutSubject splits fr.out.<kind>.<user_id> without allocating. ok
 // is false unless kind is one of [OutKinds] and user is a non-empty token
 // without dots; kind and user are substrings of subj.

@@ -176,6 +176,14 @@ func Run(in Input) []Check {
 	// blamed on the target.
 	valid := Check{Name: "valid_not_dead_lettered", Rule: "no valid event is dead-lettered", Checked: t.dlqTotal, Failed: t.validDLQN,
 		Examples: slices.Clone(t.validDLQ)}
+	if !in.ExpectDecisions {
+		// The relay echoes malformed events like the rest: skipped, and
+		// kept in the list for the same reason as decision_exactly_once.
+		for _, c := range []*Check{&dlq, &dlqReason, &dlqSubject, &valid} {
+			c.Skipped = "the target does not dead-letter (relay)"
+			c.Failed, c.Examples = 0, nil
+		}
+	}
 	checks = append(checks, dlq, dlqReason, dlqSubject, valid)
 	// The expectations and lifecycle checks judge decisions and their
 	// consequences; against the relay there are none to judge.

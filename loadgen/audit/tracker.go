@@ -225,6 +225,18 @@ func (t *Tracker) Output(subject string, data []byte, now time.Time) {
 		t.foreignOut++
 		return
 	}
+	if kind == contract.OutRelay {
+		// The relay's echo of the request is its "answer": timed like a
+		// decision, so a scenario run against the relay measures what
+		// the transport alone costs. Other echoes are only counted.
+		if i, ok := t.gen.RequestIndex(o.RequestID); ok && o.Type == contract.TypeReturnRequested {
+			if rec := t.answered(i); rec != nil && rec.decisions == 1 {
+				t.decided++
+				t.timeAnswer(rec, now)
+			}
+		}
+		return
+	}
 	// An output about an id of the "q" namespace (a request the shopper
 	// does not have) means an event that cannot stand changed state
 	// (domain.md, Input that cannot stand); no_output_for_invalid fails
@@ -265,12 +277,10 @@ func (t *Tracker) Output(subject string, data []byte, now time.Time) {
 
 // decision records a decision for request i. Called with t.mu held.
 func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
-	if int(i) >= len(t.reqs) || !t.reqs[i].sent {
-		t.foreignOut++
+	rec := t.answered(i)
+	if rec == nil {
 		return
 	}
-	rec := &t.reqs[i]
-	rec.decisions++
 	t.decisions[d.Decision]++
 	// Only the first decision is recorded and timed: a second one is
 	// counted for decision_exactly_once, but must not move the latency
@@ -285,6 +295,26 @@ func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
 		t.reasons[c]++
 	}
 	t.policies[d.Policy.Name]++
+	t.timeAnswer(rec, now)
+	t.updateDue(rec)
+}
+
+// answered counts an answer (a decision, or the relay's echo) to request
+// i and returns its record, or nil, counting the output as foreign, if
+// the request was not sent by this run. Called with t.mu held.
+func (t *Tracker) answered(i int32) *reqRec {
+	if int(i) >= len(t.reqs) || !t.reqs[i].sent {
+		t.foreignOut++
+		return nil
+	}
+	rec := &t.reqs[i]
+	rec.decisions++
+	return rec
+}
+
+// timeAnswer records the first answer's latency, from the request's
+// scheduled send to now. Called with t.mu held.
+func (t *Tracker) timeAnswer(rec *reqRec, now time.Time) {
 	// Clamped into the histogram's range so RecordValue cannot fail
 	// (its error is ignored for that reason); negative only if the
 	// sender ran ahead of its schedule, which is not latency.
@@ -294,7 +324,6 @@ func (t *Tracker) decision(i int32, d *contract.Output, now time.Time) {
 	_ = t.hist.RecordValue(us)
 	_ = t.win.RecordValue(us)
 	_ = t.step.RecordValue(us)
-	t.updateDue(rec)
 }
 
 // policyKey is an output's policy as one interned string, "" when its name

@@ -47,6 +47,17 @@ const (
 	ReasonBadValue       = "bad_value"
 )
 
+// The no-op relay of bench/relay echoes every stored event to
+// fr.out.relay.<kind>.<user> (not a contract subject: the relay is the
+// benchmark's baseline, not the product). OutRelay is the <kind> loadgen
+// sees there; RelayReturnFilter selects the echoes of fr.in.return.*,
+// among them every return.requested, which a scenario run against the
+// relay times as the relay's "answer".
+const (
+	OutRelay          = "relay"
+	RelayReturnFilter = "fr.out.relay.return.>"
+)
+
 // Output kinds (the <kind> of fr.out.<kind>.<user>) and the values of
 // their fields that the audit reads.
 const (
@@ -168,6 +179,8 @@ type Policy struct {
 // decision, refund, pickup, compensation, clawback, trust, resolution)
 // that loadgen reads; each kind fills the fields it has.
 type Output struct {
+	// Type is set only in the relay's echoes (an inbound event's type).
+	Type      string `json:"type"`
 	RequestID string `json:"request_id"`
 	UserID    string `json:"user_id"`
 	Policy    Policy `json:"policy"`
