@@ -18,18 +18,15 @@ import (
 //
 //   - order.paid, credit.updated: none (state only). A second order.paid
 //     for a known order is ignored (the first wins).
-//   - order.shipped, order.delivered: none for a known order (later
-//     shipped/delivered times of an order that has one are ignored); for
-//     an order u does not have, one [EffectDeadLetter] with
-//     [FaultUnknownOrder] and no state change.
+//   - order.shipped, order.delivered: none (a known order keeps its first
+//     times); for an order u does not have, a [FaultUnknownOrder] dead letter.
 //   - return.requested: exactly one decision, except for a redelivery (a
 //     request_id u already has), which yields nothing. An approval may be
 //     followed by a refund (pre_shipment or approval trigger) and a pickup.
-//   - return.cancelled: none; an open request that has handed nothing
-//     over (no refund sent, no replace exchange's new item delivered)
-//     becomes cancelled (its pickup and deadlines disarmed, its
-//     reservation and promised advance released), anything else is
-//     unchanged.
+//   - return.cancelled: none; an open request that has handed nothing over
+//     (no refund sent, no replace exchange's new item delivered) becomes
+//     cancelled (pickup and deadlines disarmed, reservation and promised
+//     advance released); anything else is unchanged.
 //   - logistics.tracking, pickup.done: at most one refund (tracking
 //     trigger) for an approved open request whose terms pay on tracking.
 //   - inspection.result: for an open request, a clawback (bad outcome after
@@ -39,9 +36,8 @@ import (
 //     resolution yet, one resolution (and, for an approval, what it does:
 //     a refund, a pickup); for any other request of u, nothing.
 //   - every event about a request (return.cancelled, logistics.*,
-//     pickup.done, inspection.result, review.*) for a request u does not
-//     have: one [EffectDeadLetter] with [FaultUnknownRequest] and no state
-//     change.
+//     pickup.done, inspection.result, review.*) that u does not have: a
+//     [FaultUnknownRequest] dead letter. A dead letter changes no state.
 //   - clock.tick and invalid types: ignored (timers fire through [Fire]).
 //
 // Before applying ev (unless it is dead-lettered), Apply fires u's timers
@@ -49,7 +45,9 @@ import (
 // the deadlines before its at even if no clock passed them yet (an answer
 // after the review deadline loses to the timeout; a pickup.done dated in
 // its window counts). It then moves u.MaxAt to ev.At when later and
-// prunes history older than [OrderRetention] and [Policy.Retention].
+// prunes history older than [OrderRetention] and [Policy.Retention]. An
+// event whose own time pruned the order or request it refers to is then
+// dead-lettered as above, the time it carried having moved u's clock.
 //
 // Apply is not safe for concurrent use on the same User; distinct users
 // may be applied concurrently with the same Env.
@@ -58,7 +56,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		return out
 	}
 	if f := fault(u, ev); f != FaultNone {
-		return append(out, Effect{Kind: EffectDeadLetter, UserID: ev.UserID, RequestID: ev.RequestID, OrderID: ev.OrderID, Fault: f})
+		return deadLetter(out, ev, f)
 	}
 	if u.ID == "" {
 		u.ID = ev.UserID
@@ -70,6 +68,9 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if ev.At > u.MaxAt {
 		u.MaxAt = ev.At
 		prune(u, env.Policy)
+		if f := fault(u, ev); f != FaultNone { // pruned by this event's time
+			return deadLetter(out, ev, f)
+		}
 	}
 	switch ev.Type {
 	case EventOrderPaid:
@@ -103,6 +104,10 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 		out = answered(u, ev, env, out)
 	}
 	return out
+}
+
+func deadLetter(out []Effect, ev *Event, f Fault) []Effect {
+	return append(out, Effect{Kind: EffectDeadLetter, UserID: ev.UserID, RequestID: ev.RequestID, OrderID: ev.OrderID, Fault: f})
 }
 
 // fault reports whether ev refers to an order or request u does not have.

@@ -11,9 +11,10 @@ func (u *User) Clone() *User {
 	c := *u
 	c.Orders = slices.Clone(u.Orders)
 	for i := range c.Orders {
-		// Copied: Order.forget shifts a full list in place.
+		// Copied: forget shifts a full list in place.
 		c.Orders[i].Forgotten = slices.Clone(c.Orders[i].Forgotten)
 	}
+	c.Forgotten = slices.Clone(u.Forgotten)
 	c.Requests = slices.Clone(u.Requests)
 	c.RecentRequests = slices.Clone(u.RecentRequests)
 	c.TrustMarks = slices.Clone(u.TrustMarks)

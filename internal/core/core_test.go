@@ -484,7 +484,8 @@ func TestClockAndInvalidEventsIgnored(t *testing.T) {
 }
 
 // FuzzApply feeds arbitrary event sequences, enum values out of range
-// included, to Apply and Fire: no panic, one decision per new request,
+// included, to Apply and Fire: no panic, one decision per request ID
+// ever (a redelivery gets none, its request kept or pruned),
 // refunds within the paid amount and OutstandingFen never negative.
 func FuzzApply(f *testing.F) {
 	f.Add([]byte{1, 0, 1, 2, 5, 0, 1, 1, 1, 7, 0, 9, 1})
@@ -497,6 +498,7 @@ func FuzzApply(f *testing.F) {
 		at := int64(1_800_000_000_000_000_000)
 		var out []Effect
 		paid := map[string]int64{}
+		requested := map[string]bool{}
 		for len(data) >= 6 {
 			b := data[:6]
 			data = data[6:]
@@ -512,20 +514,18 @@ func FuzzApply(f *testing.F) {
 			ev.HasAmount = b[2]&0x80 != 0
 			ev.AmountFen = int64(b[1]) * 100
 			ev.SevenDay = b[2]&0x40 != 0
-			// A request the user has is a redelivery, unless this event's
-			// time prunes it first (closed past retention, or abandoned).
-			had := false
-			if r := u.Request(ev.RequestID); r != nil {
-				maxAt := max(u.MaxAt, ev.At)
-				pruned := (r.Status != StatusOpen && r.ClosedAt < maxAt-int64(p.Retention())) ||
-					(r.Status == StatusOpen && r.At < maxAt-int64(AbandonAfter))
-				had = !pruned
-			}
-			if ev.Type == EventOrderPaid && u.Order(ev.OrderID) == nil {
-				paid[ev.OrderID] = ev.PaidFen
-			}
+			// A request ID seen before is a redelivery, kept or pruned
+			// (six IDs: never past MaxForgotten).
+			had := requested[ev.RequestID]
 			out = Fire(u, at, &env, out[:0])
 			out = Apply(u, &ev, &env, out)
+			// The paid amount of the order as it stands: an order pruned
+			// (400 days idle) and paid again is a new order, whose
+			// ceiling starts afresh (the event's own time prunes it, so
+			// the state before Apply cannot tell).
+			if o := u.Order(ev.OrderID); ev.Type == EventOrderPaid && o != nil {
+				paid[ev.OrderID] = o.PaidFen
+			}
 			n := 0
 			for _, e := range out {
 				switch e.Kind {
@@ -541,6 +541,7 @@ func FuzzApply(f *testing.F) {
 			if ev.Type == EventReturnRequested && !had {
 				want = 1
 			}
+			requested[ev.RequestID] = had || n > 0
 			if n != want {
 				t.Fatalf("%d decisions for %+v, want %d", n, ev, want)
 			}

@@ -114,7 +114,7 @@ func requested(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	if r := u.Request(ev.RequestID); r != nil {
 		// Naming another order: remembered there too, for a replay.
 		if o := u.Order(ev.OrderID); o != nil && r.OrderID != o.ID {
-			o.forget(r.ID)
+			forget(&o.Forgotten, r.ID)
 		}
 		return out // redelivery: the shopper has this request
 	}

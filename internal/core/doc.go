@@ -14,9 +14,8 @@
 //     [Effect.ResolutionID]), so replaying the same events yields the same
 //     effects byte for byte.
 //   - Every return.requested gets exactly one decision, except a
-//     redelivery (a request_id the user has, or had on an order it keeps:
-//     Order.Forgotten), which gets none. A
-//     rejection is a decision, never an error.
+//     redelivery (a request_id the user has, or had: Order.Forgotten,
+//     User.Forgotten), which gets none. A rejection is a decision.
 //   - Money safety (domain.md), under any order of events, redelivery or
 //     policy change: per order, refunds minus the clawbacks of refunded
 //     money never pass paid_fen (Order.ReservedFen + Order.RefundedFen <=
@@ -35,7 +34,8 @@
 //     open requests hold (plus those of abandoned requests, see
 //     [AbandonAfter]); never negative.
 //   - An event that refers to an order or request the user does not have
-//     changes nothing and yields one [EffectDeadLetter].
+//     changes nothing and yields one [EffectDeadLetter] (if its own time
+//     pruned it, after that time moved the user's clock: see [Apply]).
 //
 // # Callers
 //
@@ -46,9 +46,8 @@
 // is not an output: the caller dead-letters the event. Apply and Fire append
 // to a caller-owned slice and allocate nothing on a warm user (one whose
 // slices have room), so a decision costs well under a microsecond. [User]
-// and [Effect] hold only values and strings, so the caller can encode them
-// as it likes. Policies come from [Preset] or internal/policyfile and are
-// validated and versioned by [Policy.Finish].
+// and [Effect] hold only values and strings. Policies come from [Preset]
+// or internal/policyfile, validated and versioned by [Policy.Finish].
 //
 // The query API and the status page show a shopper and its requests
 // through the query functions ([Request.Stage], [Request.Effects],
@@ -57,32 +56,17 @@
 // never by re-reading fields: what "in review" or "flagged" means is a
 // rule, and it lives here beside the decisions that apply it.
 //
-// # Decisions, money, review and timers
+// # Decisions, money, review, timers, bounded state
 //
 // RULES.md, next to this file, walks through how a return.requested is
 // checked (rules that reject, fast-track rules, safety rules, merchant
 // rules), how a request's money moves from approval to refund, clawback
-// or release, how a review is resolved, and how timers fire ([Fire]).
-//
-// # Bounded state
-//
-// Whenever an event moves User.MaxAt forward, Apply prunes: closed
-// requests closed more than [Policy.Retention] ago (the longest rule
-// window, at least 90 days), orders that no kept request refers to, that
-// hold no reservation and whose last event is older than
-// [OrderRetention] (400 days), velocity entries and trust marks older
-// than their windows (never less than 24 h and 90 days, whatever the
-// policy) plus [LateAllowance], and open requests decided more than
-// [AbandonAfter] (a year) ago. A pruned request's ID stays on its order
-// and the latest pruned times on the user, for the money rules.
+// or release, how a review is resolved, how timers fire ([Fire]), what
+// pruning drops and keeps (the state is bounded: Apply prunes whenever
+// User.MaxAt moves), and what the package does where the specification
+// leaves a question open (redeliveries of pruned requests, late requests).
 //
 // Strings the state keeps (IDs, categories, notes) are copied into a
 // per-user slab ([User] own), so that a cached shopper does not pin the
 // decoded payloads, and a decision on a warm shopper allocates nothing.
-//
-// # Choices where the specification is silent
-//
-// RULES.md also lists what the package does where the specification
-// leaves a question open (redeliveries of pruned requests, late
-// requests, review and inspection corner cases...).
 package core

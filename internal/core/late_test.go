@@ -209,12 +209,59 @@ func TestRedeliveryNamingAnotherOrderAfterPrune(t *testing.T) {
 	}
 }
 
+// A request rejected order_unknown has no order to remember it on: once
+// pruned, its replay must still be no new request (no second decision),
+// and stays none when a late order.paid for that order turns up: decided
+// then, it could be approved and paid.
+func TestRedeliveryOfPrunedUnknownOrderRequest(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	req := "2026-01-03T10:00:00+08:00 return.requested req=r1 order=ox kind=refund_only reason=quality"
+	if d := f.decision(req); d.Verdict != VerdictRejected || !d.Reasons.Has(CodeOrderUnknown) {
+		t.Fatalf("r1 on unknown ox: %s %v", d.Verdict, d.Reasons.AppendStrings(nil))
+	}
+	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5") // r1 pruned
+	if f.u.Request("r1") != nil {
+		t.Fatal("r1 not pruned")
+	}
+	if out := f.apply(req); len(out) != 0 {
+		t.Fatalf("replay of pruned r1: %d effects (a second decision); want none", len(out))
+	}
+	f.order("2026-01-01T10:00:00+08:00", "ox", "paid=10000")
+	f.apply("2026-05-02T10:00:00+08:00 order.delivered order=ox")
+	if out := f.apply(req); len(out) != 0 {
+		n, fen := countEffects(out, EffectRefund)
+		t.Fatalf("replay of r1 once ox is known: %d effects, %d refunds, %d fen; want none", len(out), n, fen)
+	}
+}
+
+// An order pruned itself (OrderRetention after its last event) hands its
+// forgotten IDs to the user: a replay of its pruned request after that is
+// still no new request.
+func TestPrunedOrderKeepsItsForgottenIDs(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	f.order("2026-01-01T10:00:00+08:00", "o1", "paid=10000")
+	f.apply("2026-01-02T10:00:00+08:00 order.delivered order=o1")
+	req := "2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=other amount=4000"
+	f.decision(req)
+	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5") // r1 pruned, on o1
+	if o := f.u.Order("o1"); o == nil || len(o.Forgotten) != 1 {
+		t.Fatalf("o1 after r1's prune: %+v", o)
+	}
+	f.apply("2027-06-01T10:00:00+08:00 credit.updated stars=5") // o1 pruned
+	if f.u.Order("o1") != nil || len(f.u.Forgotten) != 1 || f.u.Forgotten[0] != "r1" {
+		t.Fatalf("o1 pruned: order %v, user's forgotten %v", f.u.Order("o1"), f.u.Forgotten)
+	}
+	if out := f.apply(req); len(out) != 0 {
+		t.Fatalf("replay of r1 after o1 was pruned: %d effects; want none", len(out))
+	}
+}
+
 // Order.Forgotten keeps at most MaxForgotten IDs, the newest, each once.
 func TestForgottenIsBounded(t *testing.T) {
 	var o Order
 	for i := range MaxForgotten + 10 {
-		o.forget("r" + strconv.Itoa(i))
-		o.forget("r" + strconv.Itoa(i))
+		forget(&o.Forgotten, "r"+strconv.Itoa(i))
+		forget(&o.Forgotten, "r"+strconv.Itoa(i))
 	}
 	if len(o.Forgotten) != MaxForgotten || o.Forgotten[0] != "r10" || o.Forgotten[MaxForgotten-1] != "r"+strconv.Itoa(MaxForgotten+9) {
 		t.Fatalf("forgotten %d, first %s, last %s", len(o.Forgotten), o.Forgotten[0], o.Forgotten[len(o.Forgotten)-1])
@@ -236,4 +283,31 @@ func TestTrustFlaggedPastPrunedMarks(t *testing.T) {
 	if u.TrustFlagged(at+int64(11*24*time.Hour), p) {
 		t.Fatal("91 days after the pruned mark: not flagged")
 	}
+}
+
+// An event whose own time prunes the request or order it refers to is
+// dead-lettered as if it had come one event later (found by FuzzApply:
+// it dereferenced the pruned request and panicked the core, which the
+// pipeline dead-letters as poison).
+func TestEventPrunedByItsOwnTime(t *testing.T) {
+	f := newFixture(t, PresetJD)
+	f.order("2026-01-01T10:00:00+08:00", "o1", "paid=10000")
+	f.apply("2026-01-02T10:00:00+08:00 order.delivered order=o1")
+	f.decision("2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=other amount=4000")
+	f.apply("2026-01-07T10:00:00+08:00 credit.updated stars=5") // approved by the review deadline, refunded, closed
+	if r := f.u.Request("r1"); r == nil || r.Status == StatusOpen {
+		t.Fatalf("r1 not closed: %+v", r)
+	}
+	oneDeadLetter := func(ev string, want Fault) {
+		t.Helper()
+		out := f.apply(ev)
+		if len(out) != 1 || out[0].Kind != EffectDeadLetter || out[0].Fault != want {
+			t.Fatalf("%s: %+v, want one dead letter %v", ev, out, want)
+		}
+	}
+	oneDeadLetter("2026-05-01T10:00:00+08:00 logistics.tracking req=r1 no=SF1", FaultUnknownRequest)
+	if f.u.MaxAt != parseTime(t, "", "2026-05-01T10:00:00+08:00") {
+		t.Fatal("the dead-lettered event's time did not move the shopper's clock")
+	}
+	oneDeadLetter("2027-03-01T10:00:00+08:00 order.shipped order=o1", FaultUnknownOrder)
 }

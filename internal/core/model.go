@@ -183,9 +183,8 @@ type Order struct {
 
 	// Forgotten holds the IDs of requests on this order that pruning
 	// dropped, and of kept requests of another order redelivered naming
-	// this one (at most [MaxForgotten], oldest first). A return.requested
-	// with one of them is a redelivery, as for a kept request: deciding it
-	// again could pay it again while the order still has room.
+	// this one (at most [MaxForgotten], oldest first): a return.requested
+	// with one is a redelivery, lest it be paid again.
 	Forgotten []string
 }
 
@@ -282,6 +281,9 @@ type User struct {
 	// before one of them cannot be counted: the rule fails safe.
 	VelocityPrunedTo int64
 	TrustPrunedTo    int64
+	// Forgotten is Order.Forgotten for IDs no kept order holds: pruned
+	// requests of an unknown order, and a pruned order's list.
+	Forgotten []string
 	// MaxAt is the largest event time applied to this user.
 	MaxAt int64
 

@@ -153,13 +153,9 @@ const AbandonAfter = 365 * 24 * time.Hour
 // a window reaching past what was pruned fails its rule safe.
 const LateAllowance = 7 * 24 * time.Hour
 
-// prune drops, relative to u.MaxAt, closed requests closed more than the
-// policy's retention ago, open requests decided more than AbandonAfter
-// ago, orders that no remaining request refers to, that hold no
-// reservation and whose last event is older than OrderRetention, velocity
-// entries and trust marks older than their windows plus [LateAllowance]
-// (see Order.Forgotten, User.VelocityPrunedTo for what stays). Order of
-// the kept entries is preserved.
+// prune drops, relative to u.MaxAt, what RULES.md (Bounded state) lists,
+// keeping the order of what stays and what the money rules still need
+// (Order.Forgotten, User.Forgotten, User.VelocityPrunedTo...).
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
@@ -170,15 +166,22 @@ func prune(u *User, p *Policy) {
 			keep = r.At >= abandon
 		}
 		if !keep { // the order lookup only for what goes: prune is on the hot path
+			list := &u.Forgotten
 			if o := u.Order(r.OrderID); o != nil {
-				o.forget(r.ID)
+				list = &o.Forgotten
 			}
+			forget(list, r.ID)
 		}
 		return keep
 	})
-	// After the requests: an order is kept while a kept request refers to it.
+	// After the requests: an order is kept while a kept request refers to
+	// it; a pruned order's forgotten IDs move to the user's.
 	u.Orders = compact(u.Orders, func(o *Order) bool {
-		return o.LastAt >= orders || o.ReservedFen != 0 || u.referenced(o.ID)
+		keep := o.LastAt >= orders || o.ReservedFen != 0 || u.referenced(o.ID)
+		for i := 0; !keep && i < len(o.Forgotten); i++ {
+			forget(&u.Forgotten, o.Forgotten[i])
+		}
+		return keep
 	})
 	// Velocity entries and trust marks are kept for the spec's windows
 	// (24 h, 90 days) at least, whatever the policy in force: a policy
@@ -220,23 +223,28 @@ func compact[T any](s []T, keep func(*T) bool) []T {
 	return s[:n]
 }
 
-// MaxForgotten bounds Order.Forgotten; beyond it the oldest IDs go.
+// MaxForgotten bounds Order.Forgotten and User.Forgotten; beyond it the
+// oldest IDs go.
 const MaxForgotten = 64
 
-// forget records a request ID on the order, once (no copy of the string).
-func (o *Order) forget(id string) {
-	if slices.Contains(o.Forgotten, id) {
+// forget records a request ID in a forgotten list, once (no copy of the
+// string).
+func forget(list *[]string, id string) {
+	if slices.Contains(*list, id) {
 		return
 	}
-	if len(o.Forgotten) == MaxForgotten {
-		o.Forgotten = append(o.Forgotten[:0], o.Forgotten[1:]...)
+	if len(*list) == MaxForgotten {
+		*list = append((*list)[:0], (*list)[1:]...)
 	}
-	o.Forgotten = append(o.Forgotten, id)
+	*list = append(*list, id)
 }
 
-// forgotten reports whether a request with this ID was pruned from, or
-// redelivered naming, one of u's kept orders.
+// forgotten reports whether a request with this ID was pruned from u, or
+// redelivered naming one of u's kept orders.
 func (u *User) forgotten(requestID string) bool {
+	if slices.Contains(u.Forgotten, requestID) {
+		return true
+	}
 	for i := range u.Orders {
 		if slices.Contains(u.Orders[i].Forgotten, requestID) {
 			return true

@@ -140,13 +140,17 @@ func (s *Stepper) Step(ev *core.Event, env *core.Env) error {
 		s.shadowFx = core.Apply(u.Clone(), ev, &senv, s.shadowFx[:0])
 		shadowFx = s.shadowFx
 	}
+	maxAt := u.MaxAt
 	s.effects = core.Apply(u, ev, env, s.effects[:0])
 	if shadowFx != nil {
 		s.Shadow.observe(s.effects, shadowFx)
 	}
 	// A dead-lettered event changed nothing (core.Apply's contract): a
 	// shopper known only from dead letters stays unknown, uncommitted.
-	if len(s.effects) != 1 || s.effects[0].Kind != core.EffectDeadLetter {
+	// Unless its own time pruned what it refers to: then that time moved
+	// the shopper's clock and pruned, which is committed like any change
+	// (left in the cache only, a restart would undo it).
+	if len(s.effects) != 1 || s.effects[0].Kind != core.EffectDeadLetter || u.MaxAt != maxAt {
 		s.St.MarkDirty(u)
 		s.rearm(u)
 	}

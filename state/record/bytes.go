@@ -37,6 +37,15 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+// appendStrings appends a count, then each string as appendString does.
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
 // Time encoding. Times are Unix nanoseconds where 0 means "not yet"; most
 // lie within days of the user's MaxAt and are whole seconds or milliseconds.
 // A time is one uvarint x:
@@ -159,6 +168,20 @@ func (d *decoder) string() string {
 	s := d.s[d.off : d.off+int(n)]
 	d.off += int(n)
 	return s
+}
+
+// strings reads what appendStrings wrote; nil for none. Each string is a
+// substring of the record, as with string.
+func (d *decoder) strings() []string {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.string()
+	}
+	return ss
 }
 
 // count reads a slice length and checks that at least min bytes per element

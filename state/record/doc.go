@@ -42,14 +42,23 @@
 // booleans in bit sets. A request's policy is stored as its version: each
 // distinct version once per user (8 bytes), each request an index into
 // that list. A typical shopper (3 orders, 1 request approved by tmall, its
-// advance promised) takes 284 bytes (279 in version 2, 243 in version 1).
+// advance promised) takes 285 bytes (284 in version 3, 279 in version 2,
+// 243 in version 1).
 // Decoders read every version up to theirs; adding a field to core.User,
 // Order or Request is a new version (see user.go);
 // TestCodecCoversAllFields fails until the codec knows every field, and
-// testdata/user_v1.golden, user_v2.golden and user_v3.golden pin versions
-// 1 to 3 (recordtest.AppendUserV1, a frozen version-1 encoder, still
-// writes the first byte for byte; the version-2 file is its own
+// testdata/user_v1.golden to user_v4.golden pin versions 1 to 4
+// (recordtest.AppendUserV1, a frozen version-1 encoder, still writes the
+// first byte for byte; the version-2 and version-3 files are their own
 // reference).
+//
+// # Version 3
+//
+// Version 4 added User.Forgotten, the IDs of pruned requests that no kept
+// order holds (of an unknown order, or of an order pruned itself). A
+// version-3 record decodes with it empty. Limit: a request of an unknown
+// order pruned before the upgrade and then redelivered is decided again
+// (rejected order_unknown, unless its order has become known since).
 //
 // # Versions 1 and 2
 //

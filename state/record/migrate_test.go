@@ -8,18 +8,20 @@ import (
 	"github.com/flashreturn/flashreturn/state/record/recordtest"
 )
 
-// v2Record writes u as version 2: for a user without orders, version 3
-// only adds the two trailing pruned times (0 each: one byte each).
+// v2Record writes u as version 2: for a user without orders, versions 3
+// and 4 only add the two trailing pruned times (0 each: one byte each)
+// and the count of forgotten IDs (0: one byte).
 func v2Record(t *testing.T, u *core.User) []byte {
 	t.Helper()
-	if len(u.Orders) != 0 || u.VelocityPrunedTo != 0 || u.TrustPrunedTo != 0 {
-		t.Fatal("v2Record: no orders, no pruned times")
+	if len(u.Orders) != 0 || u.VelocityPrunedTo != 0 || u.TrustPrunedTo != 0 || len(u.Forgotten) != 0 {
+		t.Fatal("v2Record: no orders, no pruned times, nothing forgotten")
 	}
 	enc := AppendUser(nil, u)
-	if enc[0] != userV3 || enc[len(enc)-1] != timeZero || enc[len(enc)-2] != timeZero {
-		t.Fatalf("unexpected v3 encoding %x", enc)
+	n := len(enc)
+	if enc[0] != userV4 || enc[n-1] != 0 || enc[n-2] != timeZero || enc[n-3] != timeZero {
+		t.Fatalf("unexpected v4 encoding %x", enc)
 	}
-	return append([]byte{userV2}, enc[1:len(enc)-2]...)
+	return append([]byte{userV2}, enc[1:n-3]...)
 }
 
 // TestMigratedPrunedTimes: a version-2 record did not say what pruning

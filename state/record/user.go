@@ -25,7 +25,8 @@ const (
 	UserV1      = 1
 	userV2      = 2      // issue 14: money safety, review lifecycle, request policies
 	userV3      = 3      // pruned requests' IDs on their orders, pruned velocity and trust times
-	UserVersion = userV3 // version written by AppendUser
+	userV4      = 4      // pruned requests' IDs no kept order holds (User.Forgotten)
+	UserVersion = userV4 // version written by AppendUser
 
 	metaV1   = 1
 	outboxV1 = 1
@@ -92,9 +93,9 @@ const maxDictStack = 4
 
 // AppendUser appends the current-version encoding of u to dst.
 //
-// Layout (version 3); s = uvarint length + bytes, v = zig-zag varint,
+// Layout (version 4); s = uvarint length + bytes, v = zig-zag varint,
 // uv = uvarint, b = one byte, t = time relative to MaxAt (appendTime),
-// tA = time relative to the request's At. Fields marked [v2] and [v3] are
+// tA = time relative to the request's At. Fields marked [v2] to [v4] are
 // new in that version; version 1 is the same without them (and with
 // BadInspections where TrustMarks is):
 //
@@ -118,6 +119,7 @@ const maxDictStack = 4
 //	  b Resolution, b ResolvedBy, tA ResolvedAt, uv ResolveCodes, s Note
 //	uv len(RecentRequests), each t | uv len(TrustMarks), each t
 //	[v3] t VelocityPrunedTo, t TrustPrunedTo
+//	[v4] uv len(Forgotten), each s
 //
 // A request's policy is stored as its version, once per user in the
 // dictionary; DecodeUser resolves it through the partition's policy table.
@@ -172,10 +174,7 @@ func AppendUser(dst []byte, u *core.User) []byte {
 		dst = appendTime(dst, base, o.LastAt)
 		dst = binary.AppendVarint(dst, o.ReservedFen)
 		dst = binary.AppendVarint(dst, o.RefundedFen)
-		dst = binary.AppendUvarint(dst, uint64(len(o.Forgotten)))
-		for _, id := range o.Forgotten {
-			dst = appendString(dst, id)
-		}
+		dst = appendStrings(dst, o.Forgotten)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(u.Requests)))
 	for i := range u.Requests {
@@ -225,7 +224,8 @@ func AppendUser(dst []byte, u *core.User) []byte {
 		dst = appendTime(dst, base, t)
 	}
 	dst = appendTime(dst, base, u.VelocityPrunedTo)
-	return appendTime(dst, base, u.TrustPrunedTo)
+	dst = appendTime(dst, base, u.TrustPrunedTo)
+	return appendStrings(dst, u.Forgotten)
 }
 
 // dictIndex returns 1 + the index of p's version in dict, or 0. Policies
@@ -255,7 +255,10 @@ const (
 // EncodedSizeBound returns an upper bound of len(AppendUser(nil, u)),
 // cheaply (no encoding). Typical users encode to about half of it.
 func EncodedSizeBound(u *core.User) int {
-	n := userFixedMax + strBound(u.ID) + (len(u.RecentRequests)+len(u.TrustMarks))*maxTime
+	n := userFixedMax + strBound(u.ID) + (len(u.RecentRequests)+len(u.TrustMarks))*maxTime + maxVarint
+	for _, id := range u.Forgotten {
+		n += strBound(id)
+	}
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		n += orderMax + strBound(o.ID) + strBound(o.MerchantID) + strBound(o.Category) + strBound(o.City)
@@ -368,12 +371,7 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 				o.RefundedFen = d.varint()
 			}
 			if v >= userV3 {
-				if n := d.count(1); n > 0 {
-					o.Forgotten = make([]string, n)
-					for j := range o.Forgotten {
-						o.Forgotten[j] = d.string()
-					}
-				}
+				o.Forgotten = d.strings()
 			}
 		}
 	}
@@ -459,6 +457,9 @@ func DecodeUser(rec []byte, res *Resolver) (*core.User, error) {
 		}
 		u.VelocityPrunedTo = u.MaxAt - int64(vw)
 		u.TrustPrunedTo = u.MaxAt - int64(tw)
+	}
+	if v >= userV4 {
+		u.Forgotten = d.strings()
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 // here.
 var codecFields = map[reflect.Type][]string{
 	reflect.TypeFor[core.User](): {"ID", "Stars", "Orders", "Requests", "OutstandingFen", "PromisedFen",
-		"RecentRequests", "TrustMarks", "MaxAt", "VelocityPrunedTo", "TrustPrunedTo"},
+		"RecentRequests", "TrustMarks", "MaxAt", "VelocityPrunedTo", "TrustPrunedTo", "Forgotten"},
 	reflect.TypeFor[core.Order](): {"ID", "MerchantID", "Category", "City", "Size", "PaidFen",
 		"SevenDay", "FreightInsurance", "PaidAt", "ShippedAt", "DeliveredAt", "LastAt", "ReservedFen", "RefundedFen", "Forgotten"},
 	reflect.TypeFor[core.Request](): {"ID", "OrderID", "Kind", "Reason", "At", "AmountFen", "Status",
@@ -314,14 +314,24 @@ func TestCodecGolden(t *testing.T) {
 		return g
 	}
 
-	// Version 3 reads back exactly.
-	g3 := golden(userV3, AppendUser(nil, recordtest.FullUser()))
-	got, err := decodeTest(g3)
+	// Version 4 reads back exactly.
+	g4 := golden(userV4, AppendUser(nil, recordtest.FullUser()))
+	got, err := decodeTest(g4)
+	if err != nil {
+		t.Fatalf("decode golden v4: %v", err)
+	}
+	if !reflect.DeepEqual(got, recordtest.FullUser()) {
+		t.Fatalf("golden v4 decodes to\n%+v\nwant\n%+v", got, recordtest.FullUser())
+	}
+
+	// Version 3 (its file is the reference from here on) reads back
+	// with no user-level forgotten IDs.
+	got, err = decodeTest(golden(userV3, nil))
 	if err != nil {
 		t.Fatalf("decode golden v3: %v", err)
 	}
-	if !reflect.DeepEqual(got, recordtest.FullUser()) {
-		t.Fatalf("golden v3 decodes to\n%+v\nwant\n%+v", got, recordtest.FullUser())
+	if !reflect.DeepEqual(got, recordtest.FullUserV3()) {
+		t.Fatalf("golden v3 decodes to\n%+v\nwant\n%+v", got, recordtest.FullUserV3())
 	}
 
 	// Version 2 (its file is the reference: no frozen encoder) reads

@@ -119,10 +119,18 @@ func FullUserV1() *core.User {
 }
 
 // FullUser sets every field of the current version to a non-zero value:
-// the subject of testdata/user_v3.golden. It is FullUserV2 with version
-// 3's fields: pruned requests' IDs on an order, pruned velocity and trust
-// times.
+// the subject of testdata/user_v4.golden. It is FullUserV3 with version
+// 4's field: the IDs of pruned requests no kept order holds.
 func FullUser() *core.User {
+	u := FullUserV3()
+	u.Forgotten = []string{"r-1", "再见"}
+	return u
+}
+
+// FullUserV3 is the subject of testdata/user_v3.golden: FullUserV2 with
+// version 3's fields: pruned requests' IDs on an order, pruned velocity
+// and trust times.
+func FullUserV3() *core.User {
 	u := FullUserV2()
 	u.Orders[0].Forgotten = []string{"r0", "再见"}
 	u.VelocityPrunedTo = T0 - 8*86400e9
