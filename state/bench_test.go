@@ -143,16 +143,27 @@ func TestMemSizeEstimate(t *testing.T) {
 		r.Note = strings.Repeat("退货已确认 ", 1+i%20) // 16 to 320 bytes
 		return u
 	}
+	// A shopper with full forgotten lists (core.MaxForgotten IDs) on
+	// itself and on an order: a few KiB the estimate must count.
+	forgetful := func(i int) *core.User {
+		u := recordtest.TypicalUser(i)
+		for j := range core.MaxForgotten {
+			u.Forgotten = append(u.Forgotten, fmt.Sprintf("req-%08d-%02d", i, j))
+			u.Orders[0].Forgotten = append(u.Orders[0].Forgotten, fmt.Sprintf("ord-%08d-%02d", i, j))
+		}
+		return u
+	}
 	for _, tc := range []struct {
 		name string
 		user func(int) *core.User
-	}{{"typical", recordtest.TypicalUser}, {"reviewed", reviewed}} {
+	}{{"typical", recordtest.TypicalUser}, {"reviewed", reviewed}, {"forgetful", forgetful}} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 20000
 			s := openStore(t, Options{})
 			pt := mustPartition(t, s, 0)
-			for b := 0; b < n; b += 1000 {
-				for i := b; i < b+1000; i++ {
+			const batch = 200 // the forgetful users' ~3 KB each fit a transaction
+			for b := 0; b < n; b += batch {
+				for i := b; i < b+batch; i++ {
 					u := mustUser(t, pt, fmt.Sprintf("u%08d", i))
 					*u = *tc.user(i)
 					pt.MarkDirty(u)

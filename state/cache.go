@@ -115,15 +115,19 @@ func memSize(u *core.User) int64 {
 	// in the record's.
 	n += allocBytes(int64(len(u.ID)))
 	strs := int64(stringBytes)
+	forgotten := func(ids []string) { // a slice of string headers, IDs in the record
+		if len(ids) > 0 {
+			n += allocBytes(int64(cap(ids)) * int64(unsafe.Sizeof("")))
+			for _, id := range ids {
+				strs += int64(len(id)) + stringBytes
+			}
+		}
+	}
+	forgotten(u.Forgotten)
 	for i := range u.Orders {
 		o := &u.Orders[i]
 		strs += int64(len(o.ID)+len(o.MerchantID)+len(o.Category)+len(o.City)) + 4*stringBytes
-		if len(o.Forgotten) > 0 {
-			n += allocBytes(int64(cap(o.Forgotten)) * stringBytes)
-			for _, id := range o.Forgotten {
-				strs += int64(len(id))
-			}
-		}
+		forgotten(o.Forgotten)
 	}
 	for i := range u.Requests {
 		r := &u.Requests[i]

@@ -37,7 +37,7 @@ import (
 //     a refund, a pickup); for any other request of u, nothing.
 //   - every event about a request (return.cancelled, logistics.*,
 //     pickup.done, inspection.result, review.*) that u does not have: a
-//     [FaultUnknownRequest] dead letter. A dead letter changes no state.
+//     [FaultUnknownRequest] dead letter, no state change (but see below).
 //   - clock.tick and invalid types: ignored (timers fire through [Fire]).
 //
 // Before applying ev (unless it is dead-lettered), Apply fires u's timers

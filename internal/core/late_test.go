@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -199,13 +200,20 @@ func TestRedeliveryNamingAnotherOrderAfterPrune(t *testing.T) {
 	if out := f.apply(again); len(out) != 0 {
 		t.Fatalf("redelivery of r1 gave %d effects", len(out))
 	}
-	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5") // r1 pruned
-	if f.u.Request("r1") != nil {
-		t.Fatal("r1 not pruned")
+	pruneThenReplay(t, f, "r1", again)
+}
+
+// pruneThenReplay moves the shopper's clock to 2026-05-01 (pruning
+// request id, checked), then applies req again: it must yield nothing.
+func pruneThenReplay(t *testing.T, f *fixture, id, req string) {
+	t.Helper()
+	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5")
+	if f.u.Request(id) != nil {
+		t.Fatalf("%s not pruned", id)
 	}
-	if out := f.apply(again); len(out) != 0 {
+	if out := f.apply(req); len(out) != 0 {
 		n, fen := countEffects(out, EffectRefund)
-		t.Fatalf("replayed redelivery of r1: %d effects, %d refunds, %d fen; want none", len(out), n, fen)
+		t.Fatalf("replay of pruned %s: %d effects, %d refunds, %d fen; want none", id, len(out), n, fen)
 	}
 }
 
@@ -219,13 +227,7 @@ func TestRedeliveryOfPrunedUnknownOrderRequest(t *testing.T) {
 	if d := f.decision(req); d.Verdict != VerdictRejected || !d.Reasons.Has(CodeOrderUnknown) {
 		t.Fatalf("r1 on unknown ox: %s %v", d.Verdict, d.Reasons.AppendStrings(nil))
 	}
-	f.apply("2026-05-01T10:00:00+08:00 credit.updated stars=5") // r1 pruned
-	if f.u.Request("r1") != nil {
-		t.Fatal("r1 not pruned")
-	}
-	if out := f.apply(req); len(out) != 0 {
-		t.Fatalf("replay of pruned r1: %d effects (a second decision); want none", len(out))
-	}
+	pruneThenReplay(t, f, "r1", req)
 	f.order("2026-01-01T10:00:00+08:00", "ox", "paid=10000")
 	f.apply("2026-05-02T10:00:00+08:00 order.delivered order=ox")
 	if out := f.apply(req); len(out) != 0 {
@@ -265,6 +267,13 @@ func TestForgottenIsBounded(t *testing.T) {
 	}
 	if len(o.Forgotten) != MaxForgotten || o.Forgotten[0] != "r10" || o.Forgotten[MaxForgotten-1] != "r"+strconv.Itoa(MaxForgotten+9) {
 		t.Fatalf("forgotten %d, first %s, last %s", len(o.Forgotten), o.Forgotten[0], o.Forgotten[len(o.Forgotten)-1])
+	}
+	// A longer list (only a hand-built record has one) is cut to the
+	// bound at the next forget.
+	long := append(slices.Clone(o.Forgotten), o.Forgotten...)
+	forget(&long, "new")
+	if len(long) != MaxForgotten || long[MaxForgotten-1] != "new" {
+		t.Fatalf("an over-long list: %d after a forget, last %s", len(long), long[len(long)-1])
 	}
 }
 

@@ -233,8 +233,8 @@ func forget(list *[]string, id string) {
 	if slices.Contains(*list, id) {
 		return
 	}
-	if len(*list) == MaxForgotten {
-		*list = append((*list)[:0], (*list)[1:]...)
+	if n := len(*list); n >= MaxForgotten { // > only from a hand-built record
+		*list = append((*list)[:0], (*list)[n-MaxForgotten+1:]...)
 	}
 	*list = append(*list, id)
 }
