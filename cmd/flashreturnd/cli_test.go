@@ -84,6 +84,18 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			t.Errorf("%v: %v, want an --out-max-age error", args, err)
 		}
 	}
+	// Cluster: a takeover must find the events since the last snapshot.
+	snap := []string{"--member", "m1", "--in-max-age", "2h", "--out-max-age", "2h", "--snapshot-interval", "59m", "--lease", "1m"}
+	if _, _, err := parseFlags(snap, &errb); err != nil {
+		t.Fatalf("%v: %v", snap, err)
+	}
+	snap[len(snap)-3] = "1h"
+	if _, _, err := parseFlags(snap, &errb); err == nil || !strings.Contains(err.Error(), "--snapshot-interval") {
+		t.Fatalf("%v: %v, want a --snapshot-interval error", snap, err)
+	}
+	if _, _, err := parseFlags(snap[2:], &errb); err != nil { // not a cluster member: not checked
+		t.Fatalf("%v: %v", snap[2:], err)
+	}
 	t.Setenv("FLASHRETURN_OUT_MAX_AGE", "720h")
 	if cfg, _, err := parseFlags([]string{"--in-max-age", "336h"}, &errb); err != nil || cfg.InMaxAge != 336*time.Hour || cfg.OutMaxAge != 720*time.Hour {
 		t.Fatalf("--in-max-age 336h, FLASHRETURN_OUT_MAX_AGE=720h: %+v, %v", cfg, err)

@@ -329,6 +329,13 @@ Flags:
 	// (MaxRestores) are pipeline/cluster's, not flags: they are tuning an
 	// operator has not needed to change.
 	if *member != "" {
+		// A takeover restores the partition's last snapshot and replays
+		// the inbound events after it, so they must still be stored:
+		// with room for one failed snapshot, the interval and the lease
+		// that detects a dead owner within half the inbound retention.
+		if *snapEvery+*lease > *inMaxAge/2 {
+			return nil, nil, fmt.Errorf("--snapshot-interval %v plus --lease %v: want at most half of --in-max-age (%v): a takeover replays the inbound events since the partition's last snapshot, which must not have expired", *snapEvery, *lease, *inMaxAge)
+		}
 		cfg.Cluster = &cluster.Options{MemberID: *member, LeaseTTL: *lease, SnapshotInterval: *snapEvery}
 	}
 	return cfg, logger, nil
