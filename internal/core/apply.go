@@ -45,9 +45,8 @@ import (
 // the deadlines before its at even if no clock passed them yet (an answer
 // after the review deadline loses to the timeout; a pickup.done dated in
 // its window counts). It then moves u.MaxAt to ev.At when later and
-// prunes history older than [OrderRetention] and [Policy.Retention]. An
-// event whose own time pruned the order or request it refers to is then
-// dead-lettered as above, the time it carried having moved u's clock.
+// prunes; an event whose own time pruned what it names is dead-lettered
+// as above, its time having moved u's clock.
 //
 // Apply is not safe for concurrent use on the same User; distinct users
 // may be applied concurrently with the same Env.
@@ -74,7 +73,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	switch ev.Type {
 	case EventOrderPaid:
-		orderPaid(u, ev)
+		orderPaid(u, ev, env.Policy)
 	case EventOrderShipped:
 		if o := u.Order(ev.OrderID); o.ShippedAt == 0 {
 			o.ShippedAt = ev.At
@@ -126,8 +125,10 @@ func fault(u *User, ev *Event) Fault {
 	return FaultNone
 }
 
-func orderPaid(u *User, ev *Event) {
-	if u.Order(ev.OrderID) != nil {
+// orderPaid records a new order, not one dated past orderHorizon (a replay
+// of a pruned order: recreated with a fresh ceiling, it could pay again).
+func orderPaid(u *User, ev *Event, p *Policy) {
+	if u.Order(ev.OrderID) != nil || ev.At < orderHorizon(u, p) {
 		return
 	}
 	u.Orders = append(u.Orders, Order{

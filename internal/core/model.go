@@ -181,34 +181,29 @@ type Order struct {
 	ReservedFen int64
 	RefundedFen int64
 
-	// Forgotten holds the IDs of requests on this order that pruning
-	// dropped, and of kept requests of another order redelivered naming
-	// this one (at most [MaxForgotten], oldest first): a return.requested
-	// with one is a redelivery, lest it be paid again.
+	// Forgotten: IDs of requests on this order pruning dropped, and of
+	// kept requests of another order redelivered naming this one (at most
+	// [MaxForgotten], oldest first); a return.requested with one is none.
 	Forgotten []string
 }
 
 // Request is what the core keeps of one after-sales request.
 type Request struct {
-	ID        string  // request_id
-	OrderID   string  // order_id as requested (the order may be unknown)
-	Kind      Kind    // as requested
-	Reason    Reason  // as requested
-	At        int64   // request event time, Unix ns
-	AmountFen int64   // amount to refund: amount_fen, default the order's paid_fen
-	Status    Status  // where the request stands
-	Verdict   Verdict // the decision
-	Reasons   CodeSet // the decision's reasons (empty when approved)
-	// PickupAsked: the request asked for a courier pickup.
-	PickupAsked bool
-	// Policy is the policy that decided the request. Everything that
-	// follows from the decision (refund trigger and advance, pickup
-	// windows, compensation and its grace, deadlines, penalties) keeps
-	// this policy, whatever policy is in force later; every output about
-	// the request names it. Never nil once decided.
-	Policy *Policy
-	// MerchantRule names the merchant rule that approved it, if any.
-	MerchantRule     string
+	ID          string  // request_id
+	OrderID     string  // order_id as requested (the order may be unknown)
+	Kind        Kind    // as requested
+	Reason      Reason  // as requested
+	At          int64   // request event time, Unix ns
+	AmountFen   int64   // amount to refund: amount_fen, default the order's paid_fen
+	Status      Status  // where the request stands
+	Verdict     Verdict // the decision
+	Reasons     CodeSet // the decision's reasons (empty when approved)
+	PickupAsked bool    // the request asked for a courier pickup
+	// Policy decided the request; all that follows (refund, pickup,
+	// compensation, deadlines, penalties) keeps it, whatever is in force
+	// later, and every output names it. Never nil once decided.
+	Policy           *Policy
+	MerchantRule     string // the merchant rule that approved it, if any
 	MerchantRevision uint64 // revision of the merchant profile the decision read; 0 if none
 
 	// Review answer or deadline (ResolutionNone until one came).
@@ -281,9 +276,7 @@ type User struct {
 	// before one of them cannot be counted: the rule fails safe.
 	VelocityPrunedTo int64
 	TrustPrunedTo    int64
-	// Forgotten is Order.Forgotten for IDs no kept order holds: pruned
-	// requests of an unknown order, and a pruned order's list.
-	Forgotten []string
+	Forgotten        []string // Order.Forgotten for IDs no kept order holds (unknown or pruned orders)
 	// MaxAt is the largest event time applied to this user.
 	MaxAt int64
 
