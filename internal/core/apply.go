@@ -73,7 +73,7 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	switch ev.Type {
 	case EventOrderPaid:
-		orderPaid(u, ev, env.Policy)
+		orderPaid(u, ev)
 	case EventOrderShipped:
 		if o := u.Order(ev.OrderID); o.ShippedAt == 0 {
 			o.ShippedAt = ev.At
@@ -125,10 +125,16 @@ func fault(u *User, ev *Event) Fault {
 	return FaultNone
 }
 
-// orderPaid records a new order, not one dated past orderHorizon (a replay
-// of a pruned order: recreated with a fresh ceiling, it could pay again).
-func orderPaid(u *User, ev *Event, p *Policy) {
-	if u.Order(ev.OrderID) != nil || ev.At < orderHorizon(u, p) {
+// orderPaid records a new order; a known one's LastAt covers every
+// order.paid of it. None dated past OrderRetention, whatever the policy
+// (no pruned order was last seen later): a replay of a pruned order,
+// recreated with a fresh ceiling, could pay its old requests again.
+func orderPaid(u *User, ev *Event) {
+	if o := u.Order(ev.OrderID); o != nil {
+		o.touch(ev.At)
+		return
+	}
+	if ev.At < u.MaxAt-int64(OrderRetention) {
 		return
 	}
 	u.Orders = append(u.Orders, Order{

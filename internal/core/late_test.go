@@ -324,33 +324,57 @@ func TestEventPrunedByItsOwnTime(t *testing.T) {
 // A replay of an order pruned long ago does not bring it back: recreated,
 // its ceiling would start afresh, and a replayed request whose ID the
 // bounded forgotten lists no longer hold could be paid a second time
-// (found in review: paid 10000, refunded 20000 in total).
+// (found in review: paid 10000, refunded 20000 in total). Neither after a
+// reload to a policy that keeps orders longer (prune's horizon depends on
+// the policy), nor through a second order.paid of the order dated later
+// than its first (found in a second review: ignored, it did not count as
+// the order's last event, so the order was pruned before its time).
 func TestReplayedOrderPastItsHorizonIsNotRecreated(t *testing.T) {
-	f := newFixture(t, PresetJD)
-	paid := "2026-01-01T10:00:00+08:00 order.paid order=o1 merchant=m1 category=shoes size=small seven_day paid=10000"
-	delivered := "2026-01-02T10:00:00+08:00 order.delivered order=o1"
-	req := "2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=quality"
-	answer := "2026-01-04T10:00:00+08:00 review.approved req=r1 by=merchant"
-	var all []Effect
-	for _, ev := range []string{paid, delivered, req, answer} {
-		all = append(all, f.apply(ev)...)
-	}
-	if n, fen := countEffects(all, EffectRefund); n != 1 || fen != 10000 {
-		t.Fatalf("first pass: %d refunds, %d fen", n, fen)
-	}
-	f.apply("2027-03-01T10:00:00+08:00 credit.updated stars=5") // r1, then o1 pruned
-	if f.u.Order("o1") != nil || f.u.Request("r1") != nil {
-		t.Fatal("o1 or r1 not pruned")
-	}
-	f.u.Forgotten = nil // as if 64 newer forgotten IDs had pushed r1 out
-	for _, ev := range []string{paid, delivered, req, answer} {
-		all = append(all, f.apply(ev)...)
-	}
-	all = Fire(&f.u, parseTime(t, "", "2027-03-10T10:00:00+08:00"), &f.env, all)
-	if n, fen := countEffects(all, EffectRefund); n != 1 || fen != 10000 {
-		t.Fatalf("refunds for o1 (paid 10000): %d, %d fen in total; want one of 10000", n, fen)
-	}
-	if f.u.Order("o1") != nil {
-		t.Fatal("o1 recreated by a replay of its order.paid")
+	for _, tc := range []struct {
+		name        string
+		secondPaid  bool // a second order.paid, dated later, before the prune
+		longerAfter bool // a reload to a policy keeping orders 800 days before the replay
+	}{{"plain", false, false}, {"policy with longer retention", false, true}, {"second order.paid", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, PresetJD)
+			events := []string{"2026-01-01T10:00:00+08:00 order.paid order=o1 merchant=m1 category=shoes size=small seven_day paid=10000"}
+			if tc.secondPaid {
+				events = append(events, "2026-03-01T10:00:00+08:00 order.paid order=o1 merchant=m1 category=shoes size=small seven_day paid=10000")
+			}
+			events = append(events, "2026-01-02T10:00:00+08:00 order.delivered order=o1",
+				"2026-01-03T10:00:00+08:00 return.requested req=r1 order=o1 kind=refund_only reason=quality",
+				"2026-01-04T10:00:00+08:00 review.approved req=r1 by=merchant")
+			var all []Effect
+			for _, ev := range events {
+				all = append(all, f.apply(ev)...)
+			}
+			if n, fen := countEffects(all, EffectRefund); n != 1 || fen != 10000 {
+				t.Fatalf("first pass: %d refunds, %d fen", n, fen)
+			}
+			f.apply("2027-03-03T10:00:00+08:00 credit.updated stars=5") // r1, then o1 pruned
+			if f.u.Request("r1") != nil || (f.u.Order("o1") != nil) != tc.secondPaid {
+				// The second order.paid counts as o1's last event: not yet.
+				t.Errorf("after the prune: r1 %v, o1 %v", f.u.Request("r1"), f.u.Order("o1"))
+			}
+			f.u.Forgotten = nil // as if 64 newer forgotten IDs had pushed r1 out
+			if tc.longerAfter {
+				p := *f.env.Policy
+				p.TrustWindow = 800 * 24 * time.Hour
+				if err := p.Finish(); err != nil {
+					t.Fatal(err)
+				}
+				f.env.Policy = &p
+			}
+			for _, ev := range events {
+				all = append(all, f.apply(ev)...)
+			}
+			all = Fire(&f.u, parseTime(t, "", "2027-03-10T10:00:00+08:00"), &f.env, all)
+			if n, fen := countEffects(all, EffectRefund); n != 1 || fen != 10000 {
+				t.Fatalf("refunds for o1 (paid 10000): %d, %d fen in total; want one of 10000", n, fen)
+			}
+			if o := f.u.Order("o1"); o != nil && !tc.secondPaid {
+				t.Fatal("o1 recreated by a replay of its order.paid")
+			}
+		})
 	}
 }

@@ -159,7 +159,7 @@ const LateAllowance = 7 * 24 * time.Hour
 func prune(u *User, p *Policy) {
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
-	orders := orderHorizon(u, p)
+	orders := u.MaxAt - int64(max(OrderRetention, p.Retention()))
 	u.Requests = compact(u.Requests, func(r *Request) bool {
 		keep := r.ClosedAt >= cutoff
 		if r.Status == StatusOpen {
@@ -191,11 +191,6 @@ func prune(u *User, p *Policy) {
 	trust := u.MaxAt - int64(max(p.TrustWindow, DefaultTrustWindow)+LateAllowance)
 	u.RecentRequests = pruneTimes(u.RecentRequests, velocity, &u.VelocityPrunedTo)
 	u.TrustMarks = pruneTimes(u.TrustMarks, trust, &u.TrustPrunedTo)
-}
-
-// orderHorizon: prune drops an unreferenced order last seen before this.
-func orderHorizon(u *User, p *Policy) int64 {
-	return u.MaxAt - int64(max(OrderRetention, p.Retention()))
 }
 
 // pruneTimes drops times at or before cutoff into *dropped (their max).
