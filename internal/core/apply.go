@@ -17,7 +17,7 @@ import (
 // Effects, by event type:
 //
 //   - order.paid, credit.updated: none (state only). A second order.paid
-//     for a known order is ignored (the first wins).
+//     of a known order only moves its LastAt (the first's fields win).
 //   - order.shipped, order.delivered: none (a known order keeps its first
 //     times); for an order u does not have, a [FaultUnknownOrder] dead letter.
 //   - return.requested: exactly one decision, except for a redelivery (a
