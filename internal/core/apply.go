@@ -66,9 +66,8 @@ func Apply(u *User, ev *Event, env *Env, out []Effect) []Effect {
 	}
 	if ev.At > u.MaxAt {
 		u.MaxAt = ev.At
-		prune(u, env.Policy)
-		if f := fault(u, ev); f != FaultNone { // pruned by this event's time
-			return deadLetter(out, ev, f)
+		if prune(u, env.Policy) && fault(u, ev) != FaultNone { // pruned what ev names
+			return deadLetter(out, ev, fault(u, ev))
 		}
 	}
 	switch ev.Type {

@@ -55,6 +55,17 @@ func (f *fixture) order(at, id, extra string) {
 	f.apply(at + " order.paid order=" + id + " merchant=m1 category=shoes size=small seven_day " + extra)
 }
 
+// deliveredOrders gives the shopper n orders "a", "b", ... paid on
+// 2026-11-01 (with extra) and delivered on 2026-11-11.
+func (f *fixture) deliveredOrders(n int, extra string) {
+	f.t.Helper()
+	for i := range n {
+		id := string(rune('a' + i))
+		f.order("2026-11-01T10:00:00+08:00", id, extra)
+		f.apply("2026-11-11T15:00:00+08:00 order.delivered order=" + id)
+	}
+}
+
 func TestBoundaries(t *testing.T) {
 	type tc struct {
 		name    string
@@ -197,14 +208,8 @@ func TestPickupThroughApply(t *testing.T) {
 func TestVelocityFifthPassesSixthFails(t *testing.T) {
 	f := newFixture(t, PresetTmall)
 	base := parseTime(t, "", "2026-11-12T10:00:00+08:00")
-	for i := range 7 {
-		id := string(rune('a' + i))
-		f.order("2026-11-01T10:00:00+08:00", id, "paid=100")
-		f.apply("2026-11-11T15:00:00+08:00 order.delivered order=" + id)
-	}
-	at := func(d time.Duration) string {
-		return time.Unix(0, base+int64(d)).In(f.env.Loc).Format(time.RFC3339Nano)
-	}
+	f.deliveredOrders(7, "paid=100")
+	at := func(d time.Duration) string { return atPlus(f, base, d) }
 	for i := range 5 {
 		d := f.decision(at(time.Duration(i)*time.Hour) + " return.requested req=r" + string(rune('a'+i)) + " order=" + string(rune('a'+i)) + " kind=return_refund reason=no_reason")
 		if d.Verdict != VerdictApproved {

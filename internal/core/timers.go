@@ -154,9 +154,10 @@ const AbandonAfter = 365 * 24 * time.Hour
 const LateAllowance = 7 * 24 * time.Hour
 
 // prune drops, relative to u.MaxAt, what RULES.md (Bounded state) lists,
-// keeping the order of what stays and what the money rules still need
-// (Order.Forgotten, User.Forgotten, User.VelocityPrunedTo...).
-func prune(u *User, p *Policy) {
+// keeping what stays in order and what the money rules need (forgotten
+// IDs, pruned times); it reports whether a request or an order went.
+func prune(u *User, p *Policy) (dropped bool) {
+	n := len(u.Requests) + len(u.Orders)
 	cutoff := u.MaxAt - int64(p.Retention())
 	abandon := u.MaxAt - int64(AbandonAfter)
 	orders := u.MaxAt - int64(max(OrderRetention, p.Retention()))
@@ -183,6 +184,7 @@ func prune(u *User, p *Policy) {
 		}
 		return keep
 	})
+	dropped = len(u.Requests)+len(u.Orders) < n
 	// Velocity entries and trust marks are kept for the spec's windows
 	// (24 h, 90 days) at least, whatever the policy in force: a policy
 	// with shorter ones must not forget what the next policy's rules
@@ -191,6 +193,7 @@ func prune(u *User, p *Policy) {
 	trust := u.MaxAt - int64(max(p.TrustWindow, DefaultTrustWindow)+LateAllowance)
 	u.RecentRequests = pruneTimes(u.RecentRequests, velocity, &u.VelocityPrunedTo)
 	u.TrustMarks = pruneTimes(u.TrustMarks, trust, &u.TrustPrunedTo)
+	return dropped
 }
 
 // pruneTimes drops times at or before cutoff into *dropped (their max).
@@ -223,12 +226,10 @@ func compact[T any](s []T, keep func(*T) bool) []T {
 	return s[:n]
 }
 
-// MaxForgotten bounds Order.Forgotten and User.Forgotten; beyond it the
-// oldest IDs go.
+// MaxForgotten bounds Order.Forgotten and User.Forgotten (oldest go).
 const MaxForgotten = 64
 
-// forget records a request ID in a forgotten list, once (no copy of the
-// string).
+// forget records a request ID in a forgotten list, once.
 func forget(list *[]string, id string) {
 	if slices.Contains(*list, id) {
 		return
